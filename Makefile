@@ -1,0 +1,108 @@
+# ferry — build, test, bench, fuzz, install.
+#
+#   make               build/ferry
+#   make deps          install Debian build and test dependencies (apt-get)
+#   make test          deps, then unit + integration tests, normal and ASan+UBSan, and a short fuzz run
+#   make demo          deps, then the built-in demo (README's first command)
+#   make bench         benchmark table (docs/PERFORMANCE.md)
+#   make fuzz          longer libFuzzer run of the image reader (clang)
+#   make install PREFIX=/usr/local DESTDIR=
+#   make clean
+
+VERSION := 0.1.0
+BUILD ?= build
+CC ?= cc
+PREFIX ?= /usr/local
+SAN ?= 0
+
+PKGS := libprotobuf-c liburing libnl-3.0 libxxhash
+# Recursive (=) so that `make deps` works before the packages exist.
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS))
+PKG_LIBS = $(shell pkg-config --libs $(PKGS))
+CMOCKA_LIBS = $(shell pkg-config --libs cmocka)
+
+CFLAGS ?= -O2 -g
+WARN := -Wall -Wextra -Werror
+ifeq ($(SAN),1)
+SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+endif
+ALL_CFLAGS = -std=gnu11 $(CFLAGS) $(WARN) $(SANFLAGS) -D_GNU_SOURCE \
+	-DFERRY_VERSION='"$(VERSION)"' -I. -I$(BUILD)/gen $(PKG_CFLAGS) -MMD -MP
+ALL_LDFLAGS = $(LDFLAGS) $(SANFLAGS) -Wl,--as-needed
+
+PROTOS := $(wildcard proto/*.proto)
+GEN_C := $(patsubst %.proto,$(BUILD)/gen/%.pb-c.c,$(PROTOS))
+GEN_H := $(GEN_C:.c=.h)
+
+LIB_SRCS := $(wildcard common/*.c images/*.c)
+FERRY_SRCS := $(wildcard dumper/*.c restore/*.c)
+LIB_OBJS := $(patsubst %.c,$(BUILD)/obj/%.o,$(LIB_SRCS)) $(GEN_C:.c=.o)
+FERRY_OBJS := $(patsubst %.c,$(BUILD)/obj/%.o,$(FERRY_SRCS))
+
+UNIT_SRCS := $(wildcard tests/unit/test_*.c)
+UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
+TOOL_SRCS := $(wildcard tests/tools/*.c tests/workloads/*.c)
+TOOL_BINS := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TOOL_SRCS))
+
+.PHONY: all deps test demo bench fuzz install clean check-build test-bins
+
+all: $(BUILD)/ferry
+
+deps:
+	@scripts/deps.sh
+
+$(BUILD)/gen/%.pb-c.c $(BUILD)/gen/%.pb-c.h: %.proto
+	@mkdir -p $(BUILD)/gen
+	protoc-c --proto_path=. --c_out=$(BUILD)/gen $<
+
+$(BUILD)/gen/%.pb-c.o: $(BUILD)/gen/%.pb-c.c
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+$(BUILD)/obj/%.o: %.c | $(GEN_H)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+$(BUILD)/libferry.a: $(LIB_OBJS)
+	$(AR) rcs $@ $^
+
+$(BUILD)/ferry: $(FERRY_OBJS) $(BUILD)/libferry.a
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS)
+
+$(BUILD)/tests/test_%: $(BUILD)/obj/tests/unit/test_%.o $(BUILD)/libferry.a
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CMOCKA_LIBS) $(PKG_LIBS)
+
+$(BUILD)/tests/tools/%: $(BUILD)/obj/tests/tools/%.o $(BUILD)/libferry.a
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS) -lpthread
+
+$(BUILD)/tests/workloads/%: $(BUILD)/obj/tests/workloads/%.o $(BUILD)/libferry.a
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS) -lpthread
+
+test-bins: $(BUILD)/ferry $(UNIT_BINS) $(TOOL_BINS)
+
+# The README's test command. Installs what it needs, then runs the suite
+# twice: a normal build and an ASan+UBSan build, then a short fuzz run.
+test: deps
+	@scripts/test.sh
+
+demo: deps
+	@$(MAKE) --no-print-directory all
+	@scripts/demo.sh
+
+bench: deps
+	@$(MAKE) --no-print-directory all test-bins
+	@bench/run.sh
+
+fuzz: deps
+	@FUZZ_SECONDS=$${FUZZ_SECONDS:-300} scripts/fuzz.sh
+
+install: $(BUILD)/ferry
+	install -D -m 0755 $(BUILD)/ferry $(DESTDIR)$(PREFIX)/bin/ferry
+	install -D -m 0644 docs/ferry.1 $(DESTDIR)$(PREFIX)/share/man/man1/ferry.1
+
+clean:
+	rm -rf build
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

@@ -1,0 +1,27 @@
+/* Subcommands of the ferry binary. Each lives in its own cmd_*.c. */
+#ifndef FERRY_DUMPER_CLI_H
+#define FERRY_DUMPER_CLI_H
+
+#include <stdio.h>
+
+/* Exit statuses shared by every subcommand. */
+#define EXIT_OK 0
+#define EXIT_FAIL 1
+#define EXIT_USAGE 2
+
+struct ferry_cmd {
+	const char *name;
+	const char *summary;
+	int (*run)(int argc, char **argv);
+	void (*help)(FILE *out);
+};
+
+int cmd_check(int argc, char **argv);
+void cmd_check_help(FILE *out);
+int cmd_show(int argc, char **argv);
+void cmd_show_help(FILE *out);
+
+/* Report a usage error for cmd and return EXIT_USAGE. */
+int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+#endif

@@ -1,0 +1,162 @@
+/* The image format library: one directory per dump, framed protobuf-c entries
+ * behind a magic and version, page data page-aligned in pages.img, a pagemap of
+ * checksummed runs, parent chains, and strict validation of untrusted input.
+ * No ptrace and no /proc here. docs/IMAGES.md specifies the format. */
+#ifndef FERRY_IMAGES_IMG_H
+#define FERRY_IMAGES_IMG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/err.h"
+#include "common/util.h"
+#include "proto/images.pb-c.h"
+
+#define IMG_MAGIC 0x59525246u /* "FRRY" as little-endian bytes */
+#define IMG_FORMAT_MAJOR 1
+#define IMG_FORMAT_MINOR 0
+#define IMG_HEADER_SIZE 16
+#define IMG_ENTRY_MAX (16u << 20)   /* largest entry a reader accepts */
+#define IMG_CHAIN_MAX 64            /* deepest parent chain a reader follows */
+#define IMG_RUN_DATA_MAX_PAGES 512  /* writer starts a new data run after this many */
+#define IMG_ID_SIZE 16
+#define IMG_ADDR_LIMIT (1ULL << 57) /* no user address reaches this (5-level paging) */
+
+enum img_type {
+	IMG_INVENTORY = 1,
+	IMG_PROCESS,
+	IMG_THREADS,
+	IMG_VMAS,
+	IMG_FDS,
+	IMG_PAGEMAP,
+	IMG_PAGES,
+	IMG_NR_TYPES,
+};
+
+/* Run flags, as stored in PagemapRun.flags. */
+#define IMG_RUN_IN_PARENT 1u
+#define IMG_RUN_ZERO 2u
+#define IMG_RUN_FLAGS_KNOWN (IMG_RUN_IN_PARENT | IMG_RUN_ZERO)
+
+#define IMG_INVENTORY_NAME "inventory.img"
+
+/* The fixed header at offset 0 of every image file (little-endian). */
+struct img_header {
+	uint32_t magic;
+	uint32_t type;
+	uint16_t major;
+	uint16_t minor;
+	uint32_t reserved;
+};
+
+const char *img_type_file(enum img_type t);
+
+/* ---- writing ---------------------------------------------------------- */
+
+struct img_writer;
+
+struct img_writer_opts {
+	Ferry__DumpKind kind;
+	uint32_t root_pid;
+	const char *parent;   /* parent dump, relative to the new directory; NULL for none */
+};
+
+/* Create (or reuse) DIR and start a dump in it. Any old inventory is removed
+ * first, so the directory reads as incomplete until img_writer_commit(). */
+int __must_check img_writer_create(struct img_writer **out, const char *dir,
+				   const struct img_writer_opts *opts, struct ferr *err);
+
+int __must_check img_write_process(struct img_writer *w, const Ferry__Process *p, struct ferr *err);
+int __must_check img_write_thread(struct img_writer *w, const Ferry__Thread *t, struct ferr *err);
+int __must_check img_write_vma(struct img_writer *w, const Ferry__Vma *v, struct ferr *err);
+int __must_check img_write_fd(struct img_writer *w, const Ferry__Fd *f, struct ferr *err);
+
+/* Page runs, in ascending address order. Data is copied out before return. */
+int __must_check img_pages_data(struct img_writer *w, uint64_t vaddr, const void *data,
+				uint64_t nr_pages, struct ferr *err);
+int __must_check img_pages_zero(struct img_writer *w, uint64_t vaddr, uint64_t nr_pages,
+				struct ferr *err);
+int __must_check img_pages_parent(struct img_writer *w, uint64_t vaddr, uint64_t nr_pages,
+				  struct ferr *err);
+
+/* Flush, fsync, then write the inventory atomically. freeze_ns may be 0. */
+int __must_check img_writer_commit(struct img_writer *w, uint64_t freeze_ns, struct ferr *err);
+
+/* Release a writer; without a commit the directory stays incomplete. */
+void img_writer_free(struct img_writer *w);
+
+const Ferry__PagemapStats *img_writer_stats(const struct img_writer *w);
+
+/* ---- reading ---------------------------------------------------------- */
+
+struct img_run {
+	uint64_t vaddr;
+	uint64_t nr_pages;
+	uint64_t offset;
+	uint64_t xxh3;
+	uint32_t flags;
+};
+
+struct img_image {
+	char *path;                   /* as given, for messages */
+	int dirfd;
+	Ferry__Inventory *inv;
+	struct img_image *parent;     /* NULL at the end of the chain */
+	unsigned depth;               /* 0 for the image opened by the caller */
+	uint32_t page_size;
+	int pages_fd;
+	uint64_t pages_size;
+	struct img_run *runs;
+	size_t nr_runs;
+	Ferry__Vma **vmas;
+	size_t nr_vmas;
+};
+
+/* Open DIR and its whole parent chain, validating everything but the page
+ * checksums (img_verify does those). */
+int __must_check img_open(struct img_image **out, const char *dir, struct ferr *err);
+void img_close(struct img_image *img);
+
+int __must_check img_read_process(struct img_image *img, Ferry__Process **out, struct ferr *err);
+int __must_check img_read_threads(struct img_image *img, Ferry__Thread ***out, size_t *n,
+				  struct ferr *err);
+int __must_check img_read_fds(struct img_image *img, Ferry__Fd ***out, size_t *n, struct ferr *err);
+void img_free_entries(void *entries, size_t n);
+
+/* Where the page at vaddr lives: the image holding its data (or zero) run. */
+struct img_page_loc {
+	const struct img_image *img;
+	const struct img_run *run;
+};
+int img_resolve(const struct img_image *img, uint64_t vaddr, struct img_page_loc *loc);
+
+/* Copy nr_pages starting at vaddr out of the chain into buf (zero runs as
+ * zeroes). Every page must be described by the pagemap. */
+int __must_check img_read_pages(const struct img_image *img, uint64_t vaddr, uint64_t nr_pages,
+				void *buf, struct ferr *err);
+
+struct img_verify_report {
+	uint64_t images;
+	uint64_t runs_checked;
+	uint64_t bytes_checked;
+	uint64_t bad_runs;
+};
+
+/* Check the checksum of every data run of every image in the chain. Returns
+ * -EBADMSG naming the first bad run, after counting all of them. */
+int __must_check img_verify(const struct img_image *img, struct img_verify_report *rep,
+			    struct ferr *err);
+
+/* ---- internal, shared by the library's files ---------------------------- */
+
+int img_header_check(const void *buf, size_t len, enum img_type type, const char *what,
+		     struct ferr *err);
+void img_header_fill(struct img_header *h, enum img_type type);
+
+/* Decode every entry of an in-memory image file as messages of desc. */
+int img_decode_entries(const uint8_t *buf, size_t len, enum img_type type,
+		       const ProtobufCMessageDescriptor *desc, const char *what,
+		       ProtobufCMessage ***out, size_t *n, struct ferr *err);
+
+#endif

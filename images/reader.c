@@ -1,0 +1,399 @@
+/* Opening a dump directory and its parent chain. Everything read here is
+ * untrusted: sizes, names, versions, ids and checksums are all checked, and
+ * each error names the file and what is wrong with it. */
+#include <endian.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "images/format.h"
+#include "images/reader.h"
+
+#define IMG_META_MAX (1ULL << 30)   /* largest metadata file a reader loads */
+#define IMG_INVENTORY_MAX (1u << 20)
+
+/* Identities of the directories on the chain being opened, to refuse cycles. */
+struct chain_seen {
+	dev_t dev[IMG_CHAIN_MAX + 1];
+	ino_t ino[IMG_CHAIN_MAX + 1];
+	unsigned n;
+};
+
+static const Ferry__ImageFile *inv_file(const Ferry__Inventory *inv, enum img_type t)
+{
+	const char *name = img_type_file(t);
+
+	for (size_t i = 0; i < inv->n_files; i++)
+		if (strcmp(inv->files[i]->name, name) == 0)
+			return inv->files[i];
+	return NULL;
+}
+
+/* Read a whole file into memory, exactly `size` bytes; a larger or smaller
+ * file is an error. */
+static int read_exact_file(int dirfd, const char *name, const char *what, uint64_t size,
+			   uint64_t limit, uint8_t **out, struct ferr *err)
+{
+	cleanup_close int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	cleanup_free uint8_t *buf = NULL;
+	struct stat st;
+	int ret;
+
+	if (fd < 0)
+		return ferr_sys(err, errno, "open %s", what);
+	if (fstat(fd, &st) < 0)
+		return ferr_sys(err, errno, "stat %s", what);
+	if (!S_ISREG(st.st_mode))
+		return ferr_new(err, EBADMSG, "%s: not a regular file", what);
+	if ((uint64_t)st.st_size != size)
+		return ferr_new(err, EBADMSG, "%s: size %llu, the inventory records %llu (%s)", what,
+				(unsigned long long)st.st_size, (unsigned long long)size,
+				(uint64_t)st.st_size < size ? "truncated" : "grown");
+	if (size > limit)
+		return ferr_new(err, EFBIG, "%s: %llu bytes is more than a reader loads", what,
+				(unsigned long long)size);
+	buf = malloc(size ? size : 1);
+	if (!buf)
+		return ferr_sys(err, ENOMEM, "%s", what);
+	ret = pread_all(fd, buf, size, 0);
+	if (ret)
+		return ferr_sys(err, ret == -ENODATA ? EBADMSG : -ret, "read %s", what);
+	*out = steal_ptr(buf);
+	return 0;
+}
+
+int img_load_file(const struct img_image *img, enum img_type t, uint8_t **buf, size_t *len,
+		  struct ferr *err)
+{
+	const Ferry__ImageFile *f = inv_file(img->inv, t);
+	char what[PATH_MAX + 32];
+	int ret;
+
+	snprintf(what, sizeof(what), "%s/%s", img->path, img_type_file(t));
+	if (!f)
+		return ferr_new(err, ENOENT, "%s: not part of this dump (kind %s)", what,
+				img->inv->kind == FERRY__DUMP_KIND__DUMP_PRE ? "pre-dump" : "dump");
+	ret = read_exact_file(img->dirfd, f->name, what, f->size, IMG_META_MAX, buf, err);
+	if (ret)
+		return ret;
+	if (!f->has_xxh3 || XXH3_64bits(*buf, f->size) != f->xxh3) {
+		free(*buf);
+		*buf = NULL;
+		return ferr_new(err, EBADMSG, "%s: checksum does not match the inventory", what);
+	}
+	*len = f->size;
+	return 0;
+}
+
+int img_load_entries(const struct img_image *img, enum img_type t,
+		     const ProtobufCMessageDescriptor *desc, ProtobufCMessage ***out, size_t *n,
+		     struct ferr *err)
+{
+	cleanup_free uint8_t *buf = NULL;
+	char what[PATH_MAX + 32];
+	size_t len;
+	int ret;
+
+	ret = img_load_file(img, t, &buf, &len, err);
+	if (ret)
+		return ret;
+	snprintf(what, sizeof(what), "%s/%s", img->path, img_type_file(t));
+	return img_decode_entries(buf, len, t, desc, what, out, n, err);
+}
+
+static bool file_name_ok(const char *name)
+{
+	if (!*name || strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
+		return false;
+	for (const char *p = name; *p; p++)
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '.' || *p == '-' ||
+		      *p == '_'))
+			return false;
+	return true;
+}
+
+static int check_inventory(const struct img_image *img, struct ferr *err)
+{
+	const Ferry__Inventory *inv = img->inv;
+	const char *p = img->path;
+	static const enum img_type full_needs[] = { IMG_PROCESS, IMG_THREADS, IMG_VMAS, IMG_FDS,
+						    IMG_PAGEMAP, IMG_PAGES };
+	static const enum img_type pre_needs[] = { IMG_VMAS, IMG_PAGEMAP, IMG_PAGES };
+	const enum img_type *needs;
+	size_t nneeds;
+
+	if (inv->format_major != IMG_FORMAT_MAJOR)
+		return ferr_new(err, EPROTONOSUPPORT,
+				"%s/inventory.img: format version %u.%u is not supported (this ferry reads %u.x)",
+				p, inv->format_major, inv->format_minor, IMG_FORMAT_MAJOR);
+	if (inv->kind != FERRY__DUMP_KIND__DUMP_FULL && inv->kind != FERRY__DUMP_KIND__DUMP_PRE)
+		return ferr_new(err, EBADMSG, "%s/inventory.img: unknown dump kind %d", p, inv->kind);
+	if (inv->id.len != IMG_ID_SIZE)
+		return ferr_new(err, EBADMSG, "%s/inventory.img: id is %zu bytes, not %d", p,
+				inv->id.len, IMG_ID_SIZE);
+	if (inv->page_size < 4096 || inv->page_size > (1u << 20) ||
+	    (inv->page_size & (inv->page_size - 1)))
+		return ferr_new(err, EBADMSG, "%s/inventory.img: page size %u is not a power of two "
+				"between 4 KiB and 1 MiB", p, inv->page_size);
+	if (inv->parent && (!*inv->parent || inv->parent[0] == '/' || strlen(inv->parent) > PATH_MAX))
+		return ferr_new(err, EBADMSG, "%s/inventory.img: parent `%s` is not a relative path", p,
+				inv->parent);
+	if (!inv->parent != !inv->has_parent_id ||
+	    (inv->has_parent_id && inv->parent_id.len != IMG_ID_SIZE))
+		return ferr_new(err, EBADMSG, "%s/inventory.img: parent path and parent id must come "
+				"together", p);
+	for (size_t i = 0; i < inv->n_files; i++) {
+		const char *name = inv->files[i]->name;
+
+		if (!file_name_ok(name) || strcmp(name, IMG_INVENTORY_NAME) == 0)
+			return ferr_new(err, EBADMSG, "%s/inventory.img: file entry %zu has a bad name", p, i);
+		for (size_t j = 0; j < i; j++)
+			if (strcmp(inv->files[j]->name, name) == 0)
+				return ferr_new(err, EBADMSG, "%s/inventory.img: file `%s` listed twice", p,
+						name);
+	}
+	if (inv->kind == FERRY__DUMP_KIND__DUMP_FULL) {
+		needs = full_needs;
+		nneeds = ARRAY_SIZE(full_needs);
+	} else {
+		needs = pre_needs;
+		nneeds = ARRAY_SIZE(pre_needs);
+	}
+	for (size_t i = 0; i < nneeds; i++)
+		if (!inv_file(inv, needs[i]))
+			return ferr_new(err, EBADMSG, "%s/inventory.img: %s is missing from the file list",
+					p, img_type_file(needs[i]));
+	return 0;
+}
+
+static int read_inventory(struct img_image *img, struct ferr *err)
+{
+	cleanup_free uint8_t *buf = NULL;
+	cleanup_close int fd = -1;
+	ProtobufCMessage **msgs = NULL;
+	char what[PATH_MAX + 32];
+	struct stat st;
+	size_t n = 0;
+	int ret;
+
+	snprintf(what, sizeof(what), "%s/%s", img->path, IMG_INVENTORY_NAME);
+	fd = openat(img->dirfd, IMG_INVENTORY_NAME, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0 && errno == ENOENT)
+		return ferr_new(err, ENOENT, "%s: incomplete: no %s (the dump did not finish)",
+				img->path, IMG_INVENTORY_NAME);
+	if (fd < 0)
+		return ferr_sys(err, errno, "open %s", what);
+	if (fstat(fd, &st) < 0)
+		return ferr_sys(err, errno, "stat %s", what);
+	if (!S_ISREG(st.st_mode) || st.st_size > IMG_INVENTORY_MAX)
+		return ferr_new(err, EBADMSG, "%s: not a regular file of at most %u bytes", what,
+				IMG_INVENTORY_MAX);
+	buf = malloc(st.st_size ? (size_t)st.st_size : 1);
+	if (!buf)
+		return ferr_sys(err, ENOMEM, "%s", what);
+	ret = pread_all(fd, buf, (size_t)st.st_size, 0);
+	if (ret)
+		return ferr_sys(err, ret == -ENODATA ? EBADMSG : -ret, "read %s", what);
+	ret = img_decode_entries(buf, (size_t)st.st_size, IMG_INVENTORY,
+				 &ferry__inventory__descriptor, what, &msgs, &n, err);
+	if (ret)
+		return ret;
+	if (n != 1) {
+		img_free_entries(msgs, n);
+		return ferr_new(err, EBADMSG, "%s: %zu entries, expected exactly one", what, n);
+	}
+	img->inv = (Ferry__Inventory *)msgs[0];
+	free(msgs);
+	img->page_size = img->inv->page_size;
+	return check_inventory(img, err);
+}
+
+static int open_pages(struct img_image *img, struct ferr *err)
+{
+	const Ferry__ImageFile *f = inv_file(img->inv, IMG_PAGES);
+	uint8_t hdr[IMG_HEADER_SIZE];
+	char what[PATH_MAX + 32];
+	struct stat st;
+	int ret;
+
+	snprintf(what, sizeof(what), "%s/pages.img", img->path);
+	img->pages_fd = openat(img->dirfd, f->name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (img->pages_fd < 0)
+		return ferr_sys(err, errno, "open %s", what);
+	if (fstat(img->pages_fd, &st) < 0)
+		return ferr_sys(err, errno, "stat %s", what);
+	if (!S_ISREG(st.st_mode))
+		return ferr_new(err, EBADMSG, "%s: not a regular file", what);
+	if ((uint64_t)st.st_size != f->size)
+		return ferr_new(err, EBADMSG, "%s: size %llu, the inventory records %llu (%s)", what,
+				(unsigned long long)st.st_size, (unsigned long long)f->size,
+				(uint64_t)st.st_size < f->size ? "truncated" : "grown");
+	if (f->size < img->page_size)
+		return ferr_new(err, EBADMSG, "%s: shorter than its header page", what);
+	ret = pread_all(img->pages_fd, hdr, sizeof(hdr), 0);
+	if (ret)
+		return ferr_sys(err, -ret, "read %s", what);
+	img->pages_size = f->size;
+	return img_header_check(hdr, sizeof(hdr), IMG_PAGES, what, err);
+}
+
+static int img_open_chain(struct img_image **out, const char *dir, unsigned depth,
+			  struct chain_seen *seen, struct ferr *err);
+
+static int open_parent(struct img_image *img, struct chain_seen *seen, struct ferr *err)
+{
+	cleanup_free char *ppath = NULL;
+	int ret;
+
+	if (!img->inv->parent)
+		return 0;
+	if (img->depth + 1 >= IMG_CHAIN_MAX)
+		return ferr_new(err, ELOOP, "%s: parent chain deeper than %d dumps", img->path,
+				IMG_CHAIN_MAX);
+	if (asprintf(&ppath, "%s/%s", img->path, img->inv->parent) < 0)
+		return ferr_sys(err, ENOMEM, "parent path");
+	ret = img_open_chain(&img->parent, ppath, img->depth + 1, seen, err);
+	if (ret)
+		return ferr_wrap(err, "%s: parent `%s`", img->path, img->inv->parent);
+	if (memcmp(img->parent->inv->id.data, img->inv->parent_id.data, IMG_ID_SIZE))
+		return ferr_new(err, EBADMSG, "%s: parent `%s` is not the dump this one was made against "
+				"(id mismatch)", img->path, img->inv->parent);
+	if (img->parent->page_size != img->page_size)
+		return ferr_new(err, EBADMSG, "%s: parent page size %u differs from %u", img->path,
+				img->parent->page_size, img->page_size);
+	return 0;
+}
+
+static int img_open_chain(struct img_image **out, const char *dir, unsigned depth,
+			  struct chain_seen *seen, struct ferr *err)
+{
+	struct img_image *img;
+	struct stat st;
+	int ret;
+
+	*out = NULL;
+	img = calloc(1, sizeof(*img));
+	if (!img)
+		return ferr_sys(err, ENOMEM, "open `%s`", dir);
+	img->dirfd = img->pages_fd = -1;
+	img->depth = depth;
+	img->path = strdup(dir);
+	if (!img->path) {
+		ret = ferr_sys(err, ENOMEM, "open `%s`", dir);
+		goto fail;
+	}
+	img->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (img->dirfd < 0) {
+		ret = ferr_sys(err, errno, "open image directory `%s`", dir);
+		goto fail;
+	}
+	if (fstat(img->dirfd, &st) < 0) {
+		ret = ferr_sys(err, errno, "stat `%s`", dir);
+		goto fail;
+	}
+	for (unsigned i = 0; i < seen->n; i++) {
+		if (seen->dev[i] == st.st_dev && seen->ino[i] == st.st_ino) {
+			ret = ferr_new(err, ELOOP, "%s: the parent chain loops back to this dump", dir);
+			goto fail;
+		}
+	}
+	seen->dev[seen->n] = st.st_dev;
+	seen->ino[seen->n] = st.st_ino;
+	seen->n++;
+
+	ret = read_inventory(img, err);
+	if (!ret)
+		ret = open_pages(img, err);
+	if (!ret)
+		ret = img_load_vmas(img, err);
+	if (!ret)
+		ret = open_parent(img, seen, err);
+	if (!ret)
+		ret = img_load_pagemap(img, err);
+	if (ret)
+		goto fail;
+	*out = img;
+	return 0;
+fail:
+	img_close(img);
+	return ret;
+}
+
+int img_open(struct img_image **out, const char *dir, struct ferr *err)
+{
+	struct chain_seen seen = { .n = 0 };
+
+	return img_open_chain(out, dir, 0, &seen, err);
+}
+
+void img_close(struct img_image *img)
+{
+	while (img) {
+		struct img_image *parent = img->parent;
+
+		if (img->inv)
+			ferry__inventory__free_unpacked(img->inv, NULL);
+		img_free_entries(img->vmas, img->nr_vmas);
+		free(img->runs);
+		if (img->pages_fd >= 0)
+			close(img->pages_fd);
+		if (img->dirfd >= 0)
+			close(img->dirfd);
+		free(img->path);
+		free(img);
+		img = parent;
+	}
+}
+
+int img_read_process(struct img_image *img, Ferry__Process **out, struct ferr *err)
+{
+	ProtobufCMessage **msgs;
+	size_t n;
+	int ret;
+
+	ret = img_load_entries(img, IMG_PROCESS, &ferry__process__descriptor, &msgs, &n, err);
+	if (ret)
+		return ret;
+	if (n != 1) {
+		img_free_entries(msgs, n);
+		return ferr_new(err, EBADMSG, "%s/process.img: %zu entries, expected exactly one",
+				img->path, n);
+	}
+	*out = (Ferry__Process *)msgs[0];
+	free(msgs);
+	return 0;
+}
+
+int img_read_threads(struct img_image *img, Ferry__Thread ***out, size_t *n, struct ferr *err)
+{
+	Ferry__Thread **t;
+	int ret;
+
+	ret = img_load_entries(img, IMG_THREADS, &ferry__thread__descriptor,
+			       (ProtobufCMessage ***)out, n, err);
+	if (ret)
+		return ret;
+	t = *out;
+	if (*n == 0)
+		ret = ferr_new(err, EBADMSG, "%s/threads.img: no threads", img->path);
+	for (size_t i = 0; !ret && i < *n; i++) {
+		if (t[i]->tid == 0)
+			ret = ferr_new(err, EBADMSG, "%s/threads.img: entry %zu: tid 0", img->path, i);
+		for (size_t j = 0; !ret && j < i; j++)
+			if (t[j]->tid == t[i]->tid)
+				ret = ferr_new(err, EBADMSG, "%s/threads.img: entry %zu: tid %u repeated",
+					       img->path, i, t[i]->tid);
+	}
+	if (ret) {
+		img_free_entries(*out, *n);
+		*out = NULL;
+		*n = 0;
+	}
+	return ret;
+}
+
+int img_read_fds(struct img_image *img, Ferry__Fd ***out, size_t *n, struct ferr *err)
+{
+	return img_load_entries(img, IMG_FDS, &ferry__fd__descriptor, (ProtobufCMessage ***)out, n,
+				err);
+}

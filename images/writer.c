@@ -1,0 +1,453 @@
+/* Writing one dump directory: entries and pages stream out with bounded
+ * memory; adjacent runs merge; the inventory is written last, atomically. */
+#include <endian.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <sys/utsname.h>
+#include <time.h>
+
+#include "images/format.h"
+
+#ifndef FERRY_VERSION
+#define FERRY_VERSION "0.0.0-dev"
+#endif
+
+struct img_writer {
+	char *path;
+	int dirfd;
+	Ferry__DumpKind kind;
+	uint32_t root_pid;
+	uint32_t page_size;
+	uint8_t id[IMG_ID_SIZE];
+	char *parent;
+	uint8_t parent_id[IMG_ID_SIZE];
+	struct img_file_writer files[IMG_NR_TYPES]; /* IMG_PAGES unused: raw fd below */
+	bool open[IMG_NR_TYPES];
+	int pages_fd;
+	uint64_t pages_off;
+	uint64_t pages_written;
+	/* The run being extended; emitted when something non-contiguous arrives. */
+	bool have_run;
+	struct img_run run;
+	XXH3_state_t *run_hash;
+	uint64_t next_vaddr;        /* runs must not go below this */
+	uint64_t nr_threads;
+	bool have_process;
+	bool committed;
+	Ferry__PagemapStats stats;
+};
+
+static int writer_open_file(struct img_writer *w, enum img_type t, struct ferr *err)
+{
+	int ret = img_fw_open(&w->files[t], w->dirfd, w->path, t, NULL, err);
+
+	w->open[t] = true; /* so that release closes a half-opened one */
+	return ret;
+}
+
+static int writer_open_pages(struct img_writer *w, struct ferr *err)
+{
+	cleanup_free uint8_t *first = calloc(1, w->page_size);
+	struct img_header h;
+	int ret;
+
+	if (!first)
+		return ferr_sys(err, ENOMEM, "%s/pages.img", w->path);
+	w->pages_fd = openat(w->dirfd, img_type_file(IMG_PAGES),
+			     O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (w->pages_fd < 0)
+		return ferr_sys(err, errno, "create %s/pages.img", w->path);
+	/* The header takes the whole first page so that every run's data is
+	 * page-aligned in the file (for splice, O_DIRECT and mmap). */
+	img_header_fill(&h, IMG_PAGES);
+	memcpy(first, &h, sizeof(h));
+	ret = write_all(w->pages_fd, first, w->page_size);
+	if (ret)
+		return ferr_sys(err, -ret, "write %s/pages.img", w->path);
+	w->pages_off = w->page_size;
+	return 0;
+}
+
+static int writer_read_parent(struct img_writer *w, const char *parent, struct ferr *err)
+{
+	cleanup_free char *ppath = NULL;
+	struct img_image *pimg = NULL;
+	int ret;
+
+	if (!*parent || parent[0] == '/')
+		return ferr_new(err, EINVAL, "parent `%s` must be a relative path", parent);
+	if (asprintf(&ppath, "%s/%s", w->path, parent) < 0)
+		return ferr_sys(err, ENOMEM, "parent path");
+	ret = img_open(&pimg, ppath, err);
+	if (ret)
+		return ferr_wrap(err, "parent dump");
+	if (pimg->depth + 1 >= IMG_CHAIN_MAX) {
+		img_close(pimg);
+		return ferr_new(err, ELOOP, "parent `%s` already has a chain of %d dumps", ppath,
+				IMG_CHAIN_MAX);
+	}
+	memcpy(w->parent_id, pimg->inv->id.data, IMG_ID_SIZE);
+	img_close(pimg);
+	w->parent = strdup(parent);
+	if (!w->parent)
+		return ferr_sys(err, ENOMEM, "parent path");
+	return 0;
+}
+
+int img_writer_create(struct img_writer **out, const char *dir, const struct img_writer_opts *opts,
+		      struct ferr *err)
+{
+	struct img_writer *w;
+	int ret;
+
+	*out = NULL;
+	w = calloc(1, sizeof(*w));
+	if (!w)
+		return ferr_sys(err, ENOMEM, "image writer");
+	w->dirfd = -1;
+	w->pages_fd = -1;
+	for (int t = 0; t < IMG_NR_TYPES; t++)
+		w->files[t].fd = -1;
+	ferry__pagemap_stats__init(&w->stats);
+	w->kind = opts->kind;
+	w->root_pid = opts->root_pid;
+	w->page_size = (uint32_t)ferry_page_size();
+	w->path = strdup(dir);
+	w->run_hash = XXH3_createState();
+	if (!w->path || !w->run_hash) {
+		ret = ferr_sys(err, ENOMEM, "image writer");
+		goto fail;
+	}
+	if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
+		ret = ferr_sys(err, errno, "create image directory `%s`", dir);
+		goto fail;
+	}
+	w->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (w->dirfd < 0) {
+		ret = ferr_sys(err, errno, "open image directory `%s`", dir);
+		goto fail;
+	}
+	/* Before anything is overwritten, the old dump stops looking complete. */
+	if (unlinkat(w->dirfd, IMG_INVENTORY_NAME, 0) == 0) {
+		if (fsync(w->dirfd) < 0) {
+			ret = ferr_sys(err, errno, "fsync `%s`", dir);
+			goto fail;
+		}
+	} else if (errno != ENOENT) {
+		ret = ferr_sys(err, errno, "remove old %s/%s", dir, IMG_INVENTORY_NAME);
+		goto fail;
+	}
+	if (opts->parent) {
+		ret = writer_read_parent(w, opts->parent, err);
+		if (ret)
+			goto fail;
+	}
+	if (getrandom(w->id, sizeof(w->id), 0) != (ssize_t)sizeof(w->id)) {
+		ret = ferr_sys(err, errno, "getrandom for the dump id");
+		goto fail;
+	}
+	for (int t = IMG_PROCESS; t <= IMG_PAGEMAP; t++) {
+		bool pre_skip = t == IMG_PROCESS || t == IMG_THREADS || t == IMG_FDS;
+
+		if (w->kind == FERRY__DUMP_KIND__DUMP_PRE && pre_skip)
+			continue;
+		ret = writer_open_file(w, (enum img_type)t, err);
+		if (ret)
+			goto fail;
+	}
+	ret = writer_open_pages(w, err);
+	if (ret)
+		goto fail;
+	Ferry__PagemapHead head = FERRY__PAGEMAP_HEAD__INIT;
+	head.page_size = w->page_size;
+	head.pages_file = (char *)img_type_file(IMG_PAGES);
+	ret = img_fw_entry(&w->files[IMG_PAGEMAP], &head.base, err);
+	if (ret)
+		goto fail;
+	*out = w;
+	return 0;
+fail:
+	img_writer_free(w);
+	return ret;
+}
+
+static int writer_entry(struct img_writer *w, enum img_type t, const ProtobufCMessage *m,
+			struct ferr *err)
+{
+	if (!w->open[t])
+		return ferr_new(err, EINVAL, "%s: a %s dump has no %s", w->path,
+				w->kind == FERRY__DUMP_KIND__DUMP_PRE ? "pre-" : "full", img_type_file(t));
+	return img_fw_entry(&w->files[t], m, err);
+}
+
+int img_write_process(struct img_writer *w, const Ferry__Process *p, struct ferr *err)
+{
+	int ret = writer_entry(w, IMG_PROCESS, &p->base, err);
+
+	if (!ret && w->have_process)
+		return ferr_new(err, EINVAL, "%s: only one process entry per dump", w->path);
+	w->have_process = true;
+	return ret;
+}
+
+int img_write_thread(struct img_writer *w, const Ferry__Thread *t, struct ferr *err)
+{
+	int ret = writer_entry(w, IMG_THREADS, &t->base, err);
+
+	if (!ret)
+		w->nr_threads++;
+	return ret;
+}
+
+int img_write_vma(struct img_writer *w, const Ferry__Vma *v, struct ferr *err)
+{
+	return writer_entry(w, IMG_VMAS, &v->base, err);
+}
+
+int img_write_fd(struct img_writer *w, const Ferry__Fd *f, struct ferr *err)
+{
+	return writer_entry(w, IMG_FDS, &f->base, err);
+}
+
+static int writer_emit_run(struct img_writer *w, struct ferr *err)
+{
+	Ferry__PagemapRun r = FERRY__PAGEMAP_RUN__INIT;
+	int ret;
+
+	if (!w->have_run)
+		return 0;
+	r.vaddr = w->run.vaddr;
+	r.nr_pages = w->run.nr_pages;
+	r.flags = w->run.flags;
+	if (!w->run.flags) {
+		r.has_offset = r.has_xxh3 = true;
+		r.offset = w->run.offset;
+		r.xxh3 = XXH3_64bits_digest(w->run_hash);
+		w->stats.data_pages += r.nr_pages;
+	} else if (w->run.flags & IMG_RUN_ZERO) {
+		w->stats.zero_pages += r.nr_pages;
+	} else {
+		w->stats.parent_pages += r.nr_pages;
+	}
+	w->stats.runs++;
+	w->stats.pages += r.nr_pages;
+	w->have_run = false;
+	ret = img_fw_entry(&w->files[IMG_PAGEMAP], &r.base, err);
+	return ret;
+}
+
+static int writer_check_range(struct img_writer *w, uint64_t vaddr, uint64_t nr_pages,
+			      struct ferr *err)
+{
+	uint64_t ps = w->page_size;
+
+	if (w->committed)
+		return ferr_new(err, EINVAL, "%s: pages added after commit", w->path);
+	if (!nr_pages || vaddr % ps || nr_pages > (IMG_ADDR_LIMIT - vaddr) / ps ||
+	    vaddr >= IMG_ADDR_LIMIT)
+		return ferr_new(err, EINVAL, "%s: bad page run 0x%llx + %llu pages", w->path,
+				(unsigned long long)vaddr, (unsigned long long)nr_pages);
+	if (vaddr < w->next_vaddr)
+		return ferr_new(err, EINVAL, "%s: page run 0x%llx is below the previous one (runs go in "
+				"ascending order)", w->path, (unsigned long long)vaddr);
+	return 0;
+}
+
+static bool run_continues(const struct img_writer *w, uint64_t vaddr, uint32_t flags)
+{
+	return w->have_run && w->run.flags == flags &&
+	       w->run.vaddr + w->run.nr_pages * w->page_size == vaddr;
+}
+
+/* Zero and in-parent runs carry no data: extend or start one. */
+static int writer_flag_run(struct img_writer *w, uint64_t vaddr, uint64_t nr_pages, uint32_t flags,
+			   struct ferr *err)
+{
+	int ret = writer_check_range(w, vaddr, nr_pages, err);
+
+	if (ret)
+		return ret;
+	if (!run_continues(w, vaddr, flags)) {
+		ret = writer_emit_run(w, err);
+		if (ret)
+			return ret;
+		w->have_run = true;
+		w->run = (struct img_run){ .vaddr = vaddr, .flags = flags };
+	}
+	w->run.nr_pages += nr_pages;
+	w->next_vaddr = vaddr + nr_pages * w->page_size;
+	return 0;
+}
+
+int img_pages_zero(struct img_writer *w, uint64_t vaddr, uint64_t nr_pages, struct ferr *err)
+{
+	return writer_flag_run(w, vaddr, nr_pages, IMG_RUN_ZERO, err);
+}
+
+int img_pages_parent(struct img_writer *w, uint64_t vaddr, uint64_t nr_pages, struct ferr *err)
+{
+	if (!w->parent)
+		return ferr_new(err, EINVAL, "%s: in-parent pages in a dump without a parent", w->path);
+	return writer_flag_run(w, vaddr, nr_pages, IMG_RUN_IN_PARENT, err);
+}
+
+int img_pages_data(struct img_writer *w, uint64_t vaddr, const void *data, uint64_t nr_pages,
+		   struct ferr *err)
+{
+	const uint8_t *p = data;
+	int ret = writer_check_range(w, vaddr, nr_pages, err);
+
+	if (ret)
+		return ret;
+	while (nr_pages) {
+		uint64_t take;
+		size_t len;
+
+		if (!run_continues(w, vaddr, 0) || w->run.nr_pages >= IMG_RUN_DATA_MAX_PAGES) {
+			ret = writer_emit_run(w, err);
+			if (ret)
+				return ret;
+			w->have_run = true;
+			w->run = (struct img_run){ .vaddr = vaddr, .offset = w->pages_off };
+			XXH3_64bits_reset(w->run_hash);
+		}
+		take = IMG_RUN_DATA_MAX_PAGES - w->run.nr_pages;
+		if (take > nr_pages)
+			take = nr_pages;
+		len = take * w->page_size;
+		ret = write_all(w->pages_fd, p, len);
+		if (ret)
+			return ferr_sys(err, -ret, "write %s/pages.img", w->path);
+		XXH3_64bits_update(w->run_hash, p, len);
+		w->pages_off += len;
+		w->run.nr_pages += take;
+		vaddr += len;
+		p += len;
+		nr_pages -= take;
+		w->next_vaddr = vaddr;
+	}
+	return 0;
+}
+
+const Ferry__PagemapStats *img_writer_stats(const struct img_writer *w)
+{
+	return &w->stats;
+}
+
+static int writer_write_inventory(struct img_writer *w, uint64_t freeze_ns, struct ferr *err)
+{
+	Ferry__ImageFile files[IMG_NR_TYPES], *fp[IMG_NR_TYPES];
+	Ferry__Inventory inv = FERRY__INVENTORY__INIT;
+	struct img_file_writer fw;
+	struct timespec now;
+	struct utsname u;
+	size_t nf = 0;
+	int ret;
+
+	for (int t = IMG_PROCESS; t < IMG_NR_TYPES; t++) {
+		if (t != IMG_PAGES && !w->open[t])
+			continue;
+		ferry__image_file__init(&files[nf]);
+		files[nf].name = (char *)img_type_file((enum img_type)t);
+		if (t == IMG_PAGES) {
+			files[nf].size = w->pages_off;
+		} else {
+			files[nf].size = w->files[t].size;
+			files[nf].has_xxh3 = true;
+			files[nf].xxh3 = XXH3_64bits_digest(w->files[t].hash);
+		}
+		fp[nf] = &files[nf];
+		nf++;
+	}
+	clock_gettime(CLOCK_REALTIME, &now);
+	if (uname(&u) < 0)
+		return ferr_sys(err, errno, "uname");
+
+	inv.format_major = IMG_FORMAT_MAJOR;
+	inv.format_minor = IMG_FORMAT_MINOR;
+	inv.ferry_version = (char *)FERRY_VERSION;
+	inv.kind = w->kind;
+	inv.id.data = w->id;
+	inv.id.len = IMG_ID_SIZE;
+	if (w->parent) {
+		inv.parent = w->parent;
+		inv.has_parent_id = true;
+		inv.parent_id.data = w->parent_id;
+		inv.parent_id.len = IMG_ID_SIZE;
+	}
+	inv.root_pid = w->root_pid;
+	inv.created_ns = (uint64_t)now.tv_sec * 1000000000ull + (uint64_t)now.tv_nsec;
+	inv.page_size = w->page_size;
+	inv.arch = u.machine;
+	inv.kernel = u.release;
+	inv.n_files = nf;
+	inv.files = fp;
+	inv.stats = &w->stats;
+	if (freeze_ns) {
+		inv.has_freeze_ns = true;
+		inv.freeze_ns = freeze_ns;
+	}
+
+	/* Written under a temporary name and renamed: readers see all or nothing. */
+	ret = img_fw_open(&fw, w->dirfd, w->path, IMG_INVENTORY, IMG_INVENTORY_NAME ".tmp", err);
+	if (!ret)
+		ret = img_fw_entry(&fw, &inv.base, err);
+	if (!ret)
+		ret = img_fw_close(&fw, err);
+	img_fw_release(&fw);
+	if (ret)
+		return ret;
+	if (renameat(w->dirfd, IMG_INVENTORY_NAME ".tmp", w->dirfd, IMG_INVENTORY_NAME) < 0)
+		return ferr_sys(err, errno, "rename %s/%s.tmp", w->path, IMG_INVENTORY_NAME);
+	if (fsync(w->dirfd) < 0)
+		return ferr_sys(err, errno, "fsync `%s`", w->path);
+	return 0;
+}
+
+int img_writer_commit(struct img_writer *w, uint64_t freeze_ns, struct ferr *err)
+{
+	int ret;
+
+	if (w->committed)
+		return ferr_new(err, EINVAL, "%s: committed twice", w->path);
+	if (w->kind == FERRY__DUMP_KIND__DUMP_FULL && (!w->have_process || !w->nr_threads))
+		return ferr_new(err, EINVAL, "%s: a full dump needs a process and at least one thread",
+				w->path);
+	ret = writer_emit_run(w, err);
+	if (ret)
+		return ret;
+	for (int t = IMG_PROCESS; t < IMG_PAGES; t++) {
+		if (!w->open[t])
+			continue;
+		ret = img_fw_close(&w->files[t], err);
+		if (ret)
+			return ret;
+	}
+	if (fsync(w->pages_fd) < 0)
+		return ferr_sys(err, errno, "fsync %s/pages.img", w->path);
+	ret = writer_write_inventory(w, freeze_ns, err);
+	if (ret)
+		return ret;
+	w->committed = true;
+	return 0;
+}
+
+void img_writer_free(struct img_writer *w)
+{
+	if (!w)
+		return;
+	for (int t = 0; t < IMG_NR_TYPES; t++)
+		if (w->open[t])
+			img_fw_release(&w->files[t]);
+	if (w->pages_fd >= 0)
+		close(w->pages_fd);
+	if (w->dirfd >= 0)
+		close(w->dirfd);
+	if (w->run_hash)
+		XXH3_freeState(w->run_hash);
+	free(w->parent);
+	free(w->path);
+	free(w);
+}
