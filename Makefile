@@ -34,8 +34,9 @@ PROTOS := $(wildcard proto/*.proto)
 GEN_C := $(patsubst %.proto,$(BUILD)/gen/%.pb-c.c,$(PROTOS))
 GEN_H := $(GEN_C:.c=.h)
 
-LIB_SRCS := $(wildcard common/*.c images/*.c)
-FERRY_SRCS := $(wildcard dumper/*.c restore/*.c)
+# Everything but main() goes into libferry.a so tests can link any module.
+FERRY_SRCS := dumper/main.c
+LIB_SRCS := $(filter-out $(FERRY_SRCS),$(wildcard common/*.c images/*.c dumper/*.c restore/*.c))
 LIB_OBJS := $(patsubst %.c,$(BUILD)/obj/%.o,$(LIB_SRCS)) $(GEN_C:.c=.o)
 FERRY_OBJS := $(patsubst %.c,$(BUILD)/obj/%.o,$(FERRY_SRCS))
 
@@ -63,7 +64,7 @@ $(BUILD)/obj/%.o: %.c | $(GEN_H)
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
 $(BUILD)/libferry.a: $(LIB_OBJS)
-	$(AR) rcs $@ $^
+	rm -f $@ && $(AR) rcs $@ $^
 
 $(BUILD)/ferry: $(FERRY_OBJS) $(BUILD)/libferry.a
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS)

@@ -83,10 +83,13 @@ static int writer_read_parent(struct img_writer *w, const char *parent, struct f
 	ret = img_open(&pimg, ppath, err);
 	if (ret)
 		return ferr_wrap(err, "parent dump");
-	if (pimg->depth + 1 >= IMG_CHAIN_MAX) {
+	unsigned len = 0;
+	for (const struct img_image *i = pimg; i; i = i->parent)
+		len++;
+	if (len >= IMG_CHAIN_MAX) {
 		img_close(pimg);
-		return ferr_new(err, ELOOP, "parent `%s` already has a chain of %d dumps", ppath,
-				IMG_CHAIN_MAX);
+		return ferr_new(err, ELOOP, "parent `%s` already heads a chain of %d dumps, the most "
+				"a reader follows", ppath, IMG_CHAIN_MAX);
 	}
 	memcpy(w->parent_id, pimg->inv->id.data, IMG_ID_SIZE);
 	img_close(pimg);

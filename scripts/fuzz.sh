@@ -1,0 +1,32 @@
+#!/bin/sh
+# Build the image-reader fuzzer (clang, libFuzzer, ASan+UBSan), seed it with
+# valid image directories made by tests/tools/mkimage, and run it for
+# FUZZ_SECONDS (default 20). Exit status is libFuzzer's: non-zero on a crash.
+set -eu
+B=${BUILD:-build}
+FB=$B/fuzz
+SECS=${FUZZ_SECONDS:-20}
+make -s --no-print-directory BUILD="$B" "$B/tests/tools/mkimage"
+mkdir -p "$FB/seeds" "$FB/corpus"
+clang -std=gnu11 -g -O1 -Wall -Wextra -Werror -fsanitize=fuzzer,address,undefined \
+	-fno-sanitize-recover=all -D_GNU_SOURCE -I. -I"$B/gen" \
+	$(pkg-config --cflags libprotobuf-c libxxhash) \
+	common/err.c common/util.c images/*.c "$B"/gen/proto/*.pb-c.c tests/fuzz/fuzz_images.c \
+	-o "$FB/fuzz_images" $(pkg-config --libs libprotobuf-c libxxhash)
+
+# Seeds: a full dump, a pre-dump, and a dump with a parent at DIR/p.
+T=$(mktemp -d)
+trap 'rm -rf "$T"' EXIT
+M="$B/tests/tools/mkimage"
+"$M" "$T/full" --pages 8 >/dev/null
+"$M" "$T/pre" --kind pre --pages 8 >/dev/null
+mkdir -p "$T/chain"
+"$M" "$T/chain/p" --kind pre --pages 8 >/dev/null
+"$M" "$T/chain" --parent p --gen 2 --pages 8 >/dev/null
+for s in full pre chain; do
+	python3 tests/fuzz/pack.py "$T/$s" "$FB/seeds/$s"
+done
+echo "fuzz: image reader for ${SECS}s ($FB/fuzz_images)"
+"$FB/fuzz_images" -max_total_time="$SECS" -print_final_stats=0 -rss_limit_mb=2048 \
+	"$FB/corpus" "$FB/seeds" 2>"$FB/log" || { tail -50 "$FB/log"; exit 1; }
+tail -3 "$FB/log"

@@ -1,0 +1,40 @@
+#!/bin/sh
+# Run every unit test program and integration script against one build dir.
+# Usage: tests/run.sh BUILD_DIR [LABEL]. Appends "pass|fail|skip NAME" lines to
+# $RESULTS (if set) and exits non-zero if anything failed.
+set -u
+B=${1:?usage: tests/run.sh BUILD_DIR [LABEL]}
+LABEL=${2:-$B}
+RESULTS=${RESULTS:-/dev/null}
+FERRY=$(cd "$B" && pwd)/ferry
+TOOLS=$(cd "$B" && pwd)/tests
+export FERRY TOOLS
+failed=0
+
+record() { # status name
+	echo "$1 $LABEL/$2" >>"$RESULTS"
+	case $1 in
+	pass) echo "== PASS $LABEL/$2" ;;
+	skip) echo "== SKIP $LABEL/$2" ;;
+	*) echo "== FAIL $LABEL/$2"; failed=1 ;;
+	esac
+}
+
+run_one() { # name cmd...
+	name=$1; shift
+	echo "== RUN  $LABEL/$name"
+	"$@"
+	rc=$?
+	if [ $rc -eq 0 ]; then record pass "$name"
+	elif [ $rc -eq 77 ]; then record skip "$name"
+	else record fail "$name"; fi
+}
+
+for t in "$B"/tests/test_*; do
+	[ -x "$t" ] || continue
+	run_one "unit/$(basename "$t")" "$t"
+done
+for t in tests/integration/*.sh; do
+	run_one "integration/$(basename "$t" .sh)" sh "$t"
+done
+exit $failed

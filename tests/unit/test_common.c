@@ -1,0 +1,135 @@
+/* Unit tests of common/ and the backend tables: error wrapping, JSON
+ * escaping, backend choice, and the consistency of the feature probe. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/err.h"
+#include "common/json.h"
+#include "common/kerndat.h"
+#include "dumper/backend.h"
+
+static void test_err_wrap(void **state)
+{
+	struct ferr e;
+
+	(void)state;
+	assert_int_equal(ferr_sys(&e, ENOENT, "open `%s`", "/x"), -ENOENT);
+	assert_string_equal(e.msg, "open `/x`: No such file or directory");
+	assert_int_equal(ferr_wrap(&e, "dump %d", 42), -ENOENT);
+	assert_string_equal(e.msg, "dump 42: open `/x`: No such file or directory");
+	assert_int_equal(ferr_new(&e, EBADMSG, "bad %s", "entry"), -EBADMSG);
+	assert_string_equal(e.msg, "bad entry");
+	/* A long chain of wraps truncates, never overflows. */
+	for (int i = 0; i < 200; i++)
+		ferr_wrap(&e, "context number %d", i);
+	assert_true(strlen(e.msg) < FERR_MSG_MAX);
+	assert_int_equal(e.code, EBADMSG);
+}
+
+static void test_json_escaping(void **state)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+	struct json j;
+
+	(void)state;
+	json_init(&j, f);
+	json_obj_begin(&j, NULL);
+	json_str(&j, "s", "a\"b\\c\nd\x01");
+	json_arr_begin(&j, "a");
+	json_u64(&j, NULL, 1);
+	json_bool(&j, NULL, false);
+	json_null(&j, NULL);
+	json_arr_end(&j);
+	json_f64(&j, "f", 1.0 / 0.0);
+	json_obj_end(&j);
+	json_finish(&j);
+	fclose(f);
+	assert_string_equal(buf, "{\"s\":\"a\\\"b\\\\c\\nd\\u0001\",\"a\":[1,false,null],\"f\":null}\n");
+	free(buf);
+}
+
+static void test_backend_choose(void **state)
+{
+	const struct backend_family *layout = backend_family("layout");
+	const struct backend_family *tracker = backend_family("tracker");
+	const struct backend_desc *b;
+	struct kerndat kd;
+	char err[256];
+
+	(void)state;
+	assert_non_null(layout);
+	assert_non_null(tracker);
+	assert_null(backend_family("nope"));
+	memset(&kd, 0, sizeof(kd));
+	/* With nothing probed, the text fallback is still usable and auto takes it. */
+	b = backend_choose(layout, "auto", &kd, err, sizeof(err));
+	assert_non_null(b);
+	assert_string_equal(b->name, "maps");
+	b = backend_choose(layout, "procmap", &kd, err, sizeof(err));
+	assert_null(b);
+	assert_non_null(strstr(err, "--layout procmap needs procmap_query"));
+	kd.has[KD_PROCMAP_QUERY] = true;
+	b = backend_choose(layout, NULL, &kd, err, sizeof(err));
+	assert_string_equal(b->name, "procmap");
+	assert_null(backend_choose(layout, "bogus", &kd, err, sizeof(err)));
+	assert_non_null(strstr(err, "unknown layout `bogus`"));
+	/* The tracker ranking: uffd-wp only with everything it needs. */
+	kd.has[KD_PROCESS_VM_READV] = true;
+	kd.has[KD_UFFD_WP_ASYNC] = true;
+	assert_string_equal(backend_auto(tracker, &kd)->name, "hash");
+	kd.has[KD_PTRACE] = kd.has[KD_PIDFD_GETFD] = true;
+	assert_string_equal(backend_auto(tracker, &kd)->name, "uffd-wp");
+}
+
+/* The probe's answers must be consistent with each other and with the
+ * essential-feature rule, whatever kernel runs the test. */
+static void test_kerndat_consistent(void **state)
+{
+	struct kerndat kd;
+	int missing;
+
+	(void)state;
+	kerndat_probe(&kd);
+	assert_true(kd.page_size >= 4096);
+	if (kd.has[KD_UFFD_WP_ASYNC]) {
+		assert_true(kd.has[KD_UFFD]);
+		assert_true(kd.has[KD_PAGEMAP_SCAN]);
+	}
+	for (int f = KD_IO_URING_SPLICE; f <= KD_IO_URING_SEND_ZC; f++)
+		if (kd.has[f])
+			assert_true(kd.has[KD_IO_URING]);
+	missing = kerndat_missing_essential(&kd);
+	if (missing >= 0)
+		assert_false(kd.has[missing]);
+	for (int f = 0; f < KD_NR_FEATURES; f++) {
+		assert_non_null(kd_features[f].key);
+		if (!kd.has[f])
+			assert_true(kd.note[f][0] != '\0');
+	}
+	/* Probing one feature alone gives the same answer as probing all. */
+	for (int f = 0; f < KD_NR_FEATURES; f++) {
+		struct kerndat one;
+		memset(&one, 0, sizeof(one));
+		assert_int_equal(kerndat_probe_one(&one, (enum kd_feature)f), kd.has[f]);
+	}
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_err_wrap),
+		cmocka_unit_test(test_json_escaping),
+		cmocka_unit_test(test_backend_choose),
+		cmocka_unit_test(test_kerndat_consistent),
+	};
+
+	return cmocka_run_group_tests_name("common", tests, NULL, NULL);
+}

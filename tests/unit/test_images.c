@@ -1,0 +1,737 @@
+/* Unit tests of the image library: round trips, parent chains, and every
+ * validation error a reader must raise on bad input. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <endian.h>
+#include <ftw.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+
+#include "images/format.h"
+#include "images/reader.h"
+
+#define PS 4096u
+
+struct fixture {
+	char root[64];
+};
+
+static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	return remove(path);
+}
+
+static int setup(void **state)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+
+	strcpy(f->root, "/tmp/ferry-test-XXXXXX");
+	assert_non_null(mkdtemp(f->root));
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fixture *f = *state;
+
+	nftw(f->root, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	free(f);
+	return 0;
+}
+
+static char *path_in(struct fixture *f, const char *name)
+{
+	static char buf[4][256];
+	static int i;
+
+	i = (i + 1) % 4;
+	snprintf(buf[i], sizeof(buf[i]), "%s/%s", f->root, name);
+	return buf[i];
+}
+
+/* Page contents that encode their own address and a generation. */
+static void fill_page(uint8_t *p, uint64_t vaddr, uint32_t gen)
+{
+	for (size_t i = 0; i < PS; i += 16) {
+		uint64_t a = vaddr + i;
+		memcpy(p + i, &a, 8);
+		memcpy(p + i + 8, &gen, 4);
+		memset(p + i + 12, (int)(gen & 0xff), 4);
+	}
+}
+
+static void check_page(const uint8_t *p, uint64_t vaddr, uint32_t gen)
+{
+	uint8_t want[PS];
+
+	fill_page(want, vaddr, gen);
+	assert_memory_equal(p, want, PS);
+}
+
+#define VA 0x10000000ull
+
+static void add_vma(struct img_writer *w, uint64_t start, uint64_t end, uint32_t prot)
+{
+	Ferry__Vma v = FERRY__VMA__INIT;
+	struct ferr err;
+
+	v.start = start;
+	v.end = end;
+	v.prot = prot;
+	v.flags = MAP_PRIVATE;
+	v.kind = FERRY__VMA_KIND__VMA_ANON;
+	assert_int_equal(img_write_vma(w, &v, &err), 0);
+}
+
+static void add_proc(struct img_writer *w, uint32_t pid)
+{
+	Ferry__Process p = FERRY__PROCESS__INIT;
+	Ferry__Thread t = FERRY__THREAD__INIT;
+	uint8_t regs[27 * 8] = { 1, 2, 3 };
+	struct ferr err;
+
+	p.pid = pid;
+	p.comm = "unit";
+	assert_int_equal(img_write_process(w, &p, &err), 0);
+	t.tid = pid;
+	t.gpregs.data = regs;
+	t.gpregs.len = sizeof(regs);
+	assert_int_equal(img_write_thread(w, &t, &err), 0);
+	t.tid = pid + 1;
+	assert_int_equal(img_write_thread(w, &t, &err), 0);
+}
+
+static void add_data(struct img_writer *w, uint64_t vaddr, uint64_t n, uint32_t gen)
+{
+	uint8_t *buf = malloc(n * PS);
+	struct ferr err;
+
+	for (uint64_t i = 0; i < n; i++)
+		fill_page(buf + i * PS, vaddr + i * PS, gen);
+	assert_int_equal(img_pages_data(w, vaddr, buf, n, &err), 0);
+	free(buf);
+}
+
+/* A full dump: VMA [VA, VA+1024p), data 0..599 (gen), zero 600..609, data 700..709. */
+static void make_base(const char *dir, uint32_t gen)
+{
+	struct img_writer_opts o = { .kind = FERRY__DUMP_KIND__DUMP_FULL, .root_pid = 100 };
+	struct img_writer *w;
+	struct ferr err;
+
+	assert_int_equal(img_writer_create(&w, dir, &o, &err), 0);
+	add_proc(w, 100);
+	add_vma(w, VA, VA + 1024 * PS, PROT_READ | PROT_WRITE);
+	add_data(w, VA, 300, gen);
+	add_data(w, VA + 300 * PS, 300, gen);
+	assert_int_equal(img_pages_zero(w, VA + 600 * PS, 10, &err), 0);
+	add_data(w, VA + 700 * PS, 10, gen);
+	assert_int_equal(img_writer_commit(w, 1234, &err), 0);
+	img_writer_free(w);
+}
+
+static void test_round_trip(void **state)
+{
+	struct fixture *f = *state;
+	const char *dir = path_in(f, "d");
+	struct img_image *img;
+	struct img_verify_report rep;
+	Ferry__Process *proc;
+	Ferry__Thread **th;
+	size_t nth;
+	uint8_t *buf = malloc(1024 * PS);
+	struct ferr err;
+
+	make_base(dir, 7);
+	assert_int_equal(img_open(&img, dir, &err), 0);
+	assert_int_equal(img->inv->kind, FERRY__DUMP_KIND__DUMP_FULL);
+	assert_true(img->inv->has_freeze_ns);
+	assert_int_equal(img->inv->freeze_ns, 1234);
+	assert_int_equal(img->nr_vmas, 1);
+	/* 600 contiguous data pages split at the 512-page run limit, then zero, then data. */
+	assert_int_equal(img->nr_runs, 4);
+	assert_int_equal(img->runs[0].nr_pages, IMG_RUN_DATA_MAX_PAGES);
+	assert_int_equal(img->runs[1].nr_pages, 600 - IMG_RUN_DATA_MAX_PAGES);
+	assert_int_equal(img->runs[2].flags, IMG_RUN_ZERO);
+	assert_int_equal(img->inv->stats->data_pages, 610);
+	assert_int_equal(img->inv->stats->zero_pages, 10);
+
+	assert_int_equal(img_read_process(img, &proc, &err), 0);
+	assert_int_equal(proc->pid, 100);
+	assert_string_equal(proc->comm, "unit");
+	ferry__process__free_unpacked(proc, NULL);
+	assert_int_equal(img_read_threads(img, &th, &nth, &err), 0);
+	assert_int_equal(nth, 2);
+	assert_int_equal(th[1]->tid, 101);
+	assert_int_equal(th[0]->gpregs.len, 27 * 8);
+	img_free_entries(th, nth);
+
+	assert_int_equal(img_read_pages(img, VA, 610, buf, &err), 0);
+	for (int i = 0; i < 600; i++)
+		check_page(buf + i * PS, VA + i * PS, 7);
+	for (int i = 600; i < 610; i++)
+		for (unsigned k = 0; k < PS; k++)
+			assert_int_equal(buf[i * PS + k], 0);
+	/* A page the dump never had. */
+	assert_int_not_equal(img_read_pages(img, VA + 650 * PS, 1, buf, &err), 0);
+	assert_int_equal(err.code, ENOENT);
+
+	assert_int_equal(img_verify(img, &rep, &err), 0);
+	assert_int_equal(rep.runs_checked, 3);
+	assert_int_equal(rep.bad_runs, 0);
+	img_close(img);
+	free(buf);
+}
+
+static void test_missing_inventory_is_incomplete(void **state)
+{
+	struct fixture *f = *state;
+	const char *dir = path_in(f, "d");
+	struct img_writer_opts o = { .kind = FERRY__DUMP_KIND__DUMP_FULL, .root_pid = 1 };
+	struct img_writer *w;
+	struct img_image *img;
+	struct ferr err;
+
+	/* A dump that never commits, as when the target dies mid-dump. */
+	assert_int_equal(img_writer_create(&w, dir, &o, &err), 0);
+	add_proc(w, 1);
+	add_vma(w, VA, VA + 4 * PS, PROT_READ);
+	add_data(w, VA, 2, 1);
+	img_writer_free(w);
+	assert_int_equal(img_open(&img, dir, &err), -ENOENT);
+	assert_non_null(strstr(err.msg, "incomplete"));
+
+	/* Re-dumping into a complete directory makes it incomplete at once. */
+	make_base(dir, 1);
+	assert_int_equal(img_open(&img, dir, &err), 0);
+	img_close(img);
+	assert_int_equal(img_writer_create(&w, dir, &o, &err), 0);
+	assert_int_equal(img_open(&img, dir, &err), -ENOENT);
+	img_writer_free(w);
+}
+
+/* Rewrite the inventory so that every file's size and checksum match the
+ * files as they are now: lets a test reach the checks behind those. */
+static void reseal(const char *dir)
+{
+	char p[512];
+	struct stat st;
+	uint8_t *buf;
+	ProtobufCMessage **msgs;
+	size_t n;
+	struct ferr err;
+	int dfd = open(dir, O_RDONLY | O_DIRECTORY);
+	FILE *fp;
+
+	snprintf(p, sizeof(p), "%s/inventory.img", dir);
+	assert_int_equal(stat(p, &st), 0);
+	buf = malloc(st.st_size);
+	fp = fopen(p, "r");
+	assert_int_equal(fread(buf, 1, st.st_size, fp), (size_t)st.st_size);
+	fclose(fp);
+	assert_int_equal(img_decode_entries(buf, st.st_size, IMG_INVENTORY,
+					    &ferry__inventory__descriptor, p, &msgs, &n, &err), 0);
+	free(buf);
+	Ferry__Inventory *inv = (Ferry__Inventory *)msgs[0];
+	/* Stats would no longer match crafted runs: drop them. */
+	if (inv->stats)
+		ferry__pagemap_stats__free_unpacked(inv->stats, NULL);
+	inv->stats = NULL;
+	for (size_t i = 0; i < inv->n_files; i++) {
+		Ferry__ImageFile *fl = inv->files[i];
+		struct stat fst;
+		uint8_t *data;
+		FILE *ff;
+
+		snprintf(p, sizeof(p), "%s/%s", dir, fl->name);
+		assert_int_equal(stat(p, &fst), 0);
+		fl->size = fst.st_size;
+		if (!fl->has_xxh3)
+			continue;
+		data = malloc(fst.st_size + 1);
+		ff = fopen(p, "r");
+		assert_int_equal(fread(data, 1, fst.st_size, ff), (size_t)fst.st_size);
+		fclose(ff);
+		fl->xxh3 = XXH3_64bits(data, fst.st_size);
+		free(data);
+	}
+	struct img_file_writer fw;
+	assert_int_equal(img_fw_open(&fw, dfd, dir, IMG_INVENTORY, NULL, &err), 0);
+	assert_int_equal(img_fw_entry(&fw, &inv->base, &err), 0);
+	assert_int_equal(img_fw_close(&fw, &err), 0);
+	img_fw_release(&fw);
+	img_free_entries(msgs, n);
+	close(dfd);
+}
+
+/* Replace one image file by the given messages (the pagemap head first). */
+static void craft(const char *dir, enum img_type t, ProtobufCMessage **msgs, size_t n)
+{
+	struct img_file_writer fw;
+	struct ferr err;
+	int dfd = open(dir, O_RDONLY | O_DIRECTORY);
+
+	assert_int_equal(img_fw_open(&fw, dfd, dir, t, NULL, &err), 0);
+	for (size_t i = 0; i < n; i++)
+		assert_int_equal(img_fw_entry(&fw, msgs[i], &err), 0);
+	assert_int_equal(img_fw_close(&fw, &err), 0);
+	img_fw_release(&fw);
+	close(dfd);
+}
+
+static void craft_pagemap(const char *dir, const Ferry__PagemapRun *runs, size_t n)
+{
+	Ferry__PagemapHead head = FERRY__PAGEMAP_HEAD__INIT;
+	ProtobufCMessage *msgs[8];
+
+	head.page_size = PS;
+	head.pages_file = "pages.img";
+	msgs[0] = &head.base;
+	for (size_t i = 0; i < n; i++)
+		msgs[i + 1] = (ProtobufCMessage *)&runs[i];
+	craft(dir, IMG_PAGEMAP, msgs, n + 1);
+	reseal(dir);
+}
+
+static void expect_open_error(const char *dir, int code, const char *needle)
+{
+	struct img_image *img = NULL;
+	struct ferr err;
+	int ret;
+
+	ferr_clear(&err);
+	ret = img_open(&img, dir, &err);
+	if (ret == 0)
+		img_close(img);
+	if (ret != -code || !strstr(err.msg, needle))
+		fail_msg("expected -%d with \"%s\", got %d: %s", code, needle, ret, err.msg);
+}
+
+static Ferry__PagemapRun data_run(uint64_t vaddr, uint64_t n, uint64_t off)
+{
+	Ferry__PagemapRun r = FERRY__PAGEMAP_RUN__INIT;
+
+	r.vaddr = vaddr;
+	r.nr_pages = n;
+	r.has_offset = r.has_xxh3 = true;
+	r.offset = off;
+	r.xxh3 = 1;
+	return r;
+}
+
+static void test_overlapping_runs(void **state)
+{
+	struct fixture *f = *state;
+	const char *dir = path_in(f, "d");
+	Ferry__PagemapRun r[2] = { data_run(VA, 4, PS), data_run(VA + 2 * PS, 4, 5 * PS) };
+
+	make_base(dir, 1);
+	craft_pagemap(dir, r, 2);
+	expect_open_error(dir, EBADMSG, "overlaps or is out of order with the previous run");
+}
+
+static void test_offset_past_end(void **state)
+{
+	struct fixture *f = *state;
+	const char *dir = path_in(f, "d");
+	Ferry__PagemapRun r[1] = { data_run(VA, 4, 100000 * (uint64_t)PS) };
+
+	make_base(dir, 1);
+	craft_pagemap(dir, r, 1);
+	expect_open_error(dir, EBADMSG, "past the end of pages.img");
+}
+
+static void test_run_outside_vmas(void **state)
+{
+	struct fixture *f = *state;
+	const char *dir = path_in(f, "d");
+	Ferry__PagemapRun r[1] = { data_run(VA + 1020 * PS, 8, PS) };
+
+	make_base(dir, 1);
+	craft_pagemap(dir, r, 1);
+	expect_open_error(dir, EBADMSG, "not inside the dump's VMAs");
+}
+
+static void test_shared_data_offsets(void **state)
+{
+	struct fixture *f = *state;
+	const char *dir = path_in(f, "d");
+	Ferry__PagemapRun r[2] = { data_run(VA, 4, PS), data_run(VA + 8 * PS, 4, 3 * PS) };
+
+	make_base(dir, 1);
+	craft_pagemap(dir, r, 2);
+	expect_open_error(dir, EBADMSG, "data overlaps");
+}
+
+static void test_bad_run_flags(void **state)
+{
+	struct fixture *f = *state;
+	const char *dir = path_in(f, "d");
+	Ferry__PagemapRun r[1] = { FERRY__PAGEMAP_RUN__INIT };
+
+	r[0].vaddr = VA;
+	r[0].nr_pages = 1;
+	r[0].flags = IMG_RUN_ZERO | IMG_RUN_IN_PARENT;
+	make_base(dir, 1);
+	craft_pagemap(dir, r, 1);
+	expect_open_error(dir, EBADMSG, "both in-parent and zero");
+}
+
+static void corrupt_bytes(const char *path, off_t off, const void *bytes, size_t n)
+{
+	int fd = open(path, O_WRONLY);
+
+	assert_true(fd >= 0);
+	assert_int_equal(pwrite(fd, bytes, n, off), (ssize_t)n);
+	close(fd);
+}
+
+static void test_truncated_file(void **state)
+{
+	struct fixture *f = *state;
+	const char *dir = path_in(f, "d");
+
+	make_base(dir, 1);
+	assert_int_equal(truncate(path_in(f, "d/vmas.img"), 20), 0);
+	expect_open_error(dir, EBADMSG, "truncated");
+	make_base(dir, 1);
+	assert_int_equal(truncate(path_in(f, "d/pages.img"), 3 * PS), 0);
+	expect_open_error(dir, EBADMSG, "pages.img: size");
+	/* Truncated inside an entry, sealed so that only the framing is wrong. */
+	make_base(dir, 1);
+	assert_int_equal(truncate(path_in(f, "d/vmas.img"), IMG_HEADER_SIZE + 6), 0);
+	reseal(dir);
+	expect_open_error(dir, EBADMSG, "entry 0: truncated");
+}
+
+static void test_metadata_checksum(void **state)
+{
+	struct fixture *f = *state;
+	const char *dir = path_in(f, "d");
+	uint8_t x = 0x5a;
+
+	make_base(dir, 1);
+	corrupt_bytes(path_in(f, "d/vmas.img"), IMG_HEADER_SIZE + 6, &x, 1);
+	expect_open_error(dir, EBADMSG, "checksum does not match the inventory");
+}
+
+static void test_wrong_magic_and_version(void **state)
+{
+	struct fixture *f = *state;
+	const char *dir = path_in(f, "d");
+	uint16_t v2 = htole16(2);
+
+	make_base(dir, 1);
+	corrupt_bytes(path_in(f, "d/inventory.img"), 0, "XXXX", 4);
+	expect_open_error(dir, EBADMSG, "wrong magic");
+
+	make_base(dir, 1);
+	corrupt_bytes(path_in(f, "d/inventory.img"), 8, &v2, 2);
+	expect_open_error(dir, EPROTONOSUPPORT, "format version 2.0 is not supported");
+
+	/* A metadata file of the wrong type under the right name. */
+	make_base(dir, 1);
+	{
+		char a[256], b[256];
+		snprintf(a, sizeof(a), "%s/fds.img", dir);
+		snprintf(b, sizeof(b), "%s/vmas.img", dir);
+		assert_int_equal(rename(a, b), 0);
+		craft(dir, IMG_FDS, NULL, 0);
+	}
+	reseal(dir);
+	expect_open_error(dir, EBADMSG, "file type 5, expected 4");
+}
+
+static void test_oversized_entry(void **state)
+{
+	struct fixture *f = *state;
+	const char *dir = path_in(f, "d");
+	uint32_t huge = htole32(0xfffffff0u);
+
+	make_base(dir, 1);
+	corrupt_bytes(path_in(f, "d/vmas.img"), IMG_HEADER_SIZE, &huge, 4);
+	reseal(dir);
+	expect_open_error(dir, EBADMSG, "exceeds the");
+}
+
+static void test_page_checksum(void **state)
+{
+	struct fixture *f = *state;
+	const char *dir = path_in(f, "d");
+	struct img_image *img;
+	struct img_verify_report rep;
+	struct ferr err;
+	uint8_t x = 0xff;
+
+	make_base(dir, 1);
+	/* Flip one byte in the second data run and one in the third. */
+	corrupt_bytes(path_in(f, "d/pages.img"), PS + 520 * (off_t)PS + 17, &x, 1);
+	corrupt_bytes(path_in(f, "d/pages.img"), PS + 605 * (off_t)PS, &x, 1);
+	assert_int_equal(img_open(&img, dir, &err), 0);
+	assert_int_equal(img_verify(img, &rep, &err), -EBADMSG);
+	assert_int_equal(rep.bad_runs, 2);
+	assert_int_equal(rep.runs_checked, 3);
+	assert_non_null(strstr(err.msg, "checksum mismatch"));
+	assert_non_null(strstr(err.msg, "0x10200000"));
+	img_close(img);
+}
+
+/* parent: pre-dump, data on pages 0..99 (gen 1); child: full dump, in-parent
+ * 0..49, new data 50..59 (gen 2), in-parent 60..99. */
+static void make_chain(struct fixture *f)
+{
+	struct img_writer_opts po = { .kind = FERRY__DUMP_KIND__DUMP_PRE, .root_pid = 100 };
+	struct img_writer_opts co = { .kind = FERRY__DUMP_KIND__DUMP_FULL, .root_pid = 100,
+				      .parent = "../p" };
+	struct img_writer *w;
+	struct ferr err;
+
+	assert_int_equal(img_writer_create(&w, path_in(f, "p"), &po, &err), 0);
+	add_vma(w, VA, VA + 1024 * PS, PROT_READ | PROT_WRITE);
+	add_data(w, VA, 100, 1);
+	assert_int_equal(img_writer_commit(w, 0, &err), 0);
+	img_writer_free(w);
+
+	assert_int_equal(img_writer_create(&w, path_in(f, "c"), &co, &err), 0);
+	add_proc(w, 100);
+	add_vma(w, VA, VA + 1024 * PS, PROT_READ | PROT_WRITE);
+	assert_int_equal(img_pages_parent(w, VA, 50, &err), 0);
+	add_data(w, VA + 50 * PS, 10, 2);
+	assert_int_equal(img_pages_parent(w, VA + 60 * PS, 40, &err), 0);
+	assert_int_equal(img_writer_commit(w, 0, &err), 0);
+	img_writer_free(w);
+}
+
+static void test_chain_resolution(void **state)
+{
+	struct fixture *f = *state;
+	struct img_image *img;
+	struct img_page_loc loc;
+	struct img_verify_report rep;
+	uint8_t *buf = malloc(100 * PS);
+	struct ferr err;
+
+	make_chain(f);
+	assert_int_equal(img_open(&img, path_in(f, "c"), &err), 0);
+	assert_non_null(img->parent);
+	assert_int_equal(img->parent->inv->kind, FERRY__DUMP_KIND__DUMP_PRE);
+	assert_int_equal(img_resolve(img, VA + 10 * PS, &loc), 0);
+	assert_ptr_equal(loc.img, img->parent);
+	assert_int_equal(img_resolve(img, VA + 55 * PS, &loc), 0);
+	assert_ptr_equal(loc.img, img);
+	assert_int_equal(img_resolve(img, VA + 200 * PS, &loc), -ENOENT);
+
+	/* One read across child and parent runs gets each page from the right dump. */
+	assert_int_equal(img_read_pages(img, VA, 100, buf, &err), 0);
+	for (int i = 0; i < 100; i++)
+		check_page(buf + i * PS, VA + i * PS, i >= 50 && i < 60 ? 2 : 1);
+	assert_int_equal(img_verify(img, &rep, &err), 0);
+	assert_int_equal(rep.images, 2);
+	img_close(img);
+
+	/* A pre-dump has no process to restore. */
+	assert_int_equal(img_open(&img, path_in(f, "p"), &err), 0);
+	Ferry__Process *proc;
+	assert_int_equal(img_read_process(img, &proc, &err), -ENOENT);
+	img_close(img);
+	free(buf);
+}
+
+static void test_chain_errors(void **state)
+{
+	struct fixture *f = *state;
+	struct img_writer_opts o = { .kind = FERRY__DUMP_KIND__DUMP_PRE, .root_pid = 1 };
+	struct img_writer *w;
+	struct ferr err;
+
+	/* In-parent pages with no parent: the writer refuses. */
+	assert_int_equal(img_writer_create(&w, path_in(f, "x"), &o, &err), 0);
+	add_vma(w, VA, VA + 4 * PS, PROT_READ);
+	assert_int_equal(img_pages_parent(w, VA, 1, &err), -EINVAL);
+	img_writer_free(w);
+
+	/* A parent that is not the dump the child was made against. */
+	make_chain(f);
+	make_base(path_in(f, "p"), 3);
+	expect_open_error(path_in(f, "c"), EBADMSG, "id mismatch");
+
+	/* A parent that is gone. */
+	make_chain(f);
+	assert_int_equal(unlink(path_in(f, "p/inventory.img")), 0);
+	expect_open_error(path_in(f, "c"), ENOENT, "incomplete");
+
+	/* Child's in-parent run not covered by the parent. */
+	make_chain(f);
+	{
+		Ferry__PagemapRun r[1] = { FERRY__PAGEMAP_RUN__INIT };
+		r[0].vaddr = VA + 90 * PS;
+		r[0].nr_pages = 20;
+		r[0].flags = IMG_RUN_IN_PARENT;
+		craft_pagemap(path_in(f, "c"), r, 1);
+		expect_open_error(path_in(f, "c"), EBADMSG, "the parent does not have these pages");
+	}
+}
+
+/* Edit one dump's inventory: parent path and id. */
+static void set_parent(const char *dir, const char *parent, const ProtobufCBinaryData *pid)
+{
+	char p[512];
+	struct stat st;
+	uint8_t *buf;
+	ProtobufCMessage **msgs;
+	size_t n;
+	struct ferr err;
+	FILE *fp;
+	int dfd = open(dir, O_RDONLY | O_DIRECTORY);
+
+	snprintf(p, sizeof(p), "%s/inventory.img", dir);
+	assert_int_equal(stat(p, &st), 0);
+	buf = malloc(st.st_size);
+	fp = fopen(p, "r");
+	assert_int_equal(fread(buf, 1, st.st_size, fp), (size_t)st.st_size);
+	fclose(fp);
+	assert_int_equal(img_decode_entries(buf, st.st_size, IMG_INVENTORY,
+					    &ferry__inventory__descriptor, p, &msgs, &n, &err), 0);
+	free(buf);
+	Ferry__Inventory *inv = (Ferry__Inventory *)msgs[0];
+	char *old = inv->parent;
+	ProtobufCBinaryData oldid = inv->parent_id;
+	inv->parent = (char *)parent;
+	inv->has_parent_id = true;
+	inv->parent_id = *pid;
+	struct img_file_writer fw;
+	assert_int_equal(img_fw_open(&fw, dfd, dir, IMG_INVENTORY, NULL, &err), 0);
+	assert_int_equal(img_fw_entry(&fw, &inv->base, &err), 0);
+	assert_int_equal(img_fw_close(&fw, &err), 0);
+	img_fw_release(&fw);
+	inv->parent = old;
+	inv->parent_id = oldid;
+	img_free_entries(msgs, n);
+	close(dfd);
+}
+
+static void test_chain_cycle(void **state)
+{
+	struct fixture *f = *state;
+	struct img_image *c;
+	struct ferr err;
+	uint8_t cid[IMG_ID_SIZE];
+
+	make_chain(f);
+	assert_int_equal(img_open(&c, path_in(f, "c"), &err), 0);
+	memcpy(cid, c->inv->id.data, IMG_ID_SIZE);
+	img_close(c);
+	/* p now names c as its parent: c -> p -> c. */
+	ProtobufCBinaryData id = { IMG_ID_SIZE, cid };
+	set_parent(path_in(f, "p"), "../c", &id);
+	expect_open_error(path_in(f, "c"), ELOOP, "loops back");
+}
+
+static void test_chain_depth_limit(void **state)
+{
+	struct fixture *f = *state;
+	struct img_writer_opts o = { .kind = FERRY__DUMP_KIND__DUMP_PRE, .root_pid = 1 };
+	struct img_writer *w;
+	struct ferr err;
+	char name[32], parent[32];
+	int i, ret = 0;
+
+	for (i = 0; i <= IMG_CHAIN_MAX && !ret; i++) {
+		snprintf(name, sizeof(name), "r%02d", i);
+		snprintf(parent, sizeof(parent), "../r%02d", i - 1);
+		o.parent = i ? parent : NULL;
+		ret = img_writer_create(&w, path_in(f, name), &o, &err);
+		if (ret)
+			break;
+		add_vma(w, VA, VA + 4 * PS, PROT_READ);
+		if (i)
+			assert_int_equal(img_pages_parent(w, VA, 1, &err), 0);
+		else
+			add_data(w, VA, 1, 1);
+		assert_int_equal(img_writer_commit(w, 0, &err), 0);
+		img_writer_free(w);
+	}
+	assert_int_equal(ret, -ELOOP);
+	assert_int_equal(i, IMG_CHAIN_MAX);
+	assert_non_null(strstr(err.msg, "chain"));
+}
+
+static void test_writer_rejects_misuse(void **state)
+{
+	struct fixture *f = *state;
+	struct img_writer_opts o = { .kind = FERRY__DUMP_KIND__DUMP_FULL, .root_pid = 1 };
+	struct img_writer *w;
+	struct ferr err;
+	uint8_t page[PS] = { 0 };
+
+	assert_int_equal(img_writer_create(&w, path_in(f, "d"), &o, &err), 0);
+	add_data(w, VA + 8 * PS, 1, 1);
+	/* Out of order and unaligned runs. */
+	assert_int_equal(img_pages_data(w, VA, page, 1, &err), -EINVAL);
+	assert_int_equal(img_pages_data(w, VA + 20 * PS + 1, page, 1, &err), -EINVAL);
+	/* A full dump without process or threads cannot commit. */
+	assert_int_equal(img_writer_commit(w, 0, &err), -EINVAL);
+	img_writer_free(w);
+	expect_open_error(path_in(f, "d"), ENOENT, "incomplete");
+}
+
+/* Writing 256 MiB of pages must not grow the writer's memory with the dump. */
+static void test_writer_bounded_memory(void **state)
+{
+	struct fixture *f = *state;
+	struct img_writer_opts o = { .kind = FERRY__DUMP_KIND__DUMP_PRE, .root_pid = 1 };
+	const uint64_t chunk = 256, total = 65536; /* pages: 1 MiB chunks, 256 MiB */
+	struct img_writer *w;
+	struct rusage before, after;
+	uint8_t *buf = malloc(chunk * PS);
+	struct ferr err;
+
+	memset(buf, 0xab, chunk * PS);
+	assert_int_equal(img_writer_create(&w, path_in(f, "big"), &o, &err), 0);
+	add_vma(w, VA, VA + total * PS, PROT_READ | PROT_WRITE);
+	getrusage(RUSAGE_SELF, &before);
+	for (uint64_t p = 0; p < total; p += chunk)
+		assert_int_equal(img_pages_data(w, VA + p * PS, buf, chunk, &err), 0);
+	assert_int_equal(img_writer_commit(w, 0, &err), 0);
+	getrusage(RUSAGE_SELF, &after);
+	img_writer_free(w);
+	/* ru_maxrss is in KiB; allow 16 MiB of growth for a 256 MiB dump. */
+	assert_true(after.ru_maxrss - before.ru_maxrss < 16 * 1024);
+	free(buf);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_round_trip, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_missing_inventory_is_incomplete, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_overlapping_runs, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_offset_past_end, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_run_outside_vmas, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_shared_data_offsets, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_bad_run_flags, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_truncated_file, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_metadata_checksum, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_wrong_magic_and_version, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_oversized_entry, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_page_checksum, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_chain_resolution, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_chain_errors, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_chain_cycle, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_chain_depth_limit, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_writer_rejects_misuse, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_writer_bounded_memory, setup, teardown),
+	};
+
+	return cmocka_run_group_tests_name("images", tests, NULL, NULL);
+}
