@@ -18,6 +18,8 @@ struct ferry_cmd {
 
 int cmd_check(int argc, char **argv);
 void cmd_check_help(FILE *out);
+int cmd_dump(int argc, char **argv);
+void cmd_dump_help(FILE *out);
 int cmd_show(int argc, char **argv);
 void cmd_show_help(FILE *out);
 

@@ -53,8 +53,12 @@ static void format_vma(const Ferry__Vma *v, char *line, size_t len)
 
 	if (n < 0 || (size_t)n >= len)
 		return;
+	/* The kernel ends the fixed columns with a space, then pads a name to
+	 * column 73. */
 	if (name && *name)
 		snprintf(line + n, len - n, "%*s%s", n < 73 ? 73 - n : 1, "", name);
+	else
+		snprintf(line + n, len - n, " ");
 }
 
 static void show_text(struct img_image *img, Ferry__Process *proc, Ferry__Thread **th, size_t nth,
