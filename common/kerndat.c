@@ -7,6 +7,7 @@
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/ptrace.h>
@@ -492,6 +493,22 @@ void kerndat_probe(struct kerndat *kd)
 	for (int f = 0; f < KD_NR_FEATURES; f++)
 		if (probes[f])
 			probes[f](kd);
+	kerndat_hide(kd, getenv("FERRY_HIDE_FEATURES"));
+}
+
+void kerndat_hide(struct kerndat *kd, const char *list)
+{
+	while (list && *list) {
+		size_t n = strcspn(list, ",");
+
+		for (int f = 0; f < KD_NR_FEATURES; f++) {
+			if (strlen(kd_features[f].key) == n && !strncmp(kd_features[f].key, list, n)) {
+				kd->has[f] = false;
+				snprintf(kd->note[f], KD_NOTE_MAX, "hidden by FERRY_HIDE_FEATURES");
+			}
+		}
+		list += n + (list[n] == ',');
+	}
 }
 
 int kerndat_missing_essential(const struct kerndat *kd)

@@ -49,8 +49,12 @@ struct kd_feature_desc {
 
 extern const struct kd_feature_desc kd_features[KD_NR_FEATURES];
 
-/* Probe everything. Never fails: a probe that cannot run reports "no" with a note. */
+/* Probe everything. Never fails: a probe that cannot run reports "no" with a
+ * note. Features named in $FERRY_HIDE_FEATURES (comma-separated keys) are then
+ * reported missing, so that fallbacks and refusals can be tested on a kernel
+ * that has everything. */
 void kerndat_probe(struct kerndat *kd);
+void kerndat_hide(struct kerndat *kd, const char *keys);
 
 /* Probe one feature (and what it depends on) into a zeroed kd; for tests. */
 bool kerndat_probe_one(struct kerndat *kd, enum kd_feature f);

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/syscall.h>
 
+#include "common/fault.h"
 #include "common/json.h"
 #include "common/kerndat.h"
 #include "common/log.h"
@@ -151,6 +152,8 @@ int dump_run(const struct dump_opts *o, struct dump_result *res, struct ferr *er
 		goto out;
 	res->threads = t.nr_th;
 	ret = state_collect(&t, &st, err);
+	if (!ret && fault_hit("kill-target-mid-dump"))
+		syscall(SYS_pidfd_send_signal, t.pidfd, SIGKILL, NULL, 0);
 	if (!ret)
 		ret = o->layout->read(t.procfd, &vl, err);
 	if (!ret)

@@ -240,7 +240,7 @@ static void status_ids(const char *status, const char *key, uint32_t **out, size
 static int read_stat(struct target *t, Ferry__Process *p, Ferry__MmState *mm, struct ferr *err)
 {
 	char buf[4096], *s, *close;
-	unsigned long long f[52] = { 0 };
+	unsigned long long f[53] = { 0 }; /* f[i] is field i, 1-based as in proc(5) */
 	int n = 3;
 
 	if (read_small_file_at(t->procfd, "stat", buf, sizeof(buf)) < 0)
@@ -254,7 +254,7 @@ static int read_stat(struct target *t, Ferry__Process *p, Ferry__MmState *mm, st
 	s = close + 2;
 	/* field 3 is the state letter */
 	s = strchr(s, ' ');
-	while (s && n < 52) {
+	while (s && n < 52) { /* fields 4..52 */
 		f[++n] = strtoull(s, &s, 10);
 		if (*s != ' ')
 			break;

@@ -51,6 +51,9 @@ int target_open(struct target *t, pid_t pid, struct ferr *err)
 	t->procfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (t->procfd < 0)
 		return ferr_sys(err, errno, "open %s", path);
+	if (faccessat(t->procfd, "fd", R_OK, 0) < 0 && errno == EACCES)
+		return ferr_new(err, EPERM, "not allowed to inspect process %d: ferry needs root or "
+				"CAP_SYS_PTRACE over it (and Yama ptrace_scope must allow it)", pid);
 	/* If the pid was recycled between pidfd_open and open, the pidfd now
 	 * names a dead process: refuse rather than read a stranger. */
 	if (!target_alive(t))

@@ -23,8 +23,10 @@ record() { # status name
 run_one() { # name cmd...
 	name=$1; shift
 	echo "== RUN  $LABEL/$name"
-	"$@"
+	# A hung test must not hang CI: each gets TEST_TIMEOUT seconds.
+	timeout -k 10 "${TEST_TIMEOUT:-300}" "$@"
 	rc=$?
+	[ $rc -eq 124 ] && echo "timed out after ${TEST_TIMEOUT:-300}s"
 	if [ $rc -eq 0 ]; then record pass "$name"
 	elif [ $rc -eq 77 ]; then record skip "$name"
 	else record fail "$name"; fi

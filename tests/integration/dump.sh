@@ -1,0 +1,136 @@
+#!/bin/sh
+# ferry dump on real processes: every page compared with what the workload
+# says it wrote, both layout and both page backends, --leave-running leaves
+# the target as it was, and each error path leaves it running and unharmed.
+. "$(dirname "$0")/lib.sh"
+MEMTEST="$TOOLS/workloads/memtest"
+CHECK="$TOOLS/tools/checkdump"
+PIDS=""
+trap 'for p in $PIDS; do kill -9 $p 2>/dev/null; done; rm -rf "$T"' EXIT
+
+# start NAME ARGS...: run memtest in the background, wait for its description.
+start() {
+	name=$1; shift
+	"$MEMTEST" "$T/$name.desc" "$@" </dev/null >/dev/null 2>&1 &
+	LAST=$!
+	PIDS="$PIDS $LAST"
+	for _ in $(seq 200); do [ -e "$T/$name.desc" ] && return 0; sleep 0.05; done
+	fail "workload $name did not start"
+}
+
+# selfcheck NAME PID: ask the workload to verify all of its memory.
+selfcheck() {
+	rm -f "$T/$1.desc.check"
+	kill -USR1 "$2"
+	for _ in $(seq 100); do [ -s "$T/$1.desc.check" ] && break; sleep 0.05; done
+	if [ "$(cat "$T/$1.desc.check" 2>/dev/null)" = ok ]; then ok "$3"; else fail "$3: $(cat "$T/$1.desc.check" 2>/dev/null)"; fi
+}
+
+start w --mb 16 --threads 3
+W=$LAST
+grep -v vsyscall /proc/$W/maps >"$T/maps.before"
+ls -l /proc/$W/fd | awk '{print $9, $10, $11}' >"$T/fds.before"
+
+for layout in procmap maps; do
+	for pages in pagemap-scan pagemap; do
+		d="$T/d-$layout-$pages"
+		expect_rc 0 "dump -R --layout $layout --pages $pages" "$FERRY" dump -t $W -D "$d" -R --layout $layout --pages $pages
+		expect_rc 0 "every page as the workload wrote it ($layout, $pages)" "$CHECK" "$d" "$T/w.desc"
+	done
+done
+if cmp -s "$T/d-procmap-pagemap-scan/vmas.img" "$T/d-maps-pagemap-scan/vmas.img"; then
+	ok "procmap and maps layouts give identical vmas.img"
+else
+	fail "procmap and maps layouts differ"
+fi
+# Page data of a running target changes between dumps (its stack), so the
+# backends are compared by which pages they found, not by checksums.
+"$FERRY" show --json "$T/d-procmap-pagemap-scan" | python3 -c "import json,sys; print(json.load(sys.stdin)['pagemap'])" >"$T/pm1"
+"$FERRY" show --json "$T/d-procmap-pagemap" | python3 -c "import json,sys; print(json.load(sys.stdin)['pagemap'])" >"$T/pm2"
+if cmp -s "$T/pm1" "$T/pm2"; then
+	ok "pagemap-scan and pagemap find the same runs and pages: $(cat "$T/pm1")"
+else
+	fail "pagemap-scan and pagemap differ: $(cat "$T/pm1") vs $(cat "$T/pm2")"
+fi
+"$FERRY" show "$T/d-procmap-pagemap-scan" | sed -n '/^vmas/,/^$/p' | sed '1d;$d' >"$T/maps.dumped"
+if diff "$T/maps.before" "$T/maps.dumped" >"$T/diff"; then ok "dumped VMAs equal /proc/PID/maps"; else fail "VMAs differ: $(head -5 "$T/diff")"; fi
+expect_rc 0 "show --verify" "$FERRY" show --verify "$T/d-procmap-pagemap-scan"
+expect_in "$T/out" "4 threads" "all four threads dumped"
+
+# --leave-running: nothing added to the target, and it runs on correctly.
+grep -v vsyscall /proc/$W/maps >"$T/maps.after"
+ls -l /proc/$W/fd | awk '{print $9, $10, $11}' >"$T/fds.after"
+if cmp -s "$T/maps.before" "$T/maps.after"; then ok "no mapping left in the target"; else fail "mappings changed: $(diff "$T/maps.before" "$T/maps.after" | head -5)"; fi
+if cmp -s "$T/fds.before" "$T/fds.after"; then ok "no fd left in the target"; else fail "fds changed"; fi
+grep -q 'State:.*[SR]' /proc/$W/status && ok "target running (not stopped, not traced)" || fail "target state: $(grep State /proc/$W/status)"
+grep -q 'TracerPid:.0' /proc/$W/status && ok "target not traced after the dump" || fail "still traced"
+selfcheck w $W "target's memory intact after four dumps"
+
+expect_rc 0 "dump --json" "$FERRY" dump -t $W -D "$T/dj" -R --json
+python3 -c "
+import json,sys; d=json.load(open(sys.argv[1]))
+assert d['pid']==$W and d['threads']==4 and d['left_running'] is True and d['data_pages']>4096, d
+assert d['bytes']==d['data_pages']*4096 and d['freeze_seconds']<=d['seconds'], d" "$T/out" && ok "json summary" || fail "json summary"
+
+# Without --leave-running the target is ended, after its images are safe.
+expect_rc 0 "dump ends the target" "$FERRY" dump -t $W -D "$T/final"
+# Dead means a zombie, or already reaped by the shell; only then is wait
+# safe (on a live process it would hang), and it returns the exit status.
+dead() { [ ! -e /proc/$1 ] || grep -q '^State:.*Z' /proc/$1/status 2>/dev/null; }
+for _ in $(seq 100); do dead $W && break; sleep 0.05; done
+if dead $W; then wait $W 2>/dev/null; rc=$?; else rc=alive; fi
+[ "$rc" = 137 ] && ok "target was killed (status $rc)" || fail "target status $rc after dump"
+expect_rc 0 "final dump is complete and verifies" "$FERRY" show --verify "$T/final"
+expect_rc 0 "final dump has every page" "$CHECK" "$T/final" "$T/w.desc"
+
+# Errors: each a clear message, the target left running and unharmed.
+expect_rc 1 "no such pid" "$FERRY" dump -t 999999 -D "$T/x"
+expect_in "$T/err" "no process with pid 999999" "says there is no such process"
+expect_rc 2 "missing -D" "$FERRY" dump -t 1
+
+start e --mb 16
+E=$LAST
+"$TOOLS/tools/holdtrace" $E 30 >"$T/hold" &
+H=$!
+for _ in $(seq 100); do [ -s "$T/hold" ] && break; sleep 0.05; done
+expect_rc 1 "already traced target refused" "$FERRY" dump -t $E -D "$T/traced"
+expect_in "$T/err" "already traced by pid $H" "names the tracer"
+kill $H; wait $H 2>/dev/null
+[ -e "$T/traced/inventory.img" ] && fail "inventory written for a refused dump" || ok "no inventory"
+
+if command -v setpriv >/dev/null; then
+	expect_rc 1 "no permission" setpriv --reuid=65534 --regid=65534 --clear-groups "$FERRY" dump -t $E -D /tmp/ferry-noperm-$$
+	expect_in "$T/err" "not allowed to inspect process $E" "says what is needed"
+fi
+
+FERRY_HIDE_FEATURES=procmap_query,pagemap_scan expect_rc 1 "--layout procmap without PROCMAP_QUERY" "$FERRY" dump -t $E -D "$T/nofeat" --layout procmap
+expect_in "$T/err" "needs procmap_query" "names the missing feature"
+FERRY_HIDE_FEATURES=procmap_query,pagemap_scan expect_rc 0 "auto falls back to maps and pagemap" "$FERRY" dump -t $E -D "$T/fallback" -R --json
+expect_in "$T/out" '"layout":"maps","pages_backend":"pagemap"' "fallback backends chosen"
+expect_rc 0 "fallback dump is right" "$CHECK" "$T/fallback" "$T/e.desc"
+
+mkdir -p "$T/small"
+if mount -t tmpfs -o size=4m tmpfs "$T/small" 2>/dev/null; then
+	expect_rc 1 "disk full" "$FERRY" dump -t $E -D "$T/small/d"
+	expect_in "$T/err" "No space left on device" "says the disk is full"
+	[ -e "$T/small/d/inventory.img" ] && fail "inventory on a full disk" || ok "no inventory on a full disk"
+	umount "$T/small"
+else
+	echo "note: cannot mount a small tmpfs here; disk-full case not run"
+fi
+selfcheck e $E "target intact after refused and failed dumps"
+
+start p --mb 1 --pipe 1
+P=$LAST
+expect_rc 1 "unsupported fd refused" "$FERRY" dump -t $P -D "$T/pipe"
+expect_in "$T/err" "fd 3 (pipe:[" "lists the unsupported fd"
+[ -e "$T/pipe/pages.img" ] && fail "memory touched before the refusal" || ok "refused before touching memory"
+expect_rc 0 "--skip-unsupported-fds dumps anyway" "$FERRY" dump -t $P -D "$T/pipe2" -R --skip-unsupported-fds
+selfcheck p $P "target intact after the fd refusal"
+
+FERRY_FAULT=kill-target-mid-dump expect_rc 1 "target exits mid-dump" "$FERRY" dump -t $E -D "$T/died"
+expect_in "$T/err" "exited" "says the target exited"
+[ -e "$T/died/inventory.img" ] && fail "inventory for a dump whose target died" || ok "images left incomplete"
+expect_rc 1 "the half dump is refused as incomplete" "$FERRY" show "$T/died"
+expect_in "$T/err" "incomplete" "show says incomplete"
+finish
