@@ -44,6 +44,7 @@ UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
 TOOL_SRCS := $(wildcard tests/tools/*.c tests/workloads/*.c)
 TOOL_BINS := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TOOL_SRCS))
+BENCH_BINS := $(patsubst bench/%.c,$(BUILD)/bench/%,$(wildcard bench/*.c))
 
 .PHONY: all deps test demo bench fuzz install clean check-build test-bins
 
@@ -81,7 +82,11 @@ $(BUILD)/tests/workloads/%: $(BUILD)/obj/tests/workloads/%.o $(BUILD)/libferry.a
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS) -lpthread
 
-test-bins: $(BUILD)/ferry $(UNIT_BINS) $(TOOL_BINS)
+$(BUILD)/bench/%: $(BUILD)/obj/bench/%.o $(BUILD)/libferry.a
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS)
+
+test-bins: $(BUILD)/ferry $(UNIT_BINS) $(TOOL_BINS) $(BENCH_BINS)
 
 # The README's test command. Installs what it needs, then runs the suite
 # twice: a normal build and an ASan+UBSan build, then a short fuzz run.

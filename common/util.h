@@ -61,6 +61,8 @@ int read_small_file_at(int dirfd, const char *path, char *buf, size_t size);
 
 /* write() all of buf, retrying short writes and EINTR. */
 int write_all(int fd, const void *buf, size_t len);
+/* pwrite() all of buf at off, retrying short writes and EINTR. */
+int pwrite_all(int fd, const void *buf, size_t len, uint64_t off);
 /* pread() exactly len bytes; -EIO-like short read is reported as -ENODATA. */
 int pread_all(int fd, void *buf, size_t len, uint64_t off);
 

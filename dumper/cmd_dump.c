@@ -92,8 +92,11 @@ static int write_vmas(struct target *t, struct img_writer *w, const struct vma_l
 	return 0;
 }
 
+/* Read every dumped page and write it. With leave_running the target is
+ * released as soon as its memory is read, while the last batch is written. */
 static int write_pages(struct target *t, struct img_writer *w, const struct vma_list *vl,
-		       const struct pages_ops *pops, struct dump_result *res, struct ferr *err)
+		       const struct pages_ops *pops, bool leave_running, struct dump_result *res,
+		       struct ferr *err)
 {
 	struct pages_ctx pc;
 	struct xfer x;
@@ -120,6 +123,13 @@ static int write_pages(struct target *t, struct img_writer *w, const struct vma_
 			if (!ret && n)
 				ret = xfer_runs(&x, v, runs, n, err);
 		}
+	}
+	if (!ret)
+		ret = xfer_read_all(&x, err);
+	pr_debug("pages read from the target");
+	if (!ret && leave_running) {
+		target_release(t);
+		res->freeze_ns = t->freeze_ns;
 	}
 	if (!ret)
 		ret = xfer_flush(&x, err);
@@ -151,7 +161,9 @@ int dump_run(const struct dump_opts *o, struct dump_result *res, struct ferr *er
 	if (ret)
 		goto out;
 	res->threads = t.nr_th;
+	pr_debug("frozen %zu threads after %.1f ms", t.nr_th, (now_ns() - t0) / 1e6);
 	ret = state_collect(&t, &st, err);
+	pr_debug("state collected at %.1f ms", (now_ns() - t0) / 1e6);
 	if (!ret && fault_hit("kill-target-mid-dump"))
 		syscall(SYS_pidfd_send_signal, t.pidfd, SIGKILL, NULL, 0);
 	if (!ret)
@@ -163,6 +175,7 @@ int dump_run(const struct dump_opts *o, struct dump_result *res, struct ferr *er
 	if (ret)
 		goto out;
 	res->vmas = vl.n;
+	pr_debug("layout (%zu VMAs) and fds read at %.1f ms", vl.n, (now_ns() - t0) / 1e6);
 
 	wo.root_pid = (uint32_t)o->pid;
 	ret = img_writer_create(&w, o->dir, &wo, err);
@@ -175,18 +188,15 @@ int dump_run(const struct dump_opts *o, struct dump_result *res, struct ferr *er
 	for (size_t i = 0; !ret && i < fl.n; i++)
 		ret = img_write_fd(w, fl.fds[i], err);
 	if (!ret)
-		ret = write_pages(&t, w, &vl, o->pages, res, err);
+		ret = write_pages(&t, w, &vl, o->pages, o->leave_running, res, err);
 	if (ret)
 		goto out;
+	pr_debug("pages written at %.1f ms", (now_ns() - t0) / 1e6);
 
-	/* Everything is read: a live snapshot lets the process go now, before
-	 * the fsyncs, which need not be inside the freeze. */
-	if (o->leave_running) {
-		target_release(&t);
-		res->freeze_ns = t.freeze_ns;
-	} else {
+	/* A live snapshot let the process go once its memory was read; the
+	 * fsyncs of the commit need not be inside the freeze either. */
+	if (!o->leave_running)
 		res->freeze_ns = now_ns() - t.freeze_start_ns;
-	}
 	ret = img_writer_commit(w, res->freeze_ns, err);
 	if (ret)
 		goto out;
@@ -196,8 +206,11 @@ int dump_run(const struct dump_opts *o, struct dump_result *res, struct ferr *er
 		res->killed = true;
 	}
 out:
-	if (ret && !target_alive(&t) && err->code != ESRCH)
+	/* Whatever call noticed it, a dead target is the error to report. */
+	if (ret && t.pidfd >= 0 && !target_alive(&t) && !strstr(err->msg, "exited")) {
 		ferr_wrap(err, "process %d exited during the dump", o->pid);
+		err->code = ESRCH;
+	}
 	target_close(&t);
 	if (w)
 		img_writer_free(w);

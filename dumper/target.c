@@ -3,6 +3,7 @@
  * no new thread, since unfrozen threads may still clone. */
 #include <dirent.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -24,9 +25,13 @@ uint64_t now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
+/* A pidfd polls readable once its process has exited, zombie or reaped:
+ * signalling would still succeed on a zombie. */
 bool target_alive(const struct target *t)
 {
-	return syscall(SYS_pidfd_send_signal, t->pidfd, 0, NULL, 0) == 0;
+	struct pollfd p = { .fd = t->pidfd, .events = POLLIN };
+
+	return poll(&p, 1, 0) == 0;
 }
 
 int target_open(struct target *t, pid_t pid, struct ferr *err)

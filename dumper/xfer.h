@@ -1,9 +1,13 @@
-/* Moving page data from the target to the image writer: batched
- * process_vm_readv into one bounded buffer; /proc/PID/mem for memory the
- * process itself cannot read (PROT_NONE, write-only). */
+/* Moving page data from the target to the image writer. Two batches
+ * alternate: while one is filled by process_vm_readv (or /proc/PID/mem for
+ * memory the process cannot read itself), a writer thread writes and
+ * checksums the other, so the two copies a dump makes run on two cores.
+ * (Reading straight into a mapped window of pages.img was measured slower on
+ * tmpfs: mapped pages are zeroed first, full-page writes are not.) */
 #ifndef FERRY_DUMPER_XFER_H
 #define FERRY_DUMPER_XFER_H
 
+#include <pthread.h>
 #include <stdint.h>
 #include <sys/uio.h>
 
@@ -12,19 +16,41 @@
 #include "dumper/pages.h"
 #include "images/img.h"
 
-#define XFER_BUF_DEFAULT (16u << 20)
+#define XFER_BUF_DEFAULT (8u << 20)   /* per batch; two batches */
 #define XFER_IOV_MAX 1024
+#define XFER_SEG_MAX 2048
+
+struct xfer_seg {
+	uint64_t vaddr, len;
+	bool zero;
+};
+
+struct xfer_batch {
+	uint8_t *buf;
+	size_t used;
+	struct iovec riov[XFER_IOV_MAX];
+	size_t nr_iov;
+	struct xfer_seg seg[XFER_SEG_MAX];   /* data and zero runs, in address order */
+	size_t nr_seg;
+	bool force;                          /* read through /proc/PID/mem */
+	bool full;                           /* handed to the writer, not yet written */
+};
 
 struct xfer {
 	pid_t pid;
 	int procfd;
-	int mem_fd;                 /* /proc/PID/mem, opened on first need */
-	uint8_t *buf;
-	size_t buf_size, used;
-	struct iovec riov[XFER_IOV_MAX];
-	size_t nr_iov;
-	bool force;                 /* current batch needs /proc/PID/mem */
+	int mem_fd;
 	struct img_writer *w;
+	size_t buf_size;
+	struct xfer_batch b[2];
+	int cur;                  /* the batch the reader fills */
+	int next_write;           /* the batch the writer takes next */
+	pthread_t writer;
+	bool writer_started, stop;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	int werr;                 /* first error of the writer thread */
+	struct ferr werr_msg;
 	uint64_t data_pages, zero_pages;
 };
 
@@ -33,7 +59,10 @@ int __must_check xfer_init(struct xfer *x, pid_t pid, int procfd, struct img_wri
 /* Queue runs of v; data reaches the writer in address order. */
 int __must_check xfer_runs(struct xfer *x, const struct vma *v, const struct page_run *runs,
 			   size_t n, struct ferr *err);
-/* Read and write whatever is still queued. */
+/* Read whatever is queued from the target: after this the target's memory
+ * is no longer needed (it may run again), but writing may still go on. */
+int __must_check xfer_read_all(struct xfer *x, struct ferr *err);
+/* xfer_read_all, then wait until everything is written. */
 int __must_check xfer_flush(struct xfer *x, struct ferr *err);
 void xfer_fini(struct xfer *x);
 

@@ -26,8 +26,7 @@ struct img_writer {
 	struct img_file_writer files[IMG_NR_TYPES]; /* IMG_PAGES unused: raw fd below */
 	bool open[IMG_NR_TYPES];
 	int pages_fd;
-	uint64_t pages_off;
-	uint64_t pages_written;
+	uint64_t pages_off;         /* end of pages.img */
 	/* The run being extended; emitted when something non-contiguous arrives. */
 	bool have_run;
 	struct img_run run;
@@ -296,42 +295,55 @@ int img_pages_parent(struct img_writer *w, uint64_t vaddr, uint64_t nr_pages, st
 	return writer_flag_run(w, vaddr, nr_pages, IMG_RUN_IN_PARENT, err);
 }
 
-int img_pages_data(struct img_writer *w, uint64_t vaddr, const void *data, uint64_t nr_pages,
-		   struct ferr *err)
+/* Account nr_pages of data already at offset off of pages.img: extend the
+ * current run when both address and offset continue it, else start one. */
+static int add_data_run(struct img_writer *w, uint64_t vaddr, const uint8_t *p, uint64_t off,
+			uint64_t nr_pages, struct ferr *err)
 {
-	const uint8_t *p = data;
-	int ret = writer_check_range(w, vaddr, nr_pages, err);
+	int ret;
 
-	if (ret)
-		return ret;
 	while (nr_pages) {
 		uint64_t take;
 		size_t len;
 
-		if (!run_continues(w, vaddr, 0) || w->run.nr_pages >= IMG_RUN_DATA_MAX_PAGES) {
+		if (!run_continues(w, vaddr, 0) || w->run.nr_pages >= IMG_RUN_DATA_MAX_PAGES ||
+		    w->run.offset + w->run.nr_pages * w->page_size != off) {
 			ret = writer_emit_run(w, err);
 			if (ret)
 				return ret;
 			w->have_run = true;
-			w->run = (struct img_run){ .vaddr = vaddr, .offset = w->pages_off };
+			w->run = (struct img_run){ .vaddr = vaddr, .offset = off };
 			XXH3_64bits_reset(w->run_hash);
 		}
 		take = IMG_RUN_DATA_MAX_PAGES - w->run.nr_pages;
 		if (take > nr_pages)
 			take = nr_pages;
 		len = take * w->page_size;
-		ret = write_all(w->pages_fd, p, len);
-		if (ret)
-			return ferr_sys(err, -ret, "write %s/pages.img", w->path);
 		XXH3_64bits_update(w->run_hash, p, len);
-		w->pages_off += len;
 		w->run.nr_pages += take;
 		vaddr += len;
+		off += len;
 		p += len;
 		nr_pages -= take;
 		w->next_vaddr = vaddr;
 	}
 	return 0;
+}
+
+int img_pages_data(struct img_writer *w, uint64_t vaddr, const void *data, uint64_t nr_pages,
+		   struct ferr *err)
+{
+	uint64_t off = w->pages_off;
+	size_t len = nr_pages * w->page_size;
+	int ret = writer_check_range(w, vaddr, nr_pages, err);
+
+	if (ret)
+		return ret;
+	ret = pwrite_all(w->pages_fd, data, len, off);
+	if (ret)
+		return ferr_sys(err, -ret, "write %s/pages.img", w->path);
+	w->pages_off += len;
+	return add_data_run(w, vaddr, data, off, nr_pages, err);
 }
 
 const Ferry__PagemapStats *img_writer_stats(const struct img_writer *w)
