@@ -94,7 +94,7 @@ test: deps
 	@scripts/test.sh
 
 demo: deps
-	@$(MAKE) --no-print-directory all
+	@$(MAKE) -s --no-print-directory all test-bins
 	@scripts/demo.sh
 
 bench: deps

@@ -10,7 +10,7 @@ RUNS=3
 D=/tmp/ferry-bench
 mkdir -p $D
 mountpoint -q $D || mount -t tmpfs -o size=14g tmpfs $D
-trap 'pkill -f "$D/w.desc" 2>/dev/null; umount $D 2>/dev/null || rm -rf $D/*' EXIT
+trap 'pkill -f "$D/w.desc" 2>/dev/null; umount $D 2>/dev/null || rm -rf $D/*; true' EXIT
 
 ns() { date +%s%N; }
 # median of the numbers on stdin

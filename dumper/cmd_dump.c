@@ -2,6 +2,7 @@
  * directory, then end it (or, with --leave-running, let it go on). Every
  * failure resumes the target as it was and leaves no inventory behind. */
 #include <getopt.h>
+#include <poll.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
@@ -164,8 +165,6 @@ int dump_run(const struct dump_opts *o, struct dump_result *res, struct ferr *er
 	pr_debug("frozen %zu threads after %.1f ms", t.nr_th, (now_ns() - t0) / 1e6);
 	ret = state_collect(&t, &st, err);
 	pr_debug("state collected at %.1f ms", (now_ns() - t0) / 1e6);
-	if (!ret && fault_hit("kill-target-mid-dump"))
-		syscall(SYS_pidfd_send_signal, t.pidfd, SIGKILL, NULL, 0);
 	if (!ret)
 		ret = o->layout->read(t.procfd, &vl, err);
 	if (!ret)
@@ -187,6 +186,13 @@ int dump_run(const struct dump_opts *o, struct dump_result *res, struct ferr *er
 		ret = write_vmas(&t, w, &vl, err);
 	for (size_t i = 0; !ret && i < fl.n; i++)
 		ret = img_write_fd(w, fl.fds[i], err);
+	if (!ret && fault_hit("kill-target-mid-dump")) {
+		/* Half the images are written; the target dies for certain
+		 * (its pidfd turns readable) before its memory is read. */
+		struct pollfd pfd = { .fd = t.pidfd, .events = POLLIN };
+		syscall(SYS_pidfd_send_signal, t.pidfd, SIGKILL, NULL, 0);
+		poll(&pfd, 1, 5000);
+	}
 	if (!ret)
 		ret = write_pages(&t, w, &vl, o->pages, o->leave_running, res, err);
 	if (ret)

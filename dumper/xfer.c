@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <xxhash.h>
 
 #include "common/util.h"
 #include "dumper/xfer.h"
@@ -68,7 +69,7 @@ static int write_batch(struct xfer *x, struct xfer_batch *b, struct ferr *err)
 		if (s->zero) {
 			ret = img_pages_zero(x->w, s->vaddr, s->len / ps, err);
 		} else {
-			ret = img_pages_data(x->w, s->vaddr, p, s->len / ps, err);
+			ret = img_pages_data_hashed(x->w, s->vaddr, p, s->len / ps, s->xxh3, err);
 			p += s->len;
 		}
 	}
@@ -165,6 +166,19 @@ static int read_batch(struct xfer *x, struct xfer_batch *b, struct ferr *err)
 	return read_mem(x, b, i, (size_t)n - done, err);
 }
 
+/* Checksum each data segment right after reading it, while it is in cache. */
+static void hash_batch(struct xfer_batch *b)
+{
+	const uint8_t *p = b->buf;
+
+	for (size_t i = 0; i < b->nr_seg; i++) {
+		if (b->seg[i].zero)
+			continue;
+		b->seg[i].xxh3 = XXH3_64bits(p, b->seg[i].len);
+		p += b->seg[i].len;
+	}
+}
+
 /* Read the batch being filled and hand it to the writer thread. */
 static int read_and_hand_over(struct xfer *x, struct ferr *err)
 {
@@ -176,6 +190,7 @@ static int read_and_hand_over(struct xfer *x, struct ferr *err)
 	ret = read_batch(x, b, err);
 	if (ret)
 		return ret;
+	hash_batch(b);
 	pthread_mutex_lock(&x->mu);
 	b->full = true;
 	pthread_cond_broadcast(&x->cv);
@@ -217,7 +232,7 @@ static int add_zero(struct xfer *x, uint64_t vaddr, uint64_t len, struct ferr *e
 			return ret;
 		b = &x->b[x->cur];
 	}
-	b->seg[b->nr_seg++] = (struct xfer_seg){ vaddr, len, true };
+	b->seg[b->nr_seg++] = (struct xfer_seg){ .vaddr = vaddr, .len = len, .zero = true };
 	return 0;
 }
 
@@ -257,8 +272,10 @@ int xfer_runs(struct xfer *x, const struct vma *v, const struct page_run *runs, 
 			}
 			if (len > room)
 				len = room;
+			if (len > IMG_RUN_DATA_MAX_PAGES * ps)
+				len = IMG_RUN_DATA_MAX_PAGES * ps;
 			b->riov[b->nr_iov++] = (struct iovec){ (void *)(uintptr_t)addr, len };
-			b->seg[b->nr_seg++] = (struct xfer_seg){ addr, len, false };
+			b->seg[b->nr_seg++] = (struct xfer_seg){ .vaddr = addr, .len = len };
 			b->used += len;
 			x->data_pages += len / ps;
 			addr += len;

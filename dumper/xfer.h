@@ -1,7 +1,8 @@
 /* Moving page data from the target to the image writer. Two batches
  * alternate: while one is filled by process_vm_readv (or /proc/PID/mem for
- * memory the process cannot read itself), a writer thread writes and
- * checksums the other, so the two copies a dump makes run on two cores.
+ * memory the process cannot read itself) and checksummed while it is still in
+ * cache, a writer thread writes the other, so that the work of a dump splits
+ * evenly over two cores. Each data segment is one run of the image.
  * (Reading straight into a mapped window of pages.img was measured slower on
  * tmpfs: mapped pages are zeroed first, full-page writes are not.) */
 #ifndef FERRY_DUMPER_XFER_H
@@ -22,6 +23,7 @@
 
 struct xfer_seg {
 	uint64_t vaddr, len;
+	uint64_t xxh3;            /* of the data, computed by the reader */
 	bool zero;
 };
 

@@ -75,6 +75,11 @@ int __must_check img_write_fd(struct img_writer *w, const Ferry__Fd *f, struct f
 /* Page runs, in ascending address order. Data is copied out before return. */
 int __must_check img_pages_data(struct img_writer *w, uint64_t vaddr, const void *data,
 				uint64_t nr_pages, struct ferr *err);
+/* One run whose XXH3-64 the caller computed (e.g. on another thread, while
+ * the data was in cache): written as its own run, never merged. At most
+ * IMG_RUN_DATA_MAX_PAGES pages. */
+int __must_check img_pages_data_hashed(struct img_writer *w, uint64_t vaddr, const void *data,
+				       uint64_t nr_pages, uint64_t xxh3, struct ferr *err);
 int __must_check img_pages_zero(struct img_writer *w, uint64_t vaddr, uint64_t nr_pages,
 				struct ferr *err);
 int __must_check img_pages_parent(struct img_writer *w, uint64_t vaddr, uint64_t nr_pages,

@@ -31,6 +31,7 @@ struct img_writer {
 	bool have_run;
 	struct img_run run;
 	XXH3_state_t *run_hash;
+	bool run_prehashed;         /* run.xxh3 came with the data; never extended */
 	uint64_t next_vaddr;        /* runs must not go below this */
 	uint64_t nr_threads;
 	bool have_process;
@@ -226,7 +227,7 @@ static int writer_emit_run(struct img_writer *w, struct ferr *err)
 	if (!w->run.flags) {
 		r.has_offset = r.has_xxh3 = true;
 		r.offset = w->run.offset;
-		r.xxh3 = XXH3_64bits_digest(w->run_hash);
+		r.xxh3 = w->run_prehashed ? w->run.xxh3 : XXH3_64bits_digest(w->run_hash);
 		w->stats.data_pages += r.nr_pages;
 	} else if (w->run.flags & IMG_RUN_ZERO) {
 		w->stats.zero_pages += r.nr_pages;
@@ -236,6 +237,7 @@ static int writer_emit_run(struct img_writer *w, struct ferr *err)
 	w->stats.runs++;
 	w->stats.pages += r.nr_pages;
 	w->have_run = false;
+	w->run_prehashed = false;
 	ret = img_fw_entry(&w->files[IMG_PAGEMAP], &r.base, err);
 	return ret;
 }
@@ -259,7 +261,7 @@ static int writer_check_range(struct img_writer *w, uint64_t vaddr, uint64_t nr_
 
 static bool run_continues(const struct img_writer *w, uint64_t vaddr, uint32_t flags)
 {
-	return w->have_run && w->run.flags == flags &&
+	return w->have_run && !w->run_prehashed && w->run.flags == flags &&
 	       w->run.vaddr + w->run.nr_pages * w->page_size == vaddr;
 }
 
@@ -344,6 +346,32 @@ int img_pages_data(struct img_writer *w, uint64_t vaddr, const void *data, uint6
 		return ferr_sys(err, -ret, "write %s/pages.img", w->path);
 	w->pages_off += len;
 	return add_data_run(w, vaddr, data, off, nr_pages, err);
+}
+
+int img_pages_data_hashed(struct img_writer *w, uint64_t vaddr, const void *data,
+			  uint64_t nr_pages, uint64_t xxh3, struct ferr *err)
+{
+	size_t len = nr_pages * w->page_size;
+	int ret = writer_check_range(w, vaddr, nr_pages, err);
+
+	if (ret)
+		return ret;
+	if (nr_pages > IMG_RUN_DATA_MAX_PAGES)
+		return ferr_new(err, EINVAL, "%s: a checksummed run of %llu pages exceeds %d", w->path,
+				(unsigned long long)nr_pages, IMG_RUN_DATA_MAX_PAGES);
+	ret = pwrite_all(w->pages_fd, data, len, w->pages_off);
+	if (ret)
+		return ferr_sys(err, -ret, "write %s/pages.img", w->path);
+	ret = writer_emit_run(w, err);
+	if (ret)
+		return ret;
+	w->have_run = true;
+	w->run_prehashed = true;
+	w->run = (struct img_run){ .vaddr = vaddr, .nr_pages = nr_pages, .offset = w->pages_off,
+				   .xxh3 = xxh3 };
+	w->pages_off += len;
+	w->next_vaddr = vaddr + len;
+	return 0;
 }
 
 const Ferry__PagemapStats *img_writer_stats(const struct img_writer *w)

@@ -685,6 +685,40 @@ static void test_writer_rejects_misuse(void **state)
 	expect_open_error(path_in(f, "d"), ENOENT, "incomplete");
 }
 
+/* Runs checksummed by the caller stay separate; a wrong checksum is caught. */
+static void test_prehashed_runs(void **state)
+{
+	struct fixture *f = *state;
+	struct img_writer_opts o = { .kind = FERRY__DUMP_KIND__DUMP_PRE, .root_pid = 1 };
+	struct img_writer *w;
+	struct img_image *img;
+	struct img_verify_report rep;
+	uint8_t *buf = malloc(8 * PS);
+	struct ferr err;
+
+	for (int i = 0; i < 8; i++)
+		fill_page(buf + i * PS, VA + i * PS, 5);
+	assert_int_equal(img_writer_create(&w, path_in(f, "h"), &o, &err), 0);
+	add_vma(w, VA, VA + 16 * PS, PROT_READ | PROT_WRITE);
+	assert_int_equal(img_pages_data_hashed(w, VA, buf, 4, XXH3_64bits(buf, 4 * PS), &err), 0);
+	assert_int_equal(img_pages_data_hashed(w, VA + 4 * PS, buf + 4 * PS, 4,
+					       XXH3_64bits(buf, 4 * PS) /* wrong */, &err), 0);
+	assert_int_equal(img_pages_data_hashed(w, VA + 8 * PS, buf, IMG_RUN_DATA_MAX_PAGES + 1, 0,
+					       &err), -EINVAL);
+	assert_int_equal(img_writer_commit(w, 0, &err), 0);
+	img_writer_free(w);
+	assert_int_equal(img_open(&img, path_in(f, "h"), &err), 0);
+	assert_int_equal(img->nr_runs, 2); /* contiguous, yet not merged */
+	assert_int_equal(img_read_pages(img, VA, 8, buf, &err), 0);
+	for (int i = 0; i < 8; i++)
+		check_page(buf + i * PS, VA + i * PS, 5);
+	assert_int_equal(img_verify(img, &rep, &err), -EBADMSG);
+	assert_int_equal(rep.bad_runs, 1);
+	assert_non_null(strstr(err.msg, "0x10004000"));
+	img_close(img);
+	free(buf);
+}
+
 /* Writing 256 MiB of pages must not grow the writer's memory with the dump. */
 static void test_writer_bounded_memory(void **state)
 {
@@ -731,6 +765,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_chain_depth_limit, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_writer_rejects_misuse, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_writer_bounded_memory, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_prehashed_runs, setup, teardown),
 	};
 
 	return cmocka_run_group_tests_name("images", tests, NULL, NULL);
