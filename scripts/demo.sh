@@ -19,7 +19,7 @@ step "start the demo workload: 64 MiB of known contents, 3 threads, every kind o
 "$B/tests/workloads/memtest" "$D/workload.desc" --mb 64 --threads 2 </dev/null >/dev/null 2>&1 &
 W=$!
 while [ ! -e "$D/workload.desc" ]; do sleep 0.05; done
-echo "pid $W, $(grep -c . /proc/$W/maps) mappings, $(awk '/VmRSS/ {print $2 / 1024}' /proc/$W/status) MiB resident"
+echo "pid $W, $(grep -c . /proc/$W/maps) mappings, $(awk '/VmRSS/ {printf "%d", $2 / 1024}' /proc/$W/status) MiB resident"
 
 step "ferry dump --leave-running: a live snapshot"
 "$B/ferry" dump -t $W -D "$D/snapshot" --leave-running

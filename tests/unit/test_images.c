@@ -220,17 +220,13 @@ static void test_missing_inventory_is_incomplete(void **state)
 	img_writer_free(w);
 }
 
-/* Rewrite the inventory so that every file's size and checksum match the
- * files as they are now: lets a test reach the checks behind those. */
-static void reseal(const char *dir)
+/* Decode DIR's inventory for a test to edit; store_inventory writes it back. */
+static Ferry__Inventory *load_inventory(const char *dir, ProtobufCMessage ***msgs, size_t *n)
 {
 	char p[512];
 	struct stat st;
 	uint8_t *buf;
-	ProtobufCMessage **msgs;
-	size_t n;
 	struct ferr err;
-	int dfd = open(dir, O_RDONLY | O_DIRECTORY);
 	FILE *fp;
 
 	snprintf(p, sizeof(p), "%s/inventory.img", dir);
@@ -240,15 +236,39 @@ static void reseal(const char *dir)
 	assert_int_equal(fread(buf, 1, st.st_size, fp), (size_t)st.st_size);
 	fclose(fp);
 	assert_int_equal(img_decode_entries(buf, st.st_size, IMG_INVENTORY,
-					    &ferry__inventory__descriptor, p, &msgs, &n, &err), 0);
+					    &ferry__inventory__descriptor, p, msgs, n, &err), 0);
 	free(buf);
-	Ferry__Inventory *inv = (Ferry__Inventory *)msgs[0];
+	return (Ferry__Inventory *)(*msgs)[0];
+}
+
+static void store_inventory(const char *dir, const Ferry__Inventory *inv)
+{
+	struct img_file_writer fw;
+	struct ferr err;
+	int dfd = open(dir, O_RDONLY | O_DIRECTORY);
+
+	assert_int_equal(img_fw_open(&fw, dfd, dir, IMG_INVENTORY, NULL, &err), 0);
+	assert_int_equal(img_fw_entry(&fw, &inv->base, &err), 0);
+	assert_int_equal(img_fw_close(&fw, &err), 0);
+	img_fw_release(&fw);
+	close(dfd);
+}
+
+/* Rewrite the inventory so that every file's size and checksum match the
+ * files as they are now: lets a test reach the checks behind those. */
+static void reseal(const char *dir)
+{
+	ProtobufCMessage **msgs;
+	size_t n;
+	Ferry__Inventory *inv = load_inventory(dir, &msgs, &n);
+
 	/* Stats would no longer match crafted runs: drop them. */
 	if (inv->stats)
 		ferry__pagemap_stats__free_unpacked(inv->stats, NULL);
 	inv->stats = NULL;
 	for (size_t i = 0; i < inv->n_files; i++) {
 		Ferry__ImageFile *fl = inv->files[i];
+		char p[512];
 		struct stat fst;
 		uint8_t *data;
 		FILE *ff;
@@ -265,13 +285,8 @@ static void reseal(const char *dir)
 		fl->xxh3 = XXH3_64bits(data, fst.st_size);
 		free(data);
 	}
-	struct img_file_writer fw;
-	assert_int_equal(img_fw_open(&fw, dfd, dir, IMG_INVENTORY, NULL, &err), 0);
-	assert_int_equal(img_fw_entry(&fw, &inv->base, &err), 0);
-	assert_int_equal(img_fw_close(&fw, &err), 0);
-	img_fw_release(&fw);
+	store_inventory(dir, inv);
 	img_free_entries(msgs, n);
-	close(dfd);
 }
 
 /* Replace one image file by the given messages (the pagemap head first). */
@@ -585,39 +600,19 @@ static void test_chain_errors(void **state)
 /* Edit one dump's inventory: parent path and id. */
 static void set_parent(const char *dir, const char *parent, const ProtobufCBinaryData *pid)
 {
-	char p[512];
-	struct stat st;
-	uint8_t *buf;
 	ProtobufCMessage **msgs;
 	size_t n;
-	struct ferr err;
-	FILE *fp;
-	int dfd = open(dir, O_RDONLY | O_DIRECTORY);
-
-	snprintf(p, sizeof(p), "%s/inventory.img", dir);
-	assert_int_equal(stat(p, &st), 0);
-	buf = malloc(st.st_size);
-	fp = fopen(p, "r");
-	assert_int_equal(fread(buf, 1, st.st_size, fp), (size_t)st.st_size);
-	fclose(fp);
-	assert_int_equal(img_decode_entries(buf, st.st_size, IMG_INVENTORY,
-					    &ferry__inventory__descriptor, p, &msgs, &n, &err), 0);
-	free(buf);
-	Ferry__Inventory *inv = (Ferry__Inventory *)msgs[0];
+	Ferry__Inventory *inv = load_inventory(dir, &msgs, &n);
 	char *old = inv->parent;
 	ProtobufCBinaryData oldid = inv->parent_id;
+
 	inv->parent = (char *)parent;
 	inv->has_parent_id = true;
 	inv->parent_id = *pid;
-	struct img_file_writer fw;
-	assert_int_equal(img_fw_open(&fw, dfd, dir, IMG_INVENTORY, NULL, &err), 0);
-	assert_int_equal(img_fw_entry(&fw, &inv->base, &err), 0);
-	assert_int_equal(img_fw_close(&fw, &err), 0);
-	img_fw_release(&fw);
-	inv->parent = old;
+	store_inventory(dir, inv);
+	inv->parent = old; /* so that freeing frees what was decoded */
 	inv->parent_id = oldid;
 	img_free_entries(msgs, n);
-	close(dfd);
 }
 
 static void test_chain_cycle(void **state)
