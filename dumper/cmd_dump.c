@@ -96,8 +96,7 @@ static int write_vmas(struct target *t, struct img_writer *w, const struct vma_l
 /* Read every dumped page and write it. With leave_running the target is
  * released as soon as its memory is read, while the last batch is written. */
 static int write_pages(struct target *t, struct img_writer *w, const struct vma_list *vl,
-		       const struct pages_ops *pops, bool leave_running, struct dump_result *res,
-		       struct ferr *err)
+		       const struct dump_opts *o, struct dump_result *res, struct ferr *err)
 {
 	struct pages_ctx pc;
 	struct xfer x;
@@ -111,7 +110,7 @@ static int write_pages(struct target *t, struct img_writer *w, const struct vma_
 		free(runs);
 		return ret;
 	}
-	ret = xfer_init(&x, t->pid, t->procfd, w, XFER_BUF_DEFAULT, err);
+	ret = xfer_init(&x, t, o->use_pidfd, w, XFER_BUF_DEFAULT, err);
 	for (size_t i = 0; !ret && i < vl->n; i++) {
 		const struct vma *v = &vl->v[i];
 		enum pages_policy pol = pages_policy_of(v);
@@ -120,7 +119,7 @@ static int write_pages(struct target *t, struct img_writer *w, const struct vma_
 		while (!ret && pos < v->end) {
 			size_t n;
 
-			ret = pops->next(&pc, v, pol, &pos, runs, &n, err);
+			ret = o->pages->next(&pc, v, pol, &pos, runs, &n, err);
 			if (!ret && n)
 				ret = xfer_runs(&x, v, runs, n, err);
 		}
@@ -128,7 +127,7 @@ static int write_pages(struct target *t, struct img_writer *w, const struct vma_
 	if (!ret)
 		ret = xfer_read_all(&x, err);
 	pr_debug("pages read from the target");
-	if (!ret && leave_running) {
+	if (!ret && o->leave_running) {
 		target_release(t);
 		res->freeze_ns = t->freeze_ns;
 	}
@@ -194,7 +193,7 @@ int dump_run(const struct dump_opts *o, struct dump_result *res, struct ferr *er
 		poll(&pfd, 1, 5000);
 	}
 	if (!ret)
-		ret = write_pages(&t, w, &vl, o->pages, o->leave_running, res, err);
+		ret = write_pages(&t, w, &vl, o, res, err);
 	if (ret)
 		goto out;
 	pr_debug("pages written at %.1f ms", (now_ns() - t0) / 1e6);
@@ -330,8 +329,9 @@ int cmd_dump(int argc, char **argv)
 	b = backend_choose(backend_family("pages"), pages, &kd, why, sizeof(why));
 	if (!b || !(o.pages = pages_ops_by_name(b->name)))
 		return fprintf(stderr, "ferry dump: %s\n", why), EXIT_FAIL;
-	pr_info("dumping process %d with --layout %s --pages %s", o.pid, o.layout->name,
-		o.pages->name);
+	o.use_pidfd = kd_has(&kd, KD_PROCESS_VM_PIDFD);
+	pr_info("dumping process %d with --layout %s --pages %s, reading by %s", o.pid,
+		o.layout->name, o.pages->name, o.use_pidfd ? "pidfd" : "pid (re-checked per batch)");
 
 	ferr_clear(&err);
 	if (dump_run(&o, &r, &err)) {

@@ -17,6 +17,7 @@ struct dump_opts {
 	const char *dir;
 	bool leave_running;
 	bool skip_unsupported_fds;
+	bool use_pidfd;            /* kernel has PROCESS_VM_PIDFD */
 	const struct layout_ops *layout;
 	const struct pages_ops *pages;
 };

@@ -46,11 +46,18 @@ static int scan_next(struct pages_ctx *pc, const struct vma *v, enum pages_polic
 		return ferr_sys(err, errno, "PAGEMAP_SCAN 0x%llx-0x%llx", (unsigned long long)*pos,
 				(unsigned long long)v->end);
 	}
-	for (int i = 0; i < ret; i++)
-		out[i] = (struct page_run){ vec[i].start, vec[i].end,
-					    (vec[i].categories & PAGE_IS_PFNZERO) != 0 };
-	*n = (size_t)ret;
-	*pos = arg.walk_end ? arg.walk_end : v->end;
+	/* When the vector fills, Linux 6.18 was seen to return regions beyond
+	 * the walk_end it reports (index 1024 on, of 1066). Keep only what lies
+	 * below walk_end, clipping a region that straddles it, and scan on from
+	 * there: correct whatever the kernel meant by it. */
+	uint64_t stop = arg.walk_end > arg.start ? arg.walk_end : v->end;
+	size_t nr = 0;
+
+	for (int i = 0; i < ret && vec[i].start < stop; i++)
+		out[nr++] = (struct page_run){ vec[i].start, vec[i].end < stop ? vec[i].end : stop,
+					       (vec[i].categories & PAGE_IS_PFNZERO) != 0 };
+	*n = nr;
+	*pos = stop;
 	return 0;
 }
 

@@ -99,7 +99,7 @@ static int wait_interrupt_stop(struct target *t, struct tthread *th, struct ferr
 			return ferr_sys(err, errno, "wait for thread %d", th->tid);
 		}
 		if (WIFEXITED(status) || WIFSIGNALED(status))
-			return ferr_new(err, ESRCH, "thread %d of process %d exited while being frozen",
+			return ferr_new(err, ECHILD, "thread %d of process %d exited while being frozen",
 					th->tid, t->pid);
 		if (!WIFSTOPPED(status))
 			continue;
@@ -164,10 +164,17 @@ static int freeze_pass(struct target *t, struct ferr *err)
 		th = &t->th[t->nr_th++];
 		memset(th, 0, sizeof(*th));
 		th->tid = tid;
-		if (ptrace(PTRACE_INTERRUPT, tid, NULL, NULL) < 0)
+		if (ptrace(PTRACE_INTERRUPT, tid, NULL, NULL) < 0 && errno != ESRCH)
 			return ferr_sys(err, errno, "PTRACE_INTERRUPT thread %d", tid);
-		if (wait_interrupt_stop(t, th, err))
-			return -err->code;
+		if (wait_interrupt_stop(t, th, err)) {
+			/* A thread that ends while we stop it is simply not part of
+			 * the dump; the leader ending means the process is. */
+			if (err->code != ECHILD || tid == t->pid)
+				return -err->code;
+			pr_debug("thread %d ended while being frozen: not part of the dump", tid);
+			t->nr_th--;
+			continue;
+		}
 		if (ptrace(PTRACE_GETREGS, tid, NULL, &th->regs) < 0)
 			return ferr_sys(err, errno, "PTRACE_GETREGS thread %d", tid);
 		added++;

@@ -6,17 +6,21 @@
 #include <sys/mman.h>
 #include <xxhash.h>
 
+#include "common/compat.h"
 #include "common/util.h"
+#include "dumper/target.h"
 #include "dumper/xfer.h"
 
 static void *writer_main(void *arg);
 
-int xfer_init(struct xfer *x, pid_t pid, int procfd, struct img_writer *w, size_t buf_size,
-	      struct ferr *err)
+int xfer_init(struct xfer *x, const struct target *t, bool use_pidfd, struct img_writer *w,
+	      size_t buf_size, struct ferr *err)
 {
 	memset(x, 0, sizeof(*x));
-	x->pid = pid;
-	x->procfd = procfd;
+	x->t = t;
+	x->use_pidfd = use_pidfd;
+	x->pid = t->pid;
+	x->procfd = t->procfd;
 	x->mem_fd = -1;
 	x->w = w;
 	x->buf_size = buf_size;
@@ -149,7 +153,15 @@ static int read_batch(struct xfer *x, struct xfer_batch *b, struct ferr *err)
 		return 0;
 	if (b->force)
 		return read_mem(x, b, 0, 0, err);
-	n = process_vm_readv(x->pid, &local, 1, b->riov, b->nr_iov, 0);
+	if (x->use_pidfd)
+		n = syscall(SYS_process_vm_readv, x->t->pidfd, &local, 1, b->riov, b->nr_iov,
+			    PROCESS_VM_PIDFD);
+	else
+		n = process_vm_readv(x->pid, &local, 1, b->riov, b->nr_iov, 0);
+	/* By PID, the data is only ours if the pidfd says our process still
+	 * lives: a dead and reaped target's PID may name a stranger now. */
+	if (!x->use_pidfd && !target_alive(x->t))
+		return ferr_new(err, ESRCH, "process %d exited during the dump", x->pid);
 	if (n < 0) {
 		if (errno == ESRCH)
 			return ferr_new(err, ESRCH, "process %d exited during the dump", x->pid);

@@ -38,7 +38,11 @@ struct xfer_batch {
 	bool full;                           /* handed to the writer, not yet written */
 };
 
+struct target;
+
 struct xfer {
+	const struct target *t;
+	bool use_pidfd;           /* PROCESS_VM_PIDFD: read by pidfd, no PID-reuse window */
 	pid_t pid;
 	int procfd;
 	int mem_fd;
@@ -56,8 +60,8 @@ struct xfer {
 	uint64_t data_pages, zero_pages;
 };
 
-int __must_check xfer_init(struct xfer *x, pid_t pid, int procfd, struct img_writer *w,
-			   size_t buf_size, struct ferr *err);
+int __must_check xfer_init(struct xfer *x, const struct target *t, bool use_pidfd,
+			   struct img_writer *w, size_t buf_size, struct ferr *err);
 /* Queue runs of v; data reaches the writer in address order. */
 int __must_check xfer_runs(struct xfer *x, const struct vma *v, const struct page_run *runs,
 			   size_t n, struct ferr *err);

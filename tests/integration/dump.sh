@@ -120,6 +120,17 @@ else
 fi
 selfcheck e $E "target intact after refused and failed dumps"
 
+# Threads born and ending all the time while ferry seizes them.
+start s --mb 4 --threads 1 --spawn 1
+S=$LAST
+n_ok=0
+for i in 1 2 3 4 5 6 7 8; do
+	"$FERRY" dump -t $S -D "$T/spawn$i" -R >"$T/out" 2>"$T/err" && n_ok=$((n_ok + 1)) || cat "$T/err"
+done
+[ $n_ok -eq 8 ] && ok "8 dumps of a process whose threads come and go" || fail "only $n_ok of 8 dumps of a thread-churning process worked"
+expect_rc 0 "its last dump has every page" "$CHECK" "$T/spawn8" "$T/s.desc"
+selfcheck s $S "thread-churning target intact after 8 dumps"
+
 start p --mb 1 --pipe 1
 P=$LAST
 expect_rc 1 "unsupported fd refused" "$FERRY" dump -t $P -D "$T/pipe"

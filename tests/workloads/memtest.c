@@ -4,7 +4,7 @@
  * SIGUSR1 it re-checks all its memory and writes "ok" or the first bad page
  * to DESC.check: the proof that a dump left it unharmed.
  *
- * usage: memtest DESC [--mb N] [--threads N] [--seed N]
+ * usage: memtest DESC [--mb N] [--threads N] [--seed N] [--spawn 1] [--pipe 1]
  * DESC lines: "data|zero|absent ADDR NPAGES SEED NAME" */
 #include <fcntl.h>
 #include <inttypes.h>
@@ -19,7 +19,7 @@
 
 #include "pattern.h"
 
-#define MAX_REGIONS 4096
+#define MAX_REGIONS 65536
 #define STACK_BYTES (512u << 10)
 
 struct region {
@@ -127,6 +127,27 @@ static void *thread_main(void *arg)
 	return NULL;
 }
 
+/* Threads that come and go all the time: a dump must freeze whatever set
+ * exists, however it changes while ferry seizes it. */
+static void *short_life(void *arg)
+{
+	(void)arg;
+	usleep(200);
+	return NULL;
+}
+
+static void *spawner(void *arg)
+{
+	(void)arg;
+	for (;;) {
+		pthread_t th;
+		if (pthread_create(&th, NULL, short_life, NULL) == 0)
+			pthread_detach(th);
+		usleep(100);
+	}
+	return NULL;
+}
+
 static void write_desc(void)
 {
 	char tmp[4096];
@@ -169,7 +190,7 @@ static void run_on_grown_stack(void)
 int main(int argc, char **argv)
 {
 	size_t mb = 16;
-	int nthreads = 0;
+	int nthreads = 0, spawn = 0;
 	uint64_t seed = 1;
 	char *p;
 
@@ -186,6 +207,8 @@ int main(int argc, char **argv)
 			mb = strtoul(argv[i + 1], NULL, 0);
 		else if (!strcmp(argv[i], "--threads"))
 			nthreads = atoi(argv[i + 1]);
+		else if (!strcmp(argv[i], "--spawn"))
+			spawn = atoi(argv[i + 1]);
 		else if (!strcmp(argv[i], "--seed"))
 			seed = strtoull(argv[i + 1], NULL, 0);
 		else if (!strcmp(argv[i], "--pipe") && atoi(argv[i + 1])) {
@@ -200,9 +223,11 @@ int main(int argc, char **argv)
 	p = map(mb * 256, PROT_READ | PROT_WRITE, MAP_PRIVATE);
 	data_region(p, mb * 256, seed, "anon");
 
-	/* 2. Sparse: every third page written, the rest never touched. */
-	p = map(300, PROT_READ | PROT_WRITE, MAP_PRIVATE);
-	for (int i = 0; i < 300; i++) {
+	/* 2. Sparse: every third page written, the rest never touched: 5000
+	 * separate runs in one VMA, more than a page backend returns in one
+	 * batch, so that every dump continues a scan part-way. */
+	p = map(15000, PROT_READ | PROT_WRITE, MAP_PRIVATE);
+	for (int i = 0; i < 15000; i++) {
 		if (i % 3 == 0)
 			data_region(p + i * ps, 1, seed + 2, "sparse");
 		else
@@ -289,6 +314,10 @@ int main(int argc, char **argv)
 		if (n == nthreads)
 			break;
 		usleep(1000);
+	}
+	if (spawn) {
+		pthread_t th;
+		pthread_create(&th, NULL, spawner, NULL);
 	}
 	run_on_grown_stack();
 	return 0;
