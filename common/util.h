@@ -59,8 +59,6 @@ static inline int ferry_page_size(void)
 /* Read a whole small file (procfs, sysfs) into a NUL-terminated buffer. */
 int read_small_file_at(int dirfd, const char *path, char *buf, size_t size);
 
-/* write() all of buf, retrying short writes and EINTR. */
-int write_all(int fd, const void *buf, size_t len);
 /* pwrite() all of buf at off, retrying short writes and EINTR. */
 int pwrite_all(int fd, const void *buf, size_t len, uint64_t off);
 /* pread() exactly len bytes; -EIO-like short read is reported as -ENODATA. */

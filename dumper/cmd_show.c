@@ -93,6 +93,13 @@ static void show_text(struct img_image *img, Ferry__Process *proc, Ferry__Thread
 			printf("cwd:       %s\n", proc->cwd);
 		if (proc->mm && proc->mm->exe_path)
 			printf("exe:       %s\n", proc->mm->exe_path);
+		if (proc->n_sigactions) {
+			printf("handlers: ");
+			for (size_t i = 0; i < proc->n_sigactions; i++)
+				printf(" %u%s", proc->sigactions[i]->signo,
+				       proc->sigactions[i]->handler == 1 ? "(ignored)" : "");
+			printf("\n");
+		}
 		for (size_t i = 0; i < nth; i++)
 			printf("  thread %u%s%s%s\n", th[i]->tid, th[i]->comm ? " \"" : "",
 			       th[i]->comm ? th[i]->comm : "", th[i]->comm ? "\"" : "");
@@ -153,6 +160,15 @@ static void show_json(struct json *j, struct img_image *img, Ferry__Process *pro
 		json_arr_begin(j, "threads");
 		for (size_t i = 0; i < nth; i++)
 			json_u64(j, NULL, th[i]->tid);
+		json_arr_end(j);
+		json_arr_begin(j, "sigactions");
+		for (size_t i = 0; i < proc->n_sigactions; i++) {
+			json_obj_begin(j, NULL);
+			json_u64(j, "signo", proc->sigactions[i]->signo);
+			json_u64(j, "handler", proc->sigactions[i]->handler);
+			json_u64(j, "flags", proc->sigactions[i]->flags);
+			json_obj_end(j);
+		}
 		json_arr_end(j);
 		json_obj_end(j);
 	}

@@ -278,7 +278,10 @@ static int read_stat(struct target *t, Ferry__Process *p, Ferry__MmState *mm, st
 	return 0;
 }
 
-static int process_from_outside(struct target *t, Ferry__Process *p, struct ferr *err)
+/* handled: the signals with a handler or ignored (SigCgt|SigIgn), for
+ * process_by_injection to ask about. */
+static int process_from_outside(struct target *t, Ferry__Process *p, uint64_t *handled,
+				struct ferr *err)
 {
 	char status[8192], buf[64];
 	uint8_t auxv[4096];
@@ -320,6 +323,7 @@ static int process_from_outside(struct target *t, Ferry__Process *p, struct ferr
 	c->cap_eff = status_hex(status, "\nCapEff:");
 	c->cap_bnd = status_hex(status, "\nCapBnd:");
 	c->cap_amb = status_hex(status, "\nCapAmb:");
+	*handled = status_hex(status, "\nSigCgt:") | status_hex(status, "\nSigIgn:");
 	if (strstr(status, "\nUmask:")) {
 		p->has_umask = true;
 		p->umask = (uint32_t)strtoul(strstr(status, "\nUmask:") + 7, NULL, 8);
@@ -351,17 +355,11 @@ static int process_from_outside(struct target *t, Ferry__Process *p, struct ferr
 
 /* Handlers of every caught or ignored signal, and the program break. */
 static int process_by_injection(struct target *t, struct inj *in, Ferry__Process *p,
-				struct ferr *err)
+				uint64_t handled, struct ferr *err)
 {
-	char status[8192];
-	uint64_t caught, ignored;
 	long r;
 	int ret;
 
-	if (read_small_file_at(t->procfd, "status", status, sizeof(status)) < 0)
-		return ferr_sys(err, errno, "read /proc/%d/status", t->pid);
-	caught = status_hex(status, "\nSigCgt:");
-	ignored = status_hex(status, "\nSigIgn:");
 	p->sigactions = calloc(64, sizeof(*p->sigactions));
 	if (!p->sigactions)
 		return ferr_sys(err, ENOMEM, "sigactions");
@@ -369,7 +367,7 @@ static int process_by_injection(struct target *t, struct inj *in, Ferry__Process
 		struct { uint64_t handler, flags, restorer, mask; } ka;
 		Ferry__Sigaction *s;
 
-		if (!((caught | ignored) & (1ull << (sig - 1))) || sig == SIGKILL || sig == SIGSTOP)
+		if (!(handled & (1ull << (sig - 1))) || sig == SIGKILL || sig == SIGSTOP)
 			continue;
 		ret = inj_syscall(in, __NR_rt_sigaction, (uint64_t)sig, 0, in->scratch, 8, 0, 0, &r, err);
 		if (!ret && r)
@@ -400,7 +398,7 @@ static int process_by_injection(struct target *t, struct inj *in, Ferry__Process
 int state_collect(struct target *t, struct dump_state *st, struct ferr *err)
 {
 	struct inj in;
-	uint64_t ip;
+	uint64_t ip, handled = 0;
 	int ret, ret2;
 
 	memset(st, 0, sizeof(*st));
@@ -409,7 +407,7 @@ int state_collect(struct target *t, struct dump_state *st, struct ferr *err)
 	if (!st->proc || !st->threads)
 		return ferr_sys(err, ENOMEM, "state");
 	ferry__process__init(st->proc);
-	ret = process_from_outside(t, st->proc, err);
+	ret = process_from_outside(t, st->proc, &handled, err);
 	for (size_t i = 0; !ret && i < t->nr_th; i++) {
 		st->threads[i] = malloc(sizeof(*st->threads[i]));
 		if (!st->threads[i])
@@ -430,7 +428,7 @@ int state_collect(struct target *t, struct dump_state *st, struct ferr *err)
 	ret = inj_scratch_map(&in, err);
 	if (ret)
 		return ferr_wrap(err, "inject into process %d", t->pid);
-	ret = process_by_injection(t, &in, st->proc, err);
+	ret = process_by_injection(t, &in, st->proc, handled, err);
 	for (size_t i = 0; !ret && i < t->nr_th; i++) {
 		struct inj ti;
 

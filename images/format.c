@@ -166,7 +166,8 @@ int img_fw_flush(struct img_file_writer *fw, struct ferr *err)
 
 	if (!fw->len)
 		return 0;
-	ret = write_all(fw->fd, fw->buf, fw->len);
+	/* size counts every byte accepted, the buffered ones included. */
+	ret = pwrite_all(fw->fd, fw->buf, fw->len, fw->size - fw->len);
 	if (ret)
 		return ferr_sys(err, -ret, "write %s", fw->what);
 	fw->len = 0;

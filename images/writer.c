@@ -63,7 +63,7 @@ static int writer_open_pages(struct img_writer *w, struct ferr *err)
 	 * page-aligned in the file (for splice, O_DIRECT and mmap). */
 	img_header_fill(&h, IMG_PAGES);
 	memcpy(first, &h, sizeof(h));
-	ret = write_all(w->pages_fd, first, w->page_size);
+	ret = pwrite_all(w->pages_fd, first, w->page_size, 0);
 	if (ret)
 		return ferr_sys(err, -ret, "write %s/pages.img", w->path);
 	w->pages_off = w->page_size;

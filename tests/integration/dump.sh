@@ -54,6 +54,13 @@ else
 fi
 "$FERRY" show "$T/d-procmap-pagemap-scan" | sed -n '/^vmas/,/^$/p' | sed '1d;$d' >"$T/maps.dumped"
 if diff "$T/maps.before" "$T/maps.dumped" >"$T/diff"; then ok "dumped VMAs equal /proc/PID/maps"; else fail "VMAs differ: $(head -5 "$T/diff")"; fi
+expect_rc 0 "show --json of a dump" "$FERRY" show --json "$T/d-procmap-pagemap-scan"
+python3 -c "
+import json,sys; d=json.load(open(sys.argv[1]))['process']
+usr1=[s for s in d['sigactions'] if s['signo']==10]
+assert usr1 and usr1[0]['handler'] > 1, d['sigactions']   # memtest's own SIGUSR1 handler
+assert all(s['signo'] not in (9, 19) for s in d['sigactions'])" "$T/out" \
+	&& ok "the workload's SIGUSR1 handler is recorded (found by injected rt_sigaction)" || fail "signal handlers: $(head -c 300 "$T/out")"
 expect_rc 0 "show --verify" "$FERRY" show --verify "$T/d-procmap-pagemap-scan"
 expect_in "$T/out" "4 threads" "all four threads dumped"
 
