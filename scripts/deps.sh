@@ -3,7 +3,8 @@
 # when everything is present: apt-get runs only for what is missing.
 set -eu
 PKGS="build-essential pkg-config protobuf-c-compiler libprotobuf-c-dev liburing-dev
-libnl-3-dev libxxhash-dev libcmocka-dev clang libclang-rt-14-dev python3 iproute2 procps"
+libnl-3-dev libxxhash-dev libcmocka-dev clang libclang-rt-14-dev python3 iproute2 procps
+gdb"
 missing=""
 for p in $PKGS; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

@@ -1,0 +1,86 @@
+/* Everything restore checks before it creates a process: a refusal here
+ * costs nothing, a refusal half-way would leave a half-built process. */
+#include <inttypes.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/utsname.h>
+
+#include "restore/validate.h"
+
+/* Is path still the file the dump saw? */
+static int same_file(const char *what, const char *path, const Ferry__FileId *id, struct ferr *err)
+{
+	struct stat st;
+	int64_t mtime;
+
+	if (!path || !id)
+		return 0;
+	if (strstr(path, " (deleted)"))
+		return ferr_new(err, ENOENT, "%s `%s` was already deleted when dumped: ferry cannot "
+				"restore it", what, path);
+	if (stat(path, &st) < 0)
+		return ferr_sys(err, errno, "%s `%s`", what, path);
+	mtime = (int64_t)st.st_mtim.tv_sec * 1000000000ll + st.st_mtim.tv_nsec;
+	if (st.st_dev != id->dev || st.st_ino != id->ino)
+		return ferr_new(err, ESTALE, "%s `%s` is another file than at dump time (inode %" PRIu64
+				" then, %" PRIu64 " now)", what, path, id->ino, (uint64_t)st.st_ino);
+	if ((id->has_size && (uint64_t)st.st_size != id->size) ||
+	    (id->has_mtime_ns && mtime != id->mtime_ns))
+		return ferr_new(err, ESTALE, "%s `%s` changed since the dump (size %" PRIu64 " then, %"
+				PRIu64 " now%s)", what, path, id->size, (uint64_t)st.st_size,
+				mtime != id->mtime_ns ? ", modified" : "");
+	return 0;
+}
+
+int rst_validate(struct img_image *img, struct rst_check_report *rep, struct ferr *err)
+{
+	Ferry__Process *proc = NULL;
+	Ferry__Fd **fds = NULL;
+	size_t nfds = 0;
+	struct utsname u;
+	char what[96];
+	int ret;
+
+	memset(rep, 0, sizeof(*rep));
+	if (img->inv->kind != FERRY__DUMP_KIND__DUMP_FULL)
+		return ferr_new(err, EINVAL, "%s is a pre-dump: restore the final dump of its chain",
+				img->path);
+	if (uname(&u) == 0 && strcmp(u.machine, img->inv->arch))
+		return ferr_new(err, ENOEXEC, "%s was dumped on %s, this machine is %s", img->path,
+				img->inv->arch, u.machine);
+	if (img->page_size != (uint32_t)ferry_page_size())
+		return ferr_new(err, ENOEXEC, "%s has %u-byte pages, this kernel %d", img->path,
+				img->page_size, ferry_page_size());
+	ret = img_verify(img, &rep->verify, err);
+	if (ret)
+		return ret;
+	for (size_t i = 0; i < img->nr_vmas; i++) {
+		const Ferry__Vma *v = img->vmas[i];
+
+		if (v->kind != FERRY__VMA_KIND__VMA_FILE || !v->file)
+			continue;
+		snprintf(what, sizeof(what), "file mapped at 0x%" PRIx64 "-0x%" PRIx64, v->start, v->end);
+		ret = same_file(what, v->path, v->file, err);
+		if (ret)
+			return ret;
+		rep->files_checked++;
+	}
+	ret = img_read_process(img, &proc, err);
+	if (!ret && proc->mm) {
+		ret = same_file("executable", proc->mm->exe_path, proc->mm->exe_id, err);
+		rep->files_checked += !ret;
+	}
+	if (!ret)
+		ret = img_read_fds(img, &fds, &nfds, err);
+	for (size_t i = 0; !ret && i < nfds; i++) {
+		if (fds[i]->kind != FERRY__FD_KIND__FD_REG && fds[i]->kind != FERRY__FD_KIND__FD_DIR)
+			continue;
+		snprintf(what, sizeof(what), "file of fd %u", fds[i]->fd);
+		ret = same_file(what, fds[i]->path, fds[i]->file, err);
+		rep->files_checked += !ret;
+	}
+	img_free_entries(fds, nfds);
+	if (proc)
+		ferry__process__free_unpacked(proc, NULL);
+	return ret;
+}

@@ -1,0 +1,20 @@
+/* Restore's first step: check that an image chain can be restored here
+ * before anything is created (docs/IMAGES.md, issue "ferry restore"). */
+#ifndef FERRY_RESTORE_VALIDATE_H
+#define FERRY_RESTORE_VALIDATE_H
+
+#include "images/img.h"
+
+struct rst_check_report {
+	struct img_verify_report verify;
+	size_t files_checked;     /* distinct files behind mappings, fds and exe */
+};
+
+/* A full dump (not a pre-dump) for this architecture and page size, every
+ * page checksum right through the chain, and every file that backs a
+ * mapping, an fd or the executable still the same file (device, inode,
+ * size, mtime). The first failure is returned with a message naming it. */
+int __must_check rst_validate(struct img_image *img, struct rst_check_report *rep,
+			      struct ferr *err);
+
+#endif
