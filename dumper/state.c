@@ -142,6 +142,20 @@ static int thread_from_outside(struct target *t, struct tthread *th, Ferry__Thre
 	ret = peek_siginfo(th->tid, false, &e->pending, &e->n_pending, err);
 	if (ret)
 		return ret;
+	/* A signal taken out of the queue while we froze the thread is still
+	 * pending as far as the process knows: record it first in line. */
+	if (th->resend_sig) {
+		ProtobufCBinaryData *p = realloc(e->pending, (e->n_pending + 1) * sizeof(*p));
+
+		if (!p)
+			return ferr_sys(err, ENOMEM, "pending signals");
+		e->pending = p;
+		memmove(p + 1, p, e->n_pending * sizeof(*p));
+		e->n_pending++;
+		ret = set_bytes(&p[0], th->resend_info, sizeof(th->resend_info), err);
+		if (ret)
+			return ret;
+	}
 	if (ptrace(PTRACE_GET_RSEQ_CONFIGURATION, th->tid, (void *)sizeof(rseq), &rseq) ==
 	    (long)sizeof(rseq) && rseq.rseq_abi_pointer) {
 		e->rseq = malloc(sizeof(*e->rseq));

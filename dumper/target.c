@@ -107,8 +107,12 @@ static int wait_interrupt_stop(struct target *t, struct tthread *th, struct ferr
 			th->stopped = true;
 			return 0;
 		}
-		/* Signal-delivery-stop: suppress now, deliver again at release. */
-		if ((status >> 16) == 0 && WSTOPSIG(status) != SIGTRAP) {
+		/* Signal-delivery-stop: the signal is out of the queue already.
+		 * Keep its siginfo for the dump's pending list, suppress it now,
+		 * deliver it again at release. */
+		if ((status >> 16) == 0 && WSTOPSIG(status) != SIGTRAP && !th->resend_sig) {
+			if (ptrace(PTRACE_GETSIGINFO, th->tid, NULL, th->resend_info) < 0)
+				memset(th->resend_info, 0, sizeof(th->resend_info));
 			th->resend_sig = WSTOPSIG(status);
 			pr_debug("thread %d: signal %d arrived while freezing; re-sent at release",
 				 th->tid, th->resend_sig);

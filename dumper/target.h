@@ -15,6 +15,7 @@ struct tthread {
 	pid_t tid;
 	bool stopped;           /* in a ptrace stop we caused */
 	int resend_sig;         /* a signal we caught while stopping it, re-sent at release */
+	uint8_t resend_info[128];  /* its siginfo_t, so the dump records it as pending */
 	struct user_regs_struct regs;  /* as frozen; restored after any injection */
 };
 

@@ -83,6 +83,14 @@ static void on_usr1(int sig)
 	check_requested = 1;
 }
 
+static volatile sig_atomic_t usr2_count;
+
+static void on_usr2(int sig)
+{
+	(void)sig;
+	usr2_count++;
+}
+
 static void self_check(void)
 {
 	char path[4096], msg[256] = "ok\n";
@@ -218,6 +226,11 @@ int main(int argc, char **argv)
 		}
 	}
 	signal(SIGUSR1, on_usr1);
+	{
+		/* Tests flood the workload with SIGUSR2 while it is dumped. */
+		struct sigaction sa = { .sa_handler = on_usr2, .sa_flags = SA_RESTART };
+		sigaction(SIGUSR2, &sa, NULL);
+	}
 
 	/* 1. Plain anonymous memory, every page written. */
 	p = map(mb * 256, PROT_READ | PROT_WRITE, MAP_PRIVATE);
