@@ -55,17 +55,26 @@ void cmd_dump_help(FILE *out)
 		"Exit status: 0 dumped, 1 failed, 2 usage error.\n");
 }
 
-static int check_fds_early(struct target *t, bool skip, struct ferr *err)
+static int refuse_unsupported_fds(const struct fd_list *l, pid_t pid, struct ferr *err)
+{
+	char desc[1024];
+
+	if (!l->nr_unsupported)
+		return 0;
+	fds_describe_unsupported(l, desc, sizeof(desc));
+	return ferr_new(err, EOPNOTSUPP, "process %d has file descriptors ferry cannot dump yet: "
+			"%s (use --skip-unsupported-fds to dump without them)", pid, desc);
+}
+
+/* Refuse before freezing, so an unsupported fd costs the target nothing;
+ * the list is taken again once frozen, as it may have changed. */
+static int check_fds_early(struct target *t, struct ferr *err)
 {
 	struct fd_list l;
-	char desc[1024];
 	int ret = fds_collect(t, &l, err);
 
-	if (!ret && l.nr_unsupported && !skip) {
-		fds_describe_unsupported(&l, desc, sizeof(desc));
-		ret = ferr_new(err, EOPNOTSUPP, "process %d has file descriptors ferry cannot dump yet: "
-			       "%s (use --skip-unsupported-fds to dump without them)", t->pid, desc);
-	}
+	if (!ret)
+		ret = refuse_unsupported_fds(&l, t->pid, err);
 	fds_free(&l);
 	return ret;
 }
@@ -154,8 +163,8 @@ int dump_run(const struct dump_opts *o, struct dump_result *res, struct ferr *er
 
 	memset(res, 0, sizeof(*res));
 	ret = target_open(&t, o->pid, err);
-	if (!ret)
-		ret = check_fds_early(&t, o->skip_unsupported_fds, err);
+	if (!ret && !o->skip_unsupported_fds)
+		ret = check_fds_early(&t, err);
 	if (!ret)
 		ret = target_freeze(&t, err);
 	if (ret)
@@ -168,8 +177,8 @@ int dump_run(const struct dump_opts *o, struct dump_result *res, struct ferr *er
 		ret = o->layout->read(t.procfd, &vl, err);
 	if (!ret)
 		ret = fds_collect(&t, &fl, err);
-	if (!ret && fl.nr_unsupported && !o->skip_unsupported_fds)
-		ret = check_fds_early(&t, false, err);
+	if (!ret && !o->skip_unsupported_fds)
+		ret = refuse_unsupported_fds(&fl, t.pid, err);
 	if (ret)
 		goto out;
 	res->vmas = vl.n;

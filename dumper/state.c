@@ -52,7 +52,7 @@ static char *read_link_at(int dirfd, const char *path)
 	return strdup(buf);
 }
 
-static Ferry__FileId *file_id_at(int dirfd, const char *path)
+Ferry__FileId *state_file_id(int dirfd, const char *path)
 {
 	Ferry__FileId *id;
 	struct stat st;
@@ -70,11 +70,6 @@ static Ferry__FileId *file_id_at(int dirfd, const char *path)
 	id->mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000ll + st.st_mtim.tv_nsec;
 	id->mode = st.st_mode;
 	return id;
-}
-
-Ferry__FileId *state_file_id(int dirfd, const char *path)
-{
-	return file_id_at(dirfd, path);
 }
 
 /* Queued signals of one thread (or the shared queue) as raw siginfo. */
@@ -322,7 +317,7 @@ static int process_from_outside(struct target *t, Ferry__Process *p, uint64_t *h
 	if (set_bytes(&mm->auxv, auxv, (size_t)n, err))
 		return -ENOMEM;
 	mm->exe_path = read_link_at(t->procfd, "exe");
-	mm->exe_id = file_id_at(t->procfd, "exe");
+	mm->exe_id = state_file_id(t->procfd, "exe");
 	p->cwd = read_link_at(t->procfd, "cwd");
 	p->root = read_link_at(t->procfd, "root");
 
