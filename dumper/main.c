@@ -14,6 +14,7 @@
 static const struct ferry_cmd commands[] = {
 	{ "check", "probe the kernel and say what ferry can do here", cmd_check, cmd_check_help },
 	{ "dump", "freeze a process and write its complete state to images", cmd_dump, cmd_dump_help },
+	{ "restore", "bring a dumped process back to life", cmd_restore, cmd_restore_help },
 	{ "show", "decode an image directory (like crit show)", cmd_show, cmd_show_help },
 };
 

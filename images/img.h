@@ -136,6 +136,11 @@ struct img_page_loc {
 };
 int img_resolve(const struct img_image *img, uint64_t vaddr, struct img_page_loc *loc);
 
+/* How many of the n pages from vaddr, all resolving to owner's run, stay
+ * in one run of every image between top and owner: one copyable span. */
+uint64_t img_chain_span(const struct img_image *top, const struct img_image *owner,
+			uint64_t vaddr, uint64_t n);
+
 /* Copy nr_pages starting at vaddr out of the chain into buf (zero runs as
  * zeroes). Every page must be described by the pagemap. */
 int __must_check img_read_pages(const struct img_image *img, uint64_t vaddr, uint64_t nr_pages,

@@ -266,7 +266,7 @@ int img_resolve(const struct img_image *img, uint64_t vaddr, struct img_page_loc
 
 /* An in-parent run of a child may end before the parent's run does: limit n
  * pages at vaddr to what every image from top down to owner agrees on. */
-static uint64_t chain_span(const struct img_image *top, const struct img_image *owner,
+uint64_t img_chain_span(const struct img_image *top, const struct img_image *owner,
 			   uint64_t vaddr, uint64_t n)
 {
 	for (; top != owner; top = top->parent) {
@@ -299,7 +299,7 @@ int img_read_pages(const struct img_image *img, uint64_t vaddr, uint64_t nr_page
 		n = loc.run->nr_pages - in_run;
 		if (n > nr_pages)
 			n = nr_pages;
-		n = chain_span(img, loc.img, vaddr, n);
+		n = img_chain_span(img, loc.img, vaddr, n);
 		if (loc.run->flags & IMG_RUN_ZERO) {
 			memset(out, 0, n * ps);
 		} else {

@@ -38,6 +38,7 @@ for t in "$B"/tests/test_*; do
 done
 for t in tests/integration/*.sh; do
 	[ "$(basename "$t")" = lib.sh ] && continue
-	run_one "integration/$(basename "$t" .sh)" sh "$t"
+	# Under a subreaper: processes a test restores with -d are reaped.
+	run_one "integration/$(basename "$t" .sh)" "$B/tests/tools/subreaper" sh "$t"
 done
 exit $failed

@@ -1,0 +1,224 @@
+/* The restored process starts as a fork of ferry: it takes the dumped PID
+ * where it is free (clone3 with set_tid), waits until ferry has seized it,
+ * puts its fds, cwd, umask and session in place with ordinary calls, and
+ * stops itself. From then on ferry drives it from outside. */
+#include <fcntl.h>
+#include <inttypes.h>
+#include <linux/sched.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/personality.h>
+#include <sys/ptrace.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+
+#include "common/log.h"
+#include "restore/rst.h"
+
+static void __attribute__((noreturn, format(printf, 2, 3))) child_fail(int fd, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+	ssize_t n;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	n = write(fd, msg, strlen(msg));
+	(void)n;
+	_exit(127);
+}
+
+/* open(2) flags to re-open an fd with: what fdinfo showed, minus what only
+ * means something at creation. */
+static int reopen_flags(const Ferry__Fd *f)
+{
+	int fl = (int)f->flags & ~(O_CREAT | O_EXCL | O_TRUNC | O_CLOEXEC);
+
+	if (f->kind == FERRY__FD_KIND__FD_DIR)
+		fl |= O_DIRECTORY;
+	return fl | O_NOCTTY | (f->cloexec ? O_CLOEXEC : 0);
+}
+
+static void child_open_fd(const Ferry__Fd *f, int errfd)
+{
+	struct stat st;
+	int fd;
+
+	fd = open(f->path, reopen_flags(f));
+	if (fd < 0)
+		child_fail(errfd, "fd %u: open `%s`: %s", f->fd, f->path, strerror(errno));
+	if (fstat(fd, &st) < 0)
+		child_fail(errfd, "fd %u: fstat `%s`: %s", f->fd, f->path, strerror(errno));
+	if (f->file && (st.st_dev != f->file->dev || st.st_ino != f->file->ino))
+		child_fail(errfd, "fd %u: `%s` is another file than at dump time", f->fd, f->path);
+	if (f->kind == FERRY__FD_KIND__FD_CHR && (!S_ISCHR(st.st_mode) ||
+						  (f->has_rdev && st.st_rdev != f->rdev)))
+		child_fail(errfd, "fd %u: `%s` is not the device it was at dump time", f->fd, f->path);
+	if (fd != (int)f->fd) {
+		if (dup3(fd, (int)f->fd, f->cloexec ? O_CLOEXEC : 0) < 0)
+			child_fail(errfd, "fd %u: dup3: %s", f->fd, strerror(errno));
+		close(fd);
+	}
+	if (f->has_pos && f->kind == FERRY__FD_KIND__FD_REG &&
+	    lseek((int)f->fd, (off_t)f->pos, SEEK_SET) != (off_t)f->pos)
+		child_fail(errfd, "fd %u: seek `%s` to %" PRIu64 ": %s", f->fd, f->path, f->pos,
+			   strerror(errno));
+}
+
+static bool restorable_fd(const Ferry__Fd *f)
+{
+	return f->path && (f->kind == FERRY__FD_KIND__FD_REG || f->kind == FERRY__FD_KIND__FD_DIR ||
+			   f->kind == FERRY__FD_KIND__FD_CHR);
+}
+
+/* Runs in the child, on ferry's own memory, before its first stop. */
+static void __attribute__((noreturn)) child_main(struct rst *r, int go, int errfd)
+{
+	const Ferry__Process *p = r->proc;
+	unsigned top = 3;
+	sigset_t all;
+	char c;
+
+	sigfillset(&all);
+	sigprocmask(SIG_SETMASK, &all, NULL);
+	if (read(go, &c, 1) != 1) /* ferry gave up before seizing us */
+		_exit(127);
+	for (size_t i = 0; i < r->nr_fds; i++)
+		if (r->fds[i]->fd + 1 > top)
+			top = r->fds[i]->fd + 1;
+	/* Our error pipe goes above every fd the process will have. */
+	errfd = fcntl(errfd, F_DUPFD_CLOEXEC, (int)top);
+	if (errfd < 0)
+		_exit(127);
+	syscall(SYS_close_range, 3, (unsigned)errfd - 1, 0);
+	syscall(SYS_close_range, (unsigned)errfd + 1, ~0u, 0);
+	for (size_t i = 0; i < r->nr_fds; i++)
+		if (restorable_fd(r->fds[i]))
+			child_open_fd(r->fds[i], errfd);
+	if (p->has_sid && p->sid == p->pid) {
+		if (setsid() < 0)
+			child_fail(errfd, "setsid: %s", strerror(errno));
+	} else if (p->has_pgid && p->pgid == p->pid && setpgid(0, 0) < 0) {
+		child_fail(errfd, "setpgid: %s", strerror(errno));
+	}
+	if (p->cwd && chdir(p->cwd) < 0)
+		child_fail(errfd, "working directory `%s`: %s", p->cwd, strerror(errno));
+	if (p->has_umask)
+		umask((mode_t)p->umask);
+	if (p->has_personality && personality(p->personality) < 0)
+		child_fail(errfd, "personality 0x%x: %s", p->personality, strerror(errno));
+	close(errfd);
+	syscall(SYS_kill, syscall(SYS_getpid), SIGSTOP);
+	_exit(127); /* only reached if ferry let us run on: never a process */
+}
+
+static pid_t clone_with_pid(pid_t want)
+{
+	struct clone_args ca;
+
+	memset(&ca, 0, sizeof(ca));
+	ca.exit_signal = SIGCHLD;
+	if (want > 0) {
+		ca.set_tid = (uintptr_t)&want;
+		ca.set_tid_size = 1;
+	}
+	return (pid_t)syscall(SYS_clone3, &ca, sizeof(ca));
+}
+
+/* Wait for the child's SIGSTOP: the stop ferry takes over from. */
+static int wait_first_stop(struct rst *r, int errfd, struct ferr *err)
+{
+	char msg[512];
+	int status;
+	ssize_t n;
+
+	for (;;) {
+		if (waitpid(r->pid, &status, __WALL) < 0)
+			return ferr_sys(err, errno, "wait for the new process %d", r->pid);
+		if (WIFEXITED(status) || WIFSIGNALED(status)) {
+			n = read(errfd, msg, sizeof(msg) - 1);
+			msg[n > 0 ? n : 0] = '\0';
+			r->pid = 0; /* reaped: nothing to kill */
+			return ferr_new(err, EIO, "setting up the new process failed: %s",
+					n > 0 ? msg : "it died without saying why");
+		}
+		if (WIFSTOPPED(status) && WSTOPSIG(status) == SIGSTOP && (status >> 16) == 0)
+			return 0;
+		/* Anything else (a stray signal) is suppressed: it stays blocked. */
+		if (ptrace(PTRACE_CONT, r->pid, NULL, NULL) < 0)
+			return ferr_sys(err, errno, "PTRACE_CONT new process %d", r->pid);
+	}
+}
+
+int rst_child_create(struct rst *r, struct ferr *err)
+{
+	pid_t want = (pid_t)r->proc->pid;
+	int go[2], ep[2], ret = 0;
+	long opts = PTRACE_O_TRACESYSGOOD | PTRACE_O_EXITKILL | PTRACE_O_TRACECLONE;
+	char path[32];
+
+	if (pipe2(go, O_CLOEXEC) < 0)
+		return ferr_sys(err, errno, "pipe");
+	if (pipe2(ep, O_CLOEXEC) < 0) {
+		ret = ferr_sys(err, errno, "pipe");
+		goto out_go;
+	}
+	fflush(NULL);
+	r->pid = clone_with_pid(want);
+	if (r->pid < 0 && errno == EEXIST) {
+		if (r->opts->require_same_pid) {
+			ret = ferr_new(err, EEXIST, "PID %d is in use, and --require-same-pid was given",
+				       want);
+			r->pid = 0;
+			goto out;
+		}
+		pr_warn("PID %d is in use: the process gets another one\n", want);
+		r->res->same_pid = false;
+		r->pid = clone_with_pid(0);
+	}
+	if (r->pid < 0) {
+		ret = ferr_sys(err, errno, "create the process (clone3%s)", want ? " with set_tid" : "");
+		r->pid = 0;
+		goto out;
+	}
+	if (r->pid == 0) {
+		close(go[1]);
+		close(ep[0]);
+		child_main(r, go[0], ep[1]);
+	}
+	close(go[0]);
+	go[0] = -1;
+	close(ep[1]);
+	ep[1] = -1;
+	/* Seized before it does anything; EXITKILL: if ferry dies, so does it. */
+	if (ptrace(PTRACE_SEIZE, r->pid, NULL, (void *)opts) < 0) {
+		ret = ferr_sys(err, errno, "PTRACE_SEIZE the new process %d", r->pid);
+		goto out;
+	}
+	if (write(go[1], "g", 1) != 1) {
+		ret = ferr_sys(err, errno, "start the new process");
+		goto out;
+	}
+	ret = wait_first_stop(r, ep[0], err);
+	if (ret)
+		goto out;
+	snprintf(path, sizeof(path), "/proc/%d", r->pid);
+	r->procfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (r->procfd < 0)
+		ret = ferr_sys(err, errno, "open %s", path);
+out:
+	if (ep[0] >= 0)
+		close(ep[0]);
+	if (ep[1] >= 0)
+		close(ep[1]);
+out_go:
+	if (go[0] >= 0)
+		close(go[0]);
+	if (go[1] >= 0)
+		close(go[1]);
+	return ret;
+}

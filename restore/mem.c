@@ -1,0 +1,579 @@
+/* The restored process's address space: ferry's own mappings out of the
+ * child, its vdso and vvar moved to where they were, every dumped VMA mapped
+ * at its address, pages written in from the image chain, protections and mm
+ * fields set. All inside the child is done by injected syscalls. */
+#include <fcntl.h>
+#include <inttypes.h>
+#include <linux/prctl.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <sys/utsname.h>
+
+#include "common/log.h"
+#include "dumper/layout.h"
+#include "restore/rst.h"
+
+#define HOLE_LOW (1ULL << 32)          /* search for free space above 4 GiB */
+#define HOLE_HIGH 0x7ff000000000ULL    /* and below the usual stack area */
+#define HOLE_MARGIN (2ULL << 20)       /* keep clear of neighbours, stacks' guard gap */
+#define FILL_IOV 1024
+#define FILL_BATCH (64ULL << 20)
+
+static bool is_special(Ferry__VmaKind k)
+{
+	return k == FERRY__VMA_KIND__VMA_VDSO || k == FERRY__VMA_KIND__VMA_VVAR ||
+	       k == FERRY__VMA_KIND__VMA_VSYSCALL;
+}
+
+static bool overlaps(uint64_t s1, uint64_t e1, uint64_t s2, uint64_t e2)
+{
+	return s1 < e2 && s2 < e1;
+}
+
+/* The n-th candidate place for len bytes that no dumped VMA uses, from the
+ * top of the address space down; 0 when there are no more. */
+static uint64_t hole_candidate(const struct img_image *img, uint64_t len, unsigned n)
+{
+	uint64_t hi = HOLE_HIGH;
+
+	for (size_t i = img->nr_vmas + 1; i-- > 0;) {
+		uint64_t lo = i ? img->vmas[i - 1]->end : HOLE_LOW;
+
+		if (i && img->vmas[i - 1]->start >= HOLE_HIGH)
+			continue;
+		if (lo < HOLE_LOW)
+			lo = HOLE_LOW;
+		if (hi > lo && hi - lo >= len + 2 * HOLE_MARGIN && n-- == 0)
+			return (hi - HOLE_MARGIN - len) & ~((uint64_t)ferry_page_size() - 1);
+		if (i && img->vmas[i - 1]->start < hi)
+			hi = img->vmas[i - 1]->start;
+		if (hi <= HOLE_LOW)
+			break;
+	}
+	return 0;
+}
+
+int rst_vdso_fits(const struct img_image *img, struct ferr *err)
+{
+	struct vma_list own = { 0 };
+	cleanup_close int self = open("/proc/self", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	const Ferry__Vma *base = NULL;
+	const struct vma *own_base = NULL;
+	size_t want = 0, have = 0;
+	struct utsname u;
+	int ret = 0;
+
+	if (self < 0)
+		return ferr_sys(err, errno, "open /proc/self");
+	ret = layout_maps_ops.read(self, &own, err);
+	if (ret)
+		return ret;
+	for (size_t i = 0; i < own.n; i++)
+		have += own.v[i].kind == FERRY__VMA_KIND__VMA_VDSO ||
+			own.v[i].kind == FERRY__VMA_KIND__VMA_VVAR;
+	for (size_t i = 0; i < img->nr_vmas && !ret; i++) {
+		const Ferry__Vma *v = img->vmas[i];
+		const struct vma *o = NULL;
+
+		if (v->kind != FERRY__VMA_KIND__VMA_VDSO && v->kind != FERRY__VMA_KIND__VMA_VVAR)
+			continue;
+		want++;
+		for (size_t k = 0; k < own.n && !o; k++)
+			if (own.v[k].name && v->name && !strcmp(own.v[k].name, v->name))
+				o = &own.v[k];
+		if (!o) {
+			ret = ferr_new(err, ENOEXEC, "the dump has a %s mapping this kernel does not "
+				       "give processes", v->name ? v->name : "special");
+		} else if (o->end - o->start != v->end - v->start) {
+			ret = ferr_new(err, ENOEXEC, "this kernel's %s is %" PRIu64 " bytes, the dumped "
+				       "one %" PRIu64 ": it does not fit", v->name,
+				       o->end - o->start, v->end - v->start);
+		} else if (!base) {
+			base = v;
+			own_base = o;
+		} else if (v->start - base->start != o->start - own_base->start) {
+			ret = ferr_new(err, ENOEXEC, "%s and %s lie differently in this kernel than in "
+				       "the dump", base->name, v->name);
+		}
+	}
+	if (!ret && want != have)
+		ret = ferr_new(err, ENOEXEC, "this kernel gives processes %zu vdso/vvar mappings, the "
+			       "dump has %zu", have, want);
+	/* The vdso's code is the kernel's: the same size is not enough. */
+	if (!ret && img->inv->kernel && uname(&u) == 0 && strcmp(u.release, img->inv->kernel))
+		ret = ferr_new(err, ENOEXEC, "dumped under kernel %s, this is %s: its vdso may differ, "
+			       "and ferry restores only on the kernel that dumped", img->inv->kernel,
+			       u.release);
+	vma_list_free(&own);
+	return ret;
+}
+
+/* Map the scratch pages where neither the child's current mappings nor any
+ * dumped VMA are, so they survive everything until the very end. */
+static int map_scratch(struct rst *r, struct ferr *err)
+{
+	size_t len = (size_t)RST_SCRATCH_PAGES * (size_t)ferry_page_size();
+
+	for (unsigned n = 0;; n++) {
+		uint64_t at = hole_candidate(r->img, len, n);
+		long ret;
+		int rc;
+
+		if (!at)
+			return ferr_new(err, ENOMEM, "no room for ferry's scratch pages next to the "
+					"dumped layout");
+		rc = inj_syscall(&r->th[0].inj, __NR_mmap, at, len, PROT_READ | PROT_WRITE,
+				 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, (uint64_t)-1, 0,
+				 &ret, err);
+		if (rc)
+			return rc;
+		if (ret == (long)at) {
+			r->scratch = at;
+			r->scratch_size = len;
+			r->th[0].inj.scratch = at;
+			r->th[0].inj.scratch_size = len;
+			return 0;
+		}
+		if (ret != -EEXIST)
+			return ferr_sys(err, ret < 0 ? (int)-ret : EFAULT, "map scratch pages at 0x%"
+					PRIx64 " in the new process", at);
+	}
+}
+
+int rst_scratch_put(struct rst *r, size_t off, const void *buf, size_t len, uint64_t *addr,
+		    struct ferr *err)
+{
+	if (off + len > r->scratch_size)
+		return ferr_new(err, E2BIG, "%zu bytes do not fit the scratch pages", len);
+	*addr = r->scratch + off;
+	return inj_write(&r->th[0].inj, *addr, buf, len, err);
+}
+
+static const struct vma *find_named(const struct vma_list *l, const char *name)
+{
+	for (size_t i = 0; i < l->n; i++)
+		if (l->v[i].name && name && !strcmp(l->v[i].name, name))
+			return &l->v[i];
+	return NULL;
+}
+
+static int mremap_to(struct rst *r, uint64_t from, uint64_t len, uint64_t to, struct ferr *err)
+{
+	long ret;
+
+	if (from == to)
+		return 0;
+	return rst_sys(&r->th[0], "move vdso/vvar (mremap)", &ret, err, __NR_mremap, from, len, len,
+		       MREMAP_MAYMOVE | MREMAP_FIXED, to, 0);
+}
+
+/* Move the kernel's vdso and vvar mappings as one block, through a place
+ * free both now and in the dumped layout, to their dumped addresses. The
+ * injection point moves with the vdso. */
+static int move_specials(struct rst *r, const struct vma_list *cur, struct ferr *err)
+{
+	uint64_t lo = UINT64_MAX, hi = 0, tmp = 0, delta;
+	const Ferry__Vma *v;
+	const struct vma *c;
+	int ret;
+
+	for (size_t i = 0; i < cur->n; i++) {
+		c = &cur->v[i];
+		if (c->kind != FERRY__VMA_KIND__VMA_VDSO && c->kind != FERRY__VMA_KIND__VMA_VVAR)
+			continue;
+		lo = c->start < lo ? c->start : lo;
+		hi = c->end > hi ? c->end : hi;
+	}
+	if (!hi)
+		return 0;
+	for (unsigned n = 0; !tmp; n++) {
+		tmp = hole_candidate(r->img, hi - lo, n);
+		if (!tmp)
+			return ferr_new(err, ENOMEM, "no room to move the vdso through");
+		if (overlaps(tmp, tmp + hi - lo, lo, hi) ||
+		    overlaps(tmp, tmp + hi - lo, r->scratch, r->scratch + r->scratch_size))
+			tmp = 0;
+	}
+	/* Step 1: the whole block to tmp, keeping its shape. */
+	for (size_t i = 0; i < cur->n; i++) {
+		c = &cur->v[i];
+		if (c->kind != FERRY__VMA_KIND__VMA_VDSO && c->kind != FERRY__VMA_KIND__VMA_VVAR)
+			continue;
+		ret = mremap_to(r, c->start, c->end - c->start, tmp + (c->start - lo), err);
+		if (ret)
+			return ret;
+		if (c->kind == FERRY__VMA_KIND__VMA_VDSO)
+			r->th[0].inj.syscall_ip += tmp + (c->start - lo) - c->start;
+	}
+	/* Step 2: each to its dumped address. */
+	for (size_t i = 0; i < r->img->nr_vmas; i++) {
+		v = r->img->vmas[i];
+		if (v->kind != FERRY__VMA_KIND__VMA_VDSO && v->kind != FERRY__VMA_KIND__VMA_VVAR)
+			continue;
+		c = find_named(cur, v->name);
+		if (!c)
+			return ferr_new(err, ENOEXEC, "the new process has no %s", v->name);
+		delta = tmp + (c->start - lo);
+		ret = mremap_to(r, delta, v->end - v->start, v->start, err);
+		if (ret)
+			return ret;
+		if (v->kind == FERRY__VMA_KIND__VMA_VDSO)
+			r->th[0].inj.syscall_ip += v->start - delta;
+	}
+	return 0;
+}
+
+int rst_mm_clear(struct rst *r, struct ferr *err)
+{
+	struct vma_list cur = { 0 };
+	int ret;
+
+	ret = map_scratch(r, err);
+	if (!ret)
+		ret = layout_maps_ops.read(r->procfd, &cur, err);
+	for (size_t i = 0; !ret && i < cur.n; i++) {
+		const struct vma *c = &cur.v[i];
+		long rv;
+
+		if (is_special(c->kind) || c->start == r->scratch)
+			continue;
+		ret = rst_sys(&r->th[0], "unmap ferry's memory from the new process", &rv, err,
+			      __NR_munmap, c->start, c->end - c->start, 0, 0, 0, 0);
+	}
+	if (!ret)
+		ret = move_specials(r, &cur, err);
+	vma_list_free(&cur);
+	return ret;
+}
+
+/* ---- VMAs ---------------------------------------------------------------- */
+
+struct open_file {
+	const char *path;
+	bool rdwr;
+	long fd;            /* in the child */
+};
+
+struct build {
+	struct rst *r;
+	struct open_file *files;
+	size_t nr_files;
+	uint8_t **maps;     /* pages.img of each image in the chain, mapped */
+	uint64_t *map_len;
+	unsigned depth;
+	struct iovec liov[FILL_IOV], riov[FILL_IOV];
+	size_t niov;
+	uint64_t batch;
+	void *zeroes;       /* FILL_ZERO bytes that read as zero */
+};
+
+#define FILL_ZERO (2ULL << 20)
+
+/* Open path in the child (for mmap or exe), checked to be the dumped file. */
+static int child_open(struct rst *r, const char *path, int flags, const Ferry__FileId *id,
+		      long *fd, struct ferr *err)
+{
+	char link[64];
+	uint64_t at = 0;
+	struct stat st;
+	int ret;
+
+	ret = rst_scratch_put(r, 0, path, strlen(path) + 1, &at, err);
+	if (ret)
+		return ret;
+	ret = rst_sys(&r->th[0], path, fd, err, __NR_openat, (uint64_t)AT_FDCWD, at,
+		      (uint64_t)(flags | O_CLOEXEC), 0, 0, 0);
+	if (ret)
+		return ferr_wrap(err, "open");
+	snprintf(link, sizeof(link), "fd/%ld", *fd);
+	if (fstatat(r->procfd, link, &st, 0) < 0)
+		return ferr_sys(err, errno, "stat `%s` as the new process opened it", path);
+	if (id && (st.st_dev != id->dev || st.st_ino != id->ino))
+		return ferr_new(err, ESTALE, "`%s` is another file than at dump time", path);
+	return 0;
+}
+
+static int file_fd(struct build *b, const Ferry__Vma *v, long *fd, struct ferr *err)
+{
+	bool rdwr = (v->flags & MAP_SHARED) && (v->prot & PROT_WRITE);
+	struct open_file *f;
+	int ret;
+
+	for (size_t i = 0; i < b->nr_files; i++) {
+		if (b->files[i].rdwr == rdwr && !strcmp(b->files[i].path, v->path)) {
+			*fd = b->files[i].fd;
+			return 0;
+		}
+	}
+	f = realloc(b->files, (b->nr_files + 1) * sizeof(*f));
+	if (!f)
+		return ferr_sys(err, ENOMEM, "file table");
+	b->files = f;
+	ret = child_open(b->r, v->path, rdwr ? O_RDWR : O_RDONLY, v->file, fd, err);
+	if (ret)
+		return ret;
+	f[b->nr_files++] = (struct open_file){ v->path, rdwr, *fd };
+	return 0;
+}
+
+/* Protection while pages are written in: writable wherever ferry writes. */
+static uint32_t fill_prot(const Ferry__Vma *v)
+{
+	if (v->kind == FERRY__VMA_KIND__VMA_FILE && (v->flags & MAP_SHARED))
+		return v->prot; /* its data is the file's; ferry writes none */
+	return v->prot | PROT_READ | PROT_WRITE;
+}
+
+static int map_vma(struct build *b, const Ferry__Vma *v, struct ferr *err)
+{
+	uint64_t flags = MAP_FIXED_NOREPLACE | (v->flags & MAP_SHARED ? MAP_SHARED : MAP_PRIVATE);
+	long fd = -1, ret;
+	int rc;
+
+	if (v->flags & MAP_GROWSDOWN)
+		flags |= MAP_GROWSDOWN;
+	if (v->kind == FERRY__VMA_KIND__VMA_FILE) {
+		if (!v->path)
+			return ferr_new(err, EINVAL, "file mapping at 0x%" PRIx64 " has no path",
+					v->start);
+		rc = file_fd(b, v, &fd, err);
+		if (rc)
+			return ferr_wrap(err, "mapping at 0x%" PRIx64, v->start);
+	} else {
+		flags |= MAP_ANONYMOUS;
+	}
+	rc = rst_sys(&b->r->th[0], "mmap", &ret, err, __NR_mmap, v->start, v->end - v->start,
+		     fill_prot(v), flags, (uint64_t)fd, v->pgoff);
+	if (rc)
+		return ferr_wrap(err, "re-create the mapping 0x%" PRIx64 "-0x%" PRIx64 " %s", v->start,
+				 v->end, v->name ? v->name : "");
+	if ((uint64_t)ret != v->start)
+		return ferr_new(err, EFAULT, "mapping 0x%" PRIx64 " landed at 0x%lx", v->start, ret);
+	return 0;
+}
+
+/* ---- pages --------------------------------------------------------------- */
+
+static int fill_flush(struct build *b, struct ferr *err)
+{
+	ssize_t n;
+
+	if (!b->niov)
+		return 0;
+	n = process_vm_writev(b->r->pid, b->liov, b->niov, b->riov, b->niov, 0);
+	if (n != (ssize_t)b->batch)
+		return ferr_sys(err, n < 0 ? errno : EFAULT, "write pages at 0x%" PRIx64 " into the "
+				"new process (%zd of %" PRIu64 " bytes)",
+				(uint64_t)(uintptr_t)b->riov[0].iov_base, n, b->batch);
+	b->r->res->bytes += b->batch;
+	b->niov = 0;
+	b->batch = 0;
+	return 0;
+}
+
+static int fill_add(struct build *b, uint64_t vaddr, const void *src, uint64_t len,
+		    struct ferr *err)
+{
+	int ret;
+
+	if (b->niov == FILL_IOV || b->batch + len > FILL_BATCH) {
+		ret = fill_flush(b, err);
+		if (ret)
+			return ret;
+	}
+	b->liov[b->niov] = (struct iovec){ (void *)src, len };
+	b->riov[b->niov] = (struct iovec){ (void *)(uintptr_t)vaddr, len };
+	b->niov++;
+	b->batch += len;
+	b->r->res->pages += len / (uint64_t)ferry_page_size();
+	return 0;
+}
+
+static const uint8_t *image_data(struct build *b, const struct img_image *src, struct ferr *err)
+{
+	unsigned d = src->depth;
+
+	if (!b->maps[d]) {
+		void *m = mmap(NULL, src->pages_size, PROT_READ, MAP_SHARED, src->pages_fd, 0);
+
+		if (m == MAP_FAILED) {
+			ferr_sys(err, errno, "map %s/pages.img", src->path);
+			return NULL;
+		}
+		madvise(m, src->pages_size, MADV_SEQUENTIAL);
+		b->maps[d] = m;
+		b->map_len[d] = src->pages_size;
+	}
+	return b->maps[d];
+}
+
+/* Zero runs need writing only over file pages: anonymous memory is zero. */
+static bool zero_needs_write(const struct img_image *img, uint64_t vaddr)
+{
+	for (size_t i = 0; i < img->nr_vmas; i++)
+		if (vaddr >= img->vmas[i]->start && vaddr < img->vmas[i]->end)
+			return img->vmas[i]->kind == FERRY__VMA_KIND__VMA_FILE;
+	return false;
+}
+
+static int fill_segment(struct build *b, uint64_t vaddr, uint64_t npages, struct ferr *err)
+{
+	const struct img_image *top = b->r->img;
+	uint64_t ps = top->page_size;
+
+	while (npages) {
+		struct img_page_loc loc;
+		uint64_t in_run, n, len;
+		const uint8_t *base;
+		int ret;
+
+		if (img_resolve(top, vaddr, &loc))
+			return ferr_new(err, ENOENT, "page 0x%" PRIx64 " is in no image of the chain",
+					vaddr);
+		in_run = (vaddr - loc.run->vaddr) / ps;
+		n = img_chain_span(top, loc.img, vaddr, loc.run->nr_pages - in_run);
+		if (n > npages)
+			n = npages;
+		len = n * ps;
+		if (loc.run->flags & IMG_RUN_ZERO) {
+			for (uint64_t o = 0; zero_needs_write(top, vaddr) && o < len; o += FILL_ZERO) {
+				ret = fill_add(b, vaddr + o, b->zeroes,
+					       len - o < FILL_ZERO ? len - o : FILL_ZERO, err);
+				if (ret)
+					return ret;
+			}
+		} else {
+			base = image_data(b, loc.img, err);
+			if (!base)
+				return -err->code;
+			if (loc.run->offset + in_run * ps + len > b->map_len[loc.img->depth])
+				return ferr_new(err, EBADMSG, "%s/pages.img is shorter than its pagemap",
+						loc.img->path);
+			ret = fill_add(b, vaddr, base + loc.run->offset + in_run * ps, len, err);
+			if (ret)
+				return ret;
+		}
+		vaddr += len;
+		npages -= n;
+	}
+	return 0;
+}
+
+static int fill_pages(struct build *b, struct ferr *err)
+{
+	const struct img_image *top = b->r->img;
+	int ret = 0;
+
+	for (size_t i = 0; i < top->nr_runs && !ret; i++)
+		ret = fill_segment(b, top->runs[i].vaddr, top->runs[i].nr_pages, err);
+	return ret ? ret : fill_flush(b, err);
+}
+
+static void build_free(struct build *b)
+{
+	for (unsigned d = 0; d < b->depth; d++)
+		if (b->maps[d])
+			munmap(b->maps[d], b->map_len[d]);
+	free(b->maps);
+	free(b->map_len);
+	free(b->files);
+	if (b->zeroes && b->zeroes != MAP_FAILED)
+		munmap(b->zeroes, FILL_ZERO);
+}
+
+int rst_mm_build(struct rst *r, struct ferr *err)
+{
+	struct build b = { .r = r };
+	int ret = 0;
+
+	for (const struct img_image *i = r->img; i; i = i->parent)
+		b.depth = i->depth + 1;
+	b.maps = calloc(b.depth, sizeof(*b.maps));
+	b.map_len = calloc(b.depth, sizeof(*b.map_len));
+	b.zeroes = mmap(NULL, FILL_ZERO, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (!b.maps || !b.map_len || b.zeroes == MAP_FAILED)
+		ret = ferr_sys(err, ENOMEM, "restore buffers");
+	for (size_t i = 0; !ret && i < r->img->nr_vmas; i++) {
+		const Ferry__Vma *v = r->img->vmas[i];
+
+		if (is_special(v->kind))
+			continue;
+		if (v->kind == FERRY__VMA_KIND__VMA_SPECIAL) {
+			pr_warn("skipping the kernel mapping %s at 0x%" PRIx64 ": ferry cannot "
+				"re-create it\n", v->name ? v->name : "?", v->start);
+			continue;
+		}
+		ret = map_vma(&b, v, err);
+		r->res->vmas += !ret;
+	}
+	if (!ret)
+		ret = fill_pages(&b, err);
+	for (size_t i = 0; !ret && i < r->img->nr_vmas; i++) {
+		const Ferry__Vma *v = r->img->vmas[i];
+		long rv;
+
+		if (is_special(v->kind) || v->kind == FERRY__VMA_KIND__VMA_SPECIAL ||
+		    fill_prot(v) == v->prot)
+			continue;
+		ret = rst_sys(&r->th[0], "mprotect", &rv, err, __NR_mprotect, v->start,
+			      v->end - v->start, v->prot, 0, 0, 0);
+	}
+	for (size_t i = 0; !ret && i < b.nr_files; i++) {
+		long rv;
+		ret = rst_sys(&r->th[0], "close a mapped file", &rv, err, __NR_close,
+			      (uint64_t)b.files[i].fd, 0, 0, 0, 0, 0);
+	}
+	build_free(&b);
+	return ret;
+}
+
+/* ---- mm fields ------------------------------------------------------------ */
+
+int rst_mm_fields(struct rst *r, struct ferr *err)
+{
+	const Ferry__MmState *mm = r->proc->mm;
+	struct prctl_mm_map map;
+	uint64_t at = 0, auxv_at = 0;
+	long exe = -1, rv;
+	int ret;
+
+	if (!mm)
+		return 0;
+	if (mm->exe_path) {
+		ret = child_open(r, mm->exe_path, O_RDONLY, mm->exe_id, &exe, err);
+		if (ret)
+			return ferr_wrap(err, "executable");
+	}
+	memset(&map, 0, sizeof(map));
+	map.start_code = mm->start_code;
+	map.end_code = mm->end_code;
+	map.start_data = mm->start_data;
+	map.end_data = mm->end_data;
+	map.start_brk = mm->start_brk;
+	map.brk = mm->brk;
+	map.start_stack = mm->start_stack;
+	map.arg_start = mm->arg_start;
+	map.arg_end = mm->arg_end;
+	map.env_start = mm->env_start;
+	map.env_end = mm->env_end;
+	map.exe_fd = (uint32_t)exe;
+	if (mm->has_auxv && mm->auxv.len) {
+		ret = rst_scratch_put(r, 1024, mm->auxv.data, mm->auxv.len, &auxv_at, err);
+		if (ret)
+			return ret;
+		map.auxv = (__u64 *)(uintptr_t)auxv_at;
+		map.auxv_size = (uint32_t)mm->auxv.len;
+	}
+	ret = rst_scratch_put(r, 0, &map, sizeof(map), &at, err);
+	if (!ret)
+		ret = rst_sys(&r->th[0], "prctl(PR_SET_MM_MAP) for brk, arg/env, auxv and exe", &rv,
+			      err, __NR_prctl, PR_SET_MM, PR_SET_MM_MAP, at, sizeof(map), 0, 0);
+	if (exe >= 0 && !ret)
+		ret = rst_sys(&r->th[0], "close the executable", &rv, err, __NR_close, (uint64_t)exe,
+			      0, 0, 0, 0, 0);
+	return ret;
+}

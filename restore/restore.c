@@ -1,0 +1,191 @@
+/* ferry restore, step by step: validate everything, create the stopped
+ * child, rebuild its memory, threads and state, let it go. A failure at any
+ * step after the child exists kills it: never a half-restored process. */
+#include <elf.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/ptrace.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <sys/wait.h>
+
+#include "common/fault.h"
+#include "common/log.h"
+#include "dumper/target.h"
+#include "restore/rst.h"
+#include "restore/validate.h"
+
+#ifndef RSEQ_FLAG_UNREGISTER
+#define RSEQ_FLAG_UNREGISTER 1
+#endif
+#define XSAVE_BUF (16u << 10)
+
+int rst_sys(struct rst_thread *t, const char *what, long *ret, struct ferr *err, long nr,
+	    uint64_t a1, uint64_t a2, uint64_t a3, uint64_t a4, uint64_t a5, uint64_t a6)
+{
+	long rv;
+	int rc = inj_syscall(&t->inj, nr, a1, a2, a3, a4, a5, a6, &rv, err);
+
+	if (rc)
+		return ferr_wrap(err, "%s", what);
+	if (rv < 0 && rv > -4096)
+		return ferr_sys(err, (int)-rv, "%s in the new process", what);
+	*ret = rv;
+	return 0;
+}
+
+/* Read and check the entries a restore needs, main thread first. */
+static int load_entries(struct rst *r, struct ferr *err)
+{
+	size_t main_idx = 0;
+	int ret;
+
+	ret = img_read_process(r->img, &r->proc, err);
+	if (!ret)
+		ret = img_read_threads(r->img, &r->threads_img, &r->nr_threads, err);
+	if (!ret)
+		ret = img_read_fds(r->img, &r->fds, &r->nr_fds, err);
+	if (ret)
+		return ret;
+	if (!r->nr_threads)
+		return ferr_new(err, EBADMSG, "%s has no threads", r->img->path);
+	r->th = calloc(r->nr_threads, sizeof(*r->th));
+	if (!r->th)
+		return ferr_sys(err, ENOMEM, "threads");
+	for (size_t i = 0; i < r->nr_threads; i++) {
+		const Ferry__Thread *t = r->threads_img[i];
+
+		if (t->gpregs.len != sizeof(struct user_regs_struct))
+			return ferr_new(err, EBADMSG, "thread %u: registers of %zu bytes, want %zu",
+					t->tid, t->gpregs.len, sizeof(struct user_regs_struct));
+		if (t->tid == r->proc->pid)
+			main_idx = i;
+	}
+	for (size_t i = 0, k = 1; i < r->nr_threads; i++)
+		r->th[i == main_idx ? 0 : k++].img = r->threads_img[i];
+	return 0;
+}
+
+/* In the child's first stop: where to inject, the CPU's xsave size, and
+ * glibc's rseq area unregistered before ferry's memory leaves the child. */
+static int take_over(struct rst *r, struct ferr *err)
+{
+	struct rst_thread *m = &r->th[0];
+	struct __ptrace_rseq_configuration rc;
+	struct user_regs_struct regs;
+	static uint8_t xs[XSAVE_BUF];
+	struct iovec iov = { xs, sizeof(xs) };
+	uint64_t ip;
+	long rv;
+	int ret;
+
+	m->tid = r->pid;
+	m->stopped = true;
+	if (ptrace(PTRACE_GETREGS, r->pid, NULL, &regs) < 0)
+		return ferr_sys(err, errno, "PTRACE_GETREGS new process %d", r->pid);
+	ret = inj_find_syscall(r->pid, r->procfd, &ip, err);
+	if (ret)
+		return ret;
+	inj_init(&m->inj, r->pid, r->pid, &regs, ip);
+	if (ptrace(PTRACE_GETREGSET, r->pid, (void *)NT_X86_XSTATE, &iov) == 0)
+		r->xsave_size = iov.iov_len;
+	for (size_t i = 0; i < r->nr_threads; i++) {
+		const Ferry__Thread *t = r->th[i].img;
+
+		if (t->has_xsave && t->xsave.len != r->xsave_size)
+			return ferr_new(err, ENOEXEC, "thread %u has %zu bytes of XSAVE state, this CPU "
+					"%zu: dumped on a CPU with other features", t->tid,
+					t->xsave.len, r->xsave_size);
+	}
+	if (ptrace(PTRACE_GET_RSEQ_CONFIGURATION, r->pid, (void *)sizeof(rc), &rc) ==
+	    (long)sizeof(rc) && rc.rseq_abi_pointer) {
+		ret = rst_sys(m, "unregister ferry's rseq area", &rv, err, __NR_rseq,
+			      rc.rseq_abi_pointer, rc.rseq_abi_size, RSEQ_FLAG_UNREGISTER,
+			      rc.signature, 0, 0);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+static void kill_child(struct rst *r)
+{
+	int status;
+
+	if (r->pid <= 0)
+		return;
+	kill(r->pid, SIGKILL);
+	while (waitpid(r->pid, &status, __WALL) >= 0 && !WIFEXITED(status) && !WIFSIGNALED(status))
+		;
+	r->pid = 0;
+}
+
+static void rst_free(struct rst *r)
+{
+	if (r->procfd >= 0)
+		close(r->procfd);
+	free(r->th);
+	img_free_entries(r->threads_img, r->nr_threads);
+	img_free_entries(r->fds, r->nr_fds);
+	if (r->proc)
+		ferry__process__free_unpacked(r->proc, NULL);
+	if (r->img)
+		img_close(r->img);
+}
+
+int rst_restore(const struct rst_opts *opts, struct rst_result *res, struct ferr *err)
+{
+	struct rst r = { .opts = opts, .res = res, .procfd = -1 };
+	struct rst_check_report rep;
+	uint64_t t0 = now_ns(), t1;
+	int ret;
+
+	memset(res, 0, sizeof(*res));
+	res->same_pid = true;
+	ret = img_open(&r.img, opts->dir, err);
+	if (!ret)
+		ret = rst_validate(r.img, &rep, err);
+	if (!ret)
+		ret = rst_vdso_fits(r.img, err);
+	if (!ret)
+		ret = load_entries(&r, err);
+	if (ret)
+		goto out;
+	t1 = now_ns();
+	res->validate_ns = t1 - t0;
+	pr_info("validated %s: %" PRIu64 " runs, %zu files unchanged, %.3f s", opts->dir,
+		rep.verify.runs_checked, rep.files_checked, res->validate_ns / 1e9);
+
+	ret = rst_child_create(&r, err);
+	if (!ret)
+		ret = take_over(&r, err);
+	if (!ret)
+		ret = rst_mm_clear(&r, err);
+	if (!ret)
+		ret = rst_mm_build(&r, err);
+	pr_debug("address space built at %.3f s", (now_ns() - t0) / 1e9);
+	if (!ret && fault_hit("restore-fail-after-memory"))
+		ret = ferr_new(err, EIO, "failing on purpose after the memory (FERRY_FAULT)");
+	if (!ret)
+		ret = rst_mm_fields(&r, err);
+	if (!ret)
+		ret = rst_threads_create(&r, err);
+	if (!ret)
+		ret = rst_process_state(&r, err);
+	if (!ret)
+		ret = rst_finish(&r, err);
+	if (ret) {
+		if (r.pid > 0)
+			ferr_wrap(err, "new process %d (killed)", r.pid);
+		kill_child(&r);
+		goto out;
+	}
+	res->pid = r.pid;
+	res->threads = (uint32_t)r.nr_threads;
+	res->build_ns = now_ns() - t1;
+out:
+	res->total_ns = now_ns() - t0;
+	rst_free(&r);
+	return ret;
+}

@@ -1,0 +1,67 @@
+/* Internal to restore/: the state of one restore, shared by its steps.
+ * child.c creates the stopped child, mem.c rebuilds its address space,
+ * task.c its threads and kernel state, restore.c runs them in order. */
+#ifndef FERRY_RESTORE_RST_H
+#define FERRY_RESTORE_RST_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <sys/user.h>
+
+#include "common/inject.h"
+#include "images/img.h"
+#include "restore/restore.h"
+
+struct rst_thread {
+	const Ferry__Thread *img;  /* as dumped */
+	pid_t tid;                 /* in the restored process */
+	struct inj inj;            /* injection context, valid once the thread exists */
+	bool stopped;              /* in a ptrace stop we control */
+};
+
+struct rst {
+	const struct rst_opts *opts;
+	struct rst_result *res;
+	struct img_image *img;
+	Ferry__Process *proc;
+	Ferry__Thread **threads_img;
+	size_t nr_threads;
+	Ferry__Fd **fds;
+	size_t nr_fds;
+
+	pid_t pid;                 /* the child; 0 until created */
+	int procfd;                /* /proc/PID of the child */
+	struct rst_thread *th;     /* [0] is the main thread */
+	uint64_t scratch;          /* our RW pages in the child */
+	size_t scratch_size;
+	size_t xsave_size;         /* this CPU's NT_X86_XSTATE size */
+};
+
+#define RST_SCRATCH_PAGES 4
+
+/* child.c: create the child (PID as dumped where free), let it set up its
+ * fds, cwd, umask and session, and wait for its first ptrace stop. */
+int rst_child_create(struct rst *r, struct ferr *err);
+
+/* mem.c */
+int rst_mm_clear(struct rst *r, struct ferr *err);    /* scratch in, ours out, vdso moved */
+int rst_mm_build(struct rst *r, struct ferr *err);    /* VMAs, pages, protections */
+int rst_mm_fields(struct rst *r, struct ferr *err);   /* brk, arg/env, auxv, exe */
+int rst_vdso_fits(const struct img_image *img, struct ferr *err);
+
+/* task.c */
+int rst_threads_create(struct rst *r, struct ferr *err);
+int rst_process_state(struct rst *r, struct ferr *err);  /* handlers, rlimits, creds, signals */
+int rst_finish(struct rst *r, struct ferr *err);          /* registers, masks, detach */
+
+/* Run a syscall in thread t of the child; a negative result in the child
+ * becomes an error naming `what`. */
+int rst_sys(struct rst_thread *t, const char *what, long *ret, struct ferr *err, long nr,
+	    uint64_t a1, uint64_t a2, uint64_t a3, uint64_t a4, uint64_t a5, uint64_t a6);
+
+/* Copy len bytes to the scratch area at off, returning its address there. */
+int rst_scratch_put(struct rst *r, size_t off, const void *buf, size_t len, uint64_t *addr,
+		    struct ferr *err);
+
+#endif

@@ -1,0 +1,148 @@
+#!/bin/sh
+# ferry restore on real processes: dump (ending the original), restore,
+# and let the workloads check themselves: every page, a counter written to a
+# file at the right offset, threads taking turns under a mutex and condition
+# variable, live AVX registers, a signal handler, a pending signal, a fork.
+# Bad images and changed files are refused without creating a process, and
+# a failure half-way kills the half-built one. Runs under tests/run.sh's
+# subreaper, so restored processes are reaped and free their PIDs.
+. "$(dirname "$0")/lib.sh"
+MEMTEST="$TOOLS/workloads/memtest"
+RSTTEST="$TOOLS/workloads/rsttest"
+PIDS=""
+trap 'for p in $PIDS; do kill -9 $p 2>/dev/null; done; rm -rf "$T"' EXIT
+
+wait_for() { for _ in $(seq 200); do [ -e "$1" ] && return 0; sleep 0.05; done; return 1; }
+gone() { ! [ -d /proc/$1 ] || grep -q '^State:.*Z' /proc/$1/status 2>/dev/null; }
+
+# memtest_check DESC PID WHAT: ask a memtest to check all of its memory.
+memtest_check() {
+	rm -f "$1.check"
+	kill -USR1 "$2"
+	for _ in $(seq 100); do [ -s "$1.check" ] && break; sleep 0.05; done
+	if [ "$(cat "$1.check" 2>/dev/null)" = ok ]; then ok "$3"; else fail "$3: $(cat "$1.check" 2>/dev/null)"; fi
+}
+
+# restore_d DIR: restore detached; RP gets the PID.
+restore_d() {
+	rm -f "$T/pid"
+	expect_rc 0 "restore -d $(basename "$1")" "$FERRY" restore -D "$1" -d --pidfile "$T/pid"
+	RP=$(cat "$T/pid" 2>/dev/null)
+	[ -n "$RP" ] && PIDS="$PIDS $RP"
+	[ "$(cat "$T/out")" = "$RP" ] && ok "prints the PID it wrote to --pidfile" || fail "stdout $(cat "$T/out"), pidfile $RP"
+}
+
+# 1. Every kind of memory, three threads; same PID, same maps, same fds.
+"$MEMTEST" "$T/m.desc" --mb 16 --threads 3 </dev/null >/dev/null 2>&1 &
+W=$!
+PIDS="$PIDS $W"
+wait_for "$T/m.desc" || fail "memtest did not start"
+grep -v vsyscall /proc/$W/maps >"$T/maps.before"
+ls /proc/$W/task | wc -l >"$T/threads.before"
+ls -l /proc/$W/fd | awk '{print $9, $10, $11}' >"$T/fds.before"
+expect_rc 0 "dump memtest" "$FERRY" dump -t $W -D "$T/m"
+wait $W 2>/dev/null
+restore_d "$T/m"
+[ "$RP" = "$W" ] && ok "same PID as dumped ($W)" || fail "restored as $RP, dumped as $W"
+memtest_check "$T/m.desc" "$RP" "every page of every region after restore"
+[ "$(ls /proc/$RP/task | wc -l)" = "$(cat "$T/threads.before")" ] && ok "all threads back" || fail "threads: $(ls /proc/$RP/task | wc -l)"
+ls -l /proc/$RP/fd | awk '{print $9, $10, $11}' >"$T/fds.after"
+cmp -s "$T/fds.before" "$T/fds.after" && ok "the same fds" || fail "fds differ: $(diff "$T/fds.before" "$T/fds.after" | head -5)"
+grep -v vsyscall /proc/$RP/maps >"$T/maps.after"
+# The kernel may merge neighbours the original kept apart (different anon
+# histories): compare the address ranges covered, per protection and name.
+cover() { awk '{split($1,a,"-"); print a[1], a[2], $2, $6}' "$1" | python3 -c '
+import sys
+rows = [l.split(None, 3) for l in sys.stdin]
+out = []
+for s, e, p, n in ((int(r[0], 16), int(r[1], 16), r[2], (r[3] if len(r) > 3 else "").strip()) for r in rows):
+    if out and out[-1][1] == s and out[-1][2:] == [p, n]:
+        out[-1][1] = e
+    else:
+        out.append([s, e, p, n])
+for r in out: print("%x-%x %s %s" % tuple(r))'; }
+cover "$T/maps.before" >"$T/cover.before"
+cover "$T/maps.after" >"$T/cover.after"
+cmp -s "$T/cover.before" "$T/cover.after" && ok "the same mappings, protections and files" || fail "maps differ: $(diff "$T/cover.before" "$T/cover.after" | head -8)"
+grep -q '\[heap\]' "$T/maps.after" && ok "[heap] where brk says" || fail "no [heap] after restore"
+
+# 2. Restoring twice from the same images; --require-same-pid while taken.
+expect_rc 1 "--require-same-pid refuses while the PID is taken" "$FERRY" restore -D "$T/m" -d --require-same-pid
+expect_in "$T/err" "PID $W is in use" "says the PID is in use"
+expect_rc 0 "without it, a second copy under another PID" "$FERRY" restore -D "$T/m" -d
+R2=$(cat "$T/out"); PIDS="$PIDS $R2"
+expect_in "$T/err" "is in use" "warns about the new PID"
+[ -n "$R2" ] && [ "$R2" != "$W" ] && memtest_check "$T/m.desc" "$R2" "the copy under PID $R2 checks out"
+kill -9 "$R2" "$RP"
+for _ in $(seq 100); do gone "$RP" && break; sleep 0.05; done
+restore_d "$T/m"
+[ "$RP" = "$W" ] && ok "the same images restore again under the same PID" || fail "second restore got $RP"
+memtest_check "$T/m.desc" "$RP" "second restore checks out"
+kill -9 "$RP"
+
+# 3. The process itself: counter and file offset, mutex/condvar threads,
+# AVX registers, handler, pending signal, fork.
+mkdir "$T/r"
+"$RSTTEST" "$T/r" </dev/null >/dev/null 2>&1 &
+W=$!
+PIDS="$PIDS $W"
+wait_for "$T/r/ready" || fail "rsttest did not start"
+sleep 0.3
+kill -s RTMIN+1 $W     # blocked: stays pending through the dump
+expect_rc 0 "dump rsttest" "$FERRY" dump -t $W -D "$T/ri"
+wait $W 2>/dev/null
+at_dump=$(wc -l <"$T/r/log")
+restore_d "$T/ri"
+sleep 0.5
+kill -USR2 "$RP"
+sleep 0.1
+kill -USR1 "$RP"
+wait_for "$T/r/check" || fail "no check from the restored rsttest"
+sleep 0.2
+c=$(cat "$T/r/check")
+case "$c" in ok*) ok "rsttest checks itself after restore: $c" ;; *) fail "rsttest: $c" ;; esac
+case "$c" in *" fork=ok"*) ok "fork after restore" ;; *) fail "fork: $c" ;; esac
+case "$c" in *" usr2=1 "*) ok "the SIGUSR2 handler fired once" ;; *) fail "handler: $c" ;; esac
+case "$c" in *" pending=1"*) ok "the pending real-time signal survived" ;; *) fail "pending: $c" ;; esac
+n=$(echo "$c" | sed -n 's/.*counter=\([0-9]*\).*/\1/p')
+[ "${n:-0}" -gt "$at_dump" ] && ok "the counter went on from $at_dump to $n" || fail "counter ${n:-?} after $at_dump at dump"
+awk 'NR - 1 != $1 { print "line " NR ": " $0; bad = 1; exit } END { exit bad }' "$T/r/log" >"$T/gap" \
+	&& ok "the log continues at the dumped offset, no gap or overwrite" || fail "log: $(cat "$T/gap")"
+kill -9 "$RP"
+
+# 4. Without -d ferry waits and passes on how the process ended.
+"$FERRY" restore -D "$T/m" --pidfile "$T/pid2" >/dev/null 2>&1 &
+F=$!
+wait_for "$T/pid2" || fail "no pidfile without -d"
+RP=$(cat "$T/pid2"); PIDS="$PIDS $RP"
+memtest_check "$T/m.desc" "$RP" "restored in the foreground"
+kill -TERM "$RP"
+wait $F; rc=$?
+[ $rc -eq 143 ] && ok "ferry restore exits 128+SIGTERM when the process is killed" || fail "exit $rc, want 143"
+
+# 5. Refusals before anything is created, and a failure half-way.
+count() { pgrep -x memtest | wc -l; }
+before=$(count)
+cp -a "$T/m" "$T/bad"
+truncate -s -4096 "$T/bad/pages.img"
+expect_rc 1 "a truncated pages.img is refused" "$FERRY" restore -D "$T/bad" -d
+expect_in "$T/err" "pages.img" "names the truncated file"
+rm -rf "$T/bad"; cp -a "$T/m" "$T/bad"
+printf '\377' | dd of="$T/bad/pages.img" bs=1 seek=$((8192 + 5)) conv=notrunc status=none
+expect_rc 1 "a corrupt page is refused" "$FERRY" restore -D "$T/bad" -d
+expect_in "$T/err" "checksum mismatch" "names the checksum"
+rm "$T/bad/inventory.img"
+expect_rc 1 "an incomplete dump (no inventory) is refused" "$FERRY" restore -D "$T/bad" -d
+cp -p "$T/m.desc.file" "$T/keep"
+printf 'x' >>"$T/m.desc.file"
+expect_rc 1 "a changed mapped file is refused" "$FERRY" restore -D "$T/m" -d
+expect_in "$T/err" "changed since the dump" "names the changed file"
+cp -p "$T/keep" "$T/m.desc.file"  # same inode, size and mtime again
+[ "$(count)" = "$before" ] && ok "no process was created by a refusal" || fail "memtest count $before -> $(count)"
+FERRY_FAULT=restore-fail-after-memory "$FERRY" restore -D "$T/m" -d >"$T/out" 2>"$T/err"
+[ $? -eq 1 ] && ok "a failure after the memory is built fails the restore" || fail "fault: exit $?"
+expect_in "$T/err" "(killed)" "says the half-built process was killed"
+sleep 0.2
+gone "$W" && ok "no half-restored process left (PID $W)" || fail "PID $W still there: $(grep State /proc/$W/status)"
+[ "$(count)" = "$before" ] && ok "and no other" || fail "memtest count $before -> $(count)"
+finish
