@@ -9,5 +9,6 @@ printf '%-28s %-22s %12s %12s\n' benchmark mode size result
 printf '%-28s %-22s %12s %12s\n' ---------------------------- ---------------------- ------------ ------------
 for b in bench/b_*.sh; do
 	[ -e "$b" ] || { echo "(no benchmarks yet)"; break; }
-	BUILD=$B sh "$b"
+	# Under a subreaper: restored processes are reaped and free their PIDs.
+	BUILD=$B "$B/tests/tools/subreaper" sh "$b"
 done

@@ -320,17 +320,39 @@ static int file_fd(struct build *b, const Ferry__Vma *v, long *fd, struct ferr *
 	return 0;
 }
 
-/* Protection while pages are written in: writable wherever ferry writes. */
-static uint32_t fill_prot(const Ferry__Vma *v)
+/* Does any run of the pagemap fall inside [start, end)? */
+static bool has_pages(const struct img_image *img, uint64_t start, uint64_t end)
+{
+	size_t lo = 0, hi = img->nr_runs;
+
+	while (lo < hi) { /* first run ending after start */
+		size_t mid = lo + (hi - lo) / 2;
+		const struct img_run *r = &img->runs[mid];
+
+		if (r->vaddr + r->nr_pages * img->page_size <= start)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < img->nr_runs && img->runs[lo].vaddr < end;
+}
+
+/* Protection while pages are written in: writable only where ferry writes,
+ * so a large reservation (PROT_NONE, read-only) is not charged as
+ * writable memory it never was. */
+static uint32_t fill_prot(const struct img_image *img, const Ferry__Vma *v)
 {
 	if (v->kind == FERRY__VMA_KIND__VMA_FILE && (v->flags & MAP_SHARED))
 		return v->prot; /* its data is the file's; ferry writes none */
+	if (!has_pages(img, v->start, v->end))
+		return v->prot;
 	return v->prot | PROT_READ | PROT_WRITE;
 }
 
 static int map_vma(struct build *b, const Ferry__Vma *v, struct ferr *err)
 {
 	uint64_t flags = MAP_FIXED_NOREPLACE | (v->flags & MAP_SHARED ? MAP_SHARED : MAP_PRIVATE);
+	uint32_t prot = fill_prot(b->r->img, v);
 	long fd = -1, ret;
 	int rc;
 
@@ -347,7 +369,14 @@ static int map_vma(struct build *b, const Ferry__Vma *v, struct ferr *err)
 		flags |= MAP_ANONYMOUS;
 	}
 	rc = rst_sys(&b->r->th[0], "mmap", &ret, err, __NR_mmap, v->start, v->end - v->start,
-		     fill_prot(v), flags, (uint64_t)fd, v->pgoff);
+		     prot, flags, (uint64_t)fd, v->pgoff);
+	/* Whether the original was MAP_NORESERVE is not in /proc/PID/maps:
+	 * a mapping larger than the commit limit can only have been. */
+	if (rc == -ENOMEM && !(flags & MAP_SHARED) && (prot & PROT_WRITE)) {
+		pr_debug("0x%" PRIx64 "-0x%" PRIx64 ": mapped MAP_NORESERVE", v->start, v->end);
+		rc = rst_sys(&b->r->th[0], "mmap", &ret, err, __NR_mmap, v->start,
+			     v->end - v->start, prot, flags | MAP_NORESERVE, (uint64_t)fd, v->pgoff);
+	}
 	if (rc)
 		return ferr_wrap(err, "re-create the mapping 0x%" PRIx64 "-0x%" PRIx64 " %s", v->start,
 				 v->end, v->name ? v->name : "");
@@ -517,7 +546,7 @@ int rst_mm_build(struct rst *r, struct ferr *err)
 		long rv;
 
 		if (is_special(v->kind) || v->kind == FERRY__VMA_KIND__VMA_SPECIAL ||
-		    fill_prot(v) == v->prot)
+		    fill_prot(r->img, v) == v->prot)
 			continue;
 		ret = rst_sys(&r->th[0], "mprotect", &rv, err, __NR_mprotect, v->start,
 			      v->end - v->start, v->prot, 0, 0, 0);

@@ -1,0 +1,50 @@
+#!/bin/sh
+# Restore from tmpfs: time from `ferry restore -d` starting to the restored
+# process running (the command returns only then), and throughput as the
+# dumped bytes over that time; median of 3 runs after one unmeasured run.
+# The time includes validation (every page checksum, every backing file).
+# CRIU's restore is measured where `criu check` passes on this kernel.
+set -eu
+B=${BUILD:-build}
+SIZES=${BENCH_RESTORE_MB:-"1024 4096"}
+RUNS=3
+D=/tmp/ferry-bench-rst
+mkdir -p $D
+mountpoint -q $D || mount -t tmpfs -o size=6g tmpfs $D
+trap 'pkill -9 -f "$D/w.desc" 2>/dev/null || true; umount $D 2>/dev/null || rm -rf $D/* || true' EXIT
+
+ns() { date +%s%N; }
+median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+row() { printf '%-28s %-22s %12s %12s\n' "$1" "$2" "$3" "$4"; }
+gone() { ! [ -d /proc/$1 ] || grep -q '^State:.*Z' /proc/$1/status 2>/dev/null; }
+
+have_criu=0
+command -v criu >/dev/null && criu check >/dev/null 2>&1 && have_criu=1
+
+for mb in $SIZES; do
+	rm -rf $D/w.desc $D/img
+	setsid "$B/tests/workloads/memtest" $D/w.desc --mb "$mb" </dev/null >/dev/null 2>&1 &
+	while [ ! -e $D/w.desc ]; do sleep 0.1; done
+	P=$(pgrep -f "$D/w.desc" | head -1)
+	"$B/ferry" dump -t "$P" -D $D/img >/dev/null
+	for _ in $(seq 100); do gone "$P" && break; sleep 0.05; done
+	bytes=$(du -sb $D/img/pages.img | cut -f1)
+	size="${mb} MiB"
+	for i in 0 $(seq $RUNS); do
+		t0=$(ns)
+		R=$("$B/ferry" restore -D $D/img -d 2>/dev/null) || { echo fail; continue; }
+		t1=$(ns)
+		kill -9 "$R"
+		for _ in $(seq 200); do gone "$R" && break; sleep 0.05; done
+		[ "$i" -gt 0 ] && echo $((t1 - t0))
+	done | median >$D/t
+	if grep -q fail $D/t; then
+		row "restore from tmpfs" "ferry restore -d" "$size" failed
+		continue
+	fi
+	t=$(cat $D/t)
+	row "restore from tmpfs" "ferry: to running" "$size" "$(awk -v t="$t" 'BEGIN {printf "%.3f s", t / 1e9}')"
+	row "restore from tmpfs" "ferry: throughput" "$size" "$(awk -v b="$bytes" -v t="$t" 'BEGIN {printf "%.2f GB/s", b / (t / 1e9) / 1e9}')"
+	rm -rf $D/img
+done
+[ $have_criu = 1 ] || row "restore from tmpfs" "criu restore" "-" "criu check fails here"
