@@ -1,5 +1,6 @@
 /* VMAs and the pagemap of an open image: validation of every run, resolution
  * of a page through the parent chain, and checksum verification. */
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -8,6 +9,7 @@
 #include "images/reader.h"
 
 #define VERIFY_CHUNK (1u << 20)
+#define VERIFY_PARALLEL_MIN (64u << 20) /* less data than this: one thread */
 
 int img_load_vmas(struct img_image *img, struct ferr *err)
 {
@@ -314,15 +316,31 @@ int img_read_pages(const struct img_image *img, uint64_t vaddr, uint64_t nr_page
 	return 0;
 }
 
-static int verify_image(const struct img_image *img, uint8_t *chunk, struct img_verify_report *rep,
-			struct ferr *err)
-{
-	XXH3_state_t *st = XXH3_createState();
-	int ret = 0;
+#define VERIFY_THREADS 4
 
-	if (!st)
-		return ferr_sys(err, ENOMEM, "verify");
-	for (size_t i = 0; i < img->nr_runs; i++) {
+/* One verifier: runs [first, last) of one image, with its own buffer. */
+struct verifier {
+	pthread_t th;
+	bool started;
+	const struct img_image *img;
+	size_t first, last;
+	uint64_t runs, bytes, bad;
+	size_t first_bad;   /* index of its first bad run */
+	int io_err;         /* -errno of a failed read */
+};
+
+static void *verify_runs(void *arg)
+{
+	struct verifier *v = arg;
+	const struct img_image *img = v->img;
+	uint8_t *chunk = malloc(VERIFY_CHUNK);
+	XXH3_state_t *st = XXH3_createState();
+
+	if (!chunk || !st) {
+		v->io_err = -ENOMEM;
+		goto out;
+	}
+	for (size_t i = v->first; i < v->last; i++) {
 		const struct img_run *r = &img->runs[i];
 		uint64_t left = r->nr_pages * img->page_size, off = r->offset;
 
@@ -332,41 +350,87 @@ static int verify_image(const struct img_image *img, uint8_t *chunk, struct img_
 		while (left) {
 			size_t n = left < VERIFY_CHUNK ? (size_t)left : VERIFY_CHUNK;
 			int rr = pread_all(img->pages_fd, chunk, n, off);
+
 			if (rr) {
-				XXH3_freeState(st);
-				return ferr_sys(err, rr == -ENODATA ? EBADMSG : -rr, "read %s/pages.img",
-						img->path);
+				v->io_err = rr;
+				goto out;
 			}
 			XXH3_64bits_update(st, chunk, n);
 			off += n;
 			left -= n;
 		}
-		rep->runs_checked++;
-		rep->bytes_checked += r->nr_pages * img->page_size;
-		if (XXH3_64bits_digest(st) != r->xxh3) {
-			if (!rep->bad_runs)
-				ret = ferr_new(err, EBADMSG,
-					       "%s/pages.img: run at 0x%llx (%llu pages, offset %llu): "
-					       "checksum mismatch", img->path, (unsigned long long)r->vaddr,
-					       (unsigned long long)r->nr_pages, (unsigned long long)r->offset);
-			rep->bad_runs++;
-		}
+		v->runs++;
+		v->bytes += r->nr_pages * img->page_size;
+		if (XXH3_64bits_digest(st) != r->xxh3 && !v->bad++)
+			v->first_bad = i;
 	}
+out:
 	XXH3_freeState(st);
+	free(chunk);
+	return NULL;
+}
+
+/* Check one image's runs on up to VERIFY_THREADS threads, each taking a
+ * contiguous share of the data; the first bad run in address order is the
+ * one reported. */
+static int verify_image(const struct img_image *img, struct img_verify_report *rep,
+			struct ferr *err)
+{
+	struct verifier v[VERIFY_THREADS];
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	size_t nv = cpus > VERIFY_THREADS ? VERIFY_THREADS : cpus < 1 ? 1 : (size_t)cpus;
+	uint64_t total = 0, acc = 0;
+	size_t next = 0, bad_idx = SIZE_MAX;
+	int ret = 0;
+
+	for (size_t i = 0; i < img->nr_runs; i++)
+		total += img->runs[i].flags ? 0 : img->runs[i].nr_pages;
+	if (total * img->page_size < VERIFY_PARALLEL_MIN)
+		nv = 1;
+	for (size_t t = 0; t < nv; t++) {
+		v[t] = (struct verifier){ .img = img, .first = next };
+		while (next < img->nr_runs && (t == nv - 1 || acc * nv < total * (t + 1))) {
+			if (!img->runs[next].flags)
+				acc += img->runs[next].nr_pages;
+			next++;
+		}
+		v[t].last = next;
+		if (t && pthread_create(&v[t].th, NULL, verify_runs, &v[t]) == 0)
+			v[t].started = true;
+		else if (t)
+			verify_runs(&v[t]); /* no thread: do its share here */
+	}
+	verify_runs(&v[0]);
+	for (size_t t = 0; t < nv; t++) {
+		if (v[t].started)
+			pthread_join(v[t].th, NULL);
+		rep->runs_checked += v[t].runs;
+		rep->bytes_checked += v[t].bytes;
+		rep->bad_runs += v[t].bad;
+		if (v[t].io_err && !ret)
+			ret = ferr_sys(err, v[t].io_err == -ENODATA ? EBADMSG : -v[t].io_err,
+				       "read %s/pages.img", img->path);
+		if (v[t].bad && v[t].first_bad < bad_idx)
+			bad_idx = v[t].first_bad;
+	}
+	if (!ret && bad_idx != SIZE_MAX) {
+		const struct img_run *r = &img->runs[bad_idx];
+
+		ret = ferr_new(err, EBADMSG, "%s/pages.img: run at 0x%llx (%llu pages, offset %llu): "
+			       "checksum mismatch", img->path, (unsigned long long)r->vaddr,
+			       (unsigned long long)r->nr_pages, (unsigned long long)r->offset);
+	}
 	return ret;
 }
 
 int img_verify(const struct img_image *img, struct img_verify_report *rep, struct ferr *err)
 {
-	cleanup_free uint8_t *chunk = malloc(VERIFY_CHUNK);
 	int first = 0;
 
 	memset(rep, 0, sizeof(*rep));
-	if (!chunk)
-		return ferr_sys(err, ENOMEM, "verify");
 	for (; img; img = img->parent) {
 		struct ferr e2;
-		int ret = verify_image(img, chunk, rep, first ? &e2 : err);
+		int ret = verify_image(img, rep, first ? &e2 : err);
 
 		rep->images++;
 		if (ret && !first)

@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <linux/prctl.h>
+#include <pthread.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
@@ -21,7 +22,8 @@
 #define HOLE_HIGH 0x7ff000000000ULL    /* and below the usual stack area */
 #define HOLE_MARGIN (2ULL << 20)       /* keep clear of neighbours, stacks' guard gap */
 #define FILL_IOV 1024
-#define FILL_BATCH (64ULL << 20)
+#define FILL_BATCH (64ULL << 20)   /* per call; less than this in all: one thread */
+#define FILL_THREADS 4
 
 static bool is_special(Ferry__VmaKind k)
 {
@@ -265,9 +267,8 @@ struct build {
 	uint8_t **maps;     /* pages.img of each image in the chain, mapped */
 	uint64_t *map_len;
 	unsigned depth;
-	struct iovec liov[FILL_IOV], riov[FILL_IOV];
-	size_t niov;
-	uint64_t batch;
+	struct iovec *liov, *riov; /* every segment: ours (pages.img) -> the child's */
+	size_t niov, cap;
 	void *zeroes;       /* FILL_ZERO bytes that read as zero */
 };
 
@@ -387,39 +388,96 @@ static int map_vma(struct build *b, const Ferry__Vma *v, struct ferr *err)
 
 /* ---- pages --------------------------------------------------------------- */
 
-static int fill_flush(struct build *b, struct ferr *err)
-{
-	ssize_t n;
-
-	if (!b->niov)
-		return 0;
-	n = process_vm_writev(b->r->pid, b->liov, b->niov, b->riov, b->niov, 0);
-	if (n != (ssize_t)b->batch)
-		return ferr_sys(err, n < 0 ? errno : EFAULT, "write pages at 0x%" PRIx64 " into the "
-				"new process (%zd of %" PRIu64 " bytes)",
-				(uint64_t)(uintptr_t)b->riov[0].iov_base, n, b->batch);
-	b->r->res->bytes += b->batch;
-	b->niov = 0;
-	b->batch = 0;
-	return 0;
-}
-
 static int fill_add(struct build *b, uint64_t vaddr, const void *src, uint64_t len,
 		    struct ferr *err)
 {
-	int ret;
+	if (b->niov == b->cap) {
+		size_t cap = b->cap ? b->cap * 2 : 4096;
+		struct iovec *l = realloc(b->liov, cap * sizeof(*l));
 
-	if (b->niov == FILL_IOV || b->batch + len > FILL_BATCH) {
-		ret = fill_flush(b, err);
-		if (ret)
-			return ret;
+		if (l)
+			b->liov = l;
+		struct iovec *r = l ? realloc(b->riov, cap * sizeof(*r)) : NULL;
+		if (!r)
+			return ferr_sys(err, ENOMEM, "page segment list");
+		b->riov = r;
+		b->cap = cap;
 	}
 	b->liov[b->niov] = (struct iovec){ (void *)src, len };
 	b->riov[b->niov] = (struct iovec){ (void *)(uintptr_t)vaddr, len };
 	b->niov++;
-	b->batch += len;
+	b->r->res->bytes += len;
 	b->r->res->pages += len / (uint64_t)ferry_page_size();
 	return 0;
+}
+
+/* One writer: a contiguous share of the segments, IOV_MAX at a time. */
+struct writer {
+	pthread_t th;
+	pid_t pid;
+	const struct iovec *l, *r;
+	size_t n;
+	int err;            /* errno of the first failure */
+	uint64_t bad_addr;
+};
+
+static void *writer_main(void *arg)
+{
+	struct writer *w = arg;
+
+	for (size_t i = 0; i < w->n && !w->err;) {
+		uint64_t want = 0;
+		size_t k = 0;
+		ssize_t got;
+
+		/* The kernel copies at most ~2 GiB per call: stay well below. */
+		while (i + k < w->n && k < FILL_IOV &&
+		       (!k || want + w->l[i + k].iov_len <= FILL_BATCH))
+			want += w->l[i + k++].iov_len;
+		got = process_vm_writev(w->pid, w->l + i, k, w->r + i, k, 0);
+		if (got != (ssize_t)want) {
+			w->err = got < 0 ? errno : EFAULT;
+			w->bad_addr = (uint64_t)(uintptr_t)w->r[i].iov_base;
+		}
+		i += k;
+	}
+	return NULL;
+}
+
+/* Write every segment into the child, on as many threads as there are CPUs
+ * (up to FILL_THREADS): the cost is the child's page faults and the copy,
+ * and both scale. */
+static int fill_write(struct build *b, struct ferr *err)
+{
+	struct writer w[FILL_THREADS];
+	uint64_t total = b->r->res->bytes, share, acc = 0;
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	size_t nw = cpus > FILL_THREADS ? FILL_THREADS : cpus < 1 ? 1 : (size_t)cpus;
+	size_t next = 0;
+	int ret = 0;
+
+	if (total < FILL_BATCH)
+		nw = 1;
+	share = total / nw + 1;
+	for (size_t t = 0; t < nw; t++) {
+		size_t first = next;
+
+		while (next < b->niov && (t == nw - 1 || acc < share * (t + 1)))
+			acc += b->liov[next++].iov_len;
+		w[t] = (struct writer){ .pid = b->r->pid, .l = b->liov + first,
+					.r = b->riov + first, .n = next - first };
+		if (t && pthread_create(&w[t].th, NULL, writer_main, &w[t]) != 0)
+			w[t].err = EAGAIN;
+	}
+	writer_main(&w[0]);
+	for (size_t t = 0; t < nw; t++) {
+		if (t && w[t].err != EAGAIN)
+			pthread_join(w[t].th, NULL);
+		if (w[t].err && !ret)
+			ret = ferr_sys(err, w[t].err, "write pages at 0x%" PRIx64 " into the new process",
+				       w[t].bad_addr);
+	}
+	return ret;
 }
 
 static const uint8_t *image_data(struct build *b, const struct img_image *src, struct ferr *err)
@@ -499,7 +557,7 @@ static int fill_pages(struct build *b, struct ferr *err)
 
 	for (size_t i = 0; i < top->nr_runs && !ret; i++)
 		ret = fill_segment(b, top->runs[i].vaddr, top->runs[i].nr_pages, err);
-	return ret ? ret : fill_flush(b, err);
+	return ret ? ret : fill_write(b, err);
 }
 
 static void build_free(struct build *b)
@@ -510,6 +568,8 @@ static void build_free(struct build *b)
 	free(b->maps);
 	free(b->map_len);
 	free(b->files);
+	free(b->liov);
+	free(b->riov);
 	if (b->zeroes && b->zeroes != MAP_FAILED)
 		munmap(b->zeroes, FILL_ZERO);
 }

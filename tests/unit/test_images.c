@@ -501,6 +501,41 @@ static void test_page_checksum(void **state)
 	img_close(img);
 }
 
+/* Enough data for img_verify to split the work over threads: the report
+ * must still count every bad run and name the lowest one. */
+static void test_page_checksum_parallel(void **state)
+{
+	struct fixture *f = *state;
+	struct img_writer_opts o = { .kind = FERRY__DUMP_KIND__DUMP_FULL, .root_pid = 100 };
+	const uint64_t runs = 48, n = IMG_RUN_DATA_MAX_PAGES; /* 96 MiB with 4 KiB pages */
+	const char *dir = path_in(f, "par");
+	struct img_verify_report rep;
+	struct img_writer *w;
+	struct img_image *img;
+	struct ferr err;
+	uint8_t x = 0x5a;
+	char want[32];
+
+	assert_int_equal(img_writer_create(&w, dir, &o, &err), 0);
+	add_proc(w, 100);
+	add_vma(w, VA, VA + runs * n * PS, PROT_READ | PROT_WRITE);
+	for (uint64_t r = 0; r < runs; r++)
+		add_data(w, VA + r * n * PS, n, 3);
+	assert_int_equal(img_writer_commit(w, 0, &err), 0);
+	img_writer_free(w);
+	corrupt_bytes(path_in(f, "par/pages.img"), PS + 40 * n * (off_t)PS + 9, &x, 1);
+	corrupt_bytes(path_in(f, "par/pages.img"), PS + 10 * n * (off_t)PS + 3, &x, 1);
+	corrupt_bytes(path_in(f, "par/pages.img"), PS + (runs * n - 1) * (off_t)PS, &x, 1);
+	assert_int_equal(img_open(&img, dir, &err), 0);
+	assert_int_equal(img_verify(img, &rep, &err), -EBADMSG);
+	assert_int_equal(rep.runs_checked, runs);
+	assert_int_equal(rep.bytes_checked, runs * n * PS);
+	assert_int_equal(rep.bad_runs, 3);
+	snprintf(want, sizeof(want), "run at 0x%llx ", (unsigned long long)(VA + 10 * n * PS));
+	assert_non_null(strstr(err.msg, want));
+	img_close(img);
+}
+
 /* parent: pre-dump, data on pages 0..99 (gen 1); child: full dump, in-parent
  * 0..49, new data 50..59 (gen 2), in-parent 60..99. */
 static void make_chain(struct fixture *f)
@@ -754,6 +789,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_wrong_magic_and_version, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_oversized_entry, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_page_checksum, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_page_checksum_parallel, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_chain_resolution, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_chain_errors, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_chain_cycle, setup, teardown),
