@@ -2,10 +2,15 @@
 # The README's first command (`make demo`): ferry's main job on a built-in
 # workload. It grows with each milestone; today: probe the kernel, take a live
 # snapshot of a running multi-threaded process and prove every page of it,
-# then take the final dump that ends the process.
+# take the final dump that ends the process, and restore it from its images:
+# the workload checks all of its memory itself once it runs again. Runs
+# under a subreaper so that the restored process is reaped at the end.
 set -eu
 cd "$(dirname "$0")/.."
 B=${BUILD:-build}
+if [ -z "${FERRY_DEMO_REAPER:-}" ]; then
+	FERRY_DEMO_REAPER=1 exec "$B/tests/tools/subreaper" sh "$0" "$@"
+fi
 D=$(mktemp -d /tmp/ferry-demo-XXXXXX)
 W=""
 trap '[ -n "$W" ] && kill -9 $W 2>/dev/null; rm -rf "$D"' EXIT
@@ -40,4 +45,15 @@ W=""
 
 step "ferry show --verify: the images, checksummed through and through"
 "$B/ferry" show --verify "$D/final" | sed -n '1,8p;/^pagemap/,$p'
-printf '\n(restore and live migration come next: see README.md, Status)\n'
+
+step "ferry restore -d: the process back from its images, same PID, running on"
+rm -f "$D/workload.desc.check"
+W=$("$B/ferry" -v restore -D "$D/final" -d)
+echo "restored pid $W: $(ls /proc/$W/task | wc -l) threads, $(grep -c . /proc/$W/maps) mappings"
+
+step "the restored workload re-checks all of its memory itself"
+kill -USR1 $W
+while [ ! -s "$D/workload.desc.check" ]; do sleep 0.05; done
+echo "workload says: $(cat "$D/workload.desc.check")"
+[ "$(cat "$D/workload.desc.check")" = ok ]
+printf '\n(iterative pre-dump and live migration come next: see README.md, Status)\n'
