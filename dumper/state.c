@@ -8,6 +8,7 @@
 #include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/ptrace.h>
@@ -289,6 +290,27 @@ static int read_stat(struct target *t, Ferry__Process *p, Ferry__MmState *mm, st
 
 /* handled: the signals with a handler or ignored (SigCgt|SigIgn), for
  * process_by_injection to ask about. */
+/* Limit r as /proc/PID/limits prints it: a header, then one line per
+ * resource in order, the name in the first 26 columns, then soft and hard
+ * limits as numbers or "unlimited". */
+static int limit_from_proc(struct target *t, int r, struct rlimit *rl)
+{
+	char buf[4096], soft[32], hard[32], *line = buf;
+
+	if (read_small_file_at(t->procfd, "limits", buf, sizeof(buf)) < 0)
+		return -1;
+	for (int i = -1; i < r; i++) {
+		line = strchr(line, '\n');
+		if (!line++)
+			return errno = EINVAL, -1;
+	}
+	if (strlen(line) < 26 || sscanf(line + 26, "%31s %31s", soft, hard) != 2)
+		return errno = EINVAL, -1;
+	rl->rlim_cur = strcmp(soft, "unlimited") ? strtoull(soft, NULL, 10) : RLIM_INFINITY;
+	rl->rlim_max = strcmp(hard, "unlimited") ? strtoull(hard, NULL, 10) : RLIM_INFINITY;
+	return 0;
+}
+
 static int process_from_outside(struct target *t, Ferry__Process *p, uint64_t *handled,
 				struct ferr *err)
 {
@@ -348,8 +370,12 @@ static int process_from_outside(struct target *t, Ferry__Process *p, uint64_t *h
 		struct rlimit rl;
 		Ferry__Rlimit *e;
 
-		if (prlimit(t->pid, (__rlimit_resource_t)r, NULL, &rl) < 0)
-			return ferr_sys(err, errno, "prlimit(%d) of process %d", r, t->pid);
+		if (prlimit(t->pid, (__rlimit_resource_t)r, NULL, &rl) < 0) {
+			/* Another user's process needs CAP_SYS_RESOURCE for
+			 * prlimit; /proc/PID/limits shows the same to root. */
+			if (errno != EPERM || limit_from_proc(t, r, &rl) < 0)
+				return ferr_sys(err, errno, "resource limit %d of process %d", r, t->pid);
+		}
 		e = malloc(sizeof(*e));
 		if (!e)
 			return ferr_sys(err, ENOMEM, "rlimits");

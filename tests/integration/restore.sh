@@ -29,7 +29,7 @@ restore_d() {
 	expect_rc 0 "restore -d $(basename "$1")" "$FERRY" restore -D "$1" -d --pidfile "$T/pid"
 	RP=$(cat "$T/pid" 2>/dev/null)
 	[ -n "$RP" ] && PIDS="$PIDS $RP"
-	[ "$(cat "$T/out")" = "$RP" ] && ok "prints the PID it wrote to --pidfile" || fail "stdout $(cat "$T/out"), pidfile $RP"
+	[ -n "$RP" ] && [ "$(cat "$T/out")" = "$RP" ] && ok "prints the PID it wrote to --pidfile" || fail "stdout $(cat "$T/out"), pidfile $RP"
 }
 
 # 1. Every kind of memory, three threads; same PID, same maps, same fds.
@@ -122,7 +122,29 @@ kill -TERM "$RP"
 wait $F; rc=$?
 [ $rc -eq 143 ] && ok "ferry restore exits 128+SIGTERM when the process is killed" || fail "exit $rc, want 143"
 
-# 5. Refusals before anything is created, and a failure half-way.
+# 5. Another user's process, with its own limits: credentials, groups,
+# capabilities and rlimits as they were (dumped through /proc/PID/limits:
+# prlimit on another user's process needs CAP_SYS_RESOURCE).
+chmod 711 "$T"
+mkdir -m 777 "$T/u"
+prlimit --nofile=1000:2000 --core=12345:54321 setpriv --reuid=65534 --regid=65534 \
+	--groups=100,200 --inh-caps=-all "$MEMTEST" "$T/u/w.desc" --mb 2 </dev/null >/dev/null 2>&1 &
+W=$!
+PIDS="$PIDS $W"
+wait_for "$T/u/w.desc" || fail "memtest as nobody did not start"
+grep -E '^(Uid|Gid|Groups|Cap)' /proc/$W/status >"$T/creds.before"
+cat /proc/$W/limits >"$T/limits.before"
+expect_rc 0 "dump a process of another user" "$FERRY" dump -t $W -D "$T/ui"
+wait $W 2>/dev/null
+restore_d "$T/ui"
+grep -E '^(Uid|Gid|Groups|Cap)' /proc/$RP/status >"$T/creds.after"
+[ -s "$T/creds.before" ] && cmp -s "$T/creds.before" "$T/creds.after" && ok "uids, gids, groups and capabilities as dumped" || fail "creds: $(diff "$T/creds.before" "$T/creds.after")"
+cat /proc/$RP/limits >"$T/limits.after"
+grep -q '^Max open files *1000 *2000' "$T/limits.before" && cmp -s "$T/limits.before" "$T/limits.after" && ok "rlimits as dumped" || fail "limits: $(diff "$T/limits.before" "$T/limits.after")"
+memtest_check "$T/u/w.desc" "$RP" "the other user's process checks out"
+kill -9 "$RP"
+
+# 6. Refusals before anything is created, and a failure half-way.
 count() { pgrep -x memtest | wc -l; }
 before=$(count)
 cp -a "$T/m" "$T/bad"
