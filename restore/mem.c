@@ -5,13 +5,11 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <linux/prctl.h>
-#include <pthread.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
-#include <sys/uio.h>
 #include <sys/utsname.h>
 
 #include "common/log.h"
@@ -21,9 +19,6 @@
 #define HOLE_LOW (1ULL << 32)          /* search for free space above 4 GiB */
 #define HOLE_HIGH 0x7ff000000000ULL    /* and below the usual stack area */
 #define HOLE_MARGIN (2ULL << 20)       /* keep clear of neighbours, stacks' guard gap */
-#define FILL_IOV 1024
-#define FILL_BATCH (64ULL << 20)   /* per call; less than this in all: one thread */
-#define FILL_THREADS 4
 
 static bool is_special(Ferry__VmaKind k)
 {
@@ -264,15 +259,7 @@ struct build {
 	struct rst *r;
 	struct open_file *files;
 	size_t nr_files;
-	uint8_t **maps;     /* pages.img of each image in the chain, mapped */
-	uint64_t *map_len;
-	unsigned depth;
-	struct iovec *liov, *riov; /* every segment: ours (pages.img) -> the child's */
-	size_t niov, cap;
-	void *zeroes;       /* FILL_ZERO bytes that read as zero */
 };
-
-#define FILL_ZERO (2ULL << 20)
 
 /* Open path in the child (for mmap or exe), checked to be the dumped file. */
 static int child_open(struct rst *r, const char *path, int flags, const Ferry__FileId *id,
@@ -322,7 +309,7 @@ static int file_fd(struct build *b, const Ferry__Vma *v, long *fd, struct ferr *
 }
 
 /* Does any run of the pagemap fall inside [start, end)? */
-static bool has_pages(const struct img_image *img, uint64_t start, uint64_t end)
+bool rst_has_pages(const struct img_image *img, uint64_t start, uint64_t end)
 {
 	size_t lo = 0, hi = img->nr_runs;
 
@@ -345,7 +332,7 @@ static uint32_t fill_prot(const struct img_image *img, const Ferry__Vma *v)
 {
 	if (v->kind == FERRY__VMA_KIND__VMA_FILE && (v->flags & MAP_SHARED))
 		return v->prot; /* its data is the file's; ferry writes none */
-	if (!has_pages(img, v->start, v->end))
+	if (!rst_has_pages(img, v->start, v->end))
 		return v->prot;
 	return v->prot | PROT_READ | PROT_WRITE;
 }
@@ -386,206 +373,12 @@ static int map_vma(struct build *b, const Ferry__Vma *v, struct ferr *err)
 	return 0;
 }
 
-/* ---- pages --------------------------------------------------------------- */
-
-static int fill_add(struct build *b, uint64_t vaddr, const void *src, uint64_t len,
-		    struct ferr *err)
-{
-	if (b->niov == b->cap) {
-		size_t cap = b->cap ? b->cap * 2 : 4096;
-		struct iovec *l = realloc(b->liov, cap * sizeof(*l));
-
-		if (l)
-			b->liov = l;
-		struct iovec *r = l ? realloc(b->riov, cap * sizeof(*r)) : NULL;
-		if (!r)
-			return ferr_sys(err, ENOMEM, "page segment list");
-		b->riov = r;
-		b->cap = cap;
-	}
-	b->liov[b->niov] = (struct iovec){ (void *)src, len };
-	b->riov[b->niov] = (struct iovec){ (void *)(uintptr_t)vaddr, len };
-	b->niov++;
-	b->r->res->bytes += len;
-	b->r->res->pages += len / (uint64_t)ferry_page_size();
-	return 0;
-}
-
-/* One writer: a contiguous share of the segments, IOV_MAX at a time. */
-struct writer {
-	pthread_t th;
-	pid_t pid;
-	const struct iovec *l, *r;
-	size_t n;
-	int err;            /* errno of the first failure */
-	uint64_t bad_addr;
-};
-
-static void *writer_main(void *arg)
-{
-	struct writer *w = arg;
-
-	for (size_t i = 0; i < w->n && !w->err;) {
-		uint64_t want = 0;
-		size_t k = 0;
-		ssize_t got;
-
-		/* The kernel copies at most ~2 GiB per call: stay well below. */
-		while (i + k < w->n && k < FILL_IOV &&
-		       (!k || want + w->l[i + k].iov_len <= FILL_BATCH))
-			want += w->l[i + k++].iov_len;
-		got = process_vm_writev(w->pid, w->l + i, k, w->r + i, k, 0);
-		if (got != (ssize_t)want) {
-			w->err = got < 0 ? errno : EFAULT;
-			w->bad_addr = (uint64_t)(uintptr_t)w->r[i].iov_base;
-		}
-		i += k;
-	}
-	return NULL;
-}
-
-/* Write every segment into the child, on as many threads as there are CPUs
- * (up to FILL_THREADS): the cost is the child's page faults and the copy,
- * and both scale. */
-static int fill_write(struct build *b, struct ferr *err)
-{
-	struct writer w[FILL_THREADS];
-	uint64_t total = b->r->res->bytes, share, acc = 0;
-	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-	size_t nw = cpus > FILL_THREADS ? FILL_THREADS : cpus < 1 ? 1 : (size_t)cpus;
-	size_t next = 0;
-	int ret = 0;
-
-	if (total < FILL_BATCH)
-		nw = 1;
-	share = total / nw + 1;
-	for (size_t t = 0; t < nw; t++) {
-		size_t first = next;
-
-		while (next < b->niov && (t == nw - 1 || acc < share * (t + 1)))
-			acc += b->liov[next++].iov_len;
-		w[t] = (struct writer){ .pid = b->r->pid, .l = b->liov + first,
-					.r = b->riov + first, .n = next - first };
-		if (t && pthread_create(&w[t].th, NULL, writer_main, &w[t]) != 0)
-			w[t].err = EAGAIN;
-	}
-	writer_main(&w[0]);
-	for (size_t t = 0; t < nw; t++) {
-		if (t && w[t].err != EAGAIN)
-			pthread_join(w[t].th, NULL);
-		if (w[t].err && !ret)
-			ret = ferr_sys(err, w[t].err, "write pages at 0x%" PRIx64 " into the new process",
-				       w[t].bad_addr);
-	}
-	return ret;
-}
-
-static const uint8_t *image_data(struct build *b, const struct img_image *src, struct ferr *err)
-{
-	unsigned d = src->depth;
-
-	if (!b->maps[d]) {
-		void *m = mmap(NULL, src->pages_size, PROT_READ, MAP_SHARED, src->pages_fd, 0);
-
-		if (m == MAP_FAILED) {
-			ferr_sys(err, errno, "map %s/pages.img", src->path);
-			return NULL;
-		}
-		madvise(m, src->pages_size, MADV_SEQUENTIAL);
-		b->maps[d] = m;
-		b->map_len[d] = src->pages_size;
-	}
-	return b->maps[d];
-}
-
-/* Zero runs need writing only over file pages: anonymous memory is zero. */
-static bool zero_needs_write(const struct img_image *img, uint64_t vaddr)
-{
-	for (size_t i = 0; i < img->nr_vmas; i++)
-		if (vaddr >= img->vmas[i]->start && vaddr < img->vmas[i]->end)
-			return img->vmas[i]->kind == FERRY__VMA_KIND__VMA_FILE;
-	return false;
-}
-
-static int fill_segment(struct build *b, uint64_t vaddr, uint64_t npages, struct ferr *err)
-{
-	const struct img_image *top = b->r->img;
-	uint64_t ps = top->page_size;
-
-	while (npages) {
-		struct img_page_loc loc;
-		uint64_t in_run, n, len;
-		const uint8_t *base;
-		int ret;
-
-		if (img_resolve(top, vaddr, &loc))
-			return ferr_new(err, ENOENT, "page 0x%" PRIx64 " is in no image of the chain",
-					vaddr);
-		in_run = (vaddr - loc.run->vaddr) / ps;
-		n = img_chain_span(top, loc.img, vaddr, loc.run->nr_pages - in_run);
-		if (n > npages)
-			n = npages;
-		len = n * ps;
-		if (loc.run->flags & IMG_RUN_ZERO) {
-			for (uint64_t o = 0; zero_needs_write(top, vaddr) && o < len; o += FILL_ZERO) {
-				ret = fill_add(b, vaddr + o, b->zeroes,
-					       len - o < FILL_ZERO ? len - o : FILL_ZERO, err);
-				if (ret)
-					return ret;
-			}
-		} else {
-			base = image_data(b, loc.img, err);
-			if (!base)
-				return -err->code;
-			if (loc.run->offset + in_run * ps + len > b->map_len[loc.img->depth])
-				return ferr_new(err, EBADMSG, "%s/pages.img is shorter than its pagemap",
-						loc.img->path);
-			ret = fill_add(b, vaddr, base + loc.run->offset + in_run * ps, len, err);
-			if (ret)
-				return ret;
-		}
-		vaddr += len;
-		npages -= n;
-	}
-	return 0;
-}
-
-static int fill_pages(struct build *b, struct ferr *err)
-{
-	const struct img_image *top = b->r->img;
-	int ret = 0;
-
-	for (size_t i = 0; i < top->nr_runs && !ret; i++)
-		ret = fill_segment(b, top->runs[i].vaddr, top->runs[i].nr_pages, err);
-	return ret ? ret : fill_write(b, err);
-}
-
-static void build_free(struct build *b)
-{
-	for (unsigned d = 0; d < b->depth; d++)
-		if (b->maps[d])
-			munmap(b->maps[d], b->map_len[d]);
-	free(b->maps);
-	free(b->map_len);
-	free(b->files);
-	free(b->liov);
-	free(b->riov);
-	if (b->zeroes && b->zeroes != MAP_FAILED)
-		munmap(b->zeroes, FILL_ZERO);
-}
 
 int rst_mm_build(struct rst *r, struct ferr *err)
 {
 	struct build b = { .r = r };
 	int ret = 0;
 
-	for (const struct img_image *i = r->img; i; i = i->parent)
-		b.depth = i->depth + 1;
-	b.maps = calloc(b.depth, sizeof(*b.maps));
-	b.map_len = calloc(b.depth, sizeof(*b.map_len));
-	b.zeroes = mmap(NULL, FILL_ZERO, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (!b.maps || !b.map_len || b.zeroes == MAP_FAILED)
-		ret = ferr_sys(err, ENOMEM, "restore buffers");
 	for (size_t i = 0; !ret && i < r->img->nr_vmas; i++) {
 		const Ferry__Vma *v = r->img->vmas[i];
 
@@ -600,7 +393,7 @@ int rst_mm_build(struct rst *r, struct ferr *err)
 		r->res->vmas += !ret;
 	}
 	if (!ret)
-		ret = fill_pages(&b, err);
+		ret = rst_fill_pages(r, err);
 	for (size_t i = 0; !ret && i < r->img->nr_vmas; i++) {
 		const Ferry__Vma *v = r->img->vmas[i];
 		long rv;
@@ -616,7 +409,7 @@ int rst_mm_build(struct rst *r, struct ferr *err)
 		ret = rst_sys(&r->th[0], "close a mapped file", &rv, err, __NR_close,
 			      (uint64_t)b.files[i].fd, 0, 0, 0, 0, 0);
 	}
-	build_free(&b);
+	free(b.files);
 	return ret;
 }
 

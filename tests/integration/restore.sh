@@ -44,6 +44,8 @@ expect_rc 0 "dump memtest" "$FERRY" dump -t $W -D "$T/m"
 wait $W 2>/dev/null
 restore_d "$T/m"
 [ "$RP" = "$W" ] && ok "same PID as dumped ($W)" || fail "restored as $RP, dumped as $W"
+[ "$(grep -c userfaultfd /proc/$RP/maps)" = 0 ] && ! ls -l /proc/$RP/fd | grep -q userfaultfd &&
+	ok "no userfaultfd left in the process" || fail "a userfaultfd is left behind"
 memtest_check "$T/m.desc" "$RP" "every page of every region after restore"
 [ "$(ls /proc/$RP/task | wc -l)" = "$(cat "$T/threads.before")" ] && ok "all threads back" || fail "threads: $(ls /proc/$RP/task | wc -l)"
 ls -l /proc/$RP/fd | awk '{print $9, $10, $11}' >"$T/fds.after"
@@ -77,9 +79,12 @@ expect_in "$T/err" "is in use" "warns about the new PID"
 [ -n "$R2" ] && [ "$R2" != "$W" ] && memtest_check "$T/m.desc" "$R2" "the copy under PID $R2 checks out"
 kill -9 "$R2" "$RP"
 for _ in $(seq 100); do gone "$RP" && break; sleep 0.05; done
-restore_d "$T/m"
-[ "$RP" = "$W" ] && ok "the same images restore again under the same PID" || fail "second restore got $RP"
-memtest_check "$T/m.desc" "$RP" "second restore checks out"
+# This time with the fallback page path forced: process_vm_writev only.
+FERRY_HIDE_FEATURES=userfaultfd "$FERRY" -vv restore -D "$T/m" -d >"$T/out" 2>"$T/err"
+RP=$(cat "$T/out"); PIDS="$PIDS $RP"
+[ "$RP" = "$W" ] && ok "the same images restore again under the same PID" || fail "second restore got $RP: $(tail -2 "$T/err")"
+expect_in "$T/err" "pages by process_vm_writev" "without userfaultfd, pages go by process_vm_writev"
+memtest_check "$T/m.desc" "$RP" "second restore (process_vm_writev) checks out"
 kill -9 "$RP"
 
 # 3. The process itself: counter and file offset, mutex/condvar threads,

@@ -1,0 +1,407 @@
+/* Pages into the restored process, straight out of each image's mmapped
+ * pages.img, on a thread per CPU, without a syscall per page.
+ *
+ * Private anonymous memory (most of a process) goes by UFFDIO_COPY: the
+ * child's VMAs are registered with a userfaultfd (by injection), ferry takes
+ * the fd with pidfd_getfd, and each run becomes one ioctl that allocates the
+ * pages and copies into them. process_vm_writev would fault each page in
+ * first, and the kernel zeroes every new page before the copy overwrites it.
+ * Everything else (file COW pages, shared memory), or everything where the
+ * kernel lacks userfaultfd, goes by process_vm_writev, up to 1024 runs per
+ * call. The same registration is what lazy restore will build on. */
+#include <fcntl.h>
+#include <inttypes.h>
+#include <linux/userfaultfd.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+
+#include "common/kerndat.h"
+#include "common/log.h"
+#include "restore/rst.h"
+
+#define FILL_IOV 1024
+#define FILL_CALL_MAX (64ULL << 20) /* per call: the kernel copies < 2 GiB per call */
+#define FILL_PARALLEL_MIN (64ULL << 20)
+#define FILL_THREADS 4
+#define FILL_ZERO (2ULL << 20)
+
+enum { SEG_UFFD, SEG_WRITEV, SEG_KINDS };
+
+struct segs {
+	struct iovec *l, *r;        /* ours (pages.img) -> the child's */
+	size_t n, cap;
+	uint64_t bytes;
+};
+
+struct fill {
+	struct rst *r;
+	uint8_t **maps;             /* pages.img of each image in the chain */
+	uint64_t *map_len;
+	unsigned depth;
+	void *zeroes;               /* FILL_ZERO bytes that read as zero */
+	int uffd;                   /* ferry's copy of the child's userfaultfd, or -1 */
+	long child_uffd;
+	struct segs segs[SEG_KINDS];
+};
+
+static const Ferry__Vma *vma_at(const struct img_image *img, uint64_t addr)
+{
+	size_t lo = 0, hi = img->nr_vmas;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (img->vmas[mid]->end <= addr)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < img->nr_vmas && img->vmas[lo]->start <= addr ? img->vmas[lo] : NULL;
+}
+
+/* Private anonymous memory: what a userfaultfd can fill. */
+static bool uffd_kind(const Ferry__Vma *v)
+{
+	return !(v->flags & MAP_SHARED) &&
+	       (v->kind == FERRY__VMA_KIND__VMA_ANON || v->kind == FERRY__VMA_KIND__VMA_HEAP ||
+		v->kind == FERRY__VMA_KIND__VMA_STACK);
+}
+
+static bool by_uffd(const struct fill *f, const Ferry__Vma *v)
+{
+	return f->uffd >= 0 && uffd_kind(v);
+}
+
+/* ---- the userfaultfd ------------------------------------------------------ */
+
+static int uffd_open(struct fill *f, struct ferr *err)
+{
+	struct rst *r = f->r;
+	struct rst_thread *m = &r->th[0];
+	struct uffdio_api api = { .api = UFFD_API };
+	uint64_t at = 0;
+	long rv;
+	int pidfd, ret;
+
+	ret = rst_sys(m, "userfaultfd", &f->child_uffd, err, __NR_userfaultfd, O_CLOEXEC, 0, 0, 0,
+		      0, 0);
+	if (!ret)
+		ret = rst_scratch_put(r, 0, &api, sizeof(api), &at, err);
+	if (!ret)
+		ret = rst_sys(m, "UFFDIO_API", &rv, err, __NR_ioctl, (uint64_t)f->child_uffd,
+			      UFFDIO_API, at, 0, 0, 0);
+	for (size_t i = 0; !ret && i < r->img->nr_vmas; i++) {
+		const Ferry__Vma *v = r->img->vmas[i];
+		struct uffdio_register reg = { .range = { v->start, v->end - v->start },
+					       .mode = UFFDIO_REGISTER_MODE_MISSING };
+
+		if (!uffd_kind(v) || !rst_has_pages(r->img, v->start, v->end))
+			continue;
+		ret = rst_scratch_put(r, 0, &reg, sizeof(reg), &at, err);
+		if (!ret)
+			ret = rst_sys(m, "UFFDIO_REGISTER", &rv, err, __NR_ioctl,
+				      (uint64_t)f->child_uffd, UFFDIO_REGISTER, at, 0, 0, 0);
+	}
+	if (ret)
+		return ret;
+	pidfd = (int)syscall(SYS_pidfd_open, r->pid, 0);
+	if (pidfd < 0)
+		return ferr_sys(err, errno, "pidfd_open new process %d", r->pid);
+	f->uffd = (int)syscall(SYS_pidfd_getfd, pidfd, (int)f->child_uffd, 0);
+	close(pidfd);
+	if (f->uffd < 0)
+		return ferr_sys(err, errno, "pidfd_getfd the new process's userfaultfd");
+	return 0;
+}
+
+/* Closing both ends releases the userfaultfd, which unregisters every
+ * range: nothing of it is left in the process. */
+static int uffd_close(struct fill *f, struct ferr *err)
+{
+	long rv;
+	int ret = 0;
+
+	if (f->uffd >= 0)
+		close(f->uffd);
+	f->uffd = -1;
+	if (f->child_uffd >= 0)
+		ret = rst_sys(&f->r->th[0], "close the userfaultfd", &rv, err, __NR_close,
+			      (uint64_t)f->child_uffd, 0, 0, 0, 0, 0);
+	f->child_uffd = -1;
+	return ret;
+}
+
+/* ---- collecting segments ----------------------------------------------------- */
+
+static int segs_push(struct segs *s, uint64_t vaddr, const void *src, uint64_t len,
+		     struct ferr *err)
+{
+	if (s->n == s->cap) {
+		size_t cap = s->cap ? s->cap * 2 : 4096;
+		struct iovec *l = realloc(s->l, cap * sizeof(*l));
+
+		if (l)
+			s->l = l;
+		struct iovec *r = l ? realloc(s->r, cap * sizeof(*r)) : NULL;
+		if (!r)
+			return ferr_sys(err, ENOMEM, "page segment list");
+		s->r = r;
+		s->cap = cap;
+	}
+	s->l[s->n] = (struct iovec){ (void *)src, len };
+	s->r[s->n] = (struct iovec){ (void *)(uintptr_t)vaddr, len };
+	s->n++;
+	s->bytes += len;
+	return 0;
+}
+
+/* One segment, split where VMAs end, each part to its writer's list. */
+static int fill_add(struct fill *f, uint64_t vaddr, const uint8_t *src, uint64_t len,
+		    struct ferr *err)
+{
+	while (len) {
+		const Ferry__Vma *v = vma_at(f->r->img, vaddr);
+		uint64_t n;
+		int ret;
+
+		if (!v)
+			return ferr_new(err, EBADMSG, "page 0x%" PRIx64 " lies in no VMA", vaddr);
+		n = v->end - vaddr < len ? v->end - vaddr : len;
+		ret = segs_push(&f->segs[by_uffd(f, v) ? SEG_UFFD : SEG_WRITEV], vaddr, src, n, err);
+		if (ret)
+			return ret;
+		f->r->res->bytes += n;
+		f->r->res->pages += n / (uint64_t)ferry_page_size();
+		vaddr += n;
+		src += n;
+		len -= n;
+	}
+	return 0;
+}
+
+static const uint8_t *image_data(struct fill *f, const struct img_image *src, struct ferr *err)
+{
+	unsigned d = src->depth;
+
+	if (!f->maps[d] && src->pages_size) {
+		void *m = mmap(NULL, src->pages_size, PROT_READ, MAP_SHARED, src->pages_fd, 0);
+
+		if (m == MAP_FAILED) {
+			ferr_sys(err, errno, "map %s/pages.img", src->path);
+			return NULL;
+		}
+		madvise(m, src->pages_size, MADV_SEQUENTIAL);
+		f->maps[d] = m;
+		f->map_len[d] = src->pages_size;
+	}
+	if (!f->maps[d])
+		ferr_new(err, EBADMSG, "%s/pages.img has no data", src->path);
+	return f->maps[d];
+}
+
+static int fill_segment(struct fill *f, uint64_t vaddr, uint64_t npages, struct ferr *err)
+{
+	const struct img_image *top = f->r->img;
+	uint64_t ps = top->page_size;
+
+	while (npages) {
+		struct img_page_loc loc;
+		uint64_t in_run, n, len, off;
+		const Ferry__Vma *v;
+		const uint8_t *base;
+		int ret = 0;
+
+		if (img_resolve(top, vaddr, &loc))
+			return ferr_new(err, ENOENT, "page 0x%" PRIx64 " is in no image of the chain",
+					vaddr);
+		in_run = (vaddr - loc.run->vaddr) / ps;
+		n = img_chain_span(top, loc.img, vaddr, loc.run->nr_pages - in_run);
+		if (n > npages)
+			n = npages;
+		len = n * ps;
+		if (loc.run->flags & IMG_RUN_ZERO) {
+			/* Fresh anonymous memory is zero; file pages are not. */
+			v = vma_at(top, vaddr);
+			for (off = 0; v && v->kind == FERRY__VMA_KIND__VMA_FILE && !ret && off < len;
+			     off += FILL_ZERO)
+				ret = fill_add(f, vaddr + off, f->zeroes,
+					       len - off < FILL_ZERO ? len - off : FILL_ZERO, err);
+		} else {
+			base = image_data(f, loc.img, err);
+			if (!base)
+				return -err->code;
+			off = loc.run->offset + in_run * ps;
+			if (off + len > f->map_len[loc.img->depth])
+				return ferr_new(err, EBADMSG, "%s/pages.img is shorter than its pagemap",
+						loc.img->path);
+			ret = fill_add(f, vaddr, base + off, len, err);
+		}
+		if (ret)
+			return ret;
+		vaddr += len;
+		npages -= n;
+	}
+	return 0;
+}
+
+/* ---- writing ------------------------------------------------------------------ */
+
+struct writer {
+	pthread_t th;
+	bool started;
+	pid_t pid;
+	int uffd;
+	struct segs part[SEG_KINDS]; /* views into the fill's lists */
+	int err;
+	uint64_t bad_addr;
+	const char *how;
+};
+
+static void write_uffd(struct writer *w, const struct segs *s)
+{
+	for (size_t i = 0; i < s->n && !w->err; i++) {
+		uint64_t dst = (uint64_t)(uintptr_t)s->r[i].iov_base, done = 0;
+		uint64_t src = (uint64_t)(uintptr_t)s->l[i].iov_base, len = s->l[i].iov_len;
+
+		while (done < len) {
+			struct uffdio_copy c = { .dst = dst + done, .src = src + done,
+						 .len = len - done, .mode = 0 };
+
+			if (ioctl(w->uffd, UFFDIO_COPY, &c) == 0 || (errno == EAGAIN && c.copy > 0)) {
+				done += c.copy > 0 ? (uint64_t)c.copy : len - done;
+				continue;
+			}
+			if (errno == EAGAIN || errno == EINTR)
+				continue;
+			w->err = errno;
+			w->bad_addr = dst + done;
+			w->how = "UFFDIO_COPY";
+			return;
+		}
+	}
+}
+
+static void write_writev(struct writer *w, const struct segs *s)
+{
+	for (size_t i = 0; i < s->n && !w->err;) {
+		uint64_t want = 0;
+		size_t k = 0;
+		ssize_t got;
+
+		while (i + k < s->n && k < FILL_IOV &&
+		       (!k || want + s->l[i + k].iov_len <= FILL_CALL_MAX))
+			want += s->l[i + k++].iov_len;
+		got = process_vm_writev(w->pid, s->l + i, k, s->r + i, k, 0);
+		if (got != (ssize_t)want) {
+			w->err = got < 0 ? errno : EFAULT;
+			w->bad_addr = (uint64_t)(uintptr_t)s->r[i].iov_base;
+			w->how = "process_vm_writev";
+		}
+		i += k;
+	}
+}
+
+static void *writer_main(void *arg)
+{
+	struct writer *w = arg;
+
+	write_uffd(w, &w->part[SEG_UFFD]);
+	write_writev(w, &w->part[SEG_WRITEV]);
+	return NULL;
+}
+
+/* Split s into nw contiguous shares of about equal bytes. */
+static void split(const struct segs *s, size_t nw, struct segs *out, size_t stride)
+{
+	uint64_t acc = 0;
+	size_t i = 0;
+
+	for (size_t t = 0; t < nw; t++) {
+		size_t first = i;
+		struct segs *o = (struct segs *)((char *)out + t * stride);
+
+		while (i < s->n && (t == nw - 1 || acc * nw < s->bytes * (t + 1)))
+			acc += s->l[i++].iov_len;
+		*o = (struct segs){ .l = s->l + first, .r = s->r + first, .n = i - first };
+	}
+}
+
+static int write_all(struct fill *f, struct ferr *err)
+{
+	struct writer w[FILL_THREADS];
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	size_t nw = cpus > FILL_THREADS ? FILL_THREADS : cpus < 1 ? 1 : (size_t)cpus;
+	int ret = 0;
+
+	if (f->r->res->bytes < FILL_PARALLEL_MIN)
+		nw = 1;
+	for (size_t t = 0; t < nw; t++)
+		w[t] = (struct writer){ .pid = f->r->pid, .uffd = f->uffd };
+	for (int k = 0; k < SEG_KINDS; k++)
+		split(&f->segs[k], nw, &w[0].part[k], sizeof(w[0]));
+	for (size_t t = 0; t < nw; t++) {
+		if (t && pthread_create(&w[t].th, NULL, writer_main, &w[t]) == 0)
+			w[t].started = true;
+		else if (t)
+			writer_main(&w[t]);
+	}
+	writer_main(&w[0]);
+	for (size_t t = 0; t < nw; t++) {
+		if (w[t].started)
+			pthread_join(w[t].th, NULL);
+		if (w[t].err && !ret)
+			ret = ferr_sys(err, w[t].err, "write pages at 0x%" PRIx64 " into the new "
+				       "process (%s)", w[t].bad_addr, w[t].how);
+	}
+	return ret;
+}
+
+int rst_fill_pages(struct rst *r, struct ferr *err)
+{
+	struct fill f = { .r = r, .uffd = -1, .child_uffd = -1 };
+	struct kerndat kd;
+	const char *hide = getenv("FERRY_HIDE_FEATURES");
+	int ret = 0;
+
+	memset(&kd, 0, sizeof(kd));
+	kerndat_probe_one(&kd, KD_UFFD);
+	if (hide)
+		kerndat_hide(&kd, hide);
+	for (const struct img_image *i = r->img; i; i = i->parent)
+		f.depth = i->depth + 1;
+	f.maps = calloc(f.depth, sizeof(*f.maps));
+	f.map_len = calloc(f.depth, sizeof(*f.map_len));
+	f.zeroes = mmap(NULL, FILL_ZERO, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (!f.maps || !f.map_len || f.zeroes == MAP_FAILED)
+		ret = ferr_sys(err, ENOMEM, "restore buffers");
+	if (!ret && kd_has(&kd, KD_UFFD) && uffd_open(&f, err)) {
+		/* A kernel or policy that refuses it: the slower path works. */
+		pr_info("userfaultfd unusable (%s): pages by process_vm_writev", err->msg);
+		ret = uffd_close(&f, err);
+	}
+	pr_debug("pages by %s", f.uffd >= 0 ? "UFFDIO_COPY and process_vm_writev" :
+		 "process_vm_writev");
+	for (size_t i = 0; !ret && i < r->img->nr_runs; i++)
+		ret = fill_segment(&f, r->img->runs[i].vaddr, r->img->runs[i].nr_pages, err);
+	if (!ret)
+		ret = write_all(&f, err);
+	if (uffd_close(&f, err) && !ret)
+		ret = -err->code;
+	for (unsigned d = 0; d < f.depth && f.maps; d++)
+		if (f.maps[d])
+			munmap(f.maps[d], f.map_len[d]);
+	for (int k = 0; k < SEG_KINDS; k++) {
+		free(f.segs[k].l);
+		free(f.segs[k].r);
+	}
+	free(f.maps);
+	free(f.map_len);
+	if (f.zeroes && f.zeroes != MAP_FAILED)
+		munmap(f.zeroes, FILL_ZERO);
+	return ret;
+}
