@@ -12,13 +12,18 @@ SIZES=${BENCH_RESTORE_MB:-"1024 4096"}
 RUNS=3
 D=/tmp/ferry-bench-rst
 mkdir -p $D
-mountpoint -q $D || mount -t tmpfs -o size=6g tmpfs $D
+mountpoint -q $D || mount -t tmpfs -o size=14g tmpfs $D
 trap 'pkill -9 -f "$D/w.desc" 2>/dev/null || true; umount $D 2>/dev/null || rm -rf $D/* || true' EXIT
 
 ns() { date +%s%N; }
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 row() { printf '%-28s %-22s %12s %12s\n' "$1" "$2" "$3" "$4"; }
 gone() { ! [ -d /proc/$1 ] || grep -q '^State:.*Z' /proc/$1/status 2>/dev/null; }
+
+# This VM backs guest memory lazily: touch 12 GiB once (as b_dump.sh does) so
+# that no restore pays for first touches inside a measurement.
+dd if=/dev/zero of=$D/pretouch bs=1M count=12288 status=none 2>/dev/null || true
+rm -f $D/pretouch
 
 have_criu=0
 command -v criu >/dev/null && criu check >/dev/null 2>&1 && have_criu=1

@@ -162,6 +162,7 @@ int rst_restore(const struct rst_opts *opts, struct rst_result *res, struct ferr
 		ret = take_over(&r, err);
 	if (!ret)
 		ret = rst_mm_clear(&r, err);
+	pr_debug("child ready for its memory at %.3f s", (now_ns() - t0) / 1e9);
 	if (!ret)
 		ret = rst_mm_build(&r, err);
 	pr_debug("address space built at %.3f s", (now_ns() - t0) / 1e9);
@@ -173,6 +174,7 @@ int rst_restore(const struct rst_opts *opts, struct rst_result *res, struct ferr
 		ret = rst_threads_create(&r, err);
 	if (!ret)
 		ret = rst_process_state(&r, err);
+	pr_debug("threads and state at %.3f s", (now_ns() - t0) / 1e9);
 	if (!ret)
 		ret = rst_finish(&r, err);
 	if (ret) {
