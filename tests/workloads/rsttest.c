@@ -3,11 +3,12 @@
  * survive), four threads taking turns under a mutex and condition variable,
  * a thread holding live values in every AVX register across long spins, a
  * SIGUSR2 handler, and a blocked real-time signal that a test may leave
- * pending. On SIGUSR1 it checks all of that, forks a child that checks its
+ * pending, and a shared file mapping it writes through. On SIGUSR1 it
+ * checks all of that, forks a child that checks its
  * memory too, and writes one line to DIR/check:
  *   "ok counter=N turns=N avx=N usr2=N fork=ok pending=N"  or  "bad ...".
  *
- * usage: rsttest DIR   (writes DIR/log, DIR/ready, DIR/check) */
+ * usage: rsttest DIR   (writes DIR/log, DIR/shared, DIR/ready, DIR/check) */
 #include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
@@ -15,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -36,7 +38,10 @@ static uint64_t turns[WORKERS];
 
 static volatile uint64_t avx_rounds, avx_bad;
 static uint8_t *heap;
+static volatile uint64_t *shared; /* SHARED_PAGES of DIR/shared, MAP_SHARED */
 static size_t ps;
+
+#define SHARED_PAGES 4
 
 static void on_usr1(int sig)
 {
@@ -132,6 +137,24 @@ static void *avx_thread(void *arg)
 	return NULL;
 }
 
+/* The shared mapping and the file must be the same pages: reading the file
+ * shows what the process wrote through the mapping. */
+static int shared_matches_file(void)
+{
+	char path[4096];
+	uint8_t *buf = malloc(SHARED_PAGES * ps);
+	int fd, same;
+
+	snprintf(path, sizeof(path), "%s/shared", dir);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	same = buf && fd >= 0 && pread(fd, buf, SHARED_PAGES * ps, 0) == (ssize_t)(SHARED_PAGES * ps) &&
+	       !memcmp(buf, (const void *)shared, SHARED_PAGES * ps) && shared[0] != 0;
+	if (fd >= 0)
+		close(fd);
+	free(buf);
+	return same;
+}
+
 /* The forked child's part: the heap pattern and a working counter file. */
 static int child_check(void)
 {
@@ -176,6 +199,8 @@ static void self_check(int rt_sig)
 		snprintf(msg, sizeof(msg), "bad heap pattern\n");
 	else if (hi - lo > 1)
 		snprintf(msg, sizeof(msg), "bad turns: %" PRIu64 "..%" PRIu64 "\n", lo, hi);
+	else if (!shared_matches_file())
+		snprintf(msg, sizeof(msg), "bad shared file mapping: not the file's pages\n");
 	else if (avx_bad)
 		snprintf(msg, sizeof(msg), "bad avx: %" PRIu64 " of %" PRIu64 " rounds\n", avx_bad,
 			 avx_rounds);
@@ -222,6 +247,16 @@ int main(int argc, char **argv)
 	for (size_t p = 0; p < HEAP_PAGES; p++)
 		patt_fill(heap + p * ps, (uintptr_t)(heap + p * ps), ps, 5);
 
+	snprintf(path, sizeof(path), "%s/shared", dir);
+	fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0 || ftruncate(fd, (off_t)(SHARED_PAGES * ps)) < 0)
+		return perror(path), 1;
+	shared = mmap(NULL, SHARED_PAGES * ps, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	close(fd);
+	if (shared == MAP_FAILED)
+		return perror("mmap shared"), 1;
+	shared[0] = 1;
+
 	snprintf(path, sizeof(path), "%s/log", dir);
 	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	if (fd < 0)
@@ -238,6 +273,7 @@ int main(int argc, char **argv)
 		if (write(fd, line, (size_t)n) != n)
 			return 1;
 		counter++;
+		shared[(counter % SHARED_PAGES) * (ps / 8) + 1] = counter;
 		if (check_requested) {
 			check_requested = 0;
 			self_check(rt_sig);
