@@ -122,6 +122,79 @@ static void show_text(struct img_image *img, Ferry__Process *proc, Ferry__Thread
 		       st->data_pages, st->parent_pages, st->zero_pages);
 }
 
+/* What the kernel keeps per thread, as restore must set it again. */
+static void show_json_thread(struct json *j, const Ferry__Thread *t)
+{
+	json_obj_begin(j, NULL);
+	json_u64(j, "tid", t->tid);
+	json_str(j, "comm", t->comm);
+	json_u64(j, "sigmask", t->sigmask);
+	json_u64(j, "pending", t->n_pending);
+	json_u64(j, "clear_child_tid", t->clear_child_tid);
+	json_u64(j, "robust_list", t->robust_list);
+	json_u64(j, "robust_list_len", t->robust_list_len);
+	if (t->rseq) {
+		json_obj_begin(j, "rseq");
+		json_u64(j, "ptr", t->rseq->ptr);
+		json_u64(j, "size", t->rseq->size);
+		json_u64(j, "signature", t->rseq->signature);
+		json_obj_end(j);
+	}
+	if (t->altstack) {
+		json_obj_begin(j, "altstack");
+		json_u64(j, "sp", t->altstack->sp);
+		json_u64(j, "size", t->altstack->size);
+		json_u64(j, "flags", t->altstack->flags);
+		json_obj_end(j);
+	}
+	json_u64(j, "xsave_bytes", t->has_xsave ? t->xsave.len : 0);
+	json_obj_end(j);
+}
+
+static void show_json_mm(struct json *j, const Ferry__MmState *mm)
+{
+	if (!mm)
+		return;
+	json_obj_begin(j, "mm");
+	json_u64(j, "start_code", mm->start_code);
+	json_u64(j, "end_code", mm->end_code);
+	json_u64(j, "start_data", mm->start_data);
+	json_u64(j, "end_data", mm->end_data);
+	json_u64(j, "start_brk", mm->start_brk);
+	json_u64(j, "brk", mm->brk);
+	json_u64(j, "start_stack", mm->start_stack);
+	json_u64(j, "arg_start", mm->arg_start);
+	json_u64(j, "arg_end", mm->arg_end);
+	json_u64(j, "env_start", mm->env_start);
+	json_u64(j, "env_end", mm->env_end);
+	json_u64(j, "auxv_bytes", mm->has_auxv ? mm->auxv.len : 0);
+	json_obj_end(j);
+}
+
+static void show_json_ids(struct json *j, const char *key, const uint32_t *v, size_t n)
+{
+	json_arr_begin(j, key);
+	for (size_t i = 0; i < n; i++)
+		json_u64(j, NULL, v[i]);
+	json_arr_end(j);
+}
+
+static void show_json_creds(struct json *j, const Ferry__Creds *c)
+{
+	if (!c)
+		return;
+	json_obj_begin(j, "creds");
+	show_json_ids(j, "uid", c->uid, c->n_uid);
+	show_json_ids(j, "gid", c->gid, c->n_gid);
+	show_json_ids(j, "groups", c->groups, c->n_groups);
+	json_u64(j, "cap_eff", c->cap_eff);
+	json_u64(j, "cap_prm", c->cap_prm);
+	json_u64(j, "cap_inh", c->cap_inh);
+	json_u64(j, "cap_bnd", c->cap_bnd);
+	json_u64(j, "cap_amb", c->cap_amb);
+	json_obj_end(j);
+}
+
 static void show_json(struct json *j, struct img_image *img, Ferry__Process *proc,
 		      Ferry__Thread **th, size_t nth, Ferry__Fd **fds, size_t nfds)
 {
@@ -161,12 +234,34 @@ static void show_json(struct json *j, struct img_image *img, Ferry__Process *pro
 		for (size_t i = 0; i < nth; i++)
 			json_u64(j, NULL, th[i]->tid);
 		json_arr_end(j);
+		json_arr_begin(j, "thread_state");
+		for (size_t i = 0; i < nth; i++)
+			show_json_thread(j, th[i]);
+		json_arr_end(j);
+		if (proc->has_umask)
+			json_u64(j, "umask", proc->umask);
+		if (proc->has_personality)
+			json_u64(j, "personality", proc->personality);
+		show_json_mm(j, proc->mm);
+		show_json_creds(j, proc->creds);
+		json_arr_begin(j, "rlimits");
+		for (size_t i = 0; i < proc->n_rlimits; i++) {
+			json_obj_begin(j, NULL);
+			json_u64(j, "resource", proc->rlimits[i]->resource);
+			json_u64(j, "cur", proc->rlimits[i]->cur);
+			json_u64(j, "max", proc->rlimits[i]->max);
+			json_obj_end(j);
+		}
+		json_arr_end(j);
+		json_u64(j, "shared_pending", proc->n_shared_pending);
 		json_arr_begin(j, "sigactions");
 		for (size_t i = 0; i < proc->n_sigactions; i++) {
 			json_obj_begin(j, NULL);
 			json_u64(j, "signo", proc->sigactions[i]->signo);
 			json_u64(j, "handler", proc->sigactions[i]->handler);
 			json_u64(j, "flags", proc->sigactions[i]->flags);
+			json_u64(j, "restorer", proc->sigactions[i]->restorer);
+			json_u64(j, "mask", proc->sigactions[i]->mask);
 			json_obj_end(j);
 		}
 		json_arr_end(j);

@@ -100,6 +100,29 @@ expect_rc 0 "dump rsttest" "$FERRY" dump -t $W -D "$T/ri"
 wait $W 2>/dev/null
 at_dump=$(wc -l <"$T/r/log")
 restore_d "$T/ri"
+# What the kernel keeps for the process and each thread, as a dump of the
+# restored process records it, must be what the first dump recorded.
+expect_rc 0 "dump the restored process again (-R)" "$FERRY" dump -t "$RP" -D "$T/ri2" -R
+"$FERRY" show --json "$T/ri" >"$T/a.json" && "$FERRY" show --json "$T/ri2" >"$T/b.json"
+python3 - "$T/a.json" "$T/b.json" >"$T/state.diff" <<'PY'
+import json, sys
+a, b = (json.load(open(f))["process"] for f in sys.argv[1:3])
+bad = []
+for k in ("pid", "cwd", "exe", "umask", "personality", "mm", "creds", "rlimits", "sigactions",
+          "shared_pending", "threads"):
+    if a.get(k) != b.get(k):
+        bad.append("%s: %s -> %s" % (k, a.get(k), b.get(k)))
+tb = {t["tid"]: t for t in b["thread_state"]}
+for t in a["thread_state"]:
+    u = tb.get(t["tid"], {})
+    for k in t:
+        if t[k] != u.get(k):
+            bad.append("thread %d %s: %s -> %s" % (t["tid"], k, t[k], u.get(k)))
+print("\n".join(bad))
+sys.exit(1 if bad else 0)
+PY
+[ $? -eq 0 ] && ok "handlers, masks, pending, rseq, robust lists, clear_child_tid, altstacks, mm fields, creds, rlimits as dumped" \
+	|| fail "kernel state differs after restore: $(head -5 "$T/state.diff")"
 sleep 0.5
 kill -USR2 "$RP"
 sleep 0.1
@@ -150,7 +173,7 @@ memtest_check "$T/u/w.desc" "$RP" "the other user's process checks out"
 kill -9 "$RP"
 
 # 6. Refusals before anything is created, and a failure half-way.
-count() { pgrep -x memtest | wc -l; }
+count() { pgrep -f "$T/" | wc -l; }  # processes of this test only
 before=$(count)
 cp -a "$T/m" "$T/bad"
 truncate -s -4096 "$T/bad/pages.img"

@@ -239,6 +239,12 @@ int main(int argc, char **argv)
 	sigemptyset(&block);
 	sigaddset(&block, rt_sig);
 	pthread_sigmask(SIG_BLOCK, &block, NULL);
+	{
+		/* An alternate signal stack for the handlers of the main thread. */
+		stack_t ss = { .ss_sp = malloc(1 << 16), .ss_size = 1 << 16 };
+		sigaltstack(&ss, NULL);
+		sa.sa_flags |= SA_ONSTACK;
+	}
 	signal(SIGUSR1, on_usr1);
 	sigaction(SIGUSR2, &sa, NULL);
 
