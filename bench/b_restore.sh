@@ -28,56 +28,55 @@ rm -f $D/pretouch
 have_criu=0
 command -v criu >/dev/null && criu check >/dev/null 2>&1 && have_criu=1
 
-for mb in $SIZES; do
-	rm -rf $D/w.desc $D/img
-	setsid "$B/tests/workloads/memtest" $D/w.desc --mb "$mb" </dev/null >/dev/null 2>&1 &
-	while [ ! -e $D/w.desc ]; do sleep 0.1; done
-	P=$(pgrep -f "$D/w.desc" | head -1)
-	"$B/ferry" dump -t "$P" -D $D/img >/dev/null
-	for _ in $(seq 100); do gone "$P" && break; sleep 0.05; done
-	bytes=$(du -sb $D/img/pages.img | cut -f1)
-	size="${mb} MiB"
+# restores LABEL BYTES CMD...: time CMD (a detached restore) RUNS times after
+# one unmeasured run, killing and reaping the restored process after each.
+# `ferry restore -d` prints the PID; `criu restore -d` restores the dumped one.
+restores() {
+	label=$1; bytes=$2; shift 2
+	rm -f $D/failed
 	for i in 0 $(seq $RUNS); do
 		t0=$(ns)
-		R=$("$B/ferry" restore -D $D/img -d 2>/dev/null) || { echo fail; continue; }
+		R=$("$@" 2>/dev/null) || { touch $D/failed; continue; }
 		t1=$(ns)
+		R=${R:-$P}
 		kill -9 "$R"
 		for _ in $(seq 200); do gone "$R" && break; sleep 0.05; done
 		[ "$i" -gt 0 ] && echo $((t1 - t0))
 	done | median >$D/t
-	if grep -q fail $D/t; then
-		row "restore from tmpfs" "ferry restore -d" "$size" failed
-		continue
+	if [ -e $D/failed ]; then
+		row "restore from tmpfs" "$label" "$size" failed
+		return
 	fi
 	t=$(cat $D/t)
-	row "restore from tmpfs" "ferry: to running" "$size" "$(awk -v t="$t" 'BEGIN {printf "%.3f s", t / 1e9}')"
-	row "restore from tmpfs" "ferry: throughput" "$size" "$(awk -v b="$bytes" -v t="$t" 'BEGIN {printf "%.2f GB/s", b / (t / 1e9) / 1e9}')"
-	rm -rf $D/img
-	[ $have_criu = 1 ] || continue
-	# The same workload dumped by CRIU, restored by CRIU the same way.
-	rm -f $D/w.desc
-	setsid "$B/tests/workloads/memtest" $D/w.desc --mb "$mb" </dev/null >/dev/null 2>&1 &
+	row "restore from tmpfs" "$label: to running" "$size" "$(awk -v t="$t" 'BEGIN {printf "%.3f s", t / 1e9}')"
+	row "restore from tmpfs" "$label: throughput" "$size" "$(awk -v b="$bytes" -v t="$t" 'BEGIN {printf "%.2f GB/s", b / (t / 1e9) / 1e9}')"
+}
+
+# start_workload MB: a fresh memtest of MB MiB; P gets its PID.
+start_workload() {
+	rm -rf $D/w.desc $D/img
+	setsid "$B/tests/workloads/memtest" $D/w.desc --mb "$1" </dev/null >/dev/null 2>&1 &
 	while [ ! -e $D/w.desc ]; do sleep 0.1; done
 	P=$(pgrep -f "$D/w.desc" | head -1)
 	mkdir -p $D/img
-	criu dump -t "$P" -D $D/img >/dev/null 2>&1 || { row "restore from tmpfs" "criu restore -d" "$size" "dump failed"; kill -9 "$P"; continue; }
+}
+
+for mb in $SIZES; do
+	size="${mb} MiB"
+	start_workload "$mb"
+	"$B/ferry" dump -t "$P" -D $D/img >/dev/null
 	for _ in $(seq 100); do gone "$P" && break; sleep 0.05; done
-	bytes=$(du -cb $D/img/pages-*.img | tail -1 | cut -f1)
-	for i in 0 $(seq $RUNS); do
-		t0=$(ns)
-		criu restore -d -D $D/img >/dev/null 2>&1 || { echo fail; continue; }
-		t1=$(ns)
+	restores ferry "$(du -sb $D/img/pages.img | cut -f1)" "$B/ferry" restore -D $D/img -d
+	[ $have_criu = 1 ] || continue
+	# The same workload dumped by CRIU, restored by CRIU the same way.
+	start_workload "$mb"
+	if ! criu dump -t "$P" -D $D/img >/dev/null 2>&1; then
+		row "restore from tmpfs" "criu restore -d" "$size" "dump failed"
 		kill -9 "$P"
-		for _ in $(seq 200); do gone "$P" && break; sleep 0.05; done
-		[ "$i" -gt 0 ] && echo $((t1 - t0))
-	done | median >$D/t
-	if grep -q fail $D/t; then
-		row "restore from tmpfs" "criu restore -d" "$size" failed
-	else
-		t=$(cat $D/t)
-		row "restore from tmpfs" "criu: to running" "$size" "$(awk -v t="$t" 'BEGIN {printf "%.3f s", t / 1e9}')"
-		row "restore from tmpfs" "criu: throughput" "$size" "$(awk -v b="$bytes" -v t="$t" 'BEGIN {printf "%.2f GB/s", b / (t / 1e9) / 1e9}')"
+		continue
 	fi
-	rm -rf $D/img
+	for _ in $(seq 100); do gone "$P" && break; sleep 0.05; done
+	restores criu "$(du -cb $D/img/pages-*.img | tail -1 | cut -f1)" criu restore -d -D $D/img
 done
+rm -rf $D/img
 [ $have_criu = 1 ] || row "restore from tmpfs" "criu restore" "-" "criu check fails here"

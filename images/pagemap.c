@@ -65,6 +65,13 @@ static ssize_t vma_floor(const struct img_image *img, uint64_t addr)
 	return (ssize_t)lo - 1;
 }
 
+const Ferry__Vma *img_vma_at(const struct img_image *img, uint64_t addr)
+{
+	ssize_t i = vma_floor(img, addr);
+
+	return i >= 0 && img->vmas[i]->end > addr ? img->vmas[i] : NULL;
+}
+
 /* Is [start, end) covered by VMAs without a gap? */
 static bool vmas_cover(const struct img_image *img, uint64_t start, uint64_t end)
 {

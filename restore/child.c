@@ -16,6 +16,7 @@
 #include <sys/wait.h>
 
 #include "common/log.h"
+#include "dumper/fds.h"
 #include "restore/rst.h"
 
 static void __attribute__((noreturn, format(printf, 2, 3))) child_fail(int fd, const char *fmt, ...)
@@ -69,12 +70,6 @@ static void child_open_fd(const Ferry__Fd *f, int errfd)
 			   strerror(errno));
 }
 
-static bool restorable_fd(const Ferry__Fd *f)
-{
-	return f->path && (f->kind == FERRY__FD_KIND__FD_REG || f->kind == FERRY__FD_KIND__FD_DIR ||
-			   f->kind == FERRY__FD_KIND__FD_CHR);
-}
-
 /* Runs in the child, on ferry's own memory, before its first stop. */
 static void __attribute__((noreturn)) child_main(struct rst *r, int go, int errfd)
 {
@@ -97,7 +92,7 @@ static void __attribute__((noreturn)) child_main(struct rst *r, int go, int errf
 	syscall(SYS_close_range, 3, (unsigned)errfd - 1, 0);
 	syscall(SYS_close_range, (unsigned)errfd + 1, ~0u, 0);
 	for (size_t i = 0; i < r->nr_fds; i++)
-		if (restorable_fd(r->fds[i]))
+		if (r->fds[i]->path && fd_supported(r->fds[i]))
 			child_open_fd(r->fds[i], errfd);
 	if (p->has_sid && p->sid == p->pid) {
 		if (setsid() < 0)

@@ -49,21 +49,6 @@ struct fill {
 	struct segs segs[SEG_KINDS];
 };
 
-static const Ferry__Vma *vma_at(const struct img_image *img, uint64_t addr)
-{
-	size_t lo = 0, hi = img->nr_vmas;
-
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-
-		if (img->vmas[mid]->end <= addr)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo < img->nr_vmas && img->vmas[lo]->start <= addr ? img->vmas[lo] : NULL;
-}
-
 /* Private anonymous memory: what a userfaultfd can fill. */
 static bool uffd_kind(const Ferry__Vma *v)
 {
@@ -143,11 +128,12 @@ static int segs_push(struct segs *s, uint64_t vaddr, const void *src, uint64_t l
 {
 	if (s->n == s->cap) {
 		size_t cap = s->cap ? s->cap * 2 : 4096;
-		struct iovec *l = realloc(s->l, cap * sizeof(*l));
+		struct iovec *l = realloc(s->l, cap * sizeof(*l)), *r;
 
-		if (l)
-			s->l = l;
-		struct iovec *r = l ? realloc(s->r, cap * sizeof(*r)) : NULL;
+		if (!l)
+			return ferr_sys(err, ENOMEM, "page segment list");
+		s->l = l;
+		r = realloc(s->r, cap * sizeof(*r));
 		if (!r)
 			return ferr_sys(err, ENOMEM, "page segment list");
 		s->r = r;
@@ -165,7 +151,7 @@ static int fill_add(struct fill *f, uint64_t vaddr, const uint8_t *src, uint64_t
 		    struct ferr *err)
 {
 	while (len) {
-		const Ferry__Vma *v = vma_at(f->r->img, vaddr);
+		const Ferry__Vma *v = img_vma_at(f->r->img, vaddr);
 		uint64_t n;
 		int ret;
 
@@ -226,7 +212,7 @@ static int fill_segment(struct fill *f, uint64_t vaddr, uint64_t npages, struct 
 		len = n * ps;
 		if (loc.run->flags & IMG_RUN_ZERO) {
 			/* Fresh anonymous memory is zero; file pages are not. */
-			v = vma_at(top, vaddr);
+			v = img_vma_at(top, vaddr);
 			for (off = 0; v && v->kind == FERRY__VMA_KIND__VMA_FILE && !ret && off < len;
 			     off += FILL_ZERO)
 				ret = fill_add(f, vaddr + off, f->zeroes,
