@@ -81,7 +81,6 @@ static int take_over(struct rst *r, struct ferr *err)
 	int ret;
 
 	m->tid = r->pid;
-	m->stopped = true;
 	if (ptrace(PTRACE_GETREGS, r->pid, NULL, &regs) < 0)
 		return ferr_sys(err, errno, "PTRACE_GETREGS new process %d", r->pid);
 	ret = inj_find_syscall(r->pid, r->procfd, &ip, err);

@@ -17,7 +17,6 @@ struct rst_thread {
 	const Ferry__Thread *img;  /* as dumped */
 	pid_t tid;                 /* in the restored process */
 	struct inj inj;            /* injection context, valid once the thread exists */
-	bool stopped;              /* in a ptrace stop we control */
 };
 
 struct rst {

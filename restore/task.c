@@ -84,7 +84,6 @@ int rst_threads_create(struct rst *r, struct ferr *err)
 		if (tid < 0)
 			return ferr_sys(err, (int)-tid, "create thread %u (clone3)", t->img->tid);
 		t->tid = (pid_t)tid;
-		t->stopped = true;
 		ret = wait_new_thread(t->tid, &regs, err);
 		if (ret)
 			return ret;
@@ -358,7 +357,7 @@ static void syscall_restart(struct user_regs_struct *g)
 	g->orig_rax = (uint64_t)-1;
 }
 
-static int thread_regs(struct rst *r, struct rst_thread *t, struct ferr *err)
+static int thread_regs(struct rst_thread *t, struct ferr *err)
 {
 	const Ferry__Thread *e = t->img;
 	struct user_regs_struct g;
@@ -377,7 +376,6 @@ static int thread_regs(struct rst *r, struct rst_thread *t, struct ferr *err)
 		if (ptrace(PTRACE_SETFPREGS, t->tid, NULL, e->fpregs.data) < 0)
 			return ferr_sys(err, errno, "set FPU state of thread %d", t->tid);
 	}
-	(void)r;
 	if (ptrace(PTRACE_SETSIGMASK, t->tid, (void *)sizeof(mask), &mask) < 0)
 		return ferr_sys(err, errno, "set the signal mask of thread %d", t->tid);
 	return 0;
@@ -395,7 +393,7 @@ int rst_finish(struct rst *r, struct ferr *err)
 		return ret;
 	r->scratch = 0;
 	for (size_t i = 0; i < r->nr_threads; i++) {
-		ret = thread_regs(r, &r->th[i], err);
+		ret = thread_regs(&r->th[i], err);
 		if (ret)
 			return ret;
 	}
@@ -403,7 +401,6 @@ int rst_finish(struct rst *r, struct ferr *err)
 	for (size_t i = r->nr_threads; i-- > 0;) {
 		if (ptrace(PTRACE_DETACH, r->th[i].tid, NULL, NULL) < 0)
 			return ferr_sys(err, errno, "detach thread %d", r->th[i].tid);
-		r->th[i].stopped = false;
 	}
 	return 0;
 }
