@@ -129,6 +129,9 @@ int __must_check img_read_threads(struct img_image *img, Ferry__Thread ***out, s
 int __must_check img_read_fds(struct img_image *img, Ferry__Fd ***out, size_t *n, struct ferr *err);
 void img_free_entries(void *entries, size_t n);
 
+/* Does any run of img's pagemap (of any flags) overlap [start, end)? */
+bool img_has_runs(const struct img_image *img, uint64_t start, uint64_t end);
+
 /* The VMA containing addr, or NULL. */
 const Ferry__Vma *img_vma_at(const struct img_image *img, uint64_t addr);
 

@@ -88,7 +88,8 @@ static bool vmas_cover(const struct img_image *img, uint64_t start, uint64_t end
 }
 
 /* Index of the run containing addr, or -1. */
-static ssize_t run_find(const struct img_image *img, uint64_t addr)
+/* Index of the last run starting at or below addr, or -1. */
+static ssize_t run_floor(const struct img_image *img, uint64_t addr)
 {
 	size_t lo = 0, hi = img->nr_runs;
 
@@ -99,12 +100,28 @@ static ssize_t run_find(const struct img_image *img, uint64_t addr)
 		else
 			hi = mid;
 	}
-	if (lo == 0)
-		return -1;
-	lo--;
-	if (addr - img->runs[lo].vaddr >= img->runs[lo].nr_pages * img->page_size)
-		return -1;
-	return (ssize_t)lo;
+	return (ssize_t)lo - 1;
+}
+
+static uint64_t run_end(const struct img_image *img, size_t i)
+{
+	return img->runs[i].vaddr + img->runs[i].nr_pages * img->page_size;
+}
+
+static ssize_t run_find(const struct img_image *img, uint64_t addr)
+{
+	ssize_t i = run_floor(img, addr);
+
+	return i >= 0 && addr < run_end(img, (size_t)i) ? i : -1;
+}
+
+bool img_has_runs(const struct img_image *img, uint64_t start, uint64_t end)
+{
+	ssize_t i = run_floor(img, start);
+
+	if (i >= 0 && start < run_end(img, (size_t)i))
+		return true;
+	return (size_t)(i + 1) < img->nr_runs && img->runs[i + 1].vaddr < end;
 }
 
 /* Is [start, end) described by img's runs without a gap? */

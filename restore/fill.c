@@ -85,7 +85,7 @@ static int uffd_open(struct fill *f, struct ferr *err)
 		struct uffdio_register reg = { .range = { v->start, v->end - v->start },
 					       .mode = UFFDIO_REGISTER_MODE_MISSING };
 
-		if (!uffd_kind(v) || !rst_has_pages(r->img, v->start, v->end))
+		if (!uffd_kind(v) || !img_has_runs(r->img, v->start, v->end))
 			continue;
 		ret = rst_scratch_put(r, 0, &reg, sizeof(reg), &at, err);
 		if (!ret)

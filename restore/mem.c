@@ -308,23 +308,6 @@ static int file_fd(struct build *b, const Ferry__Vma *v, long *fd, struct ferr *
 	return 0;
 }
 
-/* Does any run of the pagemap fall inside [start, end)? */
-bool rst_has_pages(const struct img_image *img, uint64_t start, uint64_t end)
-{
-	size_t lo = 0, hi = img->nr_runs;
-
-	while (lo < hi) { /* first run ending after start */
-		size_t mid = lo + (hi - lo) / 2;
-		const struct img_run *r = &img->runs[mid];
-
-		if (r->vaddr + r->nr_pages * img->page_size <= start)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo < img->nr_runs && img->runs[lo].vaddr < end;
-}
-
 /* Protection while pages are written in: writable only where ferry writes,
  * so a large reservation (PROT_NONE, read-only) is not charged as
  * writable memory it never was. */
@@ -332,7 +315,7 @@ static uint32_t fill_prot(const struct img_image *img, const Ferry__Vma *v)
 {
 	if (v->kind == FERRY__VMA_KIND__VMA_FILE && (v->flags & MAP_SHARED))
 		return v->prot; /* its data is the file's; ferry writes none */
-	if (!rst_has_pages(img, v->start, v->end))
+	if (!img_has_runs(img, v->start, v->end))
 		return v->prot;
 	return v->prot | PROT_READ | PROT_WRITE;
 }

@@ -48,7 +48,6 @@ int rst_mm_clear(struct rst *r, struct ferr *err);    /* scratch in, ours out, v
 int rst_mm_build(struct rst *r, struct ferr *err);    /* VMAs, pages, protections */
 int rst_mm_fields(struct rst *r, struct ferr *err);   /* brk, arg/env, auxv, exe */
 int rst_vdso_fits(const struct img_image *img, struct ferr *err);
-bool rst_has_pages(const struct img_image *img, uint64_t start, uint64_t end);
 
 /* fill.c: write every page of the chain into the child's mapped VMAs. */
 int rst_fill_pages(struct rst *r, struct ferr *err);

@@ -501,6 +501,26 @@ static void test_page_checksum(void **state)
 	img_close(img);
 }
 
+/* Which address ranges the pagemap says something about (restore maps a
+ * VMA writable only where it has runs). */
+static void test_has_runs(void **state)
+{
+	struct fixture *f = *state;
+	struct img_image *img;
+	struct ferr err;
+
+	make_base(path_in(f, "d"), 1);
+	assert_int_equal(img_open(&img, path_in(f, "d"), &err), 0);
+	assert_false(img_has_runs(img, VA - PS, VA));
+	assert_true(img_has_runs(img, VA - PS, VA + 1));
+	assert_true(img_has_runs(img, VA + 599 * PS, VA + 600 * PS));
+	assert_true(img_has_runs(img, VA + 609 * PS, VA + 610 * PS)); /* a zero run counts */
+	assert_false(img_has_runs(img, VA + 610 * PS, VA + 700 * PS));
+	assert_true(img_has_runs(img, VA + 650 * PS, VA + 701 * PS));
+	assert_false(img_has_runs(img, VA + 710 * PS, VA + 1024 * PS));
+	img_close(img);
+}
+
 /* Enough data for img_verify to split the work over threads: the report
  * must still count every bad run and name the lowest one. */
 static void test_page_checksum_parallel(void **state)
@@ -790,6 +810,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_oversized_entry, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_page_checksum, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_page_checksum_parallel, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_has_runs, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_chain_resolution, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_chain_errors, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_chain_cycle, setup, teardown),
