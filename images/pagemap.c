@@ -1,10 +1,10 @@
 /* VMAs and the pagemap of an open image: validation of every run, resolution
  * of a page through the parent chain, and checksum verification. */
-#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
 
+#include "common/par.h"
 #include "images/format.h"
 #include "images/reader.h"
 
@@ -344,8 +344,6 @@ int img_read_pages(const struct img_image *img, uint64_t vaddr, uint64_t nr_page
 
 /* One verifier: runs [first, last) of one image, with its own buffer. */
 struct verifier {
-	pthread_t th;
-	bool started;
 	const struct img_image *img;
 	size_t first, last;
 	uint64_t runs, bytes, bad;
@@ -401,16 +399,13 @@ static int verify_image(const struct img_image *img, struct img_verify_report *r
 			struct ferr *err)
 {
 	struct verifier v[VERIFY_THREADS];
-	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-	size_t nv = cpus > VERIFY_THREADS ? VERIFY_THREADS : cpus < 1 ? 1 : (size_t)cpus;
 	uint64_t total = 0, acc = 0;
-	size_t next = 0, bad_idx = SIZE_MAX;
+	size_t nv, next = 0, bad_idx = SIZE_MAX;
 	int ret = 0;
 
 	for (size_t i = 0; i < img->nr_runs; i++)
 		total += img->runs[i].flags ? 0 : img->runs[i].nr_pages;
-	if (total * img->page_size < VERIFY_PARALLEL_MIN)
-		nv = 1;
+	nv = par_workers(VERIFY_THREADS, total * img->page_size, VERIFY_PARALLEL_MIN);
 	for (size_t t = 0; t < nv; t++) {
 		v[t] = (struct verifier){ .img = img, .first = next };
 		while (next < img->nr_runs && (t == nv - 1 || acc * nv < total * (t + 1))) {
@@ -419,15 +414,9 @@ static int verify_image(const struct img_image *img, struct img_verify_report *r
 			next++;
 		}
 		v[t].last = next;
-		if (t && pthread_create(&v[t].th, NULL, verify_runs, &v[t]) == 0)
-			v[t].started = true;
-		else if (t)
-			verify_runs(&v[t]); /* no thread: do its share here */
 	}
-	verify_runs(&v[0]);
+	par_run(v, nv, sizeof(v[0]), verify_runs);
 	for (size_t t = 0; t < nv; t++) {
-		if (v[t].started)
-			pthread_join(v[t].th, NULL);
 		rep->runs_checked += v[t].runs;
 		rep->bytes_checked += v[t].bytes;
 		rep->bad_runs += v[t].bad;

@@ -12,7 +12,6 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <linux/userfaultfd.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -22,6 +21,7 @@
 
 #include "common/kerndat.h"
 #include "common/log.h"
+#include "common/par.h"
 #include "restore/rst.h"
 
 #define FILL_IOV 1024
@@ -238,8 +238,6 @@ static int fill_segment(struct fill *f, uint64_t vaddr, uint64_t npages, struct 
 /* ---- writing ------------------------------------------------------------------ */
 
 struct writer {
-	pthread_t th;
-	bool started;
 	pid_t pid;
 	int uffd;
 	struct segs part[SEG_KINDS]; /* views into the fill's lists */
@@ -320,26 +318,15 @@ static void split(const struct segs *s, size_t nw, struct segs *out, size_t stri
 static int write_all(struct fill *f, struct ferr *err)
 {
 	struct writer w[FILL_THREADS];
-	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-	size_t nw = cpus > FILL_THREADS ? FILL_THREADS : cpus < 1 ? 1 : (size_t)cpus;
+	size_t nw = par_workers(FILL_THREADS, f->r->res->bytes, FILL_PARALLEL_MIN);
 	int ret = 0;
 
-	if (f->r->res->bytes < FILL_PARALLEL_MIN)
-		nw = 1;
 	for (size_t t = 0; t < nw; t++)
 		w[t] = (struct writer){ .pid = f->r->pid, .uffd = f->uffd };
 	for (int k = 0; k < SEG_KINDS; k++)
 		split(&f->segs[k], nw, &w[0].part[k], sizeof(w[0]));
+	par_run(w, nw, sizeof(w[0]), writer_main);
 	for (size_t t = 0; t < nw; t++) {
-		if (t && pthread_create(&w[t].th, NULL, writer_main, &w[t]) == 0)
-			w[t].started = true;
-		else if (t)
-			writer_main(&w[t]);
-	}
-	writer_main(&w[0]);
-	for (size_t t = 0; t < nw; t++) {
-		if (w[t].started)
-			pthread_join(w[t].th, NULL);
 		if (w[t].err && !ret)
 			ret = ferr_sys(err, w[t].err, "write pages at 0x%" PRIx64 " into the new "
 				       "process (%s)", w[t].bad_addr, w[t].how);

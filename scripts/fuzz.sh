@@ -11,7 +11,7 @@ mkdir -p "$FB/seeds" "$FB/corpus"
 clang -std=gnu11 -g -O1 -Wall -Wextra -Werror -fsanitize=fuzzer,address,undefined \
 	-fno-sanitize-recover=all -D_GNU_SOURCE -I. -I"$B/gen" \
 	$(pkg-config --cflags libprotobuf-c libxxhash) \
-	common/err.c common/util.c images/*.c "$B"/gen/proto/*.pb-c.c tests/fuzz/fuzz_images.c \
+	common/err.c common/par.c common/util.c images/*.c "$B"/gen/proto/*.pb-c.c tests/fuzz/fuzz_images.c \
 	-o "$FB/fuzz_images" $(pkg-config --libs libprotobuf-c libxxhash)
 
 # Seeds: a full dump, a pre-dump, and a dump with a parent at DIR/p.
