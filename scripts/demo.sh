@@ -16,6 +16,14 @@ W=""
 trap '[ -n "$W" ] && kill -9 $W 2>/dev/null; rm -rf "$D"' EXIT
 
 step() { printf '\n== %s\n' "$*"; }
+# The workload checks all of its memory on SIGUSR1 and says "ok" or what is bad.
+selfcheck() {
+	rm -f "$D/workload.desc.check"
+	kill -USR1 $W
+	while [ ! -s "$D/workload.desc.check" ]; do sleep 0.05; done
+	echo "workload says: $(cat "$D/workload.desc.check")"
+	[ "$(cat "$D/workload.desc.check")" = ok ]
+}
 
 step "ferry check: what this kernel offers"
 "$B/ferry" check | sed -n '/^backends/,$p'
@@ -33,10 +41,7 @@ step "every page in the snapshot is what the workload wrote"
 "$B/tests/tools/checkdump" "$D/snapshot" "$D/workload.desc"
 
 step "the workload runs on unharmed: it re-checks all of its memory itself"
-kill -USR1 $W
-while [ ! -s "$D/workload.desc.check" ]; do sleep 0.05; done
-echo "workload says: $(cat "$D/workload.desc.check")"
-[ "$(cat "$D/workload.desc.check")" = ok ]
+selfcheck
 
 step "ferry dump: the final dump, which ends the process once its images are on disk"
 "$B/ferry" dump -t $W -D "$D/final"
@@ -47,13 +52,9 @@ step "ferry show --verify: the images, checksummed through and through"
 "$B/ferry" show --verify "$D/final" | sed -n '1,8p;/^pagemap/,$p'
 
 step "ferry restore -d: the process back from its images, same PID, running on"
-rm -f "$D/workload.desc.check"
 W=$("$B/ferry" -v restore -D "$D/final" -d)
 echo "restored pid $W: $(ls /proc/$W/task | wc -l) threads, $(grep -c . /proc/$W/maps) mappings"
 
 step "the restored workload re-checks all of its memory itself"
-kill -USR1 $W
-while [ ! -s "$D/workload.desc.check" ]; do sleep 0.05; done
-echo "workload says: $(cat "$D/workload.desc.check")"
-[ "$(cat "$D/workload.desc.check")" = ok ]
+selfcheck
 printf '\n(iterative pre-dump and live migration come next: see README.md, Status)\n'
