@@ -13,6 +13,7 @@ static const char *const type_files[IMG_NR_TYPES] = {
 	[IMG_FDS] = "fds.img",
 	[IMG_PAGEMAP] = "pagemap.img",
 	[IMG_PAGES] = "pages.img",
+	[IMG_HASHES] = "hashes.img",
 };
 
 const char *img_type_file(enum img_type t)

@@ -21,6 +21,7 @@
 #define IMG_CHAIN_MAX 64            /* deepest parent chain a reader follows */
 #define IMG_RUN_DATA_MAX_PAGES 512  /* writer starts a new data run after this many */
 #define IMG_ID_SIZE 16
+#define IMG_HASH_ENTRY_PAGES 65536  /* most page hashes in one hashes.img entry */
 #define IMG_ADDR_LIMIT (1ULL << 57) /* no user address reaches this (5-level paging) */
 
 enum img_type {
@@ -31,6 +32,7 @@ enum img_type {
 	IMG_FDS,
 	IMG_PAGEMAP,
 	IMG_PAGES,
+	IMG_HASHES,      /* optional: per-page hashes for the hash tracker */
 	IMG_NR_TYPES,
 };
 
@@ -60,6 +62,8 @@ struct img_writer_opts {
 	Ferry__DumpKind kind;
 	uint32_t root_pid;
 	const char *parent;   /* parent dump, relative to the new directory; NULL for none */
+	const char *tracker;  /* dirty tracker armed for the next round, recorded; or NULL */
+	bool page_hashes;     /* write hashes.img: the hash of every page, for the next round */
 };
 
 /* Create (or reuse) DIR and start a dump in it. Any old inventory is removed
@@ -163,6 +167,28 @@ struct img_verify_report {
  * -EBADMSG naming the first bad run, after counting all of them. */
 int __must_check img_verify(const struct img_image *img, struct img_verify_report *rep,
 			    struct ferr *err);
+
+/* Per-page hashes of a dump (hashes.img), for the hash tracker: runs of
+ * consecutive pages, ascending, each page's XXH3-64 as the chain stores it. */
+struct img_hash_run {
+	uint64_t vaddr, nr_pages;
+	uint64_t *h;
+};
+
+struct img_hashes {
+	struct img_hash_run *runs;
+	size_t n;
+	uint64_t *all;        /* one allocation behind every run's h */
+	uint32_t page_size;
+};
+
+/* Load img's hashes.img (-ENOENT without a message if it has none). */
+int __must_check img_hashes_load(const struct img_image *img, struct img_hashes *out,
+				 struct ferr *err);
+/* The hash of the page at vaddr, and in *avail how many consecutive pages
+ * from vaddr have hashes in the same run; NULL if vaddr has none. */
+const uint64_t *img_hashes_find(const struct img_hashes *h, uint64_t vaddr, uint64_t *avail);
+void img_hashes_free(struct img_hashes *h);
 
 /* ---- internal, shared by the library's files ---------------------------- */
 

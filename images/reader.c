@@ -62,6 +62,11 @@ static int read_exact_file(int dirfd, const char *name, const char *what, uint64
 	return 0;
 }
 
+bool img_has_file(const struct img_image *img, enum img_type t)
+{
+	return inv_file(img->inv, t) != NULL;
+}
+
 int img_load_file(const struct img_image *img, enum img_type t, uint8_t **buf, size_t *len,
 		  struct ferr *err)
 {

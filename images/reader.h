@@ -7,6 +7,7 @@
 /* Load a metadata file whole, checking its size and checksum against the inventory. */
 int img_load_file(const struct img_image *img, enum img_type t, uint8_t **buf, size_t *len,
 		  struct ferr *err);
+bool img_has_file(const struct img_image *img, enum img_type t);
 int img_load_entries(const struct img_image *img, enum img_type t,
 		     const ProtobufCMessageDescriptor *desc, ProtobufCMessage ***out, size_t *n,
 		     struct ferr *err);

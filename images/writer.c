@@ -23,6 +23,11 @@ struct img_writer {
 	uint8_t id[IMG_ID_SIZE];
 	char *parent;
 	uint8_t parent_id[IMG_ID_SIZE];
+	char *tracker;
+	bool page_hashes;           /* hashes.img is written */
+	struct img_hashes parent_hashes;  /* the parent's, for in-parent runs */
+	uint64_t zero_hash;
+	uint64_t *hbuf;             /* one hashes.img entry being built */
 	struct img_file_writer files[IMG_NR_TYPES]; /* IMG_PAGES unused: raw fd below */
 	bool open[IMG_NR_TYPES];
 	int pages_fd;
@@ -92,6 +97,17 @@ static int writer_read_parent(struct img_writer *w, const char *parent, struct f
 				"a reader follows", ppath, IMG_CHAIN_MAX);
 	}
 	memcpy(w->parent_id, pimg->inv->id.data, IMG_ID_SIZE);
+	/* Without the parent's hashes its pages get none here: the next
+	 * round then counts them as changed, which is only slower. */
+	if (w->page_hashes) {
+		ret = img_hashes_load(pimg, &w->parent_hashes, err);
+		if (ret == -ENOENT)
+			ret = 0;
+		if (ret) {
+			img_close(pimg);
+			return ferr_wrap(err, "parent dump");
+		}
+	}
 	img_close(pimg);
 	w->parent = strdup(parent);
 	if (!w->parent)
@@ -115,11 +131,16 @@ int img_writer_create(struct img_writer **out, const char *dir, const struct img
 		w->files[t].fd = -1;
 	ferry__pagemap_stats__init(&w->stats);
 	w->kind = opts->kind;
+	w->page_hashes = opts->page_hashes;
 	w->root_pid = opts->root_pid;
 	w->page_size = (uint32_t)ferry_page_size();
 	w->path = strdup(dir);
 	w->run_hash = XXH3_createState();
-	if (!w->path || !w->run_hash) {
+	w->tracker = opts->tracker ? strdup(opts->tracker) : NULL;
+	if (w->page_hashes)
+		w->hbuf = malloc(IMG_HASH_ENTRY_PAGES * sizeof(*w->hbuf));
+	if (!w->path || !w->run_hash || (opts->tracker && !w->tracker) ||
+	    (w->page_hashes && !w->hbuf)) {
 		ret = ferr_sys(err, ENOMEM, "image writer");
 		goto fail;
 	}
@@ -157,6 +178,19 @@ int img_writer_create(struct img_writer **out, const char *dir, const struct img
 		if (w->kind == FERRY__DUMP_KIND__DUMP_PRE && pre_skip)
 			continue;
 		ret = writer_open_file(w, (enum img_type)t, err);
+		if (ret)
+			goto fail;
+	}
+	if (w->page_hashes) {
+		void *zero = calloc(1, w->page_size);
+
+		if (!zero) {
+			ret = ferr_sys(err, ENOMEM, "image writer");
+			goto fail;
+		}
+		w->zero_hash = XXH3_64bits(zero, w->page_size);
+		free(zero);
+		ret = writer_open_file(w, IMG_HASHES, err);
 		if (ret)
 			goto fail;
 	}
@@ -285,16 +319,101 @@ static int writer_flag_run(struct img_writer *w, uint64_t vaddr, uint64_t nr_pag
 	return 0;
 }
 
+/* ---- hashes.img: one entry per call, the hash of each page ------------ */
+
+static int hashes_entry(struct img_writer *w, uint64_t vaddr, size_t n, struct ferr *err)
+{
+	Ferry__PageHashes e = FERRY__PAGE_HASHES__INIT;
+
+	e.vaddr = vaddr;
+	e.n_xxh3 = n;
+	e.xxh3 = w->hbuf;
+	return img_fw_entry(&w->files[IMG_HASHES], &e.base, err);
+}
+
+static int hashes_of_data(struct img_writer *w, uint64_t vaddr, const uint8_t *p, uint64_t nr,
+			  struct ferr *err)
+{
+	while (nr) {
+		size_t n = nr < IMG_HASH_ENTRY_PAGES ? nr : IMG_HASH_ENTRY_PAGES;
+		int ret;
+
+		for (size_t i = 0; i < n; i++)
+			w->hbuf[i] = XXH3_64bits(p + i * w->page_size, w->page_size);
+		ret = hashes_entry(w, vaddr, n, err);
+		if (ret)
+			return ret;
+		vaddr += n * w->page_size;
+		p += n * w->page_size;
+		nr -= n;
+	}
+	return 0;
+}
+
+static int hashes_of_zero(struct img_writer *w, uint64_t vaddr, uint64_t nr, struct ferr *err)
+{
+	while (nr) {
+		size_t n = nr < IMG_HASH_ENTRY_PAGES ? nr : IMG_HASH_ENTRY_PAGES;
+		int ret;
+
+		for (size_t i = 0; i < n; i++)
+			w->hbuf[i] = w->zero_hash;
+		ret = hashes_entry(w, vaddr, n, err);
+		if (ret)
+			return ret;
+		vaddr += n * w->page_size;
+		nr -= n;
+	}
+	return 0;
+}
+
+/* In-parent pages keep the hashes the parent recorded; pages it has none
+ * for get none here either. */
+static int hashes_of_parent(struct img_writer *w, uint64_t vaddr, uint64_t nr, struct ferr *err)
+{
+	while (nr) {
+		uint64_t avail = 0;
+		const uint64_t *h = img_hashes_find(&w->parent_hashes, vaddr, &avail);
+		size_t n;
+		int ret;
+
+		if (!h) {
+			vaddr += w->page_size;
+			nr--;
+			continue;
+		}
+		n = avail < nr ? avail : nr;
+		if (n > IMG_HASH_ENTRY_PAGES)
+			n = IMG_HASH_ENTRY_PAGES;
+		memcpy(w->hbuf, h, n * sizeof(*h));
+		ret = hashes_entry(w, vaddr, n, err);
+		if (ret)
+			return ret;
+		vaddr += n * w->page_size;
+		nr -= n;
+	}
+	return 0;
+}
+
 int img_pages_zero(struct img_writer *w, uint64_t vaddr, uint64_t nr_pages, struct ferr *err)
 {
-	return writer_flag_run(w, vaddr, nr_pages, IMG_RUN_ZERO, err);
+	int ret = writer_flag_run(w, vaddr, nr_pages, IMG_RUN_ZERO, err);
+
+	if (!ret && w->page_hashes)
+		ret = hashes_of_zero(w, vaddr, nr_pages, err);
+	return ret;
 }
 
 int img_pages_parent(struct img_writer *w, uint64_t vaddr, uint64_t nr_pages, struct ferr *err)
 {
+	int ret;
+
 	if (!w->parent)
 		return ferr_new(err, EINVAL, "%s: in-parent pages in a dump without a parent", w->path);
-	return writer_flag_run(w, vaddr, nr_pages, IMG_RUN_IN_PARENT, err);
+	ret = writer_flag_run(w, vaddr, nr_pages, IMG_RUN_IN_PARENT, err);
+	if (!ret && w->page_hashes)
+		ret = hashes_of_parent(w, vaddr, nr_pages, err);
+	return ret;
 }
 
 /* Account nr_pages of data already at offset off of pages.img: extend the
@@ -345,7 +464,10 @@ int img_pages_data(struct img_writer *w, uint64_t vaddr, const void *data, uint6
 	if (ret)
 		return ferr_sys(err, -ret, "write %s/pages.img", w->path);
 	w->pages_off += len;
-	return add_data_run(w, vaddr, data, off, nr_pages, err);
+	ret = add_data_run(w, vaddr, data, off, nr_pages, err);
+	if (!ret && w->page_hashes)
+		ret = hashes_of_data(w, vaddr, data, nr_pages, err);
+	return ret;
 }
 
 int img_pages_data_hashed(struct img_writer *w, uint64_t vaddr, const void *data,
@@ -371,7 +493,7 @@ int img_pages_data_hashed(struct img_writer *w, uint64_t vaddr, const void *data
 				   .xxh3 = xxh3 };
 	w->pages_off += len;
 	w->next_vaddr = vaddr + len;
-	return 0;
+	return w->page_hashes ? hashes_of_data(w, vaddr, data, nr_pages, err) : 0;
 }
 
 const Ferry__PagemapStats *img_writer_stats(const struct img_writer *w)
@@ -428,6 +550,7 @@ static int writer_write_inventory(struct img_writer *w, uint64_t freeze_ns, stru
 	inv.n_files = nf;
 	inv.files = fp;
 	inv.stats = &w->stats;
+	inv.tracker = w->tracker;
 	if (freeze_ns) {
 		inv.has_freeze_ns = true;
 		inv.freeze_ns = freeze_ns;
@@ -461,8 +584,8 @@ int img_writer_commit(struct img_writer *w, uint64_t freeze_ns, struct ferr *err
 	ret = writer_emit_run(w, err);
 	if (ret)
 		return ret;
-	for (int t = IMG_PROCESS; t < IMG_PAGES; t++) {
-		if (!w->open[t])
+	for (int t = IMG_PROCESS; t < IMG_NR_TYPES; t++) {
+		if (t == IMG_PAGES || !w->open[t])
 			continue;
 		ret = img_fw_close(&w->files[t], err);
 		if (ret)
@@ -491,6 +614,9 @@ void img_writer_free(struct img_writer *w)
 	if (w->run_hash)
 		XXH3_freeState(w->run_hash);
 	free(w->parent);
+	free(w->tracker);
+	free(w->hbuf);
+	img_hashes_free(&w->parent_hashes);
 	free(w->path);
 	free(w);
 }

@@ -617,6 +617,69 @@ static void test_chain_resolution(void **state)
 	free(buf);
 }
 
+/* hashes.img: data pages hashed as written, zero pages as zeroes, in-parent
+ * pages inherit the parent's hashes; a malformed entry is refused. */
+static void test_page_hashes(void **state)
+{
+	struct fixture *f = *state;
+	struct img_writer_opts po = { .kind = FERRY__DUMP_KIND__DUMP_PRE, .root_pid = 100,
+				      .page_hashes = true, .tracker = "hash" };
+	struct img_writer_opts co = po;
+	struct img_hashes h;
+	struct img_image *img;
+	struct img_writer *w;
+	uint8_t page[PS], zero[PS] = { 0 };
+	uint64_t avail;
+	const uint64_t *x;
+	struct ferr err;
+
+	co.parent = "../p";
+	assert_int_equal(img_writer_create(&w, path_in(f, "p"), &po, &err), 0);
+	add_vma(w, VA, VA + 1024 * PS, PROT_READ | PROT_WRITE);
+	add_data(w, VA, 100, 1);
+	assert_int_equal(img_pages_zero(w, VA + 100 * PS, 5, &err), 0);
+	assert_int_equal(img_writer_commit(w, 0, &err), 0);
+	img_writer_free(w);
+
+	assert_int_equal(img_writer_create(&w, path_in(f, "c"), &co, &err), 0);
+	add_vma(w, VA, VA + 1024 * PS, PROT_READ | PROT_WRITE);
+	assert_int_equal(img_pages_parent(w, VA, 50, &err), 0);
+	add_data(w, VA + 50 * PS, 10, 2);
+	assert_int_equal(img_pages_parent(w, VA + 60 * PS, 45, &err), 0);
+	assert_int_equal(img_writer_commit(w, 0, &err), 0);
+	img_writer_free(w);
+
+	assert_int_equal(img_open(&img, path_in(f, "c"), &err), 0);
+	assert_string_equal(img->inv->tracker, "hash");
+	assert_int_equal(img_hashes_load(img, &h, &err), 0);
+	for (uint64_t i = 0; i < 105; i++) {
+		x = img_hashes_find(&h, VA + i * PS, &avail);
+		assert_non_null(x);
+		if (i < 100)
+			fill_page(page, VA + i * PS, i >= 50 && i < 60 ? 2 : 1);
+		assert_true(*x == XXH3_64bits(i < 100 ? page : zero, PS));
+	}
+	assert_null(img_hashes_find(&h, VA + 105 * PS, &avail));
+	assert_null(img_hashes_find(&h, VA - PS, &avail));
+	img_hashes_free(&h);
+	img_close(img);
+
+	/* Entries out of order are refused. */
+	Ferry__PageHashes a = FERRY__PAGE_HASHES__INIT, b = FERRY__PAGE_HASHES__INIT;
+	uint64_t hv[2] = { 1, 2 };
+	ProtobufCMessage *m[2] = { &a.base, &b.base };
+	a.vaddr = VA + 10 * PS;
+	b.vaddr = VA;
+	a.n_xxh3 = b.n_xxh3 = 2;
+	a.xxh3 = b.xxh3 = hv;
+	craft(path_in(f, "c"), IMG_HASHES, m, 2);
+	reseal(path_in(f, "c"));
+	assert_int_equal(img_open(&img, path_in(f, "c"), &err), 0);
+	assert_int_equal(img_hashes_load(img, &h, &err), -EBADMSG);
+	assert_non_null(strstr(err.msg, "out of order"));
+	img_close(img);
+}
+
 static void test_chain_errors(void **state)
 {
 	struct fixture *f = *state;
@@ -813,6 +876,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_has_runs, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_chain_resolution, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_chain_errors, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_page_hashes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_chain_cycle, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_chain_depth_limit, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_writer_rejects_misuse, setup, teardown),

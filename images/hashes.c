@@ -1,0 +1,94 @@
+/* hashes.img: the hash tracker's memory of what each page held. Untrusted
+ * like every image file: entries must ascend, stay page-aligned and inside
+ * the user address space, and be non-empty. */
+#include <string.h>
+
+#include "images/format.h"
+#include "images/reader.h"
+
+void img_hashes_free(struct img_hashes *h)
+{
+	free(h->runs);
+	free(h->all);
+	memset(h, 0, sizeof(*h));
+}
+
+int img_hashes_load(const struct img_image *img, struct img_hashes *out, struct ferr *err)
+{
+	ProtobufCMessage **msgs = NULL;
+	char what[PATH_MAX + 32];
+	uint64_t ps = img->page_size, total = 0, prev_end = 0, *dst;
+	size_t n = 0;
+	int ret = 0;
+
+	memset(out, 0, sizeof(*out));
+	out->page_size = img->page_size;
+	if (!img_has_file(img, IMG_HASHES))
+		return -ENOENT;
+	snprintf(what, sizeof(what), "%s/%s", img->path, img_type_file(IMG_HASHES));
+	ret = img_load_entries(img, IMG_HASHES, &ferry__page_hashes__descriptor, &msgs, &n, err);
+	if (ret)
+		return ret;
+	for (size_t i = 0; i < n; i++) {
+		const Ferry__PageHashes *e = (const Ferry__PageHashes *)msgs[i];
+		const char *why = NULL;
+
+		if (!e->n_xxh3)
+			why = "no hashes";
+		else if (e->vaddr % ps || e->vaddr >= IMG_ADDR_LIMIT ||
+			 e->n_xxh3 > (IMG_ADDR_LIMIT - e->vaddr) / ps)
+			why = "not page-aligned or beyond the user address space";
+		else if (e->vaddr < prev_end)
+			why = "overlaps or is out of order with the previous entry";
+		if (why) {
+			ret = ferr_new(err, EBADMSG, "%s: entry %zu (0x%llx): %s", what, i + 1,
+				       (unsigned long long)e->vaddr, why);
+			goto out;
+		}
+		prev_end = e->vaddr + e->n_xxh3 * ps;
+		total += e->n_xxh3;
+	}
+	out->runs = calloc(n ? n : 1, sizeof(*out->runs));
+	out->all = malloc((total ? total : 1) * sizeof(*out->all));
+	if (!out->runs || !out->all) {
+		ret = ferr_sys(err, ENOMEM, "%s: %llu hashes", what, (unsigned long long)total);
+		goto out;
+	}
+	dst = out->all;
+	for (size_t i = 0; i < n; i++) {
+		const Ferry__PageHashes *e = (const Ferry__PageHashes *)msgs[i];
+
+		memcpy(dst, e->xxh3, e->n_xxh3 * sizeof(*dst));
+		out->runs[i] = (struct img_hash_run){ e->vaddr, e->n_xxh3, dst };
+		dst += e->n_xxh3;
+	}
+	out->n = n;
+out:
+	img_free_entries(msgs, n);
+	if (ret)
+		img_hashes_free(out);
+	return ret;
+}
+
+const uint64_t *img_hashes_find(const struct img_hashes *h, uint64_t vaddr, uint64_t *avail)
+{
+	size_t lo = 0, hi = h->n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		const struct img_hash_run *r = &h->runs[mid];
+
+		if (vaddr < r->vaddr) {
+			hi = mid;
+		} else if (vaddr >= r->vaddr + r->nr_pages * h->page_size) {
+			lo = mid + 1;
+		} else {
+			uint64_t i = (vaddr - r->vaddr) / h->page_size;
+
+			*avail = r->nr_pages - i;
+			return &r->h[i];
+		}
+	}
+	*avail = 0;
+	return NULL;
+}
