@@ -51,6 +51,11 @@ static inline void closedirp(DIR **d)
 
 #define PAGE_SHIFT_4K 12
 
+static inline uint64_t min_u64(uint64_t a, uint64_t b)
+{
+	return a < b ? a : b;
+}
+
 static inline int ferry_page_size(void)
 {
 	return (int)sysconf(_SC_PAGESIZE);

@@ -15,6 +15,7 @@
 struct page_run {
 	uint64_t start, end;
 	bool zero;          /* maps the zero page: no data to read */
+	bool parent;        /* unchanged since the parent dump: recorded as in-parent */
 };
 
 enum pages_policy {

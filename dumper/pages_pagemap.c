@@ -53,7 +53,7 @@ static int pagemap_next(struct pages_ctx *pc, const struct vma *v, enum pages_po
 			*n = nr;
 			return 0;
 		}
-		out[nr++] = (struct page_run){ addr, addr + ps, zero };
+		out[nr++] = (struct page_run){ .start = addr, .end = addr + ps, .zero = zero };
 	}
 	*pos += npages * ps;
 	*n = nr;

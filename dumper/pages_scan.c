@@ -54,8 +54,9 @@ static int scan_next(struct pages_ctx *pc, const struct vma *v, enum pages_polic
 	size_t nr = 0;
 
 	for (int i = 0; i < ret && vec[i].start < stop; i++)
-		out[nr++] = (struct page_run){ vec[i].start, vec[i].end < stop ? vec[i].end : stop,
-					       (vec[i].categories & PAGE_IS_PFNZERO) != 0 };
+		out[nr++] = (struct page_run){ .start = vec[i].start,
+					       .end = vec[i].end < stop ? vec[i].end : stop,
+					       .zero = (vec[i].categories & PAGE_IS_PFNZERO) != 0 };
 	*n = nr;
 	*pos = stop;
 	return 0;

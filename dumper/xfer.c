@@ -72,6 +72,10 @@ static int write_batch(struct xfer *x, struct xfer_batch *b, struct ferr *err)
 
 		if (s->zero) {
 			ret = img_pages_zero(x->w, s->vaddr, s->len / ps, err);
+		} else if (s->parent) {
+			ret = img_pages_parent(x->w, s->vaddr, s->len / ps, err);
+		} else if (s->skip) {
+			p += s->len;
 		} else {
 			ret = img_pages_data_hashed(x->w, s->vaddr, p, s->len / ps, s->xxh3, err);
 			p += s->len;
@@ -113,6 +117,15 @@ static void *writer_main(void *arg)
 	return NULL;
 }
 
+/* The data segment that riov[iov] reads into (one each, in order). */
+static struct xfer_seg *seg_of_iov(struct xfer_batch *b, size_t iov)
+{
+	for (size_t i = 0; i < b->nr_seg; i++)
+		if (!b->seg[i].zero && !b->seg[i].parent && iov-- == 0)
+			return &b->seg[i];
+	return NULL;
+}
+
 /* /proc/PID/mem reads with FOLL_FORCE: PROT_NONE pages are readable there. */
 static int read_mem(struct xfer *x, struct xfer_batch *b, size_t from_iov, size_t skip,
 		    struct ferr *err)
@@ -132,8 +145,15 @@ static int read_mem(struct xfer *x, struct xfer_batch *b, size_t from_iov, size_
 		int ret = pread_all(x->mem_fd, dst + skip, len, addr);
 
 		/* End of file on mem: the address space is gone with the process. */
-		if (ret == -ESRCH || ret == -ENODATA)
+		if (ret == -ESRCH || (ret == -ENODATA && !target_alive(x->t)))
 			return ferr_new(err, ESRCH, "process %d exited during the dump", x->pid);
+		if (ret && x->live && (ret == -EIO || ret == -EFAULT || ret == -ENODATA)) {
+			struct xfer_seg *s = seg_of_iov(b, i);
+
+			s->skip = true;
+			x->skipped_pages += s->len / (uint64_t)ferry_page_size();
+			ret = 0;
+		}
 		if (ret)
 			return ferr_sys(err, -ret, "read 0x%llx (%zu bytes) of process %d",
 					(unsigned long long)addr, len, x->pid);
@@ -184,9 +204,10 @@ static void hash_batch(struct xfer_batch *b)
 	const uint8_t *p = b->buf;
 
 	for (size_t i = 0; i < b->nr_seg; i++) {
-		if (b->seg[i].zero)
+		if (b->seg[i].zero || b->seg[i].parent)
 			continue;
-		b->seg[i].xxh3 = XXH3_64bits(p, b->seg[i].len);
+		if (!b->seg[i].skip)
+			b->seg[i].xxh3 = XXH3_64bits(p, b->seg[i].len);
 		p += b->seg[i].len;
 	}
 }
@@ -234,7 +255,7 @@ static int submit(struct xfer *x, struct ferr *err)
 	return ret ? ret : wait_writer(x, false, err);
 }
 
-static int add_zero(struct xfer *x, uint64_t vaddr, uint64_t len, struct ferr *err)
+static int add_nodata(struct xfer *x, uint64_t vaddr, uint64_t len, bool parent, struct ferr *err)
 {
 	struct xfer_batch *b = &x->b[x->cur];
 
@@ -244,7 +265,8 @@ static int add_zero(struct xfer *x, uint64_t vaddr, uint64_t len, struct ferr *e
 			return ret;
 		b = &x->b[x->cur];
 	}
-	b->seg[b->nr_seg++] = (struct xfer_seg){ .vaddr = vaddr, .len = len, .zero = true };
+	b->seg[b->nr_seg++] = (struct xfer_seg){ .vaddr = vaddr, .len = len, .zero = !parent,
+						 .parent = parent };
 	return 0;
 }
 
@@ -264,11 +286,14 @@ int xfer_runs(struct xfer *x, const struct vma *v, const struct page_run *runs, 
 	for (size_t i = 0; i < n; i++) {
 		uint64_t addr = runs[i].start;
 
-		if (runs[i].zero) {
-			ret = add_zero(x, addr, runs[i].end - addr, err);
+		if (runs[i].zero || runs[i].parent) {
+			ret = add_nodata(x, addr, runs[i].end - addr, runs[i].parent, err);
 			if (ret)
 				return ret;
-			x->zero_pages += (runs[i].end - addr) / ps;
+			if (runs[i].parent)
+				x->parent_pages += (runs[i].end - addr) / ps;
+			else
+				x->zero_pages += (runs[i].end - addr) / ps;
 			continue;
 		}
 		while (addr < runs[i].end) {

@@ -24,7 +24,8 @@
 struct xfer_seg {
 	uint64_t vaddr, len;
 	uint64_t xxh3;            /* of the data, computed by the reader */
-	bool zero;
+	bool zero, parent;        /* no data: a zero or an in-parent run */
+	bool skip;                /* live read failed (unmapped meanwhile): not written */
 };
 
 struct xfer_batch {
@@ -57,12 +58,16 @@ struct xfer {
 	pthread_cond_t cv;
 	int werr;                 /* first error of the writer thread */
 	struct ferr werr_msg;
-	uint64_t data_pages, zero_pages;
+	bool live;                /* the target runs: a range unmapped meanwhile is skipped */
+	uint64_t data_pages, zero_pages, parent_pages, skipped_pages;
 };
 
 int __must_check xfer_init(struct xfer *x, const struct target *t, bool use_pidfd,
 			   struct img_writer *w, size_t buf_size, struct ferr *err);
-/* Queue runs of v; data reaches the writer in address order. */
+/* Queue runs of v; data reaches the writer in address order. With x->live
+ * set (pre-dump: the target runs), data that can no longer be read because
+ * the target unmapped it meanwhile is left out of the dump instead of failing
+ * it: the next round (or the final, frozen dump) finds what is there then. */
 int __must_check xfer_runs(struct xfer *x, const struct vma *v, const struct page_run *runs,
 			   size_t n, struct ferr *err);
 /* Read whatever is queued from the target: after this the target's memory
