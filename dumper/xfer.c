@@ -216,9 +216,15 @@ static void hash_batch(struct xfer_batch *b)
 static int read_and_hand_over(struct xfer *x, struct ferr *err)
 {
 	struct xfer_batch *b = &x->b[x->cur];
+	bool writers;
 	int ret;
 
-	if (!b->nr_seg)
+	/* After a hand-over without a wait (xfer_read_all), the current batch
+	 * may still be the writer's: its segments are not ours to read again. */
+	pthread_mutex_lock(&x->mu);
+	writers = b->full;
+	pthread_mutex_unlock(&x->mu);
+	if (writers || !b->nr_seg)
 		return 0;
 	ret = read_batch(x, b, err);
 	if (ret)
