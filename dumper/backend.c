@@ -15,8 +15,8 @@ static const struct backend_desc pages[] = {
 };
 
 static const struct backend_desc trackers[] = {
-	{ "uffd-wp", "userfaultfd async write-protect + PAGEMAP_SCAN", 3,
-	  { KD_UFFD_WP_ASYNC, KD_PTRACE, KD_PIDFD_GETFD } },
+	{ "uffd-wp", "userfaultfd async write-protect + PAGEMAP_SCAN", 4,
+	  { KD_UFFD_WP_ASYNC, KD_PAGEMAP_SCAN, KD_PTRACE, KD_PIDFD_GETFD } },
 	{ "soft-dirty", "clear_refs 4 + pagemap bit 55", 1, { KD_SOFT_DIRTY } },
 	{ "hash", "compare per-page hashes between rounds", 1, { KD_PROCESS_VM_READV } },
 };

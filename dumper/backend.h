@@ -9,7 +9,7 @@
 
 #include "common/kerndat.h"
 
-#define BACKEND_MAX_NEEDS 3
+#define BACKEND_MAX_NEEDS 4
 
 struct backend_desc {
 	const char *name;                      /* as given on the command line */

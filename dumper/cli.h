@@ -20,6 +20,8 @@ int cmd_check(int argc, char **argv);
 void cmd_check_help(FILE *out);
 int cmd_dump(int argc, char **argv);
 void cmd_dump_help(FILE *out);
+int cmd_pre_dump(int argc, char **argv);
+void cmd_pre_dump_help(FILE *out);
 int cmd_restore(int argc, char **argv);
 void cmd_restore_help(FILE *out);
 int cmd_show(int argc, char **argv);

@@ -1,34 +1,32 @@
-/* `ferry dump`: freeze a process, write its complete state to an image
- * directory, then end it (or, with --leave-running, let it go on). Every
- * failure resumes the target as it was and leaves no inventory behind. */
+/* `ferry dump` and `ferry pre-dump`: the command lines of the dump engine
+ * (dump.c), its dirty trackers (track.c, keeper.c) and the iterative loop
+ * (iter.c). */
 #include <getopt.h>
-#include <poll.h>
 #include <inttypes.h>
-#include <signal.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/syscall.h>
+#include <sys/stat.h>
 
-#include "common/fault.h"
 #include "common/json.h"
 #include "common/kerndat.h"
 #include "common/log.h"
 #include "dumper/backend.h"
 #include "dumper/cli.h"
 #include "dumper/dump.h"
-#include "dumper/fds.h"
-#include "dumper/layout.h"
-#include "dumper/pages.h"
-#include "dumper/state.h"
-#include "dumper/target.h"
-#include "dumper/xfer.h"
+#include "dumper/iter.h"
+#include "dumper/keeper.h"
+
+#define DEFAULT_DOWNTIME_MS 100
+#define DEFAULT_MAX_ROUNDS 8
 
 void cmd_dump_help(FILE *out)
 {
 	fprintf(out,
 		"Usage: ferry dump -t PID -D DIR [--leave-running] [--layout auto|procmap|maps]\n"
 		"                  [--pages auto|pagemap-scan|pagemap] [--skip-unsupported-fds]\n"
-		"                  [-v] [--json]\n"
+		"                  [--prev-images-dir DIR] [--track auto|uffd-wp|soft-dirty|hash]\n"
+		"                  [--iterative [--downtime-limit MS] [--max-rounds N]\n"
+		"                   [--auto-converge]] [-v] [--json]\n"
 		"\n"
 		"Freeze every thread of process PID, write its complete state (threads,\n"
 		"registers, FPU/AVX state, signals, memory layout, populated pages, file\n"
@@ -46,48 +44,287 @@ void cmd_dump_help(FILE *out)
 		"      --skip-unsupported-fds  record pipes, sockets and other fds ferry cannot\n"
 		"                           restore yet and go on (restore leaves them closed);\n"
 		"                           without it the dump refuses before touching memory\n"
-		"  -v, --verbose            progress messages\n"
+		"      --prev-images-dir P  a `ferry pre-dump` of this process (relative to DIR,\n"
+		"                           as in criu): pages its tracker saw unwritten since are\n"
+		"                           recorded as in-parent, not copied again\n"
+		"      --track T            with --prev-images-dir or --iterative: the dirty\n"
+		"                           tracker, uffd-wp, soft-dirty, hash or auto (default:\n"
+		"                           the previous images' tracker, else the best usable)\n"
+		"      --iterative          copy memory while the process runs, in rounds into\n"
+		"                           DIR/pre-1, DIR/pre-2, ..., each copying only what was\n"
+		"                           written since the last; then freeze for the final\n"
+		"                           dump into DIR. One row per round is printed.\n"
+		"      --downtime-limit MS  stop the rounds once the predicted freeze is at most\n"
+		"                           MS milliseconds (default %d)\n"
+		"      --max-rounds N       at most N pre-dump rounds (default %d)\n"
+		"      --auto-converge      slow a process that writes faster than ferry copies\n"
+		"                           (cgroup cpu.max, else SIGSTOP/SIGCONT duty cycles)\n"
+		"  -v, --verbose            progress messages (twice: debugging detail)\n"
 		"      --json               print the summary as one JSON object\n"
 		"  -h, --help               this help\n"
 		"\n"
 		"The process is resumed unharmed on every failure: no such process, no\n"
 		"permission, already traced, unsupported fds, exit mid-dump, full disk.\n"
-		"Exit status: 0 dumped, 1 failed, 2 usage error.\n");
+		"`ferry restore -D DIR` restores an iterative dump from the same DIR.\n"
+		"Exit status: 0 dumped, 1 failed, 2 usage error.\n",
+		DEFAULT_DOWNTIME_MS, DEFAULT_MAX_ROUNDS);
 }
 
-static void print_summary(const struct dump_opts *o, const struct dump_result *r, bool json)
+void cmd_pre_dump_help(FILE *out)
 {
+	fprintf(out,
+		"Usage: ferry pre-dump -t PID -D DIR [--prev-images-dir DIR]\n"
+		"                      [--track auto|uffd-wp|soft-dirty|hash]\n"
+		"                      [--layout B] [--pages B] [-v] [--json]\n"
+		"\n"
+		"Copy the memory of process PID to DIR while it keeps running, and leave a\n"
+		"dirty tracker armed, so that a later `ferry pre-dump` or `ferry dump` with\n"
+		"--prev-images-dir DIR copies only the pages written since. With\n"
+		"--prev-images-dir this round itself copies only what changed.\n"
+		"\n"
+		"  -t, --tree PID           the process (a thread-group leader)\n"
+		"  -D, --images-dir DIR     where to write this round\n"
+		"      --prev-images-dir P  the previous round, relative to DIR (as in criu)\n"
+		"      --track T            uffd-wp (userfaultfd async write-protect and\n"
+		"                           PAGEMAP_SCAN), soft-dirty, hash (per-page hashes), or\n"
+		"                           auto (default: the previous round's, else the first\n"
+		"                           this kernel and process allow, in that order)\n"
+		"      --layout B, --pages B  as for `ferry dump`\n"
+		"  -v, --verbose            progress messages\n"
+		"      --json               print the summary as one JSON object\n"
+		"  -h, --help               this help\n"
+		"\n"
+		"uffd-wp tracking lives in a userfaultfd that must stay open between\n"
+		"commands: a small keeper process (`ferry` detached, holding only that fd\n"
+		"and the target's pidfd) holds it until the next round takes it, and\n"
+		"exits when it does or when the target exits. The process is only\n"
+		"stopped for the moment it takes to create that userfaultfd (round one).\n"
+		"Exit status: 0 done, 1 failed, 2 usage error.\n");
+}
+
+struct dump_cli {
+	struct dump_opts o;
+	const char *layout, *pages, *track;
+	bool json, iterative, auto_converge, pre;
+	uint64_t downtime_ms;
+	unsigned max_rounds;
+	bool iter_only_opt;    /* an option that only --iterative takes */
+};
+
+/* ---- trackers ------------------------------------------------------------- */
+
+/* Choose the tracker: the user's, else the previous images', else the first
+ * usable one (uffd-wp is passed over for a process using userfaultfd). */
+static const struct tracker_ops *choose_tracker(const char *choice, const char *prev,
+						const struct kerndat *kd, pid_t pid,
+						const char *cmd)
+{
+	const struct backend_family *f = backend_family("tracker");
+	const struct backend_desc *b;
+	char why[256];
+
+	if (strcmp(choice, "auto") == 0 && prev && tracker_ops_by_name(prev))
+		return tracker_ops_by_name(prev);
+	if (strcmp(choice, "auto") == 0) {
+		struct target t;
+		struct ferr e;
+		bool uses = false;
+
+		if (target_open(&t, pid, &e) == 0)
+			uses = target_uses_uffd(&t);
+		target_close(&t);
+		for (size_t i = 0; i < f->n; i++) {
+			if (!backend_usable(&f->list[i], kd))
+				continue;
+			if (uses && strcmp(f->list[i].name, "uffd-wp") == 0) {
+				pr_info("process %d uses userfaultfd itself: not tracking with uffd-wp",
+					pid);
+				continue;
+			}
+			return tracker_ops_by_name(f->list[i].name);
+		}
+		fprintf(stderr, "ferry %s: no dirty tracker is usable here\n", cmd);
+		return NULL;
+	}
+	b = backend_choose(f, choice, kd, why, sizeof(why));
+	if (!b) {
+		fprintf(stderr, "ferry %s: %s\n", cmd, why);
+		return NULL;
+	}
+	return tracker_ops_by_name(b->name);
+}
+
+/* Pick up the previous round's tracking: soft-dirty bits live in the kernel,
+ * hashes in the previous images, a userfaultfd in its keeper. */
+static void resume_tracker(struct tracker *tr, const struct img_image *prev, pid_t pid)
+{
+	struct ferr e;
+	int fd;
+
+	if (!prev || !prev->inv->tracker || strcmp(prev->inv->tracker, tr->ops->name))
+		return;
+	if (tr->ops != &track_uffd_ops) {
+		tr->armed = true;
+		return;
+	}
+	fd = keeper_take(prev->inv->id.data, pid, &e);
+	if (fd >= 0) {
+		tr->uffd = fd;
+		tr->armed = true;
+		return;
+	}
+	if (fd == -ENOENT)
+		pr_warn("the uffd-wp tracking of the previous images is gone (its keeper exited, "
+			"or the process was tracked by a round that failed): copying every page");
+	else
+		pr_warn("%s: copying every page", e.msg);
+}
+
+/* ---- output --------------------------------------------------------------- */
+
+static void json_result(struct json *j, const char *key, const struct dump_result *r)
+{
+	uint64_t ps = (uint64_t)ferry_page_size();
+
+	json_obj_begin(j, key);
+	json_u64(j, "threads", r->threads);
+	json_u64(j, "vmas", r->vmas);
+	json_u64(j, "pages", r->data_pages + r->zero_pages + r->parent_pages);
+	json_u64(j, "data_pages", r->data_pages);
+	json_u64(j, "zero_pages", r->zero_pages);
+	json_u64(j, "parent_pages", r->parent_pages);
+	json_u64(j, "bytes", r->data_pages * ps);
+	json_f64(j, "seconds", r->seconds);
+	json_f64(j, "freeze_seconds", r->freeze_ns / 1e9);
+	json_bool(j, "tracked", r->tracked);
+	json_obj_end(j);
+}
+
+static void print_summary(const struct dump_cli *c, const struct dump_result *r)
+{
+	const struct dump_opts *o = &c->o;
 	uint64_t bytes = r->data_pages * (uint64_t)ferry_page_size();
 
-	if (json) {
+	if (c->json) {
 		struct json j;
 
 		json_init(&j, stdout);
 		json_obj_begin(&j, NULL);
 		json_u64(&j, "pid", (uint64_t)o->pid);
 		json_str(&j, "dir", o->dir);
+		json_str(&j, "kind", c->pre ? "pre-dump" : "dump");
 		json_u64(&j, "threads", r->threads);
 		json_u64(&j, "vmas", r->vmas);
-		json_u64(&j, "pages", r->data_pages + r->zero_pages);
+		json_u64(&j, "pages", r->data_pages + r->zero_pages + r->parent_pages);
 		json_u64(&j, "data_pages", r->data_pages);
 		json_u64(&j, "zero_pages", r->zero_pages);
+		json_u64(&j, "parent_pages", r->parent_pages);
 		json_u64(&j, "bytes", bytes);
 		json_f64(&j, "seconds", r->seconds);
 		json_f64(&j, "freeze_seconds", r->freeze_ns / 1e9);
 		json_str(&j, "layout", o->layout->name);
 		json_str(&j, "pages_backend", o->pages->name);
+		if (o->tr)
+			json_str(&j, "tracker", o->tr->ops->name);
+		else
+			json_null(&j, "tracker");
+		json_bool(&j, "tracked", r->tracked);
 		json_bool(&j, "left_running", !r->killed);
 		json_obj_end(&j);
 		json_finish(&j);
 		return;
 	}
-	printf("dumped process %d to %s: %" PRIu64 " pages (%.1f MiB), %zu threads, %zu vmas, "
-	       "%.3f s, frozen %.3f s, %s\n", o->pid, o->dir, r->data_pages + r->zero_pages,
-	       bytes / 1048576.0, r->threads, r->vmas, r->seconds, r->freeze_ns / 1e9,
-	       r->killed ? "process ended" : "process left running");
+	if (c->pre) {
+		printf("pre-dumped process %d to %s: %" PRIu64 " pages copied (%.1f MiB), %" PRIu64
+		       " unchanged in parent, %zu vmas, %.3f s, stopped %.3f s, tracker %s\n",
+		       o->pid, o->dir, r->data_pages + r->zero_pages, bytes / 1048576.0,
+		       r->parent_pages, r->vmas, r->seconds, r->freeze_ns / 1e9,
+		       o->tr ? o->tr->ops->name : "none");
+		return;
+	}
+	printf("dumped process %d to %s: %" PRIu64 " pages (%.1f MiB)", o->pid, o->dir,
+	       r->data_pages + r->zero_pages + r->parent_pages, bytes / 1048576.0);
+	if (r->parent_pages)
+		printf(" + %" PRIu64 " in parent", r->parent_pages);
+	printf(", %zu threads, %zu vmas, %.3f s, frozen %.3f s, %s\n", r->threads, r->vmas,
+	       r->seconds, r->freeze_ns / 1e9, r->killed ? "process ended" : "process left running");
 }
 
-int cmd_dump(int argc, char **argv)
+static void print_round(const struct iter_round *r, void *arg)
+{
+	const struct dump_cli *c = arg;
+
+	if (c->json)
+		return;
+	if (r->n == 1)
+		printf("%5s %10s %10s %8s %12s %12s %11s %8s\n", "round", "pages", "MiB", "seconds",
+		       "dirty MB/s", "copy MB/s", "predict ms", "throttle");
+	printf("%5u %10" PRIu64 " %10.1f %8.3f %12.1f %12.1f %11.1f %7.0f%%\n", r->n, r->pages,
+	       r->bytes / 1048576.0, r->seconds, r->dirty_rate / 1e6, r->bandwidth / 1e6,
+	       r->predicted_ns / 1e6, r->throttle * 100);
+	fflush(stdout);
+}
+
+static void print_iter(const struct dump_cli *c, const struct iter_opts *io,
+		       const struct iter_result *r)
+{
+	uint64_t ps = (uint64_t)ferry_page_size();
+	const struct dump_result *f = &r->final;
+
+	if (c->json) {
+		struct json j;
+
+		json_init(&j, stdout);
+		json_obj_begin(&j, NULL);
+		json_u64(&j, "pid", (uint64_t)c->o.pid);
+		json_str(&j, "dir", c->o.dir);
+		json_str(&j, "tracker", io->track->name);
+		json_f64(&j, "downtime_limit_ms", io->downtime_limit_ns / 1e6);
+		json_arr_begin(&j, "rounds");
+		for (size_t i = 0; i < r->nr; i++) {
+			const struct iter_round *x = &r->rounds[i];
+
+			json_obj_begin(&j, NULL);
+			json_u64(&j, "round", x->n);
+			json_u64(&j, "pages", x->pages);
+			json_u64(&j, "parent_pages", x->parent_pages);
+			json_u64(&j, "bytes", x->bytes);
+			json_f64(&j, "seconds", x->seconds);
+			json_f64(&j, "dirty_rate", x->dirty_rate);
+			json_f64(&j, "bandwidth", x->bandwidth);
+			json_f64(&j, "predicted_downtime_ms", x->predicted_ns / 1e6);
+			json_f64(&j, "throttle", x->throttle);
+			json_f64(&j, "stopped_seconds", x->freeze_ns / 1e9);
+			json_obj_end(&j);
+		}
+		json_arr_end(&j);
+		json_str(&j, "stop_reason", r->stop_reason);
+		if (r->throttle_method)
+			json_str(&j, "throttle_method", r->throttle_method);
+		else
+			json_null(&j, "throttle_method");
+		json_result(&j, "final", f);
+		json_f64(&j, "freeze_seconds", f->freeze_ns / 1e9);
+		json_f64(&j, "seconds", r->seconds);
+		json_u64(&j, "total_bytes", r->total_bytes);
+		json_bool(&j, "left_running", !f->killed);
+		json_obj_end(&j);
+		json_finish(&j);
+		return;
+	}
+	printf("%5s %10" PRIu64 " %10.1f %8.3f   (final, frozen; %" PRIu64 " pages in parent)\n",
+	       "final", f->data_pages, f->data_pages * ps / 1048576.0, f->seconds, f->parent_pages);
+	printf("stopped after %zu round%s: %s%s%s\n", r->nr, r->nr == 1 ? "" : "s",
+	       r->stop_reason, r->throttle_method ? "; throttled by " : "",
+	       r->throttle_method ? r->throttle_method : "");
+	printf("dumped process %d to %s: frozen %.1f ms, %.3f s in all, %.1f MiB copied, %s\n",
+	       c->o.pid, c->o.dir, f->freeze_ns / 1e6, r->seconds, r->total_bytes / 1048576.0,
+	       f->killed ? "process ended" : "process left running");
+}
+
+/* ---- command lines -------------------------------------------------------- */
+
+static int parse(int argc, char **argv, const char *cmd, struct dump_cli *c)
 {
 	static const struct option opts[] = {
 		{ "tree", required_argument, NULL, 't' },
@@ -96,79 +333,234 @@ int cmd_dump(int argc, char **argv)
 		{ "layout", required_argument, NULL, 'L' },
 		{ "pages", required_argument, NULL, 'P' },
 		{ "skip-unsupported-fds", no_argument, NULL, 'S' },
+		{ "prev-images-dir", required_argument, NULL, 'p' },
+		{ "track", required_argument, NULL, 'T' },
+		{ "iterative", no_argument, NULL, 'I' },
+		{ "downtime-limit", required_argument, NULL, 'd' },
+		{ "max-rounds", required_argument, NULL, 'm' },
+		{ "auto-converge", no_argument, NULL, 'A' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *layout = "auto", *pages = "auto";
-	struct dump_opts o = { 0 };
-	struct dump_result r;
-	struct kerndat kd;
-	struct ferr err;
-	bool json = false;
-	char why[256];
-	const struct backend_desc *b;
-	int c;
+	char *end;
+	int ch;
 
-	while ((c = getopt_long(argc, argv, "t:D:Rvh", opts, NULL)) != -1) {
-		switch (c) {
+	c->layout = c->pages = c->track = "auto";
+	c->downtime_ms = DEFAULT_DOWNTIME_MS;
+	c->max_rounds = DEFAULT_MAX_ROUNDS;
+	while ((ch = getopt_long(argc, argv, "t:D:Rvh", opts, NULL)) != -1) {
+		switch (ch) {
 		case 't':
-			o.pid = atoi(optarg);
-			if (o.pid <= 0)
-				return cli_usage_error("dump", "-t needs a process id, not `%s`", optarg);
+			c->o.pid = atoi(optarg);
+			if (c->o.pid <= 0)
+				return cli_usage_error(cmd, "-t needs a process id, not `%s`", optarg);
 			break;
 		case 'D':
-			o.dir = optarg;
+			c->o.dir = optarg;
 			break;
 		case 'R':
-			o.leave_running = true;
+			c->o.leave_running = true;
 			break;
 		case 'L':
-			layout = optarg;
+			c->layout = optarg;
 			break;
 		case 'P':
-			pages = optarg;
+			c->pages = optarg;
 			break;
 		case 'S':
-			o.skip_unsupported_fds = true;
+			c->o.skip_unsupported_fds = true;
+			break;
+		case 'p':
+			c->o.parent = optarg;
+			break;
+		case 'T':
+			c->track = optarg;
+			break;
+		case 'I':
+			c->iterative = true;
+			break;
+		case 'd':
+			c->downtime_ms = strtoull(optarg, &end, 10);
+			if (*end || !*optarg)
+				return cli_usage_error(cmd, "--downtime-limit needs milliseconds, not `%s`",
+						       optarg);
+			c->iter_only_opt = true;
+			break;
+		case 'm':
+			c->max_rounds = (unsigned)strtoul(optarg, &end, 10);
+			if (*end || !*optarg || !c->max_rounds || c->max_rounds > IMG_CHAIN_MAX - 1)
+				return cli_usage_error(cmd, "--max-rounds needs a number from 1 to %d",
+						       IMG_CHAIN_MAX - 1);
+			c->iter_only_opt = true;
+			break;
+		case 'A':
+			c->auto_converge = true;
+			c->iter_only_opt = true;
 			break;
 		case 'v':
 			log_set_level(log_get_level() < LOG_INFO ? LOG_INFO : LOG_DEBUG);
 			break;
 		case 'j':
-			json = true;
+			c->json = true;
 			break;
 		case 'h':
-			cmd_dump_help(stdout);
-			return EXIT_OK;
+			if (c->pre)
+				cmd_pre_dump_help(stdout);
+			else
+				cmd_dump_help(stdout);
+			return -1;
 		default:
-			return cli_usage_error("dump", "unknown option");
+			return cli_usage_error(cmd, "unknown option");
 		}
 	}
 	if (optind < argc)
-		return cli_usage_error("dump", "unexpected argument `%s`", argv[optind]);
-	if (!o.pid || !o.dir)
-		return cli_usage_error("dump", "-t PID and -D DIR are required");
+		return cli_usage_error(cmd, "unexpected argument `%s`", argv[optind]);
+	if (!c->o.pid || !c->o.dir)
+		return cli_usage_error(cmd, "-t PID and -D DIR are required");
+	if (c->pre && (c->o.leave_running || c->iterative || c->iter_only_opt ||
+		       c->o.skip_unsupported_fds))
+		return cli_usage_error(cmd, "takes neither --leave-running, --skip-unsupported-fds "
+				       "nor the --iterative options (a pre-dump always leaves the "
+				       "process running)");
+	if (c->iter_only_opt && !c->iterative)
+		return cli_usage_error(cmd, "--downtime-limit, --max-rounds and --auto-converge go "
+				       "with --iterative");
+	if (c->iterative && c->o.parent)
+		return cli_usage_error(cmd, "--iterative makes its own rounds: no --prev-images-dir");
+	if (!c->pre && !c->iterative && !c->o.parent && strcmp(c->track, "auto"))
+		return cli_usage_error(cmd, "--track goes with --prev-images-dir or --iterative");
+	return 0;
+}
 
-	kerndat_probe(&kd);
-	b = backend_choose(backend_family("layout"), layout, &kd, why, sizeof(why));
-	if (!b || !(o.layout = layout_ops_by_name(b->name)))
-		return fprintf(stderr, "ferry dump: %s\n", why), EXIT_FAIL;
-	b = backend_choose(backend_family("pages"), pages, &kd, why, sizeof(why));
-	if (!b || !(o.pages = pages_ops_by_name(b->name)))
-		return fprintf(stderr, "ferry dump: %s\n", why), EXIT_FAIL;
-	o.use_pidfd = kd_has(&kd, KD_PROCESS_VM_PIDFD);
-	pr_info("dumping process %d with --layout %s --pages %s, reading by %s", o.pid,
-		o.layout->name, o.pages->name, o.use_pidfd ? "pidfd" : "pid (re-checked per batch)");
+static int pick_backends(struct dump_cli *c, const struct kerndat *kd, const char *cmd)
+{
+	const struct backend_desc *b;
+	char why[256];
 
+	b = backend_choose(backend_family("layout"), c->layout, kd, why, sizeof(why));
+	if (!b || !(c->o.layout = layout_ops_by_name(b->name)))
+		return fprintf(stderr, "ferry %s: %s\n", cmd, why), -1;
+	b = backend_choose(backend_family("pages"), c->pages, kd, why, sizeof(why));
+	if (!b || !(c->o.pages = pages_ops_by_name(b->name)))
+		return fprintf(stderr, "ferry %s: %s\n", cmd, why), -1;
+	c->o.use_pidfd = kd_has(kd, KD_PROCESS_VM_PIDFD);
+	return 0;
+}
+
+static int run_iterative(struct dump_cli *c, const struct kerndat *kd)
+{
+	struct iter_opts io = { .base = c->o, .downtime_limit_ns = c->downtime_ms * 1000000ull,
+				.max_rounds = c->max_rounds, .auto_converge = c->auto_converge };
+	struct iter_result r;
+	struct ferr err;
+	int ret;
+
+	io.track = choose_tracker(c->track, NULL, kd, c->o.pid, "dump");
+	if (!io.track)
+		return EXIT_FAIL;
+	pr_info("iterative dump of process %d with --track %s, downtime limit %" PRIu64 " ms",
+		c->o.pid, io.track->name, c->downtime_ms);
 	ferr_clear(&err);
-	if (dump_run(&o, &r, &err)) {
+	ret = iter_run(&io, &r, print_round, c, &err);
+	if (ret) {
 		fprintf(stderr, "ferry dump: %s\n", err.msg);
 		fprintf(stderr, "ferry dump: no complete dump was written to %s; process %d %s\n",
-			o.dir, o.pid, err.code == ESRCH ? "is gone" : "was left running");
+			c->o.dir, c->o.pid, err.code == ESRCH ? "is gone" : "was left running");
+		iter_result_free(&r);
 		return EXIT_FAIL;
 	}
-	print_summary(&o, &r, json);
+	print_iter(c, &io, &r);
+	iter_result_free(&r);
 	return EXIT_OK;
+}
+
+/* One round, pre-dump or final, maybe on top of --prev-images-dir. */
+static int run_one(struct dump_cli *c, const struct kerndat *kd, const char *cmd)
+{
+	struct img_image *prev = NULL;
+	struct tracker tr;
+	struct dump_result r;
+	struct ferr err;
+	struct target t;
+	int ret;
+
+	ferr_clear(&err);
+	tracker_init(&tr, NULL);
+	if (c->o.parent) {
+		char path[PATH_MAX];
+
+		snprintf(path, sizeof(path), "%s/%s", c->o.dir, c->o.parent);
+		if (c->o.parent[0] == '/') {
+			fprintf(stderr, "ferry %s: --prev-images-dir is relative to -D DIR (as in "
+				"criu), not `%s`\n", cmd, c->o.parent);
+			return EXIT_FAIL;
+		}
+		/* The path is relative to DIR, which must exist to resolve it. */
+		if ((mkdir(c->o.dir, 0700) < 0 && errno != EEXIST) || img_open(&prev, path, &err)) {
+			if (!err.code)
+				ferr_sys(&err, errno, "create image directory `%s`", c->o.dir);
+			fprintf(stderr, "ferry %s: previous images: %s\n", cmd, err.msg);
+			return EXIT_FAIL;
+		}
+	}
+	if (c->pre || prev) {
+		tr.ops = choose_tracker(c->track, prev ? prev->inv->tracker : NULL, kd, c->o.pid, cmd);
+		if (!tr.ops) {
+			img_close(prev);
+			return EXIT_FAIL;
+		}
+		resume_tracker(&tr, prev, c->o.pid);
+		c->o.tr = &tr;
+	}
+	img_close(prev);
+	pr_info("%s process %d with --layout %s --pages %s%s%s", cmd, c->o.pid, c->o.layout->name,
+		c->o.pages->name, tr.ops ? " --track " : "", tr.ops ? tr.ops->name : "");
+
+	ret = target_open(&t, c->o.pid, &err);
+	if (!ret)
+		ret = dump_round(&t, &c->o, &r, &err);
+	/* A pre-dump leaves its userfaultfd to a keeper for the next round. */
+	if (!ret && c->pre && tr.uffd >= 0)
+		ret = keeper_spawn(r.id, t.pid, t.pidfd, tr.uffd, &err);
+	target_close(&t);
+	tracker_fini(&tr);
+	if (ret) {
+		fprintf(stderr, "ferry %s: %s\n", cmd, err.msg);
+		fprintf(stderr, "ferry %s: no complete %s was written to %s; process %d %s\n", cmd,
+			c->pre ? "pre-dump" : "dump", c->o.dir, c->o.pid,
+			err.code == ESRCH ? "is gone" : "was left running");
+		return EXIT_FAIL;
+	}
+	print_summary(c, &r);
+	return EXIT_OK;
+}
+
+static int dump_main(int argc, char **argv, bool pre)
+{
+	const char *cmd = pre ? "pre-dump" : "dump";
+	struct dump_cli c = { .pre = pre };
+	struct kerndat kd;
+	int ret = parse(argc, argv, cmd, &c);
+
+	if (ret)
+		return ret < 0 ? EXIT_OK : ret;
+	c.o.pre = pre;
+	kerndat_probe(&kd);
+	if (pick_backends(&c, &kd, cmd))
+		return EXIT_FAIL;
+	if (c.iterative)
+		return run_iterative(&c, &kd);
+	return run_one(&c, &kd, cmd);
+}
+
+int cmd_dump(int argc, char **argv)
+{
+	return dump_main(argc, argv, false);
+}
+
+int cmd_pre_dump(int argc, char **argv)
+{
+	return dump_main(argc, argv, true);
 }

@@ -9,6 +9,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 
 #include "common/fault.h"
@@ -201,6 +202,9 @@ static int open_parent(const struct dump_opts *o, struct img_image **pimg, struc
 	*pimg = NULL;
 	if (!o->parent)
 		return 0;
+	/* The parent is relative to DIR, which must exist for the path to resolve. */
+	if (mkdir(o->dir, 0700) < 0 && errno != EEXIST)
+		return ferr_sys(err, errno, "create image directory `%s`", o->dir);
 	if (asprintf(&path, "%s/%s", o->dir, o->parent) < 0)
 		return ferr_sys(err, ENOMEM, "parent path");
 	ret = img_open(pimg, path, err);
@@ -339,6 +343,7 @@ int dump_round(struct target *t, const struct dump_opts *o, struct dump_result *
 	ret = img_writer_commit(w, o->pre ? 0 : res->freeze_ns, err);
 	if (ret)
 		goto out;
+	memcpy(res->id, img_writer_id(w), IMG_ID_SIZE);
 	if (!o->pre && !o->leave_running) {
 		/* Ended only once its images are safely on disk. */
 		syscall(SYS_pidfd_send_signal, t->pidfd, SIGKILL, NULL, 0);

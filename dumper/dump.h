@@ -38,6 +38,7 @@ struct dump_result {
 	double seconds;
 	bool killed;
 	bool tracked;              /* a dirty set was known: only it was copied */
+	uint8_t id[IMG_ID_SIZE];   /* of the dump written */
 };
 
 /* Open the target, run one round, close it. */

@@ -13,6 +13,8 @@
 
 static const struct ferry_cmd commands[] = {
 	{ "check", "probe the kernel and say what ferry can do here", cmd_check, cmd_check_help },
+	{ "pre-dump", "copy a running process's memory and keep tracking its writes", cmd_pre_dump,
+	  cmd_pre_dump_help },
 	{ "dump", "freeze a process and write its complete state to images", cmd_dump, cmd_dump_help },
 	{ "restore", "bring a dumped process back to life", cmd_restore, cmd_restore_help },
 	{ "show", "decode an image directory (like crit show)", cmd_show, cmd_show_help },

@@ -13,6 +13,7 @@
 #include "common/compat.h"
 #include "common/inject.h"
 #include "common/log.h"
+#include "dumper/keeper.h"
 #include "dumper/pages.h"
 #include "dumper/track.h"
 
@@ -248,8 +249,11 @@ static int uffd_arm(struct tracker *tr, struct target *t, const struct vma_list 
 {
 	int ret = open_pagemap(tr, t, err);
 
-	if (!ret && tr->uffd < 0)
+	if (!ret && tr->uffd < 0) {
+		/* Tracking a chain of earlier pre-dumps left would refuse ours. */
+		keeper_drop(t->pid);
 		ret = uffd_create(tr, t, err);
+	}
 	/* Adjacent VMAs register as one range: fewer calls for many VMAs. */
 	for (size_t i = 0; !ret && i < vl->n; i++) {
 		uint64_t start = vl->v[i].start;
@@ -330,9 +334,8 @@ static int uffd_collect(struct tracker *tr, struct target *t, const struct vma_l
 			struct range_list *d, struct ferr *err)
 {
 	struct page_region *vec = malloc(SCAN_VEC * sizeof(*vec));
-	int ret = vec ? 0 : ferr_sys(err, ENOMEM, "scan vector");
+	int ret = vec ? open_pagemap(tr, t, err) : ferr_sys(err, ENOMEM, "scan vector");
 
-	(void)t;
 	for (size_t i = 0; !ret && i < vl->n; i++) {
 		const struct vma *v = &vl->v[i];
 		bool untracked, ok;
@@ -392,7 +395,7 @@ static int sd_collect(struct tracker *tr, struct target *t, const struct vma_lis
 	uint64_t ps = (uint64_t)ferry_page_size(), t0 = now_ns();
 	uint64_t *pme = malloc(PAGEMAP_CHUNK * sizeof(*pme));
 	bool was_frozen = t->frozen;
-	int ret = pme ? 0 : ferr_sys(err, ENOMEM, "pagemap buffer");
+	int ret = pme ? open_pagemap(tr, t, err) : ferr_sys(err, ENOMEM, "pagemap buffer");
 
 	if (!ret && !was_frozen)
 		ret = target_freeze(t, err);

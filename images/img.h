@@ -96,6 +96,8 @@ int __must_check img_writer_commit(struct img_writer *w, uint64_t freeze_ns, str
 void img_writer_free(struct img_writer *w);
 
 const Ferry__PagemapStats *img_writer_stats(const struct img_writer *w);
+/* The 16 random bytes naming this dump (a child records them as parent_id). */
+const uint8_t *img_writer_id(const struct img_writer *w);
 
 /* ---- reading ---------------------------------------------------------- */
 

@@ -501,6 +501,11 @@ const Ferry__PagemapStats *img_writer_stats(const struct img_writer *w)
 	return &w->stats;
 }
 
+const uint8_t *img_writer_id(const struct img_writer *w)
+{
+	return w->id;
+}
+
 static int writer_write_inventory(struct img_writer *w, uint64_t freeze_ns, struct ferr *err)
 {
 	Ferry__ImageFile files[IMG_NR_TYPES], *fp[IMG_NR_TYPES];
