@@ -14,7 +14,7 @@
 void cmd_show_help(FILE *out)
 {
 	fprintf(out,
-		"Usage: ferry show DIR [--json] [--verify]\n"
+		"Usage: ferry show DIR [--json] [--verify] [--runs]\n"
 		"\n"
 		"Decode the image directory DIR: inventory, parent chain, process and\n"
 		"threads, file descriptors, VMAs (printed as /proc/PID/maps prints them)\n"
@@ -24,6 +24,8 @@ void cmd_show_help(FILE *out)
 		"  --json      print the same as one JSON object\n"
 		"  --verify    also check the checksum of every page run through the chain;\n"
 		"              exit 1 on any mismatch\n"
+		"  --runs      list every page run of DIR's own pagemap, one per line:\n"
+		"              START END PAGES data|zero|parent (addresses in hex)\n"
 		"  -h, --help  this help\n"
 		"\n"
 		"Exit status: 0 valid, 1 invalid or unreadable images, 2 usage error.\n");
@@ -82,6 +84,8 @@ static void show_text(struct img_image *img, Ferry__Process *proc, Ferry__Thread
 	       inv->arch, inv->page_size, inv->root_pid);
 	if (inv->has_freeze_ns)
 		printf("frozen:    %.3f ms\n", inv->freeze_ns / 1e6);
+	if (inv->tracker)
+		printf("tracker:   %s (armed for the next round)\n", inv->tracker);
 	printf("chain:     %s", img->path);
 	for (const struct img_image *p = img->parent; p; p = p->parent)
 		printf(" -> %s (%s)", p->path, kind_name(p->inv->kind));
@@ -292,9 +296,21 @@ static void show_json(struct json *j, struct img_image *img, Ferry__Process *pro
 		json_u64(j, "zero_pages", inv->stats->zero_pages);
 		json_obj_end(j);
 	}
+	json_str(j, "tracker", inv->tracker);
 }
 
-static int show(const char *dir, bool json, bool verify)
+static void show_runs(const struct img_image *img)
+{
+	for (size_t i = 0; i < img->nr_runs; i++) {
+		const struct img_run *r = &img->runs[i];
+
+		printf("%" PRIx64 " %" PRIx64 " %" PRIu64 " %s\n", r->vaddr,
+		       r->vaddr + r->nr_pages * img->page_size, r->nr_pages,
+		       r->flags & IMG_RUN_IN_PARENT ? "parent" : r->flags & IMG_RUN_ZERO ? "zero" : "data");
+	}
+}
+
+static int show(const char *dir, bool json, bool verify, bool runs)
 {
 	struct img_image *img = NULL;
 	Ferry__Process *proc = NULL;
@@ -320,7 +336,9 @@ static int show(const char *dir, bool json, bool verify)
 	}
 	if (verify)
 		vret = img_verify(img, &rep, &err);
-	if (json) {
+	if (runs) {
+		show_runs(img);
+	} else if (json) {
 		struct json j;
 
 		json_init(&j, stdout);
@@ -364,10 +382,11 @@ int cmd_show(int argc, char **argv)
 	static const struct option opts[] = {
 		{ "json", no_argument, NULL, 'j' },
 		{ "verify", no_argument, NULL, 'V' },
+		{ "runs", no_argument, NULL, 'r' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	bool json = false, verify = false;
+	bool json = false, verify = false, runs = false;
 	int c;
 
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -378,6 +397,9 @@ int cmd_show(int argc, char **argv)
 		case 'V':
 			verify = true;
 			break;
+		case 'r':
+			runs = true;
+			break;
 		case 'h':
 			cmd_show_help(stdout);
 			return EXIT_OK;
@@ -387,5 +409,7 @@ int cmd_show(int argc, char **argv)
 	}
 	if (optind + 1 != argc)
 		return cli_usage_error("show", "expected exactly one image directory");
-	return show(argv[optind], json, verify);
+	if (runs && json)
+		return cli_usage_error("show", "--runs prints lines, not JSON: choose one");
+	return show(argv[optind], json, verify, runs);
 }

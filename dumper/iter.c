@@ -1,9 +1,13 @@
 /* The iterative pre-copy loop (see iter.h). */
 #include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/syscall.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 
+#include "common/fault.h"
 #include "common/log.h"
 #include "dumper/iter.h"
 #include "dumper/throttle.h"
@@ -113,6 +117,12 @@ int iter_run(const struct iter_opts *o, struct iter_result *res, iter_round_cb c
 			break;
 		if (cb)
 			cb(&row, arg);
+		if (k == 1 && fault_hit("kill-target-after-round")) {
+			/* Dies between rounds, its tracking armed, for certain. */
+			struct pollfd pfd = { .fd = t.pidfd, .events = POLLIN };
+			syscall(SYS_pidfd_send_signal, t.pidfd, SIGKILL, NULL, 0);
+			poll(&pfd, 1, 5000);
+		}
 
 		if (k > 1 && r.tracked && row.predicted_ns <= o->downtime_limit_ns) {
 			res->stop_reason = "the predicted freeze fits the downtime limit";

@@ -8,11 +8,14 @@
  *   --rate     random page writes per second, as MB/s (0: none)
  *   --churn    every MS milliseconds change the layout of the churn
  *              regions: munmap+mmap again, mremap to a new place, mprotect
- *              read-only and back, madvise(DONTNEED) half of one
+ *              read-only and back, madvise(DONTNEED) half of one, grow
+ *              or shrink the heap with brk
  *   --busy     spin on a work counter between writes (for throughput);
  *              without it the loop sleeps 200 us per turn
  *   --manual   write nothing on its own; SIGHUP writes every page of the
  *              main region whose index % 7 == 3, then CTL.hup says which
+ *   --own-uffd register the first churn region with a userfaultfd of its own
+ *              (missing mode), as a process that uses userfaultfd would
  *
  * CTL.ready gets "PID MAINADDR NPAGES" once it runs. SIGUSR1: check every page
  * and write "ok PAGES" or "bad ..." to CTL.check. SIGUSR2: write the largest
@@ -24,7 +27,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/userfaultfd.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -41,7 +47,10 @@ struct region {
 };
 
 static size_t ps;
-static struct region mainr, churn[NCHURN];
+#define HEAP_MAX 128
+
+static struct region mainr, churn[NCHURN], heap;
+static uint32_t heap_ver[HEAP_MAX];
 static volatile sig_atomic_t want_check, want_stats, want_hup;
 static const char *ctl;
 static uint64_t rng = 0x243f6a8885a308d3ull;
@@ -95,15 +104,17 @@ static size_t check_region(const struct region *r)
 static void put_file(const char *suffix, const char *text)
 {
 	char path[4096], tmp[4200];
-	FILE *f;
+	int fd;
 
+	/* No stdio: malloc's heap would share brk with the churned heap. */
 	snprintf(path, sizeof(path), "%s.%s", ctl, suffix);
 	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-	f = fopen(tmp, "w");
-	if (!f)
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	if (fd < 0)
 		return;
-	fputs(text, f);
-	fclose(f);
+	if (write(fd, text, strlen(text)) < 0)
+		perror("write");
+	close(fd);
 	rename(tmp, path);
 }
 
@@ -141,6 +152,24 @@ static void churn_once(void)
 	size_t len = r->npages * ps;
 	void *p;
 
+	if (next_rand() % 5 == 0) {
+		/* brk: grow by 16 written pages, or give 16 back. */
+		if (heap.npages + 16 <= HEAP_MAX && (heap.npages < 32 || next_rand() % 2)) {
+			if (sbrk((intptr_t)(16 * ps)) == (void *)-1) {
+				perror("sbrk");
+				exit(1);
+			}
+			for (size_t i = heap.npages; i < heap.npages + 16; i++) {
+				heap.ver[i] = 0;
+				write_page(&heap, i);
+			}
+			heap.npages += 16;
+		} else {
+			sbrk(-(intptr_t)(16 * ps));
+			heap.npages -= 16;
+		}
+		return;
+	}
 	switch (next_rand() % 4) {
 	case 0: /* unmap and map again at the same place: all new pages */
 		munmap(r->addr, len);
@@ -177,7 +206,7 @@ static void churn_once(void)
 int main(int argc, char **argv)
 {
 	size_t mb = 64, rate = 0, churn_ms = 0;
-	int busy = 0, manual = 0;
+	int busy = 0, manual = 0, own_uffd = 0;
 	uint64_t start, last, max_gap = 0, work = 0, written = 0, stats_from;
 	char buf[256];
 
@@ -198,6 +227,8 @@ int main(int argc, char **argv)
 			busy = 1;
 		else if (!strcmp(argv[i], "--manual"))
 			manual = 1;
+		else if (!strcmp(argv[i], "--own-uffd"))
+			own_uffd = 1;
 		else {
 			fprintf(stderr, "dirtier: bad argument %s\n", argv[i]);
 			return 2;
@@ -217,6 +248,28 @@ int main(int argc, char **argv)
 		churn[i].addr = map_anon(CHURN_PAGES * ps);
 		churn[i].ver = map_anon(CHURN_PAGES * sizeof(uint32_t));
 		fill_region(&churn[i]);
+	}
+	if (own_uffd) {
+		int u = (int)syscall(SYS_userfaultfd, O_CLOEXEC | UFFD_USER_MODE_ONLY);
+		struct uffdio_api api = { .api = UFFD_API };
+		struct uffdio_register reg = {
+			.range = { (uintptr_t)churn[0].addr, CHURN_PAGES * ps },
+			.mode = UFFDIO_REGISTER_MODE_MISSING,
+		};
+
+		if (u < 0 || ioctl(u, UFFDIO_API, &api) || ioctl(u, UFFDIO_REGISTER, &reg)) {
+			perror("own userfaultfd");
+			return 1;
+		}
+	}
+	/* The heap starts page-aligned, empty; churn grows and shrinks it. */
+	{
+		uintptr_t b = (uintptr_t)sbrk(0);
+
+		sbrk((intptr_t)((b + ps - 1) / ps * ps - b));
+		heap.addr = sbrk(0);
+		heap.id = 100;
+		heap.ver = heap_ver;
 	}
 	signal(SIGUSR1, on_sig);
 	signal(SIGUSR2, on_sig);
@@ -265,6 +318,10 @@ int main(int argc, char **argv)
 			for (int i = 0; !bad && i < NCHURN; i++) {
 				bad = check_region(&churn[i]);
 				where = "churn";
+			}
+			if (!bad) {
+				bad = check_region(&heap);
+				where = "heap";
 			}
 			if (bad)
 				snprintf(buf, sizeof(buf), "bad %s page %zu\n", where, bad - 1);

@@ -1,0 +1,221 @@
+#!/bin/sh
+# Iterative pre-dump on real processes. The trackers are held to a known
+# write pattern (exactly the written pages copied, the rest in-parent); a
+# workload that dirties random pages and changes its layout (munmap+mmap,
+# mremap, mprotect, madvise, brk) is dumped iteratively, restored and dumped
+# again many times, checking all its memory each time; separate pre-dump
+# commands chain through the uffd-wp keeper; nothing of the tracking stays
+# in the process; a target that dies mid-iteration leaves no complete-looking
+# images. Runs under tests/run.sh's subreaper.
+. "$(dirname "$0")/lib.sh"
+DIRTIER="$TOOLS/workloads/dirtier"
+RUNCHECK="$TOOLS/tools/runcheck"
+PIDS=""
+trap 'for p in $PIDS; do kill -9 $p 2>/dev/null; done; rm -rf "$T"' EXIT
+
+LOOPS=${PREDUMP_LOOPS:-6}
+wait_for() { for _ in $(seq 200); do [ -s "$1" ] && return 0; sleep 0.05; done; return 1; }
+gone() { ! [ -d /proc/$1 ] || grep -q '^State:.*Z' /proc/$1/status 2>/dev/null; }
+
+# start_dirtier CTL ARGS...: D gets the PID, MAIN and NPAGES its main region.
+start_dirtier() {
+	ctl=$1; shift
+	rm -f "$ctl".*
+	"$DIRTIER" "$ctl" "$@" </dev/null >/dev/null 2>&1 &
+	D=$!
+	PIDS="$PIDS $D"
+	wait_for "$ctl.ready" || fail "dirtier did not start"
+	MAIN=$(awk '{print $2}' "$ctl.ready")
+	NPAGES=$(awk '{print $3}' "$ctl.ready")
+}
+
+# check_mem CTL PID WHAT: the workload checks every page it owns.
+check_mem() {
+	rm -f "$1.check"
+	kill -USR1 "$2" 2>/dev/null
+	for _ in $(seq 200); do [ -s "$1.check" ] && break; sleep 0.05; done
+	case "$(cat "$1.check" 2>/dev/null)" in
+	ok*) ok "$3" ;;
+	*) fail "$3: $(cat "$1.check" 2>/dev/null)" ;;
+	esac
+}
+
+# restore_d DIR: restore detached; RP gets the PID.
+restore_d() {
+	rm -f "$T/pid"
+	"$FERRY" restore -D "$1" -d --pidfile "$T/pid" >"$T/out" 2>"$T/err" || fail "restore $1: $(cat "$T/err")"
+	RP=$(cat "$T/pid" 2>/dev/null)
+	[ -n "$RP" ] && PIDS="$PIDS $RP"
+}
+
+# no_tracking PID WHAT: no userfaultfd fd and no uffd-registered VMA left.
+no_tracking() {
+	if ls -l /proc/$1/fd 2>/dev/null | grep -q userfaultfd; then
+		fail "$2: a userfaultfd fd is left in the process"
+	elif grep '^VmFlags' /proc/$1/smaps | grep -qw uw; then
+		fail "$2: VMAs are still registered for uffd write-protect"
+	else
+		ok "$2"
+	fi
+}
+
+keeper_of() { pgrep -f "ferry pre-dump .*-t $1 " || true; }
+
+TRACKERS="uffd-wp hash"
+if "$FERRY" check --json | grep -q '"soft_dirty":true'; then
+	TRACKERS="$TRACKERS soft-dirty"
+else
+	echo "note: this kernel has no soft-dirty; that tracker is tested where it has (KVM guest, later)"
+fi
+
+# 1. Each tracker against a known write pattern: between two pre-dumps the
+#    workload writes pages i % 7 == 3 of its main region and nothing else
+#    there; the second pre-dump must copy exactly those and no more.
+for tr in $TRACKERS; do
+	start_dirtier "$T/x" --mb 8 --manual
+	expect_rc 0 "$tr: first pre-dump" "$FERRY" pre-dump -t $D -D "$T/x1" --track $tr
+	expect_in "$T/out" "tracker $tr" "$tr: the summary names the tracker"
+	kill -HUP $D
+	wait_for "$T/x.hup" || fail "$tr: the workload did not write its pattern"
+	expect_rc 0 "$tr: second pre-dump on top of the first" \
+		"$FERRY" pre-dump -t $D -D "$T/x2" --prev-images-dir ../x1
+	if "$RUNCHECK" "$T/x2" "$MAIN" "$NPAGES" 7 3 >"$T/rc"; then
+		ok "$tr: exactly the written pages copied ($(cat "$T/rc"))"
+	else
+		fail "$tr: $(cat "$T/rc")"
+	fi
+	# With nothing written since, a third round copies none of the region.
+	expect_rc 0 "$tr: third pre-dump" "$FERRY" pre-dump -t $D -D "$T/x3" --prev-images-dir ../x2
+	if "$RUNCHECK" "$T/x3" "$MAIN" "$NPAGES" 1000000000 1000000000 >"$T/rc"; then
+		ok "$tr: nothing written, nothing copied ($(cat "$T/rc"))"
+	else
+		fail "$tr: unwritten pages copied: $(cat "$T/rc")"
+	fi
+	kill -9 $D
+	wait $D 2>/dev/null
+	rm -rf "$T/x1" "$T/x2" "$T/x3"
+done
+
+# 2. dump --iterative, restore, check every page, and again on the restored
+#    process, many times: random writes at 32 MB/s and layout churn.
+for tr in uffd-wp hash; do
+	start_dirtier "$T/w" --mb 64 --rate 32 --churn 5
+	P=$D
+	n=0
+	while [ $n -lt "$LOOPS" ]; do
+		n=$((n + 1))
+		rm -rf "$T/it"
+		if ! "$FERRY" dump --iterative -t $P -D "$T/it" --track $tr --max-rounds 4 \
+			--downtime-limit 20 >"$T/iter.out" 2>"$T/err"; then
+			fail "$tr loop $n: iterative dump: $(cat "$T/err")"
+			break
+		fi
+		for _ in $(seq 100); do gone $P && break; sleep 0.05; done
+		gone $P || fail "$tr loop $n: the dumped process is still there"
+		restore_d "$T/it"
+		[ -n "$RP" ] || break
+		check_mem "$T/w" $RP "$tr loop $n: every page right after iterative dump + restore"
+		P=$RP
+	done
+	grep -q '^final' "$T/iter.out" && grep -q 'frozen' "$T/iter.out" &&
+		ok "$tr: a row per round and the freeze" || fail "$tr: no round table: $(head -c 300 "$T/iter.out")"
+	kill -9 $P 2>/dev/null
+done
+
+# 3. A live snapshot (--iterative --leave-running): the process runs on,
+#    untracked, and the snapshot restores once it is gone.
+start_dirtier "$T/s" --mb 32 --rate 16 --churn 5
+expect_rc 0 "iterative live snapshot" "$FERRY" dump --iterative -R -t $D -D "$T/snap" --json
+expect_in "$T/out" '"rounds":[{"round":1,' "--json has the rounds"
+expect_in "$T/out" '"left_running":true' "--json says the process was left running"
+no_tracking $D "after a live snapshot nothing of the tracking is left"
+check_mem "$T/s" $D "the process runs on intact after the snapshot"
+kill -9 $D
+wait $D 2>/dev/null
+restore_d "$T/snap"
+[ -n "$RP" ] && check_mem "$T/s" $RP "the snapshot restores intact"
+kill -9 $RP 2>/dev/null
+
+# 4. Separate commands: pre-dump, pre-dump, dump, with the uffd-wp tracking
+#    kept by a keeper between them; then restore.
+for tr in uffd-wp hash; do
+	start_dirtier "$T/c" --mb 32 --rate 32 --churn 5
+	mkdir -p "$T/c"
+	expect_rc 0 "$tr: pre-dump 1" "$FERRY" pre-dump -t $D -D "$T/c/p1" --track $tr
+	no_fd=$(ls -l /proc/$D/fd | grep -c userfaultfd)
+	[ "$no_fd" = 0 ] && ok "$tr: the process holds no tracking fd" || fail "$tr: userfaultfd fd left in the process"
+	if [ $tr = uffd-wp ]; then
+		[ -n "$(keeper_of $D)" ] && ok "a keeper holds the tracking between commands" || fail "no keeper"
+	fi
+	sleep 0.2
+	expect_rc 0 "$tr: pre-dump 2" "$FERRY" pre-dump -t $D -D "$T/c/p2" --prev-images-dir ../p1
+	expect_in "$T/out" "unchanged in parent" "$tr: pre-dump 2 copies only changes"
+	grep -q "copying every page" "$T/err" && fail "$tr: tracking was lost between commands"
+	sleep 0.2
+	expect_rc 0 "$tr: final dump" "$FERRY" dump -t $D -D "$T/c/d" --prev-images-dir ../p2
+	expect_in "$T/out" "in parent" "$tr: the final dump records unchanged pages in parent"
+	for _ in $(seq 100); do gone $D && [ -z "$(keeper_of $D)" ] && break; sleep 0.05; done
+	[ -z "$(keeper_of $D)" ] && ok "$tr: no keeper outlives the process" || fail "$tr: keeper left"
+	expect_rc 0 "$tr: the chain verifies" "$FERRY" show --verify "$T/c/d"
+	restore_d "$T/c/d"
+	[ -n "$RP" ] && check_mem "$T/c" $RP "$tr: every page after pre-dump, pre-dump, dump, restore"
+	kill -9 $RP 2>/dev/null
+	rm -rf "$T/c"
+done
+
+# 5. A new chain replaces an old one's tracking instead of failing on it.
+start_dirtier "$T/n" --mb 8 --rate 8
+expect_rc 0 "pre-dump, chain A" "$FERRY" pre-dump -t $D -D "$T/na"
+expect_rc 0 "pre-dump, chain B (a fresh start)" "$FERRY" pre-dump -t $D -D "$T/nb"
+expect_rc 0 "chain B goes on" "$FERRY" pre-dump -t $D -D "$T/nb2" --prev-images-dir ../nb
+expect_rc 0 "chain A's tracking is gone: it copies everything, says so" \
+	"$FERRY" pre-dump -t $D -D "$T/na2" --prev-images-dir ../na
+expect_in "$T/err" "copying every page" "the lost tracking is reported"
+kill -9 $D
+wait $D 2>/dev/null
+
+# 6. A process using userfaultfd itself: auto picks another tracker, an
+#    explicit uffd-wp is refused with the reason, the process unharmed.
+start_dirtier "$T/u" --mb 8 --rate 8 --own-uffd
+expect_rc 0 "auto tracker for a process with its own userfaultfd" \
+	"$FERRY" pre-dump -t $D -D "$T/u1" --json
+expect_in "$T/out" '"tracker":"hash"' "auto falls back to hash"
+expect_rc 1 "uffd-wp refused for it" "$FERRY" pre-dump -t $D -D "$T/u2" --track uffd-wp
+expect_in "$T/err" "uses userfaultfd itself" "says why"
+check_mem "$T/u" $D "the process is unharmed"
+kill -9 $D
+wait $D 2>/dev/null
+
+# 7. The target dies between rounds: a clean error, no inventory in DIR (an
+#    old dump there included), nothing left behind.
+start_dirtier "$T/k" --mb 16 --rate 16
+mkdir -p "$T/kd" && : >"$T/kd/inventory.img"
+FERRY_FAULT=kill-target-after-round expect_rc 1 "target killed mid-iteration" \
+	"$FERRY" dump --iterative -t $D -D "$T/kd"
+expect_in "$T/err" "exited" "says the process exited"
+expect_in "$T/err" "no complete dump was written" "says nothing complete was written"
+[ ! -e "$T/kd/inventory.img" ] && ok "no inventory in DIR" || fail "DIR looks complete"
+expect_rc 1 "restore refuses it" "$FERRY" restore -D "$T/kd"
+wait $D 2>/dev/null
+start_dirtier "$T/k2" --mb 8 --rate 8
+expect_rc 0 "pre-dump leaves a keeper" "$FERRY" pre-dump -t $D -D "$T/k2d"
+kill -9 $D
+wait $D 2>/dev/null
+for _ in $(seq 100); do [ -z "$(keeper_of $D)" ] && break; sleep 0.05; done
+[ -z "$(keeper_of $D)" ] && ok "the keeper exits with its process" || fail "keeper outlived its process"
+
+# 8. Refusals, the process running on: a missing previous dump, a tracker
+#    this kernel lacks, options that do not fit together.
+start_dirtier "$T/r" --mb 8
+expect_rc 1 "missing --prev-images-dir" "$FERRY" pre-dump -t $D -D "$T/r1" --prev-images-dir ../nope
+expect_in "$T/err" "previous images" "names the previous images"
+if ! echo "$TRACKERS" | grep -q soft-dirty; then
+	expect_rc 1 "soft-dirty refused on this kernel" "$FERRY" pre-dump -t $D -D "$T/r2" --track soft-dirty
+	expect_in "$T/err" "soft" "says soft-dirty is missing"
+fi
+expect_rc 2 "--downtime-limit without --iterative" "$FERRY" dump -t $D -D "$T/r3" --downtime-limit 5
+expect_rc 2 "--leave-running on pre-dump" "$FERRY" pre-dump -t $D -D "$T/r4" -R
+check_mem "$T/r" $D "the process is unharmed by the refusals"
+kill -9 $D
+
+finish
