@@ -1,5 +1,6 @@
 /* Throttling a process for auto-converge (see throttle.h). */
 #include <fcntl.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -22,13 +23,37 @@ void throttle_init(struct throttle *th, pid_t pid, int pidfd)
 	pthread_cond_init(&th->cv, NULL);
 }
 
+/* Where cgroup v2 is mounted (/sys/fs/cgroup, or .../unified on a hybrid
+ * v1+v2 system), from our mountinfo. */
+static bool cgroup2_mount(char *out, size_t len)
+{
+	char line[PATH_MAX + 512];
+	FILE *f = fopen("/proc/self/mountinfo", "re");
+	bool ok = false;
+
+	if (!f)
+		return false;
+	while (!ok && fgets(line, sizeof(line), f)) {
+		char *dash = strstr(line, " - cgroup2 ");
+		char mnt[PATH_MAX];
+
+		/* id parent major:minor root mount-point ... - fstype ... */
+		if (dash && sscanf(line, "%*s %*s %*s %*s %4095s", mnt) == 1)
+			ok = (size_t)snprintf(out, len, "%s", mnt) < len;
+	}
+	fclose(f);
+	return ok;
+}
+
 /* The process's cgroup v2 directory, from the "0::" line of its cgroup file. */
 static bool cgroup_of(pid_t pid, char *out, size_t len)
 {
-	char path[64], line[PATH_MAX];
+	char path[64], line[PATH_MAX], mnt[PATH_MAX];
 	FILE *f;
 	bool ok = false;
 
+	if (!cgroup2_mount(mnt, sizeof(mnt)))
+		return false;
 	snprintf(path, sizeof(path), "/proc/%d/cgroup", (int)pid);
 	f = fopen(path, "re");
 	if (!f)
@@ -36,7 +61,9 @@ static bool cgroup_of(pid_t pid, char *out, size_t len)
 	while (fgets(line, sizeof(line), f)) {
 		if (strncmp(line, "0::", 3) == 0) {
 			line[strcspn(line, "\n")] = 0;
-			ok = (size_t)snprintf(out, len, "/sys/fs/cgroup%s", line + 3) < len;
+			/* The root cgroup has no cpu.max: nothing to throttle by. */
+			ok = strcmp(line + 3, "/") != 0 &&
+			     (size_t)snprintf(out, len, "%s%s", mnt, line + 3) < len;
 		}
 	}
 	fclose(f);
@@ -62,7 +89,7 @@ static bool cgroup_start(struct throttle *th)
 	int fd;
 	ssize_t n;
 
-	if (!cgroup_of(th->pid, cg, sizeof(cg)) || strcmp(cg, "/sys/fs/cgroup/") == 0)
+	if (!cgroup_of(th->pid, cg, sizeof(cg)))
 		return false;
 	if (cgroup_of(getpid(), mine, sizeof(mine)) && strcmp(cg, mine) == 0)
 		return false; /* throttling it would throttle ferry too */

@@ -136,6 +136,20 @@ restore_d "$T/snap"
 [ -n "$RP" ] && check_mem "$T/s" $RP "the snapshot restores intact"
 kill -9 $RP 2>/dev/null
 
+# 3b. Auto-converge: rounds of the hash tracker (which reads all memory each
+#     round) never shrink against 256 MB/s of writes, so the process is
+#     throttled, it says how, and the process is not left stopped.
+start_dirtier "$T/a" --mb 64 --rate 256
+expect_rc 0 "iterative with --auto-converge" "$FERRY" dump --iterative -R --auto-converge \
+	--track hash --downtime-limit 0 --max-rounds 8 -t $D -D "$T/ac" --json
+expect_in "$T/out" '"throttle_method":"' "says how it throttled"
+grep -q '"throttle":0\.[1-9]' "$T/out" && ok "a round ran throttled" || fail "no round was throttled: $(head -c 600 "$T/out")"
+sleep 0.1
+grep -q '^State:.*T' /proc/$D/status && fail "the process was left stopped" || ok "the process is not left stopped"
+check_mem "$T/a" $D "the throttled process is intact"
+kill -9 $D
+wait $D 2>/dev/null
+
 # 4. Separate commands: pre-dump, pre-dump, dump, with the uffd-wp tracking
 #    kept by a keeper between them; then restore.
 for tr in uffd-wp hash; do

@@ -86,6 +86,9 @@ static void test_backend_choose(void **state)
 	kd.has[KD_UFFD_WP_ASYNC] = true;
 	assert_string_equal(backend_auto(tracker, &kd)->name, "hash");
 	kd.has[KD_PTRACE] = kd.has[KD_PIDFD_GETFD] = true;
+	assert_string_equal(backend_auto(tracker, &kd)->name, "hash");
+	/* Its scan needs PAGEMAP_SCAN too (WP_ASYNC came in 6.7 with it). */
+	kd.has[KD_PAGEMAP_SCAN] = true;
 	assert_string_equal(backend_auto(tracker, &kd)->name, "uffd-wp");
 }
 

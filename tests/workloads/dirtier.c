@@ -286,12 +286,13 @@ int main(int argc, char **argv)
 			max_gap = t - last;
 		last = t;
 		if (rate && !manual) {
-			/* Keep to the rate; after a stop, catch up at most 10 ms. */
+			/* Keep to the rate while running: time stopped (or not
+			 * scheduled) is not made up for, beyond 1 ms. */
 			double per_s = (double)rate * 1e6 / ps;
 			double due = per_s * ((t - start) / 1e9);
 
-			if (due - (double)written > per_s / 100)
-				written = (uint64_t)(due - per_s / 100);
+			if (due - (double)written > per_s / 1000)
+				written = (uint64_t)(due - per_s / 1000);
 			while ((double)written < due) {
 				write_page(&mainr, next_rand() % mainr.npages);
 				written++;
