@@ -236,9 +236,9 @@ static void print_summary(const struct dump_cli *c, const struct dump_result *r)
 	}
 	if (c->pre) {
 		printf("pre-dumped process %d to %s: %" PRIu64 " pages copied (%.1f MiB), %" PRIu64
-		       " unchanged in parent, %zu vmas, %.3f s, stopped %.3f s, tracker %s\n",
+		       " unchanged in parent, %zu vmas, %.3f s, stopped %.2f ms, tracker %s\n",
 		       o->pid, o->dir, r->data_pages + r->zero_pages, bytes / 1048576.0,
-		       r->parent_pages, r->vmas, r->seconds, r->freeze_ns / 1e9,
+		       r->parent_pages, r->vmas, r->seconds, r->freeze_ns / 1e6,
 		       o->tr ? o->tr->ops->name : "none");
 		return;
 	}

@@ -210,6 +210,29 @@ static int uffd_create(struct tracker *tr, struct target *t, struct ferr *err)
 	return 0;
 }
 
+/* Write-protect what is populated in [start, end) by a scan that matches
+ * (and so protects) every written page, output discarded. UFFDIO_WRITEPROTECT
+ * would do it too, but with WP_UNPOPULATED it puts a marker on every page of
+ * the range, populated or not, and so would a matching scan that did not also
+ * require present-or-swapped: page tables for all of it, which for a sparse
+ * reservation (ASan's 20 TiB shadow, a JVM heap) exhausts memory (seen: the
+ * OOM killer). A page never touched needs no marker: its first write makes a
+ * PTE without the write-protect bit, which the next scan reports as written. */
+static int uffd_protect_populated(struct tracker *tr, uint64_t start, uint64_t end)
+{
+	struct pm_scan_arg arg = {
+		.size = sizeof(arg),
+		.flags = PM_SCAN_WP_MATCHING | PM_SCAN_CHECK_WPASYNC,
+		.start = start,
+		.end = end,
+		.category_mask = PAGE_IS_WRITTEN,
+		.category_anyof_mask = PAGE_IS_PRESENT | PAGE_IS_SWAPPED,
+		.return_mask = PAGE_IS_WRITTEN,
+	};
+
+	return ioctl(tr->pagemap_fd, PAGEMAP_SCAN, &arg) < 0 ? -errno : 0;
+}
+
 /* Register [start, end) for write-protect tracking and protect what is
  * there. A range the kernel refuses (a device mapping, say) is untrackable:
  * *ok is false and it is copied whole in every round. */
@@ -217,8 +240,7 @@ static int uffd_watch(struct tracker *tr, uint64_t start, uint64_t end, bool *ok
 {
 	struct uffdio_register reg = { .range = { start, end - start },
 				       .mode = UFFDIO_REGISTER_MODE_WP };
-	struct uffdio_writeprotect wp = { .range = { start, end - start },
-					  .mode = UFFDIO_WRITEPROTECT_MODE_WP };
+	int ret;
 
 	*ok = false;
 	if (ioctl(tr->uffd, UFFDIO_REGISTER, &reg) < 0) {
@@ -233,12 +255,14 @@ static int uffd_watch(struct tracker *tr, uint64_t start, uint64_t end, bool *ok
 		tr->untrackable++;
 		return 0;
 	}
-	if (ioctl(tr->uffd, UFFDIO_WRITEPROTECT, &wp) < 0) {
-		if (errno == ESRCH || errno == ENOENT)
-			return 0; /* unmapped meanwhile: not ours to watch any more */
-		return ferr_sys(err, errno, "UFFDIO_WRITEPROTECT 0x%llx-0x%llx",
-				(unsigned long long)start, (unsigned long long)end);
-	}
+	ret = uffd_protect_populated(tr, start, end);
+	if (ret == -ESRCH)
+		return ferr_new(err, ESRCH, "the process exited while being tracked");
+	/* EPERM: part of it was unmapped or replaced meanwhile; the next
+	 * round finds that part unregistered and copies it whole. */
+	if (ret && ret != -EPERM)
+		return ferr_sys(err, -ret, "write-protect 0x%llx-0x%llx", (unsigned long long)start,
+				(unsigned long long)end);
 	tr->registered++;
 	*ok = true;
 	return 0;
@@ -296,6 +320,7 @@ static int uffd_scan_vma(struct tracker *tr, const struct vma *v, struct page_re
 			.vec = (uintptr_t)vec,
 			.vec_len = SCAN_VEC,
 			.category_mask = PAGE_IS_WRITTEN,
+			.category_anyof_mask = PAGE_IS_PRESENT | PAGE_IS_SWAPPED,
 			.return_mask = PAGE_IS_WRITTEN,
 		};
 		int n = ioctl(tr->pagemap_fd, PAGEMAP_SCAN, &arg);

@@ -14,6 +14,8 @@
  *              without it the loop sleeps 200 us per turn
  *   --manual   write nothing on its own; SIGHUP writes every page of the
  *              main region whose index % 7 == 3, then CTL.hup says which
+ *   --reserve-gb N  also reserve N GiB (MAP_NORESERVE, as ASan's shadow or a
+ *              JVM heap) and touch one page of it
  *   --own-uffd register the first churn region with a userfaultfd of its own
  *              (missing mode), as a process that uses userfaultfd would
  *
@@ -207,6 +209,7 @@ int main(int argc, char **argv)
 {
 	size_t mb = 64, rate = 0, churn_ms = 0;
 	int busy = 0, manual = 0, own_uffd = 0;
+	size_t reserve_gb = 0;
 	uint64_t start, last, max_gap = 0, work = 0, written = 0, stats_from;
 	char buf[256];
 
@@ -227,6 +230,8 @@ int main(int argc, char **argv)
 			busy = 1;
 		else if (!strcmp(argv[i], "--manual"))
 			manual = 1;
+		else if (!strcmp(argv[i], "--reserve-gb") && i + 1 < argc)
+			reserve_gb = strtoul(argv[++i], NULL, 0);
 		else if (!strcmp(argv[i], "--own-uffd"))
 			own_uffd = 1;
 		else {
@@ -248,6 +253,16 @@ int main(int argc, char **argv)
 		churn[i].addr = map_anon(CHURN_PAGES * ps);
 		churn[i].ver = map_anon(CHURN_PAGES * sizeof(uint32_t));
 		fill_region(&churn[i]);
+	}
+	if (reserve_gb) {
+		char *r = mmap(NULL, reserve_gb << 30, PROT_READ | PROT_WRITE,
+			       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+
+		if (r == MAP_FAILED) {
+			perror("reserve");
+			return 1;
+		}
+		r[(reserve_gb << 30) / 2] = 1;
 	}
 	if (own_uffd) {
 		int u = (int)syscall(SYS_userfaultfd, O_CLOEXEC | UFFD_USER_MODE_ONLY);
