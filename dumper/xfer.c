@@ -14,7 +14,7 @@
 static void *writer_main(void *arg);
 
 int xfer_init(struct xfer *x, const struct target *t, bool use_pidfd, struct img_writer *w,
-	      size_t buf_size, struct ferr *err)
+	      size_t buf_size, bool populate, struct ferr *err)
 {
 	memset(x, 0, sizeof(*x));
 	x->t = t;
@@ -27,8 +27,9 @@ int xfer_init(struct xfer *x, const struct target *t, bool use_pidfd, struct img
 	pthread_mutex_init(&x->mu, NULL);
 	pthread_cond_init(&x->cv, NULL);
 	for (int i = 0; i < 2; i++) {
-		x->b[i].buf = mmap(NULL, buf_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
-				   -1, 0);
+		x->b[i].buf = mmap(NULL, buf_size, PROT_READ | PROT_WRITE,
+				   MAP_PRIVATE | MAP_ANONYMOUS | (populate ? MAP_POPULATE : 0), -1,
+				   0);
 		if (x->b[i].buf == MAP_FAILED) {
 			x->b[i].buf = NULL;
 			return ferr_sys(err, errno, "page buffer of %zu bytes", buf_size);

@@ -62,8 +62,10 @@ struct xfer {
 	uint64_t data_pages, zero_pages, parent_pages, skipped_pages;
 };
 
+/* populate: fault the batches in now (before a freeze) rather than on
+ * first use (inside it). */
 int __must_check xfer_init(struct xfer *x, const struct target *t, bool use_pidfd,
-			   struct img_writer *w, size_t buf_size, struct ferr *err);
+			   struct img_writer *w, size_t buf_size, bool populate, struct ferr *err);
 /* Queue runs of v; data reaches the writer in address order. With x->live
  * set (pre-dump: the target runs), data that can no longer be read because
  * the target unmapped it meanwhile is left out of the dump instead of failing
