@@ -39,8 +39,9 @@ stats() {
 	awk -v k="$1" '$1 == k {print $2}' $D/ctl.stats
 }
 
-# measure LABEL RATE CMD...: run CMD (a dump with -R) RUNS times on a fresh
-# workload; rows of the median freeze seen, total time and bytes copied.
+# measure LABEL RATE ARGS...: run `ferry ARGS -t PID` (a dump with -R) RUNS
+# times on a fresh workload; rows of the median freeze seen, total time and
+# bytes copied.
 measure() {
 	label=$1; rate=$2; shift 2
 	start "$rate"
@@ -49,7 +50,7 @@ measure() {
 		rm -rf $D/img
 		stats max_gap_ns >/dev/null
 		t0=$(ns)
-		"$@" --json >$D/out 2>$D/err || { row "pre-dump 1 GiB @${rate}MB/s" "$label" "$MB MiB" failed; cat $D/err >&2; return; }
+		"$B/ferry" "$@" -t "$P" --json >$D/out 2>$D/err || { row "pre-dump 1 GiB @${rate}MB/s" "$label" "$MB MiB" failed; cat $D/err >&2; return; }
 		t1=$(ns)
 		stats max_gap_ns >>$D/gaps
 		echo $((t1 - t0)) >>$D/times
@@ -63,13 +64,13 @@ measure() {
 	rd=$(median <$D/rounds)
 	row "pre-dump 1 GiB @${rate}MB/s" "$label: freeze seen" "$MB MiB" "$(awk -v g="$gap" 'BEGIN {printf "%.1f ms", g / 1e6}')"
 	row "pre-dump 1 GiB @${rate}MB/s" "$label: total" "$MB MiB" "$(awk -v t="$t" 'BEGIN {printf "%.3f s", t / 1e9}')"
-	row "pre-dump 1 GiB @${rate}MB/s" "$label: copied" "$MB MiB" "$(awk -v b="$by" -v r="$rd" 'BEGIN {printf "%.0f MiB%s", b / 1048576, r > 0 ? " (" r " rds)" : ""}')"
+	row "pre-dump 1 GiB @${rate}MB/s" "$label: copied" "$MB MiB" "$(awk -v b="$by" -v r="$rd" 'BEGIN {printf "%.0f MiB%s", b / 1048576, (r > 0 ? " (" r " rds)" : "")}')"
 }
 
 for rate in $RATES; do
-	measure "one frozen dump" "$rate" "$B/ferry" dump -R -t "$P" -D $D/img
+	measure "one frozen dump" "$rate" dump -R -D $D/img
 	for tr in uffd-wp hash; do
-		measure "iterative $tr" "$rate" "$B/ferry" dump --iterative -R --track $tr -t "$P" -D $D/img
+		measure "iterative $tr" "$rate" dump --iterative -R --track $tr -D $D/img
 	done
 done
 

@@ -180,7 +180,6 @@ int img_fw_write(struct img_file_writer *fw, const void *data, size_t len, struc
 	const uint8_t *p = data;
 
 	XXH3_64bits_update(fw->hash, data, len);
-	fw->size += len;
 	while (len) {
 		size_t n = IMG_WBUF_SIZE - fw->len;
 		int ret;
@@ -189,6 +188,8 @@ int img_fw_write(struct img_file_writer *fw, const void *data, size_t len, struc
 			n = len;
 		memcpy(fw->buf + fw->len, p, n);
 		fw->len += n;
+		/* Counted as it is buffered: a flush writes at size - len. */
+		fw->size += n;
 		p += n;
 		len -= n;
 		if (fw->len == IMG_WBUF_SIZE) {

@@ -680,6 +680,41 @@ static void test_page_hashes(void **state)
 	img_close(img);
 }
 
+/* Metadata files larger than the writer's 1 MiB buffer, written in entries
+ * that straddle its flushes: what a reader gets back must be what was
+ * checksummed (a flush once wrote at the wrong offset past 1 MiB). */
+static void test_large_metadata_files(void **state)
+{
+	struct fixture *f = *state;
+	struct img_writer_opts o = { .kind = FERRY__DUMP_KIND__DUMP_PRE, .root_pid = 100,
+				     .page_hashes = true };
+	const uint64_t nvma = 100000;
+	struct img_hashes h;
+	struct img_image *img;
+	struct img_writer *w;
+	struct ferr err;
+	uint64_t avail;
+
+	assert_int_equal(img_writer_create(&w, path_in(f, "big"), &o, &err), 0);
+	for (uint64_t i = 0; i < nvma; i++)
+		add_vma(w, VA + i * 2 * PS, VA + (i * 2 + 1) * PS, PROT_READ | PROT_WRITE);
+	/* One zero run per VMA: as many pagemap runs and hashes entries, every
+	 * file well past 1 MiB. */
+	for (uint64_t i = 0; i < nvma; i++)
+		assert_int_equal(img_pages_zero(w, VA + i * 2 * PS, 1, &err), 0);
+	assert_int_equal(img_writer_commit(w, 0, &err), 0);
+	img_writer_free(w);
+
+	assert_int_equal(img_open(&img, path_in(f, "big"), &err), 0);
+	assert_int_equal(img->nr_vmas, nvma);
+	assert_int_equal(img->nr_runs, nvma);
+	assert_int_equal(img_hashes_load(img, &h, &err), 0);
+	assert_int_equal(h.n, nvma);
+	assert_non_null(img_hashes_find(&h, VA + (nvma - 1) * 2 * PS, &avail));
+	img_hashes_free(&h);
+	img_close(img);
+}
+
 static void test_chain_errors(void **state)
 {
 	struct fixture *f = *state;
@@ -877,6 +912,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_chain_resolution, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_chain_errors, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_page_hashes, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_large_metadata_files, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_chain_cycle, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_chain_depth_limit, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_writer_rejects_misuse, setup, teardown),
