@@ -39,9 +39,9 @@ stats() {
 	awk -v k="$1" '$1 == k {print $2}' $D/ctl.stats
 }
 
-# measure LABEL RATE ARGS...: run `ferry ARGS -t PID` (a dump with -R) RUNS
-# times on a fresh workload; rows of the median freeze seen, total time and
-# bytes copied.
+# measure LABEL RATE CMD...: run CMD (a dump with -R; `{pid}` stands for the
+# workload's PID) RUNS times on a fresh workload; rows of the median freeze
+# seen, total time and (from ferry's --json) bytes copied.
 measure() {
 	label=$1; rate=$2; shift 2
 	start "$rate"
@@ -50,10 +50,13 @@ measure() {
 		rm -rf $D/img
 		stats max_gap_ns >/dev/null
 		t0=$(ns)
-		"$B/ferry" "$@" -t "$P" --json >$D/out 2>$D/err || { row "pre-dump 1 GiB @${rate}MB/s" "$label" "$MB MiB" failed; cat $D/err >&2; return; }
+		for a; do shift; [ "$a" = "{pid}" ] && a=$P; set -- "$@" "$a"; done
+		"$@" >$D/out 2>$D/err || { row "pre-dump 1 GiB @${rate}MB/s" "$label" "$MB MiB" failed; cat $D/err >&2; return; }
 		t1=$(ns)
 		stats max_gap_ns >>$D/gaps
 		echo $((t1 - t0)) >>$D/times
+		# Back to the placeholder for the next run's fresh substitution.
+		for a; do shift; [ "$a" = "$P" ] && a="{pid}"; set -- "$@" "$a"; done
 		# The iterative summary has total_bytes; a single dump has bytes.
 		sed -n 's/.*"total_bytes":\([0-9]*\).*/\1/p; t; s/.*"bytes":\([0-9]*\).*/\1/p' $D/out | head -1 >>$D/bytes
 		grep -o '"round":' $D/out | wc -l >>$D/rounds
@@ -64,15 +67,20 @@ measure() {
 	rd=$(median <$D/rounds)
 	row "pre-dump 1 GiB @${rate}MB/s" "$label: freeze seen" "$MB MiB" "$(awk -v g="$gap" 'BEGIN {printf "%.1f ms", g / 1e6}')"
 	row "pre-dump 1 GiB @${rate}MB/s" "$label: total" "$MB MiB" "$(awk -v t="$t" 'BEGIN {printf "%.3f s", t / 1e9}')"
-	row "pre-dump 1 GiB @${rate}MB/s" "$label: copied" "$MB MiB" "$(awk -v b="$by" -v r="$rd" 'BEGIN {printf "%.0f MiB%s", b / 1048576, (r > 0 ? " (" r " rds)" : "")}')"
+	[ -n "$by" ] && row "pre-dump 1 GiB @${rate}MB/s" "$label: copied" "$MB MiB" "$(awk -v b="$by" -v r="$rd" 'BEGIN {printf "%.0f MiB%s", b / 1048576, (r > 0 ? " (" r " rds)" : "")}')"
 }
 
+have_criu=0
+command -v criu >/dev/null && criu check >/dev/null 2>&1 && have_criu=1
 for rate in $RATES; do
-	measure "one frozen dump" "$rate" dump -R -D $D/img
+	measure "one frozen dump" "$rate" "$B/ferry" dump -R -D $D/img -t {pid} --json
 	for tr in uffd-wp hash; do
-		measure "iterative $tr" "$rate" dump --iterative -R --track $tr -D $D/img
+		measure "iterative $tr" "$rate" "$B/ferry" dump --iterative -R --track $tr -D $D/img -t {pid} --json
 	done
+	# CRIU cannot pre-dump here (no soft-dirty): its frozen dump is the comparison.
+	[ $have_criu = 1 ] && measure "criu dump -R" "$rate" criu dump -t {pid} -D $D/img --leave-running
 done
+[ $have_criu = 1 ] || row "pre-dump 1 GiB" "criu dump -R" "-" "criu check fails here"
 
 # The tracker's cost: the workload's work rate over 3 s, untracked, then
 # with uffd-wp armed by a pre-dump whose keeper holds the tracking.

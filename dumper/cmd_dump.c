@@ -257,11 +257,11 @@ static void print_round(const struct iter_round *r, void *arg)
 	if (c->json)
 		return;
 	if (r->n == 1)
-		printf("%5s %10s %10s %8s %12s %12s %11s %8s\n", "round", "pages", "MiB", "seconds",
-		       "dirty MB/s", "copy MB/s", "predict ms", "throttle");
-	printf("%5u %10" PRIu64 " %10.1f %8.3f %12.1f %12.1f %11.1f %7.0f%%\n", r->n, r->pages,
-	       r->bytes / 1048576.0, r->seconds, r->dirty_rate / 1e6, r->bandwidth / 1e6,
-	       r->predicted_ns / 1e6, r->throttle * 100);
+		printf("%5s %10s %10s %8s %8s %12s %12s %11s %8s\n", "round", "pages", "MiB",
+		       "seconds", "stop ms", "dirty MB/s", "copy MB/s", "predict ms", "throttle");
+	printf("%5u %10" PRIu64 " %10.1f %8.3f %8.2f %12.1f %12.1f %11.1f %7.0f%%\n", r->n,
+	       r->pages, r->bytes / 1048576.0, r->seconds, r->freeze_ns / 1e6, r->dirty_rate / 1e6,
+	       r->bandwidth / 1e6, r->predicted_ns / 1e6, r->throttle * 100);
 	fflush(stdout);
 }
 
@@ -312,8 +312,9 @@ static void print_iter(const struct dump_cli *c, const struct iter_opts *io,
 		json_finish(&j);
 		return;
 	}
-	printf("%5s %10" PRIu64 " %10.1f %8.3f   (final, frozen; %" PRIu64 " pages in parent)\n",
-	       "final", f->data_pages, f->data_pages * ps / 1048576.0, f->seconds, f->parent_pages);
+	printf("%5s %10" PRIu64 " %10.1f %8.3f %8.2f   (the final dump; %" PRIu64
+	       " pages in parent)\n", "final", f->data_pages, f->data_pages * ps / 1048576.0,
+	       f->seconds, f->freeze_ns / 1e6, f->parent_pages);
 	printf("stopped after %zu round%s: %s%s%s\n", r->nr, r->nr == 1 ? "" : "s",
 	       r->stop_reason, r->throttle_method ? "; throttled by " : "",
 	       r->throttle_method ? r->throttle_method : "");
