@@ -331,37 +331,22 @@ static int hashes_entry(struct img_writer *w, uint64_t vaddr, size_t n, struct f
 	return img_fw_entry(&w->files[IMG_HASHES], &e.base, err);
 }
 
-static int hashes_of_data(struct img_writer *w, uint64_t vaddr, const uint8_t *p, uint64_t nr,
-			  struct ferr *err)
+/* The hashes of nr pages at vaddr: of the data at p, or of zeroes if p is NULL. */
+static int hashes_of(struct img_writer *w, uint64_t vaddr, const uint8_t *p, uint64_t nr,
+		     struct ferr *err)
 {
 	while (nr) {
 		size_t n = nr < IMG_HASH_ENTRY_PAGES ? nr : IMG_HASH_ENTRY_PAGES;
 		int ret;
 
 		for (size_t i = 0; i < n; i++)
-			w->hbuf[i] = XXH3_64bits(p + i * w->page_size, w->page_size);
+			w->hbuf[i] = p ? XXH3_64bits(p + i * w->page_size, w->page_size) : w->zero_hash;
 		ret = hashes_entry(w, vaddr, n, err);
 		if (ret)
 			return ret;
 		vaddr += n * w->page_size;
-		p += n * w->page_size;
-		nr -= n;
-	}
-	return 0;
-}
-
-static int hashes_of_zero(struct img_writer *w, uint64_t vaddr, uint64_t nr, struct ferr *err)
-{
-	while (nr) {
-		size_t n = nr < IMG_HASH_ENTRY_PAGES ? nr : IMG_HASH_ENTRY_PAGES;
-		int ret;
-
-		for (size_t i = 0; i < n; i++)
-			w->hbuf[i] = w->zero_hash;
-		ret = hashes_entry(w, vaddr, n, err);
-		if (ret)
-			return ret;
-		vaddr += n * w->page_size;
+		if (p)
+			p += n * w->page_size;
 		nr -= n;
 	}
 	return 0;
@@ -400,7 +385,7 @@ int img_pages_zero(struct img_writer *w, uint64_t vaddr, uint64_t nr_pages, stru
 	int ret = writer_flag_run(w, vaddr, nr_pages, IMG_RUN_ZERO, err);
 
 	if (!ret && w->page_hashes)
-		ret = hashes_of_zero(w, vaddr, nr_pages, err);
+		ret = hashes_of(w, vaddr, NULL, nr_pages, err);
 	return ret;
 }
 
@@ -466,7 +451,7 @@ int img_pages_data(struct img_writer *w, uint64_t vaddr, const void *data, uint6
 	w->pages_off += len;
 	ret = add_data_run(w, vaddr, data, off, nr_pages, err);
 	if (!ret && w->page_hashes)
-		ret = hashes_of_data(w, vaddr, data, nr_pages, err);
+		ret = hashes_of(w, vaddr, data, nr_pages, err);
 	return ret;
 }
 
@@ -493,7 +478,7 @@ int img_pages_data_hashed(struct img_writer *w, uint64_t vaddr, const void *data
 				   .xxh3 = xxh3 };
 	w->pages_off += len;
 	w->next_vaddr = vaddr + len;
-	return w->page_hashes ? hashes_of_data(w, vaddr, data, nr_pages, err) : 0;
+	return w->page_hashes ? hashes_of(w, vaddr, data, nr_pages, err) : 0;
 }
 
 const Ferry__PagemapStats *img_writer_stats(const struct img_writer *w)

@@ -13,7 +13,7 @@ RUNCHECK="$TOOLS/tools/runcheck"
 PIDS=""
 trap 'for p in $PIDS; do kill -9 $p 2>/dev/null; done; rm -rf "$T"' EXIT
 
-LOOPS=${PREDUMP_LOOPS:-6}
+LOOPS=${PREDUMP_LOOPS:-10}
 wait_for() { for _ in $(seq 200); do [ -s "$1" ] && return 0; sleep 0.05; done; return 1; }
 gone() { ! [ -d /proc/$1 ] || grep -q '^State:.*Z' /proc/$1/status 2>/dev/null; }
 
