@@ -48,6 +48,7 @@ measure() {
 	: >$D/gaps; : >$D/times; : >$D/bytes; : >$D/rounds
 	for _ in $(seq "$RUNS"); do
 		rm -rf $D/img
+		mkdir $D/img # criu wants it to exist
 		stats max_gap_ns >/dev/null
 		t0=$(ns)
 		for a; do shift; [ "$a" = "{pid}" ] && a=$P; set -- "$@" "$a"; done

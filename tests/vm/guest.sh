@@ -1,0 +1,35 @@
+#!/bin/sh
+# Inside the test guest (Debian 12's Linux 6.1 under KVM): the paths this
+# project's own kernel never takes. Prints "GUEST: pass|fail|skip NAME"
+# per test for tests/integration/kvm61.sh to collect.
+export FERRY=/ferry/ferry TOOLS=/ferry/tests
+export TEST_TIMEOUT=${TEST_TIMEOUT:-300}
+SUB=$TOOLS/tools/subreaper
+
+result() { # rc name
+	case $1 in
+	0) echo "GUEST: pass $2" ;;
+	77) echo "GUEST: skip $2" ;;
+	*) echo "GUEST: fail $2" ;;
+	esac
+}
+
+# The kernel is what the harness claims: soft-dirty on, none of the new
+# interfaces ferry prefers.
+sh -c '
+	j=$("$FERRY" check --json) || { echo "ferry check failed: $j"; exit 1; }
+	for k in procmap_query pagemap_scan uffd_wp_async; do
+		echo "$j" | grep -q "\"$k\":false" || { echo "expected no $k"; exit 1; }
+	done
+	echo "$j" | grep -q "\"soft_dirty\":true" || { echo "expected soft_dirty"; exit 1; }
+	"$FERRY" check | sed -n "/^backends/,\$p"
+'
+result $? kernel-features
+
+# Dump and restore with what auto picks here: maps layout, pagemap pages.
+$SUB sh tests/vm/fallback.sh
+result $? fallback-dump-restore
+
+# The iterative pre-dump tests, with the trackers this kernel has.
+timeout -k 10 "$TEST_TIMEOUT" $SUB sh tests/integration/predump.sh
+result $? predump
