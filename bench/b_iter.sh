@@ -68,7 +68,9 @@ measure() {
 	rd=$(median <$D/rounds)
 	row "pre-dump 1 GiB @${rate}MB/s" "$label: freeze seen" "$MB MiB" "$(awk -v g="$gap" 'BEGIN {printf "%.1f ms", g / 1e6}')"
 	row "pre-dump 1 GiB @${rate}MB/s" "$label: total" "$MB MiB" "$(awk -v t="$t" 'BEGIN {printf "%.3f s", t / 1e9}')"
-	[ -n "$by" ] && row "pre-dump 1 GiB @${rate}MB/s" "$label: copied" "$MB MiB" "$(awk -v b="$by" -v r="$rd" 'BEGIN {printf "%.0f MiB%s", b / 1048576, (r > 0 ? " (" r " rds)" : "")}')"
+	if [ -n "$by" ]; then
+		row "pre-dump 1 GiB @${rate}MB/s" "$label: copied" "$MB MiB" "$(awk -v b="$by" -v r="$rd" 'BEGIN {printf "%.0f MiB%s", b / 1048576, (r > 0 ? " (" r " rds)" : "")}')"
+	fi
 }
 
 have_criu=0

@@ -140,8 +140,8 @@ static int split_run(struct split *s, struct xfer *x, const struct vma *v, const
 
 /* What the page path needs, set up before any freeze: a fresh buffer's first
  * touch is a page fault (on this VM about 7 us a page: 30 ms for the 16 MiB
- * of batches), so a frozen dump's batches come populated and none of it is
- * paid for while the target is stopped. */
+ * of batches), so for a frozen dump the writer thread faults them in while
+ * the target is being frozen and its state read, off the reader's path. */
 struct page_path {
 	struct pages_ctx pc;
 	struct xfer x;

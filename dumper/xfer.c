@@ -24,12 +24,12 @@ int xfer_init(struct xfer *x, const struct target *t, bool use_pidfd, struct img
 	x->mem_fd = -1;
 	x->w = w;
 	x->buf_size = buf_size;
+	x->populate = populate;
 	pthread_mutex_init(&x->mu, NULL);
 	pthread_cond_init(&x->cv, NULL);
 	for (int i = 0; i < 2; i++) {
 		x->b[i].buf = mmap(NULL, buf_size, PROT_READ | PROT_WRITE,
-				   MAP_PRIVATE | MAP_ANONYMOUS | (populate ? MAP_POPULATE : 0), -1,
-				   0);
+				   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 		if (x->b[i].buf == MAP_FAILED) {
 			x->b[i].buf = NULL;
 			return ferr_sys(err, errno, "page buffer of %zu bytes", buf_size);
@@ -88,6 +88,14 @@ static int write_batch(struct xfer *x, struct xfer_batch *b, struct ferr *err)
 static void *writer_main(void *arg)
 {
 	struct xfer *x = arg;
+
+	/* Fault the batches in while the caller freezes the target and reads
+	 * its state, not when the reader first fills them. MADV_POPULATE_WRITE
+	 * (5.14) leaves what is there untouched, so racing the reader is safe;
+	 * where the kernel lacks it, the reader takes the faults. */
+	if (x->populate)
+		for (int i = 0; i < 2; i++)
+			madvise(x->b[i].buf, x->buf_size, MADV_POPULATE_WRITE);
 
 	pthread_mutex_lock(&x->mu);
 	for (;;) {

@@ -59,11 +59,12 @@ struct xfer {
 	int werr;                 /* first error of the writer thread */
 	struct ferr werr_msg;
 	bool live;                /* the target runs: a range unmapped meanwhile is skipped */
+	bool populate;            /* the writer faults the batches in first */
 	uint64_t data_pages, zero_pages, parent_pages, skipped_pages;
 };
 
-/* populate: fault the batches in now (before a freeze) rather than on
- * first use (inside it). */
+/* populate: fault the batches in on the writer thread from the start,
+ * alongside the caller's freeze, rather than on first use by the reader. */
 int __must_check xfer_init(struct xfer *x, const struct target *t, bool use_pidfd,
 			   struct img_writer *w, size_t buf_size, bool populate, struct ferr *err);
 /* Queue runs of v; data reaches the writer in address order. With x->live
