@@ -196,8 +196,10 @@ int keeper_take(const uint8_t id[IMG_ID_SIZE], pid_t pid, struct ferr *err)
 		return fd;
 	if (fd >= 0)
 		close(fd);
-	if (st < 0)
+	if (st == -ENOENT)
 		return st;
+	if (st < 0)
+		return ferr_sys(err, -st, "ask the tracker keeper of process %d", pid);
 	return ferr_new(err, EPERM, "the tracker keeper of process %d tracks for other images "
 			"than these (a newer pre-dump started a new chain)", pid);
 }
