@@ -1,5 +1,4 @@
 /* The three dirty trackers (see track.h) and the range lists they fill. */
-#include <dirent.h>
 #include <fcntl.h>
 #include <linux/userfaultfd.h>
 #include <stdio.h>
@@ -13,6 +12,7 @@
 #include "common/compat.h"
 #include "common/inject.h"
 #include "common/log.h"
+#include "dumper/fds.h"
 #include "dumper/keeper.h"
 #include "dumper/pages.h"
 #include "dumper/track.h"
@@ -96,8 +96,6 @@ void tracker_init(struct tracker *tr, const struct tracker_ops *ops)
 
 void tracker_fini(struct tracker *tr)
 {
-	if (tr->ops && tr->ops->fini)
-		tr->ops->fini(tr);
 	if (tr->uffd >= 0)
 		close(tr->uffd);
 	if (tr->pagemap_fd >= 0)
@@ -118,28 +116,17 @@ const struct tracker_ops *tracker_ops_by_name(const char *name)
 	return NULL;
 }
 
-bool target_uses_uffd(const struct target *t)
+bool target_uses_uffd(struct target *t)
 {
-	int fd = openat(t->procfd, "fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
-	struct dirent *e;
+	struct fd_list l;
+	struct ferr e;
 	bool found = false;
 
-	if (!d) {
-		if (fd >= 0)
-			close(fd);
+	if (fds_collect(t, &l, &e))
 		return false;
-	}
-	while (!found && (e = readdir(d))) {
-		char link[64];
-		ssize_t n = readlinkat(dirfd(d), e->d_name, link, sizeof(link) - 1);
-
-		if (n > 0) {
-			link[n] = 0;
-			found = strcmp(link, "anon_inode:[userfaultfd]") == 0;
-		}
-	}
-	closedir(d);
+	for (size_t i = 0; !found && i < l.n; i++)
+		found = l.fds[i]->path && !strcmp(l.fds[i]->path, "anon_inode:[userfaultfd]");
+	fds_free(&l);
 	return found;
 }
 
@@ -250,9 +237,8 @@ static int uffd_watch(struct tracker *tr, uint64_t start, uint64_t end, bool *ok
 			return ferr_new(err, EBUSY, "0x%llx-0x%llx is registered with another "
 					"userfaultfd: the process uses userfaultfd itself (use --track "
 					"hash)", (unsigned long long)start, (unsigned long long)end);
-		pr_debug("uffd-wp cannot track 0x%llx-0x%llx: %s", (unsigned long long)start,
-			 (unsigned long long)end, strerror(errno));
-		tr->untrackable++;
+		pr_debug("uffd-wp cannot track 0x%llx-0x%llx (copied whole each round): %s",
+			 (unsigned long long)start, (unsigned long long)end, strerror(errno));
 		return 0;
 	}
 	ret = uffd_protect_populated(tr, start, end);
@@ -263,7 +249,6 @@ static int uffd_watch(struct tracker *tr, uint64_t start, uint64_t end, bool *ok
 	if (ret && ret != -EPERM)
 		return ferr_sys(err, -ret, "write-protect 0x%llx-0x%llx", (unsigned long long)start,
 				(unsigned long long)end);
-	tr->registered++;
 	*ok = true;
 	return 0;
 }

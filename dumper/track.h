@@ -48,7 +48,6 @@ struct tracker_ops {
 	 * of vl, and re-arm. */
 	int (*collect)(struct tracker *tr, struct target *t, const struct vma_list *vl,
 		       struct range_list *d, struct ferr *err);
-	void (*fini)(struct tracker *tr);
 };
 
 struct tracker {
@@ -59,8 +58,6 @@ struct tracker {
 	const struct img_image *parent;  /* the round's parent, set before collect */
 	struct img_hashes prev;     /* hash: the parent's page hashes */
 	uint64_t freeze_ns;         /* brief freezes the tracker needed this round */
-	uint64_t registered;        /* uffd-wp: ranges registered so far */
-	uint64_t untrackable;       /* VMAs it cannot track: copied whole each round */
 };
 
 extern const struct tracker_ops track_uffd_ops;
@@ -72,7 +69,7 @@ void tracker_init(struct tracker *tr, const struct tracker_ops *ops);
 void tracker_fini(struct tracker *tr);
 
 /* Does the process hold a userfaultfd of its own? Then uffd-wp is not used. */
-bool target_uses_uffd(const struct target *t);
+bool target_uses_uffd(struct target *t);
 
 /* Which VMAs a tracker watches: those whose pages a dump copies. */
 bool track_vma(const struct vma *v);
