@@ -333,6 +333,36 @@ static int uffd_scan_vma(struct tracker *tr, const struct vma *v, struct page_re
 			break;
 		pos = arg.walk_end;
 	}
+	/* Pages that are not present count as written too. Besides a real swap
+	 * entry, that is the uffd-wp marker MADV_DONTNEED leaves where a
+	 * protected page was: it reads "not written", but the page now reads
+	 * as zeroes, not as what the last round copied (seen: a churned region's
+	 * dropped half restored with old data). */
+	for (pos = v->start; pos < v->end;) {
+		struct pm_scan_arg arg = {
+			.size = sizeof(arg),
+			.start = pos,
+			.end = v->end,
+			.vec = (uintptr_t)vec,
+			.vec_len = SCAN_VEC,
+			.category_mask = PAGE_IS_SWAPPED,
+			.return_mask = PAGE_IS_SWAPPED,
+		};
+		int n = ioctl(tr->pagemap_fd, PAGEMAP_SCAN, &arg);
+
+		if (n < 0)
+			return ferr_sys(err, errno, "PAGEMAP_SCAN (not present) 0x%llx-0x%llx",
+					(unsigned long long)pos, (unsigned long long)v->end);
+		for (int i = 0; i < n; i++) {
+			int ret = add_or_fail(d, vec[i].start < v->start ? v->start : vec[i].start,
+					      vec[i].end > v->end ? v->end : vec[i].end, err);
+			if (ret)
+				return ret;
+		}
+		if (n < SCAN_VEC || arg.walk_end <= pos)
+			break;
+		pos = arg.walk_end;
+	}
 	/* Ranges past walk_end may precede later ones: order this VMA's part. */
 	struct range_list part = { d->r + first, d->n - first, d->n - first };
 	range_normalize(&part);
