@@ -75,7 +75,7 @@ int iter_run(const struct iter_opts *o, struct iter_result *res, iter_round_cb c
 		struct dump_opts d = o->base;
 		struct dump_result r;
 		struct iter_round row = { .n = k, .throttle = level };
-		uint64_t start = now_ns(), collect_at;
+		uint64_t start = now_ns();
 
 		snprintf(dir, sizeof(dir), "%s/pre-%u", o->base.dir, k);
 		snprintf(parent, sizeof(parent), "../pre-%u", k - 1);
@@ -88,9 +88,6 @@ int iter_run(const struct iter_opts *o, struct iter_result *res, iter_round_cb c
 			ferr_wrap(err, "round %u", k);
 			break;
 		}
-		/* The dirty set is taken at the start of a round: the interval
-		 * between two such moments is what the target had to write in. */
-		collect_at = start;
 		row.pages = r.data_pages;
 		row.parent_pages = r.parent_pages;
 		row.bytes = r.data_pages * ps;
@@ -102,7 +99,9 @@ int iter_run(const struct iter_opts *o, struct iter_result *res, iter_round_cb c
 		if (r.freeze_ns > fixed_ns)
 			fixed_ns = r.freeze_ns;
 		if (k > 1 && r.tracked) {
-			double interval = (collect_at - prev_collect) / 1e9;
+			/* The dirty set is taken at the start of a round: the
+			 * interval between two starts is what the target wrote in. */
+			double interval = (start - prev_collect) / 1e9;
 			double next_bytes;
 
 			row.dirty_rate = interval > 0 ? row.bytes / interval : 0;
@@ -110,7 +109,7 @@ int iter_run(const struct iter_opts *o, struct iter_result *res, iter_round_cb c
 			row.predicted_ns = fixed_ns + r.collect_ns +
 					   (row.bandwidth > 0 ? next_bytes / row.bandwidth * 1e9 : 0);
 		}
-		prev_collect = collect_at;
+		prev_collect = start;
 		res->total_bytes += row.bytes;
 		ret = add_round(res, &row, err);
 		if (ret)

@@ -10,8 +10,9 @@
 # with the trackers that kernel has, soft-dirty included.
 #
 # The kernel package is downloaded once (apt-get download) into
-# $FERRY_KVM_CACHE (default /var/cache/ferry-kvm). Skips without /dev/kvm or
-# qemu; runs for the normal build only (the ASan runtime is not in the guest).
+# $FERRY_KVM_CACHE (default /var/cache/ferry-kvm). Emulates without a usable
+# /dev/kvm; skips without qemu or busybox, or when the kernel package cannot
+# be downloaded; runs for the normal build only (no ASan runtime in the guest).
 . "$(dirname "$0")/lib.sh"
 CACHE=${FERRY_KVM_CACHE:-/var/cache/ferry-kvm}
 KMEM=${FERRY_KVM_MEM:-2048}
