@@ -24,6 +24,10 @@ int cmd_pre_dump(int argc, char **argv);
 void cmd_pre_dump_help(FILE *out);
 int cmd_restore(int argc, char **argv);
 void cmd_restore_help(FILE *out);
+int cmd_migrate(int argc, char **argv);
+void cmd_migrate_help(FILE *out);
+int cmd_page_server(int argc, char **argv);
+void cmd_page_server_help(FILE *out);
 int cmd_show(int argc, char **argv);
 void cmd_show_help(FILE *out);
 

@@ -1,6 +1,7 @@
 /* `ferry dump` and `ferry pre-dump`: the command lines of the dump engine
  * (dump.c), its dirty trackers (track.c, keeper.c) and the iterative loop
  * (iter.c). */
+#include <ftw.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -14,6 +15,7 @@
 #include "dumper/cli.h"
 #include "dumper/dump.h"
 #include "dumper/iter.h"
+#include "dumper/migrate.h"
 #include "dumper/keeper.h"
 
 #define DEFAULT_DOWNTIME_MS 100
@@ -109,6 +111,8 @@ struct dump_cli {
 	uint64_t downtime_ms;
 	unsigned max_rounds;
 	bool iter_only_opt;    /* an option that only --iterative takes */
+	bool migrate;          /* ferry migrate: --to, --auth-key */
+	const char *to, *auth_key;
 };
 
 /* ---- trackers ------------------------------------------------------------- */
@@ -342,6 +346,8 @@ static int parse(int argc, char **argv, const char *cmd, struct dump_cli *c)
 		{ "auto-converge", no_argument, NULL, 'A' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "json", no_argument, NULL, 'j' },
+		{ "to", required_argument, NULL, 'o' },
+		{ "auth-key", required_argument, NULL, 'k' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -406,8 +412,17 @@ static int parse(int argc, char **argv, const char *cmd, struct dump_cli *c)
 		case 'j':
 			c->json = true;
 			break;
+		case 'o':
+		case 'k':
+			if (!c->migrate)
+				return cli_usage_error(cmd, "--%s goes with ferry migrate",
+						       ch == 'o' ? "to" : "auth-key");
+			*(ch == 'o' ? &c->to : &c->auth_key) = optarg;
+			break;
 		case 'h':
-			if (c->pre)
+			if (c->migrate)
+				cmd_migrate_help(stdout);
+			else if (c->pre)
 				cmd_pre_dump_help(stdout);
 			else
 				cmd_dump_help(stdout);
@@ -418,6 +433,14 @@ static int parse(int argc, char **argv, const char *cmd, struct dump_cli *c)
 	}
 	if (optind < argc)
 		return cli_usage_error(cmd, "unexpected argument `%s`", argv[optind]);
+	if (c->migrate) {
+		if (!c->o.pid || !c->to)
+			return cli_usage_error(cmd, "-t PID and --to HOST:PORT are required");
+		if (c->o.leave_running || c->o.parent || c->o.dir)
+			return cli_usage_error(cmd, "takes neither -D, --prev-images-dir nor "
+					       "--leave-running (the process moves)");
+		return 0;
+	}
 	if (!c->o.pid || !c->o.dir)
 		return cli_usage_error(cmd, "-t PID and -D DIR are required");
 	if (c->pre && (c->o.leave_running || c->iterative || c->iter_only_opt ||
@@ -564,4 +587,161 @@ int cmd_dump(int argc, char **argv)
 int cmd_pre_dump(int argc, char **argv)
 {
 	return dump_main(argc, argv, true);
+}
+
+/* ---- ferry migrate ----------------------------------------------------------- */
+
+void cmd_migrate_help(FILE *out)
+{
+	fprintf(out,
+		"Usage: ferry migrate -t PID --to HOST:PORT [options]\n"
+		"\n"
+		"Move a running process to the host where `ferry page-server --restore`\n"
+		"listens: pre-dump rounds while it runs, each sent as it is written, then\n"
+		"a short freeze for the final round. The destination restores the process\n"
+		"stopped and says so; only then is the original ended and the copy let go.\n"
+		"If anything fails before that (connection, key, the destination's\n"
+		"restore), the original resumes where it was and ferry says why.\n"
+		"\n"
+		"  -t, --tree PID           the process to move\n"
+		"      --to HOST:PORT       the page server (\"[v6addr]:PORT\" for IPv6)\n"
+		"      --auth-key FILE      pre-shared key (both ends; at least 16 bytes)\n"
+		"      --downtime-limit MS  freeze target for the final round (default %d)\n"
+		"      --max-rounds N       pre-dump rounds at most (default %d)\n"
+		"      --auto-converge      throttle a process that dirties faster than it can\n"
+		"                           be sent\n"
+		"      --track T            auto, uffd-wp, soft-dirty or hash (as pre-dump)\n"
+		"      --layout, --pages    backends, as for dump\n"
+		"      --json               the result as one JSON object\n"
+		"  -v, --verbose            more detail on stderr\n"
+		"\n"
+		"Rounds are written to a staging directory in /dev/shm (memory; removed\n"
+		"afterwards) and sent from there with sendfile(); FERRY_SEND=buffer sends\n"
+		"through a user-space buffer instead. The restored process gets new PIDs.\n"
+		"Exit status: 0 moved, 1 failed (the original runs on unless it says\n"
+		"otherwise), 2 usage error.\n",
+		DEFAULT_DOWNTIME_MS, DEFAULT_MAX_ROUNDS);
+}
+
+struct mig_ctx {
+	struct mig_conn conn;
+	const struct dump_cli *c;
+	char staging[PATH_MAX];
+};
+
+static int mig_round_done(void *arg, unsigned k, const char *dir, struct ferr *err)
+{
+	struct mig_ctx *m = arg;
+	char remote[32];
+
+	snprintf(remote, sizeof(remote), "pre-%u", k);
+	return mig_send_round(&m->conn, dir, remote, false, err);
+}
+
+static int mig_hand_over(void *arg, struct target *t, struct ferr *err)
+{
+	struct mig_ctx *m = arg;
+	int ret = mig_send_round(&m->conn, m->staging, "", true, err);
+
+	return ret ? ret : mig_handover(&m->conn, t, err);
+}
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st, (void)flag, (void)ftw;
+	return remove(path);
+}
+
+static int run_migrate(struct dump_cli *c, const struct kerndat *kd)
+{
+	struct iter_opts io = { .base = c->o, .downtime_limit_ns = c->downtime_ms * 1000000ull,
+				.max_rounds = c->max_rounds, .auto_converge = c->auto_converge,
+				.round_done = mig_round_done, .handover = mig_hand_over };
+	struct mig_ctx m = { .c = c };
+	struct net_key key = { 0 };
+	struct iter_result r = { 0 };
+	struct ferr err;
+	const char *base = access("/dev/shm", W_OK) ? "/tmp" : "/dev/shm";
+	int ret;
+
+	ferr_clear(&err);
+	m.conn.fd = -1;
+	io.track = choose_tracker(c->track, NULL, kd, c->o.pid, "migrate");
+	if (!io.track)
+		return EXIT_FAIL;
+	if (c->auth_key && net_key_load(c->auth_key, &key, &err)) {
+		fprintf(stderr, "ferry migrate: %s\n", err.msg);
+		return EXIT_FAIL;
+	}
+	snprintf(m.staging, sizeof(m.staging), "%s/ferry-migrate-%d-XXXXXX", base, c->o.pid);
+	if (!mkdtemp(m.staging)) {
+		fprintf(stderr, "ferry migrate: staging directory %s: %s\n", m.staging,
+			strerror(errno));
+		return EXIT_FAIL;
+	}
+	io.base.dir = m.staging;
+	io.hook_arg = &m;
+	ret = mig_connect(&m.conn, c->to, &key, &err);
+	if (!ret) {
+		if (!c->json)
+			printf("migrating process %d to %s (tracker %s, downtime limit %" PRIu64
+			       " ms)\n", c->o.pid, c->to, io.track->name, c->downtime_ms);
+		ret = iter_run(&io, &r, print_round, c, &err);
+		if (ret && !m.conn.ended)
+			mig_abort(&m.conn, err.msg);
+	}
+	mig_close(&m.conn);
+	nftw(m.staging, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	if (ret) {
+		fprintf(stderr, "ferry migrate: %s\n", err.msg);
+		if (!m.conn.ended)
+			fprintf(stderr, "ferry migrate: process %d %s\n", c->o.pid,
+				err.code == ESRCH ? "is gone" : "was not moved and runs on here");
+		iter_result_free(&r);
+		return EXIT_FAIL;
+	}
+	if (c->json) {
+		struct json j;
+
+		json_init(&j, stdout);
+		json_obj_begin(&j, NULL);
+		json_u64(&j, "pid", (uint64_t)c->o.pid);
+		json_str(&j, "to", c->to);
+		json_u64(&j, "remote_pid", (uint64_t)m.conn.remote_pid);
+		json_str(&j, "tracker", io.track->name);
+		json_u64(&j, "rounds", r.nr);
+		json_str(&j, "stop_reason", r.stop_reason);
+		json_f64(&j, "downtime_seconds", r.final.freeze_ns / 1e9);
+		json_f64(&j, "handover_seconds", m.conn.handover_ns / 1e9);
+		json_u64(&j, "final_pages", r.final.data_pages);
+		json_u64(&j, "bytes_sent", m.conn.bytes);
+		json_f64(&j, "seconds", r.seconds);
+		json_obj_end(&j);
+		json_finish(&j);
+	} else {
+		printf("%5s %10" PRIu64 " %10.1f %8.3f   (the final dump, sent and restored)\n",
+		       "final", r.final.data_pages,
+		       r.final.data_pages * (double)ferry_page_size() / 1048576.0, r.final.seconds);
+		printf("stopped after %zu round%s: %s\n", r.nr, r.nr == 1 ? "" : "s", r.stop_reason);
+		printf("moved process %d to %s (process %d there): downtime %.1f ms (hand-over "
+		       "%.1f ms), %.3f s in all, %.1f MiB sent\n", c->o.pid, c->to,
+		       (int)m.conn.remote_pid, r.final.freeze_ns / 1e6, m.conn.handover_ns / 1e6,
+		       r.seconds, m.conn.bytes / 1048576.0);
+	}
+	iter_result_free(&r);
+	return EXIT_OK;
+}
+
+int cmd_migrate(int argc, char **argv)
+{
+	struct dump_cli c = { .migrate = true, .iterative = true };
+	struct kerndat kd;
+	int ret = parse(argc, argv, "migrate", &c);
+
+	if (ret)
+		return ret < 0 ? EXIT_OK : ret;
+	kerndat_probe(&kd);
+	if (pick_backends(&c, &kd, "migrate"))
+		return EXIT_FAIL;
+	return run_migrate(&c, &kd);
 }

@@ -377,7 +377,7 @@ int dump_round(struct target *t, const struct dump_opts *o, struct dump_result *
 	if (ret)
 		goto out;
 	memcpy(res->id, img_writer_id(w), IMG_ID_SIZE);
-	if (!o->pre && !o->leave_running) {
+	if (!o->pre && !o->leave_running && !o->hold) {
 		/* Ended only once its images are safely on disk. */
 		syscall(SYS_pidfd_send_signal, t->pidfd, SIGKILL, NULL, 0);
 		res->killed = true;
@@ -389,7 +389,8 @@ out:
 			  o->pre ? "pre-dump" : "dump");
 		err->code = ESRCH;
 	}
-	target_release(t);
+	if (ret || !o->hold)
+		target_release(t);
 	page_path_fini(&pp);
 	if (w)
 		img_writer_free(w);

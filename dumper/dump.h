@@ -20,6 +20,8 @@ struct dump_opts {
 	const char *dir;
 	bool pre;                  /* pre-dump round: memory only, the target keeps running */
 	bool leave_running;
+	bool hold;                 /* final dump: leave the target frozen for the caller
+				      to end or resume (a migration's hand-over) */
 	bool skip_unsupported_fds;
 	bool use_pidfd;            /* kernel has PROCESS_VM_PIDFD */
 	const struct layout_ops *layout;

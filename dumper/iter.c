@@ -116,6 +116,11 @@ int iter_run(const struct iter_opts *o, struct iter_result *res, iter_round_cb c
 			break;
 		if (cb)
 			cb(&row, arg);
+		if (o->round_done) {
+			ret = o->round_done(o->hook_arg, k, dir, err);
+			if (ret)
+				break;
+		}
 		if (k == 1 && fault_hit("kill-target-after-round")) {
 			/* Dies between rounds, its tracking armed, for certain. */
 			struct pollfd pfd = { .fd = t.pidfd, .events = POLLIN };
@@ -151,11 +156,20 @@ int iter_run(const struct iter_opts *o, struct iter_result *res, iter_round_cb c
 		d.pre = false;
 		d.parent = parent;
 		d.tr = &tr;
+		d.hold = o->handover != NULL;
 		ret = dump_round(&t, &d, &res->final, err);
 		if (ret)
 			ferr_wrap(err, "final dump");
 		else
 			res->total_bytes += res->final.data_pages * ps;
+		if (!ret && o->handover) {
+			/* Still frozen: the freeze lasts until the hand-over ends. */
+			ret = o->handover(o->hook_arg, &t, err);
+			res->final.freeze_ns = now_ns() - t.freeze_start_ns;
+			res->final.killed = !ret;
+			if (ret)
+				target_release(&t);
+		}
 	}
 	if (ret && !target_alive(&t) && err->code != ESRCH) {
 		ferr_wrap(err, "process %d exited", t.pid);

@@ -22,6 +22,13 @@ struct iter_opts {
 	uint64_t downtime_limit_ns;
 	unsigned max_rounds;           /* pre-dump rounds at most */
 	bool auto_converge;
+	/* A migration's hooks, or NULL. round_done: round k's images are in
+	 * dir (send them); an error ends the iteration, the target running on.
+	 * handover: the final dump is in base.dir and the target is still
+	 * frozen; 0 means the hook ended the target, an error resumes it. */
+	int (*round_done)(void *arg, unsigned k, const char *dir, struct ferr *err);
+	int (*handover)(void *arg, struct target *t, struct ferr *err);
+	void *hook_arg;
 };
 
 struct iter_round {

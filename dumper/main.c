@@ -17,6 +17,10 @@ static const struct ferry_cmd commands[] = {
 	  cmd_pre_dump_help },
 	{ "dump", "freeze a process and write its complete state to images", cmd_dump, cmd_dump_help },
 	{ "restore", "bring a dumped process back to life", cmd_restore, cmd_restore_help },
+	{ "migrate", "move a running process to another host's page server", cmd_migrate,
+	  cmd_migrate_help },
+	{ "page-server", "receive a migration (or dumps) and restore it", cmd_page_server,
+	  cmd_page_server_help },
 	{ "show", "decode an image directory (like crit show)", cmd_show, cmd_show_help },
 };
 

@@ -19,6 +19,7 @@
 struct rst_opts {
 	const char *dir;
 	bool require_same_pid;  /* fail rather than take new PIDs/TIDs */
+	bool stopped;           /* leave it stopped (SIGSTOP); SIGCONT lets it run */
 };
 
 struct rst_result {

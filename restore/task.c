@@ -397,6 +397,9 @@ int rst_finish(struct rst *r, struct ferr *err)
 		if (ret)
 			return ret;
 	}
+	/* Queued now, the stop takes the whole process as it is let go. */
+	if (r->opts->stopped && kill(r->pid, SIGSTOP) < 0)
+		return ferr_sys(err, errno, "stop process %d", r->pid);
 	/* Registers are all set: let every thread go, the main one last. */
 	for (size_t i = r->nr_threads; i-- > 0;) {
 		if (ptrace(PTRACE_DETACH, r->th[i].tid, NULL, NULL) < 0)

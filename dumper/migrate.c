@@ -1,0 +1,206 @@
+/* The sending side of a migration (see migrate.h). */
+#include <dirent.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/sendfile.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "common/fault.h"
+#include "common/log.h"
+#include "dumper/migrate.h"
+#include "images/img.h"
+#include "proto/migrate.pb-c.h"
+
+#define SEND_CHUNK (1u << 20)
+
+int mig_connect(struct mig_conn *c, const char *to, const struct net_key *key, struct ferr *err)
+{
+	const char *mode = getenv("FERRY_SEND");
+	int ret;
+
+	memset(c, 0, sizeof(*c));
+	c->mode = mode && !strcmp(mode, "buffer") ? MIG_SEND_BUFFER : MIG_SEND_SENDFILE;
+	c->fd = net_connect(to, err);
+	if (c->fd < 0)
+		return c->fd;
+	/* A destination that stops answering must not hold the source (and a
+	 * frozen target) for ever. */
+	net_set_timeout(c->fd, 120);
+	ret = net_handshake_client(c->fd, key, err);
+	if (ret) {
+		close(c->fd);
+		c->fd = -1;
+		return ferr_wrap(err, "%s", to);
+	}
+	return 0;
+}
+
+void mig_close(struct mig_conn *c)
+{
+	if (c->fd >= 0)
+		close(c->fd);
+	c->fd = -1;
+}
+
+void mig_abort(struct mig_conn *c, const char *why)
+{
+	Ferry__MigResult r = FERRY__MIG_RESULT__INIT;
+	struct ferr ignored;
+
+	if (c->fd < 0)
+		return;
+	r.message = (char *)why;
+	(void)!net_send(c->fd, NET_ABORT, &r.base, &ignored);
+}
+
+static int send_body(struct mig_conn *c, int in, uint64_t size, const char *path,
+		     struct ferr *err)
+{
+	static uint8_t buf[SEND_CHUNK];
+	uint64_t off = 0;
+
+	while (off < size) {
+		size_t n = size - off < SEND_CHUNK ? (size_t)(size - off) : SEND_CHUNK;
+		ssize_t k;
+
+		if (fault_hit("drop-connection-mid-round") && off >= size / 2 && size > SEND_CHUNK) {
+			shutdown(c->fd, SHUT_RDWR);
+			return ferr_new(err, ECONNRESET, "connection dropped (FERRY_FAULT)");
+		}
+		if (c->mode == MIG_SEND_SENDFILE) {
+			off_t o = (off_t)off;
+
+			k = sendfile(c->fd, in, &o, n);
+			if (k < 0 && errno == EINTR)
+				continue;
+			if (k < 0)
+				return ferr_sys(err, errno == EAGAIN ? ETIMEDOUT : errno, "send %s",
+						path);
+			if (k == 0)
+				return ferr_new(err, EIO, "%s shrank while being sent", path);
+		} else {
+			int ret;
+
+			k = pread(in, buf, n, (off_t)off);
+			if (k <= 0)
+				return ferr_sys(err, k < 0 ? errno : EIO, "read %s", path);
+			ret = net_send_all(c->fd, buf, (size_t)k, err);
+			if (ret)
+				return ferr_wrap(err, "%s", path);
+		}
+		off += (uint64_t)k;
+	}
+	c->bytes += size;
+	return 0;
+}
+
+static int send_file(struct mig_conn *c, const char *local, const char *name, const char *remote,
+		     struct ferr *err)
+{
+	Ferry__MigFile f = FERRY__MIG_FILE__INIT;
+	char path[PATH_MAX];
+	struct stat st;
+	int in, ret;
+
+	snprintf(path, sizeof(path), "%s/%s", local, name);
+	in = open(path, O_RDONLY | O_CLOEXEC);
+	if (in < 0)
+		return ferr_sys(err, errno, "open %s", path);
+	if (fstat(in, &st) < 0) {
+		ret = ferr_sys(err, errno, "stat %s", path);
+		close(in);
+		return ret;
+	}
+	f.dir = (char *)remote;
+	f.name = (char *)name;
+	f.size = (uint64_t)st.st_size;
+	ret = net_send(c->fd, NET_FILE, &f.base, err);
+	if (!ret)
+		ret = send_body(c, in, f.size, path, err);
+	close(in);
+	return ret;
+}
+
+int mig_send_round(struct mig_conn *c, const char *local, const char *remote, bool final,
+		   struct ferr *err)
+{
+	Ferry__MigRound r = FERRY__MIG_ROUND__INIT;
+	DIR *d = opendir(local);
+	struct dirent *e;
+	bool inventory = false;
+	int ret = 0;
+
+	if (!d)
+		return ferr_sys(err, errno, "open %s", local);
+	while (!ret && (e = readdir(d))) {
+		size_t n = strlen(e->d_name);
+
+		if (e->d_type != DT_REG || n < 5 || strcmp(e->d_name + n - 4, ".img"))
+			continue;
+		/* The inventory goes last: a round cut short never looks complete. */
+		if (!strcmp(e->d_name, IMG_INVENTORY_NAME)) {
+			inventory = true;
+			continue;
+		}
+		ret = send_file(c, local, e->d_name, remote, err);
+	}
+	closedir(d);
+	if (!ret && !inventory)
+		ret = ferr_new(err, ENOENT, "%s has no " IMG_INVENTORY_NAME, local);
+	if (!ret)
+		ret = send_file(c, local, IMG_INVENTORY_NAME, remote, err);
+	r.dir = (char *)remote;
+	r.has_final = final;
+	r.final = final;
+	if (!ret)
+		ret = net_send(c->fd, NET_ROUND, &r.base, err);
+	return ret ? ferr_wrap(err, "sending %s", *remote ? remote : "the final dump") : 0;
+}
+
+int mig_handover(struct mig_conn *c, struct target *t, struct ferr *err)
+{
+	static uint8_t buf[NET_CTRL_MAX];
+	Ferry__MigResult *r;
+	struct pollfd pfd = { .fd = t->pidfd, .events = POLLIN };
+	uint64_t t0 = now_ns();
+	size_t len;
+	int ret = net_expect(c->fd, NET_RESULT, buf, &len, err);
+
+	if (ret)
+		return ferr_wrap(err, "waiting for the destination's restore");
+	r = ferry__mig_result__unpack(NULL, len, buf);
+	if (!r)
+		return ferr_new(err, EPROTO, "malformed RESULT from the destination");
+	if (!r->ok) {
+		ret = ferr_new(err, EREMOTEIO, "the destination could not restore: %s",
+			       r->message ? r->message : "no reason given");
+		ferry__mig_result__free_unpacked(r, NULL);
+		return ret;
+	}
+	c->remote_pid = r->has_pid ? r->pid : 0;
+	ferry__mig_result__free_unpacked(r, NULL);
+	/* The destination holds it, stopped. From here the original must never
+	 * run again: end it (it is frozen, it does not run meanwhile), make sure
+	 * it is gone, then let the destination's copy go. */
+	syscall(SYS_pidfd_send_signal, t->pidfd, SIGKILL, NULL, 0);
+	c->ended = true;
+	target_release(t);
+	if (poll(&pfd, 1, 10000) != 1)
+		pr_warn("process %d was sent SIGKILL but has not exited yet", t->pid);
+	ret = net_send(c->fd, NET_COMMIT, NULL, err);
+	if (!ret)
+		ret = net_expect(c->fd, NET_DONE, buf, &len, err);
+	c->handover_ns = now_ns() - t0;
+	if (ret)
+		/* Past the point of no return: report, do not resume anything. */
+		return ferr_wrap(err, "the original is gone but the destination did not confirm "
+				 "(its copy, process %d there, may be left stopped)",
+				 (int)c->remote_pid);
+	return 0;
+}

@@ -1,0 +1,42 @@
+/* The source of a migration: sends image directories to a page server over
+ * an authenticated connection (docs/PROTOCOL.md) and runs the hand-over. */
+#ifndef FERRY_DUMPER_MIGRATE_H
+#define FERRY_DUMPER_MIGRATE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "common/err.h"
+#include "common/net.h"
+#include "dumper/target.h"
+
+enum mig_send_mode {
+	MIG_SEND_SENDFILE,    /* file -> socket in the kernel (the default) */
+	MIG_SEND_BUFFER,      /* read() into a buffer, send() from it */
+};
+
+struct mig_conn {
+	int fd;
+	enum mig_send_mode mode;
+	uint64_t bytes;              /* image bytes sent */
+	pid_t remote_pid;            /* the restored process on the destination */
+	uint64_t handover_ns;        /* final dump sent to destination running */
+	bool ended;                  /* the original was ended: no way back */
+};
+
+/* Connect to HOST:PORT and authenticate both ends. */
+int __must_check mig_connect(struct mig_conn *c, const char *to, const struct net_key *key,
+			     struct ferr *err);
+void mig_close(struct mig_conn *c);
+/* Send every image file of local as round `remote` ("" or "pre-N"),
+ * inventory.img last, then the ROUND frame. */
+int __must_check mig_send_round(struct mig_conn *c, const char *local, const char *remote,
+				bool final, struct ferr *err);
+/* After the final round: wait for the destination's restore, end the frozen
+ * target, let the destination run it. An error before the target is ended
+ * leaves it to the caller to resume. */
+int __must_check mig_handover(struct mig_conn *c, struct target *t, struct ferr *err);
+/* Tell the destination the migration is off (best effort). */
+void mig_abort(struct mig_conn *c, const char *why);
+
+#endif

@@ -1,0 +1,245 @@
+/* The page server: one migration over one connection (see pageserver.h and
+ * docs/PROTOCOL.md). The stream is untrusted: names are checked against a
+ * fixed pattern (no path can leave DIR), sizes are bounded, and anything
+ * malformed drops the connection with a clean error. */
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "common/util.h"
+#include "dumper/pageserver.h"
+#include "images/img.h"
+#include "proto/migrate.pb-c.h"
+
+#define RECV_CHUNK (1u << 20)
+
+/* "" (the final dump) or "pre-N", N from 1 to 9999 without leading zeros. */
+static bool valid_dir(const char *d)
+{
+	size_t n = strlen(d);
+
+	if (!n)
+		return true;
+	if (n < 5 || n > 8 || strncmp(d, "pre-", 4) || d[4] == '0')
+		return false;
+	for (size_t i = 4; i < n; i++)
+		if (d[i] < '0' || d[i] > '9')
+			return false;
+	return true;
+}
+
+/* A plain image file name: [A-Za-z0-9_-][A-Za-z0-9_.-]* ending in ".img". */
+static bool valid_name(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n < 5 || n > 64 || s[0] == '.' || strcmp(s + n - 4, ".img"))
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		char c = s[i];
+
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		      c == '_' || c == '-' || c == '.'))
+			return false;
+	}
+	return true;
+}
+
+static int round_dir(const struct ps_opts *o, const char *d, char *path, size_t cap,
+		     struct ferr *err)
+{
+	snprintf(path, cap, "%s%s%s", o->dir, *d ? "/" : "", d);
+	if (*d && mkdir(path, 0700) < 0 && errno != EEXIST)
+		return ferr_sys(err, errno, "create %s", path);
+	return 0;
+}
+
+/* One FILE frame's message and its raw bytes, into DIR[/pre-N]/name. */
+static int recv_file(int fd, const struct ps_opts *o, const uint8_t *msg, size_t len,
+		     uint8_t *buf, struct ps_result *res, struct ferr *err)
+{
+	Ferry__MigFile *f = ferry__mig_file__unpack(NULL, len, msg);
+	char dir[PATH_MAX], path[PATH_MAX + 80], part[PATH_MAX + 90];
+	uint64_t left;
+	int out = -1, ret = 0;
+
+	if (!f)
+		return ferr_new(err, EPROTO, "malformed FILE message");
+	if (!valid_dir(f->dir) || !valid_name(f->name)) {
+		ret = ferr_new(err, EPROTO, "refused file name `%.80s/%.80s`", f->dir, f->name);
+		goto out;
+	}
+	if (f->size > o->max_file) {
+		ret = ferr_new(err, EFBIG, "%s/%s: %llu bytes, more than the %llu allowed", f->dir,
+			       f->name, (unsigned long long)f->size,
+			       (unsigned long long)o->max_file);
+		goto out;
+	}
+	ret = round_dir(o, f->dir, dir, sizeof(dir), err);
+	if (ret)
+		goto out;
+	snprintf(path, sizeof(path), "%s/%s", dir, f->name);
+	snprintf(part, sizeof(part), "%s.part", path);
+	out = open(part, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (out < 0) {
+		ret = ferr_sys(err, errno, "create %s", part);
+		goto out;
+	}
+	for (left = f->size; left && !ret;) {
+		size_t n = left < RECV_CHUNK ? (size_t)left : RECV_CHUNK;
+
+		ret = net_recv_all(fd, buf, n, err);
+		if (!ret && pwrite_all(out, buf, n, f->size - left) < 0)
+			ret = ferr_sys(err, errno, "write %s", part);
+		left -= n;
+	}
+	if (!ret && close(out) < 0)
+		ret = ferr_sys(err, errno, "write %s", part);
+	out = -1;
+	if (!ret && rename(part, path) < 0)
+		ret = ferr_sys(err, errno, "rename %s", part);
+	if (ret) {
+		unlink(part);
+		ferr_wrap(err, "%s%s%s", f->dir, *f->dir ? "/" : "", f->name);
+	} else {
+		res->bytes += f->size;
+		res->files++;
+	}
+out:
+	if (out >= 0)
+		close(out);
+	ferry__mig_file__free_unpacked(f, NULL);
+	return ret;
+}
+
+static int send_result(int fd, bool ok, const char *msg, pid_t pid, struct ferr *err)
+{
+	Ferry__MigResult r = FERRY__MIG_RESULT__INIT;
+
+	r.ok = ok;
+	r.message = (char *)msg;
+	r.has_pid = pid > 0;
+	r.pid = pid;
+	return net_send(fd, NET_RESULT, &r.base, err);
+}
+
+/* The final dump is here: restore it stopped, report, and wait for the
+ * source's word. COMMIT: run it. ABORT or an error: kill it. The source gone
+ * without a word: it may or may not have ended its original, so the process
+ * is left stopped, neither lost nor running twice, and the operator told. */
+static int finish(int fd, const struct ps_opts *o, uint8_t *buf, struct ps_result *res,
+		  struct ferr *err)
+{
+	struct ferr rerr;
+	pid_t pid = 0;
+	uint32_t type;
+	size_t len;
+	bool eof;
+	int ret;
+
+	res->final = true;
+	if (o->restore) {
+		ferr_clear(&rerr);
+		if (o->restore(o->dir, &pid, &rerr)) {
+			pr_warn("restore of %s failed: %s", o->dir, rerr.msg);
+			ret = send_result(fd, false, rerr.msg, 0, err);
+			return ret ? ret : ferr_new(err, rerr.code ? rerr.code : EIO,
+						    "restore failed: %s", rerr.msg);
+		}
+	}
+	ret = send_result(fd, true, NULL, pid, err);
+	if (!ret)
+		ret = net_recv_ctrl(fd, &type, buf, &len, &eof, err);
+	if (!ret && type == NET_COMMIT) {
+		if (pid && kill(pid, SIGCONT) < 0)
+			return ferr_sys(err, errno, "resume restored process %d", pid);
+		res->pid = pid;
+		return net_send(fd, NET_DONE, NULL, err);
+	}
+	if (!pid)
+		return ret ? ret : ferr_new(err, ECONNABORTED, "the source aborted the migration");
+	if (!ret || (type == NET_ABORT)) {
+		kill(pid, SIGKILL);
+		return ferr_new(err, ECONNABORTED, "the source aborted the hand-over; restored "
+				"process %d killed", pid);
+	}
+	res->in_doubt = true;
+	res->pid = pid;
+	return ferr_wrap(err, "the source vanished during the hand-over: restored process %d is "
+			 "left STOPPED (SIGCONT it if the original is gone, else SIGKILL it)", pid);
+}
+
+int ps_serve(int fd, const struct ps_opts *o, struct ps_result *res, struct ferr *err)
+{
+	uint8_t *buf = malloc(RECV_CHUNK > NET_CTRL_MAX ? RECV_CHUNK : NET_CTRL_MAX);
+	uint8_t *msg = malloc(NET_CTRL_MAX);
+	char path[PATH_MAX];
+	unsigned files = 0;
+	int ret;
+
+	memset(res, 0, sizeof(*res));
+	if (!buf || !msg) {
+		free(buf);
+		free(msg);
+		return ferr_sys(err, ENOMEM, "receive buffers");
+	}
+	/* An old dump in DIR must not look like this migration's result. */
+	snprintf(path, sizeof(path), "%s/" IMG_INVENTORY_NAME, o->dir);
+	ret = (unlink(path) < 0 && errno != ENOENT) ? ferr_sys(err, errno, "remove old %s", path)
+						     : 0;
+	if (!ret)
+		ret = net_handshake_server(fd, o->key, err);
+	while (!ret) {
+		uint32_t type;
+		size_t len;
+		bool eof;
+
+		ret = net_recv_ctrl(fd, &type, msg, &len, &eof, err);
+		if (ret) {
+			if (eof)
+				ferr_wrap(err, "the source went away before the final dump");
+			break;
+		}
+		if (type == NET_FILE) {
+			if (++files > PS_MAX_FILES)
+				ret = ferr_new(err, EPROTO, "more than %d files in one round",
+					       PS_MAX_FILES);
+			else
+				ret = recv_file(fd, o, msg, len, buf, res, err);
+		} else if (type == NET_ROUND) {
+			Ferry__MigRound *r = ferry__mig_round__unpack(NULL, len, msg);
+			bool final;
+
+			if (!r || !valid_dir(r->dir)) {
+				ret = ferr_new(err, EPROTO, "malformed ROUND message");
+				if (r)
+					ferry__mig_round__free_unpacked(r, NULL);
+				break;
+			}
+			final = r->has_final && r->final;
+			if (!o->quiet)
+				printf("page-server: %s %s received\n", final ? "final dump" : "round",
+				       *r->dir ? r->dir : "(DIR)");
+			fflush(stdout);
+			ferry__mig_round__free_unpacked(r, NULL);
+			files = 0;
+			if (!final) {
+				res->rounds++;
+				continue;
+			}
+			ret = finish(fd, o, msg, res, err);
+			break;
+		} else if (type == NET_ABORT) {
+			ret = ferr_new(err, ECONNABORTED, "the source aborted the migration");
+		} else {
+			ret = ferr_new(err, EPROTO, "unexpected %s frame", net_type_name(type));
+		}
+	}
+	free(buf);
+	free(msg);
+	return ret;
+}

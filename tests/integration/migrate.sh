@@ -1,0 +1,200 @@
+#!/bin/sh
+# Live migration between two "hosts": network namespaces joined by a veth
+# pair. A dirtying workload is moved with ferry migrate to a page server
+# that restores it, and checks itself there; the hand-over is atomic when
+# the connection drops mid-round, the destination's restore fails, or the
+# key is wrong (the original runs on, intact); the page server refuses a
+# malformed stream and names that leave DIR. Runs under tests/run.sh's
+# subreaper.
+. "$(dirname "$0")/lib.sh"
+DIRTIER="$TOOLS/workloads/dirtier"
+NS_SRC=ferry-src-$$
+NS_DST=ferry-dst-$$
+SRC_IP=10.199.$(( $$ % 200 )).1
+DST_IP=10.199.$(( $$ % 200 )).2
+PIDS=""
+cleanup() {
+	for p in $PIDS; do kill -9 $p 2>/dev/null; done
+	ip netns del $NS_SRC 2>/dev/null
+	ip netns del $NS_DST 2>/dev/null
+	rm -rf "$T"
+}
+trap cleanup EXIT
+
+ip netns add $NS_SRC && ip netns add $NS_DST ||
+	skip "cannot create network namespaces here"
+ip link add vf$$s type veth peer name vf$$d || skip "no veth here"
+ip link set vf$$s netns $NS_SRC && ip link set vf$$d netns $NS_DST
+ip -n $NS_SRC addr add $SRC_IP/24 dev vf$$s && ip -n $NS_DST addr add $DST_IP/24 dev vf$$d
+ip -n $NS_SRC link set vf$$s up && ip -n $NS_DST link set vf$$d up
+ip -n $NS_SRC link set lo up && ip -n $NS_DST link set lo up
+ok "two hosts: $NS_SRC ($SRC_IP) and $NS_DST ($DST_IP) joined by a veth pair"
+
+head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$T/key"
+head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$T/other-key"
+PORT=$((20000 + $$ % 20000))
+
+wait_for() { for _ in $(seq 200); do [ -s "$1" ] && return 0; sleep 0.05; done; return 1; }
+alive() { [ -d /proc/$1 ] && ! grep -q '^State:.*Z' /proc/$1/status 2>/dev/null; }
+
+# start_dirtier CTL ARGS...: the workload on the source host; D its PID.
+start_dirtier() {
+	ctl=$1; shift
+	rm -f "$ctl".*
+	ip netns exec $NS_SRC "$DIRTIER" "$ctl" "$@" </dev/null >/dev/null 2>&1 &
+	D=$!
+	PIDS="$PIDS $D"
+	wait_for "$ctl.ready" || fail "dirtier did not start"
+}
+
+check_mem() {
+	rm -f "$1.check"
+	kill -USR1 "$2" 2>/dev/null
+	for _ in $(seq 200); do [ -s "$1.check" ] && break; sleep 0.05; done
+	case "$(cat "$1.check" 2>/dev/null)" in
+	ok*) ok "$3" ;;
+	*) fail "$3: $(cat "$1.check" 2>/dev/null)" ;;
+	esac
+}
+
+# server NAME ARGS...: a page server on the destination host; S its PID.
+server() {
+	name=$1; shift
+	rm -rf "$T/$name" "$T/$name.pid"
+	ip netns exec $NS_DST env ${SFAULT:-} "$FERRY" page-server -D "$T/$name" \
+		--address $DST_IP --port $PORT --pidfile "$T/$name.pid" "$@" \
+		>"$T/$name.out" 2>"$T/$name.err" &
+	S=$!
+	PIDS="$PIDS $S"
+	for _ in $(seq 100); do grep -q listening "$T/$name.out" 2>/dev/null && break; sleep 0.05; done
+}
+
+migrate() {
+	ip netns exec $NS_SRC env ${CFAULT:-} "$FERRY" migrate -t $D --to $DST_IP:$PORT "$@" \
+		>"$T/out" 2>"$T/err"
+}
+
+# 1. The migration itself: rounds, downtime, the workload intact there.
+start_dirtier "$T/w" --mb 64 --rate 32 --churn 20
+server dst --auth-key "$T/key" --restore
+migrate --auth-key "$T/key"
+rc=$?
+[ $rc = 0 ] && ok "migrate exits 0" || fail "migrate: exit $rc: $(cat "$T/err")"
+wait $S
+[ $? = 0 ] && ok "the page server exits 0" || fail "page server: $(cat "$T/dst.err")"
+expect_in "$T/out" "moved process $D" "says what moved where"
+expect_in "$T/out" "downtime" "reports the downtime"
+grep -q '^ *1 ' "$T/out" && ok "prints the rounds" || fail "no round table: $(cat "$T/out")"
+for _ in $(seq 100); do alive $D || break; sleep 0.05; done
+alive $D && fail "the original still runs after the hand-over" || ok "the original is gone"
+RP=$(cat "$T/dst.pid" 2>/dev/null)
+if [ -n "$RP" ] && alive "$RP"; then
+	PIDS="$PIDS $RP"
+	ok "the restored process runs on the destination"
+	grep -q '^State:.*T' /proc/$RP/status && fail "it was left stopped"
+	check_mem "$T/w" $RP "every page arrived intact (the workload checked itself)"
+	[ "$(readlink /proc/$RP/ns/net)" = "$(ip netns exec $NS_DST readlink /proc/self/ns/net)" ] &&
+		ok "it runs in the destination's network namespace" ||
+		fail "it is not in the destination host's namespace"
+	kill -9 $RP
+else
+	fail "no restored process on the destination: $(cat "$T/dst.err")"
+fi
+expect_rc 0 "the received images verify" "$FERRY" show --verify "$T/dst"
+
+# 2. Wrong key: refused both ways, nothing sent, the original runs on.
+start_dirtier "$T/k" --mb 8 --rate 8
+server wk --auth-key "$T/key" --restore
+migrate --auth-key "$T/other-key"
+[ $? = 1 ] && ok "a wrong key fails the migration" || fail "wrong key accepted"
+expect_in "$T/err" "key" "says the key is the problem"
+expect_in "$T/err" "runs on here" "says the process runs on"
+wait $S
+[ $? = 1 ] && ok "the page server refuses the wrong key" || fail "page server accepted a wrong key"
+expect_in "$T/wk.err" "did not prove the key" "the server says why"
+[ ! -e "$T/wk/inventory.img" ] && ok "nothing received" || fail "images received without the key"
+server nk --auth-key "$T/key"
+migrate
+[ $? = 1 ] && expect_in "$T/err" "requires a key" "no key against a keyed server: refused" ||
+	fail "migrated without a key"
+wait $S
+alive $D && check_mem "$T/k" $D "the original is intact after the refusals" ||
+	fail "the original died"
+kill -9 $D
+
+# 3. The destination's restore fails: the source resumes its original.
+start_dirtier "$T/r" --mb 16 --rate 16
+SFAULT=FERRY_FAULT=restore-fail-after-memory server rf --restore --auth-key "$T/key"
+migrate --auth-key "$T/key"
+[ $? = 1 ] && ok "a failed restore fails the migration" || fail "migrate: $(cat "$T/out")"
+expect_in "$T/err" "could not restore" "says the destination could not restore"
+expect_in "$T/err" "runs on here" "says the original runs on"
+wait $S
+sleep 0.2
+if alive $D; then
+	grep -q '^State:.*T' /proc/$D/status && fail "the original was left stopped" ||
+		ok "the original runs again"
+	check_mem "$T/r" $D "the original is intact"
+else
+	fail "the original is gone after a failed restore: neither side has it"
+fi
+kill -9 $D
+
+# 4. The connection drops in the middle of a round.
+start_dirtier "$T/c" --mb 32 --rate 16
+server cut --restore --auth-key "$T/key"
+CFAULT=FERRY_FAULT=drop-connection-mid-round migrate --auth-key "$T/key"
+[ $? = 1 ] && ok "a dropped connection fails the migration" || fail "migrate went on"
+expect_in "$T/err" "runs on here" "says the original runs on"
+wait $S
+[ $? = 1 ] && ok "the page server reports the loss" || fail "page server exit 0"
+[ ! -e "$T/cut/inventory.img" ] && ok "no complete-looking dump on the destination" ||
+	fail "a cut round looks complete"
+alive $D && check_mem "$T/c" $D "the original is intact" || fail "the original died"
+kill -9 $D
+
+# 5. Malformed streams: garbage, a name leaving DIR, an oversized frame.
+stream() {
+	ip netns exec $NS_SRC python3 - "$DST_IP" "$PORT" "$1" <<'PY'
+import socket, struct, sys
+host, port, kind = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+s = socket.create_connection((host, port))
+def frame(t, payload):
+    return struct.pack('<IIQ', 0x4d595246, t, len(payload)) + payload
+def pb_bytes(field, b):
+    return bytes([field << 3 | 2, len(b)]) + b
+def pb_varint(field, v):
+    out = bytes([field << 3])
+    while True:
+        b = v & 0x7f; v >>= 7
+        out += bytes([b | (0x80 if v else 0)])
+        if not v: return out
+s.recv(4096)                                   # the server's HELLO
+s.sendall(frame(1, pb_varint(1, 1) + pb_bytes(2, b'n' * 32)))
+if kind == 'garbage':
+    s.sendall(b'GET / HTTP/1.0\r\n\r\n' + b'x' * 64)
+elif kind == 'escape':
+    s.sendall(frame(3, pb_bytes(1, b'') + pb_bytes(2, b'../../escape.img') + pb_varint(3, 4)) + b'evil')
+elif kind == 'huge':
+    s.sendall(struct.pack('<IIQ', 0x4d595246, 3, 1 << 40))
+s.settimeout(5)
+try: s.recv(4096)
+except Exception: pass
+PY
+}
+for kind in garbage escape huge; do
+	server bad-$kind --no-auth
+	stream $kind
+	wait $S
+	[ $? = 1 ] && ok "malformed stream ($kind): refused" || fail "malformed stream ($kind) accepted"
+done
+expect_in "$T/bad-garbage.err" "not a ferry stream" "garbage: says it is not a ferry stream"
+expect_in "$T/bad-escape.err" "refused file name" "a name leaving DIR: refused"
+[ ! -e "$T/escape.img" ] && [ ! -e "$T/../escape.img" ] && ok "nothing written outside DIR" ||
+	fail "a file was written outside DIR"
+expect_in "$T/bad-huge.err" "bytes (at most" "an oversized frame: refused before reading it"
+
+# 6. No key on a non-loopback address needs saying so.
+expect_rc 2 "no key on a routable address is a usage error" \
+	"$FERRY" page-server -D "$T/nokey" --address 0.0.0.0 --port $PORT
+finish
