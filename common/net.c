@@ -128,7 +128,7 @@ int net_connect(const char *hostport, struct ferr *err)
 	char host[256];
 	uint16_t port;
 	struct addrinfo *ai, *a;
-	int fd = -1, ret, one = 1;
+	int fd = -1, ret;
 
 	if (net_split_hostport(hostport, host, sizeof(host), &port))
 		return ferr_new(err, EINVAL, "`%s` is not HOST:PORT", hostport);
@@ -147,14 +147,17 @@ int net_connect(const char *hostport, struct ferr *err)
 	freeaddrinfo(ai);
 	if (fd < 0)
 		return ferr_sys(err, ret, "connect to %s", hostport);
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	return fd;
 }
 
 void net_set_timeout(int fd, unsigned seconds)
 {
 	struct timeval tv = { .tv_sec = seconds };
+	int one = 1;
 
+	/* Small control frames (RESULT, COMMIT, DONE) are the hand-over's
+	 * critical path: no Nagle delay on them. */
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 }

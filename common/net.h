@@ -45,7 +45,7 @@ int __must_check net_listen(const char *addr, uint16_t port, struct ferr *err);
 int __must_check net_connect(const char *hostport, struct ferr *err);
 /* Parse "HOST:PORT" into host (cap bytes) and port. */
 int __must_check net_split_hostport(const char *s, char *host, size_t cap, uint16_t *port);
-/* Every read and write on fd gives up after seconds of silence. */
+/* Every read and write on fd gives up after seconds of silence; no Nagle. */
 void net_set_timeout(int fd, unsigned seconds);
 
 int __must_check net_send_all(int fd, const void *buf, size_t len, struct ferr *err);

@@ -641,8 +641,11 @@ static int mig_round_done(void *arg, unsigned k, const char *dir, struct ferr *e
 static int mig_hand_over(void *arg, struct target *t, struct ferr *err)
 {
 	struct mig_ctx *m = arg;
-	int ret = mig_send_round(&m->conn, m->staging, "", true, err);
+	int ret;
 
+	pr_debug("final dump written %.1f ms into the freeze", (now_ns() - t->freeze_start_ns) / 1e6);
+	ret = mig_send_round(&m->conn, m->staging, "", true, err);
+	pr_debug("final dump sent %.1f ms into the freeze", (now_ns() - t->freeze_start_ns) / 1e6);
 	return ret ? ret : mig_handover(&m->conn, t, err);
 }
 
@@ -711,7 +714,7 @@ static int run_migrate(struct dump_cli *c, const struct kerndat *kd)
 		json_str(&j, "tracker", io.track->name);
 		json_u64(&j, "rounds", r.nr);
 		json_str(&j, "stop_reason", r.stop_reason);
-		json_f64(&j, "downtime_seconds", r.final.freeze_ns / 1e9);
+		json_f64(&j, "downtime_seconds", m.conn.downtime_ns / 1e9);
 		json_f64(&j, "handover_seconds", m.conn.handover_ns / 1e9);
 		json_u64(&j, "final_pages", r.final.data_pages);
 		json_u64(&j, "bytes_sent", m.conn.bytes);
@@ -725,7 +728,7 @@ static int run_migrate(struct dump_cli *c, const struct kerndat *kd)
 		printf("stopped after %zu round%s: %s\n", r.nr, r.nr == 1 ? "" : "s", r.stop_reason);
 		printf("moved process %d to %s (process %d there): downtime %.1f ms (hand-over "
 		       "%.1f ms), %.3f s in all, %.1f MiB sent\n", c->o.pid, c->to,
-		       (int)m.conn.remote_pid, r.final.freeze_ns / 1e6, m.conn.handover_ns / 1e6,
+		       (int)m.conn.remote_pid, m.conn.downtime_ns / 1e6, m.conn.handover_ns / 1e6,
 		       r.seconds, m.conn.bytes / 1048576.0);
 	}
 	iter_result_free(&r);

@@ -35,7 +35,11 @@ void cmd_page_server_help(FILE *out)
 		"      --port PORT          TCP port (default %d)\n"
 		"      --auth-key FILE      pre-shared key: both ends prove it (HMAC-SHA256)\n"
 		"      --no-auth            allow a non-loopback address without a key\n"
-		"      --restore            restore the final dump and hand the process over\n"
+		"      --restore            restore the final dump and hand the process over;\n"
+		"                           the process is built while the rounds arrive, so\n"
+		"                           that only the last round's changes remain to do\n"
+		"      --cold               with --restore: restore only once the final dump\n"
+		"                           is in (slower; for comparison)\n"
 		"      --max-file-size N    refuse image files larger than N bytes (default 1 TiB)\n"
 		"      --pidfile FILE       write the restored process's PID to FILE\n"
 		"      --json               the result as one JSON object\n"
@@ -49,14 +53,50 @@ void cmd_page_server_help(FILE *out)
 		NET_DEFAULT_PORT);
 }
 
-static int restore_stopped(const char *dir, pid_t *pid, struct ferr *err)
+/* The process is built while the rounds arrive (warm); if that fails, the
+ * final dump is restored from scratch (cold), as it is with --cold. */
+struct warm_ctx {
+	struct rst_warm *w;
+	bool off;
+};
+
+static void prebuild(void *arg, const char *dir)
 {
+	struct warm_ctx *c = arg;
+	struct ferr err;
+	int ret;
+
+	if (c->off)
+		return;
+	ferr_clear(&err);
+	ret = c->w ? rst_warm_update(c->w, dir, &err) : rst_warm_begin(&c->w, dir, &err);
+	if (ret) {
+		pr_warn("%s; the final dump will be restored from scratch", err.msg);
+		rst_warm_free(c->w);
+		c->w = NULL;
+		c->off = true;
+	}
+}
+
+static int restore_stopped(void *arg, const char *dir, pid_t *pid, struct ferr *err)
+{
+	struct warm_ctx *c = arg;
 	struct rst_opts o = { .dir = dir, .stopped = true };
 	struct rst_result r;
-	int ret = rst_restore(&o, &r, err);
+	int ret;
 
-	if (!ret)
+	if (c->w) {
+		ret = rst_warm_finish(c->w, &o, &r, err);
+		rst_warm_free(c->w);
+		c->w = NULL;
+	} else {
+		ret = rst_restore(&o, &r, err);
+	}
+	if (!ret) {
 		*pid = r.pid;
+		pr_info("restored process %d (%s): %.1f ms", r.pid, c->off ? "cold" : "warm",
+			r.total_ns / 1e6);
+	}
 	return ret;
 }
 
@@ -75,6 +115,7 @@ int cmd_page_server(int argc, char **argv)
 		{ "auth-key", required_argument, NULL, 'k' },
 		{ "no-auth", no_argument, NULL, 'n' },
 		{ "restore", no_argument, NULL, 'r' },
+		{ "cold", no_argument, NULL, 'c' },
 		{ "max-file-size", required_argument, NULL, 'm' },
 		{ "pidfile", required_argument, NULL, 'P' },
 		{ "json", no_argument, NULL, 'j' },
@@ -87,6 +128,7 @@ int cmd_page_server(int argc, char **argv)
 	unsigned long port = NET_DEFAULT_PORT;
 	bool no_auth = false, json = false, restore = false;
 	struct net_key key = { 0 };
+	struct warm_ctx warm = { 0 };
 	struct ps_result res;
 	struct ferr err;
 	char *end;
@@ -114,6 +156,9 @@ int cmd_page_server(int argc, char **argv)
 			break;
 		case 'r':
 			restore = true;
+			break;
+		case 'c':
+			warm.off = true;
 			break;
 		case 'm':
 			o.max_file = strtoull(optarg, &end, 10);
@@ -154,6 +199,8 @@ int cmd_page_server(int argc, char **argv)
 	}
 	o.key = &key;
 	o.restore = restore ? restore_stopped : NULL;
+	o.round = restore ? prebuild : NULL;
+	o.arg = &warm;
 	o.quiet = json;
 	signal(SIGPIPE, SIG_IGN);
 	lfd = net_listen(addr, (uint16_t)port, &err);
@@ -175,6 +222,7 @@ int cmd_page_server(int argc, char **argv)
 	net_set_timeout(fd, 300);
 	ret = ps_serve(fd, &o, &res, &err);
 	close(fd);
+	rst_warm_free(warm.w);
 	if (res.pid && pidfile) {
 		FILE *f = fopen(pidfile, "w");
 

@@ -160,6 +160,13 @@ int mig_send_round(struct mig_conn *c, const char *local, const char *remote, bo
 	r.final = final;
 	if (!ret)
 		ret = net_send(c->fd, NET_ROUND, &r.base, err);
+	if (!ret && !final) {
+		/* The destination has stored (and built on) it: next round. */
+		static uint8_t buf[NET_CTRL_MAX];
+		size_t len;
+
+		ret = net_expect(c->fd, NET_RESULT, buf, &len, err);
+	}
 	return ret ? ferr_wrap(err, "sending %s", *remote ? remote : "the final dump") : 0;
 }
 
@@ -170,8 +177,9 @@ int mig_handover(struct mig_conn *c, struct target *t, struct ferr *err)
 	struct pollfd pfd = { .fd = t->pidfd, .events = POLLIN };
 	uint64_t t0 = now_ns();
 	size_t len;
-	int ret = net_expect(c->fd, NET_RESULT, buf, &len, err);
+	int ret;
 
+	ret = net_expect(c->fd, NET_RESULT, buf, &len, err);
 	if (ret)
 		return ferr_wrap(err, "waiting for the destination's restore");
 	r = ferry__mig_result__unpack(NULL, len, buf);
@@ -185,18 +193,23 @@ int mig_handover(struct mig_conn *c, struct target *t, struct ferr *err)
 	}
 	c->remote_pid = r->has_pid ? r->pid : 0;
 	ferry__mig_result__free_unpacked(r, NULL);
+	pr_debug("destination restored process %d after %.1f ms", (int)c->remote_pid,
+		 (now_ns() - t0) / 1e6);
 	/* The destination holds it, stopped. From here the original must never
-	 * run again: end it (it is frozen, it does not run meanwhile), make sure
-	 * it is gone, then let the destination's copy go. */
-	syscall(SYS_pidfd_send_signal, t->pidfd, SIGKILL, NULL, 0);
+	 * run again: it is frozen, and a SIGKILL to a stopped task ends it
+	 * before it returns to user space, so the copy may go at once; its
+	 * teardown (a second for a large process) is waited for afterwards. */
+	if (syscall(SYS_pidfd_send_signal, t->pidfd, SIGKILL, NULL, 0) < 0 && errno != ESRCH)
+		return ferr_sys(err, errno, "end the original process %d", t->pid);
 	c->ended = true;
-	target_release(t);
-	if (poll(&pfd, 1, 10000) != 1)
-		pr_warn("process %d was sent SIGKILL but has not exited yet", t->pid);
 	ret = net_send(c->fd, NET_COMMIT, NULL, err);
 	if (!ret)
 		ret = net_expect(c->fd, NET_DONE, buf, &len, err);
 	c->handover_ns = now_ns() - t0;
+	c->downtime_ns = now_ns() - t->freeze_start_ns;
+	target_release(t);
+	if (poll(&pfd, 1, 10000) != 1)
+		pr_warn("process %d was sent SIGKILL but has not exited yet", t->pid);
 	if (ret)
 		/* Past the point of no return: report, do not resume anything. */
 		return ferr_wrap(err, "the original is gone but the destination did not confirm "

@@ -21,6 +21,7 @@ struct mig_conn {
 	uint64_t bytes;              /* image bytes sent */
 	pid_t remote_pid;            /* the restored process on the destination */
 	uint64_t handover_ns;        /* final dump sent to destination running */
+	uint64_t downtime_ns;        /* frozen here to running there */
 	bool ended;                  /* the original was ended: no way back */
 };
 

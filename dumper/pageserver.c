@@ -144,7 +144,7 @@ static int finish(int fd, const struct ps_opts *o, uint8_t *buf, struct ps_resul
 	res->final = true;
 	if (o->restore) {
 		ferr_clear(&rerr);
-		if (o->restore(o->dir, &pid, &rerr)) {
+		if (o->restore(o->arg, o->dir, &pid, &rerr)) {
 			pr_warn("restore of %s failed: %s", o->dir, rerr.msg);
 			ret = send_result(fd, false, rerr.msg, 0, err);
 			return ret ? ret : ferr_new(err, rerr.code ? rerr.code : EIO,
@@ -152,8 +152,10 @@ static int finish(int fd, const struct ps_opts *o, uint8_t *buf, struct ps_resul
 		}
 	}
 	ret = send_result(fd, true, NULL, pid, err);
+	pr_debug("restored %d, told the source", (int)pid);
 	if (!ret)
 		ret = net_recv_ctrl(fd, &type, buf, &len, &eof, err);
+	pr_debug("the source says %s", ret ? "nothing" : net_type_name(type));
 	if (!ret && type == NET_COMMIT) {
 		if (pid && kill(pid, SIGCONT) < 0)
 			return ferr_sys(err, errno, "resume restored process %d", pid);
@@ -177,7 +179,7 @@ int ps_serve(int fd, const struct ps_opts *o, struct ps_result *res, struct ferr
 {
 	uint8_t *buf = malloc(RECV_CHUNK > NET_CTRL_MAX ? RECV_CHUNK : NET_CTRL_MAX);
 	uint8_t *msg = malloc(NET_CTRL_MAX);
-	char path[PATH_MAX];
+	char path[PATH_MAX], rdir[PATH_MAX];
 	unsigned files = 0;
 	int ret;
 
@@ -221,6 +223,8 @@ int ps_serve(int fd, const struct ps_opts *o, struct ps_result *res, struct ferr
 				break;
 			}
 			final = r->has_final && r->final;
+			pr_debug("round %s complete", *r->dir ? r->dir : "(final)");
+			snprintf(rdir, sizeof(rdir), "%s%s%s", o->dir, *r->dir ? "/" : "", r->dir);
 			if (!o->quiet)
 				printf("page-server: %s %s received\n", final ? "final dump" : "round",
 				       *r->dir ? r->dir : "(DIR)");
@@ -229,6 +233,11 @@ int ps_serve(int fd, const struct ps_opts *o, struct ps_result *res, struct ferr
 			files = 0;
 			if (!final) {
 				res->rounds++;
+				if (o->round)
+					o->round(o->arg, rdir);
+				/* The source starts its next round only now: its
+				 * dirty set then covers the time this one took here. */
+				ret = send_result(fd, true, NULL, 0, err);
 				continue;
 			}
 			ret = finish(fd, o, msg, res, err);

@@ -19,8 +19,12 @@ struct ps_opts {
 	const char *dir;
 	const struct net_key *key;
 	uint64_t max_file;                /* bytes of one image file at most */
+	/* A pre-dump round is complete in dir (the warm restore builds on it);
+	 * an error here only ends the warm restore, not the migration. */
+	void (*round)(void *arg, const char *dir);
 	/* Restore the dump in dir, leaving the process stopped; NULL: no restore. */
-	int (*restore)(const char *dir, pid_t *pid, struct ferr *err);
+	int (*restore)(void *arg, const char *dir, pid_t *pid, struct ferr *err);
+	void *arg;
 	bool quiet;
 };
 

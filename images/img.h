@@ -128,6 +128,12 @@ struct img_image {
  * checksums (img_verify does those). */
 int __must_check img_open(struct img_image **out, const char *dir, struct ferr *err);
 void img_close(struct img_image *img);
+/* Open dir on top of a chain already open (a migration's next round): only
+ * dir is read; parent must be the dump its inventory names. On success the
+ * new image owns parent (img_close closes both); on error parent is as it
+ * was. */
+int __must_check img_open_on(struct img_image **out, const char *dir, struct img_image *parent,
+			     struct ferr *err);
 
 int __must_check img_read_process(struct img_image *img, Ferry__Process **out, struct ferr *err);
 int __must_check img_read_threads(struct img_image *img, Ferry__Thread ***out, size_t *n,
@@ -169,6 +175,10 @@ struct img_verify_report {
  * -EBADMSG naming the first bad run, after counting all of them. */
 int __must_check img_verify(const struct img_image *img, struct img_verify_report *rep,
 			    struct ferr *err);
+
+/* The same for img alone, not its parents (checked when they arrived). */
+int __must_check img_verify_one(const struct img_image *img, struct img_verify_report *rep,
+				struct ferr *err);
 
 /* Per-page hashes of a dump (hashes.img), for the hash tracker: runs of
  * consecutive pages, ascending, each page's XXH3-64 as the chain stores it. */

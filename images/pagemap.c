@@ -453,3 +453,10 @@ int img_verify(const struct img_image *img, struct img_verify_report *rep, struc
 	}
 	return first;
 }
+
+int img_verify_one(const struct img_image *img, struct img_verify_report *rep, struct ferr *err)
+{
+	memset(rep, 0, sizeof(*rep));
+	rep->images = 1;
+	return verify_image(img, rep, err);
+}

@@ -243,7 +243,39 @@ static int open_pages(struct img_image *img, struct ferr *err)
 }
 
 static int img_open_chain(struct img_image **out, const char *dir, unsigned depth,
-			  struct chain_seen *seen, struct ferr *err);
+			  struct chain_seen *seen, struct img_image *given, struct ferr *err);
+
+/* The parent already open (img_open_on): it must be the directory the
+ * inventory names, and the dump this one was made against. */
+static int adopt_parent(struct img_image *img, struct img_image *given, struct ferr *err)
+{
+	cleanup_free char *ppath = NULL;
+	struct stat a, b;
+
+	if (!img->inv->parent)
+		return ferr_new(err, EINVAL, "%s has no parent, %s was expected", img->path,
+				given->path);
+	if (asprintf(&ppath, "%s/%s", img->path, img->inv->parent) < 0)
+		return ferr_sys(err, ENOMEM, "parent path");
+	if (stat(ppath, &a) < 0 || fstat(given->dirfd, &b) < 0 || a.st_dev != b.st_dev ||
+	    a.st_ino != b.st_ino)
+		return ferr_new(err, EINVAL, "%s: parent `%s` is not %s", img->path, img->inv->parent,
+				given->path);
+	if (memcmp(given->inv->id.data, img->inv->parent_id.data, IMG_ID_SIZE))
+		return ferr_new(err, EBADMSG, "%s: parent `%s` is not the dump this one was made against "
+				"(id mismatch)", img->path, img->inv->parent);
+	if (given->page_size != img->page_size)
+		return ferr_new(err, EBADMSG, "%s: parent page size %u differs from %u", img->path,
+				given->page_size, img->page_size);
+	for (struct img_image *i = given; i; i = i->parent)
+		if (i->depth + 1 >= IMG_CHAIN_MAX)
+			return ferr_new(err, ELOOP, "%s: parent chain deeper than %d dumps", img->path,
+					IMG_CHAIN_MAX);
+	for (struct img_image *i = given; i; i = i->parent)
+		i->depth++;
+	img->parent = given;
+	return 0;
+}
 
 static int open_parent(struct img_image *img, struct chain_seen *seen, struct ferr *err)
 {
@@ -257,7 +289,7 @@ static int open_parent(struct img_image *img, struct chain_seen *seen, struct fe
 				IMG_CHAIN_MAX);
 	if (asprintf(&ppath, "%s/%s", img->path, img->inv->parent) < 0)
 		return ferr_sys(err, ENOMEM, "parent path");
-	ret = img_open_chain(&img->parent, ppath, img->depth + 1, seen, err);
+	ret = img_open_chain(&img->parent, ppath, img->depth + 1, seen, NULL, err);
 	if (ret)
 		return ferr_wrap(err, "%s: parent `%s`", img->path, img->inv->parent);
 	if (memcmp(img->parent->inv->id.data, img->inv->parent_id.data, IMG_ID_SIZE))
@@ -270,7 +302,7 @@ static int open_parent(struct img_image *img, struct chain_seen *seen, struct fe
 }
 
 static int img_open_chain(struct img_image **out, const char *dir, unsigned depth,
-			  struct chain_seen *seen, struct ferr *err)
+			  struct chain_seen *seen, struct img_image *given, struct ferr *err)
 {
 	struct img_image *img;
 	struct stat st;
@@ -312,7 +344,7 @@ static int img_open_chain(struct img_image **out, const char *dir, unsigned dept
 	if (!ret)
 		ret = img_load_vmas(img, err);
 	if (!ret)
-		ret = open_parent(img, seen, err);
+		ret = given ? adopt_parent(img, given, err) : open_parent(img, seen, err);
 	if (!ret)
 		ret = img_load_pagemap(img, err);
 	if (ret)
@@ -320,15 +352,29 @@ static int img_open_chain(struct img_image **out, const char *dir, unsigned dept
 	*out = img;
 	return 0;
 fail:
+	if (given && img->parent == given) {
+		/* Not ours to close: give it back as it was. */
+		for (struct img_image *i = given; i; i = i->parent)
+			i->depth--;
+		img->parent = NULL;
+	}
 	img_close(img);
 	return ret;
+}
+
+int img_open_on(struct img_image **out, const char *dir, struct img_image *parent,
+		struct ferr *err)
+{
+	struct chain_seen seen = { .n = 0 };
+
+	return img_open_chain(out, dir, 0, &seen, parent, err);
 }
 
 int img_open(struct img_image **out, const char *dir, struct ferr *err)
 {
 	struct chain_seen seen = { .n = 0 };
 
-	return img_open_chain(out, dir, 0, &seen, err);
+	return img_open_chain(out, dir, 0, &seen, NULL, err);
 }
 
 void img_close(struct img_image *img)

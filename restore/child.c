@@ -35,7 +35,7 @@ static void __attribute__((noreturn, format(printf, 2, 3))) child_fail(int fd, c
 
 /* open(2) flags to re-open an fd with: what fdinfo showed, minus what only
  * means something at creation. */
-static int reopen_flags(const Ferry__Fd *f)
+int rst_reopen_flags(const Ferry__Fd *f)
 {
 	int fl = (int)f->flags & ~(O_CREAT | O_EXCL | O_TRUNC | O_CLOEXEC);
 
@@ -49,7 +49,7 @@ static void child_open_fd(const Ferry__Fd *f, int errfd)
 	struct stat st;
 	int fd;
 
-	fd = open(f->path, reopen_flags(f));
+	fd = open(f->path, rst_reopen_flags(f));
 	if (fd < 0)
 		child_fail(errfd, "fd %u: open `%s`: %s", f->fd, f->path, strerror(errno));
 	if (fstat(fd, &st) < 0)

@@ -357,6 +357,38 @@ static int map_vma(struct build *b, const Ferry__Vma *v, struct ferr *err)
 }
 
 
+int rst_mm_map(struct rst *r, const Ferry__Vma *v, struct ferr *err)
+{
+	struct build b = { .r = r };
+	int ret = map_vma(&b, v, err);
+
+	for (size_t i = 0; i < b.nr_files; i++) {
+		long rv;
+		int rc = rst_sys(&r->th[0], "close a mapped file", &rv, err, __NR_close,
+				 (uint64_t)b.files[i].fd, 0, 0, 0, 0, 0);
+		if (!ret)
+			ret = rc;
+	}
+	free(b.files);
+	return ret;
+}
+
+int rst_mm_protect(struct rst *r, struct ferr *err)
+{
+	int ret = 0;
+
+	for (size_t i = 0; !ret && i < r->img->nr_vmas; i++) {
+		const Ferry__Vma *v = r->img->vmas[i];
+		long rv;
+
+		if (is_special(v->kind) || v->kind == FERRY__VMA_KIND__VMA_SPECIAL)
+			continue;
+		ret = rst_sys(&r->th[0], "mprotect", &rv, err, __NR_mprotect, v->start,
+			      v->end - v->start, v->prot, 0, 0, 0);
+	}
+	return ret;
+}
+
 int rst_mm_build(struct rst *r, struct ferr *err)
 {
 	struct build b = { .r = r };

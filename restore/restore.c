@@ -36,7 +36,7 @@ int rst_sys(struct rst_thread *t, const char *what, long *ret, struct ferr *err,
 }
 
 /* Read and check the entries a restore needs, main thread first. */
-static int load_entries(struct rst *r, struct ferr *err)
+int rst_load_entries(struct rst *r, struct ferr *err)
 {
 	size_t main_idx = 0;
 	int ret;
@@ -69,7 +69,7 @@ static int load_entries(struct rst *r, struct ferr *err)
 
 /* In the child's first stop: where to inject, the CPU's xsave size, and
  * glibc's rseq area unregistered before ferry's memory leaves the child. */
-static int take_over(struct rst *r, struct ferr *err)
+int rst_take_over(struct rst *r, struct ferr *err)
 {
 	struct rst_thread *m = &r->th[0];
 	struct __ptrace_rseq_configuration rc;
@@ -108,7 +108,7 @@ static int take_over(struct rst *r, struct ferr *err)
 	return 0;
 }
 
-static void kill_child(struct rst *r)
+void rst_kill_child(struct rst *r)
 {
 	int status;
 
@@ -120,7 +120,7 @@ static void kill_child(struct rst *r)
 	r->pid = 0;
 }
 
-static void rst_free(struct rst *r)
+void rst_free(struct rst *r)
 {
 	if (r->procfd >= 0)
 		close(r->procfd);
@@ -144,11 +144,11 @@ int rst_restore(const struct rst_opts *opts, struct rst_result *res, struct ferr
 	res->same_pid = true;
 	ret = img_open(&r.img, opts->dir, err);
 	if (!ret)
-		ret = rst_validate(r.img, &rep, err);
+		ret = rst_validate(r.img, &rep, true, err);
 	if (!ret)
 		ret = rst_vdso_fits(r.img, err);
 	if (!ret)
-		ret = load_entries(&r, err);
+		ret = rst_load_entries(&r, err);
 	if (ret)
 		goto out;
 	t1 = now_ns();
@@ -158,7 +158,7 @@ int rst_restore(const struct rst_opts *opts, struct rst_result *res, struct ferr
 
 	ret = rst_child_create(&r, err);
 	if (!ret)
-		ret = take_over(&r, err);
+		ret = rst_take_over(&r, err);
 	if (!ret)
 		ret = rst_mm_clear(&r, err);
 	pr_debug("child ready for its memory at %.3f s", (now_ns() - t0) / 1e9);
@@ -179,7 +179,7 @@ int rst_restore(const struct rst_opts *opts, struct rst_result *res, struct ferr
 	if (ret) {
 		if (r.pid > 0)
 			ferr_wrap(err, "new process %d (killed)", r.pid);
-		kill_child(&r);
+		rst_kill_child(&r);
 		goto out;
 	}
 	res->pid = r.pid;

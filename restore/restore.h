@@ -39,4 +39,22 @@ struct rst_result {
 int __attribute__((warn_unused_result))
 rst_restore(const struct rst_opts *opts, struct rst_result *res, struct ferr *err);
 
+/* Warm restore, for a migration's destination: the process is built while
+ * the pre-dump rounds arrive, so that once the final dump is in only what
+ * changed since the last round (pages, layout) and the process and thread
+ * state remain to do. begin: a stopped child with the layout and memory of
+ * the first round; update: the next round's changes; finish: the final
+ * dump's, then everything else, as rst_restore does. Any error leaves the
+ * child killed and the warm state unusable (rst_warm_free it; a cold
+ * rst_restore still works). The child is traced by the calling thread. */
+struct rst_warm;
+int __attribute__((warn_unused_result))
+rst_warm_begin(struct rst_warm **w, const char *dir, struct ferr *err);
+int __attribute__((warn_unused_result))
+rst_warm_update(struct rst_warm *w, const char *dir, struct ferr *err);
+int __attribute__((warn_unused_result))
+rst_warm_finish(struct rst_warm *w, const struct rst_opts *opts, struct rst_result *res,
+		struct ferr *err);
+void rst_warm_free(struct rst_warm *w);
+
 #endif

@@ -39,11 +39,22 @@ struct rst {
 
 #define RST_SCRATCH_PAGES 4
 
+/* restore.c: the steps the warm restore (warm.c) reuses. */
+int rst_load_entries(struct rst *r, struct ferr *err);   /* process, threads, fds */
+int rst_take_over(struct rst *r, struct ferr *err);      /* injection set up in the child */
+void rst_kill_child(struct rst *r);
+void rst_free(struct rst *r);
+
 /* child.c: create the child (PID as dumped where free), let it set up its
  * fds, cwd, umask and session, and wait for its first ptrace stop. */
 int rst_child_create(struct rst *r, struct ferr *err);
 
+/* child.c: the open(2) flags an fd is re-opened with. */
+int rst_reopen_flags(const Ferry__Fd *f);
+
 /* mem.c */
+int rst_mm_map(struct rst *r, const Ferry__Vma *v, struct ferr *err); /* one VMA, files closed */
+int rst_mm_protect(struct rst *r, struct ferr *err); /* every VMA to its dumped protection */
 int rst_mm_clear(struct rst *r, struct ferr *err);    /* scratch in, ours out, vdso moved */
 int rst_mm_build(struct rst *r, struct ferr *err);    /* VMAs, pages, protections */
 int rst_mm_fields(struct rst *r, struct ferr *err);   /* brk, arg/env, auxv, exe */

@@ -32,7 +32,7 @@ static int same_file(const char *what, const char *path, const Ferry__FileId *id
 	return 0;
 }
 
-int rst_validate(struct img_image *img, struct rst_check_report *rep, struct ferr *err)
+int rst_validate(struct img_image *img, struct rst_check_report *rep, bool chain, struct ferr *err)
 {
 	Ferry__Process *proc = NULL;
 	Ferry__Fd **fds = NULL;
@@ -51,7 +51,7 @@ int rst_validate(struct img_image *img, struct rst_check_report *rep, struct fer
 	if (img->page_size != (uint32_t)ferry_page_size())
 		return ferr_new(err, ENOEXEC, "%s has %u-byte pages, this kernel %d", img->path,
 				img->page_size, ferry_page_size());
-	ret = img_verify(img, &rep->verify, err);
+	ret = chain ? img_verify(img, &rep->verify, err) : img_verify_one(img, &rep->verify, err);
 	if (ret)
 		return ret;
 	for (size_t i = 0; i < img->nr_vmas; i++) {

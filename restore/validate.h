@@ -14,7 +14,7 @@ struct rst_check_report {
  * page checksum right through the chain, and every file that backs a
  * mapping, an fd or the executable still the same file (device, inode,
  * size, mtime). The first failure is returned with a message naming it. */
-int __must_check rst_validate(struct img_image *img, struct rst_check_report *rep,
+int __must_check rst_validate(struct img_image *img, struct rst_check_report *rep, bool chain,
 			      struct ferr *err);
 
 #endif

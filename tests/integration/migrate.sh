@@ -74,9 +74,13 @@ migrate() {
 		>"$T/out" 2>"$T/err"
 }
 
-# 1. The migration itself: rounds, downtime, the workload intact there.
+# 1. The migration itself: rounds, downtime, the workload intact there. The
+#    destination builds the process while the rounds arrive (warm), with the
+#    layout changing between rounds (--churn); 1b does it all at the end.
+for mode in warm cold; do
 start_dirtier "$T/w" --mb 64 --rate 32 --churn 20
-server dst --auth-key "$T/key" --restore
+if [ $mode = warm ]; then server dst --auth-key "$T/key" --restore -v
+else server dst --auth-key "$T/key" --restore --cold -v; fi
 migrate --auth-key "$T/key"
 rc=$?
 [ $rc = 0 ] && ok "migrate exits 0" || fail "migrate: exit $rc: $(cat "$T/err")"
@@ -101,6 +105,9 @@ else
 	fail "no restored process on the destination: $(cat "$T/dst.err")"
 fi
 expect_rc 0 "the received images verify" "$FERRY" show --verify "$T/dst"
+expect_in "$T/dst.err" "($mode)" "the destination restored it $mode"
+[ $mode = warm ] && expect_in "$T/dst.err" "warm restore: process" "built from round one on"
+done
 
 # 2. Wrong key: refused both ways, nothing sent, the original runs on.
 start_dirtier "$T/k" --mb 8 --rate 8

@@ -17,7 +17,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "rstcheck: %s\n", err.msg);
 		return 1;
 	}
-	ret = rst_validate(img, &rep, &err);
+	ret = rst_validate(img, &rep, true, &err);
 	img_close(img);
 	if (ret) {
 		fprintf(stderr, "rstcheck: %s\n", err.msg);

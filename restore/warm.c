@@ -1,0 +1,512 @@
+/* Warm restore (restore.h): build the process while a migration's rounds
+ * arrive, so the final step only applies what the last round changed.
+ *
+ * The first round is restored as a cold restore builds memory (child, its
+ * address space cleared, every VMA mapped, pages by UFFDIO_COPY), minus the
+ * process state it does not have yet: the child is created with no fds and
+ * the default session, cwd and umask, which the final step sets by injected
+ * syscalls. Each later round (and the final dump) is applied as a difference
+ * against the one before:
+ *   - a VMA no longer there, or different (bounds, flags, file, offset), is
+ *     unmapped; a new or different one is mapped and filled whole from the
+ *     chain;
+ *   - in a VMA that stayed, only the round's own data and zero runs are
+ *     written (through /proc/PID/mem, which writes whatever the protection),
+ *     and pages the previous round had but this one has not (dropped by the
+ *     process: MADV_DONTNEED, ...) are dropped again.
+ * Memory is at its dumped protection only at the end. */
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "common/fault.h"
+#include "common/log.h"
+#include "dumper/fds.h"
+#include "restore/rst.h"
+#include "restore/validate.h"
+
+#define ZERO_CHUNK (1u << 20)
+
+struct rst_warm {
+	struct rst r;
+	struct rst_opts opts;
+	struct rst_result res;
+	Ferry__Process synth;       /* what the child is created with */
+	int memfd;                  /* /proc/PID/mem of the child */
+	uint8_t **maps;             /* pages.img of each image of the chain, by depth */
+	uint64_t *map_len;
+	unsigned depth;
+	void *zeroes;
+};
+
+static bool special(const Ferry__Vma *v)
+{
+	return v->kind == FERRY__VMA_KIND__VMA_VDSO || v->kind == FERRY__VMA_KIND__VMA_VVAR ||
+	       v->kind == FERRY__VMA_KIND__VMA_VSYSCALL || v->kind == FERRY__VMA_KIND__VMA_SPECIAL;
+}
+
+static bool same_vma(const Ferry__Vma *a, const Ferry__Vma *b)
+{
+	return a->start == b->start && a->end == b->end && a->kind == b->kind &&
+	       a->flags == b->flags && a->pgoff == b->pgoff &&
+	       (a->path ? b->path && !strcmp(a->path, b->path) : !b->path);
+}
+
+static const Ferry__Vma *find_same(const struct img_image *img, const Ferry__Vma *v)
+{
+	for (size_t i = 0; i < img->nr_vmas; i++)
+		if (same_vma(img->vmas[i], v))
+			return img->vmas[i];
+	return NULL;
+}
+
+static void unmap_sources(struct rst_warm *w)
+{
+	for (unsigned d = 0; d < w->depth; d++)
+		if (w->maps[d])
+			munmap(w->maps[d], w->map_len[d]);
+	free(w->maps);
+	free(w->map_len);
+	w->maps = NULL;
+	w->map_len = NULL;
+	w->depth = 0;
+}
+
+static const uint8_t *source(struct rst_warm *w, const struct img_image *img, struct ferr *err)
+{
+	if (img->depth >= w->depth || !img->pages_size) {
+		ferr_new(err, EBADMSG, "%s/pages.img has no data", img->path);
+		return NULL;
+	}
+	if (!w->maps[img->depth]) {
+		void *m = mmap(NULL, img->pages_size, PROT_READ, MAP_SHARED, img->pages_fd, 0);
+
+		if (m == MAP_FAILED) {
+			ferr_sys(err, errno, "map %s/pages.img", img->path);
+			return NULL;
+		}
+		w->maps[img->depth] = m;
+		w->map_len[img->depth] = img->pages_size;
+	}
+	return w->maps[img->depth];
+}
+
+static int put(struct rst_warm *w, uint64_t addr, const void *buf, uint64_t len,
+	       struct ferr *err)
+{
+	const uint8_t *p = buf;
+
+	while (len) {
+		ssize_t n = pwrite(w->memfd, p, len, (off_t)addr);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return ferr_sys(err, n < 0 ? errno : EIO, "write 0x%" PRIx64 " in the new process",
+					addr);
+		p += n;
+		addr += (uint64_t)n;
+		len -= (uint64_t)n;
+		w->res.bytes += (uint64_t)n;
+	}
+	return 0;
+}
+
+static int put_zeroes(struct rst_warm *w, uint64_t addr, uint64_t len, struct ferr *err)
+{
+	while (len) {
+		uint64_t n = len < ZERO_CHUNK ? len : ZERO_CHUNK;
+		int ret = put(w, addr, w->zeroes, n, err);
+
+		if (ret)
+			return ret;
+		addr += n;
+		len -= n;
+	}
+	return 0;
+}
+
+/* The first run of img ending after addr (runs are in address order). */
+static size_t first_run(const struct img_image *img, uint64_t addr)
+{
+	size_t lo = 0, hi = img->nr_runs;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		const struct img_run *r = &img->runs[mid];
+
+		if (r->vaddr + r->nr_pages * img->page_size <= addr)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+/* Pages [a, b) of the top image: resolved through the chain when whole
+ * (a fresh mapping: zero pages are already zero), else only where the top
+ * image itself has data or zero runs. */
+static int write_span(struct rst_warm *w, uint64_t a, uint64_t b, bool whole, struct ferr *err)
+{
+	const struct img_image *top = w->r.img;
+	uint64_t ps = top->page_size;
+
+	for (size_t i = first_run(top, a); i < top->nr_runs && top->runs[i].vaddr < b; i++) {
+		const struct img_run *run = &top->runs[i];
+		uint64_t s = run->vaddr, e = run->vaddr + run->nr_pages * ps;
+
+		s = s < a ? a : s;
+		e = e > b ? b : e;
+		if (!whole && (run->flags & IMG_RUN_IN_PARENT))
+			continue;
+		while (s < e) {
+			struct img_page_loc loc;
+			uint64_t in_run, n, len;
+			const uint8_t *base;
+			int ret;
+
+			if (img_resolve(top, s, &loc))
+				return ferr_new(err, ENOENT, "page 0x%" PRIx64 " is in no image", s);
+			in_run = (s - loc.run->vaddr) / ps;
+			n = img_chain_span(top, loc.img, s, loc.run->nr_pages - in_run);
+			len = n * ps < e - s ? n * ps : e - s;
+			if (loc.run->flags & IMG_RUN_ZERO) {
+				ret = whole ? 0 : put_zeroes(w, s, len, err);
+			} else {
+				base = source(w, loc.img, err);
+				if (!base)
+					return -err->code;
+				if (loc.run->offset + in_run * ps + len > w->map_len[loc.img->depth])
+					return ferr_new(err, EBADMSG, "%s/pages.img is shorter than "
+							"its pagemap", loc.img->path);
+				ret = put(w, s, base + loc.run->offset + in_run * ps, len, err);
+			}
+			if (ret)
+				return ret;
+			w->res.pages += len / ps;
+			s += len;
+		}
+	}
+	return 0;
+}
+
+/* Drop what the old image had in [a, b) (a gap of the new one). */
+static int drop_range(struct rst_warm *w, const struct img_image *old, uint64_t a, uint64_t b,
+		      struct ferr *err)
+{
+	for (size_t i = first_run(old, a); i < old->nr_runs && old->runs[i].vaddr < b; i++) {
+		const struct img_run *run = &old->runs[i];
+		uint64_t s = run->vaddr < a ? a : run->vaddr;
+		uint64_t e = run->vaddr + run->nr_pages * old->page_size;
+		long rv;
+		int ret;
+
+		e = e > b ? b : e;
+		ret = rst_sys(&w->r.th[0], "madvise(MADV_DONTNEED)", &rv, err, __NR_madvise, s,
+			      e - s, MADV_DONTNEED, 0, 0, 0);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+/* Pages in [a, b) the old image had and the new one has not: dropped. */
+static int drop_gone(struct rst_warm *w, const struct img_image *old, uint64_t a, uint64_t b,
+		     struct ferr *err)
+{
+	const struct img_image *top = w->r.img;
+	uint64_t pos = a;
+	int ret = 0;
+
+	for (size_t i = first_run(top, a); !ret && pos < b; i++) {
+		uint64_t s = i < top->nr_runs ? top->runs[i].vaddr : b;
+
+		if (s > b)
+			s = b;
+		if (s > pos)
+			ret = drop_range(w, old, pos, s, err);
+		if (i >= top->nr_runs)
+			break;
+		pos = top->runs[i].vaddr + top->runs[i].nr_pages * top->page_size;
+	}
+	return ret;
+}
+
+/* Make the child's layout and memory those of img (the next round). */
+static int apply(struct rst_warm *w, struct img_image *img, struct ferr *err)
+{
+	struct rst *r = &w->r;
+	struct img_image *old = r->img;
+	int ret = 0;
+
+	for (size_t i = 0; !ret && i < old->nr_vmas; i++) {
+		const Ferry__Vma *v = old->vmas[i];
+		long rv;
+
+		if (!special(v) && !find_same(img, v))
+			ret = rst_sys(&r->th[0], "munmap", &rv, err, __NR_munmap, v->start,
+				      v->end - v->start, 0, 0, 0, 0);
+	}
+	if (ret)
+		return ret;
+	r->img = img;
+	for (const struct img_image *i = img; i; i = i->parent)
+		w->depth = i->depth + 1 > w->depth ? i->depth + 1 : w->depth;
+	w->maps = calloc(w->depth, sizeof(*w->maps));
+	w->map_len = calloc(w->depth, sizeof(*w->map_len));
+	if (!w->maps || !w->map_len)
+		ret = ferr_sys(err, ENOMEM, "image maps");
+	for (size_t i = 0; !ret && i < img->nr_vmas; i++) {
+		const Ferry__Vma *v = img->vmas[i];
+		bool kept;
+
+		if (special(v))
+			continue;
+		kept = find_same(old, v) != NULL;
+		if (!kept)
+			ret = rst_mm_map(r, v, err);
+		if (!ret)
+			ret = write_span(w, v->start, v->end, !kept, err);
+		if (!ret && kept && !(v->flags & MAP_SHARED))
+			ret = drop_gone(w, old, v->start, v->end, err);
+	}
+	unmap_sources(w);
+	/* old is img's parent now: closed with it. */
+	return ret;
+}
+
+/* Round dir, on top of the chain already open (NULL: round one): only its
+ * own files are read and checked; the rest was when it arrived. */
+static int open_round(const char *dir, struct img_image *on, bool final, struct img_image **img,
+		      struct ferr *err)
+{
+	struct rst_check_report rep;
+	int ret = on ? img_open_on(img, dir, on, err) : img_open(img, dir, err);
+
+	if (ret)
+		return ret;
+	if (final)
+		ret = rst_validate(*img, &rep, false, err);
+	else if ((*img)->page_size != (uint32_t)ferry_page_size())
+		ret = ferr_new(err, ENOEXEC, "%s has %u-byte pages", dir, (*img)->page_size);
+	else
+		ret = img_verify_one(*img, &rep.verify, err);
+	if (ret) {
+		if (on) {
+			/* Still the caller's, as it was. */
+			(*img)->parent = NULL;
+			for (struct img_image *i = on; i; i = i->parent)
+				i->depth--;
+		}
+		img_close(*img);
+		*img = NULL;
+	}
+	return ret;
+}
+
+void rst_warm_free(struct rst_warm *w)
+{
+	if (!w)
+		return;
+	rst_kill_child(&w->r);
+	if (w->memfd >= 0)
+		close(w->memfd);
+	unmap_sources(w);
+	if (w->zeroes && w->zeroes != MAP_FAILED)
+		munmap(w->zeroes, ZERO_CHUNK);
+	if (w->r.proc == &w->synth)
+		w->r.proc = NULL;
+	rst_free(&w->r);
+	free(w);
+}
+
+int rst_warm_begin(struct rst_warm **out, const char *dir, struct ferr *err)
+{
+	struct rst_warm *w = calloc(1, sizeof(*w));
+	struct rst *r;
+	char mem[32];
+	int ret;
+
+	*out = NULL;
+	if (!w)
+		return ferr_sys(err, ENOMEM, "warm restore");
+	r = &w->r;
+	r->opts = &w->opts;
+	r->res = &w->res;
+	r->procfd = -1;
+	w->memfd = -1;
+	w->res.same_pid = true;
+	w->zeroes = mmap(NULL, ZERO_CHUNK, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	r->th = calloc(1, sizeof(*r->th));
+	ret = (w->zeroes == MAP_FAILED || !r->th) ? ferr_sys(err, ENOMEM, "warm restore") : 0;
+	if (!ret)
+		ret = open_round(dir, NULL, false, &r->img, err);
+	if (!ret) {
+		/* The dumped PID where it is free, nothing else of the process
+		 * yet: the final dump brings fds, session, cwd and the rest. */
+		ferry__process__init(&w->synth);
+		w->synth.pid = r->img->inv->root_pid;
+		r->proc = &w->synth;
+		ret = rst_child_create(r, err);
+	}
+	if (!ret)
+		ret = rst_take_over(r, err);
+	if (!ret)
+		ret = rst_mm_clear(r, err);
+	if (!ret)
+		ret = rst_mm_build(r, err);
+	if (!ret) {
+		snprintf(mem, sizeof(mem), "/proc/%d/mem", r->pid);
+		w->memfd = open(mem, O_RDWR | O_CLOEXEC);
+		if (w->memfd < 0)
+			ret = ferr_sys(err, errno, "open %s", mem);
+	}
+	r->proc = NULL;
+	if (ret) {
+		rst_warm_free(w);
+		return ferr_wrap(err, "warm restore of %s", dir);
+	}
+	pr_info("warm restore: process %d built from %s (%" PRIu64 " pages)", r->pid, dir,
+		w->res.pages);
+	*out = w;
+	return 0;
+}
+
+int rst_warm_update(struct rst_warm *w, const char *dir, struct ferr *err)
+{
+	struct img_image *img;
+	uint64_t before = w->res.pages;
+	int ret = open_round(dir, w->r.img, false, &img, err);
+
+	if (!ret)
+		ret = apply(w, img, err);
+	if (ret) {
+		rst_kill_child(&w->r);
+		return ferr_wrap(err, "warm restore of %s", dir);
+	}
+	pr_info("warm restore: %s applied (%" PRIu64 " pages written)", dir, w->res.pages - before);
+	return 0;
+}
+
+/* What a cold restore's child does for itself before its first stop. */
+static int process_setup(struct rst_warm *w, struct ferr *err)
+{
+	struct rst *r = &w->r;
+	struct rst_thread *m = &r->th[0];
+	const Ferry__Process *p = r->proc;
+	uint64_t at;
+	long rv, fd;
+	int ret = 0;
+
+	for (size_t i = 0; !ret && i < r->nr_fds; i++) {
+		const Ferry__Fd *f = r->fds[i];
+		char link[32];
+		struct stat st;
+
+		if (!f->path || !fd_supported(f))
+			continue;
+		ret = rst_scratch_put(r, 0, f->path, strlen(f->path) + 1, &at, err);
+		if (!ret)
+			ret = rst_sys(m, "open", &fd, err, __NR_openat, (uint64_t)AT_FDCWD, at,
+				      (uint64_t)rst_reopen_flags(f), 0, 0, 0);
+		if (ret)
+			return ferr_wrap(err, "fd %u: `%s`", f->fd, f->path);
+		snprintf(link, sizeof(link), "fd/%ld", fd);
+		if (f->file && (fstatat(r->procfd, link, &st, 0) < 0 ||
+				st.st_dev != f->file->dev || st.st_ino != f->file->ino))
+			return ferr_new(err, ESTALE, "fd %u: `%s` is another file than at dump time",
+					f->fd, f->path);
+		if (fd != (long)f->fd) {
+			ret = rst_sys(m, "dup3", &rv, err, __NR_dup3, (uint64_t)fd, f->fd,
+				      f->cloexec ? O_CLOEXEC : 0, 0, 0, 0);
+			if (!ret)
+				ret = rst_sys(m, "close", &rv, err, __NR_close, (uint64_t)fd, 0, 0, 0, 0,
+					      0);
+		}
+		if (!ret && f->has_pos && f->kind == FERRY__FD_KIND__FD_REG)
+			ret = rst_sys(m, "lseek", &rv, err, __NR_lseek, f->fd, f->pos, SEEK_SET, 0,
+				      0, 0);
+	}
+	if (!ret && p->has_sid && p->sid == p->pid)
+		ret = rst_sys(m, "setsid", &rv, err, __NR_setsid, 0, 0, 0, 0, 0, 0);
+	else if (!ret && p->has_pgid && p->pgid == p->pid)
+		ret = rst_sys(m, "setpgid", &rv, err, __NR_setpgid, 0, 0, 0, 0, 0, 0);
+	if (!ret && p->cwd) {
+		ret = rst_scratch_put(r, 0, p->cwd, strlen(p->cwd) + 1, &at, err);
+		if (!ret)
+			ret = rst_sys(m, "chdir", &rv, err, __NR_chdir, at, 0, 0, 0, 0, 0);
+	}
+	if (!ret && p->has_umask)
+		ret = rst_sys(m, "umask", &rv, err, __NR_umask, p->umask, 0, 0, 0, 0, 0);
+	if (!ret && p->has_personality)
+		ret = rst_sys(m, "personality", &rv, err, __NR_personality, p->personality, 0, 0, 0,
+			      0, 0);
+	return ret;
+}
+
+int rst_warm_finish(struct rst_warm *w, const struct rst_opts *opts, struct rst_result *res,
+		    struct ferr *err)
+{
+	struct rst *r = &w->r;
+	struct rst_thread main_th = r->th[0];
+	struct img_image *img;
+	uint64_t t0 = now_ns();
+	int ret;
+
+	w->opts = *opts;
+	ret = open_round(opts->dir, r->img, true, &img, err);
+	if (!ret)
+		ret = apply(w, img, err);
+	res->validate_ns = now_ns() - t0;
+	if (!ret) {
+		/* The threads' entries replace the placeholder; the main thread
+		 * keeps the injection context it has had since round one. */
+		free(r->th);
+		r->th = NULL;
+		ret = rst_load_entries(r, err);
+		if (!ret) {
+			r->th[0].tid = main_th.tid;
+			r->th[0].inj = main_th.inj;
+			w->res.same_pid = r->pid == (pid_t)r->proc->pid;
+		}
+	}
+	for (size_t i = 0; !ret && i < r->nr_threads; i++) {
+		const Ferry__Thread *t = r->th[i].img;
+
+		if (t->has_xsave && t->xsave.len != r->xsave_size)
+			ret = ferr_new(err, ENOEXEC, "thread %u has %zu bytes of XSAVE state, this "
+				       "CPU %zu", t->tid, t->xsave.len, r->xsave_size);
+	}
+	if (!ret)
+		ret = process_setup(w, err);
+	if (!ret)
+		ret = rst_mm_protect(r, err);
+	if (!ret && fault_hit("restore-fail-after-memory"))
+		ret = ferr_new(err, EIO, "failing on purpose after the memory (FERRY_FAULT)");
+	if (!ret)
+		ret = rst_mm_fields(r, err);
+	if (!ret)
+		ret = rst_threads_create(r, err);
+	if (!ret)
+		ret = rst_process_state(r, err);
+	if (!ret)
+		ret = rst_finish(r, err);
+	if (ret) {
+		ferr_wrap(err, "new process %d (killed)", r->pid);
+		rst_kill_child(r);
+		return ret;
+	}
+	*res = w->res;
+	res->pid = r->pid;
+	res->threads = (uint32_t)r->nr_threads;
+	res->total_ns = now_ns() - t0;
+	res->build_ns = res->total_ns - res->validate_ns;
+	/* Handed over: the child is no longer ours to kill. */
+	r->pid = 0;
+	return 0;
+}
