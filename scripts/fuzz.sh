@@ -30,3 +30,18 @@ echo "fuzz: image reader for ${SECS}s ($FB/fuzz_images)"
 "$FB/fuzz_images" -max_total_time="$SECS" -print_final_stats=0 -rss_limit_mb=2048 \
 	"$FB/corpus" "$FB/seeds" 2>"$FB/log" || { tail -50 "$FB/log"; exit 1; }
 tail -3 "$FB/log"
+
+# The page server's stream reader, seeded with a valid client stream.
+clang -std=gnu11 -g -O1 -Wall -Wextra -Werror -fsanitize=fuzzer,address,undefined \
+	-fno-sanitize-recover=all -D_GNU_SOURCE -I. -I"$B/gen" \
+	$(pkg-config --cflags libprotobuf-c) \
+	common/err.c common/log.c common/net.c common/util.c dumper/pageserver.c \
+	"$B"/gen/proto/migrate.pb-c.c tests/fuzz/fuzz_stream.c \
+	-o "$FB/fuzz_stream" $(pkg-config --libs libprotobuf-c libcrypto)
+mkdir -p "$FB/stream-seeds" "$FB/stream-corpus"
+python3 tests/fuzz/stream_seed.py "$FB/stream-seeds"
+echo "fuzz: stream reader for ${SECS}s ($FB/fuzz_stream)"
+"$FB/fuzz_stream" -max_total_time="$SECS" -max_len=61440 -print_final_stats=0 \
+	-rss_limit_mb=2048 "$FB/stream-corpus" "$FB/stream-seeds" 2>"$FB/stream.log" ||
+	{ tail -50 "$FB/stream.log"; exit 1; }
+tail -3 "$FB/stream.log"
