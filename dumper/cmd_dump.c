@@ -113,6 +113,9 @@ struct dump_cli {
 	bool iter_only_opt;    /* an option that only --iterative takes */
 	bool migrate;          /* ferry migrate: --to, --auth-key */
 	const char *to, *auth_key;
+	bool page_server;      /* dump/pre-dump --page-server --address --port */
+	const char *ps_address, *ps_port;
+	char ps_to[300];
 };
 
 /* ---- trackers ------------------------------------------------------------- */
@@ -348,6 +351,9 @@ static int parse(int argc, char **argv, const char *cmd, struct dump_cli *c)
 		{ "json", no_argument, NULL, 'j' },
 		{ "to", required_argument, NULL, 'o' },
 		{ "auth-key", required_argument, NULL, 'k' },
+		{ "page-server", no_argument, NULL, 'g' },
+		{ "address", required_argument, NULL, 'a' },
+		{ "port", required_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -413,11 +419,21 @@ static int parse(int argc, char **argv, const char *cmd, struct dump_cli *c)
 			c->json = true;
 			break;
 		case 'o':
-		case 'k':
 			if (!c->migrate)
-				return cli_usage_error(cmd, "--%s goes with ferry migrate",
-						       ch == 'o' ? "to" : "auth-key");
-			*(ch == 'o' ? &c->to : &c->auth_key) = optarg;
+				return cli_usage_error(cmd, "--to goes with ferry migrate");
+			c->to = optarg;
+			break;
+		case 'k':
+			c->auth_key = optarg;
+			break;
+		case 'g':
+			c->page_server = true;
+			break;
+		case 'a':
+			c->ps_address = optarg;
+			break;
+		case 'q':
+			c->ps_port = optarg;
 			break;
 		case 'h':
 			if (c->migrate)
@@ -443,6 +459,14 @@ static int parse(int argc, char **argv, const char *cmd, struct dump_cli *c)
 	}
 	if (!c->o.pid || !c->o.dir)
 		return cli_usage_error(cmd, "-t PID and -D DIR are required");
+	if ((c->ps_address || c->ps_port || c->auth_key) && !c->page_server)
+		return cli_usage_error(cmd, "--address, --port and --auth-key go with --page-server");
+	if (c->page_server) {
+		const char *a = c->ps_address ? c->ps_address : "127.0.0.1";
+
+		snprintf(c->ps_to, sizeof(c->ps_to), strchr(a, ':') ? "[%s]:%s" : "%s:%s", a,
+			 c->ps_port ? c->ps_port : "27027");
+	}
 	if (c->pre && (c->o.leave_running || c->iterative || c->iter_only_opt ||
 		       c->o.skip_unsupported_fds))
 		return cli_usage_error(cmd, "takes neither --leave-running, --skip-unsupported-fds "
@@ -473,17 +497,72 @@ static int pick_backends(struct dump_cli *c, const struct kerndat *kd, const cha
 	return 0;
 }
 
+/* --page-server: connect (and authenticate) before anything is dumped. */
+static int ps_connect(const struct dump_cli *c, struct mig_conn *conn, const char *cmd)
+{
+	struct net_key key = { 0 };
+	struct ferr err;
+
+	ferr_clear(&err);
+	conn->fd = -1;
+	if (!c->page_server)
+		return 0;
+	if ((c->auth_key && net_key_load(c->auth_key, &key, &err)) ||
+	    mig_connect(conn, c->ps_to, &key, &err)) {
+		fprintf(stderr, "ferry %s: page server: %s\n", cmd, err.msg);
+		return -1;
+	}
+	return 0;
+}
+
+static int ps_round_done(void *arg, unsigned k, const char *dir, struct ferr *err)
+{
+	char remote[32];
+
+	snprintf(remote, sizeof(remote), "pre-%u", k);
+	return mig_send_round(arg, dir, remote, false, err);
+}
+
+/* Send the dump just written to DIR (its -D basename names it there, ""
+ * for dump --iterative's final dump, whose rounds are DIR/pre-N). */
+static int ps_send(const struct dump_cli *c, struct mig_conn *conn, const char *remote,
+		   const char *cmd)
+{
+	struct ferr err;
+	int ret;
+
+	ferr_clear(&err);
+	ret = c->pre ? mig_send_round(conn, c->o.dir, remote, false, &err)
+		     : mig_send_dump(conn, c->o.dir, remote, &err);
+	mig_close(conn);
+	if (ret) {
+		fprintf(stderr, "ferry %s: page server %s: %s\n", cmd, c->ps_to, err.msg);
+		fprintf(stderr, "ferry %s: the images are complete in %s all the same\n", cmd,
+			c->o.dir);
+		return EXIT_FAIL;
+	}
+	if (!c->json)
+		printf("sent to the page server at %s as %s (%.1f MiB)\n", c->ps_to,
+		       *remote ? remote : "its DIR", conn->bytes / 1048576.0);
+	return EXIT_OK;
+}
+
 static int run_iterative(struct dump_cli *c, const struct kerndat *kd)
 {
 	struct iter_opts io = { .base = c->o, .downtime_limit_ns = c->downtime_ms * 1000000ull,
 				.max_rounds = c->max_rounds, .auto_converge = c->auto_converge };
+	struct mig_conn conn;
 	struct iter_result r;
 	struct ferr err;
 	int ret;
 
 	io.track = choose_tracker(c->track, NULL, kd, c->o.pid, "dump");
-	if (!io.track)
+	if (!io.track || ps_connect(c, &conn, "dump"))
 		return EXIT_FAIL;
+	if (c->page_server) {
+		io.round_done = ps_round_done;
+		io.hook_arg = &conn;
+	}
 	pr_info("iterative dump of process %d with --track %s, downtime limit %" PRIu64 " ms",
 		c->o.pid, io.track->name, c->downtime_ms);
 	ferr_clear(&err);
@@ -493,16 +572,21 @@ static int run_iterative(struct dump_cli *c, const struct kerndat *kd)
 		fprintf(stderr, "ferry dump: no complete dump was written to %s; process %d %s\n",
 			c->o.dir, c->o.pid, err.code == ESRCH ? "is gone" : "was left running");
 		iter_result_free(&r);
+		if (c->page_server) {
+			mig_abort(&conn, err.msg);
+			mig_close(&conn);
+		}
 		return EXIT_FAIL;
 	}
 	print_iter(c, &io, &r);
 	iter_result_free(&r);
-	return EXIT_OK;
+	return c->page_server ? ps_send(c, &conn, "", "dump") : EXIT_OK;
 }
 
 /* One round, pre-dump or final, maybe on top of --prev-images-dir. */
 static int run_one(struct dump_cli *c, const struct kerndat *kd, const char *cmd)
 {
+	struct mig_conn conn;
 	struct img_image *prev = NULL;
 	struct tracker tr;
 	struct dump_result r;
@@ -542,6 +626,10 @@ static int run_one(struct dump_cli *c, const struct kerndat *kd, const char *cmd
 	pr_info("%s process %d with --layout %s --pages %s%s%s", cmd, c->o.pid, c->o.layout->name,
 		c->o.pages->name, tr.ops ? " --track " : "", tr.ops ? tr.ops->name : "");
 
+	if (ps_connect(c, &conn, cmd)) {
+		tracker_fini(&tr);
+		return EXIT_FAIL;
+	}
 	ret = target_open(&t, c->o.pid, &err);
 	if (!ret)
 		ret = dump_round(&t, &c->o, &r, &err);
@@ -558,6 +646,15 @@ static int run_one(struct dump_cli *c, const struct kerndat *kd, const char *cmd
 		return EXIT_FAIL;
 	}
 	print_summary(c, &r);
+	if (c->page_server) {
+		char base[PATH_MAX], *b;
+
+		snprintf(base, sizeof(base), "%s", c->o.dir);
+		while (strlen(base) > 1 && base[strlen(base) - 1] == '/')
+			base[strlen(base) - 1] = '\0';
+		b = strrchr(base, '/');
+		return ps_send(c, &conn, b ? b + 1 : base, cmd);
+	}
 	return EXIT_OK;
 }
 

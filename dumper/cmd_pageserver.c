@@ -26,7 +26,10 @@ void cmd_page_server_help(FILE *out)
 		"same image directories a local `ferry dump --iterative` writes. With\n"
 		"--restore the final dump is restored at once (stopped), the source is\n"
 		"told, and the process runs as soon as the source has ended its original.\n"
-		"Then the server exits.\n"
+		"Then the server exits. `ferry pre-dump` and `ferry dump` with\n"
+		"--page-server send here too, one connection per command: each round\n"
+		"goes to DIR/<basename of its -D> (DIR itself for dump --iterative's\n"
+		"final dump), and the server waits for connections until a final dump.\n"
 		"\n"
 		"  -D, --images-dir DIR     where the images go (created if missing)\n"
 		"      --address ADDR       listen address (default 127.0.0.1; without\n"
@@ -131,7 +134,7 @@ int cmd_page_server(int argc, char **argv)
 	struct warm_ctx warm = { 0 };
 	struct ps_result res;
 	struct ferr err;
-	char *end;
+	char *end, path[PATH_MAX + 32];
 	int c, lfd, fd, ret;
 
 	while ((c = getopt_long(argc, argv, "D:vh", opts, NULL)) != -1) {
@@ -212,16 +215,32 @@ int cmd_page_server(int argc, char **argv)
 		printf("page-server: listening on %s port %lu, images to %s%s\n", addr, port, o.dir,
 		       keyfile ? ", key required" : "");
 	fflush(stdout);
-	fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
-	close(lfd);
-	if (fd < 0) {
-		fprintf(stderr, "ferry page-server: accept: %s\n", strerror(errno));
+	/* An old dump in DIR must not look like this migration's result. */
+	snprintf(path, sizeof(path), "%s/inventory.img", o.dir);
+	if (unlink(path) < 0 && errno != ENOENT) {
+		fprintf(stderr, "ferry page-server: remove old %s: %s\n", path, strerror(errno));
 		return EXIT_FAIL;
 	}
-	/* Between rounds a source is busy copying; silence this long is not that. */
-	net_set_timeout(fd, 300);
-	ret = ps_serve(fd, &o, &res, &err);
-	close(fd);
+	memset(&res, 0, sizeof(res));
+	for (;;) {
+		fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+		if (fd < 0) {
+			ret = ferr_sys(&err, errno, "accept");
+			break;
+		}
+		/* Between rounds a source is busy copying; silence this long
+		 * is not that. */
+		net_set_timeout(fd, 300);
+		ret = ps_serve(fd, &o, &res, &err);
+		close(fd);
+		if (ret || res.final)
+			break;
+		if (!json)
+			printf("page-server: %u round%s so far; waiting for the next connection\n",
+			       res.rounds, res.rounds == 1 ? "" : "s");
+		fflush(stdout);
+	}
+	close(lfd);
 	rst_warm_free(warm.w);
 	if (res.pid && pidfile) {
 		FILE *f = fopen(pidfile, "w");

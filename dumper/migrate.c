@@ -217,3 +217,29 @@ int mig_handover(struct mig_conn *c, struct target *t, struct ferr *err)
 				 (int)c->remote_pid);
 	return 0;
 }
+
+int mig_send_dump(struct mig_conn *c, const char *local, const char *remote, struct ferr *err)
+{
+	static uint8_t buf[NET_CTRL_MAX];
+	Ferry__MigResult *r;
+	size_t len;
+	int ret = mig_send_round(c, local, remote, true, err);
+
+	if (!ret)
+		ret = net_expect(c->fd, NET_RESULT, buf, &len, err);
+	if (ret)
+		return ret;
+	r = ferry__mig_result__unpack(NULL, len, buf);
+	if (!r)
+		return ferr_new(err, EPROTO, "malformed RESULT from the page server");
+	if (!r->ok)
+		ret = ferr_new(err, EREMOTEIO, "the page server could not restore it: %s",
+			       r->message ? r->message : "no reason given");
+	c->remote_pid = r->has_pid ? r->pid : 0;
+	ferry__mig_result__free_unpacked(r, NULL);
+	if (!ret)
+		ret = net_send(c->fd, NET_COMMIT, NULL, err);
+	if (!ret)
+		ret = net_expect(c->fd, NET_DONE, buf, &len, err);
+	return ret;
+}

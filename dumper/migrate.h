@@ -37,6 +37,11 @@ int __must_check mig_send_round(struct mig_conn *c, const char *local, const cha
  * target, let the destination run it. An error before the target is ended
  * leaves it to the caller to resume. */
 int __must_check mig_handover(struct mig_conn *c, struct target *t, struct ferr *err);
+/* A final dump sent by `ferry dump --page-server`: the target is already
+ * dealt with (ended, or left running with -R), so the page server is told
+ * at once to let any copy it restored run. */
+int __must_check mig_send_dump(struct mig_conn *c, const char *local, const char *remote,
+			       struct ferr *err);
 /* Tell the destination the migration is off (best effort). */
 void mig_abort(struct mig_conn *c, const char *why);
 

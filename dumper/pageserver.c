@@ -17,18 +17,25 @@
 
 #define RECV_CHUNK (1u << 20)
 
-/* "" (the final dump) or "pre-N", N from 1 to 9999 without leading zeros. */
+/* "" (DIR itself) or one plain path component under DIR: a round's
+ * directory ("pre-3" from migrate, a pre-dump's -D basename). It starts
+ * with a letter or digit, so it is never "." or "..". */
 static bool valid_dir(const char *d)
 {
 	size_t n = strlen(d);
 
 	if (!n)
 		return true;
-	if (n < 5 || n > 8 || strncmp(d, "pre-", 4) || d[4] == '0')
+	if (n > 64 || !((d[0] >= 'a' && d[0] <= 'z') || (d[0] >= 'A' && d[0] <= 'Z') ||
+			(d[0] >= '0' && d[0] <= '9')))
 		return false;
-	for (size_t i = 4; i < n; i++)
-		if (d[i] < '0' || d[i] > '9')
+	for (size_t i = 1; i < n; i++) {
+		char c = d[i];
+
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		      c == '_' || c == '-' || c == '.'))
 			return false;
+	}
 	return true;
 }
 
@@ -131,8 +138,8 @@ static int send_result(int fd, bool ok, const char *msg, pid_t pid, struct ferr 
  * source's word. COMMIT: run it. ABORT or an error: kill it. The source gone
  * without a word: it may or may not have ended its original, so the process
  * is left stopped, neither lost nor running twice, and the operator told. */
-static int finish(int fd, const struct ps_opts *o, uint8_t *buf, struct ps_result *res,
-		  struct ferr *err)
+static int finish(int fd, const struct ps_opts *o, const char *dir, uint8_t *buf,
+		  struct ps_result *res, struct ferr *err)
 {
 	struct ferr rerr;
 	pid_t pid = 0;
@@ -144,8 +151,8 @@ static int finish(int fd, const struct ps_opts *o, uint8_t *buf, struct ps_resul
 	res->final = true;
 	if (o->restore) {
 		ferr_clear(&rerr);
-		if (o->restore(o->arg, o->dir, &pid, &rerr)) {
-			pr_warn("restore of %s failed: %s", o->dir, rerr.msg);
+		if (o->restore(o->arg, dir, &pid, &rerr)) {
+			pr_warn("restore of %s failed: %s", dir, rerr.msg);
 			ret = send_result(fd, false, rerr.msg, 0, err);
 			return ret ? ret : ferr_new(err, rerr.code ? rerr.code : EIO,
 						    "restore failed: %s", rerr.msg);
@@ -179,28 +186,28 @@ int ps_serve(int fd, const struct ps_opts *o, struct ps_result *res, struct ferr
 {
 	uint8_t *buf = malloc(RECV_CHUNK > NET_CTRL_MAX ? RECV_CHUNK : NET_CTRL_MAX);
 	uint8_t *msg = malloc(NET_CTRL_MAX);
-	char path[PATH_MAX], rdir[PATH_MAX];
-	unsigned files = 0;
+	char rdir[PATH_MAX];
+	unsigned files = 0, rounds_here = 0;
 	int ret;
 
-	memset(res, 0, sizeof(*res));
 	if (!buf || !msg) {
 		free(buf);
 		free(msg);
 		return ferr_sys(err, ENOMEM, "receive buffers");
 	}
-	/* An old dump in DIR must not look like this migration's result. */
-	snprintf(path, sizeof(path), "%s/" IMG_INVENTORY_NAME, o->dir);
-	ret = (unlink(path) < 0 && errno != ENOENT) ? ferr_sys(err, errno, "remove old %s", path)
-						     : 0;
-	if (!ret)
-		ret = net_handshake_server(fd, o->key, err);
+	ret = net_handshake_server(fd, o->key, err);
 	while (!ret) {
 		uint32_t type;
 		size_t len;
 		bool eof;
 
 		ret = net_recv_ctrl(fd, &type, msg, &len, &eof, err);
+		if (ret && eof && !files && rounds_here) {
+			/* Between rounds: a pre-dump command is done; the next
+			 * one (or the final dump) comes on a new connection. */
+			ret = 0;
+			break;
+		}
 		if (ret) {
 			if (eof)
 				ferr_wrap(err, "the source went away before the final dump");
@@ -233,6 +240,7 @@ int ps_serve(int fd, const struct ps_opts *o, struct ps_result *res, struct ferr
 			files = 0;
 			if (!final) {
 				res->rounds++;
+				rounds_here++;
 				if (o->round)
 					o->round(o->arg, rdir);
 				/* The source starts its next round only now: its
@@ -240,7 +248,7 @@ int ps_serve(int fd, const struct ps_opts *o, struct ps_result *res, struct ferr
 				ret = send_result(fd, true, NULL, 0, err);
 				continue;
 			}
-			ret = finish(fd, o, msg, res, err);
+			ret = finish(fd, o, rdir, msg, res, err);
 			break;
 		} else if (type == NET_ABORT) {
 			ret = ferr_new(err, ECONNABORTED, "the source aborted the migration");

@@ -37,7 +37,10 @@ struct ps_result {
 					     before saying its original is gone */
 };
 
-/* Serve one connection (handshake included) until the migration ends. */
+/* Serve one connection (handshake included) until the final dump is handed
+ * over (res->final), or until the source closes it cleanly after a complete
+ * round (0, res->final false: a separate pre-dump command; the next comes on
+ * a new connection). res accumulates over connections: zero it once. */
 int __must_check ps_serve(int fd, const struct ps_opts *o, struct ps_result *res,
 			  struct ferr *err);
 

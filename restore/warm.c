@@ -50,19 +50,60 @@ static bool special(const Ferry__Vma *v)
 	       v->kind == FERRY__VMA_KIND__VMA_VSYSCALL || v->kind == FERRY__VMA_KIND__VMA_SPECIAL;
 }
 
-static bool same_vma(const Ferry__Vma *a, const Ferry__Vma *b)
+/* Can a page at the same address stay as it is when VMA a becomes VMA b?
+ * Anonymous private memory does not care where the kernel draws VMA
+ * boundaries (a neighbour mapped or unmapped moves them); a file mapping
+ * must map the same file at the same offset for that address. */
+static bool compatible(const Ferry__Vma *a, const Ferry__Vma *b)
 {
-	return a->start == b->start && a->end == b->end && a->kind == b->kind &&
-	       a->flags == b->flags && a->pgoff == b->pgoff &&
-	       (a->path ? b->path && !strcmp(a->path, b->path) : !b->path);
+	if (a->kind != b->kind || a->flags != b->flags ||
+	    (a->path ? !b->path || strcmp(a->path, b->path) : !!b->path))
+		return false;
+	if ((a->flags & MAP_SHARED) && a->prot != b->prot)
+		return false;
+	return a->kind != FERRY__VMA_KIND__VMA_FILE ||
+	       a->start - a->pgoff == b->start - b->pgoff;
 }
 
-static const Ferry__Vma *find_same(const struct img_image *img, const Ferry__Vma *v)
+/* The end of the part of [pos, end) starting at pos that VMAs of img
+ * compatible with v cover (pos itself if none does). */
+static uint64_t covered_until(const struct img_image *img, const Ferry__Vma *v, uint64_t pos,
+			      uint64_t end)
 {
-	for (size_t i = 0; i < img->nr_vmas; i++)
-		if (same_vma(img->vmas[i], v))
-			return img->vmas[i];
-	return NULL;
+	bool more = true;
+
+	while (more && pos < end) {
+		more = false;
+		for (size_t i = 0; i < img->nr_vmas; i++) {
+			const Ferry__Vma *o = img->vmas[i];
+
+			if (o->start <= pos && pos < o->end && !special(o) &&
+			    compatible(o, v)) {
+				pos = o->end < end ? o->end : end;
+				more = true;
+				break;
+			}
+		}
+	}
+	return pos;
+}
+
+/* The start of the next part of [pos, end) that such VMAs cover (end if
+ * none). */
+static uint64_t uncovered_until(const struct img_image *img, const Ferry__Vma *v, uint64_t pos,
+				uint64_t end)
+{
+	uint64_t next = end;
+
+	for (size_t i = 0; i < img->nr_vmas; i++) {
+		const Ferry__Vma *o = img->vmas[i];
+
+		if (special(o) || !compatible(o, v) || o->end <= pos ||
+		    o->start >= next)
+			continue;
+		next = o->start > pos ? o->start : pos;
+	}
+	return next;
 }
 
 static void unmap_sources(struct rst_warm *w)
@@ -244,13 +285,22 @@ static int apply(struct rst_warm *w, struct img_image *img, struct ferr *err)
 	struct img_image *old = r->img;
 	int ret = 0;
 
+	/* What of the old layout the new one does not keep goes. */
 	for (size_t i = 0; !ret && i < old->nr_vmas; i++) {
-		const Ferry__Vma *v = old->vmas[i];
+		const Ferry__Vma *o = old->vmas[i];
+		uint64_t pos = o->start;
 		long rv;
 
-		if (!special(v) && !find_same(img, v))
-			ret = rst_sys(&r->th[0], "munmap", &rv, err, __NR_munmap, v->start,
-				      v->end - v->start, 0, 0, 0, 0);
+		if (special(o))
+			continue;
+		while (!ret && pos < o->end) {
+			uint64_t gap_end = uncovered_until(img, o, pos, o->end);
+
+			if (gap_end > pos)
+				ret = rst_sys(&r->th[0], "munmap", &rv, err, __NR_munmap, pos,
+					      gap_end - pos, 0, 0, 0, 0);
+			pos = covered_until(img, o, gap_end, o->end);
+		}
 	}
 	if (ret)
 		return ret;
@@ -261,19 +311,37 @@ static int apply(struct rst_warm *w, struct img_image *img, struct ferr *err)
 	w->map_len = calloc(w->depth, sizeof(*w->map_len));
 	if (!w->maps || !w->map_len)
 		ret = ferr_sys(err, ENOMEM, "image maps");
+	/* Parts already mapped compatibly are kept: only the round's own pages
+	 * are written there; the rest is mapped now and filled whole. */
 	for (size_t i = 0; !ret && i < img->nr_vmas; i++) {
 		const Ferry__Vma *v = img->vmas[i];
-		bool kept;
+		uint64_t pos = v->start;
 
 		if (special(v))
 			continue;
-		kept = find_same(old, v) != NULL;
-		if (!kept)
-			ret = rst_mm_map(r, v, err);
-		if (!ret)
-			ret = write_span(w, v->start, v->end, !kept, err);
-		if (!ret && kept && !(v->flags & MAP_SHARED))
-			ret = drop_gone(w, old, v->start, v->end, err);
+		while (!ret && pos < v->end) {
+			uint64_t kept_end = covered_until(old, v, pos, v->end);
+
+			if (kept_end > pos) {
+				ret = write_span(w, pos, kept_end, false, err);
+				if (!ret && !(v->flags & MAP_SHARED))
+					ret = drop_gone(w, old, pos, kept_end, err);
+				pos = kept_end;
+				continue;
+			}
+			kept_end = uncovered_until(old, v, pos, v->end);
+			{
+				Ferry__Vma part = *v;
+
+				part.start = pos;
+				part.end = kept_end;
+				part.pgoff = v->pgoff + (pos - v->start); /* bytes */
+				ret = rst_mm_map(r, &part, err);
+			}
+			if (!ret)
+				ret = write_span(w, pos, kept_end, true, err);
+			pos = kept_end;
+		}
 	}
 	unmap_sources(w);
 	/* old is img's parent now: closed with it. */

@@ -51,6 +51,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	shutdown(sv[1], SHUT_WR);
 	ferr_clear(&err);
+	memset(&res, 0, sizeof(res));
 	(void)!ps_serve(sv[0], &o, &res, &err);
 	close(sv[0]);
 	close(sv[1]);

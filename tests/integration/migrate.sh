@@ -109,6 +109,37 @@ expect_in "$T/dst.err" "($mode)" "the destination restored it $mode"
 [ $mode = warm ] && expect_in "$T/dst.err" "warm restore: process" "built from round one on"
 done
 
+# 1c. Separate commands, as with criu: pre-dump, pre-dump, ..., dump, each with
+#     --page-server, one connection each; the server builds the process warm
+#     across them (the layout churning every 5 ms) and restores the final dump.
+start_dirtier "$T/s" --mb 32 --rate 16 --churn 5
+server sep --auth-key "$T/key" --restore -v
+mkdir -p "$T/local"
+PS="--page-server --address $DST_IP --port $PORT --auth-key $T/key"
+expect_rc 0 "pre-dump --page-server" ip netns exec $NS_SRC "$FERRY" pre-dump -t $D -D "$T/local/p1" $PS
+expect_in "$T/out" "sent to the page server" "says it sent the round"
+for k in 2 3 4; do
+	sleep 0.2
+	expect_rc 0 "pre-dump $k --page-server" ip netns exec $NS_SRC "$FERRY" pre-dump -t $D \
+		-D "$T/local/p$k" --prev-images-dir ../p$((k - 1)) $PS
+done
+expect_rc 0 "dump --page-server" ip netns exec $NS_SRC "$FERRY" dump -t $D -D "$T/local/d" \
+	--prev-images-dir ../p4 $PS
+wait $S
+[ $? = 0 ] && ok "the page server took four rounds and the dump, one connection each" ||
+	fail "page server: $(cat "$T/sep.err")"
+expect_in "$T/sep.err" "(warm)" "built warm across the separate commands"
+[ -e "$T/local/d/inventory.img" ] && ok "the images are kept locally too" || fail "no local images"
+RP=$(cat "$T/sep.pid" 2>/dev/null)
+if [ -n "$RP" ] && alive "$RP"; then
+	PIDS="$PIDS $RP"
+	check_mem "$T/s" $RP "the process restored from separate commands is intact"
+	kill -9 $RP
+else
+	fail "nothing restored from the separate commands: $(cat "$T/sep.err")"
+fi
+expect_rc 2 "--address without --page-server" "$FERRY" pre-dump -t 1 -D "$T/x" --address 1.2.3.4
+
 # 2. Wrong key: refused both ways, nothing sent, the original runs on.
 start_dirtier "$T/k" --mb 8 --rate 8
 server wk --auth-key "$T/key" --restore
