@@ -5,7 +5,8 @@
 # it felt, on the source then the destination), total time, bytes on the
 # wire. Rows: the destination building the process while rounds arrive
 # (warm, the default) or only at the end (--cold); pages sent by sendfile()
-# from the staging files (the default) or through a buffer (FERRY_SEND=buffer).
+# from the staging files (the default) or through a buffer (FERRY_SEND=buffer);
+# zstd on the wire (--compress).
 # Every number is the median of RUNS runs.
 set -eu
 B=$(cd "${BUILD:-build}" && pwd)
@@ -38,7 +39,8 @@ stat_of() { # PID KEY
 	awk -v k="$2" '$1 == k {print $2}' $D/ctl.stats
 }
 
-# one SERVER_OPTS SEND: one migration; prints "gap_ms total_s mib ferry_ms".
+# one SERVER_OPTS SEND [MIGRATE_OPTS]: one migration; prints
+# "gap_ms total_s mib ferry_ms wire_mib".
 one() {
 	pkill -9 -f "$D/ctl" 2>/dev/null || true
 	rm -rf $D/ctl.* $D/dst $D/pid
@@ -53,7 +55,7 @@ one() {
 	while ! grep -q listening $D/srv.out 2>/dev/null; do sleep 0.05; done
 	stat_of "$P" max_gap_ns >/dev/null
 	ip netns exec $NS_S env FERRY_SEND="$2" "$B/ferry" migrate -t "$P" --to 10.198.0.2:27300 \
-		--auth-key $D/key --json >$D/mig.json
+		--auth-key $D/key --json ${3:-} >$D/mig.json
 	wait $S
 	R=$(cat $D/pid)
 	sleep 0.3
@@ -62,22 +64,25 @@ one() {
 	python3 - "$gap" $D/mig.json <<'PY'
 import json, sys
 j = json.load(open(sys.argv[2]))
-print("%.1f %.2f %.1f %.1f" % (int(sys.argv[1]) / 1e6, j["seconds"], j["bytes_sent"] / 1048576,
-                               j["downtime_seconds"] * 1e3))
+print("%.1f %.2f %.1f %.1f %.1f" % (int(sys.argv[1]) / 1e6, j["seconds"], j["bytes_sent"] / 1048576,
+                                    j["downtime_seconds"] * 1e3, j["bytes_on_wire"] / 1048576))
 PY
 }
 
-printf '%-34s %14s %14s %10s %12s\n' "1 GiB at ${RATE} MB/s, veth" "downtime (ms)" "ferry says" \
-	"total s" "MiB sent"
-for cfg in "warm sendfile||sendfile" "warm buffer||buffer" "cold sendfile|--cold|sendfile"; do
+printf '%-34s %14s %14s %10s %12s %12s\n' "1 GiB at ${RATE} MB/s, veth" "downtime (ms)" \
+	"ferry says" "total s" "MiB sent" "MiB on wire"
+for cfg in "warm sendfile||sendfile|" "warm buffer||buffer|" "warm zstd||buffer|--compress" \
+	"cold sendfile|--cold|sendfile|"; do
 	name=${cfg%%|*}
 	rest=${cfg#*|}
 	sopt=${rest%%|*}
-	send=${rest#*|}
+	rest=${rest#*|}
+	send=${rest%%|*}
+	mopt=${rest#*|}
 	: >$D/rows
-	for _ in $(seq "$RUNS"); do one "$sopt" "$send" >>$D/rows; done
-	printf '%-34s %14s %14s %10s %12s\n' "$name" "$(cut -d' ' -f1 $D/rows | median)" \
+	for _ in $(seq "$RUNS"); do one "$sopt" "$send" "$mopt" >>$D/rows; done
+	printf '%-34s %14s %14s %10s %12s %12s\n' "$name" "$(cut -d' ' -f1 $D/rows | median)" \
 		"$(cut -d' ' -f4 $D/rows | median)" "$(cut -d' ' -f2 $D/rows | median)" \
-		"$(cut -d' ' -f3 $D/rows | median)"
+		"$(cut -d' ' -f3 $D/rows | median)" "$(cut -d' ' -f5 $D/rows | median)"
 done
 echo "(downtime: the largest gap the workload saw in its own loop; median of $RUNS)"

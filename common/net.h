@@ -19,6 +19,7 @@
 #define NET_MAC 32                  /* HMAC-SHA256 */
 #define NET_KEY_MAX 1024
 #define NET_DEFAULT_PORT 27027
+#define MIG_ZBLOCK (1u << 20)       /* a zstd block's bytes, decompressed, at most */
 
 enum net_type {
 	NET_HELLO = 1,

@@ -62,6 +62,12 @@ void cmd_dump_help(FILE *out)
 		"      --auto-converge      slow a process that writes faster than ferry copies\n"
 		"                           (cgroup cpu.max, else SIGSTOP/SIGCONT duty cycles)\n"
 		"  -v, --verbose            progress messages (twice: debugging detail)\n"
+		"      --page-server        also send the images to `ferry page-server`, as\n"
+		"                           DIR's basename there (dump --iterative: its rounds\n"
+		"                           and DIR itself); the images stay in DIR too\n"
+		"      --address A --port P the page server (default 127.0.0.1:27027)\n"
+		"      --auth-key FILE      pre-shared key for the page server\n"
+		"      --compress           zstd-compress what is sent\n"
 		"      --json               print the summary as one JSON object\n"
 		"  -h, --help               this help\n"
 		"\n"
@@ -93,6 +99,12 @@ void cmd_pre_dump_help(FILE *out)
 		"                           this kernel and process allow, in that order)\n"
 		"      --layout B, --pages B  as for `ferry dump`\n"
 		"  -v, --verbose            progress messages\n"
+		"      --page-server        also send the images to `ferry page-server`, as\n"
+		"                           DIR's basename there (dump --iterative: its rounds\n"
+		"                           and DIR itself); the images stay in DIR too\n"
+		"      --address A --port P the page server (default 127.0.0.1:27027)\n"
+		"      --auth-key FILE      pre-shared key for the page server\n"
+		"      --compress           zstd-compress what is sent\n"
 		"      --json               print the summary as one JSON object\n"
 		"  -h, --help               this help\n"
 		"\n"
@@ -116,6 +128,7 @@ struct dump_cli {
 	bool page_server;      /* dump/pre-dump --page-server --address --port */
 	const char *ps_address, *ps_port;
 	char ps_to[300];
+	bool compress;         /* zstd on the wire */
 };
 
 /* ---- trackers ------------------------------------------------------------- */
@@ -354,6 +367,7 @@ static int parse(int argc, char **argv, const char *cmd, struct dump_cli *c)
 		{ "page-server", no_argument, NULL, 'g' },
 		{ "address", required_argument, NULL, 'a' },
 		{ "port", required_argument, NULL, 'q' },
+		{ "compress", no_argument, NULL, 'z' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -435,6 +449,9 @@ static int parse(int argc, char **argv, const char *cmd, struct dump_cli *c)
 		case 'q':
 			c->ps_port = optarg;
 			break;
+		case 'z':
+			c->compress = true;
+			break;
 		case 'h':
 			if (c->migrate)
 				cmd_migrate_help(stdout);
@@ -459,8 +476,9 @@ static int parse(int argc, char **argv, const char *cmd, struct dump_cli *c)
 	}
 	if (!c->o.pid || !c->o.dir)
 		return cli_usage_error(cmd, "-t PID and -D DIR are required");
-	if ((c->ps_address || c->ps_port || c->auth_key) && !c->page_server)
-		return cli_usage_error(cmd, "--address, --port and --auth-key go with --page-server");
+	if ((c->ps_address || c->ps_port || c->auth_key || c->compress) && !c->page_server)
+		return cli_usage_error(cmd, "--address, --port, --auth-key and --compress go with "
+				       "--page-server");
 	if (c->page_server) {
 		const char *a = c->ps_address ? c->ps_address : "127.0.0.1";
 
@@ -512,6 +530,7 @@ static int ps_connect(const struct dump_cli *c, struct mig_conn *conn, const cha
 		fprintf(stderr, "ferry %s: page server: %s\n", cmd, err.msg);
 		return -1;
 	}
+	conn->compress = c->compress;
 	return 0;
 }
 
@@ -707,6 +726,7 @@ void cmd_migrate_help(FILE *out)
 		"      --max-rounds N       pre-dump rounds at most (default %d)\n"
 		"      --auto-converge      throttle a process that dirties faster than it can\n"
 		"                           be sent\n"
+		"      --compress           zstd-compress the images on the wire (off by default)\n"
 		"      --track T            auto, uffd-wp, soft-dirty or hash (as pre-dump)\n"
 		"      --layout, --pages    backends, as for dump\n"
 		"      --json               the result as one JSON object\n"
@@ -782,6 +802,7 @@ static int run_migrate(struct dump_cli *c, const struct kerndat *kd)
 	io.base.dir = m.staging;
 	io.hook_arg = &m;
 	ret = mig_connect(&m.conn, c->to, &key, &err);
+	m.conn.compress = c->compress;
 	if (!ret) {
 		if (!c->json)
 			printf("migrating process %d to %s (tracker %s, downtime limit %" PRIu64
@@ -815,6 +836,8 @@ static int run_migrate(struct dump_cli *c, const struct kerndat *kd)
 		json_f64(&j, "handover_seconds", m.conn.handover_ns / 1e9);
 		json_u64(&j, "final_pages", r.final.data_pages);
 		json_u64(&j, "bytes_sent", m.conn.bytes);
+		json_u64(&j, "bytes_on_wire", m.conn.wire_bytes);
+		json_bool(&j, "compressed", c->compress);
 		json_f64(&j, "seconds", r.seconds);
 		json_obj_end(&j);
 		json_finish(&j);
@@ -824,9 +847,12 @@ static int run_migrate(struct dump_cli *c, const struct kerndat *kd)
 		       r.final.data_pages * (double)ferry_page_size() / 1048576.0, r.final.seconds);
 		printf("stopped after %zu round%s: %s\n", r.nr, r.nr == 1 ? "" : "s", r.stop_reason);
 		printf("moved process %d to %s (process %d there): downtime %.1f ms (hand-over "
-		       "%.1f ms), %.3f s in all, %.1f MiB sent\n", c->o.pid, c->to,
+		       "%.1f ms), %.3f s in all, %.1f MiB sent", c->o.pid, c->to,
 		       (int)m.conn.remote_pid, m.conn.downtime_ns / 1e6, m.conn.handover_ns / 1e6,
 		       r.seconds, m.conn.bytes / 1048576.0);
+		if (c->compress)
+			printf(" (%.1f MiB on the wire, zstd)", m.conn.wire_bytes / 1048576.0);
+		printf("\n");
 	}
 	iter_result_free(&r);
 	return EXIT_OK;

@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+#include <zstd.h>
 
 #include "common/fault.h"
 #include "common/log.h"
@@ -25,6 +26,7 @@ int mig_connect(struct mig_conn *c, const char *to, const struct net_key *key, s
 	int ret;
 
 	memset(c, 0, sizeof(*c));
+	c->progress = isatty(STDERR_FILENO);
 	c->mode = mode && !strcmp(mode, "buffer") ? MIG_SEND_BUFFER : MIG_SEND_SENDFILE;
 	c->fd = net_connect(to, err);
 	if (c->fd < 0)
@@ -46,6 +48,45 @@ void mig_close(struct mig_conn *c)
 	if (c->fd >= 0)
 		close(c->fd);
 	c->fd = -1;
+	ZSTD_freeCCtx(c->zctx);
+	c->zctx = NULL;
+}
+
+/* One file as zstd blocks of at most MIG_ZBLOCK bytes each (see MigFile). */
+static int send_zstd(struct mig_conn *c, int in, uint64_t size, const char *path,
+		     struct ferr *err)
+{
+	static uint8_t raw[MIG_ZBLOCK], z[8 + ZSTD_COMPRESSBOUND(MIG_ZBLOCK)];
+	uint64_t off = 0;
+
+	if (!c->zctx && !(c->zctx = ZSTD_createCCtx()))
+		return ferr_sys(err, ENOMEM, "zstd context");
+	while (off < size) {
+		size_t n = size - off < MIG_ZBLOCK ? (size_t)(size - off) : MIG_ZBLOCK, k;
+		ssize_t got = pread(in, raw, n, (off_t)off);
+		uint32_t hdr[2];
+		int ret;
+
+		if (got != (ssize_t)n)
+			return ferr_sys(err, got < 0 ? errno : EIO, "read %s", path);
+		k = ZSTD_compressCCtx(c->zctx, z + 8, sizeof(z) - 8, raw, n, 1);
+		if (ZSTD_isError(k))
+			return ferr_new(err, EIO, "zstd: %s", ZSTD_getErrorName(k));
+		hdr[0] = (uint32_t)k;
+		hdr[1] = (uint32_t)n;
+		memcpy(z, hdr, sizeof(hdr));
+		ret = net_send_all(c->fd, z, 8 + k, err);
+		if (ret)
+			return ferr_wrap(err, "%s", path);
+		off += n;
+		c->wire_bytes += 8 + k;
+		c->round_bytes += n;
+		if (c->progress && c->round_total > (64u << 20))
+			fprintf(stderr, "\r  sending %s: %.0f of %.0f MiB (zstd) ", c->round,
+				c->round_bytes / 1048576.0, c->round_total / 1048576.0);
+	}
+	c->bytes += size;
+	return 0;
 }
 
 void mig_abort(struct mig_conn *c, const char *why)
@@ -95,6 +136,11 @@ static int send_body(struct mig_conn *c, int in, uint64_t size, const char *path
 				return ferr_wrap(err, "%s", path);
 		}
 		off += (uint64_t)k;
+		c->round_bytes += (uint64_t)k;
+		c->wire_bytes += (uint64_t)k;
+		if (c->progress && c->round_total > (64u << 20))
+			fprintf(stderr, "\r  sending %s: %.0f of %.0f MiB ", c->round,
+				c->round_bytes / 1048576.0, c->round_total / 1048576.0);
 	}
 	c->bytes += size;
 	return 0;
@@ -120,9 +166,12 @@ static int send_file(struct mig_conn *c, const char *local, const char *name, co
 	f.dir = (char *)remote;
 	f.name = (char *)name;
 	f.size = (uint64_t)st.st_size;
+	f.has_zstd = c->compress;
+	f.zstd = c->compress;
 	ret = net_send(c->fd, NET_FILE, &f.base, err);
 	if (!ret)
-		ret = send_body(c, in, f.size, path, err);
+		ret = c->compress ? send_zstd(c, in, f.size, path, err)
+				  : send_body(c, in, f.size, path, err);
 	close(in);
 	return ret;
 }
@@ -138,6 +187,15 @@ int mig_send_round(struct mig_conn *c, const char *local, const char *remote, bo
 
 	if (!d)
 		return ferr_sys(err, errno, "open %s", local);
+	c->round = *remote ? remote : "the final dump";
+	c->round_bytes = c->round_total = 0;
+	while ((e = readdir(d))) {
+		struct stat st;
+
+		if (e->d_type == DT_REG && !fstatat(dirfd(d), e->d_name, &st, 0))
+			c->round_total += (uint64_t)st.st_size;
+	}
+	rewinddir(d);
 	while (!ret && (e = readdir(d))) {
 		size_t n = strlen(e->d_name);
 
@@ -155,6 +213,8 @@ int mig_send_round(struct mig_conn *c, const char *local, const char *remote, bo
 		ret = ferr_new(err, ENOENT, "%s has no " IMG_INVENTORY_NAME, local);
 	if (!ret)
 		ret = send_file(c, local, IMG_INVENTORY_NAME, remote, err);
+	if (c->progress && c->round_total > (64u << 20))
+		fprintf(stderr, "\r\033[K");
 	r.dir = (char *)remote;
 	r.has_final = final;
 	r.final = final;

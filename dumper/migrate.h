@@ -23,6 +23,12 @@ struct mig_conn {
 	uint64_t handover_ns;        /* final dump sent to destination running */
 	uint64_t downtime_ns;        /* frozen here to running there */
 	bool ended;                  /* the original was ended: no way back */
+	bool progress;               /* show bytes sent on stderr (a terminal) */
+	bool compress;               /* zstd blocks (set before sending) */
+	void *zctx;                  /* ZSTD_CCtx */
+	uint64_t wire_bytes;         /* image bytes as sent (compressed or not) */
+	const char *round;           /* being sent, for the progress line */
+	uint64_t round_bytes, round_total;
 };
 
 /* Connect to HOST:PORT and authenticate both ends. */

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <zstd.h>
 
 #include "common/log.h"
 #include "common/util.h"
@@ -65,6 +66,40 @@ static int round_dir(const struct ps_opts *o, const char *d, char *path, size_t 
 	return 0;
 }
 
+/* A file sent as zstd blocks: each header checked against what is left
+ * and the block size before anything is read or decompressed. */
+static int recv_zstd(int fd, int out, uint64_t size, uint8_t *buf, const char *part,
+		     struct ferr *err)
+{
+	static uint8_t z[ZSTD_COMPRESSBOUND(MIG_ZBLOCK)];
+	uint64_t off = 0;
+
+	while (off < size) {
+		uint32_t hdr[2];
+		size_t got;
+		int ret = net_recv_all(fd, hdr, sizeof(hdr), err);
+
+		if (ret)
+			return ret;
+		if (!hdr[1] || hdr[1] > MIG_ZBLOCK || hdr[1] > size - off || !hdr[0] ||
+		    hdr[0] > sizeof(z))
+			return ferr_new(err, EPROTO, "bad zstd block (%u bytes for %u, %llu left)",
+					hdr[0], hdr[1], (unsigned long long)(size - off));
+		ret = net_recv_all(fd, z, hdr[0], err);
+		if (ret)
+			return ret;
+		got = ZSTD_decompress(buf, MIG_ZBLOCK, z, hdr[0]);
+		if (ZSTD_isError(got) || got != hdr[1])
+			return ferr_new(err, EPROTO, "zstd block does not decompress to %u bytes%s%s",
+					hdr[1], ZSTD_isError(got) ? ": " : "",
+					ZSTD_isError(got) ? ZSTD_getErrorName(got) : "");
+		if (pwrite_all(out, buf, got, off) < 0)
+			return ferr_sys(err, errno, "write %s", part);
+		off += got;
+	}
+	return 0;
+}
+
 /* One FILE frame's message and its raw bytes, into DIR[/pre-N]/name. */
 static int recv_file(int fd, const struct ps_opts *o, const uint8_t *msg, size_t len,
 		     uint8_t *buf, struct ps_result *res, struct ferr *err)
@@ -96,7 +131,9 @@ static int recv_file(int fd, const struct ps_opts *o, const uint8_t *msg, size_t
 		ret = ferr_sys(err, errno, "create %s", part);
 		goto out;
 	}
-	for (left = f->size; left && !ret;) {
+	if (f->has_zstd && f->zstd)
+		ret = recv_zstd(fd, out, f->size, buf, part, err);
+	for (left = f->has_zstd && f->zstd ? 0 : f->size; left && !ret;) {
 		size_t n = left < RECV_CHUNK ? (size_t)left : RECV_CHUNK;
 
 		ret = net_recv_all(fd, buf, n, err);

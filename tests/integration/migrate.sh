@@ -77,12 +77,15 @@ migrate() {
 # 1. The migration itself: rounds, downtime, the workload intact there. The
 #    destination builds the process while the rounds arrive (warm), with the
 #    layout changing between rounds (--churn); 1b does it all at the end.
-for mode in warm cold; do
+for run in warm cold warm+zstd; do
+mode=${run%+*}
 start_dirtier "$T/w" --mb 64 --rate 32 --churn 20
 if [ $mode = warm ]; then server dst --auth-key "$T/key" --restore -v
 else server dst --auth-key "$T/key" --restore --cold -v; fi
-migrate --auth-key "$T/key"
+if [ $run = warm+zstd ]; then migrate --auth-key "$T/key" --compress
+else migrate --auth-key "$T/key"; fi
 rc=$?
+cp "$T/out" "$T/mig.out"
 [ $rc = 0 ] && ok "migrate exits 0" || fail "migrate: exit $rc: $(cat "$T/err")"
 wait $S
 [ $? = 0 ] && ok "the page server exits 0" || fail "page server: $(cat "$T/dst.err")"
@@ -106,6 +109,7 @@ else
 fi
 expect_rc 0 "the received images verify" "$FERRY" show --verify "$T/dst"
 expect_in "$T/dst.err" "($mode)" "the destination restored it $mode"
+[ $run = warm+zstd ] && expect_in "$T/mig.out" "on the wire, zstd" "sent zstd-compressed"
 [ $mode = warm ] && expect_in "$T/dst.err" "warm restore: process" "built from round one on"
 done
 
@@ -215,12 +219,15 @@ elif kind == 'escape':
     s.sendall(frame(3, pb_bytes(1, b'') + pb_bytes(2, b'../../escape.img') + pb_varint(3, 4)) + b'evil')
 elif kind == 'huge':
     s.sendall(struct.pack('<IIQ', 0x4d595246, 3, 1 << 40))
+elif kind == 'zstd':
+    s.sendall(frame(3, pb_bytes(1, b'') + pb_bytes(2, b'pages.img') + pb_varint(3, 4096) + pb_varint(4, 1))
+              + struct.pack('<II', 16, 1 << 30) + b'z' * 16)
 s.settimeout(5)
 try: s.recv(4096)
 except Exception: pass
 PY
 }
-for kind in garbage escape huge; do
+for kind in garbage escape huge zstd; do
 	server bad-$kind --no-auth
 	stream $kind
 	wait $S
@@ -231,6 +238,7 @@ expect_in "$T/bad-escape.err" "refused file name" "a name leaving DIR: refused"
 [ ! -e "$T/escape.img" ] && [ ! -e "$T/../escape.img" ] && ok "nothing written outside DIR" ||
 	fail "a file was written outside DIR"
 expect_in "$T/bad-huge.err" "bytes (at most" "an oversized frame: refused before reading it"
+expect_in "$T/bad-zstd.err" "bad zstd block" "a zstd block claiming 1 GiB: refused"
 
 # 6. No key on a non-loopback address needs saying so.
 expect_rc 2 "no key on a routable address is a usage error" \
