@@ -19,6 +19,7 @@
 #include "dumper/keeper.h"
 
 #define DEFAULT_DOWNTIME_MS 100
+#define MIGRATE_DOWNTIME_MS 30 /* see parse() */
 #define DEFAULT_MAX_ROUNDS 8
 
 void cmd_dump_help(FILE *out)
@@ -129,6 +130,7 @@ struct dump_cli {
 	const char *ps_address, *ps_port;
 	char ps_to[300];
 	bool compress;         /* zstd on the wire */
+	bool downtime_set;
 };
 
 /* ---- trackers ------------------------------------------------------------- */
@@ -414,6 +416,7 @@ static int parse(int argc, char **argv, const char *cmd, struct dump_cli *c)
 				return cli_usage_error(cmd, "--downtime-limit needs milliseconds, not `%s`",
 						       optarg);
 			c->iter_only_opt = true;
+			c->downtime_set = true;
 			break;
 		case 'm':
 			c->max_rounds = (unsigned)strtoul(optarg, &end, 10);
@@ -467,6 +470,10 @@ static int parse(int argc, char **argv, const char *cmd, struct dump_cli *c)
 	if (optind < argc)
 		return cli_usage_error(cmd, "unexpected argument `%s`", argv[optind]);
 	if (c->migrate) {
+		/* The final round's freeze also holds its sending and the
+		 * destination's last step, which the prediction cannot see. */
+		if (!c->downtime_set)
+			c->downtime_ms = MIGRATE_DOWNTIME_MS;
 		if (!c->o.pid || !c->to)
 			return cli_usage_error(cmd, "-t PID and --to HOST:PORT are required");
 		if (c->o.leave_running || c->o.parent || c->o.dir)
@@ -737,7 +744,7 @@ void cmd_migrate_help(FILE *out)
 		"through a user-space buffer instead. The restored process gets new PIDs.\n"
 		"Exit status: 0 moved, 1 failed (the original runs on unless it says\n"
 		"otherwise), 2 usage error.\n",
-		DEFAULT_DOWNTIME_MS, DEFAULT_MAX_ROUNDS);
+		MIGRATE_DOWNTIME_MS, DEFAULT_MAX_ROUNDS);
 }
 
 struct mig_ctx {

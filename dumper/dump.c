@@ -206,7 +206,7 @@ static int write_pages(struct target *t, struct page_path *pp, const struct vma_
 	}
 	if (!ret)
 		ret = xfer_read_all(x, err);
-	pr_debug("pages read from the target");
+	pr_debug("pages read from the target%s", "");
 	if (!ret && o->leave_running && !o->pre) {
 		target_release(t);
 		res->freeze_ns = t->freeze_ns;
@@ -333,6 +333,7 @@ int dump_round(struct target *t, const struct dump_opts *o, struct dump_result *
 			res->threads = t->nr_th;
 			pr_debug("frozen %zu threads after %.1f ms", t->nr_th, (now_ns() - t0) / 1e6);
 			ret = state_collect(t, &st, err);
+			pr_debug("state collected at %.1f ms", (now_ns() - t0) / 1e6);
 		}
 	}
 	if (!ret)
@@ -341,6 +342,8 @@ int dump_round(struct target *t, const struct dump_opts *o, struct dump_result *
 		ret = fds_collect(t, &fl, err);
 	if (!ret && !o->pre && !o->skip_unsupported_fds)
 		ret = refuse_unsupported_fds(&fl, t->pid, err);
+	if (!ret)
+		pr_debug("layout and fds at %.1f ms", (now_ns() - t0) / 1e6);
 	if (!ret)
 		ret = track_round(t, o, &vl, pimg, &dirty, &known, res, err);
 	if (ret)
@@ -374,6 +377,7 @@ int dump_round(struct target *t, const struct dump_opts *o, struct dump_result *
 	else if (!o->leave_running)
 		res->freeze_ns = now_ns() - t->freeze_start_ns;
 	ret = img_writer_commit(w, o->pre ? 0 : res->freeze_ns, err);
+	pr_debug("committed at %.1f ms", (now_ns() - t0) / 1e6);
 	if (ret)
 		goto out;
 	memcpy(res->id, img_writer_id(w), IMG_ID_SIZE);

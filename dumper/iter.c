@@ -52,6 +52,7 @@ int iter_run(const struct iter_opts *o, struct iter_result *res, iter_round_cb c
 {
 	uint64_t ps = (uint64_t)ferry_page_size(), t0 = now_ns(), prev_collect = 0;
 	uint64_t copy_bytes = 0, copy_ns = 0, fixed_ns = 0, prev_bytes = 0;
+	double hook_s = 0, send_bw = 0;
 	char dir[PATH_MAX], parent[64];
 	struct tracker tr;
 	struct throttle th;
@@ -98,6 +99,17 @@ int iter_run(const struct iter_opts *o, struct iter_result *res, iter_round_cb c
 		row.bandwidth = copy_ns ? copy_bytes / (copy_ns / 1e9) : 0;
 		if (r.freeze_ns > fixed_ns)
 			fixed_ns = r.freeze_ns;
+		/* A migration sends the round (and waits for the destination)
+		 * before the next one starts: that time is part of the round. */
+		if (o->round_done) {
+			uint64_t h0 = now_ns();
+
+			ret = o->round_done(o->hook_arg, k, dir, err);
+			if (ret)
+				break;
+			hook_s = (now_ns() - h0) / 1e9;
+			send_bw = hook_s > 0 ? row.bytes / hook_s : 0;
+		}
 		if (k > 1 && r.tracked) {
 			/* The dirty set is taken at the start of a round: the
 			 * interval between two starts is what the target wrote in. */
@@ -105,9 +117,10 @@ int iter_run(const struct iter_opts *o, struct iter_result *res, iter_round_cb c
 			double next_bytes;
 
 			row.dirty_rate = interval > 0 ? row.bytes / interval : 0;
-			next_bytes = row.dirty_rate * row.seconds;
+			next_bytes = row.dirty_rate * (row.seconds + hook_s);
 			row.predicted_ns = fixed_ns + r.collect_ns +
-					   (row.bandwidth > 0 ? next_bytes / row.bandwidth * 1e9 : 0);
+					   (row.bandwidth > 0 ? next_bytes / row.bandwidth * 1e9 : 0) +
+					   (send_bw > 0 ? next_bytes / send_bw * 1e9 : 0);
 		}
 		prev_collect = start;
 		res->total_bytes += row.bytes;
@@ -116,11 +129,6 @@ int iter_run(const struct iter_opts *o, struct iter_result *res, iter_round_cb c
 			break;
 		if (cb)
 			cb(&row, arg);
-		if (o->round_done) {
-			ret = o->round_done(o->hook_arg, k, dir, err);
-			if (ret)
-				break;
-		}
 		if (k == 1 && fault_hit("kill-target-after-round")) {
 			/* Dies between rounds, its tracking armed, for certain. */
 			struct pollfd pfd = { .fd = t.pidfd, .events = POLLIN };

@@ -7,7 +7,9 @@
  * the copy bandwidth B over all rounds so far. Stopping now, the final dump
  * would copy about R * (duration of round k) bytes, so the predicted freeze
  * is F + R * T_k / B, F being the fixed part measured so far (the tracker's
- * brief freeze and its scan). Rounds stop when that fits the downtime limit,
+ * brief freeze and its scan). A migration adds the time its round took to
+ * send (and the destination to take it) to T_k, and that many bytes at the
+ * send rate seen to the freeze. Rounds stop when that fits the downtime limit,
  * when a round no longer shrinks (less than 10% smaller than the one
  * before), or at the round cap. With auto-converge a round that does not
  * shrink raises the throttle instead, by 20 points up to 80%. */
