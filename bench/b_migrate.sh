@@ -4,9 +4,9 @@
 # workload itself sees it: the largest gap in its own loop (the downtime
 # it felt, on the source then the destination), total time, bytes on the
 # wire. Rows: the destination building the process while rounds arrive
-# (warm, the default) or only at the end (--cold); pages sent by sendfile()
-# from the staging files (the default) or through a buffer (FERRY_SEND=buffer);
-# zstd on the wire (--compress).
+# (warm, the default) or only at the end (--cold); pages sent from the
+# staging files through a buffer (the default) or by sendfile()
+# (FERRY_SEND=sendfile); zstd on the wire (--compress).
 # Every number is the median of RUNS runs.
 set -eu
 B=$(cd "${BUILD:-build}" && pwd)
@@ -71,8 +71,8 @@ PY
 
 printf '%-34s %14s %14s %10s %12s %12s\n' "1 GiB at ${RATE} MB/s, veth" "downtime (ms)" \
 	"ferry says" "total s" "MiB sent" "MiB on wire"
-for cfg in "warm sendfile||sendfile|" "warm buffer||buffer|" "warm zstd||buffer|--compress" \
-	"cold sendfile|--cold|sendfile|"; do
+for cfg in "warm buffer||buffer|" "warm sendfile||sendfile|" "warm zstd||buffer|--compress" \
+	"cold buffer|--cold|buffer|"; do
 	name=${cfg%%|*}
 	rest=${cfg#*|}
 	sopt=${rest%%|*}

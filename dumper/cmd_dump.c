@@ -740,8 +740,8 @@ void cmd_migrate_help(FILE *out)
 		"  -v, --verbose            more detail on stderr\n"
 		"\n"
 		"Rounds are written to a staging directory in /dev/shm (memory; removed\n"
-		"afterwards) and sent from there with sendfile(); FERRY_SEND=buffer sends\n"
-		"through a user-space buffer instead. The restored process gets new PIDs.\n"
+		"afterwards) and sent from there through a buffer; FERRY_SEND=sendfile\n"
+		"uses sendfile() instead. The restored process gets new PIDs.\n"
 		"Exit status: 0 moved, 1 failed (the original runs on unless it says\n"
 		"otherwise), 2 usage error.\n",
 		MIGRATE_DOWNTIME_MS, DEFAULT_MAX_ROUNDS);

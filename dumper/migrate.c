@@ -27,7 +27,8 @@ int mig_connect(struct mig_conn *c, const char *to, const struct net_key *key, s
 
 	memset(c, 0, sizeof(*c));
 	c->progress = isatty(STDERR_FILENO);
-	c->mode = mode && !strcmp(mode, "buffer") ? MIG_SEND_BUFFER : MIG_SEND_SENDFILE;
+	/* A buffer beat sendfile() in every b_migrate.sh run (PERFORMANCE.md). */
+	c->mode = mode && !strcmp(mode, "sendfile") ? MIG_SEND_SENDFILE : MIG_SEND_BUFFER;
 	c->fd = net_connect(to, err);
 	if (c->fd < 0)
 		return c->fd;

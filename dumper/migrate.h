@@ -11,8 +11,8 @@
 #include "dumper/target.h"
 
 enum mig_send_mode {
-	MIG_SEND_SENDFILE,    /* file -> socket in the kernel (the default) */
-	MIG_SEND_BUFFER,      /* read() into a buffer, send() from it */
+	MIG_SEND_SENDFILE,    /* file -> socket in the kernel (FERRY_SEND=sendfile) */
+	MIG_SEND_BUFFER,      /* read() into a buffer, send() from it (the default) */
 };
 
 struct mig_conn {

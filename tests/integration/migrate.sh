@@ -82,7 +82,9 @@ mode=${run%+*}
 start_dirtier "$T/w" --mb 64 --rate 32 --churn 20
 if [ $mode = warm ]; then server dst --auth-key "$T/key" --restore -v
 else server dst --auth-key "$T/key" --restore --cold -v; fi
+# The cold run sends by sendfile(), the others through the buffer (default).
 if [ $run = warm+zstd ]; then migrate --auth-key "$T/key" --compress
+elif [ $run = cold ]; then CFAULT=FERRY_SEND=sendfile migrate --auth-key "$T/key"
 else migrate --auth-key "$T/key"; fi
 rc=$?
 cp "$T/out" "$T/mig.out"
