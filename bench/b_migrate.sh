@@ -15,21 +15,16 @@ RATE=${BENCH_MIG_RATE:-32}
 RUNS=${BENCH_MIG_RUNS:-3}
 D=/tmp/ferry-bench-mig
 NS_S=ferry-bench-src NS_D=ferry-bench-dst
+. "$(dirname "$0")/../scripts/twohosts.sh"
 rm -rf $D && mkdir -p $D
 cleanup() {
 	pkill -9 -f "$D/ctl" 2>/dev/null || true
-	ip netns del $NS_S 2>/dev/null || true
-	ip netns del $NS_D 2>/dev/null || true
+	twohosts_down $NS_S $NS_D
 	rm -rf $D
 }
 trap cleanup EXIT
-ip netns add $NS_S && ip netns add $NS_D
-ip link add vfbs type veth peer name vfbd
-ip link set vfbs netns $NS_S && ip link set vfbd netns $NS_D
-ip -n $NS_S addr add 10.198.0.1/24 dev vfbs && ip -n $NS_D addr add 10.198.0.2/24 dev vfbd
-ip -n $NS_S link set vfbs up && ip -n $NS_D link set vfbd up
-ip -n $NS_S link set lo up && ip -n $NS_D link set lo up
-head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >$D/key
+twohosts_up $NS_S $NS_D 10.198.0 vfb
+new_key $D/key
 
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 stat_of() { # PID KEY

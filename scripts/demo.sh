@@ -31,23 +31,18 @@ selfcheck() {
 }
 
 # ---- live migration between two "hosts" ----
+. scripts/twohosts.sh
 NS_S=ferry-demo-src NS_D=ferry-demo-dst
 MW=""
 netclean() {
 	if [ -n "$MW" ]; then kill -9 $MW 2>/dev/null || true; fi
-	ip netns del $NS_S 2>/dev/null || true
-	ip netns del $NS_D 2>/dev/null || true
+	twohosts_down $NS_S $NS_D
 }
 trap 'netclean; [ -n "$W" ] && kill -9 $W 2>/dev/null; rm -rf "$D"' EXIT
 netclean
 step "two hosts on this machine: network namespaces $NS_S (10.197.0.1) and $NS_D (10.197.0.2), joined by a veth pair"
-ip netns add $NS_S && ip netns add $NS_D
-ip link add vfds type veth peer name vfdd
-ip link set vfds netns $NS_S && ip link set vfdd netns $NS_D
-ip -n $NS_S addr add 10.197.0.1/24 dev vfds && ip -n $NS_D addr add 10.197.0.2/24 dev vfdd
-ip -n $NS_S link set vfds up && ip -n $NS_D link set vfdd up
-ip -n $NS_S link set lo up && ip -n $NS_D link set lo up
-head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$D/key"
+twohosts_up $NS_S $NS_D 10.197.0 vfd
+new_key "$D/key"
 echo "a pre-shared key for both ends: $D/key"
 
 step "on the source host: a workload of 256 MiB writing random pages at 32 MB/s"

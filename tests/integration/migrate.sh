@@ -7,34 +7,28 @@
 # malformed stream and names that leave DIR. Runs under tests/run.sh's
 # subreaper.
 . "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/../../scripts/twohosts.sh"
 DIRTIER="$TOOLS/workloads/dirtier"
 NS_SRC=ferry-src-$$
 NS_DST=ferry-dst-$$
-SRC_IP=10.199.$(( $$ % 200 )).1
-DST_IP=10.199.$(( $$ % 200 )).2
+NET=10.199.$(( $$ % 200 ))
+SRC_IP=$NET.1
+DST_IP=$NET.2
 PIDS=""
 cleanup() {
 	for p in $PIDS; do kill -9 $p 2>/dev/null; done
-	ip netns del $NS_SRC 2>/dev/null
-	ip netns del $NS_DST 2>/dev/null
+	twohosts_down $NS_SRC $NS_DST
 	rm -rf "$T"
 }
 trap cleanup EXIT
 
-ip netns add $NS_SRC && ip netns add $NS_DST ||
-	skip "cannot create network namespaces here"
-ip link add vf$$s type veth peer name vf$$d || skip "no veth here"
-ip link set vf$$s netns $NS_SRC && ip link set vf$$d netns $NS_DST
-ip -n $NS_SRC addr add $SRC_IP/24 dev vf$$s && ip -n $NS_DST addr add $DST_IP/24 dev vf$$d
-ip -n $NS_SRC link set vf$$s up && ip -n $NS_DST link set vf$$d up
-ip -n $NS_SRC link set lo up && ip -n $NS_DST link set lo up
+twohosts_up $NS_SRC $NS_DST $NET vf$$ || skip "cannot create network namespaces and a veth pair here"
 ok "two hosts: $NS_SRC ($SRC_IP) and $NS_DST ($DST_IP) joined by a veth pair"
 
-head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$T/key"
-head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$T/other-key"
+new_key "$T/key"
+new_key "$T/other-key"
 PORT=$((20000 + $$ % 20000))
 
-wait_for() { for _ in $(seq 200); do [ -s "$1" ] && return 0; sleep 0.05; done; return 1; }
 alive() { [ -d /proc/$1 ] && ! grep -q '^State:.*Z' /proc/$1/status 2>/dev/null; }
 
 # start_dirtier CTL ARGS...: the workload on the source host; D its PID.
@@ -47,15 +41,6 @@ start_dirtier() {
 	wait_for "$ctl.ready" || fail "dirtier did not start"
 }
 
-check_mem() {
-	rm -f "$1.check"
-	kill -USR1 "$2" 2>/dev/null
-	for _ in $(seq 200); do [ -s "$1.check" ] && break; sleep 0.05; done
-	case "$(cat "$1.check" 2>/dev/null)" in
-	ok*) ok "$3" ;;
-	*) fail "$3: $(cat "$1.check" 2>/dev/null)" ;;
-	esac
-}
 
 # server NAME ARGS...: a page server on the destination host; S its PID.
 server() {

@@ -14,7 +14,6 @@ PIDS=""
 trap 'for p in $PIDS; do kill -9 $p 2>/dev/null; done; rm -rf "$T"' EXIT
 
 LOOPS=${PREDUMP_LOOPS:-10}
-wait_for() { for _ in $(seq 200); do [ -s "$1" ] && return 0; sleep 0.05; done; return 1; }
 gone() { ! [ -d /proc/$1 ] || grep -q '^State:.*Z' /proc/$1/status 2>/dev/null; }
 
 # start_dirtier CTL ARGS...: D gets the PID, MAIN and NPAGES its main region.
@@ -27,17 +26,6 @@ start_dirtier() {
 	wait_for "$ctl.ready" || fail "dirtier did not start"
 	MAIN=$(awk '{print $2}' "$ctl.ready")
 	NPAGES=$(awk '{print $3}' "$ctl.ready")
-}
-
-# check_mem CTL PID WHAT: the workload checks every page it owns.
-check_mem() {
-	rm -f "$1.check"
-	kill -USR1 "$2" 2>/dev/null
-	for _ in $(seq 200); do [ -s "$1.check" ] && break; sleep 0.05; done
-	case "$(cat "$1.check" 2>/dev/null)" in
-	ok*) ok "$3" ;;
-	*) fail "$3: $(cat "$1.check" 2>/dev/null)" ;;
-	esac
 }
 
 # restore_d DIR: restore detached; RP gets the PID.
