@@ -1,6 +1,7 @@
 /* ferry page-server: the destination of `ferry migrate`. */
 #include <getopt.h>
 #include <inttypes.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -121,6 +122,7 @@ int cmd_page_server(int argc, char **argv)
 		{ "cold", no_argument, NULL, 'c' },
 		{ "max-file-size", required_argument, NULL, 'm' },
 		{ "pidfile", required_argument, NULL, 'P' },
+		{ "idle-timeout", required_argument, NULL, 'i' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
@@ -128,7 +130,7 @@ int cmd_page_server(int argc, char **argv)
 	};
 	struct ps_opts o = { .max_file = PS_MAX_FILE_DEFAULT };
 	const char *addr = "127.0.0.1", *keyfile = NULL, *pidfile = NULL;
-	unsigned long port = NET_DEFAULT_PORT;
+	unsigned long port = NET_DEFAULT_PORT, idle = 300;
 	bool no_auth = false, json = false, restore = false;
 	struct net_key key = { 0 };
 	struct warm_ctx warm = { 0 };
@@ -170,6 +172,12 @@ int cmd_page_server(int argc, char **argv)
 			break;
 		case 'P':
 			pidfile = optarg;
+			break;
+		case 'i':
+			idle = strtoul(optarg, &end, 10);
+			if (*end || !*optarg || !idle || idle > 86400)
+				return cli_usage_error("page-server", "--idle-timeout needs seconds "
+						       "(1-86400), not `%s`", optarg);
 			break;
 		case 'j':
 			json = true;
@@ -223,14 +231,25 @@ int cmd_page_server(int argc, char **argv)
 	}
 	memset(&res, 0, sizeof(res));
 	for (;;) {
-		fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+		struct pollfd pfd = { .fd = lfd, .events = POLLIN };
+		int pr = poll(&pfd, 1, (int)idle * 1000);
+
+		/* A source that went away for good (killed before it could say
+		 * ABORT) must not keep the server, and a half-built process,
+		 * waiting for ever. */
+		if (pr == 0) {
+			ret = ferr_new(&err, ETIMEDOUT, "no connection for %lu s after %u round%s: "
+				       "giving up", idle, res.rounds, res.rounds == 1 ? "" : "s");
+			break;
+		}
+		fd = pr < 0 ? -1 : accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
 		if (fd < 0) {
 			ret = ferr_sys(&err, errno, "accept");
 			break;
 		}
 		/* Between rounds a source is busy copying; silence this long
 		 * is not that. */
-		net_set_timeout(fd, 300);
+		net_set_timeout(fd, (unsigned)idle);
 		ret = ps_serve(fd, &o, &res, &err);
 		close(fd);
 		if (ret || res.final)

@@ -131,6 +131,26 @@ else
 fi
 expect_rc 2 "--address without --page-server" "$FERRY" pre-dump -t 1 -D "$T/x" --address 1.2.3.4
 
+# 1d. A source that never comes back: the server gives up after its idle
+#     timeout and kills what it had built; nothing is left running.
+start_dirtier "$T/i" --mb 8 --rate 8
+server idle --restore --auth-key "$T/key" --idle-timeout 2 -v
+expect_rc 0 "one pre-dump, then nothing" ip netns exec $NS_SRC "$FERRY" pre-dump -t $D \
+	-D "$T/local/i1" $PS
+wait $S
+[ $? = 1 ] && ok "the page server gives up after its idle timeout" || fail "it did not give up"
+expect_in "$T/idle.err" "giving up" "says it gave up"
+expect_in "$T/idle.err" "warm restore: process" "it had built the process from round one"
+sleep 0.2
+# The half-built child is a fork of the server: it would still show its
+# command line (its memory is the dumped process's, its mm fields not yet).
+if pgrep -f "page-server -D $T/idle" >/dev/null; then
+	fail "a half-built process is left: $(pgrep -af "page-server -D $T/idle")"
+else
+	ok "no half-built process is left"
+fi
+kill -9 $D
+
 # 2. Wrong key: refused both ways, nothing sent, the original runs on.
 start_dirtier "$T/k" --mb 8 --rate 8
 server wk --auth-key "$T/key" --restore
