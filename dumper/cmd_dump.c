@@ -63,9 +63,9 @@ void cmd_dump_help(FILE *out)
 		"      --auto-converge      slow a process that writes faster than ferry copies\n"
 		"                           (cgroup cpu.max, else SIGSTOP/SIGCONT duty cycles)\n"
 		"  -v, --verbose            progress messages (twice: debugging detail)\n"
-		"      --page-server        also send the images to `ferry page-server`, as\n"
-		"                           DIR's basename there (dump --iterative: its rounds\n"
-		"                           and DIR itself); the images stay in DIR too\n"
+		"      --page-server        send the pages to `ferry page-server`, as DIR's\n"
+		"                           basename there (dump --iterative: its rounds and\n"
+		"                           DIR itself); DIR keeps the metadata\n"
 		"      --address A --port P the page server (default 127.0.0.1:27027)\n"
 		"      --auth-key FILE      pre-shared key for the page server\n"
 		"      --compress           zstd-compress what is sent\n"
@@ -100,9 +100,9 @@ void cmd_pre_dump_help(FILE *out)
 		"                           this kernel and process allow, in that order)\n"
 		"      --layout B, --pages B  as for `ferry dump`\n"
 		"  -v, --verbose            progress messages\n"
-		"      --page-server        also send the images to `ferry page-server`, as\n"
-		"                           DIR's basename there (dump --iterative: its rounds\n"
-		"                           and DIR itself); the images stay in DIR too\n"
+		"      --page-server        send the pages to `ferry page-server`, as DIR's\n"
+		"                           basename there (dump --iterative: its rounds and\n"
+		"                           DIR itself); DIR keeps the metadata\n"
 		"      --address A --port P the page server (default 127.0.0.1:27027)\n"
 		"      --auth-key FILE      pre-shared key for the page server\n"
 		"      --compress           zstd-compress what is sent\n"
@@ -544,9 +544,13 @@ static int ps_connect(const struct dump_cli *c, struct mig_conn *conn, const cha
 static int ps_round_done(void *arg, unsigned k, const char *dir, struct ferr *err)
 {
 	char remote[32];
+	int ret;
 
 	snprintf(remote, sizeof(remote), "pre-%u", k);
-	return mig_send_round(arg, dir, remote, false, err);
+	ret = mig_send_round(arg, dir, remote, false, err);
+	if (!ret)
+		mig_drop_pages(dir);
+	return ret;
 }
 
 /* Send the dump just written to DIR (its -D basename names it there, ""
@@ -567,9 +571,12 @@ static int ps_send(const struct dump_cli *c, struct mig_conn *conn, const char *
 			c->o.dir);
 		return EXIT_FAIL;
 	}
+	/* The pages now live on the page server; DIR keeps the metadata. */
+	mig_drop_pages(c->o.dir);
 	if (!c->json)
-		printf("sent to the page server at %s as %s (%.1f MiB)\n", c->ps_to,
-		       *remote ? remote : "its DIR", conn->bytes / 1048576.0);
+		printf("sent to the page server at %s as %s (%.1f MiB); the pages are kept "
+		       "there only\n", c->ps_to, *remote ? remote : "its DIR",
+		       conn->bytes / 1048576.0);
 	return EXIT_OK;
 }
 
@@ -757,9 +764,13 @@ static int mig_round_done(void *arg, unsigned k, const char *dir, struct ferr *e
 {
 	struct mig_ctx *m = arg;
 	char remote[32];
+	int ret;
 
 	snprintf(remote, sizeof(remote), "pre-%u", k);
-	return mig_send_round(&m->conn, dir, remote, false, err);
+	ret = mig_send_round(&m->conn, dir, remote, false, err);
+	if (!ret)
+		mig_drop_pages(dir); /* staging memory back as soon as it is sent */
+	return ret;
 }
 
 static int mig_hand_over(void *arg, struct target *t, struct ferr *err)

@@ -304,3 +304,21 @@ int mig_send_dump(struct mig_conn *c, const char *local, const char *remote, str
 		ret = net_expect(c->fd, NET_DONE, buf, &len, err);
 	return ret;
 }
+
+void mig_drop_pages(const char *dir)
+{
+	char path[PATH_MAX];
+	struct stat st;
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/pages.img", dir);
+	fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	/* A hole of the same size: the directory still opens as the next
+	 * round's parent (sizes are checked, data is not read). */
+	if (fstat(fd, &st) == 0 && st.st_size > 4096 &&
+	    fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 4096, st.st_size - 4096) < 0)
+		pr_warn("%s stays as it is: cannot punch a hole in it: %s", path, strerror(errno));
+	close(fd);
+}

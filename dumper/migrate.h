@@ -48,6 +48,9 @@ int __must_check mig_handover(struct mig_conn *c, struct target *t, struct ferr 
  * at once to let any copy it restored run. */
 int __must_check mig_send_dump(struct mig_conn *c, const char *local, const char *remote,
 			       struct ferr *err);
+/* Once sent, a round's page data is not needed here: pages.img becomes a
+ * hole of its size (the first page, its header, stays). */
+void mig_drop_pages(const char *dir);
 /* Tell the destination the migration is off (best effort). */
 void mig_abort(struct mig_conn *c, const char *why);
 

@@ -120,7 +120,11 @@ wait $S
 [ $? = 0 ] && ok "the page server took four rounds and the dump, one connection each" ||
 	fail "page server: $(cat "$T/sep.err")"
 expect_in "$T/sep.err" "(warm)" "built warm across the separate commands"
-[ -e "$T/local/d/inventory.img" ] && ok "the images are kept locally too" || fail "no local images"
+[ -e "$T/local/p3/inventory.img" ] && ok "the metadata stays in -D" || fail "no local metadata"
+size=$(stat -c %s "$T/local/p1/pages.img")
+used=$(($(stat -c %b "$T/local/p1/pages.img") * $(stat -c %B "$T/local/p1/pages.img")))
+[ "$used" -lt $((size / 10)) ] && ok "the pages are on the page server only ($used of $size bytes kept)" ||
+	fail "the pages stayed in -D too ($used of $size bytes)"
 RP=$(cat "$T/sep.pid" 2>/dev/null)
 if [ -n "$RP" ] && alive "$RP"; then
 	PIDS="$PIDS $RP"
