@@ -11,6 +11,7 @@
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "common/log.h"
 #include "dumper/target.h"
@@ -122,6 +123,29 @@ static int wait_interrupt_stop(struct target *t, struct tthread *th, struct ferr
 	}
 }
 
+/* PTRACE_SEIZE one thread. The kernel refuses a thread that is exiting
+ * with EPERM, as it refuses a process we may not trace: once one thread of
+ * the process is held (so tracing is allowed), EPERM for another is tried
+ * again briefly, and a thread gone meanwhile is ESRCH (seen: 1 dump in 8 of
+ * a process whose threads come and go, under ASan). */
+static int seize_thread(struct target *t, pid_t tid)
+{
+	char path[32];
+
+	for (int i = 0;; i++) {
+		if (ptrace(PTRACE_SEIZE, tid, NULL, (void *)(long)PTRACE_O_TRACESYSGOOD) == 0)
+			return 0;
+		if (errno != EPERM || tid == t->pid || !t->nr_th || i == 20)
+			return -1;
+		snprintf(path, sizeof(path), "task/%d", tid);
+		if (faccessat(t->procfd, path, F_OK, 0) < 0) {
+			errno = ESRCH;
+			return -1;
+		}
+		usleep(500);
+	}
+}
+
 /* One pass over /proc/PID/task: seize and interrupt threads not yet held.
  * Returns how many were new. */
 static int freeze_pass(struct target *t, struct ferr *err)
@@ -144,7 +168,7 @@ static int freeze_pass(struct target *t, struct ferr *err)
 
 		if (tid <= 0 || find_thread(t, tid))
 			continue;
-		if (ptrace(PTRACE_SEIZE, tid, NULL, (void *)(long)PTRACE_O_TRACESYSGOOD) < 0) {
+		if (seize_thread(t, tid) < 0) {
 			int e = errno, tracer;
 
 			if (e == ESRCH)
