@@ -1,7 +1,9 @@
 #!/bin/sh
-# Build the image-reader fuzzer (clang, libFuzzer, ASan+UBSan), seed it with
-# valid image directories made by tests/tools/mkimage, and run it for
-# FUZZ_SECONDS (default 20). Exit status is libFuzzer's: non-zero on a crash.
+# Build the fuzzers (clang, libFuzzer, ASan+UBSan) for the image reader and
+# the page server's stream reader, seed them with valid inputs (image
+# directories made by tests/tools/mkimage, client streams from
+# tests/fuzz/stream_seed.py), and run each for FUZZ_SECONDS (default 20).
+# Exit status is libFuzzer's: non-zero on a crash.
 set -eu
 B=${BUILD:-build}
 FB=$B/fuzz

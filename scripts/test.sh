@@ -27,11 +27,11 @@ if build build/asan SAN=1; then
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 		tests/run.sh build/asan asan+ubsan || status=1
 fi
-echo "== RUN  fuzz/image-reader"
+echo "== RUN  fuzz/image-reader+stream"
 if FUZZ_SECONDS=${FUZZ_SECONDS:-20} scripts/fuzz.sh; then
-	echo "pass fuzz/image-reader" >>"$RESULTS"; echo "== PASS fuzz/image-reader"
+	echo "pass fuzz/image-reader+stream" >>"$RESULTS"; echo "== PASS fuzz/image-reader+stream"
 else
-	echo "fail fuzz/image-reader" >>"$RESULTS"; echo "== FAIL fuzz/image-reader"; status=1
+	echo "fail fuzz/image-reader+stream" >>"$RESULTS"; echo "== FAIL fuzz/image-reader+stream"; status=1
 fi
 
 p=$(grep -c '^pass ' "$RESULTS"); f=$(grep -c '^fail ' "$RESULTS"); s=$(grep -c '^skip ' "$RESULTS")
