@@ -155,6 +155,42 @@ else
 fi
 kill -9 $D
 
+# 1e. The process state through the warm restore: rsttest (a file written
+#     at its own offset, four threads, AVX registers, a handler, a pending
+#     blocked signal, a shared file mapping) moved, then it checks itself.
+mkdir -p "$T/rt"
+ip netns exec $NS_SRC "$TOOLS/workloads/rsttest" "$T/rt" </dev/null >/dev/null 2>&1 &
+D=$!
+PIDS="$PIDS $D"
+for _ in $(seq 100); do [ -e "$T/rt/ready" ] && break; sleep 0.05; done
+[ -e "$T/rt/ready" ] || fail "rsttest did not start"
+sleep 0.3
+kill -s RTMIN+1 $D
+server rts --auth-key "$T/key" --restore -v
+migrate --auth-key "$T/key"
+[ $? = 0 ] && ok "rsttest migrated" || fail "migrate rsttest: $(cat "$T/err")"
+wait $S
+expect_in "$T/rts.err" "(warm)" "rsttest restored warm"
+RP=$(cat "$T/rts.pid" 2>/dev/null)
+if [ -n "$RP" ] && alive "$RP"; then
+	PIDS="$PIDS $RP"
+	sleep 0.5
+	kill -USR2 "$RP"
+	sleep 0.1
+	kill -USR1 "$RP"
+	wait_for "$T/rt/check" || fail "no check from the migrated rsttest"
+	sleep 0.2
+	c=$(cat "$T/rt/check")
+	case "$c" in ok*) ok "rsttest checks itself after the migration: $c" ;; *) fail "rsttest: $c" ;; esac
+	case "$c" in *" pending=1"*) ok "the pending signal travelled" ;; *) fail "pending: $c" ;; esac
+	kill -9 "$RP"
+	awk 'NR - 1 != $1 { print "line " NR ": " $0; bad = 1; exit } END { exit bad }' \
+		"$T/rt/log" >"$T/gap" && ok "its log goes on at the offset it had, no gap or overwrite" ||
+		fail "log: $(cat "$T/gap")"
+else
+	fail "no migrated rsttest: $(cat "$T/rts.err")"
+fi
+
 # 2. Wrong key: refused both ways, nothing sent, the original runs on.
 start_dirtier "$T/k" --mb 8 --rate 8
 server wk --auth-key "$T/key" --restore
