@@ -89,13 +89,21 @@ static int restore_stopped(void *arg, const char *dir, pid_t *pid, struct ferr *
 	struct rst_result r;
 	int ret;
 
+	ret = -1;
 	if (c->w) {
 		ret = rst_warm_finish(c->w, &o, &r, err);
 		rst_warm_free(c->w);
 		c->w = NULL;
-	} else {
-		ret = rst_restore(&o, &r, err);
+		if (ret) {
+			/* Whatever went wrong with building on the rounds, the
+			 * images may still restore the usual way. */
+			pr_warn("%s; restoring %s from scratch", err->msg, dir);
+			c->off = true;
+			ferr_clear(err);
+		}
 	}
+	if (ret)
+		ret = rst_restore(&o, &r, err);
 	if (!ret) {
 		*pid = r.pid;
 		pr_info("restored process %d (%s): %.1f ms", r.pid, c->off ? "cold" : "warm",

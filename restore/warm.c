@@ -527,6 +527,8 @@ int rst_warm_finish(struct rst_warm *w, const struct rst_opts *opts, struct rst_
 	int ret;
 
 	w->opts = *opts;
+	if (fault_hit("warm-restore-fail"))
+		return ferr_new(err, EIO, "warm restore failing on purpose (FERRY_FAULT)");
 	ret = open_round(opts->dir, r->img, true, &img, err);
 	if (!ret)
 		ret = apply(w, img, err);

@@ -229,6 +229,23 @@ else
 fi
 kill -9 $D
 
+# 3b. The warm restore fails at the end: the destination restores the final
+#     dump from scratch instead, and the migration goes through.
+start_dirtier "$T/f" --mb 16 --rate 16
+SFAULT=FERRY_FAULT=warm-restore-fail server wf --restore --auth-key "$T/key"
+migrate --auth-key "$T/key"
+[ $? = 0 ] && ok "a failed warm restore falls back to a cold one" || fail "migrate: $(cat "$T/err")"
+wait $S
+expect_in "$T/wf.err" "from scratch" "the destination says so"
+RP=$(cat "$T/wf.pid" 2>/dev/null)
+if [ -n "$RP" ] && alive "$RP"; then
+	PIDS="$PIDS $RP"
+	check_mem "$T/f" $RP "restored cold after the warm failure, intact"
+	kill -9 $RP
+else
+	fail "nothing restored after the warm failure"
+fi
+
 # 4. The connection drops in the middle of a round.
 start_dirtier "$T/c" --mb 32 --rate 16
 server cut --restore --auth-key "$T/key"
