@@ -206,7 +206,7 @@ static int write_pages(struct target *t, struct page_path *pp, const struct vma_
 	}
 	if (!ret)
 		ret = xfer_read_all(x, err);
-	pr_debug("pages read from the target%s", "");
+	pr_debug("pages read from the target");
 	if (!ret && o->leave_running && !o->pre) {
 		target_release(t);
 		res->freeze_ns = t->freeze_ns;
