@@ -134,6 +134,9 @@ void img_close(struct img_image *img);
  * was. */
 int __must_check img_open_on(struct img_image **out, const char *dir, struct img_image *parent,
 			     struct ferr *err);
+/* Close an image opened with img_open_on but not its parent, which goes
+ * back to the caller as it was. */
+void img_close_on(struct img_image *img);
 
 int __must_check img_read_process(struct img_image *img, Ferry__Process **out, struct ferr *err);
 int __must_check img_read_threads(struct img_image *img, Ferry__Thread ***out, size_t *n,

@@ -352,14 +352,19 @@ static int img_open_chain(struct img_image **out, const char *dir, unsigned dept
 	*out = img;
 	return 0;
 fail:
-	if (given && img->parent == given) {
-		/* Not ours to close: give it back as it was. */
-		for (struct img_image *i = given; i; i = i->parent)
-			i->depth--;
-		img->parent = NULL;
-	}
-	img_close(img);
+	if (given && img->parent == given)
+		img_close_on(img);
+	else
+		img_close(img);
 	return ret;
+}
+
+void img_close_on(struct img_image *img)
+{
+	for (struct img_image *i = img->parent; i; i = i->parent)
+		i->depth--;
+	img->parent = NULL;
+	img_close(img);
 }
 
 int img_open_on(struct img_image **out, const char *dir, struct img_image *parent,

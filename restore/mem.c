@@ -357,20 +357,25 @@ static int map_vma(struct build *b, const Ferry__Vma *v, struct ferr *err)
 }
 
 
+/* The files opened in the child for mapping are closed there (after an
+ * error the child is killed: nothing to close). */
+static int build_done(struct build *b, int ret, struct ferr *err)
+{
+	for (size_t i = 0; !ret && i < b->nr_files; i++) {
+		long rv;
+
+		ret = rst_sys(&b->r->th[0], "close a mapped file", &rv, err, __NR_close,
+			      (uint64_t)b->files[i].fd, 0, 0, 0, 0, 0);
+	}
+	free(b->files);
+	return ret;
+}
+
 int rst_mm_map(struct rst *r, const Ferry__Vma *v, struct ferr *err)
 {
 	struct build b = { .r = r };
-	int ret = map_vma(&b, v, err);
 
-	for (size_t i = 0; i < b.nr_files; i++) {
-		long rv;
-		int rc = rst_sys(&r->th[0], "close a mapped file", &rv, err, __NR_close,
-				 (uint64_t)b.files[i].fd, 0, 0, 0, 0, 0);
-		if (!ret)
-			ret = rc;
-	}
-	free(b.files);
-	return ret;
+	return build_done(&b, map_vma(&b, v, err), err);
 }
 
 int rst_mm_protect(struct rst *r, struct ferr *err)
@@ -419,13 +424,7 @@ int rst_mm_build(struct rst *r, struct ferr *err)
 		ret = rst_sys(&r->th[0], "mprotect", &rv, err, __NR_mprotect, v->start,
 			      v->end - v->start, v->prot, 0, 0, 0);
 	}
-	for (size_t i = 0; !ret && i < b.nr_files; i++) {
-		long rv;
-		ret = rst_sys(&r->th[0], "close a mapped file", &rv, err, __NR_close,
-			      (uint64_t)b.files[i].fd, 0, 0, 0, 0, 0);
-	}
-	free(b.files);
-	return ret;
+	return build_done(&b, ret, err);
 }
 
 /* ---- mm fields ------------------------------------------------------------ */

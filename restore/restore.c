@@ -69,7 +69,7 @@ int rst_load_entries(struct rst *r, struct ferr *err)
 
 /* In the child's first stop: where to inject, the CPU's xsave size, and
  * glibc's rseq area unregistered before ferry's memory leaves the child. */
-int rst_take_over(struct rst *r, struct ferr *err)
+static int take_over(struct rst *r, struct ferr *err)
 {
 	struct rst_thread *m = &r->th[0];
 	struct __ptrace_rseq_configuration rc;
@@ -106,6 +106,41 @@ int rst_take_over(struct rst *r, struct ferr *err)
 			return ret;
 	}
 	return 0;
+}
+
+int rst_build_memory(struct rst *r, struct ferr *err)
+{
+	uint64_t t0 = now_ns();
+	int ret = rst_child_create(r, err);
+
+	if (!ret)
+		ret = take_over(r, err);
+	if (!ret)
+		ret = rst_mm_clear(r, err);
+	pr_debug("child ready for its memory in %.3f s", (now_ns() - t0) / 1e9);
+	if (!ret)
+		ret = rst_mm_build(r, err);
+	pr_debug("address space built in %.3f s", (now_ns() - t0) / 1e9);
+	return ret;
+}
+
+int rst_build_state(struct rst *r, struct ferr *err)
+{
+	uint64_t t0 = now_ns();
+	int ret = 0;
+
+	if (fault_hit("restore-fail-after-memory"))
+		ret = ferr_new(err, EIO, "failing on purpose after the memory (FERRY_FAULT)");
+	if (!ret)
+		ret = rst_mm_fields(r, err);
+	if (!ret)
+		ret = rst_threads_create(r, err);
+	if (!ret)
+		ret = rst_process_state(r, err);
+	pr_debug("threads and state in %.3f s", (now_ns() - t0) / 1e9);
+	if (!ret)
+		ret = rst_finish(r, err);
+	return ret;
 }
 
 void rst_kill_child(struct rst *r)
@@ -156,26 +191,9 @@ int rst_restore(const struct rst_opts *opts, struct rst_result *res, struct ferr
 	pr_info("validated %s: %" PRIu64 " runs, %zu files unchanged, %.3f s", opts->dir,
 		rep.verify.runs_checked, rep.files_checked, res->validate_ns / 1e9);
 
-	ret = rst_child_create(&r, err);
+	ret = rst_build_memory(&r, err);
 	if (!ret)
-		ret = rst_take_over(&r, err);
-	if (!ret)
-		ret = rst_mm_clear(&r, err);
-	pr_debug("child ready for its memory at %.3f s", (now_ns() - t0) / 1e9);
-	if (!ret)
-		ret = rst_mm_build(&r, err);
-	pr_debug("address space built at %.3f s", (now_ns() - t0) / 1e9);
-	if (!ret && fault_hit("restore-fail-after-memory"))
-		ret = ferr_new(err, EIO, "failing on purpose after the memory (FERRY_FAULT)");
-	if (!ret)
-		ret = rst_mm_fields(&r, err);
-	if (!ret)
-		ret = rst_threads_create(&r, err);
-	if (!ret)
-		ret = rst_process_state(&r, err);
-	pr_debug("threads and state at %.3f s", (now_ns() - t0) / 1e9);
-	if (!ret)
-		ret = rst_finish(&r, err);
+		ret = rst_build_state(&r, err);
 	if (ret) {
 		if (r.pid > 0)
 			ferr_wrap(err, "new process %d (killed)", r.pid);

@@ -39,9 +39,13 @@ struct rst {
 
 #define RST_SCRATCH_PAGES 4
 
-/* restore.c: the steps the warm restore (warm.c) reuses. */
+/* restore.c: the steps, shared by the cold restore and the warm one
+ * (warm.c). build_memory: the stopped child, injection set up in it, its
+ * address space and pages as r->img has them; build_state: mm fields,
+ * threads, kernel state, registers, and the child let go. */
 int rst_load_entries(struct rst *r, struct ferr *err);   /* process, threads, fds */
-int rst_take_over(struct rst *r, struct ferr *err);      /* injection set up in the child */
+int rst_build_memory(struct rst *r, struct ferr *err);
+int rst_build_state(struct rst *r, struct ferr *err);
 void rst_kill_child(struct rst *r);
 void rst_free(struct rst *r);
 

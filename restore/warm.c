@@ -365,13 +365,10 @@ static int open_round(const char *dir, struct img_image *on, bool final, struct 
 	else
 		ret = img_verify_one(*img, &rep.verify, err);
 	if (ret) {
-		if (on) {
-			/* Still the caller's, as it was. */
-			(*img)->parent = NULL;
-			for (struct img_image *i = on; i; i = i->parent)
-				i->depth--;
-		}
-		img_close(*img);
+		if (on)
+			img_close_on(*img);
+		else
+			img_close(*img);
 		*img = NULL;
 	}
 	return ret;
@@ -420,14 +417,10 @@ int rst_warm_begin(struct rst_warm **out, const char *dir, struct ferr *err)
 		ferry__process__init(&w->synth);
 		w->synth.pid = r->img->inv->root_pid;
 		r->proc = &w->synth;
-		ret = rst_child_create(r, err);
+		ret = rst_vdso_fits(r->img, err);
 	}
 	if (!ret)
-		ret = rst_take_over(r, err);
-	if (!ret)
-		ret = rst_mm_clear(r, err);
-	if (!ret)
-		ret = rst_mm_build(r, err);
+		ret = rst_build_memory(r, err);
 	if (!ret) {
 		snprintf(mem, sizeof(mem), "/proc/%d/mem", r->pid);
 		w->memfd = open(mem, O_RDWR | O_CLOEXEC);
@@ -556,16 +549,8 @@ int rst_warm_finish(struct rst_warm *w, const struct rst_opts *opts, struct rst_
 		ret = process_setup(w, err);
 	if (!ret)
 		ret = rst_mm_protect(r, err);
-	if (!ret && fault_hit("restore-fail-after-memory"))
-		ret = ferr_new(err, EIO, "failing on purpose after the memory (FERRY_FAULT)");
 	if (!ret)
-		ret = rst_mm_fields(r, err);
-	if (!ret)
-		ret = rst_threads_create(r, err);
-	if (!ret)
-		ret = rst_process_state(r, err);
-	if (!ret)
-		ret = rst_finish(r, err);
+		ret = rst_build_state(r, err);
 	if (ret) {
 		ferr_wrap(err, "new process %d (killed)", r->pid);
 		rst_kill_child(r);
