@@ -523,21 +523,35 @@ static int pick_backends(struct dump_cli *c, const struct kerndat *kd, const cha
 }
 
 /* --page-server: connect (and authenticate) before anything is dumped. */
-static int ps_connect(const struct dump_cli *c, struct mig_conn *conn, const char *cmd)
+/* The key (if any) loaded, connected to `to` and authenticated. */
+static int connect_to(const struct dump_cli *c, const char *to, struct mig_conn *conn,
+		      struct ferr *err)
 {
 	struct net_key key = { 0 };
+	int ret;
+
+	memset(conn, 0, sizeof(*conn));
+	conn->fd = -1;
+	ret = c->auth_key ? net_key_load(c->auth_key, &key, err) : 0;
+	if (!ret)
+		ret = mig_connect(conn, to, &key, err);
+	conn->compress = c->compress;
+	return ret;
+}
+
+static int ps_connect(const struct dump_cli *c, struct mig_conn *conn, const char *cmd)
+{
 	struct ferr err;
 
 	ferr_clear(&err);
-	conn->fd = -1;
-	if (!c->page_server)
+	if (!c->page_server) {
+		conn->fd = -1;
 		return 0;
-	if ((c->auth_key && net_key_load(c->auth_key, &key, &err)) ||
-	    mig_connect(conn, c->ps_to, &key, &err)) {
+	}
+	if (connect_to(c, c->ps_to, conn, &err)) {
 		fprintf(stderr, "ferry %s: page server: %s\n", cmd, err.msg);
 		return -1;
 	}
-	conn->compress = c->compress;
 	return 0;
 }
 
@@ -796,7 +810,6 @@ static int run_migrate(struct dump_cli *c, const struct kerndat *kd)
 				.max_rounds = c->max_rounds, .auto_converge = c->auto_converge,
 				.round_done = mig_round_done, .handover = mig_hand_over };
 	struct mig_ctx m = { .c = c };
-	struct net_key key = { 0 };
 	struct iter_result r = { 0 };
 	struct ferr err;
 	const char *base = access("/dev/shm", W_OK) ? "/tmp" : "/dev/shm";
@@ -807,10 +820,6 @@ static int run_migrate(struct dump_cli *c, const struct kerndat *kd)
 	io.track = choose_tracker(c->track, NULL, kd, c->o.pid, "migrate");
 	if (!io.track)
 		return EXIT_FAIL;
-	if (c->auth_key && net_key_load(c->auth_key, &key, &err)) {
-		fprintf(stderr, "ferry migrate: %s\n", err.msg);
-		return EXIT_FAIL;
-	}
 	snprintf(m.staging, sizeof(m.staging), "%s/ferry-migrate-%d-XXXXXX", base, c->o.pid);
 	if (!mkdtemp(m.staging)) {
 		fprintf(stderr, "ferry migrate: staging directory %s: %s\n", m.staging,
@@ -819,8 +828,7 @@ static int run_migrate(struct dump_cli *c, const struct kerndat *kd)
 	}
 	io.base.dir = m.staging;
 	io.hook_arg = &m;
-	ret = mig_connect(&m.conn, c->to, &key, &err);
-	m.conn.compress = c->compress;
+	ret = connect_to(c, c->to, &m.conn, &err);
 	if (!ret) {
 		if (!c->json)
 			printf("migrating process %d to %s (tracker %s, downtime limit %" PRIu64

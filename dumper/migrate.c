@@ -53,6 +53,38 @@ void mig_close(struct mig_conn *c)
 	c->zctx = NULL;
 }
 
+/* On a terminal, a large round's bytes as they go. */
+static void show_progress(const struct mig_conn *c)
+{
+	if (c->progress && c->round_total > (64u << 20))
+		fprintf(stderr, "\r  sending %s: %.0f of %.0f MiB%s ", c->round,
+			c->round_bytes / 1048576.0, c->round_total / 1048576.0,
+			c->compress ? " (zstd)" : "");
+}
+
+/* The destination's RESULT: 0 if it says ok (its restored process, if
+ * any, in c->remote_pid), else `failed` and its reason. */
+static int expect_result(struct mig_conn *c, const char *failed, struct ferr *err)
+{
+	static uint8_t buf[NET_CTRL_MAX];
+	Ferry__MigResult *r;
+	size_t len;
+	int ret = net_expect(c->fd, NET_RESULT, buf, &len, err);
+
+	if (ret)
+		return ret;
+	r = ferry__mig_result__unpack(NULL, len, buf);
+	if (!r)
+		return ferr_new(err, EPROTO, "malformed RESULT from the page server");
+	if (!r->ok)
+		ret = ferr_new(err, EREMOTEIO, "%s: %s", failed,
+			       r->message ? r->message : "no reason given");
+	else
+		c->remote_pid = r->has_pid ? r->pid : 0;
+	ferry__mig_result__free_unpacked(r, NULL);
+	return ret;
+}
+
 /* One file as zstd blocks of at most MIG_ZBLOCK bytes each (see MigFile). */
 static int send_zstd(struct mig_conn *c, int in, uint64_t size, const char *path,
 		     struct ferr *err)
@@ -82,9 +114,7 @@ static int send_zstd(struct mig_conn *c, int in, uint64_t size, const char *path
 		off += n;
 		c->wire_bytes += 8 + k;
 		c->round_bytes += n;
-		if (c->progress && c->round_total > (64u << 20))
-			fprintf(stderr, "\r  sending %s: %.0f of %.0f MiB (zstd) ", c->round,
-				c->round_bytes / 1048576.0, c->round_total / 1048576.0);
+		show_progress(c);
 	}
 	c->bytes += size;
 	return 0;
@@ -139,9 +169,7 @@ static int send_body(struct mig_conn *c, int in, uint64_t size, const char *path
 		off += (uint64_t)k;
 		c->round_bytes += (uint64_t)k;
 		c->wire_bytes += (uint64_t)k;
-		if (c->progress && c->round_total > (64u << 20))
-			fprintf(stderr, "\r  sending %s: %.0f of %.0f MiB ", c->round,
-				c->round_bytes / 1048576.0, c->round_total / 1048576.0);
+		show_progress(c);
 	}
 	c->bytes += size;
 	return 0;
@@ -221,39 +249,22 @@ int mig_send_round(struct mig_conn *c, const char *local, const char *remote, bo
 	r.final = final;
 	if (!ret)
 		ret = net_send(c->fd, NET_ROUND, &r.base, err);
-	if (!ret && !final) {
-		/* The destination has stored (and built on) it: next round. */
-		static uint8_t buf[NET_CTRL_MAX];
-		size_t len;
-
-		ret = net_expect(c->fd, NET_RESULT, buf, &len, err);
-	}
+	/* The destination has stored (and built on) it: next round. */
+	if (!ret && !final)
+		ret = expect_result(c, "the page server refused the round", err);
 	return ret ? ferr_wrap(err, "sending %s", *remote ? remote : "the final dump") : 0;
 }
 
 int mig_handover(struct mig_conn *c, struct target *t, struct ferr *err)
 {
 	static uint8_t buf[NET_CTRL_MAX];
-	Ferry__MigResult *r;
 	struct pollfd pfd = { .fd = t->pidfd, .events = POLLIN };
 	uint64_t t0 = now_ns();
 	size_t len;
-	int ret;
+	int ret = expect_result(c, "the destination could not restore", err);
 
-	ret = net_expect(c->fd, NET_RESULT, buf, &len, err);
 	if (ret)
 		return ferr_wrap(err, "waiting for the destination's restore");
-	r = ferry__mig_result__unpack(NULL, len, buf);
-	if (!r)
-		return ferr_new(err, EPROTO, "malformed RESULT from the destination");
-	if (!r->ok) {
-		ret = ferr_new(err, EREMOTEIO, "the destination could not restore: %s",
-			       r->message ? r->message : "no reason given");
-		ferry__mig_result__free_unpacked(r, NULL);
-		return ret;
-	}
-	c->remote_pid = r->has_pid ? r->pid : 0;
-	ferry__mig_result__free_unpacked(r, NULL);
 	pr_debug("destination restored process %d after %.1f ms", (int)c->remote_pid,
 		 (now_ns() - t0) / 1e6);
 	/* The destination holds it, stopped. From here the original must never
@@ -282,22 +293,11 @@ int mig_handover(struct mig_conn *c, struct target *t, struct ferr *err)
 int mig_send_dump(struct mig_conn *c, const char *local, const char *remote, struct ferr *err)
 {
 	static uint8_t buf[NET_CTRL_MAX];
-	Ferry__MigResult *r;
 	size_t len;
 	int ret = mig_send_round(c, local, remote, true, err);
 
 	if (!ret)
-		ret = net_expect(c->fd, NET_RESULT, buf, &len, err);
-	if (ret)
-		return ret;
-	r = ferry__mig_result__unpack(NULL, len, buf);
-	if (!r)
-		return ferr_new(err, EPROTO, "malformed RESULT from the page server");
-	if (!r->ok)
-		ret = ferr_new(err, EREMOTEIO, "the page server could not restore it: %s",
-			       r->message ? r->message : "no reason given");
-	c->remote_pid = r->has_pid ? r->pid : 0;
-	ferry__mig_result__free_unpacked(r, NULL);
+		ret = expect_result(c, "the page server could not restore it", err);
 	if (!ret)
 		ret = net_send(c->fd, NET_COMMIT, NULL, err);
 	if (!ret)

@@ -66,6 +66,23 @@ static int round_dir(const struct ps_opts *o, const char *d, char *path, size_t 
 	return 0;
 }
 
+/* A file's size bytes as they are, into out. */
+static int recv_raw(int fd, int out, uint64_t size, uint8_t *buf, const char *part,
+		    struct ferr *err)
+{
+	for (uint64_t off = 0; off < size;) {
+		size_t n = size - off < RECV_CHUNK ? (size_t)(size - off) : RECV_CHUNK;
+		int ret = net_recv_all(fd, buf, n, err);
+
+		if (ret)
+			return ret;
+		if (pwrite_all(out, buf, n, off) < 0)
+			return ferr_sys(err, errno, "write %s", part);
+		off += n;
+	}
+	return 0;
+}
+
 /* A file sent as zstd blocks: each header checked against what is left
  * and the block size before anything is read or decompressed. */
 static int recv_zstd(int fd, int out, uint64_t size, uint8_t *buf, const char *part,
@@ -106,7 +123,6 @@ static int recv_file(int fd, const struct ps_opts *o, const uint8_t *msg, size_t
 {
 	Ferry__MigFile *f = ferry__mig_file__unpack(NULL, len, msg);
 	char dir[PATH_MAX], path[PATH_MAX + 80], part[PATH_MAX + 90];
-	uint64_t left;
 	int out = -1, ret = 0;
 
 	if (!f)
@@ -131,16 +147,8 @@ static int recv_file(int fd, const struct ps_opts *o, const uint8_t *msg, size_t
 		ret = ferr_sys(err, errno, "create %s", part);
 		goto out;
 	}
-	if (f->has_zstd && f->zstd)
-		ret = recv_zstd(fd, out, f->size, buf, part, err);
-	for (left = f->has_zstd && f->zstd ? 0 : f->size; left && !ret;) {
-		size_t n = left < RECV_CHUNK ? (size_t)left : RECV_CHUNK;
-
-		ret = net_recv_all(fd, buf, n, err);
-		if (!ret && pwrite_all(out, buf, n, f->size - left) < 0)
-			ret = ferr_sys(err, errno, "write %s", part);
-		left -= n;
-	}
+	ret = f->has_zstd && f->zstd ? recv_zstd(fd, out, f->size, buf, part, err)
+				     : recv_raw(fd, out, f->size, buf, part, err);
 	if (!ret && close(out) < 0)
 		ret = ferr_sys(err, errno, "write %s", part);
 	out = -1;

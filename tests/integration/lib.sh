@@ -39,4 +39,24 @@ check_mem() {
 	esac
 }
 
+# rsttest_check DIR PID: rsttest's own check, its SIGUSR2 handler made to
+# run once first; RST gets its line ("ok counter=N ... pending=N" or "bad").
+rsttest_check() {
+	rm -f "$1/check"
+	sleep 0.5
+	kill -USR2 "$2"
+	sleep 0.1
+	kill -USR1 "$2"
+	wait_for "$1/check" || fail "no check from rsttest $2"
+	sleep 0.2
+	RST=$(cat "$1/check" 2>/dev/null)
+}
+
+# log_goes_on FILE WHAT: rsttest's log holds 0, 1, 2, ... a line each: it
+# went on at its offset, no gap, nothing overwritten.
+log_goes_on() {
+	awk 'NR - 1 != $1 { print "line " NR ": " $0; bad = 1; exit } END { exit bad }' "$1" \
+		>"$T/gap" && ok "$2" || fail "log: $(cat "$T/gap")"
+}
+
 finish() { [ "$fails" -eq 0 ] && exit 0; echo "$fails failure(s)"; exit 1; }

@@ -174,19 +174,12 @@ expect_in "$T/rts.err" "(warm)" "rsttest restored warm"
 RP=$(cat "$T/rts.pid" 2>/dev/null)
 if [ -n "$RP" ] && alive "$RP"; then
 	PIDS="$PIDS $RP"
-	sleep 0.5
-	kill -USR2 "$RP"
-	sleep 0.1
-	kill -USR1 "$RP"
-	wait_for "$T/rt/check" || fail "no check from the migrated rsttest"
-	sleep 0.2
-	c=$(cat "$T/rt/check")
+	rsttest_check "$T/rt" "$RP"
+	c=$RST
 	case "$c" in ok*) ok "rsttest checks itself after the migration: $c" ;; *) fail "rsttest: $c" ;; esac
 	case "$c" in *" pending=1"*) ok "the pending signal travelled" ;; *) fail "pending: $c" ;; esac
 	kill -9 "$RP"
-	awk 'NR - 1 != $1 { print "line " NR ": " $0; bad = 1; exit } END { exit bad }' \
-		"$T/rt/log" >"$T/gap" && ok "its log goes on at the offset it had, no gap or overwrite" ||
-		fail "log: $(cat "$T/gap")"
+	log_goes_on "$T/rt/log" "its log goes on at the offset it had, no gap or overwrite"
 else
 	fail "no migrated rsttest: $(cat "$T/rts.err")"
 fi

@@ -123,21 +123,15 @@ sys.exit(1 if bad else 0)
 PY
 [ $? -eq 0 ] && ok "handlers, masks, pending, rseq, robust lists, clear_child_tid, altstacks, mm fields, creds, rlimits as dumped" \
 	|| fail "kernel state differs after restore: $(head -5 "$T/state.diff")"
-sleep 0.5
-kill -USR2 "$RP"
-sleep 0.1
-kill -USR1 "$RP"
-wait_for "$T/r/check" || fail "no check from the restored rsttest"
-sleep 0.2
-c=$(cat "$T/r/check")
+rsttest_check "$T/r" "$RP"
+c=$RST
 case "$c" in ok*) ok "rsttest checks itself after restore: $c" ;; *) fail "rsttest: $c" ;; esac
 case "$c" in *" fork=ok"*) ok "fork after restore" ;; *) fail "fork: $c" ;; esac
 case "$c" in *" usr2=1 "*) ok "the SIGUSR2 handler fired once" ;; *) fail "handler: $c" ;; esac
 case "$c" in *" pending=1"*) ok "the pending real-time signal survived" ;; *) fail "pending: $c" ;; esac
 n=$(echo "$c" | sed -n 's/.*counter=\([0-9]*\).*/\1/p')
 [ "${n:-0}" -gt "$at_dump" ] && ok "the counter went on from $at_dump to $n" || fail "counter ${n:-?} after $at_dump at dump"
-awk 'NR - 1 != $1 { print "line " NR ": " $0; bad = 1; exit } END { exit bad }' "$T/r/log" >"$T/gap" \
-	&& ok "the log continues at the dumped offset, no gap or overwrite" || fail "log: $(cat "$T/gap")"
+log_goes_on "$T/r/log" "the log continues at the dumped offset, no gap or overwrite"
 kill -9 "$RP"
 
 # 4. Without -d ferry waits and passes on how the process ended.
