@@ -14,6 +14,7 @@
 #include "common/net.h"
 #include "dumper/cli.h"
 #include "dumper/pageserver.h"
+#include "images/img.h"
 #include "restore/restore.h"
 
 void cmd_page_server_help(FILE *out)
@@ -232,7 +233,7 @@ int cmd_page_server(int argc, char **argv)
 		       keyfile ? ", key required" : "");
 	fflush(stdout);
 	/* An old dump in DIR must not look like this migration's result. */
-	snprintf(path, sizeof(path), "%s/inventory.img", o.dir);
+	snprintf(path, sizeof(path), "%s/" IMG_INVENTORY_NAME, o.dir);
 	if (unlink(path) < 0 && errno != ENOENT) {
 		fprintf(stderr, "ferry page-server: remove old %s: %s\n", path, strerror(errno));
 		return EXIT_FAIL;

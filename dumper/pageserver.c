@@ -13,7 +13,6 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "dumper/pageserver.h"
-#include "images/img.h"
 #include "proto/migrate.pb-c.h"
 
 #define RECV_CHUNK (1u << 20)
