@@ -3,6 +3,7 @@
 #define FERRY_DUMPER_CLI_H
 
 #include <stdio.h>
+#include <sys/types.h>
 
 /* Exit statuses shared by every subcommand. */
 #define EXIT_OK 0
@@ -30,6 +31,9 @@ int cmd_page_server(int argc, char **argv);
 void cmd_page_server_help(FILE *out);
 int cmd_show(int argc, char **argv);
 void cmd_show_help(FILE *out);
+
+/* Write pid to path (through path.tmp and a rename: never half a file). */
+int cli_write_pidfile(const char *path, pid_t pid);
 
 /* Report a usage error for cmd and return EXIT_USAGE. */
 int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

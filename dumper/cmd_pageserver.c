@@ -270,14 +270,9 @@ int cmd_page_server(int argc, char **argv)
 	}
 	close(lfd);
 	rst_warm_free(warm.w);
-	if (res.pid && pidfile) {
-		FILE *f = fopen(pidfile, "w");
-
-		if (f) {
-			fprintf(f, "%d\n", (int)res.pid);
-			fclose(f);
-		}
-	}
+	if (res.pid && pidfile && cli_write_pidfile(pidfile, res.pid) < 0)
+		fprintf(stderr, "ferry page-server: process %d runs, but writing %s failed: %s\n",
+			(int)res.pid, pidfile, strerror(errno));
 	if (json) {
 		printf("{\"ok\":%s,\"rounds\":%u,\"files\":%" PRIu64 ",\"bytes\":%" PRIu64
 		       ",\"final\":%s,\"pid\":%d,\"in_doubt\":%s}\n", ret ? "false" : "true",

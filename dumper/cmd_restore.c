@@ -44,21 +44,6 @@ void cmd_restore_help(FILE *out)
 		"(128+N if signal N ended it); 1 if the restore failed, 2 usage error.\n");
 }
 
-static int write_pidfile(const char *path, pid_t pid)
-{
-	char tmp[4096];
-	FILE *f;
-
-	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-	f = fopen(tmp, "w");
-	if (!f)
-		return -1;
-	fprintf(f, "%d\n", pid);
-	if (fclose(f) != 0 || rename(tmp, path) != 0)
-		return -1;
-	return 0;
-}
-
 int cmd_restore(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -115,7 +100,7 @@ int cmd_restore(int argc, char **argv)
 		"(%.1f MiB) in %.3f s (validation %.3f s)%s", r.pid, o.dir, r.threads, r.vmas,
 		r.pages, r.bytes / 1048576.0, r.total_ns / 1e9, r.validate_ns / 1e9,
 		r.same_pid ? "" : "; PIDs changed");
-	if (pidfile && write_pidfile(pidfile, r.pid) < 0)
+	if (pidfile && cli_write_pidfile(pidfile, r.pid) < 0)
 		fprintf(stderr, "ferry restore: process %d runs, but writing %s failed: %s\n", r.pid,
 			pidfile, strerror(errno));
 	if (detached) {
