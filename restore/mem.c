@@ -378,7 +378,10 @@ int rst_mm_map(struct rst *r, const Ferry__Vma *v, struct ferr *err)
 	return build_done(&b, map_vma(&b, v, err), err);
 }
 
-int rst_mm_protect(struct rst *r, struct ferr *err)
+/* Every VMA to its dumped protection; with changed_only, only those mapped
+ * otherwise for the filling (all of them after a warm restore's rounds:
+ * a VMA then may have been mapped for an earlier round's pages). */
+static int protect(struct rst *r, bool changed_only, struct ferr *err)
 {
 	int ret = 0;
 
@@ -386,12 +389,18 @@ int rst_mm_protect(struct rst *r, struct ferr *err)
 		const Ferry__Vma *v = r->img->vmas[i];
 		long rv;
 
-		if (is_special(v->kind) || v->kind == FERRY__VMA_KIND__VMA_SPECIAL)
+		if (is_special(v->kind) || v->kind == FERRY__VMA_KIND__VMA_SPECIAL ||
+		    (changed_only && fill_prot(r->img, v) == v->prot))
 			continue;
 		ret = rst_sys(&r->th[0], "mprotect", &rv, err, __NR_mprotect, v->start,
 			      v->end - v->start, v->prot, 0, 0, 0);
 	}
 	return ret;
+}
+
+int rst_mm_protect(struct rst *r, struct ferr *err)
+{
+	return protect(r, false, err);
 }
 
 int rst_mm_build(struct rst *r, struct ferr *err)
@@ -414,16 +423,8 @@ int rst_mm_build(struct rst *r, struct ferr *err)
 	}
 	if (!ret)
 		ret = rst_fill_pages(r, err);
-	for (size_t i = 0; !ret && i < r->img->nr_vmas; i++) {
-		const Ferry__Vma *v = r->img->vmas[i];
-		long rv;
-
-		if (is_special(v->kind) || v->kind == FERRY__VMA_KIND__VMA_SPECIAL ||
-		    fill_prot(r->img, v) == v->prot)
-			continue;
-		ret = rst_sys(&r->th[0], "mprotect", &rv, err, __NR_mprotect, v->start,
-			      v->end - v->start, v->prot, 0, 0, 0);
-	}
+	if (!ret)
+		ret = protect(r, true, err);
 	return build_done(&b, ret, err);
 }
 
