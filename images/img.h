@@ -58,12 +58,27 @@ const char *img_type_file(enum img_type t);
 
 struct img_writer;
 
+/* Where a writer's page data goes instead of DIR/pages.img (a page server's
+ * stream): pages.img then keeps its header page and a hole of the data's
+ * size. open is called once per writer with its directory; write from any
+ * thread, each byte of the file once, in no particular order, the header
+ * (offset 0, one page) first. */
+struct img_pages_sink {
+	int (*open)(struct img_pages_sink *s, const char *dir, struct ferr *err);
+	int (*write)(struct img_pages_sink *s, uint64_t off, const void *data, size_t len,
+		     struct ferr *err);
+	/* Or from a pipe: len bytes for off wait in pipe. NULL: not offered. */
+	int (*splice)(struct img_pages_sink *s, uint64_t off, int pipe, size_t len,
+		      struct ferr *err);
+};
+
 struct img_writer_opts {
 	Ferry__DumpKind kind;
 	uint32_t root_pid;
 	const char *parent;   /* parent dump, relative to the new directory; NULL for none */
 	const char *tracker;  /* dirty tracker armed for the next round, recorded; or NULL */
 	bool page_hashes;     /* write hashes.img: the hash of every page, for the next round */
+	struct img_pages_sink *sink;  /* page data goes there, not into pages.img; or NULL */
 };
 
 /* Create (or reuse) DIR and start a dump in it. Any old inventory is removed
@@ -84,6 +99,20 @@ int __must_check img_pages_data(struct img_writer *w, uint64_t vaddr, const void
  * IMG_RUN_DATA_MAX_PAGES pages. */
 int __must_check img_pages_data_hashed(struct img_writer *w, uint64_t vaddr, const void *data,
 				       uint64_t nr_pages, uint64_t xxh3, struct ferr *err);
+/* The same in three steps, for writers on several threads: reserve len
+ * bytes of pages.img (in the order the runs will be added), write them from
+ * any thread, then add the run in address order. data is what was written
+ * (for hashes.img). */
+uint64_t img_pages_reserve(struct img_writer *w, uint64_t len);
+int __must_check img_pages_write_at(struct img_writer *w, uint64_t off, const void *data, size_t len,
+				    struct ferr *err);
+/* The same as img_pages_write_at, the len bytes waiting in a pipe. */
+int __must_check img_pages_splice_at(struct img_writer *w, uint64_t off, int pipe, size_t len,
+				     struct ferr *err);
+/* Can page data come from a pipe (a file, or a sink that offers splice)? */
+bool img_pages_can_splice(const struct img_writer *w);
+int __must_check img_pages_data_at(struct img_writer *w, uint64_t vaddr, uint64_t nr_pages,
+				   uint64_t off, uint64_t xxh3, const void *data, struct ferr *err);
 int __must_check img_pages_zero(struct img_writer *w, uint64_t vaddr, uint64_t nr_pages,
 				struct ferr *err);
 int __must_check img_pages_parent(struct img_writer *w, uint64_t vaddr, uint64_t nr_pages,

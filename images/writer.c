@@ -32,6 +32,7 @@ struct img_writer {
 	bool open[IMG_NR_TYPES];
 	int pages_fd;
 	uint64_t pages_off;         /* end of pages.img */
+	struct img_pages_sink *sink;  /* where page data goes instead, or NULL */
 	/* The run being extended; emitted when something non-contiguous arrives. */
 	bool have_run;
 	struct img_run run;
@@ -72,7 +73,10 @@ static int writer_open_pages(struct img_writer *w, struct ferr *err)
 	if (ret)
 		return ferr_sys(err, -ret, "write %s/pages.img", w->path);
 	w->pages_off = w->page_size;
-	return 0;
+	if (!w->sink)
+		return 0;
+	ret = w->sink->open(w->sink, w->path, err);
+	return ret ? ret : w->sink->write(w->sink, 0, first, w->page_size, err);
 }
 
 static int writer_read_parent(struct img_writer *w, const char *parent, struct ferr *err)
@@ -131,6 +135,7 @@ int img_writer_create(struct img_writer **out, const char *dir, const struct img
 		w->files[t].fd = -1;
 	ferry__pagemap_stats__init(&w->stats);
 	w->kind = opts->kind;
+	w->sink = opts->sink;
 	w->page_hashes = opts->page_hashes;
 	w->root_pid = opts->root_pid;
 	w->page_size = (uint32_t)ferry_page_size();
@@ -445,9 +450,9 @@ int img_pages_data(struct img_writer *w, uint64_t vaddr, const void *data, uint6
 
 	if (ret)
 		return ret;
-	ret = pwrite_all(w->pages_fd, data, len, off);
+	ret = img_pages_write_at(w, off, data, len, err);
 	if (ret)
-		return ferr_sys(err, -ret, "write %s/pages.img", w->path);
+		return ret;
 	w->pages_off += len;
 	ret = add_data_run(w, vaddr, data, off, nr_pages, err);
 	if (!ret && w->page_hashes)
@@ -455,30 +460,95 @@ int img_pages_data(struct img_writer *w, uint64_t vaddr, const void *data, uint6
 	return ret;
 }
 
-int img_pages_data_hashed(struct img_writer *w, uint64_t vaddr, const void *data,
-			  uint64_t nr_pages, uint64_t xxh3, struct ferr *err)
+static int too_long(const struct img_writer *w, uint64_t nr_pages, struct ferr *err)
 {
-	size_t len = nr_pages * w->page_size;
+	return ferr_new(err, EINVAL, "%s: a checksummed run of %llu pages exceeds %d", w->path,
+			(unsigned long long)nr_pages, IMG_RUN_DATA_MAX_PAGES);
+}
+
+uint64_t img_pages_reserve(struct img_writer *w, uint64_t len)
+{
+	uint64_t off = w->pages_off;
+
+	w->pages_off += len;
+	return off;
+}
+
+int img_pages_write_at(struct img_writer *w, uint64_t off, const void *data, size_t len,
+		       struct ferr *err)
+{
+	int ret;
+
+	if (w->sink)
+		return w->sink->write(w->sink, off, data, len, err);
+	ret = pwrite_all(w->pages_fd, data, len, off);
+	if (ret)
+		return ferr_sys(err, -ret, "write %s/pages.img", w->path);
+	return 0;
+}
+
+bool img_pages_can_splice(const struct img_writer *w)
+{
+	return !w->sink || w->sink->splice;
+}
+
+int img_pages_splice_at(struct img_writer *w, uint64_t off, int pipe, size_t len,
+			struct ferr *err)
+{
+	loff_t o = (loff_t)off;
+
+	if (w->sink)
+		return w->sink->splice(w->sink, off, pipe, len, err);
+	while (len) {
+		ssize_t n = splice(pipe, NULL, w->pages_fd, &o, len, SPLICE_F_MOVE);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return ferr_sys(err, n < 0 ? errno : EIO, "splice into %s/pages.img", w->path);
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+int img_pages_data_at(struct img_writer *w, uint64_t vaddr, uint64_t nr_pages, uint64_t off,
+		      uint64_t xxh3, const void *data, struct ferr *err)
+{
+	uint64_t len = nr_pages * w->page_size;
 	int ret = writer_check_range(w, vaddr, nr_pages, err);
 
 	if (ret)
 		return ret;
 	if (nr_pages > IMG_RUN_DATA_MAX_PAGES)
-		return ferr_new(err, EINVAL, "%s: a checksummed run of %llu pages exceeds %d", w->path,
-				(unsigned long long)nr_pages, IMG_RUN_DATA_MAX_PAGES);
-	ret = pwrite_all(w->pages_fd, data, len, w->pages_off);
-	if (ret)
-		return ferr_sys(err, -ret, "write %s/pages.img", w->path);
+		return too_long(w, nr_pages, err);
+	if (off < w->page_size || off % w->page_size || off > w->pages_off ||
+	    len > w->pages_off - off)
+		return ferr_new(err, EINVAL, "%s: data run at 0x%llx is outside the space reserved",
+				w->path, (unsigned long long)off);
 	ret = writer_emit_run(w, err);
 	if (ret)
 		return ret;
 	w->have_run = true;
 	w->run_prehashed = true;
-	w->run = (struct img_run){ .vaddr = vaddr, .nr_pages = nr_pages, .offset = w->pages_off,
+	w->run = (struct img_run){ .vaddr = vaddr, .nr_pages = nr_pages, .offset = off,
 				   .xxh3 = xxh3 };
-	w->pages_off += len;
 	w->next_vaddr = vaddr + len;
 	return w->page_hashes ? hashes_of(w, vaddr, data, nr_pages, err) : 0;
+}
+
+int img_pages_data_hashed(struct img_writer *w, uint64_t vaddr, const void *data,
+			  uint64_t nr_pages, uint64_t xxh3, struct ferr *err)
+{
+	uint64_t len = nr_pages * w->page_size, off;
+	int ret = writer_check_range(w, vaddr, nr_pages, err);
+
+	if (ret)
+		return ret;
+	if (nr_pages > IMG_RUN_DATA_MAX_PAGES)
+		return too_long(w, nr_pages, err);
+	off = img_pages_reserve(w, len);
+	ret = img_pages_write_at(w, off, data, len, err);
+	return ret ? ret : img_pages_data_at(w, vaddr, nr_pages, off, xxh3, data, err);
 }
 
 const Ferry__PagemapStats *img_writer_stats(const struct img_writer *w)
@@ -581,6 +651,10 @@ int img_writer_commit(struct img_writer *w, uint64_t freeze_ns, struct ferr *err
 		if (ret)
 			return ret;
 	}
+	/* Reserved space never written (a live read that found a range gone,
+	 * or data that went to a sink instead) reads as a hole. */
+	if (ftruncate(w->pages_fd, (off_t)w->pages_off) < 0)
+		return ferr_sys(err, errno, "size %s/pages.img", w->path);
 	if (fsync(w->pages_fd) < 0)
 		return ferr_sys(err, errno, "fsync %s/pages.img", w->path);
 	ret = writer_write_inventory(w, freeze_ns, err);

@@ -892,10 +892,121 @@ static void test_writer_bounded_memory(void **state)
 	free(buf);
 }
 
+/* Space reserved in order, written out of order (as the page workers do),
+ * runs added in address order; reserved space never written reads as a
+ * hole, and a run outside what was reserved is refused. */
+static void test_reserved_writes(void **state)
+{
+	struct fixture *f = *state;
+	struct img_writer_opts o = { .kind = FERRY__DUMP_KIND__DUMP_PRE, .root_pid = 1 };
+	struct img_writer *w;
+	struct img_image *img;
+	struct img_verify_report rep;
+	uint8_t *buf = malloc(8 * PS);
+	uint64_t a, b, c;
+	struct ferr err;
+	struct stat st;
+
+	for (int i = 0; i < 8; i++)
+		fill_page(buf + i * PS, VA + i * PS, 7);
+	assert_int_equal(img_writer_create(&w, path_in(f, "r"), &o, &err), 0);
+	add_vma(w, VA, VA + 16 * PS, PROT_READ | PROT_WRITE);
+	a = img_pages_reserve(w, 4 * PS);
+	b = img_pages_reserve(w, 4 * PS);
+	c = img_pages_reserve(w, 4 * PS); /* never written: a hole at the end */
+	assert_int_equal(b, a + 4 * PS);
+	assert_int_equal(img_pages_write_at(w, b, buf + 4 * PS, 4 * PS, &err), 0);
+	assert_int_equal(img_pages_write_at(w, a, buf, 4 * PS, &err), 0);
+	assert_int_equal(img_pages_data_at(w, VA, 4, a, XXH3_64bits(buf, 4 * PS), buf, &err), 0);
+	assert_int_equal(img_pages_data_at(w, VA + 4 * PS, 4, b, XXH3_64bits(buf + 4 * PS, 4 * PS),
+					   buf + 4 * PS, &err), 0);
+	assert_int_equal(img_pages_data_at(w, VA + 8 * PS, 4, c + 4 * PS, 0, buf, &err), -EINVAL);
+	assert_non_null(strstr(err.msg, "outside the space reserved"));
+	assert_int_equal(img_writer_commit(w, 0, &err), 0);
+	img_writer_free(w);
+	assert_int_equal(stat(path_in(f, "r/pages.img"), &st), 0);
+	assert_int_equal((uint64_t)st.st_size, c + 4 * PS);
+	assert_int_equal(img_open(&img, path_in(f, "r"), &err), 0);
+	assert_int_equal(img_read_pages(img, VA, 8, buf, &err), 0);
+	for (int i = 0; i < 8; i++)
+		check_page(buf + i * PS, VA + i * PS, 7);
+	assert_int_equal(img_verify(img, &rep, &err), 0);
+	img_close(img);
+	free(buf);
+}
+
+/* A sink gets the header and every data byte once; pages.img keeps only
+ * its header and a hole of the full size. */
+struct test_sink {
+	struct img_pages_sink base;
+	char dir[256];
+	uint8_t *file;
+	size_t cap, calls;
+};
+
+static int test_sink_open(struct img_pages_sink *s, const char *dir, struct ferr *err)
+{
+	struct test_sink *t = (struct test_sink *)s;
+
+	(void)err;
+	snprintf(t->dir, sizeof(t->dir), "%s", dir);
+	return 0;
+}
+
+static int test_sink_write(struct img_pages_sink *s, uint64_t off, const void *data, size_t len,
+			   struct ferr *err)
+{
+	struct test_sink *t = (struct test_sink *)s;
+
+	if (off + len > t->cap)
+		return ferr_new(err, EFBIG, "beyond the test sink");
+	memcpy(t->file + off, data, len);
+	t->calls++;
+	return 0;
+}
+
+static void test_pages_sink(void **state)
+{
+	struct fixture *f = *state;
+	struct test_sink sink = { .base = { test_sink_open, test_sink_write, NULL },
+				  .cap = 16 * PS };
+	struct img_writer_opts o = { .kind = FERRY__DUMP_KIND__DUMP_PRE, .root_pid = 1,
+				     .sink = &sink.base };
+	uint8_t *buf = malloc(4 * PS), *local = malloc(5 * PS);
+	struct img_writer *w;
+	struct ferr err;
+	FILE *fp;
+
+	sink.file = calloc(1, sink.cap);
+	for (int i = 0; i < 4; i++)
+		fill_page(buf + i * PS, VA + i * PS, 9);
+	assert_int_equal(img_writer_create(&w, path_in(f, "s"), &o, &err), 0);
+	assert_string_equal(sink.dir, path_in(f, "s"));
+	assert_false(img_pages_can_splice(w));
+	add_vma(w, VA, VA + 16 * PS, PROT_READ | PROT_WRITE);
+	assert_int_equal(img_pages_data_hashed(w, VA, buf, 4, XXH3_64bits(buf, 4 * PS), &err), 0);
+	assert_int_equal(img_writer_commit(w, 0, &err), 0);
+	img_writer_free(w);
+	assert_int_equal(sink.calls, 2); /* the header, the run */
+	assert_memory_equal(sink.file + PS, buf, 4 * PS);
+	fp = fopen(path_in(f, "s/pages.img"), "rb");
+	assert_non_null(fp);
+	assert_int_equal(fread(local, 1, 5 * PS, fp), 5 * PS);
+	fclose(fp);
+	assert_memory_equal(local, sink.file, PS);  /* the same header here */
+	for (size_t i = PS; i < 5 * PS; i++)
+		assert_int_equal(local[i], 0);    /* and a hole for the data */
+	free(sink.file);
+	free(buf);
+	free(local);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_round_trip, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_reserved_writes, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_pages_sink, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_missing_inventory_is_incomplete, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_overlapping_runs, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_offset_past_end, setup, teardown),
