@@ -17,6 +17,7 @@
 #include "dumper/dump.h"
 #include "dumper/fds.h"
 #include "dumper/state.h"
+#include "dumper/vmsplice.h"
 #include "dumper/xfer.h"
 
 #define SPLIT_BATCH 256
@@ -145,6 +146,7 @@ static int split_run(struct split *s, struct xfer *x, const struct vma *v, const
 struct page_path {
 	struct pages_ctx pc;
 	struct xfer x;
+	struct vmsp vs;
 	struct page_run *runs;
 	bool pc_open, x_init;
 };
@@ -168,6 +170,36 @@ static int page_path_init(struct page_path *pp, struct target *t, const struct d
 	ret = xfer_init(&pp->x, t, o->use_pidfd, w, XFER_BUF_DEFAULT, !o->pre, err);
 	pp->x.live = o->pre;
 	return ret;
+}
+
+/* --reader vmsplice on a frozen target: the pages go by the target's own
+ * vmsplice. If the pipe cannot be made, the buffer does the job. */
+static void page_path_splice(struct page_path *pp, struct target *t, struct img_writer *w)
+{
+	struct ferr e;
+
+	if (!img_pages_can_splice(w)) {
+		pr_info("--compress needs the data in a buffer: pages are not spliced");
+		return;
+	}
+	ferr_clear(&e);
+	if (vmsp_open(&pp->vs, t, &e)) {
+		pr_warn("pages go through a buffer: no pipe from process %d: %s", t->pid, e.msg);
+		vmsp_close(&pp->vs, &e);
+		return;
+	}
+	pr_info("pages leave through a %zu-byte pipe the process vmsplices into", pp->vs.pipe_size);
+	pp->x.vs = &pp->vs;
+}
+
+/* Take the pipe out of the target (it is still frozen). */
+static int page_path_unsplice(struct page_path *pp, int ret, struct ferr *err)
+{
+	struct ferr ignored;
+	int r2 = vmsp_close(&pp->vs, ret ? &ignored : err);
+
+	pp->x.vs = NULL;
+	return ret ? ret : r2;
 }
 
 static void page_path_fini(struct page_path *pp)
@@ -206,6 +238,7 @@ static int write_pages(struct target *t, struct page_path *pp, const struct vma_
 	}
 	if (!ret)
 		ret = xfer_read_all(x, err);
+	ret = page_path_unsplice(pp, ret, err);
 	pr_debug("pages read from the target");
 	if (!ret && o->leave_running && !o->pre) {
 		target_release(t);
@@ -306,6 +339,7 @@ int dump_round(struct target *t, const struct dump_opts *o, struct dump_result *
 		.kind = o->pre ? FERRY__DUMP_KIND__DUMP_PRE : FERRY__DUMP_KIND__DUMP_FULL,
 		.root_pid = (uint32_t)o->pid,
 		.parent = o->parent,
+		.sink = o->sink,
 	};
 	struct split s = { 0 };
 	struct page_path pp = { 0 };
@@ -363,6 +397,9 @@ int dump_round(struct target *t, const struct dump_opts *o, struct dump_result *
 		s.dirty = &dirty;
 		s.parent = pimg;
 	}
+	/* The pipe appears in the target only now, after its fds were read. */
+	if (!o->pre && o->splice)
+		page_path_splice(&pp, t, w);
 	tc = now_ns();
 	ret = write_pages(t, &pp, &vl, o, &s, res, err);
 	res->copy_ns = now_ns() - tc;
@@ -393,6 +430,7 @@ out:
 			  o->pre ? "pre-dump" : "dump");
 		err->code = ESRCH;
 	}
+	ret = page_path_unsplice(&pp, ret, err);
 	if (ret || !o->hold)
 		target_release(t);
 	page_path_fini(&pp);

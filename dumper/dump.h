@@ -29,6 +29,10 @@ struct dump_opts {
 	const char *parent;        /* the previous round, relative to dir (as criu's
 				      --prev-images-dir), or NULL */
 	struct tracker *tr;        /* dirty tracker kept across rounds, or NULL */
+	struct img_pages_sink *sink;  /* page data goes there (a page server), not to
+					 DIR/pages.img; or NULL */
+	bool splice;               /* frozen rounds: pages leave through a pipe the target
+				      vmsplices into (--reader vmsplice), not a buffer */
 };
 
 struct dump_result {

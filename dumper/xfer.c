@@ -1,7 +1,9 @@
-/* The page reader and its writer thread. The reader batches many remote
- * ranges per process_vm_readv call; the writer hands each batch to the image
- * writer in order. Only the writer thread touches the img_writer. */
+/* The page reader: a ring of batches, each read, checksummed and written by
+ * one of the worker threads; the caller queues runs and adds them to the
+ * image in order. Only the caller touches the img_writer's run list; workers
+ * only write data at offsets reserved for them. */
 #include <fcntl.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <xxhash.h>
@@ -9,13 +11,26 @@
 #include "common/compat.h"
 #include "common/util.h"
 #include "dumper/target.h"
+#include "dumper/vmsplice.h"
 #include "dumper/xfer.h"
 
-static void *writer_main(void *arg);
+static void *worker_main(void *arg);
+
+static int nr_workers(void)
+{
+	const char *env = getenv("FERRY_XFER_THREADS");
+	long n = env ? strtol(env, NULL, 10) : sysconf(_SC_NPROCESSORS_ONLN);
+
+	if (n < 1)
+		n = 1;
+	return n > XFER_WORKERS_MAX ? XFER_WORKERS_MAX : (int)n;
+}
 
 int xfer_init(struct xfer *x, const struct target *t, bool use_pidfd, struct img_writer *w,
 	      size_t buf_size, bool populate, struct ferr *err)
 {
+	int want = nr_workers();
+
 	memset(x, 0, sizeof(*x));
 	x->t = t;
 	x->use_pidfd = use_pidfd;
@@ -25,9 +40,10 @@ int xfer_init(struct xfer *x, const struct target *t, bool use_pidfd, struct img
 	x->w = w;
 	x->buf_size = buf_size;
 	x->populate = populate;
+	x->cur = -1;
 	pthread_mutex_init(&x->mu, NULL);
 	pthread_cond_init(&x->cv, NULL);
-	for (int i = 0; i < 2; i++) {
+	for (int i = 0; i < XFER_NR_BATCH; i++) {
 		x->b[i].buf = mmap(NULL, buf_size, PROT_READ | PROT_WRITE,
 				   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 		if (x->b[i].buf == MAP_FAILED) {
@@ -35,23 +51,28 @@ int xfer_init(struct xfer *x, const struct target *t, bool use_pidfd, struct img
 			return ferr_sys(err, errno, "page buffer of %zu bytes", buf_size);
 		}
 	}
-	if (pthread_create(&x->writer, NULL, writer_main, x))
-		return ferr_sys(err, EAGAIN, "start the writer thread");
-	x->writer_started = true;
+	/* The descriptor is opened here, not by racing workers. */
+	x->mem_fd = openat(x->procfd, "mem", O_RDONLY | O_CLOEXEC);
+	if (x->mem_fd < 0)
+		return ferr_sys(err, errno, "open /proc/%d/mem", x->pid);
+	for (int i = 0; i < want; i++) {
+		if (pthread_create(&x->worker[i], NULL, worker_main, x))
+			return ferr_sys(err, EAGAIN, "start a page worker thread");
+		x->nr_workers++;
+	}
 	return 0;
 }
 
 void xfer_fini(struct xfer *x)
 {
-	if (x->writer_started) {
-		pthread_mutex_lock(&x->mu);
-		x->stop = true;
-		pthread_cond_broadcast(&x->cv);
-		pthread_mutex_unlock(&x->mu);
-		pthread_join(x->writer, NULL);
-		x->writer_started = false;
-	}
-	for (int i = 0; i < 2; i++)
+	pthread_mutex_lock(&x->mu);
+	x->stop = true;
+	pthread_cond_broadcast(&x->cv);
+	pthread_mutex_unlock(&x->mu);
+	for (int i = 0; i < x->nr_workers; i++)
+		pthread_join(x->worker[i], NULL);
+	x->nr_workers = 0;
+	for (int i = 0; i < XFER_NR_BATCH; i++)
 		if (x->b[i].buf)
 			munmap(x->b[i].buf, x->buf_size);
 	if (x->mem_fd >= 0)
@@ -59,71 +80,6 @@ void xfer_fini(struct xfer *x)
 	x->mem_fd = -1;
 	pthread_mutex_destroy(&x->mu);
 	pthread_cond_destroy(&x->cv);
-}
-
-/* Write one batch: its segments in order, data from the buffer. */
-static int write_batch(struct xfer *x, struct xfer_batch *b, struct ferr *err)
-{
-	uint64_t ps = (uint64_t)ferry_page_size();
-	uint8_t *p = b->buf;
-	int ret = 0;
-
-	for (size_t i = 0; !ret && i < b->nr_seg; i++) {
-		const struct xfer_seg *s = &b->seg[i];
-
-		if (s->zero) {
-			ret = img_pages_zero(x->w, s->vaddr, s->len / ps, err);
-		} else if (s->parent) {
-			ret = img_pages_parent(x->w, s->vaddr, s->len / ps, err);
-		} else if (s->skip) {
-			p += s->len;
-		} else {
-			ret = img_pages_data_hashed(x->w, s->vaddr, p, s->len / ps, s->xxh3, err);
-			p += s->len;
-		}
-	}
-	return ret;
-}
-
-static void *writer_main(void *arg)
-{
-	struct xfer *x = arg;
-
-	/* Fault the batches in while the caller freezes the target and reads
-	 * its state, not when the reader first fills them. MADV_POPULATE_WRITE
-	 * (5.14) leaves what is there untouched, so racing the reader is safe;
-	 * where the kernel lacks it, the reader takes the faults. */
-	if (x->populate)
-		for (int i = 0; i < 2; i++)
-			madvise(x->b[i].buf, x->buf_size, MADV_POPULATE_WRITE);
-
-	pthread_mutex_lock(&x->mu);
-	for (;;) {
-		struct xfer_batch *b = &x->b[x->next_write];
-
-		while (!b->full && !x->stop)
-			pthread_cond_wait(&x->cv, &x->mu);
-		if (!b->full)
-			break;
-		pthread_mutex_unlock(&x->mu);
-		/* After an error the rest is drained unwritten, so the reader
-		 * never waits for ever; it sees werr at its next hand-over. */
-		if (!x->werr) {
-			struct ferr e;
-			int ret = write_batch(x, b, &e);
-			if (ret) {
-				x->werr_msg = e;
-				x->werr = ret;
-			}
-		}
-		pthread_mutex_lock(&x->mu);
-		b->full = false;
-		b->nr_seg = b->nr_iov = b->used = 0;
-		x->next_write ^= 1;
-		pthread_cond_broadcast(&x->cv);
-	}
-	pthread_mutex_unlock(&x->mu);
-	return NULL;
 }
 
 /* The data segment that riov[iov] reads into (one each, in order). */
@@ -141,11 +97,6 @@ static int read_mem(struct xfer *x, struct xfer_batch *b, size_t from_iov, size_
 {
 	uint8_t *dst = b->buf;
 
-	if (x->mem_fd < 0) {
-		x->mem_fd = openat(x->procfd, "mem", O_RDONLY | O_CLOEXEC);
-		if (x->mem_fd < 0)
-			return ferr_sys(err, errno, "open /proc/%d/mem", x->pid);
-	}
 	for (size_t i = 0; i < from_iov; i++)
 		dst += b->riov[i].iov_len;
 	for (size_t i = from_iov; i < b->nr_iov; i++) {
@@ -160,7 +111,6 @@ static int read_mem(struct xfer *x, struct xfer_batch *b, size_t from_iov, size_
 			struct xfer_seg *s = seg_of_iov(b, i);
 
 			s->skip = true;
-			x->skipped_pages += s->len / (uint64_t)ferry_page_size();
 			ret = 0;
 		}
 		if (ret)
@@ -221,65 +171,303 @@ static void hash_batch(struct xfer_batch *b)
 	}
 }
 
-/* Read the batch being filled and hand it to the writer thread. */
-static int read_and_hand_over(struct xfer *x, struct ferr *err)
+/* Write the batch's data where it was reserved, in one piece between
+ * skipped (unreadable) segments. */
+static int write_batch(struct xfer *x, struct xfer_batch *b, struct ferr *err)
 {
-	struct xfer_batch *b = &x->b[x->cur];
-	bool writers;
-	int ret;
+	uint64_t off = b->off;
+	size_t from = 0, at = 0;
+	int ret = 0;
 
-	/* After a hand-over without a wait (xfer_read_all), the current batch
-	 * may still be the writer's: its segments are not ours to read again. */
+	for (size_t i = 0; !ret && i <= b->nr_seg; i++) {
+		const struct xfer_seg *s = i < b->nr_seg ? &b->seg[i] : NULL;
+
+		if (s && (s->zero || s->parent))
+			continue;
+		if (!s || s->skip) {
+			if (at > from)
+				ret = img_pages_write_at(x->w, off + from, b->buf + from, at - from,
+							 err);
+			if (s)
+				from = at + s->len;
+		}
+		if (s)
+			at += s->len;
+	}
+	return ret;
+}
+
+/* One batch on a worker: read, checksum, write. */
+static void work_batch(struct xfer *x, struct xfer_batch *b)
+{
+	struct ferr e;
+	int ret = read_batch(x, b, &e);
+
+	if (!ret)
+		hash_batch(b);
 	pthread_mutex_lock(&x->mu);
-	writers = b->full;
+	b->read = true;
+	pthread_cond_broadcast(&x->cv);
 	pthread_mutex_unlock(&x->mu);
-	if (writers || !b->nr_seg)
-		return 0;
-	ret = read_batch(x, b, err);
+	if (!ret)
+		ret = write_batch(x, b, &e);
+	if (ret) {
+		b->err_msg = e;
+		b->err = ret;
+	}
+}
+
+/* The queued batch submitted first, or NULL. */
+static struct xfer_batch *next_queued(struct xfer *x)
+{
+	struct xfer_batch *best = NULL;
+
+	for (int i = 0; i < XFER_NR_BATCH; i++)
+		if (x->b[i].state == XB_QUEUED && (!best || x->b[i].seq < best->seq))
+			best = &x->b[i];
+	return best;
+}
+
+static void *worker_main(void *arg)
+{
+	struct xfer *x = arg;
+
+	/* Fault the batches in while the caller freezes the target and reads
+	 * its state, not when they are first filled. MADV_POPULATE_WRITE
+	 * (5.14) leaves what is there untouched, so racing the caller is safe;
+	 * where the kernel lacks it, the first use takes the faults. */
+	pthread_mutex_lock(&x->mu);
+	if (x->populate) {
+		x->populate = false;
+		pthread_mutex_unlock(&x->mu);
+		for (int i = 0; i < XFER_NR_BATCH; i++)
+			madvise(x->b[i].buf, x->buf_size, MADV_POPULATE_WRITE);
+		pthread_mutex_lock(&x->mu);
+	}
+	for (;;) {
+		struct xfer_batch *b;
+		bool failed;
+
+		while (!(b = next_queued(x)) && !x->stop)
+			pthread_cond_wait(&x->cv, &x->mu);
+		if (!b)
+			break;
+		b->state = XB_BUSY;
+		failed = x->failed;
+		pthread_mutex_unlock(&x->mu);
+		/* After an error the rest is let through unread and unwritten:
+		 * the caller reports the first error. */
+		if (!failed)
+			work_batch(x, b);
+		pthread_mutex_lock(&x->mu);
+		b->read = true;
+		if (b->err)
+			x->failed = true;
+		b->state = XB_WRITTEN;
+		pthread_cond_broadcast(&x->cv);
+	}
+	pthread_mutex_unlock(&x->mu);
+	return NULL;
+}
+
+/* Add a written batch's runs to the image, in address order. */
+static int add_runs(struct xfer *x, struct xfer_batch *b, struct ferr *err)
+{
+	uint64_t ps = (uint64_t)ferry_page_size(), off = b->off;
+	const uint8_t *p = b->buf;
+	int ret = 0;
+
+	if (b->err) {
+		*err = b->err_msg;
+		return b->err;
+	}
+	for (size_t i = 0; !ret && i < b->nr_seg; i++) {
+		const struct xfer_seg *s = &b->seg[i];
+
+		if (s->zero) {
+			ret = img_pages_zero(x->w, s->vaddr, s->len / ps, err);
+			continue;
+		}
+		if (s->parent) {
+			ret = img_pages_parent(x->w, s->vaddr, s->len / ps, err);
+			continue;
+		}
+		if (s->skip)
+			x->skipped_pages += s->len / ps;
+		else
+			ret = img_pages_data_at(x->w, s->vaddr, s->len / ps, off, s->xxh3, p, err);
+		p += s->len;
+		off += s->len;
+	}
+	return ret;
+}
+
+/* Add every written batch whose turn it is; with wait, until all submitted
+ * batches are added. The first error stops the adding (and is kept). */
+static int retire(struct xfer *x, bool wait, struct ferr *err)
+{
+	int ret = 0;
+
+	pthread_mutex_lock(&x->mu);
+	while (x->done_seq < x->next_seq) {
+		struct xfer_batch *b = NULL;
+
+		for (int i = 0; i < XFER_NR_BATCH; i++)
+			if (x->b[i].state == XB_WRITTEN && x->b[i].seq == x->done_seq)
+				b = &x->b[i];
+		if (!b) {
+			if (!wait)
+				break;
+			pthread_cond_wait(&x->cv, &x->mu);
+			continue;
+		}
+		pthread_mutex_unlock(&x->mu);
+		if (!ret)
+			ret = add_runs(x, b, err);
+		pthread_mutex_lock(&x->mu);
+		b->state = XB_FREE;
+		b->nr_seg = b->nr_iov = b->used = 0;
+		b->read = false;
+		b->err = 0;
+		x->done_seq++;
+	}
+	pthread_mutex_unlock(&x->mu);
+	return ret;
+}
+
+/* A free batch for the caller to fill, retiring (and waiting for) older
+ * ones as needed. */
+static int take_free(struct xfer *x, struct ferr *err)
+{
+	for (;;) {
+		int ret = retire(x, false, err);
+
+		if (ret)
+			return ret;
+		pthread_mutex_lock(&x->mu);
+		for (int i = 0; i < XFER_NR_BATCH && x->cur < 0; i++)
+			if (x->b[i].state == XB_FREE)
+				x->cur = i;
+		if (x->cur < 0) {
+			/* Wait for the oldest batch to be written. */
+			bool ready = false;
+
+			while (!ready) {
+				for (int i = 0; i < XFER_NR_BATCH; i++)
+					if (x->b[i].state == XB_WRITTEN && x->b[i].seq == x->done_seq)
+						ready = true;
+				if (!ready)
+					pthread_cond_wait(&x->cv, &x->mu);
+			}
+		}
+		pthread_mutex_unlock(&x->mu);
+		if (x->cur >= 0)
+			return 0;
+	}
+}
+
+/* The batch being filled: taken if there is none. */
+static int cur_batch(struct xfer *x, struct xfer_batch **b, struct ferr *err)
+{
+	int ret = x->cur < 0 ? take_free(x, err) : 0;
+
+	*b = ret ? NULL : &x->b[x->cur];
+	return ret;
+}
+
+/* A batch on the caller's thread by the target's own vmsplice: read into the
+ * buffer only to checksum it, then moved through the pipe, a pipeful at a
+ * time. Memory only /proc/PID/mem can read (PROT_NONE) goes from the buffer. */
+static int splice_batch(struct xfer *x, struct xfer_batch *b, struct ferr *err)
+{
+	struct iovec rest[XFER_IOV_MAX];
+	uint64_t off = b->off;
+	size_t i = 0, left = b->used;
+	int ret = read_batch(x, b, err);
+
 	if (ret)
 		return ret;
 	hash_batch(b);
-	pthread_mutex_lock(&x->mu);
-	b->full = true;
-	pthread_cond_broadcast(&x->cv);
-	x->cur ^= 1;
-	pthread_mutex_unlock(&x->mu);
-	return 0;
-}
+	if (b->force)
+		return write_batch(x, b, err);
+	memcpy(rest, b->riov, b->nr_iov * sizeof(rest[0]));
+	while (left) {
+		size_t moved;
 
-/* Wait until the writer is done with the batch to fill next (and, if both,
- * with the other one too), then report its error, if any. */
-static int wait_writer(struct xfer *x, bool both, struct ferr *err)
-{
-	pthread_mutex_lock(&x->mu);
-	while (x->b[x->cur].full || (both && x->b[x->cur ^ 1].full))
-		pthread_cond_wait(&x->cv, &x->mu);
-	pthread_mutex_unlock(&x->mu);
-	if (x->werr) {
-		*err = x->werr_msg;
-		return x->werr;
+		ret = vmsp_fill(x->vs, rest + i, b->nr_iov - i, &moved, err);
+		if (!ret && moved > left)
+			ret = ferr_new(err, EIO, "vmsplice moved %zu bytes of %zu", moved, left);
+		if (!ret)
+			ret = img_pages_splice_at(x->w, off, x->vs->rfd, moved, err);
+		if (ret)
+			return ret;
+		off += moved;
+		left -= moved;
+		while (moved) {
+			size_t take = moved < rest[i].iov_len ? moved : rest[i].iov_len;
+
+			rest[i].iov_base = (uint8_t *)rest[i].iov_base + take;
+			rest[i].iov_len -= take;
+			moved -= take;
+			if (!rest[i].iov_len)
+				i++;
+		}
 	}
 	return 0;
 }
 
-/* Hand the current batch over and wait for the other one to be free. */
+/* Queue the batch being filled for a worker, its data's place reserved. */
 static int submit(struct xfer *x, struct ferr *err)
 {
-	int ret = read_and_hand_over(x, err);
+	struct xfer_batch *b;
 
-	return ret ? ret : wait_writer(x, false, err);
+	if (x->cur < 0)
+		return 0;
+	b = &x->b[x->cur];
+	if (!b->nr_seg)
+		return 0;
+	b->off = img_pages_reserve(x->w, b->used);
+	if (x->vs) {
+		struct ferr e;
+		int ret = splice_batch(x, b, &e);
+
+		pthread_mutex_lock(&x->mu);
+		b->seq = x->next_seq++;
+		b->read = true;
+		if (ret) {
+			b->err = ret;
+			b->err_msg = e;
+		}
+		b->state = XB_WRITTEN;
+		x->cur = -1;
+		pthread_mutex_unlock(&x->mu);
+		return retire(x, false, err);
+	}
+	pthread_mutex_lock(&x->mu);
+	b->seq = x->next_seq++;
+	b->state = XB_QUEUED;
+	x->cur = -1;
+	pthread_cond_broadcast(&x->cv);
+	pthread_mutex_unlock(&x->mu);
+	return retire(x, false, err);
 }
 
 static int add_nodata(struct xfer *x, uint64_t vaddr, uint64_t len, bool parent, struct ferr *err)
 {
-	struct xfer_batch *b = &x->b[x->cur];
+	struct xfer_batch *b;
+	int ret = cur_batch(x, &b, err);
 
-	if (b->nr_seg == XFER_SEG_MAX) {
-		int ret = submit(x, err);
-		if (ret)
-			return ret;
-		b = &x->b[x->cur];
+	if (!ret && b->nr_seg == XFER_SEG_MAX) {
+		bool force = b->force;
+
+		ret = submit(x, err);
+		if (!ret)
+			ret = cur_batch(x, &b, err);
+		if (!ret)
+			b->force = force;
 	}
+	if (ret)
+		return ret;
 	b->seg[b->nr_seg++] = (struct xfer_seg){ .vaddr = vaddr, .len = len, .zero = !parent,
 						 .parent = parent };
 	return 0;
@@ -290,14 +478,17 @@ int xfer_runs(struct xfer *x, const struct vma *v, const struct page_run *runs, 
 {
 	bool force = !(v->prot & PROT_READ);
 	uint64_t ps = (uint64_t)ferry_page_size();
-	int ret;
+	struct xfer_batch *b;
+	int ret = cur_batch(x, &b, err);
 
-	if (x->b[x->cur].nr_iov && force != x->b[x->cur].force) {
+	if (!ret && b->nr_iov && force != b->force) {
 		ret = submit(x, err);
-		if (ret)
-			return ret;
+		if (!ret)
+			ret = cur_batch(x, &b, err);
 	}
-	x->b[x->cur].force = force;
+	if (ret)
+		return ret;
+	b->force = force;
 	for (size_t i = 0; i < n; i++) {
 		uint64_t addr = runs[i].start;
 
@@ -312,14 +503,20 @@ int xfer_runs(struct xfer *x, const struct vma *v, const struct page_run *runs, 
 			continue;
 		}
 		while (addr < runs[i].end) {
-			struct xfer_batch *b = &x->b[x->cur];
-			size_t room = x->buf_size - b->used, len = runs[i].end - addr;
+			size_t room, len = runs[i].end - addr;
 
+			ret = cur_batch(x, &b, err);
+			if (ret)
+				return ret;
+			room = x->buf_size - b->used;
 			if (!room || b->nr_iov == XFER_IOV_MAX || b->nr_seg == XFER_SEG_MAX) {
 				ret = submit(x, err);
 				if (ret)
 					return ret;
-				x->b[x->cur].force = force;
+				ret = cur_batch(x, &b, err);
+				if (ret)
+					return ret;
+				b->force = force;
 				continue;
 			}
 			if (len > room)
@@ -336,14 +533,29 @@ int xfer_runs(struct xfer *x, const struct vma *v, const struct page_run *runs, 
 	return 0;
 }
 
+/* Wait until every submitted batch is read from the target. */
 int xfer_read_all(struct xfer *x, struct ferr *err)
 {
-	return read_and_hand_over(x, err);
+	int ret = submit(x, err);
+	bool all;
+
+	pthread_mutex_lock(&x->mu);
+	do {
+		all = true;
+		for (int i = 0; i < XFER_NR_BATCH; i++)
+			if ((x->b[i].state == XB_QUEUED || x->b[i].state == XB_BUSY) && !x->b[i].read)
+				all = false;
+		if (!all)
+			pthread_cond_wait(&x->cv, &x->mu);
+	} while (!all);
+	pthread_mutex_unlock(&x->mu);
+	return ret;
 }
 
 int xfer_flush(struct xfer *x, struct ferr *err)
 {
-	int ret = read_and_hand_over(x, err);
+	int ret = submit(x, err);
+	int ret2 = retire(x, true, err);
 
-	return ret ? ret : wait_writer(x, true, err);
+	return ret ? ret : ret2;
 }

@@ -1,8 +1,12 @@
-/* Moving page data from the target to the image writer. Two batches
- * alternate: while one is filled by process_vm_readv (or /proc/PID/mem for
- * memory the process cannot read itself) and checksummed while it is still in
- * cache, a writer thread writes the other, so that the work of a dump splits
- * evenly over two cores. Each data segment is one run of the image.
+/* Moving page data from the target to the image writer. Batches of many
+ * remote ranges go round a small ring: the caller queues runs into one, and
+ * worker threads each take a whole batch, read it by process_vm_readv (or
+ * /proc/PID/mem for memory the process cannot read itself), checksum it while
+ * it is in cache and write it at the place reserved for it in pages.img; the
+ * caller adds the runs to the image in address order as batches complete.
+ * Two workers copy on two cores at once: reader and writer on one thread each
+ * copied every byte twice over a cross-core hand-off, and left the page-cache
+ * allocation of the file (slow on a VM that backs memory lazily) to one core.
  * (Reading straight into a mapped window of pages.img was measured slower on
  * tmpfs: mapped pages are zeroed first, full-page writes are not.) */
 #ifndef FERRY_DUMPER_XFER_H
@@ -17,9 +21,11 @@
 #include "dumper/pages.h"
 #include "images/img.h"
 
-#define XFER_BUF_DEFAULT (8u << 20)   /* per batch; two batches */
-#define XFER_IOV_MAX 1024
-#define XFER_SEG_MAX 2048
+#define XFER_BUF_DEFAULT (1u << 20)   /* per batch: stays in a core's L2 between read and write */
+#define XFER_NR_BATCH 8                /* batches in the ring: 8 MiB in all */
+#define XFER_WORKERS_MAX 4
+#define XFER_IOV_MAX 256          /* a batch is at most 256 pages of data */
+#define XFER_SEG_MAX 512
 
 struct xfer_seg {
 	uint64_t vaddr, len;
@@ -28,18 +34,31 @@ struct xfer_seg {
 	bool skip;                /* live read failed (unmapped meanwhile): not written */
 };
 
+enum xfer_state {
+	XB_FREE,      /* the caller fills it */
+	XB_QUEUED,    /* waits for a worker */
+	XB_BUSY,      /* a worker reads or writes it */
+	XB_WRITTEN,   /* data in pages.img; its runs wait to be added in order */
+};
+
 struct xfer_batch {
 	uint8_t *buf;
 	size_t used;
+	uint64_t off;                        /* its data's place in pages.img */
+	uint64_t seq;                        /* order of submission */
 	struct iovec riov[XFER_IOV_MAX];
 	size_t nr_iov;
 	struct xfer_seg seg[XFER_SEG_MAX];   /* data and zero runs, in address order */
 	size_t nr_seg;
 	bool force;                          /* read through /proc/PID/mem */
-	bool full;                           /* handed to the writer, not yet written */
+	enum xfer_state state;
+	bool read;                           /* the target's part is done */
+	int err;
+	struct ferr err_msg;
 };
 
 struct target;
+struct vmsp;
 
 struct xfer {
 	const struct target *t;
@@ -49,22 +68,25 @@ struct xfer {
 	int mem_fd;
 	struct img_writer *w;
 	size_t buf_size;
-	struct xfer_batch b[2];
-	int cur;                  /* the batch the reader fills */
-	int next_write;           /* the batch the writer takes next */
-	pthread_t writer;
-	bool writer_started, stop;
+	struct xfer_batch b[XFER_NR_BATCH];
+	int cur;                  /* the batch the caller fills, or -1 */
+	uint64_t next_seq;        /* of the next batch submitted */
+	uint64_t done_seq;        /* batches before this one are added to the image */
+	pthread_t worker[XFER_WORKERS_MAX];
+	int nr_workers;
+	bool stop, failed;
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
-	int werr;                 /* first error of the writer thread */
-	struct ferr werr_msg;
 	bool live;                /* the target runs: a range unmapped meanwhile is skipped */
-	bool populate;            /* the writer faults the batches in first */
+	struct vmsp *vs;          /* frozen target: data leaves by vmsplice+splice (caller's
+				     thread: it is the tracer), read only for its checksums */
+	bool populate;            /* the first worker faults the batches in first */
 	uint64_t data_pages, zero_pages, parent_pages, skipped_pages;
 };
 
-/* populate: fault the batches in on the writer thread from the start,
- * alongside the caller's freeze, rather than on first use by the reader. */
+/* populate: fault the batches in on a worker from the start, alongside the
+ * caller's freeze, rather than on first use. Workers: FERRY_XFER_THREADS, or
+ * one per online CPU, at least 1 and at most XFER_WORKERS_MAX. */
 int __must_check xfer_init(struct xfer *x, const struct target *t, bool use_pidfd,
 			   struct img_writer *w, size_t buf_size, bool populate, struct ferr *err);
 /* Queue runs of v; data reaches the writer in address order. With x->live
