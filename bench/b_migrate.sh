@@ -4,10 +4,13 @@
 # workload itself sees it: the largest gap in its own loop (the downtime
 # it felt, on the source then the destination), total time, bytes on the
 # wire. Rows: the destination building the process while rounds arrive
-# (warm, the default) or only at the end (--cold); pages sent from the
-# staging files through a buffer (the default) or by sendfile()
-# (FERRY_SEND=sendfile); zstd on the wire (--compress).
-# Every number is the median of RUNS runs.
+# (warm, the default) or only at the end (--cold); the frozen final round's
+# pages sent from a buffer (the default) or through a pipe the target
+# vmsplices into, spliced into the socket (--reader vmsplice); zstd on the
+# wire (--compress). Then the same two data paths for a whole frozen dump
+# sent to the page server (`dump --page-server -R`), where every page goes
+# the one way or the other. Every number is the median of RUNS runs; the
+# runs of the rows interleave, so that drift of the machine hits all alike.
 set -eu
 B=$(cd "${BUILD:-build}" && pwd)
 MB=${BENCH_MIG_MB:-1024}
@@ -49,8 +52,8 @@ one() {
 	S=$!
 	while ! grep -q listening $D/srv.out 2>/dev/null; do sleep 0.05; done
 	stat_of "$P" max_gap_ns >/dev/null
-	ip netns exec $NS_S env FERRY_SEND="$2" "$B/ferry" migrate -t "$P" --to 10.198.0.2:27300 \
-		--auth-key $D/key --json ${3:-} >$D/mig.json
+	ip netns exec $NS_S "$B/ferry" migrate -t "$P" --to 10.198.0.2:27300 \
+		--auth-key $D/key --json --reader "$2" ${3:-} >$D/mig.json
 	wait $S
 	R=$(cat $D/pid)
 	sleep 0.3
@@ -64,20 +67,57 @@ print("%.1f %.2f %.1f %.1f %.1f" % (int(sys.argv[1]) / 1e6, j["seconds"], j["byt
 PY
 }
 
+# one_dump SEND: a frozen dump -R of the running workload to the page server;
+# prints "freeze_ms seconds mib".
+one_dump() {
+	pkill -9 -f "$D/ctl" 2>/dev/null || true
+	rm -rf $D/ctl.* $D/dst $D/src
+	ip netns exec $NS_S setsid "$B/tests/workloads/dirtier" $D/ctl --mb "$MB" --rate "$RATE" \
+		</dev/null >/dev/null 2>&1 &
+	while [ ! -s $D/ctl.ready ]; do sleep 0.1; done
+	P=$(awk '{print $1}' $D/ctl.ready)
+	sleep 1
+	ip netns exec $NS_D "$B/ferry" page-server -D $D/dst --address 10.198.0.2 --port 27300 \
+		--auth-key $D/key >$D/srv.out 2>&1 &
+	S=$!
+	while ! grep -q listening $D/srv.out 2>/dev/null; do sleep 0.05; done
+	ip netns exec $NS_S "$B/ferry" dump -t "$P" -D $D/src -R --reader "$1" --page-server \
+		--address 10.198.0.2 --port 27300 --auth-key $D/key --json >$D/dump.json
+	wait $S
+	pkill -9 -f "$D/ctl" 2>/dev/null || true
+	python3 - $D/dump.json <<'PY'
+import json, sys
+j = json.load(open(sys.argv[1]))
+print("%.1f %.3f %.1f" % (j["freeze_seconds"] * 1e3, j["seconds"], j["bytes"] / 1048576))
+PY
+}
+
+CFGS="warm-buffer||process-vm-readv| warm-splice||vmsplice| warm-zstd||process-vm-readv|--compress cold-buffer|--cold|process-vm-readv| cold-splice|--cold|vmsplice|"
+for _ in $(seq "$RUNS"); do
+	for cfg in $CFGS; do
+		name=${cfg%%|*}
+		rest=${cfg#*|}
+		sopt=${rest%%|*}
+		rest=${rest#*|}
+		send=${rest%%|*}
+		mopt=${rest#*|}
+		one "$sopt" "$send" "$mopt" >>$D/rows.$name
+	done
+	for send in process-vm-readv vmsplice; do one_dump $send >>$D/dump.$send; done
+done
 printf '%-34s %14s %14s %10s %12s %12s\n' "1 GiB at ${RATE} MB/s, veth" "downtime (ms)" \
 	"ferry says" "total s" "MiB sent" "MiB on wire"
-for cfg in "warm buffer||buffer|" "warm sendfile||sendfile|" "warm zstd||buffer|--compress" \
-	"cold buffer|--cold|buffer|"; do
+for cfg in $CFGS; do
 	name=${cfg%%|*}
-	rest=${cfg#*|}
-	sopt=${rest%%|*}
-	rest=${rest#*|}
-	send=${rest%%|*}
-	mopt=${rest#*|}
-	: >$D/rows
-	for _ in $(seq "$RUNS"); do one "$sopt" "$send" "$mopt" >>$D/rows; done
-	printf '%-34s %14s %14s %10s %12s %12s\n' "$name" "$(cut -d' ' -f1 $D/rows | median)" \
-		"$(cut -d' ' -f4 $D/rows | median)" "$(cut -d' ' -f2 $D/rows | median)" \
-		"$(cut -d' ' -f3 $D/rows | median)" "$(cut -d' ' -f5 $D/rows | median)"
+	printf '%-34s %14s %14s %10s %12s %12s\n' "migrate, $name" "$(cut -d' ' -f1 $D/rows.$name | median)" \
+		"$(cut -d' ' -f4 $D/rows.$name | median)" "$(cut -d' ' -f2 $D/rows.$name | median)" \
+		"$(cut -d' ' -f3 $D/rows.$name | median)" "$(cut -d' ' -f5 $D/rows.$name | median)"
 done
 echo "(downtime: the largest gap the workload saw in its own loop; median of $RUNS)"
+printf '\n%-34s %14s %10s %12s %12s\n' "frozen dump -R --page-server" "frozen (ms)" "total s" "MiB" "GB/s frozen"
+for send in process-vm-readv vmsplice; do
+	f=$(cut -d' ' -f1 $D/dump.$send | median)
+	m=$(cut -d' ' -f3 $D/dump.$send | median)
+	printf '%-34s %14s %10s %12s %12s\n' "--reader $send" "$f" "$(cut -d' ' -f2 $D/dump.$send | median)" \
+		"$m" "$(awk -v m="$m" -v f="$f" 'BEGIN {printf "%.2f", m * 1048576 / (f / 1e3) / 1e9}')"
+done

@@ -27,7 +27,7 @@ struct frame_hdr {
 const char *net_type_name(uint32_t type)
 {
 	static const char *const names[] = { "?",      "HELLO",  "AUTH",  "FILE", "ROUND",
-					     "RESULT", "COMMIT", "ABORT", "DONE" };
+					     "RESULT", "COMMIT", "ABORT", "DONE",  "PAGES" };
 
 	return type < sizeof(names) / sizeof(names[0]) ? names[type] : "unknown";
 }
@@ -162,12 +162,12 @@ void net_set_timeout(int fd, unsigned seconds)
 	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 }
 
-int net_send_all(int fd, const void *buf, size_t len, struct ferr *err)
+static int send_flags(int fd, const void *buf, size_t len, int flags, struct ferr *err)
 {
 	const uint8_t *p = buf;
 
 	while (len) {
-		ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
+		ssize_t n = send(fd, p, len, MSG_NOSIGNAL | flags);
 
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -177,6 +177,11 @@ int net_send_all(int fd, const void *buf, size_t len, struct ferr *err)
 		len -= (size_t)n;
 	}
 	return 0;
+}
+
+int net_send_all(int fd, const void *buf, size_t len, struct ferr *err)
+{
+	return send_flags(fd, buf, len, 0, err);
 }
 
 int net_recv_all(int fd, void *buf, size_t len, struct ferr *err)
@@ -198,7 +203,8 @@ int net_recv_all(int fd, void *buf, size_t len, struct ferr *err)
 	return 0;
 }
 
-int net_send(int fd, enum net_type type, const ProtobufCMessage *msg, struct ferr *err)
+static int send_frame(int fd, enum net_type type, const ProtobufCMessage *msg, int flags,
+		      struct ferr *err)
 {
 	uint8_t buf[sizeof(struct frame_hdr) + NET_CTRL_MAX];
 	size_t len = msg ? protobuf_c_message_get_packed_size(msg) : 0;
@@ -209,7 +215,17 @@ int net_send(int fd, enum net_type type, const ProtobufCMessage *msg, struct fer
 	memcpy(buf, &h, sizeof(h));
 	if (msg)
 		protobuf_c_message_pack(msg, buf + sizeof(h));
-	return net_send_all(fd, buf, sizeof(h) + len, err);
+	return send_flags(fd, buf, sizeof(h) + len, flags, err);
+}
+
+int net_send(int fd, enum net_type type, const ProtobufCMessage *msg, struct ferr *err)
+{
+	return send_frame(fd, type, msg, 0, err);
+}
+
+int net_send_more(int fd, enum net_type type, const ProtobufCMessage *msg, struct ferr *err)
+{
+	return send_frame(fd, type, msg, MSG_MORE, err);
 }
 
 int net_recv_header(int fd, uint32_t *type, uint64_t *len, struct ferr *err)
@@ -221,7 +237,7 @@ int net_recv_header(int fd, uint32_t *type, uint64_t *len, struct ferr *err)
 		return ret;
 	if (h.magic != NET_MAGIC)
 		return ferr_new(err, EPROTO, "not a ferry stream (magic 0x%08x)", h.magic);
-	if (!h.type || h.type > NET_DONE)
+	if (!h.type || h.type > NET_PAGES)
 		return ferr_new(err, EPROTO, "unknown frame type %u", h.type);
 	*type = h.type;
 	*len = h.len;

@@ -13,7 +13,7 @@
 #include "common/util.h"
 
 #define NET_MAGIC 0x4d595246u       /* "FRYM" little-endian */
-#define NET_VERSION 1
+#define NET_VERSION 2              /* 2: pages streamed in PAGES frames */
 #define NET_CTRL_MAX (64u << 10)    /* a control frame's message at most */
 #define NET_NONCE 32
 #define NET_MAC 32                  /* HMAC-SHA256 */
@@ -30,6 +30,7 @@ enum net_type {
 	NET_COMMIT = 6,   /* the original is gone: let the restored process run */
 	NET_ABORT = 7,    /* MigResult: the source gives up; kill what was restored */
 	NET_DONE = 8,     /* the restored process runs */
+	NET_PAGES = 9,    /* MigPages, then a piece of a round's pages.img */
 };
 
 struct net_key {
@@ -55,6 +56,10 @@ int __must_check net_recv_all(int fd, void *buf, size_t len, struct ferr *err);
 /* One frame: header and (for control frames) a packed message or nothing. */
 int __must_check net_send(int fd, enum net_type type, const ProtobufCMessage *msg,
 			  struct ferr *err);
+/* The same, for a frame whose raw bytes the caller sends next (MSG_MORE:
+ * header and bytes leave in the same segments). */
+int __must_check net_send_more(int fd, enum net_type type, const ProtobufCMessage *msg,
+			       struct ferr *err);
 /* Read one frame's header; *len is the payload length that follows. */
 int __must_check net_recv_header(int fd, uint32_t *type, uint64_t *len, struct ferr *err);
 /* Read one control frame (payload <= NET_CTRL_MAX) into buf[NET_CTRL_MAX]. A

@@ -26,7 +26,7 @@ void cmd_dump_help(FILE *out)
 {
 	fprintf(out,
 		"Usage: ferry dump -t PID -D DIR [--leave-running] [--layout auto|procmap|maps]\n"
-		"                  [--pages auto|pagemap-scan|pagemap] [--skip-unsupported-fds]\n"
+		"                  [--pages auto|pagemap-scan|pagemap] [--reader B] [--skip-unsupported-fds]\n"
 		"                  [--prev-images-dir DIR] [--track auto|uffd-wp|soft-dirty|hash]\n"
 		"                  [--iterative [--downtime-limit MS] [--max-rounds N]\n"
 		"                   [--auto-converge]] [-v] [--json]\n"
@@ -44,6 +44,10 @@ void cmd_dump_help(FILE *out)
 		"                           (parse /proc/PID/maps), or auto (default)\n"
 		"      --pages B            how to find populated pages: pagemap-scan (PAGEMAP_SCAN),\n"
 		"                           pagemap (/proc/PID/pagemap), or auto (default)\n"
+		"      --reader B           how the frozen process's pages leave it:\n"
+		"                           process-vm-readv (into a buffer; auto, the default)\n"
+		"                           or vmsplice (the process is made to vmsplice them\n"
+		"                           into a pipe that is spliced on: no copy in ferry)\n"
 		"      --skip-unsupported-fds  record pipes, sockets and other fds ferry cannot\n"
 		"                           restore yet and go on (restore leaves them closed);\n"
 		"                           without it the dump refuses before touching memory\n"
@@ -119,7 +123,7 @@ void cmd_pre_dump_help(FILE *out)
 
 struct dump_cli {
 	struct dump_opts o;
-	const char *layout, *pages, *track;
+	const char *layout, *pages, *track, *reader;
 	bool json, iterative, auto_converge, pre;
 	uint64_t downtime_ms;
 	unsigned max_rounds;
@@ -355,6 +359,7 @@ static int parse(int argc, char **argv, const char *cmd, struct dump_cli *c)
 		{ "leave-running", no_argument, NULL, 'R' },
 		{ "layout", required_argument, NULL, 'L' },
 		{ "pages", required_argument, NULL, 'P' },
+		{ "reader", required_argument, NULL, 'r' },
 		{ "skip-unsupported-fds", no_argument, NULL, 'S' },
 		{ "prev-images-dir", required_argument, NULL, 'p' },
 		{ "track", required_argument, NULL, 'T' },
@@ -376,7 +381,7 @@ static int parse(int argc, char **argv, const char *cmd, struct dump_cli *c)
 	char *end;
 	int ch;
 
-	c->layout = c->pages = c->track = "auto";
+	c->layout = c->pages = c->track = c->reader = "auto";
 	c->downtime_ms = DEFAULT_DOWNTIME_MS;
 	c->max_rounds = DEFAULT_MAX_ROUNDS;
 	while ((ch = getopt_long(argc, argv, "t:D:Rvh", opts, NULL)) != -1) {
@@ -397,6 +402,9 @@ static int parse(int argc, char **argv, const char *cmd, struct dump_cli *c)
 			break;
 		case 'P':
 			c->pages = optarg;
+			break;
+		case 'r':
+			c->reader = optarg;
 			break;
 		case 'S':
 			c->o.skip_unsupported_fds = true;
@@ -519,6 +527,17 @@ static int pick_backends(struct dump_cli *c, const struct kerndat *kd, const cha
 	if (!b || !(c->o.pages = pages_ops_by_name(b->name)))
 		return fprintf(stderr, "ferry %s: %s\n", cmd, why), -1;
 	c->o.use_pidfd = kd_has(kd, KD_PROCESS_VM_PIDFD);
+	/* How page data leaves a frozen target: read into a buffer (auto: the
+	 * faster in bench/b_dump.sh and b_migrate.sh), or through a pipe the
+	 * target vmsplices into. process-vmsplice is refused by name where the
+	 * kernel lacks it (everywhere: it was never merged). */
+	b = backend_choose(backend_family("reader"), c->reader, kd, why, sizeof(why));
+	if (!b)
+		return fprintf(stderr, "ferry %s: %s\n", cmd, why), -1;
+	if (!strcmp(b->name, "process-vmsplice"))
+		return fprintf(stderr, "ferry %s: --reader process-vmsplice is not built: no kernel "
+			       "has the system call\n", cmd), -1;
+	c->o.splice = !strcmp(b->name, "vmsplice");
 	return 0;
 }
 
@@ -558,13 +577,9 @@ static int ps_connect(const struct dump_cli *c, struct mig_conn *conn, const cha
 static int ps_round_done(void *arg, unsigned k, const char *dir, struct ferr *err)
 {
 	char remote[32];
-	int ret;
 
 	snprintf(remote, sizeof(remote), "pre-%u", k);
-	ret = mig_send_round(arg, dir, remote, false, err);
-	if (!ret)
-		mig_drop_pages(dir);
-	return ret;
+	return mig_send_round(arg, dir, remote, false, err);
 }
 
 /* Send the dump just written to DIR (its -D basename names it there, ""
@@ -585,8 +600,7 @@ static int ps_send(const struct dump_cli *c, struct mig_conn *conn, const char *
 			c->o.dir);
 		return EXIT_FAIL;
 	}
-	/* The pages now live on the page server; DIR keeps the metadata. */
-	mig_drop_pages(c->o.dir);
+	/* The pages live on the page server only; DIR keeps the metadata. */
 	if (!c->json)
 		printf("sent to the page server at %s as %s (%.1f MiB); the pages are kept "
 		       "there only\n", c->ps_to, *remote ? remote : "its DIR",
@@ -609,6 +623,7 @@ static int run_iterative(struct dump_cli *c, const struct kerndat *kd)
 	if (c->page_server) {
 		io.round_done = ps_round_done;
 		io.hook_arg = &conn;
+		io.base.sink = mig_stream(&conn, c->o.dir, "");
 	}
 	pr_info("iterative dump of process %d with --track %s, downtime limit %" PRIu64 " ms",
 		c->o.pid, io.track->name, c->downtime_ms);
@@ -630,9 +645,24 @@ static int run_iterative(struct dump_cli *c, const struct kerndat *kd)
 	return c->page_server ? ps_send(c, &conn, "", "dump") : EXIT_OK;
 }
 
+/* A dump's name on the page server: its -D basename, so that relative parent
+ * paths (../p1) resolve there as here. */
+static const char *remote_name(const char *dir, char *buf)
+{
+	char *b;
+
+	snprintf(buf, PATH_MAX, "%s", dir);
+	while (strlen(buf) > 1 && buf[strlen(buf) - 1] == '/')
+		buf[strlen(buf) - 1] = '\0';
+	b = strrchr(buf, '/');
+	return b ? b + 1 : buf;
+}
+
 /* One round, pre-dump or final, maybe on top of --prev-images-dir. */
 static int run_one(struct dump_cli *c, const struct kerndat *kd, const char *cmd)
 {
+	char remote_buf[PATH_MAX];
+	const char *remote = remote_name(c->o.dir, remote_buf);
 	struct mig_conn conn;
 	struct img_image *prev = NULL;
 	struct tracker tr;
@@ -677,6 +707,8 @@ static int run_one(struct dump_cli *c, const struct kerndat *kd, const char *cmd
 		tracker_fini(&tr);
 		return EXIT_FAIL;
 	}
+	if (c->page_server)
+		c->o.sink = mig_stream(&conn, c->o.dir, remote);
 	ret = target_open(&t, c->o.pid, &err);
 	if (!ret)
 		ret = dump_round(&t, &c->o, &r, &err);
@@ -693,16 +725,7 @@ static int run_one(struct dump_cli *c, const struct kerndat *kd, const char *cmd
 		return EXIT_FAIL;
 	}
 	print_summary(c, &r);
-	if (c->page_server) {
-		char base[PATH_MAX], *b;
-
-		snprintf(base, sizeof(base), "%s", c->o.dir);
-		while (strlen(base) > 1 && base[strlen(base) - 1] == '/')
-			base[strlen(base) - 1] = '\0';
-		b = strrchr(base, '/');
-		return ps_send(c, &conn, b ? b + 1 : base, cmd);
-	}
-	return EXIT_OK;
+	return c->page_server ? ps_send(c, &conn, remote, cmd) : EXIT_OK;
 }
 
 static int dump_main(int argc, char **argv, bool pre)
@@ -756,13 +779,15 @@ void cmd_migrate_help(FILE *out)
 		"                           be sent\n"
 		"      --compress           zstd-compress the images on the wire (off by default)\n"
 		"      --track T            auto, uffd-wp, soft-dirty or hash (as pre-dump)\n"
-		"      --layout, --pages    backends, as for dump\n"
+		"      --layout, --pages, --reader  backends, as for dump\n"
 		"      --json               the result as one JSON object\n"
 		"  -v, --verbose            more detail on stderr\n"
 		"\n"
-		"Rounds are written to a staging directory in /dev/shm (memory; removed\n"
-		"afterwards) and sent from there through a buffer; FERRY_SEND=sendfile\n"
-		"uses sendfile() instead. The restored process gets new PIDs.\n"
+		"Each round's pages are streamed to the page server as they are read;\n"
+		"its metadata follows from a staging directory in /dev/shm (removed\n"
+		"afterwards). --reader vmsplice moves the frozen final round's pages\n"
+		"through a pipe the process vmsplices into instead of a buffer.\n"
+		"The restored process gets new PIDs.\n"
 		"Exit status: 0 moved, 1 failed (the original runs on unless it says\n"
 		"otherwise), 2 usage error.\n",
 		MIGRATE_DOWNTIME_MS, DEFAULT_MAX_ROUNDS);
@@ -778,13 +803,9 @@ static int mig_round_done(void *arg, unsigned k, const char *dir, struct ferr *e
 {
 	struct mig_ctx *m = arg;
 	char remote[32];
-	int ret;
 
 	snprintf(remote, sizeof(remote), "pre-%u", k);
-	ret = mig_send_round(&m->conn, dir, remote, false, err);
-	if (!ret)
-		mig_drop_pages(dir); /* staging memory back as soon as it is sent */
-	return ret;
+	return mig_send_round(&m->conn, dir, remote, false, err);
 }
 
 static int mig_hand_over(void *arg, struct target *t, struct ferr *err)
@@ -830,6 +851,7 @@ static int run_migrate(struct dump_cli *c, const struct kerndat *kd)
 	io.hook_arg = &m;
 	ret = connect_to(c, c->to, &m.conn, &err);
 	if (!ret) {
+		io.base.sink = mig_stream(&m.conn, m.staging, "");
 		if (!c->json)
 			printf("migrating process %d to %s (tracker %s, downtime limit %" PRIu64
 			       " ms)\n", c->o.pid, c->to, io.track->name, c->downtime_ms);

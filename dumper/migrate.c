@@ -1,11 +1,11 @@
 /* The sending side of a migration (see migrate.h). */
 #include <dirent.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -22,13 +22,11 @@
 
 int mig_connect(struct mig_conn *c, const char *to, const struct net_key *key, struct ferr *err)
 {
-	const char *mode = getenv("FERRY_SEND");
 	int ret;
 
 	memset(c, 0, sizeof(*c));
+	pthread_mutex_init(&c->mu, NULL);
 	c->progress = isatty(STDERR_FILENO);
-	/* A buffer beat sendfile() in every b_migrate.sh run (PERFORMANCE.md). */
-	c->mode = mode && !strcmp(mode, "sendfile") ? MIG_SEND_SENDFILE : MIG_SEND_BUFFER;
 	c->fd = net_connect(to, err);
 	if (c->fd < 0)
 		return c->fd;
@@ -51,15 +49,15 @@ void mig_close(struct mig_conn *c)
 	c->fd = -1;
 	ZSTD_freeCCtx(c->zctx);
 	c->zctx = NULL;
+	pthread_mutex_destroy(&c->mu);
 }
 
 /* On a terminal, a large round's bytes as they go. */
 static void show_progress(const struct mig_conn *c)
 {
-	if (c->progress && c->round_total > (64u << 20))
-		fprintf(stderr, "\r  sending %s: %.0f of %.0f MiB%s ", c->round,
-			c->round_bytes / 1048576.0, c->round_total / 1048576.0,
-			c->compress ? " (zstd)" : "");
+	if (c->progress && c->round_bytes > (64u << 20) && c->round_bytes % (4u << 20) < MIG_ZBLOCK)
+		fprintf(stderr, "\r\033[K  sending %s: %.0f MiB%s ", c->round,
+			c->round_bytes / 1048576.0, c->compress ? " (zstd)" : "");
 }
 
 /* The destination's RESULT: 0 if it says ok (its restored process, if
@@ -85,34 +83,44 @@ static int expect_result(struct mig_conn *c, const char *failed, struct ferr *er
 	return ret;
 }
 
-/* One file as zstd blocks of at most MIG_ZBLOCK bytes each (see MigFile). */
-static int send_zstd(struct mig_conn *c, int in, uint64_t size, const char *path,
-		     struct ferr *err)
+/* n <= MIG_ZBLOCK bytes as one zstd block (see MigFile). One sender at a
+ * time: the page workers hold c->mu, files go when they are done. */
+static int send_zblock(struct mig_conn *c, const void *raw, size_t n, struct ferr *err)
 {
-	static uint8_t raw[MIG_ZBLOCK], z[8 + ZSTD_COMPRESSBOUND(MIG_ZBLOCK)];
-	uint64_t off = 0;
+	static uint8_t z[8 + ZSTD_COMPRESSBOUND(MIG_ZBLOCK)];
+	uint32_t hdr[2];
+	size_t k;
 
 	if (!c->zctx && !(c->zctx = ZSTD_createCCtx()))
 		return ferr_sys(err, ENOMEM, "zstd context");
+	k = ZSTD_compressCCtx(c->zctx, z + 8, sizeof(z) - 8, raw, n, 1);
+	if (ZSTD_isError(k))
+		return ferr_new(err, EIO, "zstd: %s", ZSTD_getErrorName(k));
+	hdr[0] = (uint32_t)k;
+	hdr[1] = (uint32_t)n;
+	memcpy(z, hdr, sizeof(hdr));
+	c->wire_bytes += 8 + k;
+	return net_send_all(c->fd, z, 8 + k, err);
+}
+
+/* One file as zstd blocks of at most MIG_ZBLOCK bytes each. */
+static int send_zstd(struct mig_conn *c, int in, uint64_t size, const char *path,
+		     struct ferr *err)
+{
+	static uint8_t raw[MIG_ZBLOCK];
+	uint64_t off = 0;
+
 	while (off < size) {
-		size_t n = size - off < MIG_ZBLOCK ? (size_t)(size - off) : MIG_ZBLOCK, k;
+		size_t n = size - off < MIG_ZBLOCK ? (size_t)(size - off) : MIG_ZBLOCK;
 		ssize_t got = pread(in, raw, n, (off_t)off);
-		uint32_t hdr[2];
 		int ret;
 
 		if (got != (ssize_t)n)
 			return ferr_sys(err, got < 0 ? errno : EIO, "read %s", path);
-		k = ZSTD_compressCCtx(c->zctx, z + 8, sizeof(z) - 8, raw, n, 1);
-		if (ZSTD_isError(k))
-			return ferr_new(err, EIO, "zstd: %s", ZSTD_getErrorName(k));
-		hdr[0] = (uint32_t)k;
-		hdr[1] = (uint32_t)n;
-		memcpy(z, hdr, sizeof(hdr));
-		ret = net_send_all(c->fd, z, 8 + k, err);
+		ret = send_zblock(c, raw, n, err);
 		if (ret)
 			return ferr_wrap(err, "%s", path);
 		off += n;
-		c->wire_bytes += 8 + k;
 		c->round_bytes += n;
 		show_progress(c);
 	}
@@ -139,33 +147,14 @@ static int send_body(struct mig_conn *c, int in, uint64_t size, const char *path
 
 	while (off < size) {
 		size_t n = size - off < SEND_CHUNK ? (size_t)(size - off) : SEND_CHUNK;
-		ssize_t k;
+		ssize_t k = pread(in, buf, n, (off_t)off);
+		int ret;
 
-		if (fault_hit("drop-connection-mid-round") && off >= size / 2 && size > SEND_CHUNK) {
-			shutdown(c->fd, SHUT_RDWR);
-			return ferr_new(err, ECONNRESET, "connection dropped (FERRY_FAULT)");
-		}
-		if (c->mode == MIG_SEND_SENDFILE) {
-			off_t o = (off_t)off;
-
-			k = sendfile(c->fd, in, &o, n);
-			if (k < 0 && errno == EINTR)
-				continue;
-			if (k < 0)
-				return ferr_sys(err, errno == EAGAIN ? ETIMEDOUT : errno, "send %s",
-						path);
-			if (k == 0)
-				return ferr_new(err, EIO, "%s shrank while being sent", path);
-		} else {
-			int ret;
-
-			k = pread(in, buf, n, (off_t)off);
-			if (k <= 0)
-				return ferr_sys(err, k < 0 ? errno : EIO, "read %s", path);
-			ret = net_send_all(c->fd, buf, (size_t)k, err);
-			if (ret)
-				return ferr_wrap(err, "%s", path);
-		}
+		if (k <= 0)
+			return ferr_sys(err, k < 0 ? errno : EIO, "read %s", path);
+		ret = net_send_all(c->fd, buf, (size_t)k, err);
+		if (ret)
+			return ferr_wrap(err, "%s", path);
 		off += (uint64_t)k;
 		c->round_bytes += (uint64_t)k;
 		c->wire_bytes += (uint64_t)k;
@@ -173,6 +162,138 @@ static int send_body(struct mig_conn *c, int in, uint64_t size, const char *path
 	}
 	c->bytes += size;
 	return 0;
+}
+
+/* ---- the page stream --------------------------------------------------- */
+
+static int sink_open(struct img_pages_sink *s, const char *dir, struct ferr *err)
+{
+	struct mig_conn *c = container_of(s, struct mig_conn, sink);
+	const char *name = strrchr(dir, '/');
+
+	name = !strcmp(dir, c->root) ? c->root_remote : name ? name + 1 : dir;
+	if (strlen(name) >= sizeof(c->remote))
+		return ferr_new(err, ENAMETOOLONG, "round name `%s`", name);
+	pthread_mutex_lock(&c->mu);
+	snprintf(c->remote, sizeof(c->remote), "%s", name);
+	c->round = *c->remote ? c->remote : "the final dump";
+	c->round_bytes = 0;
+	pthread_mutex_unlock(&c->mu);
+	return 0;
+}
+
+/* One PAGES frame and its bytes (zstd blocks with --compress). */
+static int send_pages(struct mig_conn *c, uint64_t off, const uint8_t *data, size_t len,
+		      struct ferr *err)
+{
+	Ferry__MigPages m = FERRY__MIG_PAGES__INIT;
+	int ret;
+
+	if (fault_hit("drop-connection-mid-round") && c->round_bytes >= (8u << 20)) {
+		shutdown(c->fd, SHUT_RDWR);
+		return ferr_new(err, ECONNRESET, "connection dropped (FERRY_FAULT)");
+	}
+	m.dir = c->remote;
+	m.offset = off;
+	m.size = len;
+	m.has_zstd = c->compress;
+	m.zstd = c->compress;
+	ret = net_send_more(c->fd, NET_PAGES, &m.base, err);
+	for (size_t at = 0; !ret && at < len;) {
+		size_t n = len - at < MIG_ZBLOCK ? len - at : MIG_ZBLOCK;
+
+		if (c->compress) {
+			ret = send_zblock(c, data + at, n, err);
+		} else {
+			ret = net_send_all(c->fd, data + at, n, err);
+			c->wire_bytes += n;
+		}
+		at += n;
+	}
+	if (!ret) {
+		c->bytes += len;
+		c->round_bytes += len;
+		show_progress(c);
+	}
+	return ret;
+}
+
+static int sink_write(struct img_pages_sink *s, uint64_t off, const void *data, size_t len,
+		      struct ferr *err)
+{
+	struct mig_conn *c = container_of(s, struct mig_conn, sink);
+	int ret;
+
+	pthread_mutex_lock(&c->mu);
+	ret = c->sink_err;
+	if (ret) {
+		*err = c->sink_msg;
+	} else {
+		ret = send_pages(c, off, data, len, err);
+		if (ret) {
+			ferr_wrap(err, "sending the pages of %s", c->round);
+			c->sink_err = ret;
+			c->sink_msg = *err;
+		}
+	}
+	pthread_mutex_unlock(&c->mu);
+	return ret;
+}
+
+/* PAGES frame, then the bytes straight from the pipe into the socket. */
+static int sink_splice(struct img_pages_sink *s, uint64_t off, int pipe, size_t len,
+		       struct ferr *err)
+{
+	struct mig_conn *c = container_of(s, struct mig_conn, sink);
+	Ferry__MigPages m = FERRY__MIG_PAGES__INIT;
+	int ret;
+
+	pthread_mutex_lock(&c->mu);
+	ret = c->sink_err;
+	if (ret) {
+		*err = c->sink_msg;
+		pthread_mutex_unlock(&c->mu);
+		return ret;
+	}
+	m.dir = c->remote;
+	m.offset = off;
+	m.size = len;
+	ret = net_send_more(c->fd, NET_PAGES, &m.base, err);
+	for (size_t left = len; !ret && left;) {
+		ssize_t n = splice(pipe, NULL, c->fd, NULL, left, SPLICE_F_MOVE | SPLICE_F_MORE);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			ret = ferr_sys(err, n < 0 ? (errno == EAGAIN ? ETIMEDOUT : errno) : EIO,
+				       "splice into the connection");
+		else
+			left -= (size_t)n;
+	}
+	if (!ret) {
+		c->bytes += len;
+		c->wire_bytes += len;
+		c->round_bytes += len;
+		show_progress(c);
+	} else {
+		ferr_wrap(err, "sending the pages of %s", c->round);
+		c->sink_err = ret;
+		c->sink_msg = *err;
+	}
+	pthread_mutex_unlock(&c->mu);
+	return ret;
+}
+
+struct img_pages_sink *mig_stream(struct mig_conn *c, const char *root, const char *root_remote)
+{
+	c->sink.open = sink_open;
+	c->sink.write = sink_write;
+	/* zstd needs the data in memory. */
+	c->sink.splice = c->compress ? NULL : sink_splice;
+	c->root = root;
+	c->root_remote = root_remote;
+	c->streaming = true;
+	return &c->sink;
 }
 
 static int send_file(struct mig_conn *c, const char *local, const char *name, const char *remote,
@@ -195,6 +316,13 @@ static int send_file(struct mig_conn *c, const char *local, const char *name, co
 	f.dir = (char *)remote;
 	f.name = (char *)name;
 	f.size = (uint64_t)st.st_size;
+	if (c->streaming && !strcmp(name, "pages.img")) {
+		/* Its bytes went as PAGES frames while the round was dumped. */
+		f.has_streamed = f.streamed = true;
+		ret = net_send(c->fd, NET_FILE, &f.base, err);
+		close(in);
+		return ret;
+	}
 	f.has_zstd = c->compress;
 	f.zstd = c->compress;
 	ret = net_send(c->fd, NET_FILE, &f.base, err);
@@ -217,14 +345,12 @@ int mig_send_round(struct mig_conn *c, const char *local, const char *remote, bo
 	if (!d)
 		return ferr_sys(err, errno, "open %s", local);
 	c->round = *remote ? remote : "the final dump";
-	c->round_bytes = c->round_total = 0;
-	while ((e = readdir(d))) {
-		struct stat st;
-
-		if (e->d_type == DT_REG && !fstatat(dirfd(d), e->d_name, &st, 0))
-			c->round_total += (uint64_t)st.st_size;
-	}
-	rewinddir(d);
+	if (!c->streaming)
+		c->round_bytes = 0;
+	/* A streamed pages.img is completed first: the page server takes no
+	 * other file while one is incomplete. */
+	if (c->streaming)
+		ret = send_file(c, local, "pages.img", remote, err);
 	while (!ret && (e = readdir(d))) {
 		size_t n = strlen(e->d_name);
 
@@ -235,6 +361,8 @@ int mig_send_round(struct mig_conn *c, const char *local, const char *remote, bo
 			inventory = true;
 			continue;
 		}
+		if (c->streaming && !strcmp(e->d_name, "pages.img"))
+			continue;
 		ret = send_file(c, local, e->d_name, remote, err);
 	}
 	closedir(d);
@@ -242,7 +370,7 @@ int mig_send_round(struct mig_conn *c, const char *local, const char *remote, bo
 		ret = ferr_new(err, ENOENT, "%s has no " IMG_INVENTORY_NAME, local);
 	if (!ret)
 		ret = send_file(c, local, IMG_INVENTORY_NAME, remote, err);
-	if (c->progress && c->round_total > (64u << 20))
+	if (c->progress && c->round_bytes > (64u << 20))
 		fprintf(stderr, "\r\033[K");
 	r.dir = (char *)remote;
 	r.has_final = final;
@@ -303,22 +431,4 @@ int mig_send_dump(struct mig_conn *c, const char *local, const char *remote, str
 	if (!ret)
 		ret = net_expect(c->fd, NET_DONE, buf, &len, err);
 	return ret;
-}
-
-void mig_drop_pages(const char *dir)
-{
-	char path[PATH_MAX];
-	struct stat st;
-	int fd;
-
-	snprintf(path, sizeof(path), "%s/pages.img", dir);
-	fd = open(path, O_WRONLY | O_CLOEXEC);
-	if (fd < 0)
-		return;
-	/* A hole of the same size: the directory still opens as the next
-	 * round's parent (sizes are checked, data is not read). */
-	if (fstat(fd, &st) == 0 && st.st_size > 4096 &&
-	    fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 4096, st.st_size - 4096) < 0)
-		pr_warn("%s stays as it is: cannot punch a hole in it: %s", path, strerror(errno));
-	close(fd);
 }

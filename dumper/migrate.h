@@ -3,21 +3,17 @@
 #ifndef FERRY_DUMPER_MIGRATE_H
 #define FERRY_DUMPER_MIGRATE_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 
 #include "common/err.h"
 #include "common/net.h"
 #include "dumper/target.h"
-
-enum mig_send_mode {
-	MIG_SEND_SENDFILE,    /* file -> socket in the kernel (FERRY_SEND=sendfile) */
-	MIG_SEND_BUFFER,      /* read() into a buffer, send() from it (the default) */
-};
+#include "images/img.h"
 
 struct mig_conn {
 	int fd;
-	enum mig_send_mode mode;
 	uint64_t bytes;              /* image bytes sent */
 	pid_t remote_pid;            /* the restored process on the destination */
 	uint64_t handover_ns;        /* final dump sent to destination running */
@@ -28,15 +24,30 @@ struct mig_conn {
 	void *zctx;                  /* ZSTD_CCtx */
 	uint64_t wire_bytes;         /* image bytes as sent (compressed or not) */
 	const char *round;           /* being sent, for the progress line */
-	uint64_t round_bytes, round_total;
+	uint64_t round_bytes;         /* of the round being sent */
+	/* Page data streamed as each round is dumped (PAGES frames). */
+	struct img_pages_sink sink;
+	bool streaming;
+	const char *root;            /* a writer in this directory sends as root_remote, */
+	const char *root_remote;     /* one in a directory below it by that one's name */
+	char remote[72];             /* the round being streamed */
+	pthread_mutex_t mu;          /* one frame at a time from the page workers */
+	int sink_err;                /* the stream broke: every later piece fails */
+	struct ferr sink_msg;
 };
 
 /* Connect to HOST:PORT and authenticate both ends. */
 int __must_check mig_connect(struct mig_conn *c, const char *to, const struct net_key *key,
 			     struct ferr *err);
 void mig_close(struct mig_conn *c);
+/* Stream the page data of every round dumped from now on: the caller puts
+ * the returned sink in dump_opts. A round written to root goes as
+ * root_remote, one written to root/NAME as NAME (pre-N). pages.img stays
+ * behind as its header and a hole of its size. */
+struct img_pages_sink *mig_stream(struct mig_conn *c, const char *root, const char *root_remote);
 /* Send every image file of local as round `remote` ("" or "pre-N"),
- * inventory.img last, then the ROUND frame. */
+ * inventory.img last, then the ROUND frame. A streamed pages.img is only
+ * announced complete. */
 int __must_check mig_send_round(struct mig_conn *c, const char *local, const char *remote,
 				bool final, struct ferr *err);
 /* After the final round: wait for the destination's restore, end the frozen
@@ -48,9 +59,6 @@ int __must_check mig_handover(struct mig_conn *c, struct target *t, struct ferr 
  * at once to let any copy it restored run. */
 int __must_check mig_send_dump(struct mig_conn *c, const char *local, const char *remote,
 			       struct ferr *err);
-/* Once sent, a round's page data is not needed here: pages.img becomes a
- * hole of its size (the first page, its header, stays). */
-void mig_drop_pages(const char *dir);
 /* Tell the destination the migration is off (best effort). */
 void mig_abort(struct mig_conn *c, const char *why);
 

@@ -65,8 +65,8 @@ static int round_dir(const struct ps_opts *o, const char *d, char *path, size_t 
 	return 0;
 }
 
-/* A file's size bytes as they are, into out. */
-static int recv_raw(int fd, int out, uint64_t size, uint8_t *buf, const char *part,
+/* size bytes as they are, into out at offset at. */
+static int recv_raw(int fd, int out, uint64_t at, uint64_t size, uint8_t *buf, const char *part,
 		    struct ferr *err)
 {
 	for (uint64_t off = 0; off < size;) {
@@ -75,17 +75,18 @@ static int recv_raw(int fd, int out, uint64_t size, uint8_t *buf, const char *pa
 
 		if (ret)
 			return ret;
-		if (pwrite_all(out, buf, n, off) < 0)
+		if (pwrite_all(out, buf, n, at + off) < 0)
 			return ferr_sys(err, errno, "write %s", part);
 		off += n;
 	}
 	return 0;
 }
 
-/* A file sent as zstd blocks: each header checked against what is left
- * and the block size before anything is read or decompressed. */
-static int recv_zstd(int fd, int out, uint64_t size, uint8_t *buf, const char *part,
-		     struct ferr *err)
+/* size bytes sent as zstd blocks, into out at offset at: each header
+ * checked against what is left and the block size before anything is read
+ * or decompressed. */
+static int recv_zstd(int fd, int out, uint64_t at, uint64_t size, uint8_t *buf,
+		     const char *part, struct ferr *err)
 {
 	static uint8_t z[ZSTD_COMPRESSBOUND(MIG_ZBLOCK)];
 	uint64_t off = 0;
@@ -109,16 +110,97 @@ static int recv_zstd(int fd, int out, uint64_t size, uint8_t *buf, const char *p
 			return ferr_new(err, EPROTO, "zstd block does not decompress to %u bytes%s%s",
 					hdr[1], ZSTD_isError(got) ? ": " : "",
 					ZSTD_isError(got) ? ZSTD_getErrorName(got) : "");
-		if (pwrite_all(out, buf, got, off) < 0)
+		if (pwrite_all(out, buf, got, at + off) < 0)
 			return ferr_sys(err, errno, "write %s", part);
 		off += got;
 	}
 	return 0;
 }
 
+/* A round's pages.img as it arrives in PAGES frames: DIR[/dir]/pages.img.part
+ * until the FILE frame for it says it is complete. One round at a time. */
+struct stream {
+	char dir[72];
+	char part[PATH_MAX + 90];
+	int fd;                     /* -1: none open */
+	uint64_t end;               /* the highest byte written, plus one */
+};
+
+static void stream_drop(struct stream *st)
+{
+	if (st->fd >= 0) {
+		close(st->fd);
+		unlink(st->part);
+	}
+	st->fd = -1;
+	st->end = 0;
+}
+
+static int recv_pages(int fd, const struct ps_opts *o, const uint8_t *msg, size_t len,
+		      uint8_t *buf, struct stream *st, struct ps_result *res, struct ferr *err)
+{
+	Ferry__MigPages *m = ferry__mig_pages__unpack(NULL, len, msg);
+	char dir[PATH_MAX];
+	int ret = 0;
+
+	if (!m)
+		return ferr_new(err, EPROTO, "malformed PAGES message");
+	if (!valid_dir(m->dir)) {
+		ret = ferr_new(err, EPROTO, "refused round name `%.80s`", m->dir);
+	} else if (!m->size || m->offset > o->max_file || m->size > o->max_file - m->offset) {
+		ret = ferr_new(err, EFBIG, "%s/pages.img: %llu bytes at %llu, beyond the %llu "
+			       "allowed", m->dir, (unsigned long long)m->size,
+			       (unsigned long long)m->offset, (unsigned long long)o->max_file);
+	} else if (st->fd >= 0 && strcmp(st->dir, m->dir)) {
+		ret = ferr_new(err, EPROTO, "pages for `%.80s` while `%s` is not complete", m->dir,
+			       st->dir);
+	} else if (st->fd < 0) {
+		ret = round_dir(o, m->dir, dir, sizeof(dir), err);
+		snprintf(st->dir, sizeof(st->dir), "%s", m->dir);
+		snprintf(st->part, sizeof(st->part), "%s/pages.img.part", dir);
+		if (!ret) {
+			st->fd = open(st->part, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW,
+				      0600);
+			if (st->fd < 0)
+				ret = ferr_sys(err, errno, "create %s", st->part);
+		}
+	}
+	if (!ret)
+		ret = m->has_zstd && m->zstd
+			      ? recv_zstd(fd, st->fd, m->offset, m->size, buf, st->part, err)
+			      : recv_raw(fd, st->fd, m->offset, m->size, buf, st->part, err);
+	if (!ret && m->offset + m->size > st->end)
+		st->end = m->offset + m->size;
+	if (!ret)
+		res->bytes += m->size;
+	ferry__mig_pages__free_unpacked(m, NULL);
+	return ret;
+}
+
+/* The FILE frame of a streamed pages.img: complete it at its size. */
+static int end_stream(const Ferry__MigFile *f, const char *path, struct stream *st,
+		      struct ferr *err)
+{
+	if (strcmp(f->name, "pages.img") || st->fd < 0 || strcmp(st->dir, f->dir))
+		return ferr_new(err, EPROTO, "%s is announced as streamed but no pages came for it",
+				f->name);
+	if (f->size < st->end)
+		return ferr_new(err, EPROTO, "pages.img of %llu bytes, but pages came up to %llu",
+				(unsigned long long)f->size, (unsigned long long)st->end);
+	if (ftruncate(st->fd, (off_t)f->size) < 0 || close(st->fd) < 0) {
+		st->fd = -1;
+		return ferr_sys(err, errno, "write %s", st->part);
+	}
+	st->fd = -1;
+	if (rename(st->part, path) < 0)
+		return ferr_sys(err, errno, "rename %s", st->part);
+	st->end = 0;
+	return 0;
+}
+
 /* One FILE frame's message and its raw bytes, into DIR[/pre-N]/name. */
 static int recv_file(int fd, const struct ps_opts *o, const uint8_t *msg, size_t len,
-		     uint8_t *buf, struct ps_result *res, struct ferr *err)
+		     uint8_t *buf, struct stream *st, struct ps_result *res, struct ferr *err)
 {
 	Ferry__MigFile *f = ferry__mig_file__unpack(NULL, len, msg);
 	char dir[PATH_MAX], path[PATH_MAX + 80], part[PATH_MAX + 90];
@@ -140,14 +222,27 @@ static int recv_file(int fd, const struct ps_opts *o, const uint8_t *msg, size_t
 	if (ret)
 		goto out;
 	snprintf(path, sizeof(path), "%s/%s", dir, f->name);
+	if (f->has_streamed && f->streamed) {
+		ret = end_stream(f, path, st, err);
+		if (ret)
+			ferr_wrap(err, "%s%s%s", f->dir, *f->dir ? "/" : "", f->name);
+		else
+			res->files++;
+		goto out;
+	}
+	if (st->fd >= 0) {
+		ret = ferr_new(err, EPROTO, "%s%s%s sent while the pages of `%s` are incomplete",
+			       f->dir, *f->dir ? "/" : "", f->name, st->dir);
+		goto out;
+	}
 	snprintf(part, sizeof(part), "%s.part", path);
 	out = open(part, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (out < 0) {
 		ret = ferr_sys(err, errno, "create %s", part);
 		goto out;
 	}
-	ret = f->has_zstd && f->zstd ? recv_zstd(fd, out, f->size, buf, part, err)
-				     : recv_raw(fd, out, f->size, buf, part, err);
+	ret = f->has_zstd && f->zstd ? recv_zstd(fd, out, 0, f->size, buf, part, err)
+				     : recv_raw(fd, out, 0, f->size, buf, part, err);
 	if (!ret && close(out) < 0)
 		ret = ferr_sys(err, errno, "write %s", part);
 	out = -1;
@@ -232,6 +327,8 @@ int ps_serve(int fd, const struct ps_opts *o, struct ps_result *res, struct ferr
 	uint8_t *msg = malloc(NET_CTRL_MAX);
 	char rdir[PATH_MAX];
 	unsigned files = 0, rounds_here = 0;
+	struct stream st = { .fd = -1 };
+	bool pages = false;
 	int ret;
 
 	if (!buf || !msg) {
@@ -246,7 +343,7 @@ int ps_serve(int fd, const struct ps_opts *o, struct ps_result *res, struct ferr
 		bool eof;
 
 		ret = net_recv_ctrl(fd, &type, msg, &len, &eof, err);
-		if (ret && eof && !files && rounds_here) {
+		if (ret && eof && !files && !pages && rounds_here) {
 			/* Between rounds: a pre-dump command is done; the next
 			 * one (or the final dump) comes on a new connection. */
 			ret = 0;
@@ -262,7 +359,10 @@ int ps_serve(int fd, const struct ps_opts *o, struct ps_result *res, struct ferr
 				ret = ferr_new(err, EPROTO, "more than %d files in one round",
 					       PS_MAX_FILES);
 			else
-				ret = recv_file(fd, o, msg, len, buf, res, err);
+				ret = recv_file(fd, o, msg, len, buf, &st, res, err);
+		} else if (type == NET_PAGES) {
+			pages = true;
+			ret = recv_pages(fd, o, msg, len, buf, &st, res, err);
 		} else if (type == NET_ROUND) {
 			Ferry__MigRound *r = ferry__mig_round__unpack(NULL, len, msg);
 			bool final;
@@ -271,6 +371,12 @@ int ps_serve(int fd, const struct ps_opts *o, struct ps_result *res, struct ferr
 				ret = ferr_new(err, EPROTO, "malformed ROUND message");
 				if (r)
 					ferry__mig_round__free_unpacked(r, NULL);
+				break;
+			}
+			if (st.fd >= 0) {
+				ret = ferr_new(err, EPROTO, "round `%s` ends with its pages.img "
+					       "incomplete", st.dir);
+				ferry__mig_round__free_unpacked(r, NULL);
 				break;
 			}
 			final = r->has_final && r->final;
@@ -282,6 +388,7 @@ int ps_serve(int fd, const struct ps_opts *o, struct ps_result *res, struct ferr
 			fflush(stdout);
 			ferry__mig_round__free_unpacked(r, NULL);
 			files = 0;
+			pages = false;
 			if (!final) {
 				res->rounds++;
 				rounds_here++;
@@ -300,6 +407,7 @@ int ps_serve(int fd, const struct ps_opts *o, struct ps_result *res, struct ferr
 			ret = ferr_new(err, EPROTO, "unexpected %s frame", net_type_name(type));
 		}
 	}
+	stream_drop(&st);
 	free(buf);
 	free(msg);
 	return ret;

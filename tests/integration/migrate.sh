@@ -67,9 +67,10 @@ mode=${run%+*}
 start_dirtier "$T/w" --mb 64 --rate 32 --churn 20
 if [ $mode = warm ]; then server dst --auth-key "$T/key" --restore -v
 else server dst --auth-key "$T/key" --restore --cold -v; fi
-# The cold run sends by sendfile(), the others through the buffer (default).
+# The cold run's final dump leaves through a pipe the frozen target vmsplices
+# into, spliced into the socket; the others send from a buffer (default).
 if [ $run = warm+zstd ]; then migrate --auth-key "$T/key" --compress
-elif [ $run = cold ]; then CFAULT=FERRY_SEND=sendfile migrate --auth-key "$T/key"
+elif [ $run = cold ]; then migrate --auth-key "$T/key" -v --reader vmsplice
 else migrate --auth-key "$T/key"; fi
 rc=$?
 cp "$T/out" "$T/mig.out"
@@ -78,6 +79,7 @@ wait $S
 [ $? = 0 ] && ok "the page server exits 0" || fail "page server: $(cat "$T/dst.err")"
 expect_in "$T/out" "moved process $D" "says what moved where"
 expect_in "$T/out" "downtime" "reports the downtime"
+[ $run = cold ] && expect_in "$T/err" "vmsplices into" "cold: the final dump went through the pipe"
 grep -q '^ *1 ' "$T/out" && ok "prints the rounds" || fail "no round table: $(cat "$T/out")"
 for _ in $(seq 100); do alive $D || break; sleep 0.05; done
 alive $D && fail "the original still runs after the hand-over" || ok "the original is gone"
@@ -269,13 +271,24 @@ def pb_varint(field, v):
         out += bytes([b | (0x80 if v else 0)])
         if not v: return out
 s.recv(4096)                                   # the server's HELLO
-s.sendall(frame(1, pb_varint(1, 1) + pb_bytes(2, b'n' * 32)))
+s.sendall(frame(1, pb_varint(1, 2) + pb_bytes(2, b'n' * 32)))
 if kind == 'garbage':
     s.sendall(b'GET / HTTP/1.0\r\n\r\n' + b'x' * 64)
 elif kind == 'escape':
     s.sendall(frame(3, pb_bytes(1, b'') + pb_bytes(2, b'../../escape.img') + pb_varint(3, 4)) + b'evil')
 elif kind == 'huge':
     s.sendall(struct.pack('<IIQ', 0x4d595246, 3, 1 << 40))
+elif kind == 'pages-beyond':
+    # a piece of pages.img far past --max-file-size
+    s.sendall(frame(9, pb_bytes(1, b'pre-1') + pb_varint(2, 1 << 45) + pb_varint(3, 4)) + b'page')
+elif kind == 'pages-unfinished':
+    # pages streamed, then the round ends without the FILE that completes them
+    s.sendall(frame(9, pb_bytes(1, b'pre-1') + pb_varint(2, 0) + pb_varint(3, 4)) + b'page'
+              + frame(4, pb_bytes(1, b'pre-1')))
+elif kind == 'pages-short':
+    # pages.img announced smaller than what was streamed into it
+    s.sendall(frame(9, pb_bytes(1, b'pre-1') + pb_varint(2, 8192) + pb_varint(3, 4)) + b'page'
+              + frame(3, pb_bytes(1, b'pre-1') + pb_bytes(2, b'pages.img') + pb_varint(3, 4096) + pb_varint(5, 1)))
 elif kind == 'zstd':
     s.sendall(frame(3, pb_bytes(1, b'') + pb_bytes(2, b'pages.img') + pb_varint(3, 4096) + pb_varint(4, 1))
               + struct.pack('<II', 16, 1 << 30) + b'z' * 16)
@@ -284,7 +297,7 @@ try: s.recv(4096)
 except Exception: pass
 PY
 }
-for kind in garbage escape huge zstd; do
+for kind in garbage escape huge zstd pages-beyond pages-unfinished pages-short; do
 	server bad-$kind --no-auth
 	stream $kind
 	wait $S
@@ -296,6 +309,11 @@ expect_in "$T/bad-escape.err" "refused file name" "a name leaving DIR: refused"
 	fail "a file was written outside DIR"
 expect_in "$T/bad-huge.err" "bytes (at most" "an oversized frame: refused before reading it"
 expect_in "$T/bad-zstd.err" "bad zstd block" "a zstd block claiming 1 GiB: refused"
+expect_in "$T/bad-pages-beyond.err" "beyond the" "pages far past the size bound: refused"
+expect_in "$T/bad-pages-unfinished.err" "incomplete" "a round whose pages.img never completes: refused"
+expect_in "$T/bad-pages-short.err" "but pages came up to" "pages.img smaller than its pages: refused"
+[ ! -e "$T/bad-pages-unfinished/pre-1/pages.img.part" ] && [ ! -e "$T/bad-pages-unfinished/pre-1/pages.img" ] &&
+	ok "an unfinished streamed pages.img is removed" || fail "an unfinished pages.img stays behind"
 
 # 6. No key on a non-loopback address needs saying so.
 expect_rc 2 "no key on a routable address is a usage error" \
