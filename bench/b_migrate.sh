@@ -37,20 +37,26 @@ stat_of() { # PID KEY
 	awk -v k="$2" '$1 == k {print $2}' $D/ctl.stats
 }
 
-# one SERVER_OPTS SEND [MIGRATE_OPTS]: one migration; prints
-# "gap_ms total_s mib ferry_ms wire_mib".
-one() {
+# setup SERVER_OPTS...: a fresh workload ($P) writing on the source and a
+# page server ($S) listening on the destination.
+setup() {
 	pkill -9 -f "$D/ctl" 2>/dev/null || true
-	rm -rf $D/ctl.* $D/dst $D/pid
+	rm -rf $D/ctl.* $D/dst $D/src $D/pid
 	ip netns exec $NS_S setsid "$B/tests/workloads/dirtier" $D/ctl --mb "$MB" --rate "$RATE" \
 		</dev/null >/dev/null 2>&1 &
 	while [ ! -s $D/ctl.ready ]; do sleep 0.1; done
 	P=$(awk '{print $1}' $D/ctl.ready)
 	sleep 1
 	ip netns exec $NS_D "$B/ferry" page-server -D $D/dst --address 10.198.0.2 --port 27300 \
-		--auth-key $D/key --restore --pidfile $D/pid $1 >$D/srv.out 2>&1 &
+		--auth-key $D/key "$@" >$D/srv.out 2>&1 &
 	S=$!
 	while ! grep -q listening $D/srv.out 2>/dev/null; do sleep 0.05; done
+}
+
+# one SERVER_OPTS READER [MIGRATE_OPTS]: one migration; prints
+# "gap_ms total_s mib ferry_ms wire_mib".
+one() {
+	setup --restore --pidfile $D/pid $1
 	stat_of "$P" max_gap_ns >/dev/null
 	ip netns exec $NS_S "$B/ferry" migrate -t "$P" --to 10.198.0.2:27300 \
 		--auth-key $D/key --json --reader "$2" ${3:-} >$D/mig.json
@@ -67,20 +73,10 @@ print("%.1f %.2f %.1f %.1f %.1f" % (int(sys.argv[1]) / 1e6, j["seconds"], j["byt
 PY
 }
 
-# one_dump SEND: a frozen dump -R of the running workload to the page server;
+# one_dump READER: a frozen dump -R of the running workload to the page server;
 # prints "freeze_ms seconds mib".
 one_dump() {
-	pkill -9 -f "$D/ctl" 2>/dev/null || true
-	rm -rf $D/ctl.* $D/dst $D/src
-	ip netns exec $NS_S setsid "$B/tests/workloads/dirtier" $D/ctl --mb "$MB" --rate "$RATE" \
-		</dev/null >/dev/null 2>&1 &
-	while [ ! -s $D/ctl.ready ]; do sleep 0.1; done
-	P=$(awk '{print $1}' $D/ctl.ready)
-	sleep 1
-	ip netns exec $NS_D "$B/ferry" page-server -D $D/dst --address 10.198.0.2 --port 27300 \
-		--auth-key $D/key >$D/srv.out 2>&1 &
-	S=$!
-	while ! grep -q listening $D/srv.out 2>/dev/null; do sleep 0.05; done
+	setup
 	ip netns exec $NS_S "$B/ferry" dump -t "$P" -D $D/src -R --reader "$1" --page-server \
 		--address 10.198.0.2 --port 27300 --auth-key $D/key --json >$D/dump.json
 	wait $S
