@@ -303,10 +303,15 @@ static int add_runs(struct xfer *x, struct xfer_batch *b, struct ferr *err)
 }
 
 /* Add every written batch whose turn it is; with wait, until all submitted
- * batches are added. The first error stops the adding (and is kept). */
+ * batches are added. The first error stops the adding for good: later
+ * batches may have been let through unread, and every later call reports
+ * it again. */
 static int retire(struct xfer *x, bool wait, struct ferr *err)
 {
-	int ret = 0;
+	int ret = x->rerr;
+
+	if (ret)
+		*err = x->rerr_msg;
 
 	pthread_mutex_lock(&x->mu);
 	while (x->done_seq < x->next_seq) {
@@ -322,8 +327,13 @@ static int retire(struct xfer *x, bool wait, struct ferr *err)
 			continue;
 		}
 		pthread_mutex_unlock(&x->mu);
-		if (!ret)
+		if (!ret) {
 			ret = add_runs(x, b, err);
+			if (ret) {
+				x->rerr = ret;
+				x->rerr_msg = *err;
+			}
+		}
 		pthread_mutex_lock(&x->mu);
 		b->state = XB_FREE;
 		b->nr_seg = b->nr_iov = b->used = 0;

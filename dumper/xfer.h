@@ -75,6 +75,8 @@ struct xfer {
 	pthread_t worker[XFER_WORKERS_MAX];
 	int nr_workers;
 	bool stop, failed;
+	int rerr;                 /* first error adding runs (or a worker's): sticky */
+	struct ferr rerr_msg;
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	bool live;                /* the target runs: a range unmapped meanwhile is skipped */
