@@ -32,7 +32,25 @@ static Ferry__VmaKind classify(const char *name, uint64_t inode)
 
 int vma_list_add(struct vma_list *l, const struct vma *v, const char *name, struct ferr *err)
 {
-	struct vma *nv;
+	struct vma *nv, clip;
+
+	/* A process that runs while its layout is read (a pre-dump round) can
+	 * grow or merge a VMA between two reads, and the next read, which
+	 * starts at the end of the last VMA listed, then returns a VMA that
+	 * began below it: the same range twice. Seen with churning mappings.
+	 * The list stays sorted and disjoint: what is listed already is left
+	 * out of the new entry (a frozen process never gets here). */
+	if (l->n && v->start < l->v[l->n - 1].end) {
+		uint64_t prev_end = l->v[l->n - 1].end;
+
+		if (v->end <= prev_end)
+			return 0;
+		clip = *v;
+		if (clip.inode)
+			clip.pgoff += prev_end - clip.start;
+		clip.start = prev_end;
+		v = &clip;
+	}
 
 	if (l->n == l->cap) {
 		size_t cap = l->cap ? l->cap * 2 : 64;

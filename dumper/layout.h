@@ -35,7 +35,9 @@ extern const struct layout_ops layout_procmap_ops;
 extern const struct layout_ops layout_maps_ops;
 const struct layout_ops *layout_ops_by_name(const char *name);
 
-/* Shared by the backends: append a VMA, classifying it from its name. */
+/* Shared by the backends: append a VMA, classifying it from its name. VMAs
+ * come in address order; a part already listed (a running process changed
+ * its layout between two reads) is left out, so the list stays disjoint. */
 int vma_list_add(struct vma_list *l, const struct vma *v, const char *name, struct ferr *err);
 void vma_list_free(struct vma_list *l);
 /* Index of the VMA containing addr, or -1. */

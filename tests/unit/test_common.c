@@ -13,6 +13,34 @@
 #include "common/json.h"
 #include "common/kerndat.h"
 #include "dumper/backend.h"
+#include "dumper/layout.h"
+
+/* A running process read in two steps can show a VMA that grew below the
+ * end of the one listed before it: the list must stay sorted and disjoint. */
+static void test_vma_list_overlap(void **state)
+{
+	struct vma_list l = { 0 };
+	struct vma a = { .start = 0x10000, .end = 0x20000, .prot = 1 },
+		   grown = { .start = 0x10000, .end = 0x30000, .pgoff = 0x1000, .inode = 7 },
+		   inside = { .start = 0x18000, .end = 0x30000 },
+		   next = { .start = 0x40000, .end = 0x50000 };
+	struct ferr err;
+
+	(void)state;
+	assert_int_equal(vma_list_add(&l, &a, NULL, &err), 0);
+	assert_int_equal(vma_list_add(&l, &grown, "/lib/x.so", &err), 0);
+	assert_int_equal(l.n, 2);
+	assert_int_equal(l.v[1].start, 0x20000);  /* only the part not listed yet */
+	assert_int_equal(l.v[1].end, 0x30000);
+	assert_int_equal(l.v[1].pgoff, 0x11000);  /* its file offset moves with it */
+	assert_int_equal(vma_list_add(&l, &inside, NULL, &err), 0);
+	assert_int_equal(l.n, 2);                 /* all of it listed already */
+	assert_int_equal(vma_list_add(&l, &next, NULL, &err), 0);
+	assert_int_equal(l.n, 3);
+	for (size_t i = 1; i < l.n; i++)
+		assert_true(l.v[i].start >= l.v[i - 1].end);
+	vma_list_free(&l);
+}
 
 static void test_err_wrap(void **state)
 {
@@ -129,6 +157,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_err_wrap),
+		cmocka_unit_test(test_vma_list_overlap),
 		cmocka_unit_test(test_json_escaping),
 		cmocka_unit_test(test_backend_choose),
 		cmocka_unit_test(test_kerndat_consistent),
