@@ -1,8 +1,8 @@
 /* The sending side of a migration (see migrate.h). */
 #include <dirent.h>
 #include <fcntl.h>
-#include <pthread.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
