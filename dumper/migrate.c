@@ -18,8 +18,6 @@
 #include "images/img.h"
 #include "proto/migrate.pb-c.h"
 
-#define SEND_CHUNK (1u << 20)
-
 int mig_connect(struct mig_conn *c, const char *to, const struct net_key *key, struct ferr *err)
 {
 	int ret;
@@ -103,22 +101,40 @@ static int send_zblock(struct mig_conn *c, const void *raw, size_t n, struct fer
 	return net_send_all(c->fd, z, 8 + k, err);
 }
 
-/* One file as zstd blocks of at most MIG_ZBLOCK bytes each. */
-static int send_zstd(struct mig_conn *c, int in, uint64_t size, const char *path,
+/* len bytes of an image as they are, or (--compress) as zstd blocks of at
+ * most MIG_ZBLOCK bytes each (see MigFile). */
+static int send_bytes(struct mig_conn *c, const uint8_t *p, size_t len, struct ferr *err)
+{
+	int ret = 0;
+
+	for (size_t at = 0; !ret && at < len;) {
+		size_t n = len - at < MIG_ZBLOCK ? len - at : MIG_ZBLOCK;
+
+		if (c->compress) {
+			ret = send_zblock(c, p + at, n, err);
+		} else {
+			ret = net_send_all(c->fd, p + at, n, err);
+			c->wire_bytes += n;
+		}
+		at += n;
+	}
+	return ret;
+}
+
+/* A file's size bytes, read a block at a time. */
+static int send_body(struct mig_conn *c, int in, uint64_t size, const char *path,
 		     struct ferr *err)
 {
-	static uint8_t raw[MIG_ZBLOCK];
+	static uint8_t buf[MIG_ZBLOCK];
 	uint64_t off = 0;
 
 	while (off < size) {
 		size_t n = size - off < MIG_ZBLOCK ? (size_t)(size - off) : MIG_ZBLOCK;
-		ssize_t got = pread(in, raw, n, (off_t)off);
-		int ret;
+		ssize_t got = pread(in, buf, n, (off_t)off);
 
 		if (got != (ssize_t)n)
 			return ferr_sys(err, got < 0 ? errno : EIO, "read %s", path);
-		ret = send_zblock(c, raw, n, err);
-		if (ret)
+		if (send_bytes(c, buf, n, err))
 			return ferr_wrap(err, "%s", path);
 		off += n;
 		c->round_bytes += n;
@@ -139,31 +155,6 @@ void mig_abort(struct mig_conn *c, const char *why)
 	(void)!net_send(c->fd, NET_ABORT, &r.base, &ignored);
 }
 
-static int send_body(struct mig_conn *c, int in, uint64_t size, const char *path,
-		     struct ferr *err)
-{
-	static uint8_t buf[SEND_CHUNK];
-	uint64_t off = 0;
-
-	while (off < size) {
-		size_t n = size - off < SEND_CHUNK ? (size_t)(size - off) : SEND_CHUNK;
-		ssize_t k = pread(in, buf, n, (off_t)off);
-		int ret;
-
-		if (k <= 0)
-			return ferr_sys(err, k < 0 ? errno : EIO, "read %s", path);
-		ret = net_send_all(c->fd, buf, (size_t)k, err);
-		if (ret)
-			return ferr_wrap(err, "%s", path);
-		off += (uint64_t)k;
-		c->round_bytes += (uint64_t)k;
-		c->wire_bytes += (uint64_t)k;
-		show_progress(c);
-	}
-	c->bytes += size;
-	return 0;
-}
-
 /* ---- the page stream --------------------------------------------------- */
 
 static int sink_open(struct img_pages_sink *s, const char *dir, struct ferr *err)
@@ -182,12 +173,10 @@ static int sink_open(struct img_pages_sink *s, const char *dir, struct ferr *err
 	return 0;
 }
 
-/* One PAGES frame and its bytes (zstd blocks with --compress). */
-static int send_pages(struct mig_conn *c, uint64_t off, const uint8_t *data, size_t len,
-		      struct ferr *err)
+/* The header of a PAGES frame for len bytes at off; they follow. */
+static int pages_header(struct mig_conn *c, uint64_t off, size_t len, struct ferr *err)
 {
 	Ferry__MigPages m = FERRY__MIG_PAGES__INIT;
-	int ret;
 
 	if (fault_hit("drop-connection-mid-round") && c->round_bytes >= (8u << 20)) {
 		shutdown(c->fd, SHUT_RDWR);
@@ -198,23 +187,38 @@ static int send_pages(struct mig_conn *c, uint64_t off, const uint8_t *data, siz
 	m.size = len;
 	m.has_zstd = c->compress;
 	m.zstd = c->compress;
-	ret = net_send_more(c->fd, NET_PAGES, &m.base, err);
-	for (size_t at = 0; !ret && at < len;) {
-		size_t n = len - at < MIG_ZBLOCK ? len - at : MIG_ZBLOCK;
+	return net_send_more(c->fd, NET_PAGES, &m.base, err);
+}
 
-		if (c->compress) {
-			ret = send_zblock(c, data + at, n, err);
-		} else {
-			ret = net_send_all(c->fd, data + at, n, err);
-			c->wire_bytes += n;
-		}
-		at += n;
-	}
+/* A piece of the stream starts: pieces go one at a time (c->mu), and none
+ * after the stream broke. Returns its error, or 0 with c->mu held. */
+static int piece_begin(struct mig_conn *c, struct ferr *err)
+{
+	int ret;
+
+	pthread_mutex_lock(&c->mu);
+	ret = c->sink_err;
+	if (!ret)
+		return 0;
+	*err = c->sink_msg;
+	pthread_mutex_unlock(&c->mu);
+	return ret;
+}
+
+/* ... and ends: counted, or the stream's first error kept for every
+ * later piece. */
+static int piece_end(struct mig_conn *c, size_t len, int ret, struct ferr *err)
+{
 	if (!ret) {
 		c->bytes += len;
 		c->round_bytes += len;
 		show_progress(c);
+	} else {
+		ferr_wrap(err, "sending the pages of %s", c->round);
+		c->sink_err = ret;
+		c->sink_msg = *err;
 	}
+	pthread_mutex_unlock(&c->mu);
 	return ret;
 }
 
@@ -222,43 +226,26 @@ static int sink_write(struct img_pages_sink *s, uint64_t off, const void *data, 
 		      struct ferr *err)
 {
 	struct mig_conn *c = container_of(s, struct mig_conn, sink);
-	int ret;
+	int ret = piece_begin(c, err);
 
-	pthread_mutex_lock(&c->mu);
-	ret = c->sink_err;
-	if (ret) {
-		*err = c->sink_msg;
-	} else {
-		ret = send_pages(c, off, data, len, err);
-		if (ret) {
-			ferr_wrap(err, "sending the pages of %s", c->round);
-			c->sink_err = ret;
-			c->sink_msg = *err;
-		}
-	}
-	pthread_mutex_unlock(&c->mu);
-	return ret;
+	if (ret)
+		return ret;
+	ret = pages_header(c, off, len, err);
+	if (!ret)
+		ret = send_bytes(c, data, len, err);
+	return piece_end(c, len, ret, err);
 }
 
-/* PAGES frame, then the bytes straight from the pipe into the socket. */
+/* The bytes straight from the pipe into the socket. Never with --compress. */
 static int sink_splice(struct img_pages_sink *s, uint64_t off, int pipe, size_t len,
 		       struct ferr *err)
 {
 	struct mig_conn *c = container_of(s, struct mig_conn, sink);
-	Ferry__MigPages m = FERRY__MIG_PAGES__INIT;
-	int ret;
+	int ret = piece_begin(c, err);
 
-	pthread_mutex_lock(&c->mu);
-	ret = c->sink_err;
-	if (ret) {
-		*err = c->sink_msg;
-		pthread_mutex_unlock(&c->mu);
+	if (ret)
 		return ret;
-	}
-	m.dir = c->remote;
-	m.offset = off;
-	m.size = len;
-	ret = net_send_more(c->fd, NET_PAGES, &m.base, err);
+	ret = pages_header(c, off, len, err);
 	for (size_t left = len; !ret && left;) {
 		ssize_t n = splice(pipe, NULL, c->fd, NULL, left, SPLICE_F_MOVE | SPLICE_F_MORE);
 
@@ -270,18 +257,9 @@ static int sink_splice(struct img_pages_sink *s, uint64_t off, int pipe, size_t 
 		else
 			left -= (size_t)n;
 	}
-	if (!ret) {
-		c->bytes += len;
+	if (!ret)
 		c->wire_bytes += len;
-		c->round_bytes += len;
-		show_progress(c);
-	} else {
-		ferr_wrap(err, "sending the pages of %s", c->round);
-		c->sink_err = ret;
-		c->sink_msg = *err;
-	}
-	pthread_mutex_unlock(&c->mu);
-	return ret;
+	return piece_end(c, len, ret, err);
 }
 
 struct img_pages_sink *mig_stream(struct mig_conn *c, const char *root, const char *root_remote)
@@ -327,8 +305,7 @@ static int send_file(struct mig_conn *c, const char *local, const char *name, co
 	f.zstd = c->compress;
 	ret = net_send(c->fd, NET_FILE, &f.base, err);
 	if (!ret)
-		ret = c->compress ? send_zstd(c, in, f.size, path, err)
-				  : send_body(c, in, f.size, path, err);
+		ret = send_body(c, in, f.size, path, err);
 	close(in);
 	return ret;
 }
