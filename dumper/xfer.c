@@ -302,6 +302,15 @@ static int add_runs(struct xfer *x, struct xfer_batch *b, struct ferr *err)
 	return ret;
 }
 
+/* The written batch whose runs are to be added next, or NULL. Under x->mu. */
+static struct xfer_batch *next_to_add(struct xfer *x)
+{
+	for (int i = 0; i < XFER_NR_BATCH; i++)
+		if (x->b[i].state == XB_WRITTEN && x->b[i].seq == x->done_seq)
+			return &x->b[i];
+	return NULL;
+}
+
 /* Add every written batch whose turn it is; with wait, until all submitted
  * batches are added. The first error stops the adding for good: later
  * batches may have been let through unread, and every later call reports
@@ -315,11 +324,8 @@ static int retire(struct xfer *x, bool wait, struct ferr *err)
 
 	pthread_mutex_lock(&x->mu);
 	while (x->done_seq < x->next_seq) {
-		struct xfer_batch *b = NULL;
+		struct xfer_batch *b = next_to_add(x);
 
-		for (int i = 0; i < XFER_NR_BATCH; i++)
-			if (x->b[i].state == XB_WRITTEN && x->b[i].seq == x->done_seq)
-				b = &x->b[i];
 		if (!b) {
 			if (!wait)
 				break;
@@ -360,15 +366,8 @@ static int take_free(struct xfer *x, struct ferr *err)
 				x->cur = i;
 		if (x->cur < 0) {
 			/* Wait for the oldest batch to be written. */
-			bool ready = false;
-
-			while (!ready) {
-				for (int i = 0; i < XFER_NR_BATCH; i++)
-					if (x->b[i].state == XB_WRITTEN && x->b[i].seq == x->done_seq)
-						ready = true;
-				if (!ready)
-					pthread_cond_wait(&x->cv, &x->mu);
-			}
+			while (!next_to_add(x))
+				pthread_cond_wait(&x->cv, &x->mu);
 		}
 		pthread_mutex_unlock(&x->mu);
 		if (x->cur >= 0)
