@@ -14,7 +14,7 @@
 #include <unistd.h>
 
 #include "common/compat.h"
-#include "dumper/layout.h"
+#include "proc/layout.h"
 
 static double now_ms(void)
 {

@@ -16,7 +16,7 @@
 #include <sys/wait.h>
 
 #include "common/log.h"
-#include "dumper/fds.h"
+#include "proc/fds.h"
 #include "restore/rst.h"
 
 static void __attribute__((noreturn, format(printf, 2, 3))) child_fail(int fd, const char *fmt, ...)

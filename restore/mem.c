@@ -13,7 +13,7 @@
 #include <sys/utsname.h>
 
 #include "common/log.h"
-#include "dumper/layout.h"
+#include "proc/layout.h"
 #include "restore/rst.h"
 
 #define HOLE_LOW (1ULL << 32)          /* search for free space above 4 GiB */

@@ -12,7 +12,7 @@
 
 #include "common/fault.h"
 #include "common/log.h"
-#include "dumper/target.h"
+#include "proc/target.h"
 #include "restore/rst.h"
 #include "restore/validate.h"
 

@@ -9,7 +9,7 @@
 #include <sys/types.h>
 #include <sys/user.h>
 
-#include "common/inject.h"
+#include "proc/inject.h"
 #include "images/img.h"
 #include "restore/restore.h"
 

@@ -26,7 +26,7 @@
 
 #include "common/fault.h"
 #include "common/log.h"
-#include "dumper/fds.h"
+#include "proc/fds.h"
 #include "restore/rst.h"
 #include "restore/validate.h"
 

@@ -37,7 +37,7 @@ tail -3 "$FB/log"
 clang -std=gnu11 -g -O1 -Wall -Wextra -Werror -fsanitize=fuzzer,address,undefined \
 	-fno-sanitize-recover=all -D_GNU_SOURCE -I. -I"$B/gen" \
 	$(pkg-config --cflags libprotobuf-c) \
-	common/err.c common/log.c common/net.c common/util.c dumper/pageserver.c \
+	common/err.c common/log.c migrate/net.c common/util.c migrate/receive.c \
 	"$B"/gen/proto/migrate.pb-c.c tests/fuzz/fuzz_stream.c \
 	-o "$FB/fuzz_stream" $(pkg-config --libs libprotobuf-c libcrypto libzstd)
 mkdir -p "$FB/stream-seeds" "$FB/stream-corpus"

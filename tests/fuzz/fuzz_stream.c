@@ -12,7 +12,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "dumper/pageserver.h"
+#include "migrate/pageserver.h"
 
 #define STREAM_MAX (60u << 10)   /* fits a socketpair's buffer: no writer thread */
 

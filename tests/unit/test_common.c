@@ -12,8 +12,8 @@
 #include "common/err.h"
 #include "common/json.h"
 #include "common/kerndat.h"
-#include "dumper/backend.h"
-#include "dumper/layout.h"
+#include "proc/backend.h"
+#include "proc/layout.h"
 
 /* A running process read in two steps can show a VMA that grew below the
  * end of the one listed before it: the list must stay sorted and disjoint. */

@@ -1,0 +1,415 @@
+/* `ferry show`: decode an image directory for people (text) and programs
+ * (--json), and optionally verify every page checksum through the chain. */
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+
+#include "common/json.h"
+#include "cli/cli.h"
+#include "images/img.h"
+
+void cmd_show_help(FILE *out)
+{
+	fprintf(out,
+		"Usage: ferry show DIR [--json] [--verify] [--runs]\n"
+		"\n"
+		"Decode the image directory DIR: inventory, parent chain, process and\n"
+		"threads, file descriptors, VMAs (printed as /proc/PID/maps prints them)\n"
+		"and a pagemap summary. The whole chain is validated on the way; a\n"
+		"directory without inventory.img is refused as incomplete.\n"
+		"\n"
+		"  --json      print the same as one JSON object\n"
+		"  --verify    also check the checksum of every page run through the chain;\n"
+		"              exit 1 on any mismatch\n"
+		"  --runs      list every page run of DIR's own pagemap, one per line:\n"
+		"              START END PAGES data|zero|parent (addresses in hex)\n"
+		"  -h, --help  this help\n"
+		"\n"
+		"Exit status: 0 valid, 1 invalid or unreadable images, 2 usage error.\n");
+}
+
+static const char *kind_name(Ferry__DumpKind k)
+{
+	return k == FERRY__DUMP_KIND__DUMP_FULL ? "dump" : "pre-dump";
+}
+
+static void hex_id(const ProtobufCBinaryData *id, char *out, size_t outlen)
+{
+	out[0] = '\0';
+	for (size_t i = 0; i < id->len && 2 * i + 2 < outlen; i++)
+		sprintf(out + 2 * i, "%02x", id->data[i]);
+}
+
+/* One VMA in the exact layout of /proc/PID/maps. */
+static void format_vma(const Ferry__Vma *v, char *line, size_t len)
+{
+	int n = snprintf(line, len, "%08" PRIx64 "-%08" PRIx64 " %c%c%c%c %08" PRIx64 " %02x:%02x %" PRIu64,
+			 v->start, v->end, v->prot & PROT_READ ? 'r' : '-',
+			 v->prot & PROT_WRITE ? 'w' : '-', v->prot & PROT_EXEC ? 'x' : '-',
+			 v->flags & MAP_SHARED ? 's' : 'p', v->pgoff, v->dev_major, v->dev_minor,
+			 v->inode);
+	const char *name = v->name ? v->name : v->path;
+
+	if (n < 0 || (size_t)n >= len)
+		return;
+	/* The kernel ends the fixed columns with a space, then pads a name to
+	 * column 73. */
+	if (name && *name)
+		snprintf(line + n, len - n, "%*s%s", n < 73 ? 73 - n : 1, "", name);
+	else
+		snprintf(line + n, len - n, " ");
+}
+
+static void show_text(struct img_image *img, Ferry__Process *proc, Ferry__Thread **th, size_t nth,
+		      Ferry__Fd **fds, size_t nfds)
+{
+	const Ferry__Inventory *inv = img->inv;
+	const Ferry__PagemapStats *st = inv->stats;
+	char id[2 * IMG_ID_SIZE + 1], when[64], line[4200];
+	time_t secs = (time_t)(inv->created_ns / 1000000000ull);
+	struct tm tm;
+
+	hex_id(&inv->id, id, sizeof(id));
+	gmtime_r(&secs, &tm);
+	strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S UTC", &tm);
+	printf("image:     %s\n", img->path);
+	printf("kind:      %s, format %u.%u, written by ferry %s\n", kind_name(inv->kind),
+	       inv->format_major, inv->format_minor, inv->ferry_version);
+	printf("id:        %s\n", id);
+	printf("created:   %s\n", when);
+	printf("source:    Linux %s %s, page size %u, root pid %u\n", inv->kernel ? inv->kernel : "?",
+	       inv->arch, inv->page_size, inv->root_pid);
+	if (inv->has_freeze_ns)
+		printf("frozen:    %.3f ms\n", inv->freeze_ns / 1e6);
+	if (inv->tracker)
+		printf("tracker:   %s (armed for the next round)\n", inv->tracker);
+	printf("chain:     %s", img->path);
+	for (const struct img_image *p = img->parent; p; p = p->parent)
+		printf(" -> %s (%s)", p->path, kind_name(p->inv->kind));
+	printf("\n");
+	if (proc) {
+		printf("\nprocess:   pid %u, ppid %u, comm \"%s\", %zu thread%s\n", proc->pid, proc->ppid,
+		       proc->comm ? proc->comm : "", nth, nth == 1 ? "" : "s");
+		if (proc->cwd)
+			printf("cwd:       %s\n", proc->cwd);
+		if (proc->mm && proc->mm->exe_path)
+			printf("exe:       %s\n", proc->mm->exe_path);
+		if (proc->n_sigactions) {
+			printf("handlers: ");
+			for (size_t i = 0; i < proc->n_sigactions; i++)
+				printf(" %u%s", proc->sigactions[i]->signo,
+				       proc->sigactions[i]->handler == 1 ? "(ignored)" : "");
+			printf("\n");
+		}
+		for (size_t i = 0; i < nth; i++)
+			printf("  thread %u%s%s%s\n", th[i]->tid, th[i]->comm ? " \"" : "",
+			       th[i]->comm ? th[i]->comm : "", th[i]->comm ? "\"" : "");
+	}
+	if (nfds) {
+		printf("\nfiles (%zu):\n", nfds);
+		for (size_t i = 0; i < nfds; i++)
+			printf("  %3u  flags 0%o  pos %" PRIu64 "  %s\n", fds[i]->fd, fds[i]->flags,
+			       fds[i]->pos, fds[i]->path ? fds[i]->path : "");
+	}
+	printf("\nvmas (%zu):\n", img->nr_vmas);
+	for (size_t i = 0; i < img->nr_vmas; i++) {
+		format_vma(img->vmas[i], line, sizeof(line));
+		printf("%s\n", line);
+	}
+	if (st)
+		printf("\npagemap:   %" PRIu64 " runs, %" PRIu64 " pages (%.1f MiB): data %" PRIu64
+		       ", in parent %" PRIu64 ", zero %" PRIu64 "\n",
+		       st->runs, st->pages, st->pages * (double)inv->page_size / (1 << 20),
+		       st->data_pages, st->parent_pages, st->zero_pages);
+}
+
+/* What the kernel keeps per thread, as restore must set it again. */
+static void show_json_thread(struct json *j, const Ferry__Thread *t)
+{
+	json_obj_begin(j, NULL);
+	json_u64(j, "tid", t->tid);
+	json_str(j, "comm", t->comm);
+	json_u64(j, "sigmask", t->sigmask);
+	json_u64(j, "pending", t->n_pending);
+	json_u64(j, "clear_child_tid", t->clear_child_tid);
+	json_u64(j, "robust_list", t->robust_list);
+	json_u64(j, "robust_list_len", t->robust_list_len);
+	if (t->rseq) {
+		json_obj_begin(j, "rseq");
+		json_u64(j, "ptr", t->rseq->ptr);
+		json_u64(j, "size", t->rseq->size);
+		json_u64(j, "signature", t->rseq->signature);
+		json_obj_end(j);
+	}
+	if (t->altstack) {
+		json_obj_begin(j, "altstack");
+		json_u64(j, "sp", t->altstack->sp);
+		json_u64(j, "size", t->altstack->size);
+		json_u64(j, "flags", t->altstack->flags);
+		json_obj_end(j);
+	}
+	json_u64(j, "xsave_bytes", t->has_xsave ? t->xsave.len : 0);
+	json_obj_end(j);
+}
+
+static void show_json_mm(struct json *j, const Ferry__MmState *mm)
+{
+	if (!mm)
+		return;
+	json_obj_begin(j, "mm");
+	json_u64(j, "start_code", mm->start_code);
+	json_u64(j, "end_code", mm->end_code);
+	json_u64(j, "start_data", mm->start_data);
+	json_u64(j, "end_data", mm->end_data);
+	json_u64(j, "start_brk", mm->start_brk);
+	json_u64(j, "brk", mm->brk);
+	json_u64(j, "start_stack", mm->start_stack);
+	json_u64(j, "arg_start", mm->arg_start);
+	json_u64(j, "arg_end", mm->arg_end);
+	json_u64(j, "env_start", mm->env_start);
+	json_u64(j, "env_end", mm->env_end);
+	json_u64(j, "auxv_bytes", mm->has_auxv ? mm->auxv.len : 0);
+	json_obj_end(j);
+}
+
+static void show_json_ids(struct json *j, const char *key, const uint32_t *v, size_t n)
+{
+	json_arr_begin(j, key);
+	for (size_t i = 0; i < n; i++)
+		json_u64(j, NULL, v[i]);
+	json_arr_end(j);
+}
+
+static void show_json_creds(struct json *j, const Ferry__Creds *c)
+{
+	if (!c)
+		return;
+	json_obj_begin(j, "creds");
+	show_json_ids(j, "uid", c->uid, c->n_uid);
+	show_json_ids(j, "gid", c->gid, c->n_gid);
+	show_json_ids(j, "groups", c->groups, c->n_groups);
+	json_u64(j, "cap_eff", c->cap_eff);
+	json_u64(j, "cap_prm", c->cap_prm);
+	json_u64(j, "cap_inh", c->cap_inh);
+	json_u64(j, "cap_bnd", c->cap_bnd);
+	json_u64(j, "cap_amb", c->cap_amb);
+	json_obj_end(j);
+}
+
+static void show_json(struct json *j, struct img_image *img, Ferry__Process *proc,
+		      Ferry__Thread **th, size_t nth, Ferry__Fd **fds, size_t nfds)
+{
+	const Ferry__Inventory *inv = img->inv;
+	char id[2 * IMG_ID_SIZE + 1], line[4200];
+
+	hex_id(&inv->id, id, sizeof(id));
+	json_str(j, "path", img->path);
+	json_str(j, "kind", kind_name(inv->kind));
+	json_u64(j, "format_major", inv->format_major);
+	json_u64(j, "format_minor", inv->format_minor);
+	json_str(j, "ferry_version", inv->ferry_version);
+	json_str(j, "id", id);
+	json_u64(j, "created_ns", inv->created_ns);
+	json_str(j, "kernel", inv->kernel);
+	json_str(j, "arch", inv->arch);
+	json_u64(j, "page_size", inv->page_size);
+	json_u64(j, "root_pid", inv->root_pid);
+	if (inv->has_freeze_ns)
+		json_u64(j, "freeze_ns", inv->freeze_ns);
+	json_arr_begin(j, "chain");
+	for (const struct img_image *p = img->parent; p; p = p->parent) {
+		json_obj_begin(j, NULL);
+		json_str(j, "path", p->path);
+		json_str(j, "kind", kind_name(p->inv->kind));
+		json_obj_end(j);
+	}
+	json_arr_end(j);
+	if (proc) {
+		json_obj_begin(j, "process");
+		json_u64(j, "pid", proc->pid);
+		json_u64(j, "ppid", proc->ppid);
+		json_str(j, "comm", proc->comm);
+		json_str(j, "cwd", proc->cwd);
+		json_str(j, "exe", proc->mm ? proc->mm->exe_path : NULL);
+		json_arr_begin(j, "threads");
+		for (size_t i = 0; i < nth; i++)
+			json_u64(j, NULL, th[i]->tid);
+		json_arr_end(j);
+		json_arr_begin(j, "thread_state");
+		for (size_t i = 0; i < nth; i++)
+			show_json_thread(j, th[i]);
+		json_arr_end(j);
+		if (proc->has_umask)
+			json_u64(j, "umask", proc->umask);
+		if (proc->has_personality)
+			json_u64(j, "personality", proc->personality);
+		show_json_mm(j, proc->mm);
+		show_json_creds(j, proc->creds);
+		json_arr_begin(j, "rlimits");
+		for (size_t i = 0; i < proc->n_rlimits; i++) {
+			json_obj_begin(j, NULL);
+			json_u64(j, "resource", proc->rlimits[i]->resource);
+			json_u64(j, "cur", proc->rlimits[i]->cur);
+			json_u64(j, "max", proc->rlimits[i]->max);
+			json_obj_end(j);
+		}
+		json_arr_end(j);
+		json_u64(j, "shared_pending", proc->n_shared_pending);
+		json_arr_begin(j, "sigactions");
+		for (size_t i = 0; i < proc->n_sigactions; i++) {
+			json_obj_begin(j, NULL);
+			json_u64(j, "signo", proc->sigactions[i]->signo);
+			json_u64(j, "handler", proc->sigactions[i]->handler);
+			json_u64(j, "flags", proc->sigactions[i]->flags);
+			json_u64(j, "restorer", proc->sigactions[i]->restorer);
+			json_u64(j, "mask", proc->sigactions[i]->mask);
+			json_obj_end(j);
+		}
+		json_arr_end(j);
+		json_obj_end(j);
+	}
+	json_arr_begin(j, "fds");
+	for (size_t i = 0; i < nfds; i++) {
+		json_obj_begin(j, NULL);
+		json_u64(j, "fd", fds[i]->fd);
+		json_u64(j, "flags", fds[i]->flags);
+		json_u64(j, "pos", fds[i]->pos);
+		json_str(j, "path", fds[i]->path);
+		json_obj_end(j);
+	}
+	json_arr_end(j);
+	json_arr_begin(j, "vmas");
+	for (size_t i = 0; i < img->nr_vmas; i++) {
+		format_vma(img->vmas[i], line, sizeof(line));
+		json_str(j, NULL, line);
+	}
+	json_arr_end(j);
+	if (inv->stats) {
+		json_obj_begin(j, "pagemap");
+		json_u64(j, "runs", inv->stats->runs);
+		json_u64(j, "pages", inv->stats->pages);
+		json_u64(j, "data_pages", inv->stats->data_pages);
+		json_u64(j, "parent_pages", inv->stats->parent_pages);
+		json_u64(j, "zero_pages", inv->stats->zero_pages);
+		json_obj_end(j);
+	}
+	json_str(j, "tracker", inv->tracker);
+}
+
+static void show_runs(const struct img_image *img)
+{
+	for (size_t i = 0; i < img->nr_runs; i++) {
+		const struct img_run *r = &img->runs[i];
+
+		printf("%" PRIx64 " %" PRIx64 " %" PRIu64 " %s\n", r->vaddr,
+		       r->vaddr + r->nr_pages * img->page_size, r->nr_pages,
+		       r->flags & IMG_RUN_IN_PARENT ? "parent" : r->flags & IMG_RUN_ZERO ? "zero" : "data");
+	}
+}
+
+static int show(const char *dir, bool json, bool verify, bool runs)
+{
+	struct img_image *img = NULL;
+	Ferry__Process *proc = NULL;
+	Ferry__Thread **th = NULL;
+	Ferry__Fd **fds = NULL;
+	size_t nth = 0, nfds = 0;
+	struct img_verify_report rep;
+	struct ferr err;
+	int ret, vret = 0;
+
+	ferr_clear(&err);
+	ret = img_open(&img, dir, &err);
+	if (!ret && img->inv->kind == FERRY__DUMP_KIND__DUMP_FULL) {
+		ret = img_read_process(img, &proc, &err);
+		if (!ret)
+			ret = img_read_threads(img, &th, &nth, &err);
+		if (!ret)
+			ret = img_read_fds(img, &fds, &nfds, &err);
+	}
+	if (ret) {
+		fprintf(stderr, "ferry show: %s\n", err.msg);
+		goto out;
+	}
+	if (verify)
+		vret = img_verify(img, &rep, &err);
+	if (runs) {
+		show_runs(img);
+	} else if (json) {
+		struct json j;
+
+		json_init(&j, stdout);
+		json_obj_begin(&j, NULL);
+		show_json(&j, img, proc, th, nth, fds, nfds);
+		if (verify) {
+			json_obj_begin(&j, "verify");
+			json_bool(&j, "ok", vret == 0);
+			json_u64(&j, "images", rep.images);
+			json_u64(&j, "runs_checked", rep.runs_checked);
+			json_u64(&j, "bytes_checked", rep.bytes_checked);
+			json_u64(&j, "bad_runs", rep.bad_runs);
+			json_str(&j, "error", vret ? err.msg : NULL);
+			json_obj_end(&j);
+		}
+		json_obj_end(&j);
+		json_finish(&j);
+	} else {
+		show_text(img, proc, th, nth, fds, nfds);
+		if (verify && !vret)
+			printf("verify:    ok: %" PRIu64 " runs, %.1f MiB in %" PRIu64 " image%s\n",
+			       rep.runs_checked, rep.bytes_checked / 1048576.0, rep.images,
+			       rep.images == 1 ? "" : "s");
+	}
+	if (vret) {
+		fprintf(stderr, "ferry show: verify failed (%" PRIu64 " bad run%s): %s\n", rep.bad_runs,
+			rep.bad_runs == 1 ? "" : "s", err.msg);
+		ret = vret;
+	}
+out:
+	if (proc)
+		ferry__process__free_unpacked(proc, NULL);
+	img_free_entries(th, nth);
+	img_free_entries(fds, nfds);
+	img_close(img);
+	return ret ? EXIT_FAIL : EXIT_OK;
+}
+
+int cmd_show(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "json", no_argument, NULL, 'j' },
+		{ "verify", no_argument, NULL, 'V' },
+		{ "runs", no_argument, NULL, 'r' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	bool json = false, verify = false, runs = false;
+	int c;
+
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'j':
+			json = true;
+			break;
+		case 'V':
+			verify = true;
+			break;
+		case 'r':
+			runs = true;
+			break;
+		case 'h':
+			cmd_show_help(stdout);
+			return EXIT_OK;
+		default:
+			return cli_usage_error("show", "unknown option");
+		}
+	}
+	if (optind + 1 != argc)
+		return cli_usage_error("show", "expected exactly one image directory");
+	if (runs && json)
+		return cli_usage_error("show", "--runs prints lines, not JSON: choose one");
+	return show(argv[optind], json, verify, runs);
+}

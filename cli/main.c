@@ -1,0 +1,145 @@
+/* ferry's entry point: global options and dispatch to subcommands. */
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "cli/cli.h"
+
+#ifndef FERRY_VERSION
+#define FERRY_VERSION "0.0.0-dev"
+#endif
+
+static const struct ferry_cmd commands[] = {
+	{ "check", "probe the kernel and say what ferry can do here", cmd_check, cmd_check_help },
+	{ "pre-dump", "copy a running process's memory and keep tracking its writes", cmd_pre_dump,
+	  cmd_pre_dump_help },
+	{ "dump", "freeze a process and write its complete state to images", cmd_dump, cmd_dump_help },
+	{ "restore", "bring a dumped process back to life", cmd_restore, cmd_restore_help },
+	{ "migrate", "move a running process to another host's page server", cmd_migrate,
+	  cmd_migrate_help },
+	{ "page-server", "receive a migration (or dumps) and restore it", cmd_page_server,
+	  cmd_page_server_help },
+	{ "show", "decode an image directory (like crit show)", cmd_show, cmd_show_help },
+};
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+		"Usage: ferry [-v|-q] COMMAND [OPTIONS]\n"
+		"       ferry help COMMAND\n"
+		"\n"
+		"ferry checkpoints a running Linux process to image files and restores it,\n"
+		"or moves it to another host with iterative pre-copy.\n"
+		"\n"
+		"Commands:\n");
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		fprintf(out, "  %-12s %s\n", commands[i].name, commands[i].summary);
+	fprintf(out,
+		"\n"
+		"Global options:\n"
+		"  -v, --verbose  more messages (repeat for debug)\n"
+		"  -q, --quiet    errors only\n"
+		"  -V, --version  print the version\n"
+		"  -h, --help     this help\n"
+		"\n"
+		"Exit status: 0 success, 1 failure, 2 usage error.\n"
+		"See ferry(1) and docs/ for the image format and each command.\n");
+}
+
+static const struct ferry_cmd *find_cmd(const char *name)
+{
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		if (strcmp(commands[i].name, name) == 0)
+			return &commands[i];
+	return NULL;
+}
+
+int cli_write_pidfile(const char *path, pid_t pid)
+{
+	char tmp[4096];
+	FILE *f;
+
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	f = fopen(tmp, "w");
+	if (!f)
+		return -1;
+	fprintf(f, "%d\n", pid);
+	if (fclose(f) != 0 || rename(tmp, path) != 0)
+		return -1;
+	return 0;
+}
+
+int cli_usage_error(const char *cmd, const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "ferry %s: ", cmd);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "\nTry `ferry help %s`.\n", cmd);
+	return EXIT_USAGE;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "quiet", no_argument, NULL, 'q' },
+		{ "version", no_argument, NULL, 'V' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int level = LOG_WARN, c;
+	const struct ferry_cmd *cmd;
+
+	/* Global options stop at the first non-option: the subcommand. */
+	while ((c = getopt_long(argc, argv, "+vqVh", opts, NULL)) != -1) {
+		switch (c) {
+		case 'v':
+			level++;
+			break;
+		case 'q':
+			level = LOG_ERROR;
+			break;
+		case 'V':
+			printf("ferry %s\n", FERRY_VERSION);
+			return EXIT_OK;
+		case 'h':
+			usage(stdout);
+			return EXIT_OK;
+		default:
+			usage(stderr);
+			return EXIT_USAGE;
+		}
+	}
+	log_set_level(level > LOG_DEBUG ? LOG_DEBUG : (enum log_level)level);
+	if (optind >= argc) {
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	if (strcmp(argv[optind], "help") == 0) {
+		if (optind + 1 >= argc) {
+			usage(stdout);
+			return EXIT_OK;
+		}
+		cmd = find_cmd(argv[optind + 1]);
+		if (!cmd) {
+			fprintf(stderr, "ferry: unknown command `%s`\n", argv[optind + 1]);
+			return EXIT_USAGE;
+		}
+		cmd->help(stdout);
+		return EXIT_OK;
+	}
+	cmd = find_cmd(argv[optind]);
+	if (!cmd) {
+		fprintf(stderr, "ferry: unknown command `%s`; `ferry --help` lists them\n", argv[optind]);
+		return EXIT_USAGE;
+	}
+	argv += optind;
+	argc -= optind;
+	optind = 0; /* getopt_long restarts for the subcommand */
+	return cmd->run(argc, argv);
+}

@@ -1,0 +1,56 @@
+/* The dump engine as functions, so that the CLI, the iterative loop and a
+ * later service call the same code. One round is either a pre-dump (memory
+ * only, read while the target runs) or the final dump (frozen, complete). */
+#ifndef FERRY_DUMP_DUMP_H
+#define FERRY_DUMP_DUMP_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "common/err.h"
+#include "common/util.h"
+#include "proc/layout.h"
+#include "proc/pages.h"
+#include "proc/target.h"
+#include "dump/track.h"
+
+struct dump_opts {
+	pid_t pid;
+	const char *dir;
+	bool pre;                  /* pre-dump round: memory only, the target keeps running */
+	bool leave_running;
+	bool hold;                 /* final dump: leave the target frozen for the caller
+				      to end or resume (a migration's hand-over) */
+	bool skip_unsupported_fds;
+	bool use_pidfd;            /* kernel has PROCESS_VM_PIDFD */
+	const struct layout_ops *layout;
+	const struct pages_ops *pages;
+	const char *parent;        /* the previous round, relative to dir (as criu's
+				      --prev-images-dir), or NULL */
+	struct tracker *tr;        /* dirty tracker kept across rounds, or NULL */
+	struct img_pages_sink *sink;  /* page data goes there (a page server), not to
+					 DIR/pages.img; or NULL */
+	bool splice;               /* frozen rounds: pages leave through a pipe the target
+				      vmsplices into (--reader vmsplice), not a buffer */
+};
+
+struct dump_result {
+	size_t threads, vmas;
+	uint64_t data_pages, zero_pages, parent_pages, skipped_pages;
+	uint64_t freeze_ns;        /* final dump: the freeze; pre-dump: brief tracker freezes */
+	uint64_t collect_ns;       /* asking the tracker what was written */
+	uint64_t copy_ns;          /* reading and writing the pages */
+	double seconds;
+	bool killed;
+	bool tracked;              /* a dirty set was known: only it was copied */
+	uint8_t id[IMG_ID_SIZE];   /* of the dump written */
+};
+
+/* Open the target, run one round, close it. */
+int __must_check dump_run(const struct dump_opts *o, struct dump_result *res, struct ferr *err);
+/* One round against a target already open (and not frozen). */
+int __must_check dump_round(struct target *t, const struct dump_opts *o, struct dump_result *res,
+			    struct ferr *err);
+
+#endif

@@ -1,0 +1,38 @@
+/* Auto-converge: slowing a process that dirties memory faster than ferry
+ * copies it, as QEMU throttles a guest's vCPUs. Two ways, chosen at start:
+ *
+ *   cgroup   the process's cgroup v2 cpu.max, when ferry may write it and the
+ *            cgroup is not ferry's own (nor the root); the old value is
+ *            written back at the end.
+ *   signals  SIGSTOP/SIGCONT duty cycles (by pidfd) in a 20 ms period.
+ *
+ * The level is the share of time taken away (0 to 0.9). */
+#ifndef FERRY_DUMP_THROTTLE_H
+#define FERRY_DUMP_THROTTLE_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <sys/types.h>
+
+#include "common/err.h"
+
+struct throttle {
+	pid_t pid;
+	int pidfd;
+	double level;
+	const char *method;      /* "cgroup cpu.max" or "SIGSTOP/SIGCONT"; NULL until started */
+	char cpu_max[4200];      /* cgroup: the file */
+	char saved[64];          /* cgroup: its old content */
+	pthread_t thread;        /* signals: the duty-cycle thread */
+	bool running, stop;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+};
+
+void throttle_init(struct throttle *th, pid_t pid, int pidfd);
+/* Set the level (0 stops throttling for now); starts on first use. */
+int __must_check throttle_set(struct throttle *th, double level, struct ferr *err);
+/* Stop throttling; the process runs freely (and is never left stopped). */
+void throttle_fini(struct throttle *th);
+
+#endif

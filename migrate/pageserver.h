@@ -1,0 +1,47 @@
+/* The destination of a migration: receives pre-dump rounds and the final
+ * dump into DIR, the same image directories a local dump writes, and with a
+ * restore function restores the final dump (stopped), tells the source, and
+ * lets the process run once the source says its original is gone. */
+#ifndef FERRY_MIGRATE_PAGESERVER_H
+#define FERRY_MIGRATE_PAGESERVER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "common/err.h"
+#include "migrate/net.h"
+
+#define PS_MAX_FILE_DEFAULT (1ull << 40)   /* 1 TiB */
+#define PS_MAX_FILES 64                    /* per round */
+
+struct ps_opts {
+	const char *dir;
+	const struct net_key *key;
+	uint64_t max_file;                /* bytes of one image file at most */
+	/* A pre-dump round is complete in dir (the warm restore builds on it);
+	 * an error here only ends the warm restore, not the migration. */
+	void (*round)(void *arg, const char *dir);
+	/* Restore the dump in dir, leaving the process stopped; NULL: no restore. */
+	int (*restore)(void *arg, const char *dir, pid_t *pid, struct ferr *err);
+	void *arg;
+	bool quiet;
+};
+
+struct ps_result {
+	unsigned rounds;                  /* pre-dump rounds received */
+	uint64_t bytes, files;
+	bool final;                       /* the final dump arrived complete */
+	pid_t pid;                        /* restored and running, or 0 */
+	bool in_doubt;                    /* restored, left stopped: the source vanished
+					     before saying its original is gone */
+};
+
+/* Serve one connection (handshake included) until the final dump is handed
+ * over (res->final), or until the source closes it cleanly after a complete
+ * round (0, res->final false: a separate pre-dump command; the next comes on
+ * a new connection). res accumulates over connections: zero it once. */
+int __must_check ps_serve(int fd, const struct ps_opts *o, struct ps_result *res,
+			  struct ferr *err);
+
+#endif

@@ -1,0 +1,414 @@
+/* The page server: one migration over one connection (see pageserver.h and
+ * docs/PROTOCOL.md). The stream is untrusted: names are checked against a
+ * fixed pattern (no path can leave DIR), sizes are bounded, and anything
+ * malformed drops the connection with a clean error. */
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zstd.h>
+
+#include "common/log.h"
+#include "common/util.h"
+#include "migrate/pageserver.h"
+#include "proto/migrate.pb-c.h"
+
+#define RECV_CHUNK (1u << 20)
+
+/* "" (DIR itself) or one plain path component under DIR: a round's
+ * directory ("pre-3" from migrate, a pre-dump's -D basename). It starts
+ * with a letter or digit, so it is never "." or "..". */
+static bool valid_dir(const char *d)
+{
+	size_t n = strlen(d);
+
+	if (!n)
+		return true;
+	if (n > 64 || !((d[0] >= 'a' && d[0] <= 'z') || (d[0] >= 'A' && d[0] <= 'Z') ||
+			(d[0] >= '0' && d[0] <= '9')))
+		return false;
+	for (size_t i = 1; i < n; i++) {
+		char c = d[i];
+
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		      c == '_' || c == '-' || c == '.'))
+			return false;
+	}
+	return true;
+}
+
+/* A plain image file name: [A-Za-z0-9_-][A-Za-z0-9_.-]* ending in ".img". */
+static bool valid_name(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n < 5 || n > 64 || s[0] == '.' || strcmp(s + n - 4, ".img"))
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		char c = s[i];
+
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		      c == '_' || c == '-' || c == '.'))
+			return false;
+	}
+	return true;
+}
+
+static int round_dir(const struct ps_opts *o, const char *d, char *path, size_t cap,
+		     struct ferr *err)
+{
+	snprintf(path, cap, "%s%s%s", o->dir, *d ? "/" : "", d);
+	if (*d && mkdir(path, 0700) < 0 && errno != EEXIST)
+		return ferr_sys(err, errno, "create %s", path);
+	return 0;
+}
+
+/* size bytes as they are, into out at offset at. */
+static int recv_raw(int fd, int out, uint64_t at, uint64_t size, uint8_t *buf, const char *part,
+		    struct ferr *err)
+{
+	for (uint64_t off = 0; off < size;) {
+		size_t n = size - off < RECV_CHUNK ? (size_t)(size - off) : RECV_CHUNK;
+		int ret = net_recv_all(fd, buf, n, err);
+
+		if (ret)
+			return ret;
+		if (pwrite_all(out, buf, n, at + off) < 0)
+			return ferr_sys(err, errno, "write %s", part);
+		off += n;
+	}
+	return 0;
+}
+
+/* size bytes sent as zstd blocks, into out at offset at: each header
+ * checked against what is left and the block size before anything is read
+ * or decompressed. */
+static int recv_zstd(int fd, int out, uint64_t at, uint64_t size, uint8_t *buf,
+		     const char *part, struct ferr *err)
+{
+	static uint8_t z[ZSTD_COMPRESSBOUND(MIG_ZBLOCK)];
+	uint64_t off = 0;
+
+	while (off < size) {
+		uint32_t hdr[2];
+		size_t got;
+		int ret = net_recv_all(fd, hdr, sizeof(hdr), err);
+
+		if (ret)
+			return ret;
+		if (!hdr[1] || hdr[1] > MIG_ZBLOCK || hdr[1] > size - off || !hdr[0] ||
+		    hdr[0] > sizeof(z))
+			return ferr_new(err, EPROTO, "bad zstd block (%u bytes for %u, %llu left)",
+					hdr[0], hdr[1], (unsigned long long)(size - off));
+		ret = net_recv_all(fd, z, hdr[0], err);
+		if (ret)
+			return ret;
+		got = ZSTD_decompress(buf, MIG_ZBLOCK, z, hdr[0]);
+		if (ZSTD_isError(got) || got != hdr[1])
+			return ferr_new(err, EPROTO, "zstd block does not decompress to %u bytes%s%s",
+					hdr[1], ZSTD_isError(got) ? ": " : "",
+					ZSTD_isError(got) ? ZSTD_getErrorName(got) : "");
+		if (pwrite_all(out, buf, got, at + off) < 0)
+			return ferr_sys(err, errno, "write %s", part);
+		off += got;
+	}
+	return 0;
+}
+
+/* A round's pages.img as it arrives in PAGES frames: DIR[/dir]/pages.img.part
+ * until the FILE frame for it says it is complete. One round at a time. */
+struct stream {
+	char dir[72];
+	char part[PATH_MAX + 90];
+	int fd;                     /* -1: none open */
+	uint64_t end;               /* the highest byte written, plus one */
+};
+
+static void stream_drop(struct stream *st)
+{
+	if (st->fd >= 0) {
+		close(st->fd);
+		unlink(st->part);
+	}
+	st->fd = -1;
+	st->end = 0;
+}
+
+static int recv_pages(int fd, const struct ps_opts *o, const uint8_t *msg, size_t len,
+		      uint8_t *buf, struct stream *st, struct ps_result *res, struct ferr *err)
+{
+	Ferry__MigPages *m = ferry__mig_pages__unpack(NULL, len, msg);
+	char dir[PATH_MAX];
+	int ret = 0;
+
+	if (!m)
+		return ferr_new(err, EPROTO, "malformed PAGES message");
+	if (!valid_dir(m->dir)) {
+		ret = ferr_new(err, EPROTO, "refused round name `%.80s`", m->dir);
+	} else if (!m->size || m->offset > o->max_file || m->size > o->max_file - m->offset) {
+		ret = ferr_new(err, EFBIG, "%s/pages.img: %llu bytes at %llu, beyond the %llu "
+			       "allowed", m->dir, (unsigned long long)m->size,
+			       (unsigned long long)m->offset, (unsigned long long)o->max_file);
+	} else if (st->fd >= 0 && strcmp(st->dir, m->dir)) {
+		ret = ferr_new(err, EPROTO, "pages for `%.80s` while `%s` is not complete", m->dir,
+			       st->dir);
+	} else if (st->fd < 0) {
+		ret = round_dir(o, m->dir, dir, sizeof(dir), err);
+		snprintf(st->dir, sizeof(st->dir), "%s", m->dir);
+		snprintf(st->part, sizeof(st->part), "%s/pages.img.part", dir);
+		if (!ret) {
+			st->fd = open(st->part, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW,
+				      0600);
+			if (st->fd < 0)
+				ret = ferr_sys(err, errno, "create %s", st->part);
+		}
+	}
+	if (!ret)
+		ret = m->has_zstd && m->zstd
+			      ? recv_zstd(fd, st->fd, m->offset, m->size, buf, st->part, err)
+			      : recv_raw(fd, st->fd, m->offset, m->size, buf, st->part, err);
+	if (!ret && m->offset + m->size > st->end)
+		st->end = m->offset + m->size;
+	if (!ret)
+		res->bytes += m->size;
+	ferry__mig_pages__free_unpacked(m, NULL);
+	return ret;
+}
+
+/* The FILE frame of a streamed pages.img: complete it at its size. */
+static int end_stream(const Ferry__MigFile *f, const char *path, struct stream *st,
+		      struct ferr *err)
+{
+	if (strcmp(f->name, "pages.img") || st->fd < 0 || strcmp(st->dir, f->dir))
+		return ferr_new(err, EPROTO, "%s is announced as streamed but no pages came for it",
+				f->name);
+	if (f->size < st->end)
+		return ferr_new(err, EPROTO, "pages.img of %llu bytes, but pages came up to %llu",
+				(unsigned long long)f->size, (unsigned long long)st->end);
+	if (ftruncate(st->fd, (off_t)f->size) < 0 || close(st->fd) < 0) {
+		st->fd = -1;
+		return ferr_sys(err, errno, "write %s", st->part);
+	}
+	st->fd = -1;
+	if (rename(st->part, path) < 0)
+		return ferr_sys(err, errno, "rename %s", st->part);
+	st->end = 0;
+	return 0;
+}
+
+/* One FILE frame's message and its raw bytes, into DIR[/pre-N]/name. */
+static int recv_file(int fd, const struct ps_opts *o, const uint8_t *msg, size_t len,
+		     uint8_t *buf, struct stream *st, struct ps_result *res, struct ferr *err)
+{
+	Ferry__MigFile *f = ferry__mig_file__unpack(NULL, len, msg);
+	char dir[PATH_MAX], path[PATH_MAX + 80], part[PATH_MAX + 90];
+	int out = -1, ret = 0;
+
+	if (!f)
+		return ferr_new(err, EPROTO, "malformed FILE message");
+	if (!valid_dir(f->dir) || !valid_name(f->name)) {
+		ret = ferr_new(err, EPROTO, "refused file name `%.80s/%.80s`", f->dir, f->name);
+		goto out;
+	}
+	if (f->size > o->max_file) {
+		ret = ferr_new(err, EFBIG, "%s/%s: %llu bytes, more than the %llu allowed", f->dir,
+			       f->name, (unsigned long long)f->size,
+			       (unsigned long long)o->max_file);
+		goto out;
+	}
+	ret = round_dir(o, f->dir, dir, sizeof(dir), err);
+	if (ret)
+		goto out;
+	snprintf(path, sizeof(path), "%s/%s", dir, f->name);
+	if (f->has_streamed && f->streamed) {
+		ret = end_stream(f, path, st, err);
+		if (ret)
+			ferr_wrap(err, "%s%s%s", f->dir, *f->dir ? "/" : "", f->name);
+		else
+			res->files++;
+		goto out;
+	}
+	if (st->fd >= 0) {
+		ret = ferr_new(err, EPROTO, "%s%s%s sent while the pages of `%s` are incomplete",
+			       f->dir, *f->dir ? "/" : "", f->name, st->dir);
+		goto out;
+	}
+	snprintf(part, sizeof(part), "%s.part", path);
+	out = open(part, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (out < 0) {
+		ret = ferr_sys(err, errno, "create %s", part);
+		goto out;
+	}
+	ret = f->has_zstd && f->zstd ? recv_zstd(fd, out, 0, f->size, buf, part, err)
+				     : recv_raw(fd, out, 0, f->size, buf, part, err);
+	if (!ret && close(out) < 0)
+		ret = ferr_sys(err, errno, "write %s", part);
+	out = -1;
+	if (!ret && rename(part, path) < 0)
+		ret = ferr_sys(err, errno, "rename %s", part);
+	if (ret) {
+		unlink(part);
+		ferr_wrap(err, "%s%s%s", f->dir, *f->dir ? "/" : "", f->name);
+	} else {
+		res->bytes += f->size;
+		res->files++;
+	}
+out:
+	if (out >= 0)
+		close(out);
+	ferry__mig_file__free_unpacked(f, NULL);
+	return ret;
+}
+
+static int send_result(int fd, bool ok, const char *msg, pid_t pid, struct ferr *err)
+{
+	Ferry__MigResult r = FERRY__MIG_RESULT__INIT;
+
+	r.ok = ok;
+	r.message = (char *)msg;
+	r.has_pid = pid > 0;
+	r.pid = pid;
+	return net_send(fd, NET_RESULT, &r.base, err);
+}
+
+/* The final dump is here: restore it stopped, report, and wait for the
+ * source's word. COMMIT: run it. ABORT or an error: kill it. The source gone
+ * without a word: it may or may not have ended its original, so the process
+ * is left stopped, neither lost nor running twice, and the operator told. */
+static int finish(int fd, const struct ps_opts *o, const char *dir, uint8_t *buf,
+		  struct ps_result *res, struct ferr *err)
+{
+	struct ferr rerr;
+	pid_t pid = 0;
+	uint32_t type;
+	size_t len;
+	bool eof;
+	int ret;
+
+	res->final = true;
+	if (o->restore) {
+		ferr_clear(&rerr);
+		if (o->restore(o->arg, dir, &pid, &rerr)) {
+			pr_warn("restore of %s failed: %s", dir, rerr.msg);
+			ret = send_result(fd, false, rerr.msg, 0, err);
+			return ret ? ret : ferr_new(err, rerr.code ? rerr.code : EIO,
+						    "restore failed: %s", rerr.msg);
+		}
+	}
+	ret = send_result(fd, true, NULL, pid, err);
+	pr_debug("restored %d, told the source", (int)pid);
+	if (!ret)
+		ret = net_recv_ctrl(fd, &type, buf, &len, &eof, err);
+	pr_debug("the source says %s", ret ? "nothing" : net_type_name(type));
+	if (!ret && type == NET_COMMIT) {
+		if (pid && kill(pid, SIGCONT) < 0)
+			return ferr_sys(err, errno, "resume restored process %d", pid);
+		res->pid = pid;
+		return net_send(fd, NET_DONE, NULL, err);
+	}
+	if (!pid)
+		return ret ? ret : ferr_new(err, ECONNABORTED, "the source aborted the migration");
+	if (!ret || (type == NET_ABORT)) {
+		kill(pid, SIGKILL);
+		return ferr_new(err, ECONNABORTED, "the source aborted the hand-over; restored "
+				"process %d killed", pid);
+	}
+	res->in_doubt = true;
+	res->pid = pid;
+	return ferr_wrap(err, "the source vanished during the hand-over: restored process %d is "
+			 "left STOPPED (SIGCONT it if the original is gone, else SIGKILL it)", pid);
+}
+
+int ps_serve(int fd, const struct ps_opts *o, struct ps_result *res, struct ferr *err)
+{
+	uint8_t *buf = malloc(RECV_CHUNK > NET_CTRL_MAX ? RECV_CHUNK : NET_CTRL_MAX);
+	uint8_t *msg = malloc(NET_CTRL_MAX);
+	char rdir[PATH_MAX];
+	unsigned files = 0, rounds_here = 0;
+	struct stream st = { .fd = -1 };
+	bool pages = false;
+	int ret;
+
+	if (!buf || !msg) {
+		free(buf);
+		free(msg);
+		return ferr_sys(err, ENOMEM, "receive buffers");
+	}
+	ret = net_handshake_server(fd, o->key, err);
+	while (!ret) {
+		uint32_t type;
+		size_t len;
+		bool eof;
+
+		ret = net_recv_ctrl(fd, &type, msg, &len, &eof, err);
+		if (ret && eof && !files && !pages && rounds_here) {
+			/* Between rounds: a pre-dump command is done; the next
+			 * one (or the final dump) comes on a new connection. */
+			ret = 0;
+			break;
+		}
+		if (ret) {
+			if (eof)
+				ferr_wrap(err, "the source went away before the final dump");
+			break;
+		}
+		if (type == NET_FILE) {
+			if (++files > PS_MAX_FILES)
+				ret = ferr_new(err, EPROTO, "more than %d files in one round",
+					       PS_MAX_FILES);
+			else
+				ret = recv_file(fd, o, msg, len, buf, &st, res, err);
+		} else if (type == NET_PAGES) {
+			pages = true;
+			ret = recv_pages(fd, o, msg, len, buf, &st, res, err);
+		} else if (type == NET_ROUND) {
+			Ferry__MigRound *r = ferry__mig_round__unpack(NULL, len, msg);
+			bool final;
+
+			if (!r || !valid_dir(r->dir)) {
+				ret = ferr_new(err, EPROTO, "malformed ROUND message");
+				if (r)
+					ferry__mig_round__free_unpacked(r, NULL);
+				break;
+			}
+			if (st.fd >= 0) {
+				ret = ferr_new(err, EPROTO, "round `%s` ends with its pages.img "
+					       "incomplete", st.dir);
+				ferry__mig_round__free_unpacked(r, NULL);
+				break;
+			}
+			final = r->has_final && r->final;
+			pr_debug("round %s complete", *r->dir ? r->dir : "(final)");
+			snprintf(rdir, sizeof(rdir), "%s%s%s", o->dir, *r->dir ? "/" : "", r->dir);
+			if (!o->quiet)
+				printf("page-server: %s %s received\n", final ? "final dump" : "round",
+				       *r->dir ? r->dir : "(DIR)");
+			fflush(stdout);
+			ferry__mig_round__free_unpacked(r, NULL);
+			files = 0;
+			pages = false;
+			if (!final) {
+				res->rounds++;
+				rounds_here++;
+				if (o->round)
+					o->round(o->arg, rdir);
+				/* The source starts its next round only now: its
+				 * dirty set then covers the time this one took here. */
+				ret = send_result(fd, true, NULL, 0, err);
+				continue;
+			}
+			ret = finish(fd, o, rdir, msg, res, err);
+			break;
+		} else if (type == NET_ABORT) {
+			ret = ferr_new(err, ECONNABORTED, "the source aborted the migration");
+		} else {
+			ret = ferr_new(err, EPROTO, "unexpected %s frame", net_type_name(type));
+		}
+	}
+	stream_drop(&st);
+	free(buf);
+	free(msg);
+	return ret;
+}

@@ -1,0 +1,411 @@
+/* The sending side of a migration (see migrate.h). */
+#include <dirent.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#include <zstd.h>
+
+#include "common/fault.h"
+#include "common/log.h"
+#include "migrate/migrate.h"
+#include "images/img.h"
+#include "proto/migrate.pb-c.h"
+
+int mig_connect(struct mig_conn *c, const char *to, const struct net_key *key, struct ferr *err)
+{
+	int ret;
+
+	memset(c, 0, sizeof(*c));
+	pthread_mutex_init(&c->mu, NULL);
+	c->progress = isatty(STDERR_FILENO);
+	c->fd = net_connect(to, err);
+	if (c->fd < 0)
+		return c->fd;
+	/* A destination that stops answering must not hold the source (and a
+	 * frozen target) for ever. */
+	net_set_timeout(c->fd, 120);
+	ret = net_handshake_client(c->fd, key, err);
+	if (ret) {
+		close(c->fd);
+		c->fd = -1;
+		return ferr_wrap(err, "%s", to);
+	}
+	return 0;
+}
+
+void mig_close(struct mig_conn *c)
+{
+	if (c->fd >= 0)
+		close(c->fd);
+	c->fd = -1;
+	ZSTD_freeCCtx(c->zctx);
+	c->zctx = NULL;
+	pthread_mutex_destroy(&c->mu);
+}
+
+/* On a terminal, a large round's bytes as they go. */
+static void show_progress(const struct mig_conn *c)
+{
+	if (c->progress && c->round_bytes > (64u << 20) && c->round_bytes % (4u << 20) < MIG_ZBLOCK)
+		fprintf(stderr, "\r\033[K  sending %s: %.0f MiB%s ", c->round,
+			c->round_bytes / 1048576.0, c->compress ? " (zstd)" : "");
+}
+
+/* The destination's RESULT: 0 if it says ok (its restored process, if
+ * any, in c->remote_pid), else `failed` and its reason. */
+static int expect_result(struct mig_conn *c, const char *failed, struct ferr *err)
+{
+	static uint8_t buf[NET_CTRL_MAX];
+	Ferry__MigResult *r;
+	size_t len;
+	int ret = net_expect(c->fd, NET_RESULT, buf, &len, err);
+
+	if (ret)
+		return ret;
+	r = ferry__mig_result__unpack(NULL, len, buf);
+	if (!r)
+		return ferr_new(err, EPROTO, "malformed RESULT from the page server");
+	if (!r->ok)
+		ret = ferr_new(err, EREMOTEIO, "%s: %s", failed,
+			       r->message ? r->message : "no reason given");
+	else
+		c->remote_pid = r->has_pid ? r->pid : 0;
+	ferry__mig_result__free_unpacked(r, NULL);
+	return ret;
+}
+
+/* n <= MIG_ZBLOCK bytes as one zstd block (see MigFile). One sender at a
+ * time: the page workers hold c->mu, files go when they are done. */
+static int send_zblock(struct mig_conn *c, const void *raw, size_t n, struct ferr *err)
+{
+	static uint8_t z[8 + ZSTD_COMPRESSBOUND(MIG_ZBLOCK)];
+	uint32_t hdr[2];
+	size_t k;
+
+	if (!c->zctx && !(c->zctx = ZSTD_createCCtx()))
+		return ferr_sys(err, ENOMEM, "zstd context");
+	k = ZSTD_compressCCtx(c->zctx, z + 8, sizeof(z) - 8, raw, n, 1);
+	if (ZSTD_isError(k))
+		return ferr_new(err, EIO, "zstd: %s", ZSTD_getErrorName(k));
+	hdr[0] = (uint32_t)k;
+	hdr[1] = (uint32_t)n;
+	memcpy(z, hdr, sizeof(hdr));
+	c->wire_bytes += 8 + k;
+	return net_send_all(c->fd, z, 8 + k, err);
+}
+
+/* len bytes of an image as they are, or (--compress) as zstd blocks of at
+ * most MIG_ZBLOCK bytes each (see MigFile). */
+static int send_bytes(struct mig_conn *c, const uint8_t *p, size_t len, struct ferr *err)
+{
+	int ret = 0;
+
+	for (size_t at = 0; !ret && at < len;) {
+		size_t n = len - at < MIG_ZBLOCK ? len - at : MIG_ZBLOCK;
+
+		if (c->compress) {
+			ret = send_zblock(c, p + at, n, err);
+		} else {
+			ret = net_send_all(c->fd, p + at, n, err);
+			c->wire_bytes += n;
+		}
+		at += n;
+	}
+	return ret;
+}
+
+/* A file's size bytes, read a block at a time. */
+static int send_body(struct mig_conn *c, int in, uint64_t size, const char *path,
+		     struct ferr *err)
+{
+	static uint8_t buf[MIG_ZBLOCK];
+	uint64_t off = 0;
+
+	while (off < size) {
+		size_t n = size - off < MIG_ZBLOCK ? (size_t)(size - off) : MIG_ZBLOCK;
+		ssize_t got = pread(in, buf, n, (off_t)off);
+
+		if (got != (ssize_t)n)
+			return ferr_sys(err, got < 0 ? errno : EIO, "read %s", path);
+		if (send_bytes(c, buf, n, err))
+			return ferr_wrap(err, "%s", path);
+		off += n;
+		c->round_bytes += n;
+		show_progress(c);
+	}
+	c->bytes += size;
+	return 0;
+}
+
+void mig_abort(struct mig_conn *c, const char *why)
+{
+	Ferry__MigResult r = FERRY__MIG_RESULT__INIT;
+	struct ferr ignored;
+
+	if (c->fd < 0)
+		return;
+	r.message = (char *)why;
+	(void)!net_send(c->fd, NET_ABORT, &r.base, &ignored);
+}
+
+/* ---- the page stream --------------------------------------------------- */
+
+static int sink_open(struct img_pages_sink *s, const char *dir, struct ferr *err)
+{
+	struct mig_conn *c = container_of(s, struct mig_conn, sink);
+	const char *name = strrchr(dir, '/');
+
+	name = !strcmp(dir, c->root) ? c->root_remote : name ? name + 1 : dir;
+	if (strlen(name) >= sizeof(c->remote))
+		return ferr_new(err, ENAMETOOLONG, "round name `%s`", name);
+	pthread_mutex_lock(&c->mu);
+	snprintf(c->remote, sizeof(c->remote), "%s", name);
+	c->round = *c->remote ? c->remote : "the final dump";
+	c->round_bytes = 0;
+	pthread_mutex_unlock(&c->mu);
+	return 0;
+}
+
+/* The header of a PAGES frame for len bytes at off; they follow. */
+static int pages_header(struct mig_conn *c, uint64_t off, size_t len, struct ferr *err)
+{
+	Ferry__MigPages m = FERRY__MIG_PAGES__INIT;
+
+	if (fault_hit("drop-connection-mid-round") && c->round_bytes >= (8u << 20)) {
+		shutdown(c->fd, SHUT_RDWR);
+		return ferr_new(err, ECONNRESET, "connection dropped (FERRY_FAULT)");
+	}
+	m.dir = c->remote;
+	m.offset = off;
+	m.size = len;
+	m.has_zstd = c->compress;
+	m.zstd = c->compress;
+	return net_send_more(c->fd, NET_PAGES, &m.base, err);
+}
+
+/* A piece of the stream starts: pieces go one at a time (c->mu), and none
+ * after the stream broke. Returns its error, or 0 with c->mu held. */
+static int piece_begin(struct mig_conn *c, struct ferr *err)
+{
+	int ret;
+
+	pthread_mutex_lock(&c->mu);
+	ret = c->sink_err;
+	if (!ret)
+		return 0;
+	*err = c->sink_msg;
+	pthread_mutex_unlock(&c->mu);
+	return ret;
+}
+
+/* ... and ends: counted, or the stream's first error kept for every
+ * later piece. */
+static int piece_end(struct mig_conn *c, size_t len, int ret, struct ferr *err)
+{
+	if (!ret) {
+		c->bytes += len;
+		c->round_bytes += len;
+		show_progress(c);
+	} else {
+		ferr_wrap(err, "sending the pages of %s", c->round);
+		c->sink_err = ret;
+		c->sink_msg = *err;
+	}
+	pthread_mutex_unlock(&c->mu);
+	return ret;
+}
+
+static int sink_write(struct img_pages_sink *s, uint64_t off, const void *data, size_t len,
+		      struct ferr *err)
+{
+	struct mig_conn *c = container_of(s, struct mig_conn, sink);
+	int ret = piece_begin(c, err);
+
+	if (ret)
+		return ret;
+	ret = pages_header(c, off, len, err);
+	if (!ret)
+		ret = send_bytes(c, data, len, err);
+	return piece_end(c, len, ret, err);
+}
+
+/* The bytes straight from the pipe into the socket. Never with --compress. */
+static int sink_splice(struct img_pages_sink *s, uint64_t off, int pipe, size_t len,
+		       struct ferr *err)
+{
+	struct mig_conn *c = container_of(s, struct mig_conn, sink);
+	int ret = piece_begin(c, err);
+
+	if (ret)
+		return ret;
+	ret = pages_header(c, off, len, err);
+	for (size_t left = len; !ret && left;) {
+		ssize_t n = splice(pipe, NULL, c->fd, NULL, left, SPLICE_F_MOVE | SPLICE_F_MORE);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			ret = ferr_sys(err, n < 0 ? (errno == EAGAIN ? ETIMEDOUT : errno) : EIO,
+				       "splice into the connection");
+		else
+			left -= (size_t)n;
+	}
+	if (!ret)
+		c->wire_bytes += len;
+	return piece_end(c, len, ret, err);
+}
+
+struct img_pages_sink *mig_stream(struct mig_conn *c, const char *root, const char *root_remote)
+{
+	c->sink.open = sink_open;
+	c->sink.write = sink_write;
+	/* zstd needs the data in memory. */
+	c->sink.splice = c->compress ? NULL : sink_splice;
+	c->root = root;
+	c->root_remote = root_remote;
+	c->streaming = true;
+	return &c->sink;
+}
+
+static int send_file(struct mig_conn *c, const char *local, const char *name, const char *remote,
+		     struct ferr *err)
+{
+	Ferry__MigFile f = FERRY__MIG_FILE__INIT;
+	char path[PATH_MAX];
+	struct stat st;
+	int in, ret;
+
+	snprintf(path, sizeof(path), "%s/%s", local, name);
+	in = open(path, O_RDONLY | O_CLOEXEC);
+	if (in < 0)
+		return ferr_sys(err, errno, "open %s", path);
+	if (fstat(in, &st) < 0) {
+		ret = ferr_sys(err, errno, "stat %s", path);
+		close(in);
+		return ret;
+	}
+	f.dir = (char *)remote;
+	f.name = (char *)name;
+	f.size = (uint64_t)st.st_size;
+	if (c->streaming && !strcmp(name, "pages.img")) {
+		/* Its bytes went as PAGES frames while the round was dumped. */
+		f.has_streamed = f.streamed = true;
+		ret = net_send(c->fd, NET_FILE, &f.base, err);
+		close(in);
+		return ret;
+	}
+	f.has_zstd = c->compress;
+	f.zstd = c->compress;
+	ret = net_send(c->fd, NET_FILE, &f.base, err);
+	if (!ret)
+		ret = send_body(c, in, f.size, path, err);
+	close(in);
+	return ret;
+}
+
+int mig_send_round(struct mig_conn *c, const char *local, const char *remote, bool final,
+		   struct ferr *err)
+{
+	Ferry__MigRound r = FERRY__MIG_ROUND__INIT;
+	DIR *d = opendir(local);
+	struct dirent *e;
+	bool inventory = false;
+	int ret = 0;
+
+	if (!d)
+		return ferr_sys(err, errno, "open %s", local);
+	c->round = *remote ? remote : "the final dump";
+	if (!c->streaming)
+		c->round_bytes = 0;
+	/* A streamed pages.img is completed first: the page server takes no
+	 * other file while one is incomplete. */
+	if (c->streaming)
+		ret = send_file(c, local, "pages.img", remote, err);
+	while (!ret && (e = readdir(d))) {
+		size_t n = strlen(e->d_name);
+
+		if (e->d_type != DT_REG || n < 5 || strcmp(e->d_name + n - 4, ".img"))
+			continue;
+		/* The inventory goes last: a round cut short never looks complete. */
+		if (!strcmp(e->d_name, IMG_INVENTORY_NAME)) {
+			inventory = true;
+			continue;
+		}
+		if (c->streaming && !strcmp(e->d_name, "pages.img"))
+			continue;
+		ret = send_file(c, local, e->d_name, remote, err);
+	}
+	closedir(d);
+	if (!ret && !inventory)
+		ret = ferr_new(err, ENOENT, "%s has no " IMG_INVENTORY_NAME, local);
+	if (!ret)
+		ret = send_file(c, local, IMG_INVENTORY_NAME, remote, err);
+	if (c->progress && c->round_bytes > (64u << 20))
+		fprintf(stderr, "\r\033[K");
+	r.dir = (char *)remote;
+	r.has_final = final;
+	r.final = final;
+	if (!ret)
+		ret = net_send(c->fd, NET_ROUND, &r.base, err);
+	/* The destination has stored (and built on) it: next round. */
+	if (!ret && !final)
+		ret = expect_result(c, "the page server refused the round", err);
+	return ret ? ferr_wrap(err, "sending %s", *remote ? remote : "the final dump") : 0;
+}
+
+int mig_handover(struct mig_conn *c, struct target *t, struct ferr *err)
+{
+	static uint8_t buf[NET_CTRL_MAX];
+	struct pollfd pfd = { .fd = t->pidfd, .events = POLLIN };
+	uint64_t t0 = now_ns();
+	size_t len;
+	int ret = expect_result(c, "the destination could not restore", err);
+
+	if (ret)
+		return ferr_wrap(err, "waiting for the destination's restore");
+	pr_debug("destination restored process %d after %.1f ms", (int)c->remote_pid,
+		 (now_ns() - t0) / 1e6);
+	/* The destination holds it, stopped. From here the original must never
+	 * run again: it is frozen, and a SIGKILL to a stopped task ends it
+	 * before it returns to user space, so the copy may go at once; its
+	 * teardown (a second for a large process) is waited for afterwards. */
+	if (syscall(SYS_pidfd_send_signal, t->pidfd, SIGKILL, NULL, 0) < 0 && errno != ESRCH)
+		return ferr_sys(err, errno, "end the original process %d", t->pid);
+	c->ended = true;
+	ret = net_send(c->fd, NET_COMMIT, NULL, err);
+	if (!ret)
+		ret = net_expect(c->fd, NET_DONE, buf, &len, err);
+	c->handover_ns = now_ns() - t0;
+	c->downtime_ns = now_ns() - t->freeze_start_ns;
+	target_release(t);
+	if (poll(&pfd, 1, 10000) != 1)
+		pr_warn("process %d was sent SIGKILL but has not exited yet", t->pid);
+	if (ret)
+		/* Past the point of no return: report, do not resume anything. */
+		return ferr_wrap(err, "the original is gone but the destination did not confirm "
+				 "(its copy, process %d there, may be left stopped)",
+				 (int)c->remote_pid);
+	return 0;
+}
+
+int mig_send_dump(struct mig_conn *c, const char *local, const char *remote, struct ferr *err)
+{
+	static uint8_t buf[NET_CTRL_MAX];
+	size_t len;
+	int ret = mig_send_round(c, local, remote, true, err);
+
+	if (!ret)
+		ret = expect_result(c, "the page server could not restore it", err);
+	if (!ret)
+		ret = net_send(c->fd, NET_COMMIT, NULL, err);
+	if (!ret)
+		ret = net_expect(c->fd, NET_DONE, buf, &len, err);
+	return ret;
+}

@@ -1,0 +1,22 @@
+/* Process-wide and per-thread state of a frozen target, as image entries. */
+#ifndef FERRY_PROC_STATE_H
+#define FERRY_PROC_STATE_H
+
+#include "proc/target.h"
+#include "proto/images.pb-c.h"
+
+struct dump_state {
+	Ferry__Process *proc;
+	Ferry__Thread **threads;   /* in the order of target.th */
+	size_t nr_threads;
+};
+
+/* Collect everything; the target must be frozen. Injected calls leave the
+ * target as it was (the scratch page is gone before this returns). */
+int __must_check state_collect(struct target *t, struct dump_state *st, struct ferr *err);
+void state_free(struct dump_state *st);
+
+/* Identity (dev, inode, size, mtime, mode) of the file at dirfd/path, or NULL. */
+Ferry__FileId *state_file_id(int dirfd, const char *path);
+
+#endif

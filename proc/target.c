@@ -1,0 +1,267 @@
+/* Holding and freezing the target. Threads are seized with PTRACE_SEIZE and
+ * stopped with PTRACE_INTERRUPT; the task list is re-read until a pass finds
+ * no new thread, since unfrozen threads may still clone. */
+#include <dirent.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/ptrace.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "proc/target.h"
+
+#define FREEZE_MAX_PASSES 64
+
+uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* A pidfd polls readable once its process has exited, zombie or reaped:
+ * signalling would still succeed on a zombie. */
+bool target_alive(const struct target *t)
+{
+	struct pollfd p = { .fd = t->pidfd, .events = POLLIN };
+
+	return poll(&p, 1, 0) == 0;
+}
+
+int target_open(struct target *t, pid_t pid, struct ferr *err)
+{
+	char path[32];
+
+	memset(t, 0, sizeof(*t));
+	t->pid = pid;
+	t->pidfd = t->procfd = -1;
+	if (pid <= 0)
+		return ferr_new(err, EINVAL, "bad pid %d", pid);
+	t->pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+	if (t->pidfd < 0) {
+		if (errno == ESRCH)
+			return ferr_new(err, ESRCH, "no process with pid %d", pid);
+		if (errno == EINVAL)
+			return ferr_new(err, EINVAL, "pid %d is a thread, not a process: give its "
+					"thread-group leader", pid);
+		return ferr_sys(err, errno, "pidfd_open(%d)", pid);
+	}
+	snprintf(path, sizeof(path), "/proc/%d", pid);
+	t->procfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (t->procfd < 0)
+		return ferr_sys(err, errno, "open %s", path);
+	if (faccessat(t->procfd, "fd", R_OK, 0) < 0 && errno == EACCES)
+		return ferr_new(err, EPERM, "not allowed to inspect process %d: ferry needs root or "
+				"CAP_SYS_PTRACE over it (and Yama ptrace_scope must allow it)", pid);
+	/* If the pid was recycled between pidfd_open and open, the pidfd now
+	 * names a dead process: refuse rather than read a stranger. */
+	if (!target_alive(t))
+		return ferr_new(err, ESRCH, "process %d exited while ferry was opening it", pid);
+	return 0;
+}
+
+static int tracer_of(const struct target *t, pid_t tid)
+{
+	char path[64], buf[4096], *p;
+
+	snprintf(path, sizeof(path), "task/%d/status", tid);
+	if (read_small_file_at(t->procfd, path, buf, sizeof(buf)) < 0)
+		return 0;
+	p = strstr(buf, "\nTracerPid:");
+	return p ? atoi(p + 11) : 0;
+}
+
+static struct tthread *find_thread(struct target *t, pid_t tid)
+{
+	for (size_t i = 0; i < t->nr_th; i++)
+		if (t->th[i].tid == tid)
+			return &t->th[i];
+	return NULL;
+}
+
+/* Wait until tid is in the stop our PTRACE_INTERRUPT asked for. A signal
+ * that arrives first is taken out of the way and re-sent at release. */
+static int wait_interrupt_stop(struct target *t, struct tthread *th, struct ferr *err)
+{
+	for (;;) {
+		int status;
+		pid_t r = waitpid(th->tid, &status, __WALL);
+
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			return ferr_sys(err, errno, "wait for thread %d", th->tid);
+		}
+		if (WIFEXITED(status) || WIFSIGNALED(status))
+			return ferr_new(err, ECHILD, "thread %d of process %d exited while being frozen",
+					th->tid, t->pid);
+		if (!WIFSTOPPED(status))
+			continue;
+		if ((status >> 16) == PTRACE_EVENT_STOP) {
+			th->stopped = true;
+			return 0;
+		}
+		/* Signal-delivery-stop: the signal is out of the queue already.
+		 * Keep its siginfo for the dump's pending list, suppress it now,
+		 * deliver it again at release. */
+		if ((status >> 16) == 0 && WSTOPSIG(status) != SIGTRAP && !th->resend_sig) {
+			if (ptrace(PTRACE_GETSIGINFO, th->tid, NULL, th->resend_info) < 0)
+				memset(th->resend_info, 0, sizeof(th->resend_info));
+			th->resend_sig = WSTOPSIG(status);
+			pr_debug("thread %d: signal %d arrived while freezing; re-sent at release",
+				 th->tid, th->resend_sig);
+		}
+		if (ptrace(PTRACE_CONT, th->tid, NULL, NULL) < 0)
+			return ferr_sys(err, errno, "resume thread %d to its interrupt stop", th->tid);
+	}
+}
+
+/* PTRACE_SEIZE one thread. The kernel refuses a thread that is exiting
+ * with EPERM, as it refuses a process we may not trace: once one thread of
+ * the process is held (so tracing is allowed), EPERM for another is tried
+ * again briefly, and a thread gone meanwhile is ESRCH (seen: 1 dump in 8 of
+ * a process whose threads come and go, under ASan). */
+static int seize_thread(struct target *t, pid_t tid)
+{
+	char path[32];
+
+	for (int i = 0;; i++) {
+		if (ptrace(PTRACE_SEIZE, tid, NULL, (void *)(long)PTRACE_O_TRACESYSGOOD) == 0)
+			return 0;
+		if (errno != EPERM || tid == t->pid || !t->nr_th || i == 20)
+			return -1;
+		snprintf(path, sizeof(path), "task/%d", tid);
+		if (faccessat(t->procfd, path, F_OK, 0) < 0) {
+			errno = ESRCH;
+			return -1;
+		}
+		usleep(500);
+	}
+}
+
+/* One pass over /proc/PID/task: seize and interrupt threads not yet held.
+ * Returns how many were new. */
+static int freeze_pass(struct target *t, struct ferr *err)
+{
+	cleanup_dir DIR *d = NULL;
+	struct dirent *de;
+	int dfd, added = 0;
+
+	dfd = openat(t->procfd, "task", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0)
+		return ferr_sys(err, errno, "open /proc/%d/task", t->pid);
+	d = fdopendir(dfd);
+	if (!d) {
+		close(dfd);
+		return ferr_sys(err, errno, "read /proc/%d/task", t->pid);
+	}
+	while ((de = readdir(d))) {
+		pid_t tid = atoi(de->d_name);
+		struct tthread *th;
+
+		if (tid <= 0 || find_thread(t, tid))
+			continue;
+		if (seize_thread(t, tid) < 0) {
+			int e = errno, tracer;
+
+			if (e == ESRCH)
+				continue; /* exited between readdir and seize */
+			tracer = tracer_of(t, tid);
+			if (e == EPERM && tracer)
+				return ferr_new(err, EBUSY, "process %d is already traced by pid %d (a "
+						"debugger or another ferry?): detach it first", t->pid, tracer);
+			if (e == EPERM)
+				return ferr_new(err, EPERM, "not allowed to trace process %d: ferry needs "
+						"root or CAP_SYS_PTRACE, and Yama ptrace_scope must allow it",
+						t->pid);
+			return ferr_sys(err, e, "PTRACE_SEIZE thread %d", tid);
+		}
+		th = realloc(t->th, (t->nr_th + 1) * sizeof(*t->th));
+		if (!th) {
+			ptrace(PTRACE_DETACH, tid, NULL, NULL);
+			return ferr_sys(err, ENOMEM, "freeze");
+		}
+		t->th = th;
+		th = &t->th[t->nr_th++];
+		memset(th, 0, sizeof(*th));
+		th->tid = tid;
+		if (ptrace(PTRACE_INTERRUPT, tid, NULL, NULL) < 0 && errno != ESRCH)
+			return ferr_sys(err, errno, "PTRACE_INTERRUPT thread %d", tid);
+		if (wait_interrupt_stop(t, th, err)) {
+			/* A thread that ends while we stop it is simply not part of
+			 * the dump; the leader ending means the process is. */
+			if (err->code != ECHILD || tid == t->pid)
+				return -err->code;
+			pr_debug("thread %d ended while being frozen: not part of the dump", tid);
+			t->nr_th--;
+			continue;
+		}
+		if (ptrace(PTRACE_GETREGS, tid, NULL, &th->regs) < 0)
+			return ferr_sys(err, errno, "PTRACE_GETREGS thread %d", tid);
+		added++;
+	}
+	return added;
+}
+
+int target_freeze(struct target *t, struct ferr *err)
+{
+	int n = 0, pass;
+
+	t->freeze_start_ns = now_ns();
+	t->frozen = true;
+	for (pass = 0; pass < FREEZE_MAX_PASSES; pass++) {
+		n = freeze_pass(t, err);
+		if (n <= 0)
+			break;
+	}
+	if (n == 0 && !t->nr_th)
+		n = ferr_new(err, ESRCH, "process %d has no threads left (it exited)", t->pid);
+	else if (n > 0)
+		n = ferr_new(err, EAGAIN, "process %d keeps creating threads; gave up after %d passes",
+			     t->pid, FREEZE_MAX_PASSES);
+	if (n < 0) {
+		target_release(t);
+		if (!target_alive(t))
+			return ferr_new(err, ESRCH, "process %d exited while being frozen", t->pid);
+		return n;
+	}
+	pr_debug("froze %zu thread(s) of %d", t->nr_th, t->pid);
+	return 0;
+}
+
+void target_release(struct target *t)
+{
+	if (!t->frozen)
+		return;
+	for (size_t i = 0; i < t->nr_th; i++) {
+		struct tthread *th = &t->th[i];
+
+		if (th->stopped)
+			ptrace(PTRACE_SETREGS, th->tid, NULL, &th->regs);
+		ptrace(PTRACE_DETACH, th->tid, NULL, NULL);
+		if (th->resend_sig)
+			syscall(SYS_tgkill, t->pid, th->tid, th->resend_sig);
+	}
+	t->frozen = false;
+	t->freeze_ns = now_ns() - t->freeze_start_ns;
+	free(t->th);
+	t->th = NULL;
+	t->nr_th = 0;
+}
+
+void target_close(struct target *t)
+{
+	target_release(t);
+	if (t->procfd >= 0)
+		close(t->procfd);
+	if (t->pidfd >= 0)
+		close(t->pidfd);
+	t->procfd = t->pidfd = -1;
+}
