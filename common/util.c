@@ -66,3 +66,18 @@ int pread_all(int fd, void *buf, size_t len, uint64_t off)
 	}
 	return 0;
 }
+
+size_t bsearch_first(size_t n, bool (*below)(const void *ctx, size_t i), const void *ctx)
+{
+	size_t lo = 0, hi = n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (below(ctx, mid))
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}

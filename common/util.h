@@ -5,6 +5,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -42,10 +43,31 @@ static inline void closedirp(DIR **d)
 		closedir(*d);
 }
 
-#define cleanup_free __attribute__((cleanup(freep)))
-#define cleanup_close __attribute__((cleanup(closep)))
-#define cleanup_fclose __attribute__((cleanup(fclosep)))
-#define cleanup_dir __attribute__((cleanup(closedirp)))
+/* One idiom for ferry's own types. DEFINE_CLEANUP(type, fn), next to the
+ * type's release function, lets `cleanup(type) struct type *x = NULL;` call
+ * fn(x) on every return unless x is NULL. For a type held by value whose
+ * release function takes its address and copes with a zeroed or released
+ * value (struct target, struct vma_list, ...), DEFINE_CLEANUP_VAL(type, fn)
+ * lets `cleanup_val(type) struct type x = {...};` call fn(&x). Ownership
+ * leaves with steal_ptr() (or by copying the value and zeroing it). */
+#define DEFINE_CLEANUP(type, fn)                                              \
+	static inline void cleanup_fn_##type(struct type **p)                 \
+	{                                                                     \
+		if (*p)                                                       \
+			fn(*p);                                               \
+	}
+#define cleanup(type) __attribute__((__cleanup__(cleanup_fn_##type)))
+#define DEFINE_CLEANUP_VAL(type, fn)                                          \
+	static inline void cleanup_val_fn_##type(struct type *p)              \
+	{                                                                     \
+		fn(p);                                                        \
+	}
+#define cleanup_val(type) __attribute__((__cleanup__(cleanup_val_fn_##type)))
+
+#define cleanup_free __attribute__((__cleanup__(freep)))
+#define cleanup_close __attribute__((__cleanup__(closep)))
+#define cleanup_fclose __attribute__((__cleanup__(fclosep)))
+#define cleanup_dir __attribute__((__cleanup__(closedirp)))
 
 /* Take ownership out of a cleanup-managed variable. */
 #define steal_ptr(p) ({ __typeof__(p) _t = (p); (p) = NULL; _t; })
@@ -62,6 +84,11 @@ static inline int ferry_page_size(void)
 {
 	return (int)sysconf(_SC_PAGESIZE);
 }
+
+/* The first index i in [0, n) for which below(ctx, i) is false, n if none:
+ * a binary search over anything sorted so that below() holds for a prefix.
+ * Every sorted table ferry searches (runs, VMAs, hashes) goes through it. */
+size_t bsearch_first(size_t n, bool (*below)(const void *ctx, size_t i), const void *ctx);
 
 /* Read a whole small file (procfs, sysfs) into a NUL-terminated buffer. */
 int read_small_file_at(int dirfd, const char *path, char *buf, size_t size);
