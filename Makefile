@@ -34,10 +34,10 @@ PROTOS := $(wildcard proto/*.proto)
 GEN_C := $(patsubst %.proto,$(BUILD)/gen/%.pb-c.c,$(PROTOS))
 GEN_H := $(GEN_C:.c=.h)
 
-# Everything but main() goes into libferry.a so tests can link any module.
-FERRY_SRCS := cli/main.c
-LIB_SRCS := $(filter-out $(FERRY_SRCS),$(wildcard common/*.c images/*.c proc/*.c dump/*.c \
-	restore/*.c migrate/*.c cli/*.c))
+# The engine goes into libferry.a so tests can link any module; the command
+# line (cli/) only into the ferry binary.
+FERRY_SRCS := $(wildcard cli/*.c)
+LIB_SRCS := $(wildcard common/*.c images/*.c proc/*.c dump/*.c restore/*.c migrate/*.c)
 LIB_OBJS := $(patsubst %.c,$(BUILD)/obj/%.o,$(LIB_SRCS)) $(GEN_C:.c=.o)
 FERRY_OBJS := $(patsubst %.c,$(BUILD)/obj/%.o,$(FERRY_SRCS))
 

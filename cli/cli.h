@@ -1,7 +1,11 @@
-/* Subcommands of the ferry binary. Each lives in its own cmd_*.c. */
+/* The command line: one cmd_*.c per command, each parsing its options,
+ * calling one engine function and printing the result with the helpers
+ * below. Nothing under cli/ is called by the engine. */
 #ifndef FERRY_CLI_CLI_H
 #define FERRY_CLI_CLI_H
 
+#include <getopt.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <sys/types.h>
 
@@ -32,10 +36,37 @@ void cmd_page_server_help(FILE *out);
 int cmd_show(int argc, char **argv);
 void cmd_show_help(FILE *out);
 
-/* Write pid to path (through path.tmp and a rename: never half a file). */
-int cli_write_pidfile(const char *path, pid_t pid);
+/* ---- cli.c: what every command shares ------------------------------------- */
+
+/* One option of a command (getopt's return and optarg): 0 to go on, or an
+ * exit status (cli_usage_error's). */
+typedef int (*cli_opt_fn)(void *ctx, int opt, char *arg);
+
+#define CLI_HELP_SHOWN (-1)
+
+/* Parse a command's options: -v/--verbose (one level more each) and
+ * -h/--help (help to stdout, CLI_HELP_SHOWN) here, an unknown option as a
+ * usage error, every other through fn. With first NULL no arguments may
+ * follow the options; else *first is the index of the first (the command
+ * checks them). Returns 0, CLI_HELP_SHOWN or an exit status. */
+int cli_parse(int argc, char **argv, const char *cmd, const char *shortopts,
+	      const struct option *longopts, void (*help)(FILE *out), cli_opt_fn fn, void *ctx,
+	      int *first);
 
 /* Report a usage error for cmd and return EXIT_USAGE. */
 int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* "ferry CMD: ..." on stderr, as every command reports a failure. */
+void cli_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Write pid to path (through path.tmp and a rename: never half a file). */
+int cli_write_pidfile(const char *path, pid_t pid);
+/* Write pid to path if path is set, saying so on stderr if that fails. */
+void cli_pidfile(const char *cmd, const char *path, pid_t pid);
+
+/* Bytes as MiB, for the summaries. */
+static inline double cli_mib(double bytes)
+{
+	return bytes / 1048576.0;
+}
 
 #endif

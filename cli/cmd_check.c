@@ -102,6 +102,14 @@ static void print_json(const struct kerndat *kd, int missing)
 	json_finish(&j);
 }
 
+static int check_opt(void *ctx, int c, char *arg)
+{
+	(void)arg;
+	if (c == 'j')
+		*(bool *)ctx = true;
+	return 0;
+}
+
 int cmd_check(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -111,22 +119,11 @@ int cmd_check(int argc, char **argv)
 	};
 	struct kerndat kd;
 	bool json = false;
-	int missing, c;
+	int missing, ret;
 
-	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-		switch (c) {
-		case 'j':
-			json = true;
-			break;
-		case 'h':
-			cmd_check_help(stdout);
-			return EXIT_OK;
-		default:
-			return cli_usage_error("check", "unknown option");
-		}
-	}
-	if (optind < argc)
-		return cli_usage_error("check", "unexpected argument `%s`", argv[optind]);
+	ret = cli_parse(argc, argv, "check", "h", opts, cmd_check_help, check_opt, &json, NULL);
+	if (ret)
+		return ret == CLI_HELP_SHOWN ? EXIT_OK : ret;
 
 	kerndat_probe(&kd);
 	missing = kerndat_missing_essential(&kd);
@@ -135,8 +132,8 @@ int cmd_check(int argc, char **argv)
 	else
 		print_text(&kd, missing);
 	if (missing >= 0) {
-		fprintf(stderr, "ferry check: essential feature missing: %s: %s\n",
-			kd_features[missing].key, kd.note[missing]);
+		cli_error("check", "essential feature missing: %s: %s", kd_features[missing].key,
+			  kd.note[missing]);
 		return EXIT_FAIL;
 	}
 	return EXIT_OK;

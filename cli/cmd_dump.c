@@ -1,26 +1,16 @@
-/* `ferry dump` and `ferry pre-dump`: the command lines of the dump engine
- * (dump.c), its dirty trackers (track.c, keeper.c) and the iterative loop
- * (iter.c). */
-#include <ftw.h>
-#include <getopt.h>
+/* `ferry dump` and `ferry pre-dump`: options, one dump job (dump/job.h, or
+ * migrate/migrate.h with --page-server), and the summary. */
 #include <inttypes.h>
+#include <limits.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/stat.h>
+#include <unistd.h>
 
-#include "common/json.h"
-#include "common/kerndat.h"
-#include "common/log.h"
-#include "proc/backend.h"
 #include "cli/cli.h"
-#include "dump/dump.h"
-#include "dump/iter.h"
+#include "cli/dump_cli.h"
+#include "common/json.h"
 #include "migrate/migrate.h"
-#include "dump/keeper.h"
-
-#define DEFAULT_DOWNTIME_MS 100
-#define MIGRATE_DOWNTIME_MS 30 /* see parse() */
-#define DEFAULT_MAX_ROUNDS 8
 
 void cmd_dump_help(FILE *out)
 {
@@ -121,93 +111,6 @@ void cmd_pre_dump_help(FILE *out)
 		"Exit status: 0 done, 1 failed, 2 usage error.\n");
 }
 
-struct dump_cli {
-	struct dump_opts o;
-	const char *layout, *pages, *track, *reader;
-	bool json, iterative, auto_converge, pre;
-	uint64_t downtime_ms;
-	unsigned max_rounds;
-	bool iter_only_opt;    /* an option that only --iterative takes */
-	bool migrate;          /* ferry migrate: --to, --auth-key */
-	const char *to, *auth_key;
-	bool page_server;      /* dump/pre-dump --page-server --address --port */
-	const char *ps_address, *ps_port;
-	char ps_to[300];
-	bool compress;         /* zstd on the wire */
-	bool downtime_set;
-};
-
-/* ---- trackers ------------------------------------------------------------- */
-
-/* Choose the tracker: the user's, else the previous images', else the first
- * usable one (uffd-wp is passed over for a process using userfaultfd). */
-static const struct tracker_ops *choose_tracker(const char *choice, const char *prev,
-						const struct kerndat *kd, pid_t pid,
-						const char *cmd)
-{
-	const struct backend_family *f = backend_family("tracker");
-	const struct backend_desc *b;
-	char why[256];
-
-	if (strcmp(choice, "auto") == 0 && prev && tracker_ops_by_name(prev))
-		return tracker_ops_by_name(prev);
-	if (strcmp(choice, "auto") == 0) {
-		struct target t;
-		struct ferr e;
-		bool uses = false;
-
-		if (target_open(&t, pid, &e) == 0)
-			uses = target_uses_uffd(&t);
-		target_close(&t);
-		for (size_t i = 0; i < f->n; i++) {
-			if (!backend_usable(&f->list[i], kd))
-				continue;
-			if (uses && strcmp(f->list[i].name, "uffd-wp") == 0) {
-				pr_info("process %d uses userfaultfd itself: not tracking with uffd-wp",
-					pid);
-				continue;
-			}
-			return tracker_ops_by_name(f->list[i].name);
-		}
-		fprintf(stderr, "ferry %s: no dirty tracker is usable here\n", cmd);
-		return NULL;
-	}
-	b = backend_choose(f, choice, kd, why, sizeof(why));
-	if (!b) {
-		fprintf(stderr, "ferry %s: %s\n", cmd, why);
-		return NULL;
-	}
-	return tracker_ops_by_name(b->name);
-}
-
-/* Pick up the previous round's tracking: soft-dirty bits live in the kernel,
- * hashes in the previous images, a userfaultfd in its keeper. */
-static void resume_tracker(struct tracker *tr, const struct img_image *prev, pid_t pid)
-{
-	struct ferr e;
-	int fd;
-
-	if (!prev || !prev->inv->tracker || strcmp(prev->inv->tracker, tr->ops->name))
-		return;
-	if (tr->ops != &track_uffd_ops) {
-		tr->armed = true;
-		return;
-	}
-	fd = keeper_take(prev->inv->id.data, pid, &e);
-	if (fd >= 0) {
-		tr->uffd = fd;
-		tr->armed = true;
-		return;
-	}
-	if (fd == -ENOENT)
-		pr_warn("the uffd-wp tracking of the previous images is gone (its keeper exited, "
-			"or the process was tracked by a round that failed): copying every page");
-	else
-		pr_warn("%s: copying every page", e.msg);
-}
-
-/* ---- output --------------------------------------------------------------- */
-
 static void json_result(struct json *j, const char *key, const struct dump_result *r)
 {
 	uint64_t ps = (uint64_t)ferry_page_size();
@@ -250,8 +153,8 @@ static void print_summary(const struct dump_cli *c, const struct dump_result *r)
 		json_f64(&j, "freeze_seconds", r->freeze_ns / 1e9);
 		json_str(&j, "layout", o->layout->name);
 		json_str(&j, "pages_backend", o->pages->name);
-		if (o->tr)
-			json_str(&j, "tracker", o->tr->ops->name);
+		if (r->tracker)
+			json_str(&j, "tracker", r->tracker);
 		else
 			json_null(&j, "tracker");
 		json_bool(&j, "tracked", r->tracked);
@@ -265,7 +168,7 @@ static void print_summary(const struct dump_cli *c, const struct dump_result *r)
 		       " unchanged in parent, %zu vmas, %.3f s, stopped %.2f ms, tracker %s\n",
 		       o->pid, o->dir, r->data_pages + r->zero_pages, bytes / 1048576.0,
 		       r->parent_pages, r->vmas, r->seconds, r->freeze_ns / 1e6,
-		       o->tr ? o->tr->ops->name : "none");
+		       r->tracker ? r->tracker : "none");
 		return;
 	}
 	printf("dumped process %d to %s: %" PRIu64 " pages (%.1f MiB)", o->pid, o->dir,
@@ -276,12 +179,15 @@ static void print_summary(const struct dump_cli *c, const struct dump_result *r)
 	       r->seconds, r->freeze_ns / 1e9, r->killed ? "process ended" : "process left running");
 }
 
-static void print_round(const struct iter_round *r, void *arg)
+void dump_cli_round(const struct iter_round *r, void *arg)
 {
 	const struct dump_cli *c = arg;
 
 	if (c->json)
 		return;
+	if (r->n == 1 && c->migrate)
+		printf("migrating process %d to %s (tracker %s, downtime limit %" PRIu64 " ms)\n",
+		       c->o.pid, c->dest.to, c->io->track->name, c->downtime_ms);
 	if (r->n == 1)
 		printf("%5s %10s %10s %8s %8s %12s %12s %11s %8s\n", "round", "pages", "MiB",
 		       "seconds", "stop ms", "dirty MB/s", "copy MB/s", "predict ms", "throttle");
@@ -349,9 +255,95 @@ static void print_iter(const struct dump_cli *c, const struct iter_opts *io,
 	       f->killed ? "process ended" : "process left running");
 }
 
-/* ---- command lines -------------------------------------------------------- */
 
-static int parse(int argc, char **argv, const char *cmd, struct dump_cli *c)
+static int dump_opt(void *ctx, int ch, char *arg)
+{
+	struct dump_cli *c = ctx;
+	const char *cmd = c->cmd;
+	char *end;
+
+	switch (ch) {
+	case 't':
+		c->o.pid = atoi(arg);
+		if (c->o.pid <= 0)
+			return cli_usage_error(cmd, "-t needs a process id, not `%s`", arg);
+		break;
+	case 'D':
+		c->o.dir = arg;
+		break;
+	case 'R':
+		c->o.leave_running = true;
+		break;
+	case 'L':
+		c->choice.layout = arg;
+		break;
+	case 'P':
+		c->choice.pages = arg;
+		break;
+	case 'r':
+		c->choice.reader = arg;
+		break;
+	case 'S':
+		c->o.skip_unsupported_fds = true;
+		break;
+	case 'p':
+		c->o.parent = arg;
+		break;
+	case 'T':
+		c->choice.track = arg;
+		break;
+	case 'I':
+		c->iterative = true;
+		break;
+	case 'd':
+		c->downtime_ms = strtoull(arg, &end, 10);
+		if (*end || !*arg)
+			return cli_usage_error(cmd, "--downtime-limit needs milliseconds, not `%s`",
+					       arg);
+		c->iter_only_opt = true;
+		c->downtime_set = true;
+		break;
+	case 'm':
+		c->max_rounds = (unsigned)strtoul(arg, &end, 10);
+		if (*end || !*arg || !c->max_rounds || c->max_rounds > IMG_CHAIN_MAX - 1)
+			return cli_usage_error(cmd, "--max-rounds needs a number from 1 to %d",
+					       IMG_CHAIN_MAX - 1);
+		c->iter_only_opt = true;
+		break;
+	case 'A':
+		c->auto_converge = true;
+		c->iter_only_opt = true;
+		break;
+	case 'j':
+		c->json = true;
+		break;
+	case 'o':
+		if (!c->migrate)
+			return cli_usage_error(cmd, "--to goes with ferry migrate");
+		c->dest.to = arg;
+		break;
+	case 'k':
+		c->dest.auth_key = arg;
+		break;
+	case 'g':
+		c->page_server = true;
+		break;
+	case 'a':
+		c->ps_address = arg;
+		break;
+	case 'q':
+		c->ps_port = arg;
+		break;
+	case 'z':
+		c->dest.compress = true;
+		break;
+	}
+	return 0;
+}
+
+/* The options of dump, pre-dump and migrate, parsed and checked. Returns 0,
+ * CLI_HELP_SHOWN or an exit status. */
+static int dump_cli_parse(int argc, char **argv, struct dump_cli *c, void (*help)(FILE *out))
 {
 	static const struct option opts[] = {
 		{ "tree", required_argument, NULL, 't' },
@@ -378,111 +370,21 @@ static int parse(int argc, char **argv, const char *cmd, struct dump_cli *c)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	char *end;
-	int ch;
+	const char *cmd = c->cmd;
+	int ret;
 
-	c->layout = c->pages = c->track = c->reader = "auto";
+	c->choice = (struct dump_choice){ "auto", "auto", "auto", "auto" };
 	c->downtime_ms = DEFAULT_DOWNTIME_MS;
 	c->max_rounds = DEFAULT_MAX_ROUNDS;
-	while ((ch = getopt_long(argc, argv, "t:D:Rvh", opts, NULL)) != -1) {
-		switch (ch) {
-		case 't':
-			c->o.pid = atoi(optarg);
-			if (c->o.pid <= 0)
-				return cli_usage_error(cmd, "-t needs a process id, not `%s`", optarg);
-			break;
-		case 'D':
-			c->o.dir = optarg;
-			break;
-		case 'R':
-			c->o.leave_running = true;
-			break;
-		case 'L':
-			c->layout = optarg;
-			break;
-		case 'P':
-			c->pages = optarg;
-			break;
-		case 'r':
-			c->reader = optarg;
-			break;
-		case 'S':
-			c->o.skip_unsupported_fds = true;
-			break;
-		case 'p':
-			c->o.parent = optarg;
-			break;
-		case 'T':
-			c->track = optarg;
-			break;
-		case 'I':
-			c->iterative = true;
-			break;
-		case 'd':
-			c->downtime_ms = strtoull(optarg, &end, 10);
-			if (*end || !*optarg)
-				return cli_usage_error(cmd, "--downtime-limit needs milliseconds, not `%s`",
-						       optarg);
-			c->iter_only_opt = true;
-			c->downtime_set = true;
-			break;
-		case 'm':
-			c->max_rounds = (unsigned)strtoul(optarg, &end, 10);
-			if (*end || !*optarg || !c->max_rounds || c->max_rounds > IMG_CHAIN_MAX - 1)
-				return cli_usage_error(cmd, "--max-rounds needs a number from 1 to %d",
-						       IMG_CHAIN_MAX - 1);
-			c->iter_only_opt = true;
-			break;
-		case 'A':
-			c->auto_converge = true;
-			c->iter_only_opt = true;
-			break;
-		case 'v':
-			log_set_level(log_get_level() < LOG_INFO ? LOG_INFO : LOG_DEBUG);
-			break;
-		case 'j':
-			c->json = true;
-			break;
-		case 'o':
-			if (!c->migrate)
-				return cli_usage_error(cmd, "--to goes with ferry migrate");
-			c->to = optarg;
-			break;
-		case 'k':
-			c->auth_key = optarg;
-			break;
-		case 'g':
-			c->page_server = true;
-			break;
-		case 'a':
-			c->ps_address = optarg;
-			break;
-		case 'q':
-			c->ps_port = optarg;
-			break;
-		case 'z':
-			c->compress = true;
-			break;
-		case 'h':
-			if (c->migrate)
-				cmd_migrate_help(stdout);
-			else if (c->pre)
-				cmd_pre_dump_help(stdout);
-			else
-				cmd_dump_help(stdout);
-			return -1;
-		default:
-			return cli_usage_error(cmd, "unknown option");
-		}
-	}
-	if (optind < argc)
-		return cli_usage_error(cmd, "unexpected argument `%s`", argv[optind]);
+	ret = cli_parse(argc, argv, cmd, "t:D:Rvh", opts, help, dump_opt, c, NULL);
+	if (ret)
+		return ret;
 	if (c->migrate) {
 		/* The final round's freeze also holds its sending and the
 		 * destination's last step, which the prediction cannot see. */
 		if (!c->downtime_set)
 			c->downtime_ms = MIGRATE_DOWNTIME_MS;
-		if (!c->o.pid || !c->to)
+		if (!c->o.pid || !c->dest.to)
 			return cli_usage_error(cmd, "-t PID and --to HOST:PORT are required");
 		if (c->o.leave_running || c->o.parent || c->o.dir)
 			return cli_usage_error(cmd, "takes neither -D, --prev-images-dir nor "
@@ -491,7 +393,8 @@ static int parse(int argc, char **argv, const char *cmd, struct dump_cli *c)
 	}
 	if (!c->o.pid || !c->o.dir)
 		return cli_usage_error(cmd, "-t PID and -D DIR are required");
-	if ((c->ps_address || c->ps_port || c->auth_key || c->compress) && !c->page_server)
+	if ((c->ps_address || c->ps_port || c->dest.auth_key || c->dest.compress) &&
+	    !c->page_server)
 		return cli_usage_error(cmd, "--address, --port, --auth-key and --compress go with "
 				       "--page-server");
 	if (c->page_server) {
@@ -499,6 +402,7 @@ static int parse(int argc, char **argv, const char *cmd, struct dump_cli *c)
 
 		snprintf(c->ps_to, sizeof(c->ps_to), strchr(a, ':') ? "[%s]:%s" : "%s:%s", a,
 			 c->ps_port ? c->ps_port : "27027");
+		c->dest.to = c->ps_to;
 	}
 	if (c->pre && (c->o.leave_running || c->iterative || c->iter_only_opt ||
 		       c->o.skip_unsupported_fds))
@@ -510,240 +414,134 @@ static int parse(int argc, char **argv, const char *cmd, struct dump_cli *c)
 				       "with --iterative");
 	if (c->iterative && c->o.parent)
 		return cli_usage_error(cmd, "--iterative makes its own rounds: no --prev-images-dir");
-	if (!c->pre && !c->iterative && !c->o.parent && strcmp(c->track, "auto"))
+	if (!c->pre && !c->iterative && !c->o.parent && strcmp(c->choice.track, "auto"))
 		return cli_usage_error(cmd, "--track goes with --prev-images-dir or --iterative");
 	return 0;
 }
 
-static int pick_backends(struct dump_cli *c, const struct kerndat *kd, const char *cmd)
-{
-	const struct backend_desc *b;
-	char why[256];
-
-	b = backend_choose(backend_family("layout"), c->layout, kd, why, sizeof(why));
-	if (!b || !(c->o.layout = layout_ops_by_name(b->name)))
-		return fprintf(stderr, "ferry %s: %s\n", cmd, why), -1;
-	b = backend_choose(backend_family("pages"), c->pages, kd, why, sizeof(why));
-	if (!b || !(c->o.pages = pages_ops_by_name(b->name)))
-		return fprintf(stderr, "ferry %s: %s\n", cmd, why), -1;
-	c->o.use_pidfd = kd_has(kd, KD_PROCESS_VM_PIDFD);
-	/* How page data leaves a frozen target: read into a buffer (auto: the
-	 * faster in bench/b_dump.sh and b_migrate.sh), or through a pipe the
-	 * target vmsplices into. process-vmsplice is refused by name where the
-	 * kernel lacks it (everywhere: it was never merged). */
-	b = backend_choose(backend_family("reader"), c->reader, kd, why, sizeof(why));
-	if (!b)
-		return fprintf(stderr, "ferry %s: %s\n", cmd, why), -1;
-	if (!strcmp(b->name, "process-vmsplice"))
-		return fprintf(stderr, "ferry %s: --reader process-vmsplice is not built: no kernel "
-			       "has the system call\n", cmd), -1;
-	c->o.splice = !strcmp(b->name, "vmsplice");
-	return 0;
-}
-
-/* --page-server: connect (and authenticate) before anything is dumped. */
-/* The key (if any) loaded, connected to `to` and authenticated. */
-static int connect_to(const struct dump_cli *c, const char *to, struct mig_conn *conn,
-		      struct ferr *err)
-{
-	struct net_key key = { 0 };
-	int ret;
-
-	memset(conn, 0, sizeof(*conn));
-	conn->fd = -1;
-	ret = c->auth_key ? net_key_load(c->auth_key, &key, err) : 0;
-	if (!ret)
-		ret = mig_connect(conn, to, &key, err);
-	conn->compress = c->compress;
-	return ret;
-}
-
-static int ps_connect(const struct dump_cli *c, struct mig_conn *conn, const char *cmd)
+/* The options parsed, the backends chosen: 0, or the exit status. */
+int dump_cli_setup(int argc, char **argv, struct dump_cli *c, void (*help)(FILE *out),
+		   struct kerndat *kd)
 {
 	struct ferr err;
+	int ret = dump_cli_parse(argc, argv, c, help);
 
+	if (ret)
+		return ret == CLI_HELP_SHOWN ? CLI_HELP_SHOWN : ret;
+	kerndat_probe(kd);
+	c->o.pre = c->pre;
 	ferr_clear(&err);
-	if (!c->page_server) {
-		conn->fd = -1;
-		return 0;
-	}
-	if (connect_to(c, c->ps_to, conn, &err)) {
-		fprintf(stderr, "ferry %s: page server: %s\n", cmd, err.msg);
-		return -1;
-	}
-	return 0;
-}
-
-static int ps_round_done(void *arg, unsigned k, const char *dir, struct ferr *err)
-{
-	char remote[32];
-
-	snprintf(remote, sizeof(remote), "pre-%u", k);
-	return mig_send_round(arg, dir, remote, false, err);
-}
-
-/* Send the dump just written to DIR (its -D basename names it there, ""
- * for dump --iterative's final dump, whose rounds are DIR/pre-N). */
-static int ps_send(const struct dump_cli *c, struct mig_conn *conn, const char *remote,
-		   const char *cmd)
-{
-	struct ferr err;
-	int ret;
-
-	ferr_clear(&err);
-	ret = c->pre ? mig_send_round(conn, c->o.dir, remote, false, &err)
-		     : mig_send_dump(conn, c->o.dir, remote, &err);
-	mig_close(conn);
-	if (ret) {
-		fprintf(stderr, "ferry %s: page server %s: %s\n", cmd, c->ps_to, err.msg);
-		fprintf(stderr, "ferry %s: the images are complete in %s all the same\n", cmd,
-			c->o.dir);
+	if (dump_choose_backends(&c->o, &c->choice, kd, &err)) {
+		cli_error(c->cmd, "%s", err.msg);
 		return EXIT_FAIL;
 	}
+	return 0;
+}
+
+void dump_cli_progress(void *arg, const char *round, uint64_t bytes, bool done)
+{
+	const struct dump_cli *c = arg;
+
+	if (done)
+		fprintf(stderr, "\r\033[K");
+	else
+		fprintf(stderr, "\r\033[K  sending %s: %.0f MiB%s ", round, cli_mib(bytes),
+			c->dest.compress ? " (zstd)" : "");
+}
+
+/* Where page data goes: to a page server, with the progress of large rounds
+ * shown on a terminal. */
+void dump_cli_dest(struct dump_cli *c)
+{
+	if (isatty(STDERR_FILENO)) {
+		c->dest.progress = dump_cli_progress;
+		c->dest.progress_arg = c;
+	}
+}
+
+/* A failed dump: what went wrong, and what became of the process. */
+static void report_failure(const struct dump_cli *c, const struct ferr *err, bool dumped)
+{
+	cli_error(c->cmd, "%s", err->msg);
+	if (dumped)
+		cli_error(c->cmd, "the images are complete in %s all the same", c->o.dir);
+	else
+		cli_error(c->cmd, "no complete %s was written to %s; process %d %s",
+			  c->pre ? "pre-dump" : "dump", c->o.dir, c->o.pid,
+			  err->code == ESRCH ? "is gone" : "was left running");
+}
+
+static void print_sent(const struct dump_cli *c, const char *remote, const struct mig_result *r)
+{
 	/* The pages live on the page server only; DIR keeps the metadata. */
 	if (!c->json)
 		printf("sent to the page server at %s as %s (%.1f MiB); the pages are kept "
-		       "there only\n", c->ps_to, *remote ? remote : "its DIR",
-		       conn->bytes / 1048576.0);
-	return EXIT_OK;
+		       "there only\n", c->ps_to, *remote ? remote : "its DIR", cli_mib(r->bytes));
 }
 
 static int run_iterative(struct dump_cli *c, const struct kerndat *kd)
 {
 	struct iter_opts io = { .base = c->o, .downtime_limit_ns = c->downtime_ms * 1000000ull,
 				.max_rounds = c->max_rounds, .auto_converge = c->auto_converge };
-	struct mig_conn conn;
-	struct iter_result r;
+	struct mig_result r;
 	struct ferr err;
 	int ret;
 
-	io.track = choose_tracker(c->track, NULL, kd, c->o.pid, "dump");
-	if (!io.track || ps_connect(c, &conn, "dump"))
-		return EXIT_FAIL;
-	if (c->page_server) {
-		io.round_done = ps_round_done;
-		io.hook_arg = &conn;
-		io.base.sink = mig_stream(&conn, c->o.dir, "");
-	}
-	pr_info("iterative dump of process %d with --track %s, downtime limit %" PRIu64 " ms",
-		c->o.pid, io.track->name, c->downtime_ms);
 	ferr_clear(&err);
-	ret = iter_run(&io, &r, print_round, c, &err);
-	if (ret) {
-		fprintf(stderr, "ferry dump: %s\n", err.msg);
-		fprintf(stderr, "ferry dump: no complete dump was written to %s; process %d %s\n",
-			c->o.dir, c->o.pid, err.code == ESRCH ? "is gone" : "was left running");
-		iter_result_free(&r);
-		if (c->page_server) {
-			mig_abort(&conn, err.msg);
-			mig_close(&conn);
-		}
-		return EXIT_FAIL;
-	}
-	print_iter(c, &io, &r);
-	iter_result_free(&r);
-	return c->page_server ? ps_send(c, &conn, "", "dump") : EXIT_OK;
-}
-
-/* A dump's name on the page server: its -D basename, so that relative parent
- * paths (../p1) resolve there as here. */
-static const char *remote_name(const char *dir, char *buf)
-{
-	char *b;
-
-	snprintf(buf, PATH_MAX, "%s", dir);
-	while (strlen(buf) > 1 && buf[strlen(buf) - 1] == '/')
-		buf[strlen(buf) - 1] = '\0';
-	b = strrchr(buf, '/');
-	return b ? b + 1 : buf;
+	memset(&r, 0, sizeof(r));
+	c->io = &io;
+	if (c->page_server)
+		ret = mig_dump_iterative(&io, &c->choice, kd, &c->dest, &r, dump_cli_round, c, &err);
+	else
+		ret = dump_job_iterative(&io, &c->choice, kd, &r.iter, dump_cli_round, c, &err);
+	if (!ret || (c->page_server && r.dumped))
+		print_iter(c, &io, &r.iter);
+	if (!ret && c->page_server)
+		print_sent(c, "", &r);
+	if (ret)
+		report_failure(c, &err, c->page_server && r.dumped);
+	iter_result_free(&r.iter);
+	return ret ? EXIT_FAIL : EXIT_OK;
 }
 
 /* One round, pre-dump or final, maybe on top of --prev-images-dir. */
-static int run_one(struct dump_cli *c, const struct kerndat *kd, const char *cmd)
+static int run_one(struct dump_cli *c, const struct kerndat *kd)
 {
-	char remote_buf[PATH_MAX];
-	const char *remote = remote_name(c->o.dir, remote_buf);
-	struct mig_conn conn;
-	struct img_image *prev = NULL;
-	struct tracker tr;
-	struct dump_result r;
+	char buf[PATH_MAX], *remote;
+	struct mig_result r;
 	struct ferr err;
-	struct target t;
 	int ret;
 
 	ferr_clear(&err);
-	tracker_init(&tr, NULL);
-	if (c->o.parent) {
-		char path[PATH_MAX];
-
-		snprintf(path, sizeof(path), "%s/%s", c->o.dir, c->o.parent);
-		if (c->o.parent[0] == '/') {
-			fprintf(stderr, "ferry %s: --prev-images-dir is relative to -D DIR (as in "
-				"criu), not `%s`\n", cmd, c->o.parent);
-			return EXIT_FAIL;
-		}
-		/* The path is relative to DIR, which must exist to resolve it. */
-		if ((mkdir(c->o.dir, 0700) < 0 && errno != EEXIST) || img_open(&prev, path, &err)) {
-			if (!err.code)
-				ferr_sys(&err, errno, "create image directory `%s`", c->o.dir);
-			fprintf(stderr, "ferry %s: previous images: %s\n", cmd, err.msg);
-			return EXIT_FAIL;
-		}
-	}
-	if (c->pre || prev) {
-		tr.ops = choose_tracker(c->track, prev ? prev->inv->tracker : NULL, kd, c->o.pid, cmd);
-		if (!tr.ops) {
-			img_close(prev);
-			return EXIT_FAIL;
-		}
-		resume_tracker(&tr, prev, c->o.pid);
-		c->o.tr = &tr;
-	}
-	img_close(prev);
-	pr_info("%s process %d with --layout %s --pages %s%s%s", cmd, c->o.pid, c->o.layout->name,
-		c->o.pages->name, tr.ops ? " --track " : "", tr.ops ? tr.ops->name : "");
-
-	if (ps_connect(c, &conn, cmd)) {
-		tracker_fini(&tr);
-		return EXIT_FAIL;
-	}
+	memset(&r, 0, sizeof(r));
 	if (c->page_server)
-		c->o.sink = mig_stream(&conn, c->o.dir, remote);
-	ret = target_open(&t, c->o.pid, &err);
-	if (!ret)
-		ret = dump_round(&t, &c->o, &r, &err);
-	/* A pre-dump leaves its userfaultfd to a keeper for the next round. */
-	if (!ret && c->pre && tr.uffd >= 0)
-		ret = keeper_spawn(r.id, t.pid, t.pidfd, tr.uffd, &err);
-	target_close(&t);
-	tracker_fini(&tr);
-	if (ret) {
-		fprintf(stderr, "ferry %s: %s\n", cmd, err.msg);
-		fprintf(stderr, "ferry %s: no complete %s was written to %s; process %d %s\n", cmd,
-			c->pre ? "pre-dump" : "dump", c->o.dir, c->o.pid,
-			err.code == ESRCH ? "is gone" : "was left running");
-		return EXIT_FAIL;
+		ret = mig_dump_round(&c->o, &c->choice, kd, &c->dest, &r, &err);
+	else
+		ret = dump_job_round(&c->o, &c->choice, kd, &r.round, &err);
+	if (!ret || r.dumped)
+		print_summary(c, &r.round);
+	if (!ret && c->page_server) {
+		snprintf(buf, sizeof(buf), "%s", c->o.dir);
+		while (strlen(buf) > 1 && buf[strlen(buf) - 1] == '/')
+			buf[strlen(buf) - 1] = '\0';
+		remote = strrchr(buf, '/');
+		print_sent(c, remote ? remote + 1 : buf, &r);
 	}
-	print_summary(c, &r);
-	return c->page_server ? ps_send(c, &conn, remote, cmd) : EXIT_OK;
+	if (ret)
+		report_failure(c, &err, r.dumped);
+	return ret ? EXIT_FAIL : EXIT_OK;
 }
 
 static int dump_main(int argc, char **argv, bool pre)
 {
-	const char *cmd = pre ? "pre-dump" : "dump";
-	struct dump_cli c = { .pre = pre };
+	struct dump_cli c = { .pre = pre, .cmd = pre ? "pre-dump" : "dump" };
 	struct kerndat kd;
-	int ret = parse(argc, argv, cmd, &c);
+	int ret = dump_cli_setup(argc, argv, &c, pre ? cmd_pre_dump_help : cmd_dump_help, &kd);
 
 	if (ret)
-		return ret < 0 ? EXIT_OK : ret;
-	c.o.pre = pre;
-	kerndat_probe(&kd);
-	if (pick_backends(&c, &kd, cmd))
-		return EXIT_FAIL;
-	if (c.iterative)
-		return run_iterative(&c, &kd);
-	return run_one(&c, &kd, cmd);
+		return ret == CLI_HELP_SHOWN ? EXIT_OK : ret;
+	dump_cli_dest(&c);
+	return c.iterative ? run_iterative(&c, &kd) : run_one(&c, &kd);
 }
 
 int cmd_dump(int argc, char **argv)
@@ -754,168 +552,4 @@ int cmd_dump(int argc, char **argv)
 int cmd_pre_dump(int argc, char **argv)
 {
 	return dump_main(argc, argv, true);
-}
-
-/* ---- ferry migrate ----------------------------------------------------------- */
-
-void cmd_migrate_help(FILE *out)
-{
-	fprintf(out,
-		"Usage: ferry migrate -t PID --to HOST:PORT [options]\n"
-		"\n"
-		"Move a running process to the host where `ferry page-server --restore`\n"
-		"listens: pre-dump rounds while it runs, each sent as it is written, then\n"
-		"a short freeze for the final round. The destination restores the process\n"
-		"stopped and says so; only then is the original ended and the copy let go.\n"
-		"If anything fails before that (connection, key, the destination's\n"
-		"restore), the original resumes where it was and ferry says why.\n"
-		"\n"
-		"  -t, --tree PID           the process to move\n"
-		"      --to HOST:PORT       the page server (\"[v6addr]:PORT\" for IPv6)\n"
-		"      --auth-key FILE      pre-shared key (both ends; at least 16 bytes)\n"
-		"      --downtime-limit MS  freeze target for the final round (default %d)\n"
-		"      --max-rounds N       pre-dump rounds at most (default %d)\n"
-		"      --auto-converge      throttle a process that dirties faster than it can\n"
-		"                           be sent\n"
-		"      --compress           zstd-compress the images on the wire (off by default)\n"
-		"      --track T            auto, uffd-wp, soft-dirty or hash (as pre-dump)\n"
-		"      --layout, --pages, --reader  backends, as for dump\n"
-		"      --json               the result as one JSON object\n"
-		"  -v, --verbose            more detail on stderr\n"
-		"\n"
-		"Each round's pages are streamed to the page server as they are read;\n"
-		"its metadata follows from a staging directory in /dev/shm (removed\n"
-		"afterwards). --reader vmsplice moves the frozen final round's pages\n"
-		"through a pipe the process vmsplices into instead of a buffer.\n"
-		"The restored process gets new PIDs.\n"
-		"Exit status: 0 moved, 1 failed (the original runs on unless it says\n"
-		"otherwise), 2 usage error.\n",
-		MIGRATE_DOWNTIME_MS, DEFAULT_MAX_ROUNDS);
-}
-
-struct mig_ctx {
-	struct mig_conn conn;
-	const struct dump_cli *c;
-	char staging[PATH_MAX];
-};
-
-static int mig_round_done(void *arg, unsigned k, const char *dir, struct ferr *err)
-{
-	struct mig_ctx *m = arg;
-	char remote[32];
-
-	snprintf(remote, sizeof(remote), "pre-%u", k);
-	return mig_send_round(&m->conn, dir, remote, false, err);
-}
-
-static int mig_hand_over(void *arg, struct target *t, struct ferr *err)
-{
-	struct mig_ctx *m = arg;
-	int ret;
-
-	pr_debug("final dump written %.1f ms into the freeze", (now_ns() - t->freeze_start_ns) / 1e6);
-	ret = mig_send_round(&m->conn, m->staging, "", true, err);
-	pr_debug("final dump sent %.1f ms into the freeze", (now_ns() - t->freeze_start_ns) / 1e6);
-	return ret ? ret : mig_handover(&m->conn, t, err);
-}
-
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st, (void)flag, (void)ftw;
-	return remove(path);
-}
-
-static int run_migrate(struct dump_cli *c, const struct kerndat *kd)
-{
-	struct iter_opts io = { .base = c->o, .downtime_limit_ns = c->downtime_ms * 1000000ull,
-				.max_rounds = c->max_rounds, .auto_converge = c->auto_converge,
-				.round_done = mig_round_done, .handover = mig_hand_over };
-	struct mig_ctx m = { .c = c };
-	struct iter_result r = { 0 };
-	struct ferr err;
-	const char *base = access("/dev/shm", W_OK) ? "/tmp" : "/dev/shm";
-	int ret;
-
-	ferr_clear(&err);
-	m.conn.fd = -1;
-	io.track = choose_tracker(c->track, NULL, kd, c->o.pid, "migrate");
-	if (!io.track)
-		return EXIT_FAIL;
-	snprintf(m.staging, sizeof(m.staging), "%s/ferry-migrate-%d-XXXXXX", base, c->o.pid);
-	if (!mkdtemp(m.staging)) {
-		fprintf(stderr, "ferry migrate: staging directory %s: %s\n", m.staging,
-			strerror(errno));
-		return EXIT_FAIL;
-	}
-	io.base.dir = m.staging;
-	io.hook_arg = &m;
-	ret = connect_to(c, c->to, &m.conn, &err);
-	if (!ret) {
-		io.base.sink = mig_stream(&m.conn, m.staging, "");
-		if (!c->json)
-			printf("migrating process %d to %s (tracker %s, downtime limit %" PRIu64
-			       " ms)\n", c->o.pid, c->to, io.track->name, c->downtime_ms);
-		ret = iter_run(&io, &r, print_round, c, &err);
-		if (ret && !m.conn.ended)
-			mig_abort(&m.conn, err.msg);
-	}
-	mig_close(&m.conn);
-	nftw(m.staging, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-	if (ret) {
-		fprintf(stderr, "ferry migrate: %s\n", err.msg);
-		if (!m.conn.ended)
-			fprintf(stderr, "ferry migrate: process %d %s\n", c->o.pid,
-				err.code == ESRCH ? "is gone" : "was not moved and runs on here");
-		iter_result_free(&r);
-		return EXIT_FAIL;
-	}
-	if (c->json) {
-		struct json j;
-
-		json_init(&j, stdout);
-		json_obj_begin(&j, NULL);
-		json_u64(&j, "pid", (uint64_t)c->o.pid);
-		json_str(&j, "to", c->to);
-		json_u64(&j, "remote_pid", (uint64_t)m.conn.remote_pid);
-		json_str(&j, "tracker", io.track->name);
-		json_u64(&j, "rounds", r.nr);
-		json_str(&j, "stop_reason", r.stop_reason);
-		json_f64(&j, "downtime_seconds", m.conn.downtime_ns / 1e9);
-		json_f64(&j, "handover_seconds", m.conn.handover_ns / 1e9);
-		json_u64(&j, "final_pages", r.final.data_pages);
-		json_u64(&j, "bytes_sent", m.conn.bytes);
-		json_u64(&j, "bytes_on_wire", m.conn.wire_bytes);
-		json_bool(&j, "compressed", c->compress);
-		json_f64(&j, "seconds", r.seconds);
-		json_obj_end(&j);
-		json_finish(&j);
-	} else {
-		printf("%5s %10" PRIu64 " %10.1f %8.3f   (the final dump, sent and restored)\n",
-		       "final", r.final.data_pages,
-		       r.final.data_pages * (double)ferry_page_size() / 1048576.0, r.final.seconds);
-		printf("stopped after %zu round%s: %s\n", r.nr, r.nr == 1 ? "" : "s", r.stop_reason);
-		printf("moved process %d to %s (process %d there): downtime %.1f ms (hand-over "
-		       "%.1f ms), %.3f s in all, %.1f MiB sent", c->o.pid, c->to,
-		       (int)m.conn.remote_pid, m.conn.downtime_ns / 1e6, m.conn.handover_ns / 1e6,
-		       r.seconds, m.conn.bytes / 1048576.0);
-		if (c->compress)
-			printf(" (%.1f MiB on the wire, zstd)", m.conn.wire_bytes / 1048576.0);
-		printf("\n");
-	}
-	iter_result_free(&r);
-	return EXIT_OK;
-}
-
-int cmd_migrate(int argc, char **argv)
-{
-	struct dump_cli c = { .migrate = true, .iterative = true };
-	struct kerndat kd;
-	int ret = parse(argc, argv, "migrate", &c);
-
-	if (ret)
-		return ret < 0 ? EXIT_OK : ret;
-	kerndat_probe(&kd);
-	if (pick_backends(&c, &kd, "migrate"))
-		return EXIT_FAIL;
-	return run_migrate(&c, &kd);
 }

@@ -1,5 +1,4 @@
 /* ferry restore: bring a dumped process back (restore/restore.h). */
-#include <getopt.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -44,6 +43,33 @@ void cmd_restore_help(FILE *out)
 		"(128+N if signal N ended it); 1 if the restore failed, 2 usage error.\n");
 }
 
+struct restore_cli {
+	struct rst_opts o;
+	const char *pidfile;
+	bool detached;
+};
+
+static int restore_opt(void *ctx, int c, char *arg)
+{
+	struct restore_cli *rc = ctx;
+
+	switch (c) {
+	case 'D':
+		rc->o.dir = arg;
+		break;
+	case 'd':
+		rc->detached = true;
+		break;
+	case 'p':
+		rc->pidfile = arg;
+		break;
+	case 'S':
+		rc->o.require_same_pid = true;
+		break;
+	}
+	return 0;
+}
+
 int cmd_restore(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -55,61 +81,35 @@ int cmd_restore(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	struct rst_opts o = { 0 };
+	struct restore_cli c = { 0 };
 	struct rst_result r;
-	const char *pidfile = NULL;
-	bool detached = false;
 	struct ferr err;
-	int c, status;
+	int status, ret;
 
-	while ((c = getopt_long(argc, argv, "D:dvh", opts, NULL)) != -1) {
-		switch (c) {
-		case 'D':
-			o.dir = optarg;
-			break;
-		case 'd':
-			detached = true;
-			break;
-		case 'p':
-			pidfile = optarg;
-			break;
-		case 'S':
-			o.require_same_pid = true;
-			break;
-		case 'v':
-			log_set_level(log_get_level() < LOG_INFO ? LOG_INFO : LOG_DEBUG);
-			break;
-		case 'h':
-			cmd_restore_help(stdout);
-			return EXIT_OK;
-		default:
-			return cli_usage_error("restore", "unknown option");
-		}
-	}
-	if (optind < argc)
-		return cli_usage_error("restore", "unexpected argument `%s`", argv[optind]);
-	if (!o.dir)
+	ret = cli_parse(argc, argv, "restore", "D:dvh", opts, cmd_restore_help, restore_opt, &c,
+			NULL);
+	if (ret)
+		return ret == CLI_HELP_SHOWN ? EXIT_OK : ret;
+	if (!c.o.dir)
 		return cli_usage_error("restore", "-D DIR is required");
 
 	ferr_clear(&err);
-	if (rst_restore(&o, &r, &err)) {
-		fprintf(stderr, "ferry restore: %s\n", err.msg);
+	if (rst_restore(&c.o, &r, &err)) {
+		cli_error("restore", "%s", err.msg);
 		return EXIT_FAIL;
 	}
 	pr_info("restored process %d from %s: %u threads, %u vmas, %" PRIu64 " pages "
-		"(%.1f MiB) in %.3f s (validation %.3f s)%s", r.pid, o.dir, r.threads, r.vmas,
-		r.pages, r.bytes / 1048576.0, r.total_ns / 1e9, r.validate_ns / 1e9,
+		"(%.1f MiB) in %.3f s (validation %.3f s)%s", r.pid, c.o.dir, r.threads, r.vmas,
+		r.pages, cli_mib(r.bytes), r.total_ns / 1e9, r.validate_ns / 1e9,
 		r.same_pid ? "" : "; PIDs changed");
-	if (pidfile && cli_write_pidfile(pidfile, r.pid) < 0)
-		fprintf(stderr, "ferry restore: process %d runs, but writing %s failed: %s\n", r.pid,
-			pidfile, strerror(errno));
-	if (detached) {
+	cli_pidfile("restore", c.pidfile, r.pid);
+	if (c.detached) {
 		printf("%d\n", r.pid);
 		return EXIT_OK;
 	}
 	while (waitpid(r.pid, &status, 0) < 0) {
 		if (errno != EINTR) {
-			fprintf(stderr, "ferry restore: wait for %d: %s\n", r.pid, strerror(errno));
+			cli_error("restore", "wait for %d: %s", r.pid, strerror(errno));
 			return EXIT_FAIL;
 		}
 	}

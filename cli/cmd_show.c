@@ -9,6 +9,7 @@
 
 #include "common/json.h"
 #include "cli/cli.h"
+#include "common/util.h"
 #include "images/img.h"
 
 void cmd_show_help(FILE *out)
@@ -126,9 +127,25 @@ static void show_text(struct img_image *img, Ferry__Process *proc, Ferry__Thread
 		       st->data_pages, st->parent_pages, st->zero_pages);
 }
 
+/* An object of unsigned fields, names[i] = vals[i]. */
+static void json_u64s(struct json *j, const char *key, const char *const *names,
+		      const uint64_t *vals, size_t n)
+{
+	json_obj_begin(j, key);
+	for (size_t i = 0; i < n; i++)
+		json_u64(j, names[i], vals[i]);
+	json_obj_end(j);
+}
+
+#define JSON_U64S(j, key, names, ...)                                                     \
+	json_u64s(j, key, names, (const uint64_t[]){ __VA_ARGS__ }, ARRAY_SIZE(names))
+
 /* What the kernel keeps per thread, as restore must set it again. */
 static void show_json_thread(struct json *j, const Ferry__Thread *t)
 {
+	static const char *const rseq[] = { "ptr", "size", "signature" };
+	static const char *const alt[] = { "sp", "size", "flags" };
+
 	json_obj_begin(j, NULL);
 	json_u64(j, "tid", t->tid);
 	json_str(j, "comm", t->comm);
@@ -137,42 +154,26 @@ static void show_json_thread(struct json *j, const Ferry__Thread *t)
 	json_u64(j, "clear_child_tid", t->clear_child_tid);
 	json_u64(j, "robust_list", t->robust_list);
 	json_u64(j, "robust_list_len", t->robust_list_len);
-	if (t->rseq) {
-		json_obj_begin(j, "rseq");
-		json_u64(j, "ptr", t->rseq->ptr);
-		json_u64(j, "size", t->rseq->size);
-		json_u64(j, "signature", t->rseq->signature);
-		json_obj_end(j);
-	}
-	if (t->altstack) {
-		json_obj_begin(j, "altstack");
-		json_u64(j, "sp", t->altstack->sp);
-		json_u64(j, "size", t->altstack->size);
-		json_u64(j, "flags", t->altstack->flags);
-		json_obj_end(j);
-	}
+	if (t->rseq)
+		JSON_U64S(j, "rseq", rseq, t->rseq->ptr, t->rseq->size, t->rseq->signature);
+	if (t->altstack)
+		JSON_U64S(j, "altstack", alt, t->altstack->sp, t->altstack->size,
+			  t->altstack->flags);
 	json_u64(j, "xsave_bytes", t->has_xsave ? t->xsave.len : 0);
 	json_obj_end(j);
 }
 
 static void show_json_mm(struct json *j, const Ferry__MmState *mm)
 {
-	if (!mm)
-		return;
-	json_obj_begin(j, "mm");
-	json_u64(j, "start_code", mm->start_code);
-	json_u64(j, "end_code", mm->end_code);
-	json_u64(j, "start_data", mm->start_data);
-	json_u64(j, "end_data", mm->end_data);
-	json_u64(j, "start_brk", mm->start_brk);
-	json_u64(j, "brk", mm->brk);
-	json_u64(j, "start_stack", mm->start_stack);
-	json_u64(j, "arg_start", mm->arg_start);
-	json_u64(j, "arg_end", mm->arg_end);
-	json_u64(j, "env_start", mm->env_start);
-	json_u64(j, "env_end", mm->env_end);
-	json_u64(j, "auxv_bytes", mm->has_auxv ? mm->auxv.len : 0);
-	json_obj_end(j);
+	static const char *const names[] = {
+		"start_code", "end_code", "start_data", "end_data", "start_brk", "brk",
+		"start_stack", "arg_start", "arg_end", "env_start", "env_end", "auxv_bytes",
+	};
+
+	if (mm)
+		JSON_U64S(j, "mm", names, mm->start_code, mm->end_code, mm->start_data,
+			  mm->end_data, mm->start_brk, mm->brk, mm->start_stack, mm->arg_start,
+			  mm->arg_end, mm->env_start, mm->env_end, mm->has_auxv ? mm->auxv.len : 0);
 }
 
 static void show_json_ids(struct json *j, const char *key, const uint32_t *v, size_t n)
@@ -250,23 +251,21 @@ static void show_json(struct json *j, struct img_image *img, Ferry__Process *pro
 		show_json_creds(j, proc->creds);
 		json_arr_begin(j, "rlimits");
 		for (size_t i = 0; i < proc->n_rlimits; i++) {
-			json_obj_begin(j, NULL);
-			json_u64(j, "resource", proc->rlimits[i]->resource);
-			json_u64(j, "cur", proc->rlimits[i]->cur);
-			json_u64(j, "max", proc->rlimits[i]->max);
-			json_obj_end(j);
+			static const char *const names[] = { "resource", "cur", "max" };
+			const Ferry__Rlimit *rl = proc->rlimits[i];
+
+			JSON_U64S(j, NULL, names, rl->resource, rl->cur, rl->max);
 		}
 		json_arr_end(j);
 		json_u64(j, "shared_pending", proc->n_shared_pending);
 		json_arr_begin(j, "sigactions");
 		for (size_t i = 0; i < proc->n_sigactions; i++) {
-			json_obj_begin(j, NULL);
-			json_u64(j, "signo", proc->sigactions[i]->signo);
-			json_u64(j, "handler", proc->sigactions[i]->handler);
-			json_u64(j, "flags", proc->sigactions[i]->flags);
-			json_u64(j, "restorer", proc->sigactions[i]->restorer);
-			json_u64(j, "mask", proc->sigactions[i]->mask);
-			json_obj_end(j);
+			static const char *const names[] = { "signo", "handler", "flags", "restorer",
+							     "mask" };
+			const Ferry__Sigaction *sa = proc->sigactions[i];
+
+			JSON_U64S(j, NULL, names, sa->signo, sa->handler, sa->flags, sa->restorer,
+				  sa->mask);
 		}
 		json_arr_end(j);
 		json_obj_end(j);
@@ -288,13 +287,12 @@ static void show_json(struct json *j, struct img_image *img, Ferry__Process *pro
 	}
 	json_arr_end(j);
 	if (inv->stats) {
-		json_obj_begin(j, "pagemap");
-		json_u64(j, "runs", inv->stats->runs);
-		json_u64(j, "pages", inv->stats->pages);
-		json_u64(j, "data_pages", inv->stats->data_pages);
-		json_u64(j, "parent_pages", inv->stats->parent_pages);
-		json_u64(j, "zero_pages", inv->stats->zero_pages);
-		json_obj_end(j);
+		static const char *const names[] = { "runs", "pages", "data_pages", "parent_pages",
+						     "zero_pages" };
+		const Ferry__PagemapStats *st = inv->stats;
+
+		JSON_U64S(j, "pagemap", names, st->runs, st->pages, st->data_pages,
+			  st->parent_pages, st->zero_pages);
 	}
 	json_str(j, "tracker", inv->tracker);
 }
@@ -331,7 +329,7 @@ static int show(const char *dir, bool json, bool verify, bool runs)
 			ret = img_read_fds(img, &fds, &nfds, &err);
 	}
 	if (ret) {
-		fprintf(stderr, "ferry show: %s\n", err.msg);
+		cli_error("show", "%s", err.msg);
 		goto out;
 	}
 	if (verify)
@@ -364,8 +362,8 @@ static int show(const char *dir, bool json, bool verify, bool runs)
 			       rep.images == 1 ? "" : "s");
 	}
 	if (vret) {
-		fprintf(stderr, "ferry show: verify failed (%" PRIu64 " bad run%s): %s\n", rep.bad_runs,
-			rep.bad_runs == 1 ? "" : "s", err.msg);
+		cli_error("show", "verify failed (%" PRIu64 " bad run%s): %s", rep.bad_runs,
+			  rep.bad_runs == 1 ? "" : "s", err.msg);
 		ret = vret;
 	}
 out:
@@ -377,6 +375,24 @@ out:
 	return ret ? EXIT_FAIL : EXIT_OK;
 }
 
+struct show_cli {
+	bool json, verify, runs;
+};
+
+static int show_opt(void *ctx, int c, char *arg)
+{
+	struct show_cli *s = ctx;
+
+	(void)arg;
+	if (c == 'j')
+		s->json = true;
+	else if (c == 'V')
+		s->verify = true;
+	else if (c == 'r')
+		s->runs = true;
+	return 0;
+}
+
 int cmd_show(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -386,30 +402,15 @@ int cmd_show(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	bool json = false, verify = false, runs = false;
-	int c;
+	struct show_cli c = { 0 };
+	int first, ret;
 
-	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-		switch (c) {
-		case 'j':
-			json = true;
-			break;
-		case 'V':
-			verify = true;
-			break;
-		case 'r':
-			runs = true;
-			break;
-		case 'h':
-			cmd_show_help(stdout);
-			return EXIT_OK;
-		default:
-			return cli_usage_error("show", "unknown option");
-		}
-	}
-	if (optind + 1 != argc)
+	ret = cli_parse(argc, argv, "show", "h", opts, cmd_show_help, show_opt, &c, &first);
+	if (ret)
+		return ret == CLI_HELP_SHOWN ? EXIT_OK : ret;
+	if (first + 1 != argc)
 		return cli_usage_error("show", "expected exactly one image directory");
-	if (runs && json)
+	if (c.runs && c.json)
 		return cli_usage_error("show", "--runs prints lines, not JSON: choose one");
-	return show(argv[optind], json, verify, runs);
+	return show(argv[first], c.json, c.verify, c.runs);
 }

@@ -44,6 +44,7 @@ struct dump_result {
 	double seconds;
 	bool killed;
 	bool tracked;              /* a dirty set was known: only it was copied */
+	const char *tracker;       /* the tracker's name, or NULL (set by dump/job.c) */
 	uint8_t id[IMG_ID_SIZE];   /* of the dump written */
 };
 

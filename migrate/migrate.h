@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "common/err.h"
+#include "dump/job.h"
 #include "migrate/net.h"
 #include "proc/target.h"
 #include "images/img.h"
@@ -19,7 +20,9 @@ struct mig_conn {
 	uint64_t handover_ns;        /* final dump sent to destination running */
 	uint64_t downtime_ns;        /* frozen here to running there */
 	bool ended;                  /* the original was ended: no way back */
-	bool progress;               /* show bytes sent on stderr (a terminal) */
+	/* A large round's bytes sent so far (done: the round is sent), or NULL. */
+	void (*progress)(void *arg, const char *round, uint64_t bytes, bool done);
+	void *progress_arg;
 	bool compress;               /* zstd blocks (set before sending) */
 	void *zctx;                  /* ZSTD_CCtx */
 	uint64_t wire_bytes;         /* image bytes as sent (compressed or not) */
@@ -61,5 +64,54 @@ int __must_check mig_send_dump(struct mig_conn *c, const char *local, const char
 			       struct ferr *err);
 /* Tell the destination the migration is off (best effort). */
 void mig_abort(struct mig_conn *c, const char *why);
+
+
+/* ---- source.c: whole jobs on the source side ------------------------------ */
+
+/* Where to send, and how. */
+struct mig_dest {
+	const char *to;              /* HOST:PORT ("[v6addr]:PORT") */
+	const char *auth_key;        /* key file, or NULL */
+	bool compress;               /* zstd blocks on the wire */
+	/* Progress of large rounds (see struct mig_conn), or NULL. */
+	void (*progress)(void *arg, const char *round, uint64_t bytes, bool done);
+	void *progress_arg;
+};
+
+/* What a migration or a dump sent to a page server did. */
+struct mig_result {
+	struct iter_result iter;     /* the rounds (mig_run, mig_dump_iterative) */
+	struct dump_result round;    /* the round (mig_dump_round) */
+	bool dumped;                 /* the local round or rounds are complete */
+	const char *tracker;
+	pid_t remote_pid;
+	uint64_t bytes, wire_bytes, downtime_ns, handover_ns;
+	bool ended;                  /* the original was ended: no way back */
+};
+
+/* Connect to d->to and authenticate with d's key (if any). */
+int __must_check mig_open(struct mig_conn *c, const struct mig_dest *d, struct ferr *err);
+/* An iter_opts round_done hook: send round k in dir as pre-k. arg: the
+ * struct mig_conn. */
+int mig_send_pre(void *arg, unsigned k, const char *dir, struct ferr *err);
+
+/* `ferry migrate`: iterative pre-copy of io->base.pid to d, each round
+ * streamed as it is dumped, the final one through a staging directory, and
+ * the hand-over. On an error the original runs on unless r->ended. */
+int __must_check mig_run(struct iter_opts *io, const struct dump_choice *c,
+			 const struct kerndat *kd, const struct mig_dest *d,
+			 struct mig_result *r, iter_round_cb cb, void *arg, struct ferr *err);
+/* pre-dump/dump --page-server: one round (dump_job_round), its pages sent
+ * as read, its metadata after it; o->dir's basename names it there. */
+int __must_check mig_dump_round(struct dump_opts *o, const struct dump_choice *c,
+				const struct kerndat *kd, const struct mig_dest *d,
+				struct mig_result *r, struct ferr *err);
+/* dump --iterative --page-server: every round sent (pre-N, then the final
+ * dump as the server's DIR). */
+int __must_check mig_dump_iterative(struct iter_opts *io, const struct dump_choice *c,
+				    const struct kerndat *kd, const struct mig_dest *d,
+				    struct mig_result *r, iter_round_cb cb, void *arg,
+				    struct ferr *err);
+void mig_result_free(struct mig_result *r);
 
 #endif

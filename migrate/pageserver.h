@@ -24,8 +24,9 @@ struct ps_opts {
 	void (*round)(void *arg, const char *dir);
 	/* Restore the dump in dir, leaving the process stopped; NULL: no restore. */
 	int (*restore)(void *arg, const char *dir, pid_t *pid, struct ferr *err);
+	/* A round (final: the final dump) is in, complete; or NULL. */
+	void (*received)(void *arg, const char *round, bool final);
 	void *arg;
-	bool quiet;
 };
 
 struct ps_result {
@@ -43,5 +44,34 @@ struct ps_result {
  * a new connection). res accumulates over connections: zero it once. */
 int __must_check ps_serve(int fd, const struct ps_opts *o, struct ps_result *res,
 			  struct ferr *err);
+
+
+/* ---- server.c: `ferry page-server` ---------------------------------------- */
+
+enum ps_event {
+	PS_LISTENING,    /* the socket is open: sources may connect */
+	PS_RECEIVED,     /* a round (or, final, the final dump) is complete */
+	PS_WAITING,      /* a command's rounds are in: waiting for the next one */
+};
+
+struct ps_run_opts {
+	const char *dir;                  /* created if missing */
+	const char *addr;
+	uint16_t port;
+	const char *key_file;             /* or NULL */
+	uint64_t max_file;
+	unsigned idle_s;                  /* give up after this long without a connection */
+	bool restore;                     /* restore the final dump and hand it over */
+	bool cold;                        /* ... only once it is in, not as rounds arrive */
+	/* What happens, for the caller to show (round: PS_RECEIVED's), or NULL. */
+	void (*event)(void *arg, enum ps_event ev, const char *round, bool final,
+		      const struct ps_result *res);
+	void *arg;
+};
+
+/* Listen on addr:port and receive rounds into dir, one connection per
+ * command, until the final dump is in (and, with restore, handed over); a
+ * restore is built while the rounds arrive unless cold. res is zeroed here. */
+int __must_check ps_run(const struct ps_run_opts *o, struct ps_result *res, struct ferr *err);
 
 #endif

@@ -382,10 +382,8 @@ int ps_serve(int fd, const struct ps_opts *o, struct ps_result *res, struct ferr
 			final = r->has_final && r->final;
 			pr_debug("round %s complete", *r->dir ? r->dir : "(final)");
 			snprintf(rdir, sizeof(rdir), "%s%s%s", o->dir, *r->dir ? "/" : "", r->dir);
-			if (!o->quiet)
-				printf("page-server: %s %s received\n", final ? "final dump" : "round",
-				       *r->dir ? r->dir : "(DIR)");
-			fflush(stdout);
+			if (o->received)
+				o->received(o->arg, *r->dir ? r->dir : "(DIR)", final);
 			ferry__mig_round__free_unpacked(r, NULL);
 			files = 0;
 			pages = false;

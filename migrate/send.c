@@ -24,7 +24,6 @@ int mig_connect(struct mig_conn *c, const char *to, const struct net_key *key, s
 
 	memset(c, 0, sizeof(*c));
 	pthread_mutex_init(&c->mu, NULL);
-	c->progress = isatty(STDERR_FILENO);
 	c->fd = net_connect(to, err);
 	if (c->fd < 0)
 		return c->fd;
@@ -50,12 +49,11 @@ void mig_close(struct mig_conn *c)
 	pthread_mutex_destroy(&c->mu);
 }
 
-/* On a terminal, a large round's bytes as they go. */
+/* A large round's bytes as they go, every 4 MiB or so, to whoever asked. */
 static void show_progress(const struct mig_conn *c)
 {
 	if (c->progress && c->round_bytes > (64u << 20) && c->round_bytes % (4u << 20) < MIG_ZBLOCK)
-		fprintf(stderr, "\r\033[K  sending %s: %.0f MiB%s ", c->round,
-			c->round_bytes / 1048576.0, c->compress ? " (zstd)" : "");
+		c->progress(c->progress_arg, c->round, c->round_bytes, false);
 }
 
 /* The destination's RESULT: 0 if it says ok (its restored process, if
@@ -190,25 +188,41 @@ static int pages_header(struct mig_conn *c, uint64_t off, size_t len, struct fer
 	return net_send_more(c->fd, NET_PAGES, &m.base, err);
 }
 
-/* A piece of the stream starts: pieces go one at a time (c->mu), and none
- * after the stream broke. Returns its error, or 0 with c->mu held. */
-static int piece_begin(struct mig_conn *c, struct ferr *err)
+/* len bytes from the pipe straight into the socket. */
+static int splice_out(struct mig_conn *c, int pipe, size_t len, struct ferr *err)
+{
+	for (size_t left = len; left;) {
+		ssize_t n = splice(pipe, NULL, c->fd, NULL, left, SPLICE_F_MOVE | SPLICE_F_MORE);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return ferr_sys(err, n < 0 ? (errno == EAGAIN ? ETIMEDOUT : errno) : EIO,
+					"splice into the connection");
+		left -= (size_t)n;
+	}
+	c->wire_bytes += len;
+	return 0;
+}
+
+/* One piece of the page stream, from data or (data NULL) from the pipe:
+ * pieces go one at a time (c->mu), none after the stream broke, whose first
+ * error is kept for every later piece. */
+static int send_piece(struct mig_conn *c, uint64_t off, const void *data, int pipe, size_t len,
+		      struct ferr *err)
 {
 	int ret;
 
 	pthread_mutex_lock(&c->mu);
 	ret = c->sink_err;
+	if (ret) {
+		*err = c->sink_msg;
+		pthread_mutex_unlock(&c->mu);
+		return ret;
+	}
+	ret = pages_header(c, off, len, err);
 	if (!ret)
-		return 0;
-	*err = c->sink_msg;
-	pthread_mutex_unlock(&c->mu);
-	return ret;
-}
-
-/* ... and ends: counted, or the stream's first error kept for every
- * later piece. */
-static int piece_end(struct mig_conn *c, size_t len, int ret, struct ferr *err)
-{
+		ret = data ? send_bytes(c, data, len, err) : splice_out(c, pipe, len, err);
 	if (!ret) {
 		c->bytes += len;
 		c->round_bytes += len;
@@ -225,41 +239,14 @@ static int piece_end(struct mig_conn *c, size_t len, int ret, struct ferr *err)
 static int sink_write(struct img_pages_sink *s, uint64_t off, const void *data, size_t len,
 		      struct ferr *err)
 {
-	struct mig_conn *c = container_of(s, struct mig_conn, sink);
-	int ret = piece_begin(c, err);
-
-	if (ret)
-		return ret;
-	ret = pages_header(c, off, len, err);
-	if (!ret)
-		ret = send_bytes(c, data, len, err);
-	return piece_end(c, len, ret, err);
+	return send_piece(container_of(s, struct mig_conn, sink), off, data, -1, len, err);
 }
 
 /* The bytes straight from the pipe into the socket. Never with --compress. */
 static int sink_splice(struct img_pages_sink *s, uint64_t off, int pipe, size_t len,
 		       struct ferr *err)
 {
-	struct mig_conn *c = container_of(s, struct mig_conn, sink);
-	int ret = piece_begin(c, err);
-
-	if (ret)
-		return ret;
-	ret = pages_header(c, off, len, err);
-	for (size_t left = len; !ret && left;) {
-		ssize_t n = splice(pipe, NULL, c->fd, NULL, left, SPLICE_F_MOVE | SPLICE_F_MORE);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			ret = ferr_sys(err, n < 0 ? (errno == EAGAIN ? ETIMEDOUT : errno) : EIO,
-				       "splice into the connection");
-		else
-			left -= (size_t)n;
-	}
-	if (!ret)
-		c->wire_bytes += len;
-	return piece_end(c, len, ret, err);
+	return send_piece(container_of(s, struct mig_conn, sink), off, NULL, pipe, len, err);
 }
 
 struct img_pages_sink *mig_stream(struct mig_conn *c, const char *root, const char *root_remote)
@@ -348,7 +335,7 @@ int mig_send_round(struct mig_conn *c, const char *local, const char *remote, bo
 	if (!ret)
 		ret = send_file(c, local, IMG_INVENTORY_NAME, remote, err);
 	if (c->progress && c->round_bytes > (64u << 20))
-		fprintf(stderr, "\r\033[K");
+		c->progress(c->progress_arg, c->round, c->round_bytes, true);
 	r.dir = (char *)remote;
 	r.has_final = final;
 	r.final = final;

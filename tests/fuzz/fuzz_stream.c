@@ -29,7 +29,7 @@ static int rm_entry(const char *path, const struct stat *st, int flag, struct FT
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct net_key key = { 0 };
-	struct ps_opts o = { .dir = dir, .key = &key, .max_file = 1 << 20, .quiet = true };
+	struct ps_opts o = { .dir = dir, .key = &key, .max_file = 1 << 20 };
 	struct ps_result res;
 	struct ferr err;
 	int sv[2];

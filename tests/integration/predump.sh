@@ -14,7 +14,18 @@ PIDS=""
 trap 'for p in $PIDS; do kill -9 $p 2>/dev/null; done; rm -rf "$T"' EXIT
 
 LOOPS=${PREDUMP_LOOPS:-10}
-gone() { ! [ -d /proc/$1 ] || grep -q '^State:.*Z' /proc/$1/status 2>/dev/null; }
+# gone PID: no such process, or a zombie. One read of its status: a process
+# reaped between two reads must not look alive.
+gone() {
+	st=$(grep '^State:' /proc/$1/status 2>/dev/null) || return 0
+	case $st in *Z*|*X*) return 0 ;; esac
+	return 1
+}
+# started PID: when it started (clock ticks since boot), to tell it from a
+# later process that got its PID (pid_max is 32768 here: PIDs come round fast).
+started() { sed 's/.*) //' /proc/$1/stat 2>/dev/null | cut -d' ' -f20; }
+# gone_since PID START: that process is gone, whatever has its PID now.
+gone_since() { gone "$1" || [ "$(started "$1")" != "$2" ]; }
 
 # start_dirtier CTL ARGS...: D gets the PID, MAIN and NPAGES its main region.
 start_dirtier() {
@@ -124,6 +135,7 @@ for tr in $TRACKERS; do
 	while [ $n -lt "$LOOPS" ]; do
 		n=$((n + 1))
 		rm -rf "$T/it"
+		pst=$(started $P)
 		if ! "$FERRY" dump --iterative -t $P -D "$T/it" --track $tr --max-rounds 4 \
 			--downtime-limit 20 >"$T/iter.out" 2>"$T/err"; then
 			fail "$tr loop $n: iterative dump: $(cat "$T/err")"
@@ -134,9 +146,9 @@ for tr in $TRACKERS; do
 		# over 30 s in the guest on a loaded CI machine). A slow one is
 		# reported; one that never goes fails with what it is doing.
 		w=0
-		while [ $w -lt 2400 ] && ! gone $P; do w=$((w + 1)); sleep 0.05; done
+		while [ $w -lt 2400 ] && ! gone_since $P "$pst"; do w=$((w + 1)); sleep 0.05; done
 		[ $w -gt 100 ] && echo "note: $tr loop $n: the dumped process took $((w / 20)) s to go"
-		gone $P || fail "$tr loop $n: the dumped process is still there after 120 s:" \
+		gone_since $P "$pst" || fail "$tr loop $n: the dumped process is still there after 120 s:" \
 			"$(grep -E '^(State|SigPnd|ShdPnd|TracerPid)' /proc/$P/status 2>/dev/null | tr '\n\t' '  ')" \
 			"wchan $(cat /proc/$P/wchan 2>/dev/null)"
 		restore_d "$T/it"

@@ -13,7 +13,13 @@ PIDS=""
 trap 'for p in $PIDS; do kill -9 $p 2>/dev/null; done; rm -rf "$T"' EXIT
 
 wait_for() { for _ in $(seq 200); do [ -e "$1" ] && return 0; sleep 0.05; done; return 1; }
-gone() { ! [ -d /proc/$1 ] || grep -q '^State:.*Z' /proc/$1/status 2>/dev/null; }
+# gone PID: no such process, or a zombie. One read of its status: a process
+# reaped between two reads must not look alive.
+gone() {
+	st=$(grep '^State:' /proc/$1/status 2>/dev/null) || return 0
+	case $st in *Z*|*X*) return 0 ;; esac
+	return 1
+}
 
 # memtest_check DESC PID WHAT: ask a memtest to check all of its memory.
 memtest_check() {

@@ -1,0 +1,86 @@
+/* Helpers every command shares: option parsing, errors, pidfiles. */
+#include <errno.h>
+#include <stdarg.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "common/log.h"
+
+int cli_parse(int argc, char **argv, const char *cmd, const char *shortopts,
+	      const struct option *longopts, void (*help)(FILE *out), cli_opt_fn fn, void *ctx,
+	      int *first)
+{
+	int c, ret;
+
+	while ((c = getopt_long(argc, argv, shortopts, longopts, NULL)) != -1) {
+		switch (c) {
+		case 'v':
+			log_set_level(log_get_level() < LOG_INFO ? LOG_INFO : LOG_DEBUG);
+			break;
+		case 'h':
+			help(stdout);
+			return CLI_HELP_SHOWN;
+		case '?':
+		case ':':
+			return cli_usage_error(cmd, "unknown option");
+		default:
+			ret = fn(ctx, c, optarg);
+			if (ret)
+				return ret;
+		}
+	}
+	if (!first && optind < argc)
+		return cli_usage_error(cmd, "unexpected argument `%s`", argv[optind]);
+	if (first)
+		*first = optind;
+	return 0;
+}
+
+static void vreport(const char *cmd, const char *fmt, va_list ap)
+{
+	fprintf(stderr, "ferry %s: ", cmd);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+}
+
+int cli_usage_error(const char *cmd, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vreport(cmd, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "Try `ferry help %s`.\n", cmd);
+	return EXIT_USAGE;
+}
+
+void cli_error(const char *cmd, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vreport(cmd, fmt, ap);
+	va_end(ap);
+}
+
+int cli_write_pidfile(const char *path, pid_t pid)
+{
+	char tmp[4096];
+	FILE *f;
+
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	f = fopen(tmp, "w");
+	if (!f)
+		return -1;
+	fprintf(f, "%d\n", pid);
+	if (fclose(f) != 0 || rename(tmp, path) != 0)
+		return -1;
+	return 0;
+}
+
+void cli_pidfile(const char *cmd, const char *path, pid_t pid)
+{
+	if (path && cli_write_pidfile(path, pid) < 0)
+		cli_error(cmd, "process %d runs, but writing %s failed: %s", (int)pid, path,
+			  strerror(errno));
+}

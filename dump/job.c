@@ -1,0 +1,176 @@
+/* Dump jobs: the choices a command makes by name, turned into a round or
+ * an iterative dump (see job.h). */
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "common/log.h"
+#include "dump/job.h"
+#include "dump/keeper.h"
+#include "proc/backend.h"
+
+int dump_choose_backends(struct dump_opts *o, const struct dump_choice *c,
+			 const struct kerndat *kd, struct ferr *err)
+{
+	const struct backend_desc *b;
+	char why[256];
+
+	b = backend_choose(backend_family("layout"), c->layout, kd, why, sizeof(why));
+	if (!b || !(o->layout = layout_ops_by_name(b->name)))
+		return ferr_new(err, EINVAL, "%s", why);
+	b = backend_choose(backend_family("pages"), c->pages, kd, why, sizeof(why));
+	if (!b || !(o->pages = pages_ops_by_name(b->name)))
+		return ferr_new(err, EINVAL, "%s", why);
+	o->use_pidfd = kd_has(kd, KD_PROCESS_VM_PIDFD);
+	/* How page data leaves a frozen target: read into a buffer (auto: the
+	 * faster in bench/b_dump.sh and b_migrate.sh), or through a pipe the
+	 * target vmsplices into. process-vmsplice is refused by name where the
+	 * kernel lacks it (everywhere: it was never merged). */
+	b = backend_choose(backend_family("reader"), c->reader, kd, why, sizeof(why));
+	if (!b)
+		return ferr_new(err, EINVAL, "%s", why);
+	if (!strcmp(b->name, "process-vmsplice"))
+		return ferr_new(err, ENOSYS, "--reader process-vmsplice is not built: no kernel "
+				"has the system call");
+	o->splice = !strcmp(b->name, "vmsplice");
+	return 0;
+}
+
+const struct tracker_ops *dump_choose_tracker(const char *choice, const char *prev,
+					      const struct kerndat *kd, pid_t pid,
+					      struct ferr *err)
+{
+	const struct backend_family *f = backend_family("tracker");
+	const struct backend_desc *b;
+	char why[256];
+
+	if (strcmp(choice, "auto") == 0 && prev && tracker_ops_by_name(prev))
+		return tracker_ops_by_name(prev);
+	if (strcmp(choice, "auto") == 0) {
+		struct target t;
+		struct ferr e;
+		bool uses = false;
+
+		if (target_open(&t, pid, &e) == 0)
+			uses = target_uses_uffd(&t);
+		target_close(&t);
+		for (size_t i = 0; i < f->n; i++) {
+			if (!backend_usable(&f->list[i], kd))
+				continue;
+			if (uses && strcmp(f->list[i].name, "uffd-wp") == 0) {
+				pr_info("process %d uses userfaultfd itself: not tracking with uffd-wp",
+					pid);
+				continue;
+			}
+			return tracker_ops_by_name(f->list[i].name);
+		}
+		ferr_new(err, ENOTSUP, "no dirty tracker is usable here");
+		return NULL;
+	}
+	b = backend_choose(f, choice, kd, why, sizeof(why));
+	if (!b) {
+		ferr_new(err, EINVAL, "%s", why);
+		return NULL;
+	}
+	return tracker_ops_by_name(b->name);
+}
+
+/* Pick up the previous round's tracking: soft-dirty bits live in the kernel,
+ * hashes in the previous images, a userfaultfd in its keeper. */
+static void resume_tracker(struct tracker *tr, const struct img_image *prev, pid_t pid)
+{
+	struct ferr e;
+	int fd;
+
+	if (!prev || !prev->inv->tracker || strcmp(prev->inv->tracker, tr->ops->name))
+		return;
+	if (tr->ops != &track_uffd_ops) {
+		tr->armed = true;
+		return;
+	}
+	fd = keeper_take(prev->inv->id.data, pid, &e);
+	if (fd >= 0) {
+		tr->uffd = fd;
+		tr->armed = true;
+		return;
+	}
+	if (fd == -ENOENT)
+		pr_warn("the uffd-wp tracking of the previous images is gone (its keeper exited, "
+			"or the process was tracked by a round that failed): copying every page");
+	else
+		pr_warn("%s: copying every page", e.msg);
+}
+
+/* The previous round named by o->parent, opened (NULL without one). */
+static int open_parent(const struct dump_opts *o, struct img_image **prev, struct ferr *err)
+{
+	char path[PATH_MAX];
+
+	*prev = NULL;
+	if (!o->parent)
+		return 0;
+	if (o->parent[0] == '/')
+		return ferr_new(err, EINVAL, "--prev-images-dir is relative to -D DIR (as in "
+				"criu), not `%s`", o->parent);
+	snprintf(path, sizeof(path), "%s/%s", o->dir, o->parent);
+	/* The path is relative to DIR, which must exist to resolve it. */
+	if (mkdir(o->dir, 0700) < 0 && errno != EEXIST)
+		return ferr_sys(err, errno, "previous images: create image directory `%s`",
+				o->dir);
+	if (img_open(prev, path, err))
+		return ferr_wrap(err, "previous images");
+	return 0;
+}
+
+int dump_job_round(struct dump_opts *o, const struct dump_choice *c, const struct kerndat *kd,
+		   struct dump_result *r, struct ferr *err)
+{
+	struct img_image *prev;
+	struct tracker tr;
+	struct target t;
+	int ret;
+
+	tracker_init(&tr, NULL);
+	ret = open_parent(o, &prev, err);
+	if (ret)
+		return ret;
+	if (o->pre || prev) {
+		tr.ops = dump_choose_tracker(c->track, prev ? prev->inv->tracker : NULL, kd,
+					     o->pid, err);
+		if (!tr.ops) {
+			img_close(prev);
+			return -err->code;
+		}
+		resume_tracker(&tr, prev, o->pid);
+		o->tr = &tr;
+	}
+	img_close(prev);
+	pr_info("%s process %d with --layout %s --pages %s%s%s", o->pre ? "pre-dump" : "dump",
+		o->pid, o->layout->name, o->pages->name, tr.ops ? " --track " : "",
+		tr.ops ? tr.ops->name : "");
+	ret = target_open(&t, o->pid, err);
+	if (!ret)
+		ret = dump_round(&t, o, r, err);
+	/* A pre-dump leaves its userfaultfd to a keeper for the next round. */
+	if (!ret && o->pre && tr.uffd >= 0)
+		ret = keeper_spawn(r->id, t.pid, t.pidfd, tr.uffd, err);
+	target_close(&t);
+	r->tracker = tr.ops ? tr.ops->name : NULL;
+	tracker_fini(&tr);
+	o->tr = NULL;
+	return ret;
+}
+
+int dump_job_iterative(struct iter_opts *io, const struct dump_choice *c,
+		       const struct kerndat *kd, struct iter_result *r, iter_round_cb cb,
+		       void *arg, struct ferr *err)
+{
+	memset(r, 0, sizeof(*r));
+	io->track = dump_choose_tracker(c->track, NULL, kd, io->base.pid, err);
+	if (!io->track)
+		return -err->code;
+	pr_info("iterative dump of process %d with --track %s, downtime limit %.0f ms",
+		io->base.pid, io->track->name, io->downtime_limit_ns / 1e6);
+	return iter_run(io, r, cb, arg, err);
+}
