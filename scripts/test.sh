@@ -3,7 +3,10 @@
 #   1. normal build (-O2, -Werror): unit tests and integration tests
 #   2. the same suite built with ASan+UBSan
 #   3. a short libFuzzer run of the image reader
-# Ends with one line "tests: N passed, N failed, N skipped".
+# Ends with one line "tests: N passed, N failed, N skipped" (CI parses it),
+# the failures and skips listed above it. A pass or fail is a program or
+# script; a skip is a whole one (exit 77) or one case a script could not run
+# here, with why (skip_case, see tests/integration/lib.sh).
 set -u
 cd "$(dirname "$0")/.."
 RESULTS=$(mktemp)

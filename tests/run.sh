@@ -1,21 +1,27 @@
 #!/bin/sh
 # Run every unit test program and integration script against one build dir.
 # Usage: tests/run.sh BUILD_DIR [LABEL]. Appends "pass|fail|skip NAME" lines to
-# $RESULTS (if set) and exits non-zero if anything failed.
+# $RESULTS (if set) and exits non-zero if anything failed: one line per
+# program or script by its exit status (0, 77 skip, else fail), and the
+# integration scripts add one "skip NAME: why" per case they could not run
+# here (skip_case in tests/integration/lib.sh).
 set -u
 B=${1:?usage: tests/run.sh BUILD_DIR [LABEL]}
 LABEL=${2:-$B}
 RESULTS=${RESULTS:-/dev/null}
 FERRY=$(cd "$B" && pwd)/ferry
 TOOLS=$(cd "$B" && pwd)/tests
-export FERRY TOOLS
+# lib.sh's skip() leaves the reason for a whole-script skip here.
+SKIP_REASON_FILE=$(mktemp)
+trap 'rm -f "$SKIP_REASON_FILE"' EXIT
+export FERRY TOOLS RESULTS SKIP_REASON_FILE
 failed=0
 
-record() { # status name
-	echo "$1 $LABEL/$2" >>"$RESULTS"
+record() { # status name [why]
+	echo "$1 $LABEL/$2${3:+: $3}" >>"$RESULTS"
 	case $1 in
 	pass) echo "== PASS $LABEL/$2" ;;
-	skip) echo "== SKIP $LABEL/$2" ;;
+	skip) echo "== SKIP $LABEL/$2${3:+: $3}" ;;
 	*) echo "== FAIL $LABEL/$2"; failed=1 ;;
 	esac
 }
@@ -23,12 +29,13 @@ record() { # status name
 run_one() { # name cmd...
 	name=$1; shift
 	echo "== RUN  $LABEL/$name"
+	: >"$SKIP_REASON_FILE"
 	# A hung test must not hang CI: each gets TEST_TIMEOUT seconds.
-	timeout -k 10 "${TEST_TIMEOUT:-300}" "$@"
+	TEST_ID="$LABEL/$name" timeout -k 10 "${TEST_TIMEOUT:-300}" "$@"
 	rc=$?
 	[ $rc -eq 124 ] && echo "timed out after ${TEST_TIMEOUT:-300}s"
 	if [ $rc -eq 0 ]; then record pass "$name"
-	elif [ $rc -eq 77 ]; then record skip "$name"
+	elif [ $rc -eq 77 ]; then record skip "$name" "$(head -n 1 "$SKIP_REASON_FILE")"
 	else record fail "$name"; fi
 }
 

@@ -42,8 +42,11 @@ ls -l /proc/$W/fd | awk '{print $9, $10, $11}' >"$T/fds.before"
 for layout in procmap maps; do
 	for pages in pagemap-scan pagemap; do
 		d="$T/d-$layout-$pages"
-		if ! usable layout $layout || ! usable pages $pages; then
-			echo "SKIP: --layout $layout --pages $pages: this kernel lacks it (ferry check)"
+		miss=""
+		usable layout $layout || miss="--layout $layout"
+		usable pages $pages || miss="${miss:+$miss and }--pages $pages"
+		if [ -n "$miss" ]; then
+			skip_case "dump --layout $layout --pages $pages: $miss unusable on this kernel (ferry check)"
 			continue
 		fi
 		expect_rc 0 "dump -R --layout $layout --pages $pages" "$FERRY" dump -t $W -D "$d" -R --layout $layout --pages $pages
@@ -59,6 +62,8 @@ if [ -d "$T/d-procmap-pagemap" ]; then
 	else
 		fail "procmap and maps layouts differ"
 	fi
+else
+	skip_case "procmap and maps layouts compared: no procmap dump here (PROCMAP_QUERY missing)"
 fi
 # Page data of a running target changes between dumps (its stack), so the
 # backends are compared by which pages they found, not by checksums.
@@ -70,6 +75,8 @@ if [ -d "$T/d-maps-pagemap-scan" ]; then
 	else
 		fail "pagemap-scan and pagemap differ: $(cat "$T/pm1") vs $(cat "$T/pm2")"
 	fi
+else
+	skip_case "pagemap-scan and pagemap backends compared: no pagemap-scan dump here (PAGEMAP_SCAN missing)"
 fi
 "$FERRY" show "$T/d-auto" | sed -n '/^vmas/,/^$/p' | sed '1d;$d' >"$T/maps.dumped"
 if diff "$T/maps.before" "$T/maps.dumped" >"$T/diff"; then ok "dumped VMAs equal /proc/PID/maps"; else fail "VMAs differ: $(head -5 "$T/diff")"; fi
@@ -151,7 +158,7 @@ if mount -t tmpfs -o size=4m tmpfs "$T/small" 2>/dev/null; then
 	[ -e "$T/small/d/inventory.img" ] && fail "inventory on a full disk" || ok "no inventory on a full disk"
 	umount "$T/small"
 else
-	echo "note: cannot mount a small tmpfs here; disk-full case not run"
+	skip_case "dump onto a full disk: mount -t tmpfs is refused here (no CAP_SYS_ADMIN?)"
 fi
 selfcheck e $E "target intact after refused and failed dumps"
 

@@ -1,15 +1,43 @@
 # Shared by integration tests: FERRY (the binary) and TOOLS (test programs)
 # come from tests/run.sh. Each test exits 0 pass, 1 fail, 77 skip.
+#
+# Skips are counted, never only printed. scripts/test.sh ends with
+# "tests: N passed, N failed, N skipped", counting the "pass|fail|skip ..."
+# lines in $RESULTS:
+#   - a whole script that cannot run here calls skip "why" (exit 77);
+#     tests/run.sh records it as one "skip LABEL/integration/NAME: why";
+#   - a case inside a script that cannot run here (a kernel feature or
+#     backend missing, a mount not allowed, ASan) calls
+#     skip_case "which case: why, naming what is missing" and goes on; it
+#     prints "SKIP: ..." and appends "skip $TEST_ID: ..." to $RESULTS, one
+#     skip each, on top of the script's own pass or fail.
+# So no `if` may leave a case out without a skip_case in its else. TEST_ID
+# is LABEL/integration/NAME under tests/run.sh, the script's name otherwise.
+# In the Linux 6.1 guest tests/vm/guest.sh collects these lines and
+# tests/integration/kvm61.sh records them again on the host.
 set -u
 FERRY=${FERRY:?FERRY must name the ferry binary}
 TOOLS=${TOOLS:?TOOLS must name the test programs dir}
+RESULTS=${RESULTS:-/dev/null}
+TEST_ID=${TEST_ID:-$(basename "$0" .sh)}
 T=$(mktemp -d /tmp/ferry-it-XXXXXX)
 trap 'rm -rf "$T"' EXIT
 fails=0
 
 fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
 ok() { echo "ok: $*"; }
-skip() { echo "SKIP: $*"; exit 77; }
+# skip WHY: the whole script is not run here. The reason goes to
+# $SKIP_REASON_FILE (tests/run.sh lists it); the exit status counts it.
+skip() {
+	echo "SKIP: $*"
+	[ -n "${SKIP_REASON_FILE:-}" ] && echo "$*" >"$SKIP_REASON_FILE"
+	exit 77
+}
+# skip_case WHAT: one case is not run here; the script goes on.
+skip_case() {
+	echo "SKIP: $*"
+	echo "skip $TEST_ID: $*" >>"$RESULTS"
+}
 
 # expect_rc WANT DESC CMD...: run CMD, compare its exit status.
 expect_rc() {

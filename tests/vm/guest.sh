@@ -1,18 +1,27 @@
 #!/bin/sh
 # Inside the test guest (Debian 12's Linux 6.1 under KVM): the paths this
 # project's own kernel never takes. Prints "GUEST: pass|fail|skip NAME"
-# per test for tests/integration/kvm61.sh to collect.
+# per test, "GUEST: skip NAME: why" for a whole test skipped (exit 77) and
+# for each case a test skipped inside (skip_case in lib.sh), for
+# tests/integration/kvm61.sh to collect and count on the host.
 export FERRY=/ferry/ferry TOOLS=/ferry/tests
 export TEST_TIMEOUT=${TEST_TIMEOUT:-300}
+export RESULTS=/tmp/guest-results SKIP_REASON_FILE=/tmp/guest-skip
 SUB=$TOOLS/tools/subreaper
 
 result() { # rc name
 	case $1 in
 	0) echo "GUEST: pass $2" ;;
-	77) echo "GUEST: skip $2" ;;
+	77) why=$(head -n 1 "$SKIP_REASON_FILE" 2>/dev/null); echo "GUEST: skip $2${why:+: $why}" ;;
 	*) echo "GUEST: fail $2" ;;
 	esac
+	# The cases the test skipped inside ("skip NAME: why" from skip_case).
+	sed -n 's/^skip /GUEST: skip /p' "$RESULTS" 2>/dev/null
+	: >"$RESULTS"
+	: >"$SKIP_REASON_FILE"
 }
+: >"$RESULTS"
+: >"$SKIP_REASON_FILE"
 
 # The kernel is what the harness claims: soft-dirty on, none of the new
 # interfaces ferry prefers.
@@ -27,9 +36,9 @@ sh -c '
 result $? kernel-features
 
 # Dump and restore with what auto picks here: maps layout, pagemap pages.
-$SUB sh tests/vm/fallback.sh
+TEST_ID=fallback-dump-restore $SUB sh tests/vm/fallback.sh
 result $? fallback-dump-restore
 
 # The iterative pre-dump tests, with the trackers this kernel has.
-timeout -k 10 "$TEST_TIMEOUT" $SUB sh tests/integration/predump.sh
+TEST_ID=predump timeout -k 10 "$TEST_TIMEOUT" $SUB sh tests/integration/predump.sh
 result $? predump
