@@ -1,6 +1,8 @@
-/* I/O helpers that retry what the kernel may do partially. */
+/* I/O helpers that retry what the kernel may do partially, the clock, and
+ * the one binary search. */
 #include <fcntl.h>
 #include <string.h>
+#include <time.h>
 
 #include "common/util.h"
 
@@ -80,4 +82,12 @@ size_t bsearch_first(size_t n, bool (*below)(const void *ctx, size_t i), const v
 			hi = mid;
 	}
 	return lo;
+}
+
+uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }

@@ -90,6 +90,9 @@ static inline int ferry_page_size(void)
  * Every sorted table ferry searches (runs, VMAs, hashes) goes through it. */
 size_t bsearch_first(size_t n, bool (*below)(const void *ctx, size_t i), const void *ctx);
 
+/* CLOCK_MONOTONIC in nanoseconds: every duration ferry reports. */
+uint64_t now_ns(void);
+
 /* Read a whole small file (procfs, sysfs) into a NUL-terminated buffer. */
 int read_small_file_at(int dirfd, const char *path, char *buf, size_t size);
 

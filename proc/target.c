@@ -10,21 +10,12 @@
 #include <sys/ptrace.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "common/log.h"
 #include "proc/target.h"
 
 #define FREEZE_MAX_PASSES 64
-
-uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 /* A pidfd polls readable once its process has exited, zombie or reaped:
  * signalling would still succeed on a zombie. */

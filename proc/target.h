@@ -30,8 +30,6 @@ struct target {
 	uint64_t freeze_ns;     /* filled by target_release */
 };
 
-uint64_t now_ns(void);
-
 /* pidfd_open, then /proc/PID, then a check that the pidfd still names a live
  * process, so a recycled PID is never the one we read. */
 int __must_check target_open(struct target *t, pid_t pid, struct ferr *err);
