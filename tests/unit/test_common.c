@@ -42,6 +42,30 @@ static void test_vma_list_overlap(void **state)
 	vma_list_free(&l);
 }
 
+/* The VMA holding an address, across gaps and at both edges of each VMA. */
+static void test_vma_list_find(void **state)
+{
+	struct vma_list l = { 0 };
+	struct vma v[] = { { .start = 0x1000, .end = 0x3000 }, { .start = 0x5000, .end = 0x6000 },
+			   { .start = 0x6000, .end = 0x9000 } };
+	struct ferr err;
+
+	(void)state;
+	assert_int_equal(vma_list_find(&l, 0x1000), -1);
+	for (size_t i = 0; i < 3; i++)
+		assert_int_equal(vma_list_add(&l, &v[i], NULL, &err), 0);
+	assert_int_equal(vma_list_find(&l, 0), -1);
+	assert_int_equal(vma_list_find(&l, 0x1000), 0);
+	assert_int_equal(vma_list_find(&l, 0x2fff), 0);
+	assert_int_equal(vma_list_find(&l, 0x3000), -1);
+	assert_int_equal(vma_list_find(&l, 0x4fff), -1);
+	assert_int_equal(vma_list_find(&l, 0x5fff), 1);
+	assert_int_equal(vma_list_find(&l, 0x6000), 2);
+	assert_int_equal(vma_list_find(&l, 0x8fff), 2);
+	assert_int_equal(vma_list_find(&l, 0x9000), -1);
+	vma_list_free(&l);
+}
+
 static void test_err_wrap(void **state)
 {
 	struct ferr e;
@@ -158,6 +182,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_err_wrap),
 		cmocka_unit_test(test_vma_list_overlap),
+		cmocka_unit_test(test_vma_list_find),
 		cmocka_unit_test(test_json_escaping),
 		cmocka_unit_test(test_backend_choose),
 		cmocka_unit_test(test_kerndat_consistent),
