@@ -1,5 +1,5 @@
-/* Unit tests of common/ and the backend tables: error wrapping, JSON
- * escaping, backend choice, and the consistency of the feature probe. */
+/* Unit tests of common/ and the backend tables: error wrapping, log levels,
+ * JSON escaping, backend choice, and the consistency of the feature probe. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -12,6 +12,7 @@
 #include "common/err.h"
 #include "common/json.h"
 #include "common/kerndat.h"
+#include "common/log.h"
 #include "proc/backend.h"
 #include "proc/layout.h"
 
@@ -64,6 +65,24 @@ static void test_vma_list_find(void **state)
 	assert_int_equal(vma_list_find(&l, 0x8fff), 2);
 	assert_int_equal(vma_list_find(&l, 0x9000), -1);
 	vma_list_free(&l);
+}
+
+/* A command's -v: from quiet or the default to informational, from there
+ * to debug, and no further. */
+static void test_log_more_verbose(void **state)
+{
+	enum log_level saved = log_get_level();
+
+	(void)state;
+	log_set_level(LOG_ERROR);
+	assert_int_equal(log_more_verbose(), LOG_INFO);
+	log_set_level(LOG_WARN);
+	assert_int_equal(log_more_verbose(), LOG_INFO);
+	assert_int_equal(log_get_level(), LOG_INFO);
+	assert_int_equal(log_more_verbose(), LOG_DEBUG);
+	assert_int_equal(log_more_verbose(), LOG_DEBUG);
+	assert_int_equal(log_get_level(), LOG_DEBUG);
+	log_set_level(saved);
 }
 
 static void test_err_wrap(void **state)
@@ -181,6 +200,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_err_wrap),
+		cmocka_unit_test(test_log_more_verbose),
 		cmocka_unit_test(test_vma_list_overlap),
 		cmocka_unit_test(test_vma_list_find),
 		cmocka_unit_test(test_json_escaping),
