@@ -29,6 +29,32 @@ int read_small_file_at(int dirfd, const char *path, char *buf, size_t size)
 	return (int)got;
 }
 
+DIR *opendir_at(int dirfd, const char *path)
+{
+	cleanup_close int fd = openat(dirfd, path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	DIR *d;
+
+	if (fd < 0)
+		return NULL;
+	d = fdopendir(fd);
+	if (d)
+		fd = -1; /* the DIR owns it now */
+	return d;
+}
+
+FILE *fopen_at(int dirfd, const char *path)
+{
+	cleanup_close int fd = openat(dirfd, path, O_RDONLY | O_CLOEXEC);
+	FILE *f;
+
+	if (fd < 0)
+		return NULL;
+	f = fdopen(fd, "r");
+	if (f)
+		fd = -1; /* the FILE owns it now */
+	return f;
+}
+
 int pwrite_all(int fd, const void *buf, size_t len, uint64_t off)
 {
 	const char *p = buf;

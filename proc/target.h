@@ -40,7 +40,10 @@ bool target_alive(const struct target *t);
 int __must_check target_freeze(struct target *t, struct ferr *err);
 /* Detach from every thread (they resume as they were). Safe to call twice. */
 void target_release(struct target *t);
-/* Release, close fds, free. */
+/* Release, close fds, free. Does nothing to a zeroed target or one closed
+ * already, so `cleanup_val(target) struct target t = { 0 };` is safe on
+ * every path. */
 void target_close(struct target *t);
+DEFINE_CLEANUP_VAL(target, target_close)
 
 #endif
