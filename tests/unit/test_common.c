@@ -177,6 +177,8 @@ static void test_kerndat_consistent(void **state)
 		assert_true(kd.has[KD_UFFD]);
 		assert_true(kd.has[KD_PAGEMAP_SCAN]);
 	}
+	if (kd.has[KD_UFFD_COPY])
+		assert_true(kd.has[KD_UFFD]);
 	for (int f = KD_IO_URING_SPLICE; f <= KD_IO_URING_SEND_ZC; f++)
 		if (kd.has[f])
 			assert_true(kd.has[KD_IO_URING]);
@@ -196,6 +198,39 @@ static void test_kerndat_consistent(void **state)
 	}
 }
 
+/* Hiding works on what a probe found, hides what is built on a hidden
+ * feature (uffd_copy on userfaultfd), and kerndat_probe_feature() applies
+ * $FERRY_HIDE_FEATURES as kerndat_probe() does. */
+static void test_kerndat_hide(void **state)
+{
+	struct kerndat kd, one;
+
+	(void)state;
+	memset(&kd, 0, sizeof(kd));
+	kd.has[KD_UFFD] = kd.has[KD_UFFD_COPY] = kd.has[KD_SOFT_DIRTY] = true;
+	kerndat_hide(&kd, "uffd_copy");
+	assert_true(kd.has[KD_UFFD]);
+	assert_false(kd.has[KD_UFFD_COPY]);
+	kd.has[KD_UFFD_COPY] = true;
+	kerndat_hide(&kd, "soft_dirty,userfaultfd");
+	assert_false(kd.has[KD_UFFD]);
+	assert_false(kd.has[KD_UFFD_COPY]);
+	assert_false(kd.has[KD_SOFT_DIRTY]);
+	assert_string_equal(kd.note[KD_UFFD_COPY], "hidden by FERRY_HIDE_FEATURES");
+
+	memset(&one, 0, sizeof(one));
+	assert_int_equal(setenv("FERRY_HIDE_FEATURES", "process_vm_readv", 1), 0);
+	assert_false(kerndat_probe_feature(&one, KD_PROCESS_VM_READV));
+	assert_string_equal(one.note[KD_PROCESS_VM_READV], "hidden by FERRY_HIDE_FEATURES");
+	assert_int_equal(setenv("FERRY_HIDE_FEATURES", "userfaultfd", 1), 0);
+	assert_false(kerndat_probe_feature(&one, KD_UFFD_COPY));
+	assert_int_equal(unsetenv("FERRY_HIDE_FEATURES"), 0);
+	memset(&one, 0, sizeof(one));
+	memset(&kd, 0, sizeof(kd));
+	assert_int_equal(kerndat_probe_feature(&one, KD_UFFD_COPY),
+			 kerndat_probe_one(&kd, KD_UFFD_COPY));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -206,6 +241,7 @@ int main(void)
 		cmocka_unit_test(test_json_escaping),
 		cmocka_unit_test(test_backend_choose),
 		cmocka_unit_test(test_kerndat_consistent),
+		cmocka_unit_test(test_kerndat_hide),
 	};
 
 	return cmocka_run_group_tests_name("common", tests, NULL, NULL);
