@@ -97,7 +97,7 @@ int main(int argc, char **argv)
 		runs = 32;
 	size_t nv = 0;
 	for (int r = 0; r < runs; r++) {
-		struct vma_list l = { 0 };
+		cleanup_val(vma_list) struct vma_list l = { 0 };
 		t0 = now_ms();
 		if (layout_procmap_ops.read(procfd, &l, &err))
 			return fprintf(stderr, "%s\n", err.msg), 1;
@@ -108,7 +108,6 @@ int main(int argc, char **argv)
 		if (layout_maps_ops.read(procfd, &l, &err))
 			return fprintf(stderr, "%s\n", err.msg), 1;
 		t_maps[r] = now_ms() - t0;
-		vma_list_free(&l);
 	}
 	printf("%-28s %-22s %12zu %9.3f ms\n", "layout: full walk", "PROCMAP_QUERY", nv, median(t_pm, runs));
 	printf("%-28s %-22s %12zu %9.3f ms\n", "layout: full walk", "parse maps", nv, median(t_maps, runs));

@@ -27,6 +27,8 @@ const struct kd_feature_desc kd_features[KD_NR_FEATURES] = {
 	[KD_UFFD] = { "userfaultfd", "userfaultfd(2) with UFFDIO_API", false },
 	[KD_UFFD_WP_ASYNC] = { "uffd_wp_async",
 			       "userfaultfd async write-protect seen through PAGEMAP_SCAN", false },
+	[KD_UFFD_COPY] = { "uffd_copy",
+			   "userfaultfd missing-mode registration filled by UFFDIO_COPY", false },
 	[KD_SOFT_DIRTY] = { "soft_dirty", "soft-dirty bit 55 set by a write after clear_refs 4", false },
 	[KD_PROCESS_VM_READV] = { "process_vm_readv", "process_vm_readv(2)", true },
 	[KD_PROCESS_VM_PIDFD] = { "process_vm_pidfd", "process_vm_readv flag PROCESS_VM_PIDFD", false },
@@ -188,18 +190,44 @@ static bool probe_uffd(struct kerndat *kd)
 	return kd_yes(kd, KD_UFFD);
 }
 
-/* The whole tracking cycle ferry relies on: register async WP, write one page,
- * scan-and-rearm, write another, scan again and see only the second. */
+/* One write-protect cycle over the 4 pages at p: register async WP, write
+ * one page, scan-and-rearm, write another, scan again and see only the second. */
+static bool wp_async_cycle(struct kerndat *kd, int uffd, int pm, char *p)
+{
+	size_t ps = (size_t)ferry_page_size(), len = 4 * ps;
+	struct uffdio_register reg = { .range = { (uintptr_t)p, len },
+				       .mode = UFFDIO_REGISTER_MODE_WP };
+	struct uffdio_writeprotect wp = { .range = { (uintptr_t)p, len },
+					  .mode = UFFDIO_WRITEPROTECT_MODE_WP };
+	struct page_region vec[4];
+	int n1, n2;
+
+	if (ioctl(uffd, UFFDIO_REGISTER, &reg) < 0)
+		return kd_no(kd, KD_UFFD_WP_ASYNC, "UFFDIO_REGISTER(WP): %s", strerror(errno));
+	if (ioctl(uffd, UFFDIO_WRITEPROTECT, &wp) < 0)
+		return kd_no(kd, KD_UFFD_WP_ASYNC, "UFFDIO_WRITEPROTECT: %s", strerror(errno));
+	p[ps] = 1;
+	n1 = pagemap_scan(pm, p, p + len, PM_SCAN_WP_MATCHING | PM_SCAN_CHECK_WPASYNC,
+			  PAGE_IS_WRITTEN, vec, ARRAY_SIZE(vec));
+	if (n1 != 1 || vec[0].start != (uintptr_t)(p + ps) || vec[0].end != (uintptr_t)(p + 2 * ps))
+		return kd_no(kd, KD_UFFD_WP_ASYNC,
+			     "first scan did not return exactly the written page (%d)", n1);
+	p[3 * ps] = 1;
+	n2 = pagemap_scan(pm, p, p + len, PM_SCAN_WP_MATCHING | PM_SCAN_CHECK_WPASYNC,
+			  PAGE_IS_WRITTEN, vec, ARRAY_SIZE(vec));
+	if (n2 != 1 || vec[0].start != (uintptr_t)(p + 3 * ps))
+		return kd_no(kd, KD_UFFD_WP_ASYNC, "scan did not re-arm write protection (%d)", n2);
+	return kd_yes(kd, KD_UFFD_WP_ASYNC);
+}
+
+/* The whole tracking cycle ferry relies on, on pages of our own. */
 static bool probe_uffd_wp_async(struct kerndat *kd)
 {
 	const uint64_t want = UFFD_FEATURE_WP_ASYNC | UFFD_FEATURE_WP_UNPOPULATED;
-	size_t ps = (size_t)ferry_page_size(), len = 4 * ps;
 	cleanup_close int pm = -1;
 	cleanup_close int uffd = -1;
-	struct page_region vec[4];
-	bool ok = false;
+	bool ok;
 	char *p;
-	int n1, n2;
 
 	if (!kd->has[KD_UFFD])
 		return kd_no(kd, KD_UFFD_WP_ASYNC, "no userfaultfd");
@@ -216,36 +244,56 @@ static bool probe_uffd_wp_async(struct kerndat *kd)
 	p = map_probe_pages(4);
 	if (!p)
 		return kd_no(kd, KD_UFFD_WP_ASYNC, "mmap: %s", strerror(errno));
+	ok = wp_async_cycle(kd, uffd, pm, p);
+	munmap(p, 4 * (size_t)ferry_page_size());
+	return ok;
+}
 
-	struct uffdio_register reg = { .range = { (uintptr_t)p, len },
-				       .mode = UFFDIO_REGISTER_MODE_WP };
-	struct uffdio_writeprotect wp = { .range = { (uintptr_t)p, len },
-					  .mode = UFFDIO_WRITEPROTECT_MODE_WP };
-	if (ioctl(uffd, UFFDIO_REGISTER, &reg) < 0) {
-		kd_no(kd, KD_UFFD_WP_ASYNC, "UFFDIO_REGISTER(WP): %s", strerror(errno));
-		goto out;
-	}
-	if (ioctl(uffd, UFFDIO_WRITEPROTECT, &wp) < 0) {
-		kd_no(kd, KD_UFFD_WP_ASYNC, "UFFDIO_WRITEPROTECT: %s", strerror(errno));
-		goto out;
-	}
-	p[ps] = 1;
-	n1 = pagemap_scan(pm, p, p + len, PM_SCAN_WP_MATCHING | PM_SCAN_CHECK_WPASYNC,
-			  PAGE_IS_WRITTEN, vec, ARRAY_SIZE(vec));
-	if (n1 != 1 || vec[0].start != (uintptr_t)(p + ps) || vec[0].end != (uintptr_t)(p + 2 * ps)) {
-		kd_no(kd, KD_UFFD_WP_ASYNC, "first scan did not return exactly the written page (%d)", n1);
-		goto out;
-	}
-	p[3 * ps] = 1;
-	n2 = pagemap_scan(pm, p, p + len, PM_SCAN_WP_MATCHING | PM_SCAN_CHECK_WPASYNC,
-			  PAGE_IS_WRITTEN, vec, ARRAY_SIZE(vec));
-	if (n2 != 1 || vec[0].start != (uintptr_t)(p + 3 * ps)) {
-		kd_no(kd, KD_UFFD_WP_ASYNC, "scan did not re-arm write protection (%d)", n2);
-		goto out;
-	}
-	ok = kd_yes(kd, KD_UFFD_WP_ASYNC);
-out:
-	munmap(p, len);
+/* Register page 0 of p for missing faults and fill it from page 1 with
+ * UFFDIO_COPY, as restore fills the new process's private memory. */
+static bool uffd_copy_page(struct kerndat *kd, int uffd, char *p)
+{
+	size_t ps = (size_t)ferry_page_size();
+	struct uffdio_register reg = { .range = { (uintptr_t)p, ps },
+				       .mode = UFFDIO_REGISTER_MODE_MISSING };
+	struct uffdio_copy c = { .dst = (uintptr_t)p, .src = (uintptr_t)(p + ps), .len = ps };
+
+	if (ioctl(uffd, UFFDIO_REGISTER, &reg) < 0)
+		return kd_no(kd, KD_UFFD_COPY, "UFFDIO_REGISTER(MISSING): %s", strerror(errno));
+	if (!(reg.ioctls & (1ULL << _UFFDIO_COPY)))
+		return kd_no(kd, KD_UFFD_COPY, "UFFDIO_COPY not offered for anonymous memory");
+	if (ioctl(uffd, UFFDIO_COPY, &c) < 0)
+		return kd_no(kd, KD_UFFD_COPY, "UFFDIO_COPY: %s", strerror(errno));
+	if (c.copy != (__s64)ps)
+		return kd_no(kd, KD_UFFD_COPY, "UFFDIO_COPY copied %lld of %zu bytes",
+			     (long long)c.copy, ps);
+	return true;
+}
+
+static bool probe_uffd_copy(struct kerndat *kd)
+{
+	cleanup_close int uffd = -1;
+	bool ok;
+	char *p;
+
+	if (!kd->has[KD_UFFD])
+		return kd_no(kd, KD_UFFD_COPY, "no userfaultfd");
+	uffd = uffd_open_api(0, NULL);
+	if (uffd < 0)
+		return kd_no(kd, KD_UFFD_COPY, "UFFDIO_API: %s", strerror(-uffd));
+	p = map_probe_pages(2);
+	if (!p)
+		return kd_no(kd, KD_UFFD_COPY, "mmap: %s", strerror(errno));
+	p[ferry_page_size()] = 0x5a;
+	ok = uffd_copy_page(kd, uffd, p);
+	/* Closing unregisters: a look at page 0 can no longer wait on a fault
+	 * nobody serves. */
+	close(steal_fd(uffd));
+	if (ok && p[0] != 0x5a)
+		ok = kd_no(kd, KD_UFFD_COPY, "UFFDIO_COPY reported success but the page is not filled");
+	else if (ok)
+		kd_yes(kd, KD_UFFD_COPY);
+	munmap(p, 2 * (size_t)ferry_page_size());
 	return ok;
 }
 
@@ -370,11 +418,25 @@ static bool probe_clone3_set_tid(struct kerndat *kd)
 	return kd_no(kd, KD_CLONE3_SET_TID, "clone3: %s", strerror(errno));
 }
 
-static bool probe_ptrace(struct kerndat *kd)
+/* Seize, interrupt and read the registers of a child that waits in pause(). */
+static bool ptrace_child(struct kerndat *kd, pid_t pid)
 {
 	struct user_regs_struct regs;
-	bool ok = false;
 	int status;
+
+	if (ptrace(PTRACE_SEIZE, pid, NULL, NULL) < 0)
+		return kd_no(kd, KD_PTRACE, "PTRACE_SEIZE: %s", strerror(errno));
+	if (ptrace(PTRACE_INTERRUPT, pid, NULL, NULL) < 0 || waitpid(pid, &status, __WALL) != pid ||
+	    !WIFSTOPPED(status))
+		return kd_no(kd, KD_PTRACE, "PTRACE_INTERRUPT did not stop the child");
+	if (ptrace(PTRACE_GETREGS, pid, NULL, &regs) < 0)
+		return kd_no(kd, KD_PTRACE, "PTRACE_GETREGS: %s", strerror(errno));
+	return kd_yes(kd, KD_PTRACE);
+}
+
+static bool probe_ptrace(struct kerndat *kd)
+{
+	bool ok;
 	pid_t pid;
 
 	pid = fork();
@@ -384,21 +446,7 @@ static bool probe_ptrace(struct kerndat *kd)
 		for (;;)
 			pause();
 	}
-	if (ptrace(PTRACE_SEIZE, pid, NULL, NULL) < 0) {
-		kd_no(kd, KD_PTRACE, "PTRACE_SEIZE: %s", strerror(errno));
-		goto out;
-	}
-	if (ptrace(PTRACE_INTERRUPT, pid, NULL, NULL) < 0 || waitpid(pid, &status, __WALL) != pid ||
-	    !WIFSTOPPED(status)) {
-		kd_no(kd, KD_PTRACE, "PTRACE_INTERRUPT did not stop the child");
-		goto out;
-	}
-	if (ptrace(PTRACE_GETREGS, pid, NULL, &regs) < 0) {
-		kd_no(kd, KD_PTRACE, "PTRACE_GETREGS: %s", strerror(errno));
-		goto out;
-	}
-	ok = kd_yes(kd, KD_PTRACE);
-out:
+	ok = ptrace_child(kd, pid);
 	kill(pid, SIGKILL);
 	waitpid(pid, NULL, __WALL);
 	return ok;
@@ -455,6 +503,7 @@ static bool (*const probes[KD_NR_FEATURES])(struct kerndat *) = {
 	[KD_PROC_PAGEMAP] = probe_proc_pagemap,
 	[KD_UFFD] = probe_uffd,
 	[KD_UFFD_WP_ASYNC] = probe_uffd_wp_async,
+	[KD_UFFD_COPY] = probe_uffd_copy,
 	[KD_SOFT_DIRTY] = probe_soft_dirty,
 	[KD_PROCESS_VM_READV] = probe_process_vm_readv,
 	[KD_PROCESS_VM_PIDFD] = probe_vm_pidfd,
@@ -473,6 +522,8 @@ bool kerndat_probe_one(struct kerndat *kd, enum kd_feature f)
 		probe_uffd(kd);
 		probe_pagemap_scan(kd);
 	}
+	if (f == KD_UFFD_COPY)
+		probe_uffd(kd);
 	if (!probes[f]) {
 		probe_io_uring(kd);
 		return kd->has[f];
@@ -496,19 +547,34 @@ void kerndat_probe(struct kerndat *kd)
 	kerndat_hide(kd, getenv("FERRY_HIDE_FEATURES"));
 }
 
+bool kerndat_probe_feature(struct kerndat *kd, enum kd_feature f)
+{
+	kerndat_probe_one(kd, f);
+	kerndat_hide(kd, getenv("FERRY_HIDE_FEATURES"));
+	return kd_has(kd, f);
+}
+
+static void hide(struct kerndat *kd, enum kd_feature f)
+{
+	kd->has[f] = false;
+	snprintf(kd->note[f], KD_NOTE_MAX, "hidden by FERRY_HIDE_FEATURES");
+}
+
 void kerndat_hide(struct kerndat *kd, const char *list)
 {
 	while (list && *list) {
 		size_t n = strcspn(list, ",");
 
-		for (int f = 0; f < KD_NR_FEATURES; f++) {
-			if (strlen(kd_features[f].key) == n && !strncmp(kd_features[f].key, list, n)) {
-				kd->has[f] = false;
-				snprintf(kd->note[f], KD_NOTE_MAX, "hidden by FERRY_HIDE_FEATURES");
-			}
-		}
+		for (int f = 0; f < KD_NR_FEATURES; f++)
+			if (strlen(kd_features[f].key) == n && !strncmp(kd_features[f].key, list, n))
+				hide(kd, (enum kd_feature)f);
 		list += n + (list[n] == ',');
 	}
+	/* uffd_copy is userfaultfd put to use: hiding userfaultfd hides it too,
+	 * so FERRY_HIDE_FEATURES=userfaultfd keeps forcing restore's
+	 * process_vm_writev path (tests/integration/restore.sh, docs/CLI.md). */
+	if (!kd->has[KD_UFFD] && kd->has[KD_UFFD_COPY])
+		hide(kd, KD_UFFD_COPY);
 }
 
 int kerndat_missing_essential(const struct kerndat *kd)

@@ -13,6 +13,7 @@ enum kd_feature {
 	KD_PROC_PAGEMAP,
 	KD_UFFD,
 	KD_UFFD_WP_ASYNC,
+	KD_UFFD_COPY,
 	KD_SOFT_DIRTY,
 	KD_PROCESS_VM_READV,
 	KD_PROCESS_VM_PIDFD,
@@ -58,6 +59,12 @@ void kerndat_hide(struct kerndat *kd, const char *keys);
 
 /* Probe one feature (and what it depends on) into a zeroed kd; for tests. */
 bool kerndat_probe_one(struct kerndat *kd, enum kd_feature f);
+
+/* What a step that needs a feature or two calls instead of kerndat_probe():
+ * probe f (and what it depends on) into kd, then apply $FERRY_HIDE_FEATURES
+ * as kerndat_probe() does. Calls on the same zeroed kd add up. Returns
+ * kd_has(kd, f). */
+bool kerndat_probe_feature(struct kerndat *kd, enum kd_feature f);
 
 static inline bool kd_has(const struct kerndat *kd, enum kd_feature f)
 {

@@ -16,6 +16,12 @@ enum log_level log_get_level(void)
 	return current_level;
 }
 
+enum log_level log_more_verbose(void)
+{
+	current_level = current_level < LOG_INFO ? LOG_INFO : LOG_DEBUG;
+	return current_level;
+}
+
 void log_msg(enum log_level level, const char *fmt, ...)
 {
 	static const char *const prefix[] = { "error: ", "warning: ", "", "debug: " };

@@ -1,5 +1,6 @@
 /* Leveled messages on stderr. The level is the one process-wide setting:
- * main() sets it once from -v/-q before any work starts. */
+ * main() sets it from -v/-q before any work starts, and a command's own -v
+ * raises it with log_more_verbose(), still before the work starts. */
 #ifndef FERRY_COMMON_LOG_H
 #define FERRY_COMMON_LOG_H
 
@@ -12,6 +13,9 @@ enum log_level {
 
 void log_set_level(enum log_level level);
 enum log_level log_get_level(void);
+/* A command's -v: informational messages at least, debug messages if they
+ * were on already (main's -v, or a second -v). Returns the new level. */
+enum log_level log_more_verbose(void);
 void log_msg(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 #define pr_err(...) log_msg(LOG_ERROR, __VA_ARGS__)

@@ -1,6 +1,8 @@
-/* I/O helpers that retry what the kernel may do partially. */
+/* I/O helpers that retry what the kernel may do partially, the clock, and
+ * the one binary search. */
 #include <fcntl.h>
 #include <string.h>
+#include <time.h>
 
 #include "common/util.h"
 
@@ -25,6 +27,32 @@ int read_small_file_at(int dirfd, const char *path, char *buf, size_t size)
 	}
 	buf[got] = '\0';
 	return (int)got;
+}
+
+DIR *opendir_at(int dirfd, const char *path)
+{
+	cleanup_close int fd = openat(dirfd, path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	DIR *d;
+
+	if (fd < 0)
+		return NULL;
+	d = fdopendir(fd);
+	if (d)
+		fd = -1; /* the DIR owns it now */
+	return d;
+}
+
+FILE *fopen_at(int dirfd, const char *path)
+{
+	cleanup_close int fd = openat(dirfd, path, O_RDONLY | O_CLOEXEC);
+	FILE *f;
+
+	if (fd < 0)
+		return NULL;
+	f = fdopen(fd, "r");
+	if (f)
+		fd = -1; /* the FILE owns it now */
+	return f;
 }
 
 int pwrite_all(int fd, const void *buf, size_t len, uint64_t off)
@@ -80,4 +108,12 @@ size_t bsearch_first(size_t n, bool (*below)(const void *ctx, size_t i), const v
 			hi = mid;
 	}
 	return lo;
+}
+
+uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }

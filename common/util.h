@@ -72,6 +72,9 @@ static inline void closedirp(DIR **d)
 /* Take ownership out of a cleanup-managed variable. */
 #define steal_ptr(p) ({ __typeof__(p) _t = (p); (p) = NULL; _t; })
 #define steal_fd(fd) ({ int _t = (fd); (fd) = -1; _t; })
+/* The same for a cleanup_val() variable: its value, leaving it zeroed (which
+ * its release function treats as nothing to release). */
+#define steal_val(v) ({ __typeof__(v) _t = (v); (v) = (__typeof__(v)){ 0 }; _t; })
 
 #define PAGE_SHIFT_4K 12
 
@@ -89,6 +92,14 @@ static inline int ferry_page_size(void)
  * a binary search over anything sorted so that below() holds for a prefix.
  * Every sorted table ferry searches (runs, VMAs, hashes) goes through it. */
 size_t bsearch_first(size_t n, bool (*below)(const void *ctx, size_t i), const void *ctx);
+
+/* CLOCK_MONOTONIC in nanoseconds: every duration ferry reports. */
+uint64_t now_ns(void);
+
+/* Open dirfd/path for reading as a DIR or a FILE (/proc/PID/task,
+ * /proc/PID/maps): NULL with errno set, and no fd left behind, on failure. */
+DIR *opendir_at(int dirfd, const char *path);
+FILE *fopen_at(int dirfd, const char *path);
 
 /* Read a whole small file (procfs, sysfs) into a NUL-terminated buffer. */
 int read_small_file_at(int dirfd, const char *path, char *buf, size_t size);

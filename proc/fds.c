@@ -62,19 +62,13 @@ static int cmp_fd(const void *a, const void *b)
 
 int fds_collect(struct target *t, struct fd_list *out, struct ferr *err)
 {
-	cleanup_dir DIR *d = NULL;
+	cleanup_val(fd_list) struct fd_list l = { 0 };
+	cleanup_dir DIR *d = opendir_at(t->procfd, "fd");
 	struct dirent *de;
-	int dfd;
 
 	memset(out, 0, sizeof(*out));
-	dfd = openat(t->procfd, "fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dfd < 0)
+	if (!d)
 		return ferr_sys(err, errno, "open /proc/%d/fd", t->pid);
-	d = fdopendir(dfd);
-	if (!d) {
-		close(dfd);
-		return ferr_sys(err, errno, "read /proc/%d/fd", t->pid);
-	}
 	while ((de = readdir(d))) {
 		char link[PATH_MAX];
 		struct stat st;
@@ -85,22 +79,22 @@ int fds_collect(struct target *t, struct fd_list *out, struct ferr *err)
 		if (de->d_name[0] == '.')
 			continue;
 		fd = atoi(de->d_name);
-		n = readlinkat(dfd, de->d_name, link, sizeof(link) - 1);
-		if (n < 0 || fstatat(dfd, de->d_name, &st, 0) < 0) {
+		n = readlinkat(dirfd(d), de->d_name, link, sizeof(link) - 1);
+		if (n < 0 || fstatat(dirfd(d), de->d_name, &st, 0) < 0) {
 			if (errno == ENOENT)
 				continue; /* closed meanwhile (the target was not frozen yet) */
 			return ferr_sys(err, errno, "inspect fd %d of process %d", fd, t->pid);
 		}
 		link[n] = '\0';
-		e = malloc(sizeof(*e));
-		nf = realloc(out->fds, (out->n + 1) * sizeof(*nf));
-		if (!e || !nf) {
-			free(e);
+		nf = realloc(l.fds, (l.n + 1) * sizeof(*nf));
+		if (!nf)
 			return ferr_sys(err, ENOMEM, "fd list");
-		}
-		out->fds = nf;
+		l.fds = nf;
+		e = malloc(sizeof(*e));
+		if (!e)
+			return ferr_sys(err, ENOMEM, "fd list");
 		ferry__fd__init(e);
-		out->fds[out->n++] = e;
+		l.fds[l.n++] = e;
 		e->fd = (uint32_t)fd;
 		e->kind = kind_of(&st, link);
 		e->path = strdup(link);
@@ -109,14 +103,15 @@ int fds_collect(struct target *t, struct fd_list *out, struct ferr *err)
 			e->rdev = st.st_rdev;
 		}
 		if (e->kind == FERRY__FD_KIND__FD_REG || e->kind == FERRY__FD_KIND__FD_DIR)
-			e->file = state_file_id(dfd, de->d_name);
+			e->file = state_file_id(dirfd(d), de->d_name);
 		ret = read_fdinfo(t, fd, e, err);
 		if (ret)
 			return ret;
 		if (!fd_supported(e))
-			out->nr_unsupported++;
+			l.nr_unsupported++;
 	}
-	qsort(out->fds, out->n, sizeof(*out->fds), cmp_fd);
+	qsort(l.fds, l.n, sizeof(*l.fds), cmp_fd);
+	*out = steal_val(l);
 	return 0;
 }
 

@@ -11,6 +11,7 @@
 #include <sys/uio.h>
 #include <sys/wait.h>
 
+#include "common/log.h"
 #include "proc/inject.h"
 
 #define SCAN_CHUNK (64u << 10)
@@ -36,37 +37,41 @@ static int scan_for_syscall(pid_t pid, uint64_t start, uint64_t end, uint64_t *i
 	return -1;
 }
 
-int inj_find_syscall(pid_t pid, int procfd, uint64_t *ip, struct ferr *err)
+/* The first `syscall` in a readable, executable mapping of one maps pass:
+ * pass 0 looks at the vdso only. */
+static int find_in_maps(pid_t pid, int procfd, int pass, uint64_t *ip, struct ferr *err)
 {
-	cleanup_fclose FILE *f = NULL;
+	cleanup_fclose FILE *f = fopen_at(procfd, "maps");
 	cleanup_free char *line = NULL;
 	size_t cap = 0;
-	int fd;
 
+	if (!f)
+		return ferr_sys(err, errno, "open /proc/%d/maps", pid);
+	while (getline(&line, &cap, f) > 0) {
+		uint64_t s, e;
+		char perms[5];
+
+		if (sscanf(line, "%" SCNx64 "-%" SCNx64 " %4s", &s, &e, perms) != 3)
+			continue;
+		if (perms[0] != 'r' || perms[2] != 'x')
+			continue;
+		if (pass == 0 && !strstr(line, "[vdso]"))
+			continue;
+		if (scan_for_syscall(pid, s, e, ip) == 0)
+			return 1;
+	}
+	return 0;
+}
+
+int inj_find_syscall(pid_t pid, int procfd, uint64_t *ip, struct ferr *err)
+{
 	/* Two passes over the maps: the vdso (always there, tiny, full of
 	 * syscall fallbacks), then any readable executable mapping. */
 	for (int pass = 0; pass < 2; pass++) {
-		fd = openat(procfd, "maps", O_RDONLY | O_CLOEXEC);
-		if (fd < 0 || !(f = fdopen(fd, "r"))) {
-			if (fd >= 0)
-				close(fd);
-			return ferr_sys(err, errno, "open /proc/%d/maps", pid);
-		}
-		while (getline(&line, &cap, f) > 0) {
-			uint64_t s, e;
-			char perms[5];
+		int ret = find_in_maps(pid, procfd, pass, ip, err);
 
-			if (sscanf(line, "%" SCNx64 "-%" SCNx64 " %4s", &s, &e, perms) != 3)
-				continue;
-			if (perms[0] != 'r' || perms[2] != 'x')
-				continue;
-			if (pass == 0 && !strstr(line, "[vdso]"))
-				continue;
-			if (scan_for_syscall(pid, s, e, ip) == 0)
-				return 0;
-		}
-		fclose(f);
-		f = NULL;
+		if (ret)
+			return ret < 0 ? ret : 0;
 	}
 	return ferr_new(err, ENOEXEC, "no syscall instruction found in the executable mappings of "
 			"process %d", pid);
@@ -153,18 +158,28 @@ int inj_scratch_map(struct inj *in, struct ferr *err)
 
 int inj_scratch_unmap(struct inj *in, struct ferr *err)
 {
+	uint64_t addr = in->scratch;
 	long r;
 	int ret;
 
-	if (!in->scratch)
+	if (!addr)
 		return 0;
-	ret = inj_syscall(in, __NR_munmap, in->scratch, in->scratch_size, 0, 0, 0, 0, &r, err);
+	/* Tried once: a failed munmap is reported here, never retried. */
+	in->scratch = 0;
+	ret = inj_syscall(in, __NR_munmap, addr, in->scratch_size, 0, 0, 0, 0, &r, err);
 	if (ret)
 		return ret;
 	if (r)
 		return ferr_sys(err, (int)-r, "munmap of the scratch page in process %d", in->pid);
-	in->scratch = 0;
 	return 0;
+}
+
+void inj_fini(struct inj *in)
+{
+	struct ferr err;
+
+	if (in->scratch && inj_scratch_unmap(in, &err))
+		pr_warn("a scratch page is left in process %d: %s", in->pid, err.msg);
 }
 
 int inj_write(struct inj *in, uint64_t addr, const void *buf, size_t len, struct ferr *err)

@@ -39,6 +39,11 @@ int __must_check inj_syscall(struct inj *in, long nr, uint64_t a1, uint64_t a2, 
 /* Map / unmap a scratch page in the target for memory arguments. */
 int __must_check inj_scratch_map(struct inj *in, struct ferr *err);
 int __must_check inj_scratch_unmap(struct inj *in, struct ferr *err);
+/* Unmap a scratch page still mapped, best effort (a warning if that fails):
+ * for paths that have no error left to report. Nothing to do on a zeroed
+ * inj or once inj_scratch_unmap() was called, so `cleanup_val(inj)` is safe. */
+void inj_fini(struct inj *in);
+DEFINE_CLEANUP_VAL(inj, inj_fini)
 
 /* Copy to / from target memory (the scratch page, typically). */
 int __must_check inj_write(struct inj *in, uint64_t addr, const void *buf, size_t len,

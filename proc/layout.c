@@ -4,6 +4,7 @@
 #include <string.h>
 #include <sys/mman.h>
 
+#include "common/util.h"
 #include "proc/layout.h"
 
 static Ferry__VmaKind classify(const char *name, uint64_t inode)
@@ -85,18 +86,25 @@ void vma_list_free(struct vma_list *l)
 	memset(l, 0, sizeof(*l));
 }
 
+struct vma_key {
+	const struct vma_list *l;
+	uint64_t addr;
+};
+
+/* The VMAs wholly below addr: a prefix of the sorted, disjoint list. */
+static bool vma_below(const void *ctx, size_t i)
+{
+	const struct vma_key *k = ctx;
+
+	return k->l->v[i].end <= k->addr;
+}
+
 long vma_list_find(const struct vma_list *l, uint64_t addr)
 {
-	size_t lo = 0, hi = l->n;
+	struct vma_key k = { l, addr };
+	size_t i = bsearch_first(l->n, vma_below, &k);
 
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-		if (l->v[mid].end <= addr)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo < l->n && l->v[lo].start <= addr ? (long)lo : -1;
+	return i < l->n && l->v[i].start <= addr ? (long)i : -1;
 }
 
 void vma_to_entry(const struct vma *v, Ferry__Vma *e)

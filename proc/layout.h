@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "common/err.h"
+#include "common/util.h"
 #include "proto/images.pb-c.h"
 
 struct vma {
@@ -39,7 +40,9 @@ const struct layout_ops *layout_ops_by_name(const char *name);
  * come in address order; a part already listed (a running process changed
  * its layout between two reads) is left out, so the list stays disjoint. */
 int vma_list_add(struct vma_list *l, const struct vma *v, const char *name, struct ferr *err);
+/* Free and zero; a zeroed list is empty, so freeing twice is harmless. */
 void vma_list_free(struct vma_list *l);
+DEFINE_CLEANUP_VAL(vma_list, vma_list_free)
 /* Index of the VMA containing addr, or -1. */
 long vma_list_find(const struct vma_list *l, uint64_t addr);
 

@@ -1,5 +1,4 @@
 /* Layout by parsing /proc/PID/maps: the fallback for kernels before 6.11. */
-#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
@@ -27,19 +26,13 @@ static int parse_line(char *line, struct vma *v, char **name)
 
 static int maps_read(int procfd, struct vma_list *out, struct ferr *err)
 {
-	cleanup_fclose FILE *f = NULL;
+	cleanup_fclose FILE *f = fopen_at(procfd, "maps");
 	cleanup_free char *line = NULL;
 	size_t cap = 0;
-	int fd, lineno = 0;
+	int lineno = 0;
 
-	fd = openat(procfd, "maps", O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
+	if (!f)
 		return ferr_sys(err, errno, "open maps");
-	f = fdopen(fd, "r");
-	if (!f) {
-		close(fd);
-		return ferr_sys(err, errno, "open maps");
-	}
 	while (getline(&line, &cap, f) > 0) {
 		struct vma v = { 0 };
 		char *name;

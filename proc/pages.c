@@ -54,11 +54,16 @@ int pages_ctx_open(struct pages_ctx *pc, int procfd, struct ferr *err)
 
 void pages_ctx_close(struct pages_ctx *pc)
 {
+	/* A zeroed context has fd 0, which is not ours: page_size tells an
+	 * opened context (set before the fd is opened). */
+	if (!pc->page_size)
+		return;
 	if (pc->pagemap_fd >= 0)
 		close(pc->pagemap_fd);
 	free(pc->buf);
 	pc->buf = NULL;
 	pc->pagemap_fd = -1;
+	pc->page_size = 0;
 }
 
 const struct pages_ops *pages_ops_by_name(const char *name)

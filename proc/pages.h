@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "common/err.h"
+#include "common/util.h"
 #include "proc/layout.h"
 
 #define PAGES_BATCH 4096   /* runs per batch */
@@ -27,7 +28,7 @@ enum pages_policy {
 struct pages_ctx {
 	int pagemap_fd;     /* /proc/PID/pagemap of the target */
 	uint64_t zero_pfn;  /* PFN of the zero page (pagemap backend) */
-	int page_size;
+	int page_size;      /* 0 while not open: zeroed or closed */
 	void *buf;          /* backend scratch */
 };
 
@@ -45,6 +46,8 @@ const struct pages_ops *pages_ops_by_name(const char *name);
 
 enum pages_policy pages_policy_of(const struct vma *v);
 int pages_ctx_open(struct pages_ctx *pc, int procfd, struct ferr *err);
+/* Does nothing to a zeroed context or one closed already. */
 void pages_ctx_close(struct pages_ctx *pc);
+DEFINE_CLEANUP_VAL(pages_ctx, pages_ctx_close)
 
 #endif

@@ -78,11 +78,13 @@ static int peek_siginfo(pid_t tid, bool shared, ProtobufCBinaryData **out, size_
 			struct ferr *err)
 {
 	uint8_t buf[PEEK_BATCH * SIGINFO_SIZE];
-	size_t nr = 0;
 
+	/* *n counts what is filled in, so a failure leaves a message that
+	 * frees completely. */
 	*out = NULL;
+	*n = 0;
 	for (;;) {
-		struct __ptrace_peeksiginfo_args a = { .off = nr, .nr = PEEK_BATCH,
+		struct __ptrace_peeksiginfo_args a = { .off = *n, .nr = PEEK_BATCH,
 						     .flags = shared ? PTRACE_PEEKSIGINFO_SHARED : 0 };
 		long got = ptrace(PTRACE_PEEKSIGINFO, tid, &a, buf);
 		ProtobufCBinaryData *t;
@@ -90,18 +92,15 @@ static int peek_siginfo(pid_t tid, bool shared, ProtobufCBinaryData **out, size_
 		if (got < 0)
 			return ferr_sys(err, errno, "PTRACE_PEEKSIGINFO thread %d", tid);
 		if (got == 0)
-			break;
-		t = realloc(*out, (nr + (size_t)got) * sizeof(*t));
+			return 0;
+		t = realloc(*out, (*n + (size_t)got) * sizeof(*t));
 		if (!t)
 			return ferr_sys(err, ENOMEM, "pending signals");
 		*out = t;
-		for (long i = 0; i < got; i++)
-			if (set_bytes(&t[nr + i], buf + i * SIGINFO_SIZE, SIGINFO_SIZE, err))
+		for (long i = 0; i < got; i++, (*n)++)
+			if (set_bytes(&t[*n], buf + i * SIGINFO_SIZE, SIGINFO_SIZE, err))
 				return -ENOMEM;
-		nr += (size_t)got;
 	}
-	*n = nr;
-	return 0;
 }
 
 static int thread_from_outside(struct target *t, struct tthread *th, Ferry__Thread *e,
@@ -323,11 +322,15 @@ static int process_from_outside(struct target *t, Ferry__Process *p, uint64_t *h
 	p->pid = (uint32_t)t->pid;
 	p->has_nr_threads = true;
 	p->nr_threads = (uint32_t)t->nr_th;
+	/* Each sub-message is initialised as soon as it is attached, so that
+	 * state_free() can free whatever a failure leaves. */
 	mm = p->mm = malloc(sizeof(*mm));
-	c = p->creds = malloc(sizeof(*c));
-	if (!mm || !c)
+	if (!mm)
 		return ferr_sys(err, ENOMEM, "process state");
 	ferry__mm_state__init(mm);
+	c = p->creds = malloc(sizeof(*c));
+	if (!c)
+		return ferr_sys(err, ENOMEM, "process state");
 	ferry__creds__init(c);
 	ret = read_stat(t, p, mm, err);
 	if (ret)
@@ -430,26 +433,30 @@ static int process_by_injection(struct target *t, struct inj *in, Ferry__Process
 	return 0;
 }
 
-int state_collect(struct target *t, struct dump_state *st, struct ferr *err)
+int state_collect(struct target *t, struct dump_state *out, struct ferr *err)
 {
+	cleanup_val(dump_state) struct dump_state st = { 0 };
+	struct ferr ignored;
 	struct inj in;
 	uint64_t ip, handled = 0;
 	int ret, ret2;
 
-	memset(st, 0, sizeof(*st));
-	st->proc = malloc(sizeof(*st->proc));
-	st->threads = calloc(t->nr_th, sizeof(*st->threads));
-	if (!st->proc || !st->threads)
+	memset(out, 0, sizeof(*out));
+	st.proc = malloc(sizeof(*st.proc));
+	if (!st.proc)
 		return ferr_sys(err, ENOMEM, "state");
-	ferry__process__init(st->proc);
-	ret = process_from_outside(t, st->proc, &handled, err);
+	ferry__process__init(st.proc);
+	st.threads = calloc(t->nr_th, sizeof(*st.threads));
+	if (!st.threads)
+		return ferr_sys(err, ENOMEM, "state");
+	ret = process_from_outside(t, st.proc, &handled, err);
 	for (size_t i = 0; !ret && i < t->nr_th; i++) {
-		st->threads[i] = malloc(sizeof(*st->threads[i]));
-		if (!st->threads[i])
+		st.threads[i] = malloc(sizeof(*st.threads[i]));
+		if (!st.threads[i])
 			return ferr_sys(err, ENOMEM, "state");
-		ferry__thread__init(st->threads[i]);
-		st->nr_threads++;
-		ret = thread_from_outside(t, &t->th[i], st->threads[i], err);
+		ferry__thread__init(st.threads[i]);
+		st.nr_threads++;
+		ret = thread_from_outside(t, &t->th[i], st.threads[i], err);
 	}
 	if (ret)
 		return ret;
@@ -463,30 +470,32 @@ int state_collect(struct target *t, struct dump_state *st, struct ferr *err)
 	ret = inj_scratch_map(&in, err);
 	if (ret)
 		return ferr_wrap(err, "inject into process %d", t->pid);
-	ret = process_by_injection(t, &in, st->proc, handled, err);
+	ret = process_by_injection(t, &in, st.proc, handled, err);
 	for (size_t i = 0; !ret && i < t->nr_th; i++) {
 		struct inj ti;
 
 		inj_init(&ti, t->pid, t->th[i].tid, &t->th[i].regs, ip);
 		ti.scratch = in.scratch;
-		ret = thread_by_injection(&ti, st->threads[i], err);
+		ret = thread_by_injection(&ti, st.threads[i], err);
 		if (ti.resend_sig && !t->th[i].resend_sig)
 			t->th[i].resend_sig = ti.resend_sig;
 	}
-	/* Leave nothing behind, even after a failure. */
-	{
-		struct ferr e2;
-		ret2 = inj_scratch_unmap(&in, ret ? &e2 : err);
-	}
+	/* Leave nothing behind, even after a failure; the first error is the
+	 * one reported. */
+	ret2 = inj_scratch_unmap(&in, ret ? &ignored : err);
 	if (in.resend_sig && !t->th[0].resend_sig)
 		t->th[0].resend_sig = in.resend_sig;
 	if (ret)
 		return ferr_wrap(err, "inject into process %d", t->pid);
-	return ret2;
+	if (ret2)
+		return ret2;
+	*out = steal_val(st);
+	return 0;
 }
 
 void state_free(struct dump_state *st)
 {
+	/* A zeroed state has nothing; a freed one is zeroed. */
 	if (st->proc)
 		protobuf_c_message_free_unpacked(&st->proc->base, NULL);
 	for (size_t i = 0; i < st->nr_threads; i++)

@@ -12,9 +12,12 @@ struct dump_state {
 };
 
 /* Collect everything; the target must be frozen. Injected calls leave the
- * target as it was (the scratch page is gone before this returns). */
+ * target as it was (the scratch page is gone before this returns). On error
+ * *st is left empty. */
 int __must_check state_collect(struct target *t, struct dump_state *st, struct ferr *err);
+/* Free and zero; harmless on a zeroed state or one freed already. */
 void state_free(struct dump_state *st);
+DEFINE_CLEANUP_VAL(dump_state, state_free)
 
 /* Identity (dev, inode, size, mtime, mode) of the file at dirfd/path, or NULL. */
 Ferry__FileId *state_file_id(int dirfd, const char *path);

@@ -10,7 +10,6 @@
 #include <sys/ptrace.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "common/log.h"
@@ -18,25 +17,24 @@
 
 #define FREEZE_MAX_PASSES 64
 
-uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 /* A pidfd polls readable once its process has exited, zombie or reaped:
  * signalling would still succeed on a zombie. */
-bool target_alive(const struct target *t)
+static bool pidfd_alive(int pidfd)
 {
-	struct pollfd p = { .fd = t->pidfd, .events = POLLIN };
+	struct pollfd p = { .fd = pidfd, .events = POLLIN };
 
 	return poll(&p, 1, 0) == 0;
 }
 
+bool target_alive(const struct target *t)
+{
+	return pidfd_alive(t->pidfd);
+}
+
 int target_open(struct target *t, pid_t pid, struct ferr *err)
 {
+	cleanup_close int pidfd = -1;
+	cleanup_close int procfd = -1;
 	char path[32];
 
 	memset(t, 0, sizeof(*t));
@@ -44,8 +42,8 @@ int target_open(struct target *t, pid_t pid, struct ferr *err)
 	t->pidfd = t->procfd = -1;
 	if (pid <= 0)
 		return ferr_new(err, EINVAL, "bad pid %d", pid);
-	t->pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
-	if (t->pidfd < 0) {
+	pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+	if (pidfd < 0) {
 		if (errno == ESRCH)
 			return ferr_new(err, ESRCH, "no process with pid %d", pid);
 		if (errno == EINVAL)
@@ -54,16 +52,18 @@ int target_open(struct target *t, pid_t pid, struct ferr *err)
 		return ferr_sys(err, errno, "pidfd_open(%d)", pid);
 	}
 	snprintf(path, sizeof(path), "/proc/%d", pid);
-	t->procfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (t->procfd < 0)
+	procfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (procfd < 0)
 		return ferr_sys(err, errno, "open %s", path);
-	if (faccessat(t->procfd, "fd", R_OK, 0) < 0 && errno == EACCES)
+	if (faccessat(procfd, "fd", R_OK, 0) < 0 && errno == EACCES)
 		return ferr_new(err, EPERM, "not allowed to inspect process %d: ferry needs root or "
 				"CAP_SYS_PTRACE over it (and Yama ptrace_scope must allow it)", pid);
 	/* If the pid was recycled between pidfd_open and open, the pidfd now
 	 * names a dead process: refuse rather than read a stranger. */
-	if (!target_alive(t))
+	if (!pidfd_alive(pidfd))
 		return ferr_new(err, ESRCH, "process %d exited while ferry was opening it", pid);
+	t->pidfd = steal_fd(pidfd);
+	t->procfd = steal_fd(procfd);
 	return 0;
 }
 
@@ -150,18 +150,12 @@ static int seize_thread(struct target *t, pid_t tid)
  * Returns how many were new. */
 static int freeze_pass(struct target *t, struct ferr *err)
 {
-	cleanup_dir DIR *d = NULL;
+	cleanup_dir DIR *d = opendir_at(t->procfd, "task");
 	struct dirent *de;
-	int dfd, added = 0;
+	int added = 0;
 
-	dfd = openat(t->procfd, "task", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dfd < 0)
+	if (!d)
 		return ferr_sys(err, errno, "open /proc/%d/task", t->pid);
-	d = fdopendir(dfd);
-	if (!d) {
-		close(dfd);
-		return ferr_sys(err, errno, "read /proc/%d/task", t->pid);
-	}
 	while ((de = readdir(d))) {
 		pid_t tid = atoi(de->d_name);
 		struct tthread *th;
@@ -258,6 +252,9 @@ void target_release(struct target *t)
 
 void target_close(struct target *t)
 {
+	/* pid 0: zeroed, never opened (target_open sets the pid first). */
+	if (!t->pid)
+		return;
 	target_release(t);
 	if (t->procfd >= 0)
 		close(t->procfd);

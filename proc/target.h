@@ -30,8 +30,6 @@ struct target {
 	uint64_t freeze_ns;     /* filled by target_release */
 };
 
-uint64_t now_ns(void);
-
 /* pidfd_open, then /proc/PID, then a check that the pidfd still names a live
  * process, so a recycled PID is never the one we read. */
 int __must_check target_open(struct target *t, pid_t pid, struct ferr *err);
@@ -42,7 +40,10 @@ bool target_alive(const struct target *t);
 int __must_check target_freeze(struct target *t, struct ferr *err);
 /* Detach from every thread (they resume as they were). Safe to call twice. */
 void target_release(struct target *t);
-/* Release, close fds, free. */
+/* Release, close fds, free. Does nothing to a zeroed target or one closed
+ * already, so `cleanup_val(target) struct target t = { 0 };` is safe on
+ * every path. */
 void target_close(struct target *t);
+DEFINE_CLEANUP_VAL(target, target_close)
 
 #endif

@@ -1,5 +1,5 @@
-/* Unit tests of common/ and the backend tables: error wrapping, JSON
- * escaping, backend choice, and the consistency of the feature probe. */
+/* Unit tests of common/ and the backend tables: error wrapping, log levels,
+ * JSON escaping, backend choice, and the consistency of the feature probe. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -12,6 +12,7 @@
 #include "common/err.h"
 #include "common/json.h"
 #include "common/kerndat.h"
+#include "common/log.h"
 #include "proc/backend.h"
 #include "proc/layout.h"
 
@@ -40,6 +41,48 @@ static void test_vma_list_overlap(void **state)
 	for (size_t i = 1; i < l.n; i++)
 		assert_true(l.v[i].start >= l.v[i - 1].end);
 	vma_list_free(&l);
+}
+
+/* The VMA holding an address, across gaps and at both edges of each VMA. */
+static void test_vma_list_find(void **state)
+{
+	struct vma_list l = { 0 };
+	struct vma v[] = { { .start = 0x1000, .end = 0x3000 }, { .start = 0x5000, .end = 0x6000 },
+			   { .start = 0x6000, .end = 0x9000 } };
+	struct ferr err;
+
+	(void)state;
+	assert_int_equal(vma_list_find(&l, 0x1000), -1);
+	for (size_t i = 0; i < 3; i++)
+		assert_int_equal(vma_list_add(&l, &v[i], NULL, &err), 0);
+	assert_int_equal(vma_list_find(&l, 0), -1);
+	assert_int_equal(vma_list_find(&l, 0x1000), 0);
+	assert_int_equal(vma_list_find(&l, 0x2fff), 0);
+	assert_int_equal(vma_list_find(&l, 0x3000), -1);
+	assert_int_equal(vma_list_find(&l, 0x4fff), -1);
+	assert_int_equal(vma_list_find(&l, 0x5fff), 1);
+	assert_int_equal(vma_list_find(&l, 0x6000), 2);
+	assert_int_equal(vma_list_find(&l, 0x8fff), 2);
+	assert_int_equal(vma_list_find(&l, 0x9000), -1);
+	vma_list_free(&l);
+}
+
+/* A command's -v: from quiet or the default to informational, from there
+ * to debug, and no further. */
+static void test_log_more_verbose(void **state)
+{
+	enum log_level saved = log_get_level();
+
+	(void)state;
+	log_set_level(LOG_ERROR);
+	assert_int_equal(log_more_verbose(), LOG_INFO);
+	log_set_level(LOG_WARN);
+	assert_int_equal(log_more_verbose(), LOG_INFO);
+	assert_int_equal(log_get_level(), LOG_INFO);
+	assert_int_equal(log_more_verbose(), LOG_DEBUG);
+	assert_int_equal(log_more_verbose(), LOG_DEBUG);
+	assert_int_equal(log_get_level(), LOG_DEBUG);
+	log_set_level(saved);
 }
 
 static void test_err_wrap(void **state)
@@ -134,6 +177,8 @@ static void test_kerndat_consistent(void **state)
 		assert_true(kd.has[KD_UFFD]);
 		assert_true(kd.has[KD_PAGEMAP_SCAN]);
 	}
+	if (kd.has[KD_UFFD_COPY])
+		assert_true(kd.has[KD_UFFD]);
 	for (int f = KD_IO_URING_SPLICE; f <= KD_IO_URING_SEND_ZC; f++)
 		if (kd.has[f])
 			assert_true(kd.has[KD_IO_URING]);
@@ -153,14 +198,50 @@ static void test_kerndat_consistent(void **state)
 	}
 }
 
+/* Hiding works on what a probe found, hides what is built on a hidden
+ * feature (uffd_copy on userfaultfd), and kerndat_probe_feature() applies
+ * $FERRY_HIDE_FEATURES as kerndat_probe() does. */
+static void test_kerndat_hide(void **state)
+{
+	struct kerndat kd, one;
+
+	(void)state;
+	memset(&kd, 0, sizeof(kd));
+	kd.has[KD_UFFD] = kd.has[KD_UFFD_COPY] = kd.has[KD_SOFT_DIRTY] = true;
+	kerndat_hide(&kd, "uffd_copy");
+	assert_true(kd.has[KD_UFFD]);
+	assert_false(kd.has[KD_UFFD_COPY]);
+	kd.has[KD_UFFD_COPY] = true;
+	kerndat_hide(&kd, "soft_dirty,userfaultfd");
+	assert_false(kd.has[KD_UFFD]);
+	assert_false(kd.has[KD_UFFD_COPY]);
+	assert_false(kd.has[KD_SOFT_DIRTY]);
+	assert_string_equal(kd.note[KD_UFFD_COPY], "hidden by FERRY_HIDE_FEATURES");
+
+	memset(&one, 0, sizeof(one));
+	assert_int_equal(setenv("FERRY_HIDE_FEATURES", "process_vm_readv", 1), 0);
+	assert_false(kerndat_probe_feature(&one, KD_PROCESS_VM_READV));
+	assert_string_equal(one.note[KD_PROCESS_VM_READV], "hidden by FERRY_HIDE_FEATURES");
+	assert_int_equal(setenv("FERRY_HIDE_FEATURES", "userfaultfd", 1), 0);
+	assert_false(kerndat_probe_feature(&one, KD_UFFD_COPY));
+	assert_int_equal(unsetenv("FERRY_HIDE_FEATURES"), 0);
+	memset(&one, 0, sizeof(one));
+	memset(&kd, 0, sizeof(kd));
+	assert_int_equal(kerndat_probe_feature(&one, KD_UFFD_COPY),
+			 kerndat_probe_one(&kd, KD_UFFD_COPY));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_err_wrap),
+		cmocka_unit_test(test_log_more_verbose),
 		cmocka_unit_test(test_vma_list_overlap),
+		cmocka_unit_test(test_vma_list_find),
 		cmocka_unit_test(test_json_escaping),
 		cmocka_unit_test(test_backend_choose),
 		cmocka_unit_test(test_kerndat_consistent),
+		cmocka_unit_test(test_kerndat_hide),
 	};
 
 	return cmocka_run_group_tests_name("common", tests, NULL, NULL);
