@@ -15,7 +15,7 @@ int cli_parse(int argc, char **argv, const char *cmd, const char *shortopts,
 	while ((c = getopt_long(argc, argv, shortopts, longopts, NULL)) != -1) {
 		switch (c) {
 		case 'v':
-			log_set_level(log_get_level() < LOG_INFO ? LOG_INFO : LOG_DEBUG);
+			log_more_verbose();
 			break;
 		case 'h':
 			help(stdout);
