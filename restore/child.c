@@ -171,7 +171,7 @@ int rst_child_create(struct rst *r, struct ferr *err)
 			r->pid = 0;
 			goto out;
 		}
-		pr_warn("PID %d is in use: the process gets another one\n", want);
+		pr_warn("PID %d is in use: the process gets another one", want);
 		r->res->same_pid = false;
 		r->pid = clone_with_pid(0);
 	}

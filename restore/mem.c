@@ -415,7 +415,7 @@ int rst_mm_build(struct rst *r, struct ferr *err)
 			continue;
 		if (v->kind == FERRY__VMA_KIND__VMA_SPECIAL) {
 			pr_warn("skipping the kernel mapping %s at 0x%" PRIx64 ": ferry cannot "
-				"re-create it\n", v->name ? v->name : "?", v->start);
+				"re-create it", v->name ? v->name : "?", v->start);
 			continue;
 		}
 		ret = map_vma(&b, v, err);
