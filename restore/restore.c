@@ -21,20 +21,6 @@
 #endif
 #define XSAVE_BUF (16u << 10)
 
-int rst_sys(struct rst_thread *t, const char *what, long *ret, struct ferr *err, long nr,
-	    uint64_t a1, uint64_t a2, uint64_t a3, uint64_t a4, uint64_t a5, uint64_t a6)
-{
-	long rv;
-	int rc = inj_syscall(&t->inj, nr, a1, a2, a3, a4, a5, a6, &rv, err);
-
-	if (rc)
-		return ferr_wrap(err, "%s", what);
-	if (rv < 0 && rv > -4096)
-		return ferr_sys(err, (int)-rv, "%s in the new process", what);
-	*ret = rv;
-	return 0;
-}
-
 /* Read and check the entries a restore needs, main thread first. */
 int rst_load_entries(struct rst *r, struct ferr *err)
 {
@@ -115,6 +101,8 @@ int rst_build_memory(struct rst *r, struct ferr *err)
 
 	if (!ret)
 		ret = take_over(r, err);
+	if (!ret)
+		ret = rst_scratch_map(r, err);
 	if (!ret)
 		ret = rst_mm_clear(r, err);
 	pr_debug("child ready for its memory in %.3f s", (now_ns() - t0) / 1e9);
