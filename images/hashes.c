@@ -4,7 +4,7 @@
 #include <string.h>
 
 #include "images/format.h"
-#include "images/reader.h"
+#include "images/load.h"
 
 void img_hashes_free(struct img_hashes *h)
 {

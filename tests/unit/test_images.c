@@ -14,7 +14,7 @@
 #include <sys/stat.h>
 
 #include "images/format.h"
-#include "images/reader.h"
+#include "images/load.h"
 
 #define PS 4096u
 
