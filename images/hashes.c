@@ -70,25 +70,33 @@ out:
 	return ret;
 }
 
+struct hash_key {
+	const struct img_hashes *h;
+	uint64_t vaddr;
+};
+
+static bool hash_run_ends_at_or_below(const void *ctx, size_t i)
+{
+	const struct hash_key *k = ctx;
+	const struct img_hash_run *r = &k->h->runs[i];
+
+	return k->vaddr >= r->vaddr + r->nr_pages * k->h->page_size;
+}
+
 const uint64_t *img_hashes_find(const struct img_hashes *h, uint64_t vaddr, uint64_t *avail)
 {
-	size_t lo = 0, hi = h->n;
+	struct hash_key k = { h, vaddr };
+	size_t i = bsearch_first(h->n, hash_run_ends_at_or_below, &k);
+	const struct img_hash_run *r = i < h->n ? &h->runs[i] : NULL;
+	uint64_t in;
 
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-		const struct img_hash_run *r = &h->runs[mid];
-
-		if (vaddr < r->vaddr) {
-			hi = mid;
-		} else if (vaddr >= r->vaddr + r->nr_pages * h->page_size) {
-			lo = mid + 1;
-		} else {
-			uint64_t i = (vaddr - r->vaddr) / h->page_size;
-
-			*avail = r->nr_pages - i;
-			return &r->h[i];
-		}
+	/* Runs ascend without overlap (checked on load): the first one ending
+	 * after vaddr holds it, if any does. */
+	if (!r || vaddr < r->vaddr) {
+		*avail = 0;
+		return NULL;
 	}
-	*avail = 0;
-	return NULL;
+	in = (vaddr - r->vaddr) / h->page_size;
+	*avail = r->nr_pages - in;
+	return &r->h[in];
 }

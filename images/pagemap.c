@@ -9,19 +9,32 @@
 #define VERIFY_CHUNK (1u << 20)
 #define VERIFY_PARALLEL_MIN (64u << 20) /* less data than this: one thread */
 
+/* An address to look up in one image's sorted tables. */
+struct img_key {
+	const struct img_image *img;
+	uint64_t addr;
+};
+
+static bool vma_starts_at_or_below(const void *ctx, size_t i)
+{
+	const struct img_key *k = ctx;
+
+	return k->img->vmas[i]->start <= k->addr;
+}
+
+static bool run_starts_at_or_below(const void *ctx, size_t i)
+{
+	const struct img_key *k = ctx;
+
+	return k->img->runs[i].vaddr <= k->addr;
+}
+
 /* Index of the last VMA starting at or below addr, or -1. */
 static ssize_t vma_floor(const struct img_image *img, uint64_t addr)
 {
-	size_t lo = 0, hi = img->nr_vmas;
+	struct img_key k = { img, addr };
 
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-		if (img->vmas[mid]->start <= addr)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return (ssize_t)lo - 1;
+	return (ssize_t)bsearch_first(img->nr_vmas, vma_starts_at_or_below, &k) - 1;
 }
 
 const Ferry__Vma *img_vma_at(const struct img_image *img, uint64_t addr)
@@ -45,20 +58,12 @@ bool img_vmas_cover(const struct img_image *img, uint64_t start, uint64_t end)
 	return true;
 }
 
-/* Index of the run containing addr, or -1. */
 /* Index of the last run starting at or below addr, or -1. */
 static ssize_t run_floor(const struct img_image *img, uint64_t addr)
 {
-	size_t lo = 0, hi = img->nr_runs;
+	struct img_key k = { img, addr };
 
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-		if (img->runs[mid].vaddr <= addr)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return (ssize_t)lo - 1;
+	return (ssize_t)bsearch_first(img->nr_runs, run_starts_at_or_below, &k) - 1;
 }
 
 static uint64_t run_end(const struct img_image *img, size_t i)
@@ -66,6 +71,7 @@ static uint64_t run_end(const struct img_image *img, size_t i)
 	return img->runs[i].vaddr + img->runs[i].nr_pages * img->page_size;
 }
 
+/* Index of the run containing addr, or -1. */
 static ssize_t run_find(const struct img_image *img, uint64_t addr)
 {
 	ssize_t i = run_floor(img, addr);
