@@ -172,21 +172,25 @@ static int put_zeroes(struct rst_warm *w, uint64_t addr, uint64_t len, struct fe
 	return 0;
 }
 
+struct run_key {
+	const struct img_image *img;
+	uint64_t addr;
+};
+
+static bool run_ends_at_or_below(const void *ctx, size_t i)
+{
+	const struct run_key *k = ctx;
+	const struct img_run *r = &k->img->runs[i];
+
+	return r->vaddr + r->nr_pages * k->img->page_size <= k->addr;
+}
+
 /* The first run of img ending after addr (runs are in address order). */
 static size_t first_run(const struct img_image *img, uint64_t addr)
 {
-	size_t lo = 0, hi = img->nr_runs;
+	struct run_key k = { img, addr };
 
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-		const struct img_run *r = &img->runs[mid];
-
-		if (r->vaddr + r->nr_pages * img->page_size <= addr)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo;
+	return bsearch_first(img->nr_runs, run_ends_at_or_below, &k);
 }
 
 /* Pages [a, b) of the top image: resolved through the chain when whole
