@@ -179,15 +179,41 @@ static const char *check_run(const struct img_image *img, const Ferry__PagemapRu
 	return NULL;
 }
 
+/* pagemap.img's first entry, its head, must match the inventory; *pos
+ * moves past it. */
+static int check_head(const struct img_image *img, const uint8_t *buf, size_t len, size_t *pos,
+		      const char *what, struct ferr *err)
+{
+	Ferry__PagemapHead *head;
+	uint32_t hlen;
+	bool ok;
+
+	if (len - *pos < sizeof(hlen))
+		return ferr_new(err, EBADMSG, "%s: no head entry", what);
+	memcpy(&hlen, buf + *pos, sizeof(hlen));
+	hlen = le32toh(hlen);
+	if (hlen > len - *pos - sizeof(hlen))
+		return ferr_new(err, EBADMSG, "%s: entry 0: truncated head", what);
+	head = ferry__pagemap_head__unpack(NULL, hlen, buf + *pos + sizeof(hlen));
+	if (!head)
+		return ferr_new(err, EBADMSG, "%s: entry 0: does not decode as ferry.PagemapHead",
+				what);
+	ok = head->page_size == img->page_size && !strcmp(head->pages_file, "pages.img");
+	ferry__pagemap_head__free_unpacked(head, NULL);
+	if (!ok)
+		return ferr_new(err, EBADMSG, "%s: entry 0: head does not match the inventory", what);
+	*pos += sizeof(hlen) + hlen;
+	return 0;
+}
+
 int img_load_pagemap(struct img_image *img, struct ferr *err)
 {
 	ProtobufCMessage **msgs = NULL;
-	Ferry__PagemapHead *head = NULL;
 	cleanup_free uint8_t *buf = NULL;
 	char what[PATH_MAX + 32];
 	uint64_t prev_end = 0, data_end = img->page_size;
 	Ferry__PagemapStats st = FERRY__PAGEMAP_STATS__INIT;
-	size_t len, n = 0, pos;
+	size_t len, n = 0, pos = IMG_HEADER_SIZE;
 	int ret;
 
 	snprintf(what, sizeof(what), "%s/pagemap.img", img->path);
@@ -197,28 +223,10 @@ int img_load_pagemap(struct img_image *img, struct ferr *err)
 	/* The head is one message; runs follow. Decode them as two kinds by
 	 * cutting the buffer after the first entry. */
 	ret = img_header_check(buf, len, IMG_PAGEMAP, what, err);
+	if (!ret)
+		ret = check_head(img, buf, len, &pos, what, err);
 	if (ret)
 		return ret;
-	pos = IMG_HEADER_SIZE;
-	{
-		uint32_t hlen;
-		if (len - pos < sizeof(hlen))
-			return ferr_new(err, EBADMSG, "%s: no head entry", what);
-		memcpy(&hlen, buf + pos, sizeof(hlen));
-		hlen = le32toh(hlen);
-		if (hlen > len - pos - sizeof(hlen))
-			return ferr_new(err, EBADMSG, "%s: entry 0: truncated head", what);
-		head = ferry__pagemap_head__unpack(NULL, hlen, buf + pos + sizeof(hlen));
-		if (!head)
-			return ferr_new(err, EBADMSG, "%s: entry 0: does not decode as ferry.PagemapHead",
-					what);
-		pos += sizeof(hlen) + hlen;
-	}
-	if (head->page_size != img->page_size || strcmp(head->pages_file, "pages.img")) {
-		ferry__pagemap_head__free_unpacked(head, NULL);
-		return ferr_new(err, EBADMSG, "%s: entry 0: head does not match the inventory", what);
-	}
-	ferry__pagemap_head__free_unpacked(head, NULL);
 
 	/* Re-frame the rest behind a copy of the header so the generic decoder
 	 * reads it (what was before the runs is the header plus the head entry). */

@@ -186,12 +186,12 @@ static void *verify_runs(void *arg)
 {
 	struct verifier *v = arg;
 	const struct img_image *img = v->img;
-	uint8_t *chunk = malloc(VERIFY_CHUNK);
-	XXH3_state_t *st = XXH3_createState();
+	cleanup_free uint8_t *chunk = malloc(VERIFY_CHUNK);
+	cleanup(XXH3_state_s) XXH3_state_t *st = XXH3_createState();
 
 	if (!chunk || !st) {
 		v->io_err = -ENOMEM;
-		goto out;
+		return NULL;
 	}
 	for (size_t i = v->first; i < v->last; i++) {
 		const struct img_run *r = &img->runs[i];
@@ -206,7 +206,7 @@ static void *verify_runs(void *arg)
 
 			if (rr) {
 				v->io_err = rr;
-				goto out;
+				return NULL;
 			}
 			XXH3_64bits_update(st, chunk, n);
 			off += n;
@@ -217,9 +217,6 @@ static void *verify_runs(void *arg)
 		if (XXH3_64bits_digest(st) != r->xxh3 && !v->bad++)
 			v->first_bad = i;
 	}
-out:
-	XXH3_freeState(st);
-	free(chunk);
 	return NULL;
 }
 

@@ -212,10 +212,18 @@ static int open_parent(struct img_image *img, struct chain_seen *seen, struct fe
 	return 0;
 }
 
+/* Give an adopted parent back to the caller as it was. */
+static void release_parent(struct img_image *img)
+{
+	for (struct img_image *i = img->parent; i; i = i->parent)
+		i->depth--;
+	img->parent = NULL;
+}
+
 static int img_open_chain(struct img_image **out, const char *dir, unsigned depth,
 			  struct chain_seen *seen, struct img_image *given, struct ferr *err)
 {
-	struct img_image *img;
+	cleanup(img_image) struct img_image *img = NULL;
 	struct stat st;
 	int ret;
 
@@ -226,25 +234,16 @@ static int img_open_chain(struct img_image **out, const char *dir, unsigned dept
 	img->dirfd = img->pages_fd = -1;
 	img->depth = depth;
 	img->path = strdup(dir);
-	if (!img->path) {
-		ret = ferr_sys(err, ENOMEM, "open `%s`", dir);
-		goto fail;
-	}
+	if (!img->path)
+		return ferr_sys(err, ENOMEM, "open `%s`", dir);
 	img->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (img->dirfd < 0) {
-		ret = ferr_sys(err, errno, "open image directory `%s`", dir);
-		goto fail;
-	}
-	if (fstat(img->dirfd, &st) < 0) {
-		ret = ferr_sys(err, errno, "stat `%s`", dir);
-		goto fail;
-	}
-	for (unsigned i = 0; i < seen->n; i++) {
-		if (seen->dev[i] == st.st_dev && seen->ino[i] == st.st_ino) {
-			ret = ferr_new(err, ELOOP, "%s: the parent chain loops back to this dump", dir);
-			goto fail;
-		}
-	}
+	if (img->dirfd < 0)
+		return ferr_sys(err, errno, "open image directory `%s`", dir);
+	if (fstat(img->dirfd, &st) < 0)
+		return ferr_sys(err, errno, "stat `%s`", dir);
+	for (unsigned i = 0; i < seen->n; i++)
+		if (seen->dev[i] == st.st_dev && seen->ino[i] == st.st_ino)
+			return ferr_new(err, ELOOP, "%s: the parent chain loops back to this dump", dir);
 	seen->dev[seen->n] = st.st_dev;
 	seen->ino[seen->n] = st.st_ino;
 	seen->n++;
@@ -258,23 +257,17 @@ static int img_open_chain(struct img_image **out, const char *dir, unsigned dept
 		ret = given ? adopt_parent(img, given, err) : open_parent(img, seen, err);
 	if (!ret)
 		ret = img_load_pagemap(img, err);
+	if (ret && given && img->parent == given)
+		release_parent(img);
 	if (ret)
-		goto fail;
-	*out = img;
+		return ret;
+	*out = steal_ptr(img);
 	return 0;
-fail:
-	if (given && img->parent == given)
-		img_close_on(img);
-	else
-		img_close(img);
-	return ret;
 }
 
 void img_close_on(struct img_image *img)
 {
-	for (struct img_image *i = img->parent; i; i = i->parent)
-		i->depth--;
-	img->parent = NULL;
+	release_parent(img);
 	img_close(img);
 }
 

@@ -82,7 +82,7 @@ static int writer_open_pages(struct img_writer *w, struct ferr *err)
 static int writer_read_parent(struct img_writer *w, const char *parent, struct ferr *err)
 {
 	cleanup_free char *ppath = NULL;
-	struct img_image *pimg = NULL;
+	cleanup(img_image) struct img_image *pimg = NULL;
 	int ret;
 
 	if (!*parent || parent[0] == '/')
@@ -95,11 +95,9 @@ static int writer_read_parent(struct img_writer *w, const char *parent, struct f
 	unsigned len = 0;
 	for (const struct img_image *i = pimg; i; i = i->parent)
 		len++;
-	if (len >= IMG_CHAIN_MAX) {
-		img_close(pimg);
+	if (len >= IMG_CHAIN_MAX)
 		return ferr_new(err, ELOOP, "parent `%s` already heads a chain of %d dumps, the most "
 				"a reader follows", ppath, IMG_CHAIN_MAX);
-	}
 	memcpy(w->parent_id, pimg->inv->id.data, IMG_ID_SIZE);
 	/* Without the parent's hashes its pages get none here: the next
 	 * round then counts them as changed, which is only slower. */
@@ -107,12 +105,9 @@ static int writer_read_parent(struct img_writer *w, const char *parent, struct f
 		ret = img_hashes_load(pimg, &w->parent_hashes, err);
 		if (ret == -ENOENT)
 			ret = 0;
-		if (ret) {
-			img_close(pimg);
+		if (ret)
 			return ferr_wrap(err, "parent dump");
-		}
 	}
-	img_close(pimg);
 	w->parent = strdup(parent);
 	if (!w->parent)
 		return ferr_sys(err, ENOMEM, "parent path");
@@ -122,7 +117,8 @@ static int writer_read_parent(struct img_writer *w, const char *parent, struct f
 int img_writer_create(struct img_writer **out, const char *dir, const struct img_writer_opts *opts,
 		      struct ferr *err)
 {
-	struct img_writer *w;
+	cleanup(img_writer) struct img_writer *w = NULL;
+	Ferry__PagemapHead head = FERRY__PAGEMAP_HEAD__INIT;
 	int ret;
 
 	*out = NULL;
@@ -145,38 +141,27 @@ int img_writer_create(struct img_writer **out, const char *dir, const struct img
 	if (w->page_hashes)
 		w->hbuf = malloc(IMG_HASH_ENTRY_PAGES * sizeof(*w->hbuf));
 	if (!w->path || !w->run_hash || (opts->tracker && !w->tracker) ||
-	    (w->page_hashes && !w->hbuf)) {
-		ret = ferr_sys(err, ENOMEM, "image writer");
-		goto fail;
-	}
-	if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
-		ret = ferr_sys(err, errno, "create image directory `%s`", dir);
-		goto fail;
-	}
+	    (w->page_hashes && !w->hbuf))
+		return ferr_sys(err, ENOMEM, "image writer");
+	if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+		return ferr_sys(err, errno, "create image directory `%s`", dir);
 	w->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (w->dirfd < 0) {
-		ret = ferr_sys(err, errno, "open image directory `%s`", dir);
-		goto fail;
-	}
+	if (w->dirfd < 0)
+		return ferr_sys(err, errno, "open image directory `%s`", dir);
 	/* Before anything is overwritten, the old dump stops looking complete. */
 	if (unlinkat(w->dirfd, IMG_INVENTORY_NAME, 0) == 0) {
-		if (fsync(w->dirfd) < 0) {
-			ret = ferr_sys(err, errno, "fsync `%s`", dir);
-			goto fail;
-		}
+		if (fsync(w->dirfd) < 0)
+			return ferr_sys(err, errno, "fsync `%s`", dir);
 	} else if (errno != ENOENT) {
-		ret = ferr_sys(err, errno, "remove old %s/%s", dir, IMG_INVENTORY_NAME);
-		goto fail;
+		return ferr_sys(err, errno, "remove old %s/%s", dir, IMG_INVENTORY_NAME);
 	}
 	if (opts->parent) {
 		ret = writer_read_parent(w, opts->parent, err);
 		if (ret)
-			goto fail;
+			return ret;
 	}
-	if (getrandom(w->id, sizeof(w->id), 0) != (ssize_t)sizeof(w->id)) {
-		ret = ferr_sys(err, errno, "getrandom for the dump id");
-		goto fail;
-	}
+	if (getrandom(w->id, sizeof(w->id), 0) != (ssize_t)sizeof(w->id))
+		return ferr_sys(err, errno, "getrandom for the dump id");
 	for (int t = IMG_PROCESS; t <= IMG_PAGEMAP; t++) {
 		bool pre_skip = t == IMG_PROCESS || t == IMG_THREADS || t == IMG_FDS;
 
@@ -184,35 +169,28 @@ int img_writer_create(struct img_writer **out, const char *dir, const struct img
 			continue;
 		ret = writer_open_file(w, (enum img_type)t, err);
 		if (ret)
-			goto fail;
+			return ret;
 	}
 	if (w->page_hashes) {
-		void *zero = calloc(1, w->page_size);
+		cleanup_free void *zero = calloc(1, w->page_size);
 
-		if (!zero) {
-			ret = ferr_sys(err, ENOMEM, "image writer");
-			goto fail;
-		}
+		if (!zero)
+			return ferr_sys(err, ENOMEM, "image writer");
 		w->zero_hash = XXH3_64bits(zero, w->page_size);
-		free(zero);
 		ret = writer_open_file(w, IMG_HASHES, err);
 		if (ret)
-			goto fail;
+			return ret;
 	}
 	ret = writer_open_pages(w, err);
 	if (ret)
-		goto fail;
-	Ferry__PagemapHead head = FERRY__PAGEMAP_HEAD__INIT;
+		return ret;
 	head.page_size = w->page_size;
 	head.pages_file = (char *)img_type_file(IMG_PAGES);
 	ret = img_fw_entry(&w->files[IMG_PAGEMAP], &head.base, err);
 	if (ret)
-		goto fail;
-	*out = w;
+		return ret;
+	*out = steal_ptr(w);
 	return 0;
-fail:
-	img_writer_free(w);
-	return ret;
 }
 
 static int writer_entry(struct img_writer *w, enum img_type t, const ProtobufCMessage *m,
