@@ -156,15 +156,14 @@ void rst_free(struct rst *r)
 		img_close(r->img);
 }
 
-int rst_restore(const struct rst_opts *opts, struct rst_result *res, struct ferr *err)
+static int restore_cold(const struct rst_opts *opts, struct rst_result *res, uint64_t t0,
+			struct ferr *err)
 {
-	struct rst r = { .opts = opts, .res = res, .procfd = -1 };
+	cleanup_val(rst) struct rst r = { .opts = opts, .res = res, .procfd = -1 };
 	struct rst_check_report rep;
-	uint64_t t0 = now_ns(), t1;
+	uint64_t t1;
 	int ret;
 
-	memset(res, 0, sizeof(*res));
-	res->same_pid = true;
 	ret = img_open(&r.img, opts->dir, err);
 	if (!ret)
 		ret = rst_validate(r.img, &rep, true, err);
@@ -173,7 +172,7 @@ int rst_restore(const struct rst_opts *opts, struct rst_result *res, struct ferr
 	if (!ret)
 		ret = rst_load_entries(&r, err);
 	if (ret)
-		goto out;
+		return ret;
 	t1 = now_ns();
 	res->validate_ns = t1 - t0;
 	pr_info("validated %s: %" PRIu64 " runs, %zu files unchanged, %.3f s", opts->dir,
@@ -186,13 +185,22 @@ int rst_restore(const struct rst_opts *opts, struct rst_result *res, struct ferr
 		if (r.pid > 0)
 			ferr_wrap(err, "new process %d (killed)", r.pid);
 		rst_kill_child(&r);
-		goto out;
+		return ret;
 	}
 	res->pid = r.pid;
 	res->threads = (uint32_t)r.nr_threads;
 	res->build_ns = now_ns() - t1;
-out:
+	return 0;
+}
+
+int rst_restore(const struct rst_opts *opts, struct rst_result *res, struct ferr *err)
+{
+	uint64_t t0 = now_ns();
+	int ret;
+
+	memset(res, 0, sizeof(*res));
+	res->same_pid = true;
+	ret = restore_cold(opts, res, t0, err);
 	res->total_ns = now_ns() - t0;
-	rst_free(&r);
 	return ret;
 }

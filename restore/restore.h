@@ -15,6 +15,7 @@
 #include <sys/types.h>
 
 #include "common/err.h"
+#include "common/util.h"
 
 struct rst_opts {
 	const char *dir;
@@ -56,5 +57,6 @@ int __attribute__((warn_unused_result))
 rst_warm_finish(struct rst_warm *w, const struct rst_opts *opts, struct rst_result *res,
 		struct ferr *err);
 void rst_warm_free(struct rst_warm *w);
+DEFINE_CLEANUP(rst_warm, rst_warm_free)
 
 #endif

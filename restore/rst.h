@@ -49,7 +49,8 @@ int rst_load_entries(struct rst *r, struct ferr *err);   /* process, threads, fd
 int rst_build_memory(struct rst *r, struct ferr *err);
 int rst_build_state(struct rst *r, struct ferr *err);
 void rst_kill_child(struct rst *r);
-void rst_free(struct rst *r);
+void rst_free(struct rst *r);   /* r->procfd -1 when there is none */
+DEFINE_CLEANUP_VAL(rst, rst_free)
 
 /* child.c: create the child (PID as dumped where free), let it set up its
  * fds, cwd, umask and session, and wait for its first ptrace stop. */

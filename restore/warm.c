@@ -394,51 +394,64 @@ void rst_warm_free(struct rst_warm *w)
 	free(w);
 }
 
-int rst_warm_begin(struct rst_warm **out, const char *dir, struct ferr *err)
+static struct rst_warm *warm_new(void)
 {
 	struct rst_warm *w = calloc(1, sizeof(*w));
-	struct rst *r;
+
+	if (!w)
+		return NULL;
+	w->r.opts = &w->opts;
+	w->r.res = &w->res;
+	w->r.procfd = -1;
+	w->memfd = -1;
+	w->res.same_pid = true;
+	return w;
+}
+
+/* Round one: a stopped child with its layout and memory. */
+static int warm_build(struct rst_warm *w, const char *dir, struct ferr *err)
+{
+	struct rst *r = &w->r;
 	char mem[32];
 	int ret;
+
+	w->zeroes = mmap(NULL, ZERO_CHUNK, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	r->th = calloc(1, sizeof(*r->th));
+	if (w->zeroes == MAP_FAILED || !r->th)
+		return ferr_sys(err, ENOMEM, "warm restore");
+	ret = open_round(dir, NULL, false, &r->img, err);
+	if (ret)
+		return ret;
+	/* The dumped PID where it is free, nothing else of the process yet:
+	 * the final dump brings fds, session, cwd and the rest. */
+	ferry__process__init(&w->synth);
+	w->synth.pid = r->img->inv->root_pid;
+	r->proc = &w->synth;
+	ret = rst_vdso_fits(r->img, err);
+	if (!ret)
+		ret = rst_build_memory(r, err);
+	r->proc = NULL;
+	if (ret)
+		return ret;
+	snprintf(mem, sizeof(mem), "/proc/%d/mem", r->pid);
+	w->memfd = open(mem, O_RDWR | O_CLOEXEC);
+	if (w->memfd < 0)
+		return ferr_sys(err, errno, "open %s", mem);
+	return 0;
+}
+
+int rst_warm_begin(struct rst_warm **out, const char *dir, struct ferr *err)
+{
+	cleanup(rst_warm) struct rst_warm *w = warm_new();
 
 	*out = NULL;
 	if (!w)
 		return ferr_sys(err, ENOMEM, "warm restore");
-	r = &w->r;
-	r->opts = &w->opts;
-	r->res = &w->res;
-	r->procfd = -1;
-	w->memfd = -1;
-	w->res.same_pid = true;
-	w->zeroes = mmap(NULL, ZERO_CHUNK, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	r->th = calloc(1, sizeof(*r->th));
-	ret = (w->zeroes == MAP_FAILED || !r->th) ? ferr_sys(err, ENOMEM, "warm restore") : 0;
-	if (!ret)
-		ret = open_round(dir, NULL, false, &r->img, err);
-	if (!ret) {
-		/* The dumped PID where it is free, nothing else of the process
-		 * yet: the final dump brings fds, session, cwd and the rest. */
-		ferry__process__init(&w->synth);
-		w->synth.pid = r->img->inv->root_pid;
-		r->proc = &w->synth;
-		ret = rst_vdso_fits(r->img, err);
-	}
-	if (!ret)
-		ret = rst_build_memory(r, err);
-	if (!ret) {
-		snprintf(mem, sizeof(mem), "/proc/%d/mem", r->pid);
-		w->memfd = open(mem, O_RDWR | O_CLOEXEC);
-		if (w->memfd < 0)
-			ret = ferr_sys(err, errno, "open %s", mem);
-	}
-	r->proc = NULL;
-	if (ret) {
-		rst_warm_free(w);
+	if (warm_build(w, dir, err))
 		return ferr_wrap(err, "warm restore of %s", dir);
-	}
-	pr_info("warm restore: process %d built from %s (%" PRIu64 " pages)", r->pid, dir,
+	pr_info("warm restore: process %d built from %s (%" PRIu64 " pages)", w->r.pid, dir,
 		w->res.pages);
-	*out = w;
+	*out = steal_ptr(w);
 	return 0;
 }
 
