@@ -356,14 +356,8 @@ static int write_all(struct fill *f, struct ferr *err)
 int rst_fill_pages(struct rst *r, struct ferr *err)
 {
 	cleanup_val(fill) struct fill f = { .r = r, .uffd = -1, .child_uffd = -1 };
-	struct kerndat kd;
-	const char *hide = getenv("FERRY_HIDE_FEATURES");
 	int ret = 0;
 
-	memset(&kd, 0, sizeof(kd));
-	kerndat_probe_one(&kd, KD_UFFD);
-	if (hide)
-		kerndat_hide(&kd, hide);
 	for (const struct img_image *i = r->img; i; i = i->parent)
 		f.depth = i->depth + 1;
 	f.maps = calloc(f.depth, sizeof(*f.maps));
@@ -371,7 +365,7 @@ int rst_fill_pages(struct rst *r, struct ferr *err)
 	f.zeroes = mmap(NULL, FILL_ZERO, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (!f.maps || !f.map_len || f.zeroes == MAP_FAILED)
 		return ferr_sys(err, ENOMEM, "restore buffers");
-	if (kd_has(&kd, KD_UFFD) && uffd_open(&f, err)) {
+	if (kd_has(r->kd, KD_UFFD) && uffd_open(&f, err)) {
 		/* A kernel or policy that refuses it: the slower path works. */
 		pr_info("userfaultfd unusable (%s): pages by process_vm_writev", err->msg);
 		ret = uffd_close(&f, err);

@@ -161,6 +161,7 @@ static int restore_cold(const struct rst_opts *opts, struct rst_result *res, uin
 {
 	cleanup_val(rst) struct rst r = { .opts = opts, .res = res, .procfd = -1 };
 	struct rst_check_report rep;
+	struct kerndat kd;
 	uint64_t t1;
 	int ret;
 
@@ -177,6 +178,9 @@ static int restore_cold(const struct rst_opts *opts, struct rst_result *res, uin
 	res->validate_ns = t1 - t0;
 	pr_info("validated %s: %" PRIu64 " runs, %zu files unchanged, %.3f s", opts->dir,
 		rep.verify.runs_checked, rep.files_checked, res->validate_ns / 1e9);
+	if (!opts->kd)
+		kerndat_probe(&kd);
+	r.kd = opts->kd ? opts->kd : &kd;
 
 	ret = rst_build_memory(&r, err);
 	if (!ret)

@@ -15,12 +15,17 @@
 #include <sys/types.h>
 
 #include "common/err.h"
+#include "common/kerndat.h"
 #include "common/util.h"
 
 struct rst_opts {
 	const char *dir;
 	bool require_same_pid;  /* fail rather than take new PIDs/TIDs */
 	bool stopped;           /* leave it stopped (SIGSTOP); SIGCONT lets it run */
+	/* The caller's kernel feature probe (common/kerndat.h), whose answers
+	 * (FERRY_HIDE_FEATURES included) choose how pages are written; NULL:
+	 * the restore probes once itself. */
+	const struct kerndat *kd;
 };
 
 struct rst_result {

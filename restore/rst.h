@@ -23,6 +23,7 @@ struct rst_thread {
 
 struct rst {
 	const struct rst_opts *opts;
+	const struct kerndat *kd;  /* the feature probe's answers */
 	struct rst_result *res;
 	struct img_image *img;
 	Ferry__Process *proc;

@@ -37,6 +37,7 @@ struct rst_warm {
 	struct rst_opts opts;
 	struct rst_result res;
 	Ferry__Process synth;       /* what the child is created with */
+	struct kerndat kd;          /* probed once, at round one */
 	int memfd;                  /* /proc/PID/mem of the child */
 	uint8_t **maps;             /* pages.img of each image of the chain, by depth */
 	uint64_t *map_len;
@@ -402,6 +403,7 @@ static struct rst_warm *warm_new(void)
 		return NULL;
 	w->r.opts = &w->opts;
 	w->r.res = &w->res;
+	w->r.kd = &w->kd;
 	w->r.procfd = -1;
 	w->memfd = -1;
 	w->res.same_pid = true;
@@ -422,6 +424,7 @@ static int warm_build(struct rst_warm *w, const char *dir, struct ferr *err)
 	ret = open_round(dir, NULL, false, &r->img, err);
 	if (ret)
 		return ret;
+	kerndat_probe(&w->kd);
 	/* The dumped PID where it is free, nothing else of the process yet:
 	 * the final dump brings fds, session, cwd and the rest. */
 	ferry__process__init(&w->synth);
