@@ -8,6 +8,8 @@
 
 #include "images/img.h"
 
+DEFINE_CLEANUP(XXH3_state_s, XXH3_freeState)
+
 struct img_file_writer {
 	int fd;
 	enum img_type type;

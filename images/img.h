@@ -123,6 +123,7 @@ int __must_check img_writer_commit(struct img_writer *w, uint64_t freeze_ns, str
 
 /* Release a writer; without a commit the directory stays incomplete. */
 void img_writer_free(struct img_writer *w);
+DEFINE_CLEANUP(img_writer, img_writer_free)
 
 const Ferry__PagemapStats *img_writer_stats(const struct img_writer *w);
 /* The 16 random bytes naming this dump (a child records them as parent_id). */
@@ -157,6 +158,7 @@ struct img_image {
  * checksums (img_verify does those). */
 int __must_check img_open(struct img_image **out, const char *dir, struct ferr *err);
 void img_close(struct img_image *img);
+DEFINE_CLEANUP(img_image, img_close)
 /* Open dir on top of a chain already open (a migration's next round): only
  * dir is read; parent must be the dump its inventory names. On success the
  * new image owns parent (img_close closes both); on error parent is as it
@@ -232,7 +234,8 @@ int __must_check img_hashes_load(const struct img_image *img, struct img_hashes 
 /* The hash of the page at vaddr, and in *avail how many consecutive pages
  * from vaddr have hashes in the same run; NULL if vaddr has none. */
 const uint64_t *img_hashes_find(const struct img_hashes *h, uint64_t vaddr, uint64_t *avail);
-void img_hashes_free(struct img_hashes *h);
+void img_hashes_free(struct img_hashes *h);   /* leaves h zeroed; a zeroed h is fine */
+DEFINE_CLEANUP_VAL(img_hashes, img_hashes_free)
 
 /* ---- internal, shared by the library's files ---------------------------- */
 

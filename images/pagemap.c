@@ -1,68 +1,40 @@
-/* VMAs and the pagemap of an open image: validation of every run, resolution
- * of a page through the parent chain, and checksum verification. */
-#include <stdio.h>
+/* Lookups in an open image's sorted VMAs and runs, resolution of a page
+ * through the parent chain, reading pages, and checksum verification. */
 #include <string.h>
-#include <sys/mman.h>
 
 #include "common/par.h"
 #include "images/format.h"
-#include "images/reader.h"
+#include "images/load.h"
 
 #define VERIFY_CHUNK (1u << 20)
 #define VERIFY_PARALLEL_MIN (64u << 20) /* less data than this: one thread */
 
-int img_load_vmas(struct img_image *img, struct ferr *err)
+/* An address to look up in one image's sorted tables. */
+struct img_key {
+	const struct img_image *img;
+	uint64_t addr;
+};
+
+static bool vma_starts_at_or_below(const void *ctx, size_t i)
 {
-	uint64_t ps = img->page_size, prev_end = 0;
-	Ferry__Vma **v;
-	int ret;
+	const struct img_key *k = ctx;
 
-	ret = img_load_entries(img, IMG_VMAS, &ferry__vma__descriptor,
-			       (ProtobufCMessage ***)&img->vmas, &img->nr_vmas, err);
-	if (ret)
-		return ret;
-	v = img->vmas;
-	for (size_t i = 0; i < img->nr_vmas; i++) {
-		const char *why = NULL;
+	return k->img->vmas[i]->start <= k->addr;
+}
 
-		if (v[i]->start % ps || v[i]->end % ps)
-			why = "not page-aligned";
-		else if (v[i]->start >= v[i]->end)
-			why = "empty or inverted";
-		else if (v[i]->end > IMG_ADDR_LIMIT)
-			why = "beyond the user address space";
-		else if (v[i]->start < prev_end)
-			why = "overlaps or is out of order with the previous VMA";
-		else if (v[i]->kind < FERRY__VMA_KIND__VMA_ANON || v[i]->kind > FERRY__VMA_KIND__VMA_SPECIAL)
-			why = "unknown kind";
-		else if (v[i]->prot & ~(uint32_t)(PROT_READ | PROT_WRITE | PROT_EXEC))
-			why = "unknown protection bits";
-		else if (!(v[i]->flags & MAP_SHARED) == !(v[i]->flags & MAP_PRIVATE))
-			why = "neither shared nor private";
-		else if (v[i]->kind == FERRY__VMA_KIND__VMA_FILE && !v[i]->path)
-			why = "file mapping without a path";
-		if (why)
-			return ferr_new(err, EBADMSG, "%s/vmas.img: entry %zu (0x%llx-0x%llx): %s",
-					img->path, i, (unsigned long long)v[i]->start,
-					(unsigned long long)v[i]->end, why);
-		prev_end = v[i]->end;
-	}
-	return 0;
+static bool run_starts_at_or_below(const void *ctx, size_t i)
+{
+	const struct img_key *k = ctx;
+
+	return k->img->runs[i].vaddr <= k->addr;
 }
 
 /* Index of the last VMA starting at or below addr, or -1. */
 static ssize_t vma_floor(const struct img_image *img, uint64_t addr)
 {
-	size_t lo = 0, hi = img->nr_vmas;
+	struct img_key k = { img, addr };
 
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-		if (img->vmas[mid]->start <= addr)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return (ssize_t)lo - 1;
+	return (ssize_t)bsearch_first(img->nr_vmas, vma_starts_at_or_below, &k) - 1;
 }
 
 const Ferry__Vma *img_vma_at(const struct img_image *img, uint64_t addr)
@@ -72,8 +44,7 @@ const Ferry__Vma *img_vma_at(const struct img_image *img, uint64_t addr)
 	return i >= 0 && img->vmas[i]->end > addr ? img->vmas[i] : NULL;
 }
 
-/* Is [start, end) covered by VMAs without a gap? */
-static bool vmas_cover(const struct img_image *img, uint64_t start, uint64_t end)
+bool img_vmas_cover(const struct img_image *img, uint64_t start, uint64_t end)
 {
 	ssize_t i = vma_floor(img, start);
 
@@ -87,20 +58,12 @@ static bool vmas_cover(const struct img_image *img, uint64_t start, uint64_t end
 	return true;
 }
 
-/* Index of the run containing addr, or -1. */
 /* Index of the last run starting at or below addr, or -1. */
 static ssize_t run_floor(const struct img_image *img, uint64_t addr)
 {
-	size_t lo = 0, hi = img->nr_runs;
+	struct img_key k = { img, addr };
 
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-		if (img->runs[mid].vaddr <= addr)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return (ssize_t)lo - 1;
+	return (ssize_t)bsearch_first(img->nr_runs, run_starts_at_or_below, &k) - 1;
 }
 
 static uint64_t run_end(const struct img_image *img, size_t i)
@@ -108,6 +71,7 @@ static uint64_t run_end(const struct img_image *img, size_t i)
 	return img->runs[i].vaddr + img->runs[i].nr_pages * img->page_size;
 }
 
+/* Index of the run containing addr, or -1. */
 static ssize_t run_find(const struct img_image *img, uint64_t addr)
 {
 	ssize_t i = run_floor(img, addr);
@@ -124,8 +88,7 @@ bool img_has_runs(const struct img_image *img, uint64_t start, uint64_t end)
 	return (size_t)(i + 1) < img->nr_runs && img->runs[i + 1].vaddr < end;
 }
 
-/* Is [start, end) described by img's runs without a gap? */
-static bool runs_cover(const struct img_image *img, uint64_t start, uint64_t end)
+bool img_runs_cover(const struct img_image *img, uint64_t start, uint64_t end)
 {
 	ssize_t i = run_find(img, start);
 
@@ -139,138 +102,6 @@ static bool runs_cover(const struct img_image *img, uint64_t start, uint64_t end
 			return false;
 		i++;
 	}
-}
-
-static const char *check_run(const struct img_image *img, const Ferry__PagemapRun *r,
-			     uint64_t prev_end, uint64_t *data_end)
-{
-	uint64_t ps = img->page_size, len;
-
-	if (r->flags & ~IMG_RUN_FLAGS_KNOWN)
-		return "unknown flags";
-	if ((r->flags & IMG_RUN_IN_PARENT) && (r->flags & IMG_RUN_ZERO))
-		return "both in-parent and zero";
-	if (!r->nr_pages)
-		return "no pages";
-	if (r->vaddr % ps)
-		return "address not page-aligned";
-	if (r->vaddr >= IMG_ADDR_LIMIT || r->nr_pages > (IMG_ADDR_LIMIT - r->vaddr) / ps)
-		return "beyond the user address space";
-	if (r->vaddr < prev_end)
-		return "overlaps or is out of order with the previous run";
-	len = r->nr_pages * ps;
-	if (!vmas_cover(img, r->vaddr, r->vaddr + len))
-		return "not inside the dump's VMAs";
-	if ((r->flags & IMG_RUN_IN_PARENT) && !img->parent)
-		return "in parent, but the dump has no parent";
-	if ((r->flags & IMG_RUN_IN_PARENT) && !runs_cover(img->parent, r->vaddr, r->vaddr + len))
-		return "in parent, but the parent does not have these pages";
-	if (r->flags) {
-		if (r->has_offset || r->has_xxh3)
-			return "carries data fields without data";
-		return NULL;
-	}
-	if (!r->has_offset || !r->has_xxh3)
-		return "data run without offset or checksum";
-	if (r->offset % ps)
-		return "data offset not page-aligned";
-	if (r->offset < *data_end)
-		return "data overlaps the previous run's data or the header";
-	if (r->offset > img->pages_size || len > img->pages_size - r->offset)
-		return "data offset past the end of pages.img";
-	*data_end = r->offset + len;
-	return NULL;
-}
-
-int img_load_pagemap(struct img_image *img, struct ferr *err)
-{
-	ProtobufCMessage **msgs = NULL;
-	Ferry__PagemapHead *head = NULL;
-	cleanup_free uint8_t *buf = NULL;
-	char what[PATH_MAX + 32];
-	uint64_t prev_end = 0, data_end = img->page_size;
-	Ferry__PagemapStats st = FERRY__PAGEMAP_STATS__INIT;
-	size_t len, n = 0, pos;
-	int ret;
-
-	snprintf(what, sizeof(what), "%s/pagemap.img", img->path);
-	ret = img_load_file(img, IMG_PAGEMAP, &buf, &len, err);
-	if (ret)
-		return ret;
-	/* The head is one message; runs follow. Decode them as two kinds by
-	 * cutting the buffer after the first entry. */
-	ret = img_header_check(buf, len, IMG_PAGEMAP, what, err);
-	if (ret)
-		return ret;
-	pos = IMG_HEADER_SIZE;
-	{
-		uint32_t hlen;
-		if (len - pos < sizeof(hlen))
-			return ferr_new(err, EBADMSG, "%s: no head entry", what);
-		memcpy(&hlen, buf + pos, sizeof(hlen));
-		hlen = le32toh(hlen);
-		if (hlen > len - pos - sizeof(hlen))
-			return ferr_new(err, EBADMSG, "%s: entry 0: truncated head", what);
-		head = ferry__pagemap_head__unpack(NULL, hlen, buf + pos + sizeof(hlen));
-		if (!head)
-			return ferr_new(err, EBADMSG, "%s: entry 0: does not decode as ferry.PagemapHead",
-					what);
-		pos += sizeof(hlen) + hlen;
-	}
-	if (head->page_size != img->page_size || strcmp(head->pages_file, "pages.img")) {
-		ferry__pagemap_head__free_unpacked(head, NULL);
-		return ferr_new(err, EBADMSG, "%s: entry 0: head does not match the inventory", what);
-	}
-	ferry__pagemap_head__free_unpacked(head, NULL);
-
-	/* Re-frame the rest behind a copy of the header so the generic decoder
-	 * reads it (what was before the runs is the header plus the head entry). */
-	pos -= IMG_HEADER_SIZE;
-	memmove(buf + pos, buf, IMG_HEADER_SIZE);
-	ret = img_decode_entries(buf + pos, len - pos, IMG_PAGEMAP, &ferry__pagemap_run__descriptor,
-				 what, &msgs, &n, err);
-	if (ret)
-		return ret;
-	img->runs = calloc(n ? n : 1, sizeof(*img->runs));
-	if (!img->runs) {
-		img_free_entries(msgs, n);
-		return ferr_sys(err, ENOMEM, "%s", what);
-	}
-	for (size_t i = 0; i < n; i++) {
-		const Ferry__PagemapRun *r = (const Ferry__PagemapRun *)msgs[i];
-		const char *why = check_run(img, r, prev_end, &data_end);
-
-		if (why) {
-			ret = ferr_new(err, EBADMSG, "%s: entry %zu (run 0x%llx, %llu pages): %s", what,
-				       i + 1, (unsigned long long)r->vaddr,
-				       (unsigned long long)r->nr_pages, why);
-			break;
-		}
-		img->runs[i] = (struct img_run){ .vaddr = r->vaddr, .nr_pages = r->nr_pages,
-						 .offset = r->offset, .xxh3 = r->xxh3,
-						 .flags = r->flags };
-		prev_end = r->vaddr + r->nr_pages * img->page_size;
-		st.runs++;
-		st.pages += r->nr_pages;
-		if (r->flags & IMG_RUN_IN_PARENT)
-			st.parent_pages += r->nr_pages;
-		else if (r->flags & IMG_RUN_ZERO)
-			st.zero_pages += r->nr_pages;
-		else
-			st.data_pages += r->nr_pages;
-	}
-	img_free_entries(msgs, n);
-	if (ret)
-		return ret;
-	img->nr_runs = n;
-	if (img->inv->stats) {
-		const Ferry__PagemapStats *s = img->inv->stats;
-		if (s->runs != st.runs || s->pages != st.pages || s->data_pages != st.data_pages ||
-		    s->parent_pages != st.parent_pages || s->zero_pages != st.zero_pages)
-			return ferr_new(err, EBADMSG, "%s: run counts do not match the inventory's stats",
-					what);
-	}
-	return 0;
 }
 
 int img_resolve(const struct img_image *img, uint64_t vaddr, struct img_page_loc *loc)
@@ -355,12 +186,12 @@ static void *verify_runs(void *arg)
 {
 	struct verifier *v = arg;
 	const struct img_image *img = v->img;
-	uint8_t *chunk = malloc(VERIFY_CHUNK);
-	XXH3_state_t *st = XXH3_createState();
+	cleanup_free uint8_t *chunk = malloc(VERIFY_CHUNK);
+	cleanup(XXH3_state_s) XXH3_state_t *st = XXH3_createState();
 
 	if (!chunk || !st) {
 		v->io_err = -ENOMEM;
-		goto out;
+		return NULL;
 	}
 	for (size_t i = v->first; i < v->last; i++) {
 		const struct img_run *r = &img->runs[i];
@@ -375,7 +206,7 @@ static void *verify_runs(void *arg)
 
 			if (rr) {
 				v->io_err = rr;
-				goto out;
+				return NULL;
 			}
 			XXH3_64bits_update(st, chunk, n);
 			off += n;
@@ -386,9 +217,6 @@ static void *verify_runs(void *arg)
 		if (XXH3_64bits_digest(st) != r->xxh3 && !v->bad++)
 			v->first_bad = i;
 	}
-out:
-	XXH3_freeState(st);
-	free(chunk);
 	return NULL;
 }
 

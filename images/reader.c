@@ -1,15 +1,13 @@
 /* Opening a dump directory and its parent chain. Everything read here is
  * untrusted: sizes, names, versions, ids and checksums are all checked, and
  * each error names the file and what is wrong with it. */
-#include <endian.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 
 #include "images/format.h"
-#include "images/reader.h"
+#include "images/load.h"
 
-#define IMG_META_MAX (1ULL << 30)   /* largest metadata file a reader loads */
 #define IMG_INVENTORY_MAX (1u << 20)
 
 /* Identities of the directories on the chain being opened, to refuse cycles. */
@@ -18,93 +16,6 @@ struct chain_seen {
 	ino_t ino[IMG_CHAIN_MAX + 1];
 	unsigned n;
 };
-
-static const Ferry__ImageFile *inv_file(const Ferry__Inventory *inv, enum img_type t)
-{
-	const char *name = img_type_file(t);
-
-	for (size_t i = 0; i < inv->n_files; i++)
-		if (strcmp(inv->files[i]->name, name) == 0)
-			return inv->files[i];
-	return NULL;
-}
-
-/* Read a whole file into memory, exactly `size` bytes; a larger or smaller
- * file is an error. */
-static int read_exact_file(int dirfd, const char *name, const char *what, uint64_t size,
-			   uint64_t limit, uint8_t **out, struct ferr *err)
-{
-	cleanup_close int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-	cleanup_free uint8_t *buf = NULL;
-	struct stat st;
-	int ret;
-
-	if (fd < 0)
-		return ferr_sys(err, errno, "open %s", what);
-	if (fstat(fd, &st) < 0)
-		return ferr_sys(err, errno, "stat %s", what);
-	if (!S_ISREG(st.st_mode))
-		return ferr_new(err, EBADMSG, "%s: not a regular file", what);
-	if ((uint64_t)st.st_size != size)
-		return ferr_new(err, EBADMSG, "%s: size %llu, the inventory records %llu (%s)", what,
-				(unsigned long long)st.st_size, (unsigned long long)size,
-				(uint64_t)st.st_size < size ? "truncated" : "grown");
-	if (size > limit)
-		return ferr_new(err, EFBIG, "%s: %llu bytes is more than a reader loads", what,
-				(unsigned long long)size);
-	buf = malloc(size ? size : 1);
-	if (!buf)
-		return ferr_sys(err, ENOMEM, "%s", what);
-	ret = pread_all(fd, buf, size, 0);
-	if (ret)
-		return ferr_sys(err, ret == -ENODATA ? EBADMSG : -ret, "read %s", what);
-	*out = steal_ptr(buf);
-	return 0;
-}
-
-bool img_has_file(const struct img_image *img, enum img_type t)
-{
-	return inv_file(img->inv, t) != NULL;
-}
-
-int img_load_file(const struct img_image *img, enum img_type t, uint8_t **buf, size_t *len,
-		  struct ferr *err)
-{
-	const Ferry__ImageFile *f = inv_file(img->inv, t);
-	char what[PATH_MAX + 32];
-	int ret;
-
-	snprintf(what, sizeof(what), "%s/%s", img->path, img_type_file(t));
-	if (!f)
-		return ferr_new(err, ENOENT, "%s: not part of this dump (kind %s)", what,
-				img->inv->kind == FERRY__DUMP_KIND__DUMP_PRE ? "pre-dump" : "dump");
-	ret = read_exact_file(img->dirfd, f->name, what, f->size, IMG_META_MAX, buf, err);
-	if (ret)
-		return ret;
-	if (!f->has_xxh3 || XXH3_64bits(*buf, f->size) != f->xxh3) {
-		free(*buf);
-		*buf = NULL;
-		return ferr_new(err, EBADMSG, "%s: checksum does not match the inventory", what);
-	}
-	*len = f->size;
-	return 0;
-}
-
-int img_load_entries(const struct img_image *img, enum img_type t,
-		     const ProtobufCMessageDescriptor *desc, ProtobufCMessage ***out, size_t *n,
-		     struct ferr *err)
-{
-	cleanup_free uint8_t *buf = NULL;
-	char what[PATH_MAX + 32];
-	size_t len;
-	int ret;
-
-	ret = img_load_file(img, t, &buf, &len, err);
-	if (ret)
-		return ret;
-	snprintf(what, sizeof(what), "%s/%s", img->path, img_type_file(t));
-	return img_decode_entries(buf, len, t, desc, what, out, n, err);
-}
 
 static bool file_name_ok(const char *name)
 {
@@ -165,7 +76,7 @@ static int check_inventory(const struct img_image *img, struct ferr *err)
 		nneeds = ARRAY_SIZE(pre_needs);
 	}
 	for (size_t i = 0; i < nneeds; i++)
-		if (!inv_file(inv, needs[i]))
+		if (!img_inv_file(inv, needs[i]))
 			return ferr_new(err, EBADMSG, "%s/inventory.img: %s is missing from the file list",
 					p, img_type_file(needs[i]));
 	return 0;
@@ -215,7 +126,7 @@ static int read_inventory(struct img_image *img, struct ferr *err)
 
 static int open_pages(struct img_image *img, struct ferr *err)
 {
-	const Ferry__ImageFile *f = inv_file(img->inv, IMG_PAGES);
+	const Ferry__ImageFile *f = img_inv_file(img->inv, IMG_PAGES);
 	uint8_t hdr[IMG_HEADER_SIZE];
 	char what[PATH_MAX + 32];
 	struct stat st;
@@ -301,10 +212,18 @@ static int open_parent(struct img_image *img, struct chain_seen *seen, struct fe
 	return 0;
 }
 
+/* Give an adopted parent back to the caller as it was. */
+static void release_parent(struct img_image *img)
+{
+	for (struct img_image *i = img->parent; i; i = i->parent)
+		i->depth--;
+	img->parent = NULL;
+}
+
 static int img_open_chain(struct img_image **out, const char *dir, unsigned depth,
 			  struct chain_seen *seen, struct img_image *given, struct ferr *err)
 {
-	struct img_image *img;
+	cleanup(img_image) struct img_image *img = NULL;
 	struct stat st;
 	int ret;
 
@@ -315,25 +234,16 @@ static int img_open_chain(struct img_image **out, const char *dir, unsigned dept
 	img->dirfd = img->pages_fd = -1;
 	img->depth = depth;
 	img->path = strdup(dir);
-	if (!img->path) {
-		ret = ferr_sys(err, ENOMEM, "open `%s`", dir);
-		goto fail;
-	}
+	if (!img->path)
+		return ferr_sys(err, ENOMEM, "open `%s`", dir);
 	img->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (img->dirfd < 0) {
-		ret = ferr_sys(err, errno, "open image directory `%s`", dir);
-		goto fail;
-	}
-	if (fstat(img->dirfd, &st) < 0) {
-		ret = ferr_sys(err, errno, "stat `%s`", dir);
-		goto fail;
-	}
-	for (unsigned i = 0; i < seen->n; i++) {
-		if (seen->dev[i] == st.st_dev && seen->ino[i] == st.st_ino) {
-			ret = ferr_new(err, ELOOP, "%s: the parent chain loops back to this dump", dir);
-			goto fail;
-		}
-	}
+	if (img->dirfd < 0)
+		return ferr_sys(err, errno, "open image directory `%s`", dir);
+	if (fstat(img->dirfd, &st) < 0)
+		return ferr_sys(err, errno, "stat `%s`", dir);
+	for (unsigned i = 0; i < seen->n; i++)
+		if (seen->dev[i] == st.st_dev && seen->ino[i] == st.st_ino)
+			return ferr_new(err, ELOOP, "%s: the parent chain loops back to this dump", dir);
 	seen->dev[seen->n] = st.st_dev;
 	seen->ino[seen->n] = st.st_ino;
 	seen->n++;
@@ -347,23 +257,17 @@ static int img_open_chain(struct img_image **out, const char *dir, unsigned dept
 		ret = given ? adopt_parent(img, given, err) : open_parent(img, seen, err);
 	if (!ret)
 		ret = img_load_pagemap(img, err);
+	if (ret && given && img->parent == given)
+		release_parent(img);
 	if (ret)
-		goto fail;
-	*out = img;
+		return ret;
+	*out = steal_ptr(img);
 	return 0;
-fail:
-	if (given && img->parent == given)
-		img_close_on(img);
-	else
-		img_close(img);
-	return ret;
 }
 
 void img_close_on(struct img_image *img)
 {
-	for (struct img_image *i = img->parent; i; i = i->parent)
-		i->depth--;
-	img->parent = NULL;
+	release_parent(img);
 	img_close(img);
 }
 

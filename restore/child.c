@@ -152,68 +152,54 @@ static int wait_first_stop(struct rst *r, int errfd, struct ferr *err)
 int rst_child_create(struct rst *r, struct ferr *err)
 {
 	pid_t want = (pid_t)r->proc->pid;
-	int go[2], ep[2], ret = 0;
+	cleanup_close int go_rd = -1, go_wr = -1, err_rd = -1, err_wr = -1;
 	long opts = PTRACE_O_TRACESYSGOOD | PTRACE_O_EXITKILL | PTRACE_O_TRACECLONE;
 	char path[32];
+	int p[2], ret;
 
-	if (pipe2(go, O_CLOEXEC) < 0)
+	if (pipe2(p, O_CLOEXEC) < 0)
 		return ferr_sys(err, errno, "pipe");
-	if (pipe2(ep, O_CLOEXEC) < 0) {
-		ret = ferr_sys(err, errno, "pipe");
-		goto out_go;
-	}
+	go_rd = p[0];
+	go_wr = p[1];
+	if (pipe2(p, O_CLOEXEC) < 0)
+		return ferr_sys(err, errno, "pipe");
+	err_rd = p[0];
+	err_wr = p[1];
 	fflush(NULL);
 	r->pid = clone_with_pid(want);
 	if (r->pid < 0 && errno == EEXIST) {
 		if (r->opts->require_same_pid) {
-			ret = ferr_new(err, EEXIST, "PID %d is in use, and --require-same-pid was given",
-				       want);
 			r->pid = 0;
-			goto out;
+			return ferr_new(err, EEXIST, "PID %d is in use, and --require-same-pid was given",
+					want);
 		}
-		pr_warn("PID %d is in use: the process gets another one\n", want);
+		pr_warn("PID %d is in use: the process gets another one", want);
 		r->res->same_pid = false;
 		r->pid = clone_with_pid(0);
 	}
 	if (r->pid < 0) {
 		ret = ferr_sys(err, errno, "create the process (clone3%s)", want ? " with set_tid" : "");
 		r->pid = 0;
-		goto out;
+		return ret;
 	}
 	if (r->pid == 0) {
-		close(go[1]);
-		close(ep[0]);
-		child_main(r, go[0], ep[1]);
+		close(go_wr);
+		close(err_rd);
+		child_main(r, go_rd, err_wr);
 	}
-	close(go[0]);
-	go[0] = -1;
-	close(ep[1]);
-	ep[1] = -1;
+	close(steal_fd(go_rd));
+	close(steal_fd(err_wr));
 	/* Seized before it does anything; EXITKILL: if ferry dies, so does it. */
-	if (ptrace(PTRACE_SEIZE, r->pid, NULL, (void *)opts) < 0) {
-		ret = ferr_sys(err, errno, "PTRACE_SEIZE the new process %d", r->pid);
-		goto out;
-	}
-	if (write(go[1], "g", 1) != 1) {
-		ret = ferr_sys(err, errno, "start the new process");
-		goto out;
-	}
-	ret = wait_first_stop(r, ep[0], err);
+	if (ptrace(PTRACE_SEIZE, r->pid, NULL, (void *)opts) < 0)
+		return ferr_sys(err, errno, "PTRACE_SEIZE the new process %d", r->pid);
+	if (write(go_wr, "g", 1) != 1)
+		return ferr_sys(err, errno, "start the new process");
+	ret = wait_first_stop(r, err_rd, err);
 	if (ret)
-		goto out;
+		return ret;
 	snprintf(path, sizeof(path), "/proc/%d", r->pid);
 	r->procfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (r->procfd < 0)
-		ret = ferr_sys(err, errno, "open %s", path);
-out:
-	if (ep[0] >= 0)
-		close(ep[0]);
-	if (ep[1] >= 0)
-		close(ep[1]);
-out_go:
-	if (go[0] >= 0)
-		close(go[0]);
-	if (go[1] >= 0)
-		close(go[1]);
-	return ret;
+		return ferr_sys(err, errno, "open %s", path);
+	return 0;
 }

@@ -49,6 +49,25 @@ struct fill {
 	struct segs segs[SEG_KINDS];
 };
 
+/* What the fill holds in ferry; the child's userfaultfd is uffd_close's. */
+static void fill_release(struct fill *f)
+{
+	for (unsigned d = 0; d < f->depth && f->maps; d++)
+		if (f->maps[d])
+			munmap(f->maps[d], f->map_len[d]);
+	for (int k = 0; k < SEG_KINDS; k++) {
+		free(f->segs[k].l);
+		free(f->segs[k].r);
+	}
+	free(f->maps);
+	free(f->map_len);
+	if (f->zeroes && f->zeroes != MAP_FAILED)
+		munmap(f->zeroes, FILL_ZERO);
+	if (f->uffd >= 0)
+		close(f->uffd);
+}
+DEFINE_CLEANUP_VAL(fill, fill_release)
+
 /* Private anonymous memory: what a userfaultfd can fill. */
 static bool uffd_kind(const Ferry__Vma *v)
 {
@@ -70,8 +89,9 @@ static int uffd_open(struct fill *f, struct ferr *err)
 	struct rst_thread *m = &r->th[0];
 	struct uffdio_api api = { .api = UFFD_API };
 	uint64_t at = 0;
+	cleanup_close int pidfd = -1;
 	long rv;
-	int pidfd, ret;
+	int ret;
 
 	ret = rst_sys(m, "userfaultfd", &f->child_uffd, err, __NR_userfaultfd, O_CLOEXEC, 0, 0, 0,
 		      0, 0);
@@ -98,7 +118,6 @@ static int uffd_open(struct fill *f, struct ferr *err)
 	if (pidfd < 0)
 		return ferr_sys(err, errno, "pidfd_open new process %d", r->pid);
 	f->uffd = (int)syscall(SYS_pidfd_getfd, pidfd, (int)f->child_uffd, 0);
-	close(pidfd);
 	if (f->uffd < 0)
 		return ferr_sys(err, errno, "pidfd_getfd the new process's userfaultfd");
 	return 0;
@@ -336,26 +355,22 @@ static int write_all(struct fill *f, struct ferr *err)
 
 int rst_fill_pages(struct rst *r, struct ferr *err)
 {
-	struct fill f = { .r = r, .uffd = -1, .child_uffd = -1 };
-	struct kerndat kd;
-	const char *hide = getenv("FERRY_HIDE_FEATURES");
+	cleanup_val(fill) struct fill f = { .r = r, .uffd = -1, .child_uffd = -1 };
 	int ret = 0;
 
-	memset(&kd, 0, sizeof(kd));
-	kerndat_probe_one(&kd, KD_UFFD);
-	if (hide)
-		kerndat_hide(&kd, hide);
 	for (const struct img_image *i = r->img; i; i = i->parent)
 		f.depth = i->depth + 1;
 	f.maps = calloc(f.depth, sizeof(*f.maps));
 	f.map_len = calloc(f.depth, sizeof(*f.map_len));
 	f.zeroes = mmap(NULL, FILL_ZERO, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (!f.maps || !f.map_len || f.zeroes == MAP_FAILED)
-		ret = ferr_sys(err, ENOMEM, "restore buffers");
-	if (!ret && kd_has(&kd, KD_UFFD) && uffd_open(&f, err)) {
+		return ferr_sys(err, ENOMEM, "restore buffers");
+	if (kd_has(r->kd, KD_UFFD) && uffd_open(&f, err)) {
 		/* A kernel or policy that refuses it: the slower path works. */
 		pr_info("userfaultfd unusable (%s): pages by process_vm_writev", err->msg);
 		ret = uffd_close(&f, err);
+		if (ret)
+			return ret;
 	}
 	pr_debug("pages by %s", f.uffd >= 0 ? "UFFDIO_COPY and process_vm_writev" :
 		 "process_vm_writev");
@@ -365,16 +380,5 @@ int rst_fill_pages(struct rst *r, struct ferr *err)
 		ret = write_all(&f, err);
 	if (uffd_close(&f, err) && !ret)
 		ret = -err->code;
-	for (unsigned d = 0; d < f.depth && f.maps; d++)
-		if (f.maps[d])
-			munmap(f.maps[d], f.map_len[d]);
-	for (int k = 0; k < SEG_KINDS; k++) {
-		free(f.segs[k].l);
-		free(f.segs[k].r);
-	}
-	free(f.maps);
-	free(f.map_len);
-	if (f.zeroes && f.zeroes != MAP_FAILED)
-		munmap(f.zeroes, FILL_ZERO);
 	return ret;
 }

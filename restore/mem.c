@@ -16,10 +16,6 @@
 #include "proc/layout.h"
 #include "restore/rst.h"
 
-#define HOLE_LOW (1ULL << 32)          /* search for free space above 4 GiB */
-#define HOLE_HIGH 0x7ff000000000ULL    /* and below the usual stack area */
-#define HOLE_MARGIN (2ULL << 20)       /* keep clear of neighbours, stacks' guard gap */
-
 static bool is_special(Ferry__VmaKind k)
 {
 	return k == FERRY__VMA_KIND__VMA_VDSO || k == FERRY__VMA_KIND__VMA_VVAR ||
@@ -29,29 +25,6 @@ static bool is_special(Ferry__VmaKind k)
 static bool overlaps(uint64_t s1, uint64_t e1, uint64_t s2, uint64_t e2)
 {
 	return s1 < e2 && s2 < e1;
-}
-
-/* The n-th candidate place for len bytes that no dumped VMA uses, from the
- * top of the address space down; 0 when there are no more. */
-static uint64_t hole_candidate(const struct img_image *img, uint64_t len, unsigned n)
-{
-	uint64_t hi = HOLE_HIGH;
-
-	for (size_t i = img->nr_vmas + 1; i-- > 0;) {
-		uint64_t lo = i ? img->vmas[i - 1]->end : HOLE_LOW;
-
-		if (i && img->vmas[i - 1]->start >= HOLE_HIGH)
-			continue;
-		if (lo < HOLE_LOW)
-			lo = HOLE_LOW;
-		if (hi > lo && hi - lo >= len + 2 * HOLE_MARGIN && n-- == 0)
-			return (hi - HOLE_MARGIN - len) & ~((uint64_t)ferry_page_size() - 1);
-		if (i && img->vmas[i - 1]->start < hi)
-			hi = img->vmas[i - 1]->start;
-		if (hi <= HOLE_LOW)
-			break;
-	}
-	return 0;
 }
 
 int rst_vdso_fits(const struct img_image *img, struct ferr *err)
@@ -109,47 +82,6 @@ int rst_vdso_fits(const struct img_image *img, struct ferr *err)
 	return ret;
 }
 
-/* Map the scratch pages where neither the child's current mappings nor any
- * dumped VMA are, so they survive everything until the very end. */
-static int map_scratch(struct rst *r, struct ferr *err)
-{
-	size_t len = (size_t)RST_SCRATCH_PAGES * (size_t)ferry_page_size();
-
-	for (unsigned n = 0;; n++) {
-		uint64_t at = hole_candidate(r->img, len, n);
-		long ret;
-		int rc;
-
-		if (!at)
-			return ferr_new(err, ENOMEM, "no room for ferry's scratch pages next to the "
-					"dumped layout");
-		rc = inj_syscall(&r->th[0].inj, __NR_mmap, at, len, PROT_READ | PROT_WRITE,
-				 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, (uint64_t)-1, 0,
-				 &ret, err);
-		if (rc)
-			return rc;
-		if (ret == (long)at) {
-			r->scratch = at;
-			r->scratch_size = len;
-			r->th[0].inj.scratch = at;
-			r->th[0].inj.scratch_size = len;
-			return 0;
-		}
-		if (ret != -EEXIST)
-			return ferr_sys(err, ret < 0 ? (int)-ret : EFAULT, "map scratch pages at 0x%"
-					PRIx64 " in the new process", at);
-	}
-}
-
-int rst_scratch_put(struct rst *r, size_t off, const void *buf, size_t len, uint64_t *addr,
-		    struct ferr *err)
-{
-	if (off + len > r->scratch_size)
-		return ferr_new(err, E2BIG, "%zu bytes do not fit the scratch pages", len);
-	*addr = r->scratch + off;
-	return inj_write(&r->th[0].inj, *addr, buf, len, err);
-}
-
 static const struct vma *find_named(const struct vma_list *l, const char *name)
 {
 	for (size_t i = 0; i < l->n; i++)
@@ -188,7 +120,7 @@ static int move_specials(struct rst *r, const struct vma_list *cur, struct ferr 
 	if (!hi)
 		return 0;
 	for (unsigned n = 0; !tmp; n++) {
-		tmp = hole_candidate(r->img, hi - lo, n);
+		tmp = rst_hole(r->img, hi - lo, n);
 		if (!tmp)
 			return ferr_new(err, ENOMEM, "no room to move the vdso through");
 		if (overlaps(tmp, tmp + hi - lo, lo, hi) ||
@@ -229,9 +161,7 @@ int rst_mm_clear(struct rst *r, struct ferr *err)
 	struct vma_list cur = { 0 };
 	int ret;
 
-	ret = map_scratch(r, err);
-	if (!ret)
-		ret = layout_maps_ops.read(r->procfd, &cur, err);
+	ret = layout_maps_ops.read(r->procfd, &cur, err);
 	for (size_t i = 0; !ret && i < cur.n; i++) {
 		const struct vma *c = &cur.v[i];
 		long rv;
@@ -415,7 +345,7 @@ int rst_mm_build(struct rst *r, struct ferr *err)
 			continue;
 		if (v->kind == FERRY__VMA_KIND__VMA_SPECIAL) {
 			pr_warn("skipping the kernel mapping %s at 0x%" PRIx64 ": ferry cannot "
-				"re-create it\n", v->name ? v->name : "?", v->start);
+				"re-create it", v->name ? v->name : "?", v->start);
 			continue;
 		}
 		ret = map_vma(&b, v, err);

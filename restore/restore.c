@@ -21,20 +21,6 @@
 #endif
 #define XSAVE_BUF (16u << 10)
 
-int rst_sys(struct rst_thread *t, const char *what, long *ret, struct ferr *err, long nr,
-	    uint64_t a1, uint64_t a2, uint64_t a3, uint64_t a4, uint64_t a5, uint64_t a6)
-{
-	long rv;
-	int rc = inj_syscall(&t->inj, nr, a1, a2, a3, a4, a5, a6, &rv, err);
-
-	if (rc)
-		return ferr_wrap(err, "%s", what);
-	if (rv < 0 && rv > -4096)
-		return ferr_sys(err, (int)-rv, "%s in the new process", what);
-	*ret = rv;
-	return 0;
-}
-
 /* Read and check the entries a restore needs, main thread first. */
 int rst_load_entries(struct rst *r, struct ferr *err)
 {
@@ -116,6 +102,8 @@ int rst_build_memory(struct rst *r, struct ferr *err)
 	if (!ret)
 		ret = take_over(r, err);
 	if (!ret)
+		ret = rst_scratch_map(r, err);
+	if (!ret)
 		ret = rst_mm_clear(r, err);
 	pr_debug("child ready for its memory in %.3f s", (now_ns() - t0) / 1e9);
 	if (!ret)
@@ -168,15 +156,15 @@ void rst_free(struct rst *r)
 		img_close(r->img);
 }
 
-int rst_restore(const struct rst_opts *opts, struct rst_result *res, struct ferr *err)
+static int restore_cold(const struct rst_opts *opts, struct rst_result *res, uint64_t t0,
+			struct ferr *err)
 {
-	struct rst r = { .opts = opts, .res = res, .procfd = -1 };
+	cleanup_val(rst) struct rst r = { .opts = opts, .res = res, .procfd = -1 };
 	struct rst_check_report rep;
-	uint64_t t0 = now_ns(), t1;
+	struct kerndat kd;
+	uint64_t t1;
 	int ret;
 
-	memset(res, 0, sizeof(*res));
-	res->same_pid = true;
 	ret = img_open(&r.img, opts->dir, err);
 	if (!ret)
 		ret = rst_validate(r.img, &rep, true, err);
@@ -185,11 +173,14 @@ int rst_restore(const struct rst_opts *opts, struct rst_result *res, struct ferr
 	if (!ret)
 		ret = rst_load_entries(&r, err);
 	if (ret)
-		goto out;
+		return ret;
 	t1 = now_ns();
 	res->validate_ns = t1 - t0;
 	pr_info("validated %s: %" PRIu64 " runs, %zu files unchanged, %.3f s", opts->dir,
 		rep.verify.runs_checked, rep.files_checked, res->validate_ns / 1e9);
+	if (!opts->kd)
+		kerndat_probe(&kd);
+	r.kd = opts->kd ? opts->kd : &kd;
 
 	ret = rst_build_memory(&r, err);
 	if (!ret)
@@ -198,13 +189,22 @@ int rst_restore(const struct rst_opts *opts, struct rst_result *res, struct ferr
 		if (r.pid > 0)
 			ferr_wrap(err, "new process %d (killed)", r.pid);
 		rst_kill_child(&r);
-		goto out;
+		return ret;
 	}
 	res->pid = r.pid;
 	res->threads = (uint32_t)r.nr_threads;
 	res->build_ns = now_ns() - t1;
-out:
+	return 0;
+}
+
+int rst_restore(const struct rst_opts *opts, struct rst_result *res, struct ferr *err)
+{
+	uint64_t t0 = now_ns();
+	int ret;
+
+	memset(res, 0, sizeof(*res));
+	res->same_pid = true;
+	ret = restore_cold(opts, res, t0, err);
 	res->total_ns = now_ns() - t0;
-	rst_free(&r);
 	return ret;
 }

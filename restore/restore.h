@@ -15,11 +15,17 @@
 #include <sys/types.h>
 
 #include "common/err.h"
+#include "common/kerndat.h"
+#include "common/util.h"
 
 struct rst_opts {
 	const char *dir;
 	bool require_same_pid;  /* fail rather than take new PIDs/TIDs */
 	bool stopped;           /* leave it stopped (SIGSTOP); SIGCONT lets it run */
+	/* The caller's kernel feature probe (common/kerndat.h), whose answers
+	 * (FERRY_HIDE_FEATURES included) choose how pages are written; NULL:
+	 * the restore probes once itself. */
+	const struct kerndat *kd;
 };
 
 struct rst_result {
@@ -56,5 +62,6 @@ int __attribute__((warn_unused_result))
 rst_warm_finish(struct rst_warm *w, const struct rst_opts *opts, struct rst_result *res,
 		struct ferr *err);
 void rst_warm_free(struct rst_warm *w);
+DEFINE_CLEANUP(rst_warm, rst_warm_free)
 
 #endif

@@ -1,6 +1,8 @@
 /* Internal to restore/: the state of one restore, shared by its steps.
- * child.c creates the stopped child, mem.c rebuilds its address space,
- * task.c its threads and kernel state, restore.c runs them in order. */
+ * child.c creates the stopped child, mem.c rebuilds its address space (and
+ * has fill.c write the pages), task.c its threads and kernel state;
+ * restore.c and warm.c run them in order. Every step acts in the child
+ * through sys.c alone, which calls nothing else of restore/. */
 #ifndef FERRY_RESTORE_RST_H
 #define FERRY_RESTORE_RST_H
 
@@ -21,6 +23,7 @@ struct rst_thread {
 
 struct rst {
 	const struct rst_opts *opts;
+	const struct kerndat *kd;  /* the feature probe's answers */
 	struct rst_result *res;
 	struct img_image *img;
 	Ferry__Process *proc;
@@ -47,7 +50,8 @@ int rst_load_entries(struct rst *r, struct ferr *err);   /* process, threads, fd
 int rst_build_memory(struct rst *r, struct ferr *err);
 int rst_build_state(struct rst *r, struct ferr *err);
 void rst_kill_child(struct rst *r);
-void rst_free(struct rst *r);
+void rst_free(struct rst *r);   /* r->procfd -1 when there is none */
+DEFINE_CLEANUP_VAL(rst, rst_free)
 
 /* child.c: create the child (PID as dumped where free), let it set up its
  * fds, cwd, umask and session, and wait for its first ptrace stop. */
@@ -56,10 +60,10 @@ int rst_child_create(struct rst *r, struct ferr *err);
 /* child.c: the open(2) flags an fd is re-opened with. */
 int rst_reopen_flags(const Ferry__Fd *f);
 
-/* mem.c */
+/* mem.c (with the scratch pages mapped: rst_scratch_map) */
 int rst_mm_map(struct rst *r, const Ferry__Vma *v, struct ferr *err); /* one VMA, files closed */
 int rst_mm_protect(struct rst *r, struct ferr *err); /* every VMA to its dumped protection */
-int rst_mm_clear(struct rst *r, struct ferr *err);    /* scratch in, ours out, vdso moved */
+int rst_mm_clear(struct rst *r, struct ferr *err);    /* ours out (scratch kept), vdso moved */
 int rst_mm_build(struct rst *r, struct ferr *err);    /* VMAs, pages, protections */
 int rst_mm_fields(struct rst *r, struct ferr *err);   /* brk, arg/env, auxv, exe */
 int rst_vdso_fits(const struct img_image *img, struct ferr *err);
@@ -72,10 +76,20 @@ int rst_threads_create(struct rst *r, struct ferr *err);
 int rst_process_state(struct rst *r, struct ferr *err);  /* handlers, rlimits, creds, signals */
 int rst_finish(struct rst *r, struct ferr *err);          /* registers, masks, detach */
 
+/* ---- sys.c: acting inside the child ---------------------------------- */
+
 /* Run a syscall in thread t of the child; a negative result in the child
  * becomes an error naming `what`. */
 int rst_sys(struct rst_thread *t, const char *what, long *ret, struct ferr *err, long nr,
 	    uint64_t a1, uint64_t a2, uint64_t a3, uint64_t a4, uint64_t a5, uint64_t a6);
+
+/* The n-th candidate place for len bytes that no dumped VMA of img uses,
+ * from the top of the address space down; 0 when there are no more. */
+uint64_t rst_hole(const struct img_image *img, uint64_t len, unsigned n);
+
+/* Map the scratch pages where neither the child's current mappings nor any
+ * dumped VMA are, so they survive everything until rst_finish. */
+int rst_scratch_map(struct rst *r, struct ferr *err);
 
 /* Copy len bytes to the scratch area at off, returning its address there. */
 int rst_scratch_put(struct rst *r, size_t off, const void *buf, size_t len, uint64_t *addr,

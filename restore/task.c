@@ -75,7 +75,7 @@ int rst_threads_create(struct rst *r, struct ferr *err)
 			if (r->opts->require_same_pid)
 				return ferr_new(err, EEXIST, "TID %u is in use, and --require-same-pid "
 						"was given", t->img->tid);
-			pr_warn("TID %u is in use: the thread gets another one\n", t->img->tid);
+			pr_warn("TID %u is in use: the thread gets another one", t->img->tid);
 			r->res->same_pid = false;
 			ret = clone_thread(r, 0, &tid, err);
 		}

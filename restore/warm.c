@@ -37,6 +37,7 @@ struct rst_warm {
 	struct rst_opts opts;
 	struct rst_result res;
 	Ferry__Process synth;       /* what the child is created with */
+	struct kerndat kd;          /* probed once, at round one */
 	int memfd;                  /* /proc/PID/mem of the child */
 	uint8_t **maps;             /* pages.img of each image of the chain, by depth */
 	uint64_t *map_len;
@@ -172,21 +173,25 @@ static int put_zeroes(struct rst_warm *w, uint64_t addr, uint64_t len, struct fe
 	return 0;
 }
 
+struct run_key {
+	const struct img_image *img;
+	uint64_t addr;
+};
+
+static bool run_ends_at_or_below(const void *ctx, size_t i)
+{
+	const struct run_key *k = ctx;
+	const struct img_run *r = &k->img->runs[i];
+
+	return r->vaddr + r->nr_pages * k->img->page_size <= k->addr;
+}
+
 /* The first run of img ending after addr (runs are in address order). */
 static size_t first_run(const struct img_image *img, uint64_t addr)
 {
-	size_t lo = 0, hi = img->nr_runs;
+	struct run_key k = { img, addr };
 
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-		const struct img_run *r = &img->runs[mid];
-
-		if (r->vaddr + r->nr_pages * img->page_size <= addr)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo;
+	return bsearch_first(img->nr_runs, run_ends_at_or_below, &k);
 }
 
 /* Pages [a, b) of the top image: resolved through the chain when whole
@@ -390,51 +395,66 @@ void rst_warm_free(struct rst_warm *w)
 	free(w);
 }
 
-int rst_warm_begin(struct rst_warm **out, const char *dir, struct ferr *err)
+static struct rst_warm *warm_new(void)
 {
 	struct rst_warm *w = calloc(1, sizeof(*w));
-	struct rst *r;
+
+	if (!w)
+		return NULL;
+	w->r.opts = &w->opts;
+	w->r.res = &w->res;
+	w->r.kd = &w->kd;
+	w->r.procfd = -1;
+	w->memfd = -1;
+	w->res.same_pid = true;
+	return w;
+}
+
+/* Round one: a stopped child with its layout and memory. */
+static int warm_build(struct rst_warm *w, const char *dir, struct ferr *err)
+{
+	struct rst *r = &w->r;
 	char mem[32];
 	int ret;
+
+	w->zeroes = mmap(NULL, ZERO_CHUNK, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	r->th = calloc(1, sizeof(*r->th));
+	if (w->zeroes == MAP_FAILED || !r->th)
+		return ferr_sys(err, ENOMEM, "warm restore");
+	ret = open_round(dir, NULL, false, &r->img, err);
+	if (ret)
+		return ret;
+	kerndat_probe(&w->kd);
+	/* The dumped PID where it is free, nothing else of the process yet:
+	 * the final dump brings fds, session, cwd and the rest. */
+	ferry__process__init(&w->synth);
+	w->synth.pid = r->img->inv->root_pid;
+	r->proc = &w->synth;
+	ret = rst_vdso_fits(r->img, err);
+	if (!ret)
+		ret = rst_build_memory(r, err);
+	r->proc = NULL;
+	if (ret)
+		return ret;
+	snprintf(mem, sizeof(mem), "/proc/%d/mem", r->pid);
+	w->memfd = open(mem, O_RDWR | O_CLOEXEC);
+	if (w->memfd < 0)
+		return ferr_sys(err, errno, "open %s", mem);
+	return 0;
+}
+
+int rst_warm_begin(struct rst_warm **out, const char *dir, struct ferr *err)
+{
+	cleanup(rst_warm) struct rst_warm *w = warm_new();
 
 	*out = NULL;
 	if (!w)
 		return ferr_sys(err, ENOMEM, "warm restore");
-	r = &w->r;
-	r->opts = &w->opts;
-	r->res = &w->res;
-	r->procfd = -1;
-	w->memfd = -1;
-	w->res.same_pid = true;
-	w->zeroes = mmap(NULL, ZERO_CHUNK, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	r->th = calloc(1, sizeof(*r->th));
-	ret = (w->zeroes == MAP_FAILED || !r->th) ? ferr_sys(err, ENOMEM, "warm restore") : 0;
-	if (!ret)
-		ret = open_round(dir, NULL, false, &r->img, err);
-	if (!ret) {
-		/* The dumped PID where it is free, nothing else of the process
-		 * yet: the final dump brings fds, session, cwd and the rest. */
-		ferry__process__init(&w->synth);
-		w->synth.pid = r->img->inv->root_pid;
-		r->proc = &w->synth;
-		ret = rst_vdso_fits(r->img, err);
-	}
-	if (!ret)
-		ret = rst_build_memory(r, err);
-	if (!ret) {
-		snprintf(mem, sizeof(mem), "/proc/%d/mem", r->pid);
-		w->memfd = open(mem, O_RDWR | O_CLOEXEC);
-		if (w->memfd < 0)
-			ret = ferr_sys(err, errno, "open %s", mem);
-	}
-	r->proc = NULL;
-	if (ret) {
-		rst_warm_free(w);
+	if (warm_build(w, dir, err))
 		return ferr_wrap(err, "warm restore of %s", dir);
-	}
-	pr_info("warm restore: process %d built from %s (%" PRIu64 " pages)", r->pid, dir,
+	pr_info("warm restore: process %d built from %s (%" PRIu64 " pages)", w->r.pid, dir,
 		w->res.pages);
-	*out = w;
+	*out = steal_ptr(w);
 	return 0;
 }
 

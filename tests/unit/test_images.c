@@ -14,7 +14,7 @@
 #include <sys/stat.h>
 
 #include "images/format.h"
-#include "images/reader.h"
+#include "images/load.h"
 
 #define PS 4096u
 
@@ -521,6 +521,110 @@ static void test_has_runs(void **state)
 	img_close(img);
 }
 
+/* The binary searches at their edges: first and last byte of each VMA and
+ * run, the byte past them, gaps, before the first and after the last, and
+ * an image with nothing in it. */
+static void test_lookup_edges(void **state)
+{
+	struct fixture *f = *state;
+	struct img_writer_opts o = { .kind = FERRY__DUMP_KIND__DUMP_PRE, .root_pid = 100,
+				     .page_hashes = true };
+	const uint64_t A = VA, B = VA + 16 * PS, C = VA + 64 * PS;
+	struct img_page_loc loc;
+	struct img_hashes h;
+	struct img_image *img;
+	struct img_writer *w;
+	uint64_t avail;
+	struct ferr err;
+
+	/* VMAs A and B touch, C lies after a gap; runs: data 0-3, zero 8-9,
+	 * data 14-17 across A/B, data 64 and 79 (C's first and last page). */
+	assert_int_equal(img_writer_create(&w, path_in(f, "e"), &o, &err), 0);
+	add_vma(w, A, B, PROT_READ | PROT_WRITE);
+	add_vma(w, B, VA + 32 * PS, PROT_READ);
+	add_vma(w, C, C + 16 * PS, PROT_READ | PROT_WRITE);
+	add_data(w, VA, 4, 1);
+	assert_int_equal(img_pages_zero(w, VA + 8 * PS, 2, &err), 0);
+	add_data(w, VA + 14 * PS, 4, 1);
+	add_data(w, C, 1, 1);
+	add_data(w, C + 15 * PS, 1, 1);
+	assert_int_equal(img_writer_commit(w, 0, &err), 0);
+	img_writer_free(w);
+	assert_int_equal(img_open(&img, path_in(f, "e"), &err), 0);
+
+	assert_null(img_vma_at(img, 0));
+	assert_null(img_vma_at(img, A - 1));
+	assert_ptr_equal(img_vma_at(img, A), img->vmas[0]);
+	assert_ptr_equal(img_vma_at(img, B - 1), img->vmas[0]);
+	assert_ptr_equal(img_vma_at(img, B), img->vmas[1]);
+	assert_ptr_equal(img_vma_at(img, VA + 32 * PS - 1), img->vmas[1]);
+	assert_null(img_vma_at(img, VA + 32 * PS));
+	assert_null(img_vma_at(img, C - 1));
+	assert_ptr_equal(img_vma_at(img, C), img->vmas[2]);
+	assert_ptr_equal(img_vma_at(img, C + 16 * PS - 1), img->vmas[2]);
+	assert_null(img_vma_at(img, C + 16 * PS));
+	assert_null(img_vma_at(img, UINT64_MAX));
+
+	assert_int_equal(img_resolve(img, A - PS, &loc), -ENOENT);
+	assert_int_equal(img_resolve(img, A, &loc), 0);
+	assert_int_equal(loc.run->vaddr, A);
+	assert_int_equal(img_resolve(img, A + 3 * PS, &loc), 0);
+	assert_int_equal(loc.run->vaddr, A);
+	assert_int_equal(img_resolve(img, A + 4 * PS, &loc), -ENOENT);
+	assert_int_equal(img_resolve(img, A + 9 * PS, &loc), 0);
+	assert_int_equal(loc.run->flags, IMG_RUN_ZERO);
+	assert_int_equal(img_resolve(img, A + 10 * PS, &loc), -ENOENT);
+	assert_int_equal(img_resolve(img, B + PS, &loc), 0);
+	assert_int_equal(loc.run->vaddr, A + 14 * PS);
+	assert_int_equal(img_resolve(img, A + 18 * PS, &loc), -ENOENT);
+	assert_int_equal(img_resolve(img, C, &loc), 0);
+	assert_int_equal(loc.run->vaddr, C);
+	assert_int_equal(img_resolve(img, C + PS, &loc), -ENOENT);
+	assert_int_equal(img_resolve(img, C + 15 * PS, &loc), 0);
+	assert_int_equal(loc.run->vaddr, C + 15 * PS);
+	assert_int_equal(img_resolve(img, C + 16 * PS, &loc), -ENOENT);
+
+	assert_false(img_has_runs(img, 0, A));
+	assert_true(img_has_runs(img, A + 3 * PS, A + 4 * PS));
+	assert_false(img_has_runs(img, A + 4 * PS, A + 8 * PS));
+	assert_true(img_has_runs(img, A + 4 * PS, A + 8 * PS + 1));
+	assert_false(img_has_runs(img, A + 18 * PS, C));
+	assert_true(img_has_runs(img, C + 16 * PS - 1, UINT64_MAX));
+	assert_false(img_has_runs(img, C + 16 * PS, UINT64_MAX));
+
+	assert_int_equal(img_hashes_load(img, &h, &err), 0);
+	assert_null(img_hashes_find(&h, A - PS, &avail));
+	assert_int_equal(avail, 0);
+	assert_non_null(img_hashes_find(&h, A, &avail));
+	assert_int_equal(avail, 4);
+	assert_non_null(img_hashes_find(&h, A + 3 * PS, &avail));
+	assert_int_equal(avail, 1);
+	assert_null(img_hashes_find(&h, A + 4 * PS, &avail));
+	assert_non_null(img_hashes_find(&h, A + 8 * PS, &avail));
+	assert_int_equal(avail, 2);
+	assert_null(img_hashes_find(&h, A + 10 * PS, &avail));
+	assert_non_null(img_hashes_find(&h, A + 17 * PS, &avail));
+	assert_int_equal(avail, 1);
+	assert_non_null(img_hashes_find(&h, C + 15 * PS, &avail));
+	assert_int_equal(avail, 1);
+	assert_null(img_hashes_find(&h, C + 16 * PS, &avail));
+	img_hashes_free(&h);
+	img_close(img);
+
+	/* Nothing at all: every lookup misses. */
+	assert_int_equal(img_writer_create(&w, path_in(f, "n"), &o, &err), 0);
+	assert_int_equal(img_writer_commit(w, 0, &err), 0);
+	img_writer_free(w);
+	assert_int_equal(img_open(&img, path_in(f, "n"), &err), 0);
+	assert_null(img_vma_at(img, A));
+	assert_int_equal(img_resolve(img, A, &loc), -ENOENT);
+	assert_false(img_has_runs(img, 0, UINT64_MAX));
+	assert_int_equal(img_hashes_load(img, &h, &err), 0);
+	assert_null(img_hashes_find(&h, A, &avail));
+	img_hashes_free(&h);
+	img_close(img);
+}
+
 /* Enough data for img_verify to split the work over threads: the report
  * must still count every bad run and name the lowest one. */
 static void test_page_checksum_parallel(void **state)
@@ -1020,6 +1124,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_page_checksum, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_page_checksum_parallel, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_has_runs, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_lookup_edges, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_chain_resolution, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_chain_errors, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_page_hashes, setup, teardown),
