@@ -396,7 +396,7 @@ static int uffd_scan_vma(struct tracker *tr, const struct vma *v, struct page_re
 static int uffd_collect(struct tracker *tr, struct target *t, const struct vma_list *vl,
 			struct range_list *d, struct ferr *err)
 {
-	struct page_region *vec = malloc(SCAN_VEC * sizeof(*vec));
+	cleanup_free struct page_region *vec = malloc(SCAN_VEC * sizeof(*vec));
 	int ret = vec ? open_pagemap(tr, t, err) : ferr_sys(err, ENOMEM, "scan vector");
 
 	for (size_t i = 0; !ret && i < vl->n; i++) {
@@ -411,7 +411,6 @@ static int uffd_collect(struct tracker *tr, struct target *t, const struct vma_l
 		if (!ret && untracked)
 			ret = uffd_watch(tr, v->start, v->end, &ok, err);
 	}
-	free(vec);
 	return ret;
 }
 
@@ -425,14 +424,11 @@ const struct tracker_ops track_uffd_ops = {
 
 static int clear_soft_dirty(const struct target *t, struct ferr *err)
 {
-	int fd = openat(t->procfd, "clear_refs", O_WRONLY | O_CLOEXEC);
-	ssize_t n;
+	cleanup_close int fd = openat(t->procfd, "clear_refs", O_WRONLY | O_CLOEXEC);
 
 	if (fd < 0)
 		return ferr_sys(err, errno, "open /proc/%d/clear_refs", t->pid);
-	n = write(fd, "4", 1);
-	close(fd);
-	if (n != 1)
+	if (write(fd, "4", 1) != 1)
 		return ferr_sys(err, errno, "clear soft-dirty bits of process %d", t->pid);
 	return 0;
 }
@@ -456,7 +452,7 @@ static int sd_collect(struct tracker *tr, struct target *t, const struct vma_lis
 		      struct range_list *d, struct ferr *err)
 {
 	uint64_t ps = (uint64_t)ferry_page_size(), t0 = now_ns();
-	uint64_t *pme = malloc(PAGEMAP_CHUNK * sizeof(*pme));
+	cleanup_free uint64_t *pme = malloc(PAGEMAP_CHUNK * sizeof(*pme));
 	bool was_frozen = t->frozen;
 	int ret = pme ? open_pagemap(tr, t, err) : ferr_sys(err, ENOMEM, "pagemap buffer");
 
@@ -489,7 +485,6 @@ static int sd_collect(struct tracker *tr, struct target *t, const struct vma_lis
 		target_release(t);
 		tr->freeze_ns += now_ns() - t0;
 	}
-	free(pme);
 	return ret;
 }
 
@@ -530,23 +525,29 @@ static ssize_t hash_read(int mem_fd, uint8_t *buf, size_t len, uint64_t a)
 	return (ssize_t)done;
 }
 
+struct hash_pos {
+	const struct img_hashes *h;
+	uint64_t a;
+};
+
+/* Does hash run i end at or before the address? */
+static bool hash_run_before(const void *ctx, size_t i)
+{
+	const struct hash_pos *p = ctx;
+	const struct img_hash_run *r = &p->h->runs[i];
+
+	return r->vaddr + r->nr_pages * p->h->page_size <= p->a;
+}
+
 /* The first address at or after a that has a hash, or UINT64_MAX. */
 static uint64_t hashes_next(const struct img_hashes *h, uint64_t a)
 {
-	size_t lo = 0, hi = h->n;
+	struct hash_pos p = { h, a };
+	size_t i = bsearch_first(h->n, hash_run_before, &p);
 
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-		const struct img_hash_run *r = &h->runs[mid];
-
-		if (r->vaddr + r->nr_pages * h->page_size <= a)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	if (lo == h->n)
+	if (i == h->n)
 		return UINT64_MAX;
-	return h->runs[lo].vaddr > a ? h->runs[lo].vaddr : a;
+	return h->runs[i].vaddr > a ? h->runs[i].vaddr : a;
 }
 
 /* Pages of v whose hash differs from the parent's, or that the parent has no
@@ -595,8 +596,9 @@ static int hash_vma(struct tracker *tr, int mem_fd, uint8_t *buf, const struct v
 static int hash_collect(struct tracker *tr, struct target *t, const struct vma_list *vl,
 			struct range_list *d, struct ferr *err)
 {
-	uint8_t *buf = NULL;
-	int mem_fd = -1, ret;
+	cleanup_free uint8_t *buf = NULL;
+	cleanup_close int mem_fd = -1;
+	int ret;
 
 	img_hashes_free(&tr->prev);
 	ret = tr->parent ? img_hashes_load(tr->parent, &tr->prev, err) : -ENOENT;
@@ -616,9 +618,6 @@ static int hash_collect(struct tracker *tr, struct target *t, const struct vma_l
 	for (size_t i = 0; !ret && i < vl->n; i++)
 		if (track_vma(&vl->v[i]))
 			ret = hash_vma(tr, mem_fd, buf, &vl->v[i], d, err);
-	if (mem_fd >= 0)
-		close(mem_fd);
-	free(buf);
 	img_hashes_free(&tr->prev);
 	return ret;
 }
