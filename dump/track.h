@@ -37,6 +37,8 @@ int range_add(struct range_list *l, uint64_t start, uint64_t end);
 /* Sort and merge what was added out of order. */
 void range_normalize(struct range_list *l);
 void range_list_free(struct range_list *l);
+/* range_add, with the error message set. */
+int range_add_or_fail(struct range_list *d, uint64_t start, uint64_t end, struct ferr *err);
 DEFINE_CLEANUP_VAL(range_list, range_list_free)
 
 struct tracker;
