@@ -19,8 +19,7 @@
 #include "proc/state.h"
 #include "dump/vmsplice.h"
 #include "dump/pageread.h"
-
-#define SPLIT_BATCH 256
+#include "dump/split.h"
 
 static int refuse_unsupported_fds(const struct fd_list *l, pid_t pid, struct ferr *err)
 {
@@ -65,76 +64,6 @@ static int write_vmas(struct target *t, struct img_writer *w, const struct vma_l
 			ferry__file_id__free_unpacked(e.file, NULL);
 		if (ret)
 			return ret;
-	}
-	return 0;
-}
-
-/* ---- splitting populated runs into copied and in-parent ------------------- */
-
-/* Both cursors only move forward: VMAs and their runs come in address order. */
-struct split {
-	const struct range_list *dirty;   /* NULL: nothing known, copy everything */
-	size_t di;
-	const struct img_image *parent;
-	size_t pi;
-	struct page_run out[SPLIT_BATCH];
-	size_t n;
-};
-
-static int split_flush(struct split *s, struct pgread *x, const struct vma *v, struct ferr *err)
-{
-	int ret = s->n ? pgread_runs(x, v, s->out, s->n, err) : 0;
-
-	s->n = 0;
-	return ret;
-}
-
-static int split_emit(struct split *s, struct pgread *x, const struct vma *v, struct page_run r,
-		      struct ferr *err)
-{
-	struct page_run *last = s->n ? &s->out[s->n - 1] : NULL;
-
-	if (last && last->end == r.start && last->zero == r.zero && last->parent == r.parent) {
-		last->end = r.end;
-		return 0;
-	}
-	if (s->n == SPLIT_BATCH) {
-		int ret = split_flush(s, x, v, err);
-		if (ret)
-			return ret;
-	}
-	s->out[s->n++] = r;
-	return 0;
-}
-
-static int split_run(struct split *s, struct pgread *x, const struct vma *v, const struct page_run *r,
-		     struct ferr *err)
-{
-	uint64_t pos = r->start;
-
-	if (r->zero || !s->dirty)
-		return split_emit(s, x, v, *r, err);
-	while (pos < r->end) {
-		const struct range *d = s->dirty->r;
-		const struct img_run *p = s->parent->runs;
-		uint64_t ps = s->parent->page_size, end = r->end;
-		bool dirty, held;
-
-		while (s->di < s->dirty->n && d[s->di].end <= pos)
-			s->di++;
-		while (s->pi < s->parent->nr_runs && p[s->pi].vaddr + p[s->pi].nr_pages * ps <= pos)
-			s->pi++;
-		dirty = s->di < s->dirty->n && d[s->di].start <= pos;
-		if (s->di < s->dirty->n)
-			end = min_u64(end, dirty ? d[s->di].end : d[s->di].start);
-		held = s->pi < s->parent->nr_runs && p[s->pi].vaddr <= pos;
-		if (s->pi < s->parent->nr_runs)
-			end = min_u64(end, held ? p[s->pi].vaddr + p[s->pi].nr_pages * ps : p[s->pi].vaddr);
-		int ret = split_emit(s, x, v, (struct page_run){ .start = pos, .end = end,
-								 .parent = !dirty && held }, err);
-		if (ret)
-			return ret;
-		pos = end;
 	}
 	return 0;
 }
@@ -212,28 +141,46 @@ static void page_path_fini(struct page_path *pp)
 	memset(pp, 0, sizeof(*pp));
 }
 
+/* The split's runs go to the page reader, for the VMA being read. */
+struct to_reader {
+	struct pgread *x;
+	const struct vma *v;
+};
+
+static int emit_to_reader(void *arg, const struct page_run *runs, size_t n, struct ferr *err)
+{
+	struct to_reader *a = arg;
+
+	return pgread_runs(a->x, a->v, runs, n, err);
+}
+
 /* Read every dumped page and write it. With leave_running the target is
- * released as soon as its memory is read, while the last batch is written. */
+ * released as soon as its memory is read, while the last batch is written.
+ * Only what dirty (with pimg) says was written is copied. */
 static int write_pages(struct target *t, struct page_path *pp, const struct vma_list *vl,
-		       const struct dump_opts *o, struct split *s, struct dump_result *res,
-		       struct ferr *err)
+		       const struct dump_opts *o, const struct range_list *dirty,
+		       const struct img_image *pimg, struct dump_result *res, struct ferr *err)
 {
 	struct pgread *x = &pp->x;
+	struct to_reader to = { .x = x };
+	struct split s;
 	int ret = 0;
 
+	split_init(&s, dirty, pimg, emit_to_reader, &to);
 	for (size_t i = 0; !ret && i < vl->n; i++) {
 		const struct vma *v = &vl->v[i];
 		enum pages_policy pol = pages_policy_of(v);
 		uint64_t pos = v->start;
 
+		to.v = v;
 		while (!ret && pos < v->end) {
 			size_t n;
 
 			ret = o->pages->next(&pp->pc, v, pol, &pos, pp->runs, &n, err);
 			for (size_t k = 0; !ret && k < n; k++)
-				ret = split_run(s, x, v, &pp->runs[k], err);
+				ret = split_run(&s, &pp->runs[k], err);
 			if (!ret)
-				ret = split_flush(s, x, v, err);
+				ret = split_flush(&s, err);
 		}
 	}
 	if (!ret)
@@ -326,85 +273,84 @@ static int write_process(struct target *t, struct img_writer *w, const struct du
 	return ret;
 }
 
-int dump_round(struct target *t, const struct dump_opts *o, struct dump_result *res,
-	       struct ferr *err)
+/* What a round holds until its end, released in order by round_fini. */
+struct round {
+	struct dump_state st;
+	struct vma_list vl;
+	struct fd_list fl;
+	struct range_list dirty;
+	struct img_image *pimg;
+	struct img_writer *w;
+	struct page_path pp;
+};
+
+/* The round's steps; whatever it took is released by the caller. */
+static int round_steps(struct target *t, const struct dump_opts *o, struct round *rd,
+		       struct dump_result *res, uint64_t t0, struct ferr *err)
 {
-	struct dump_state st = { 0 };
-	struct vma_list vl = { 0 };
-	struct fd_list fl = { 0 };
-	struct range_list dirty = { 0 };
-	struct img_image *pimg = NULL;
-	struct img_writer *w = NULL;
 	struct img_writer_opts wo = {
 		.kind = o->pre ? FERRY__DUMP_KIND__DUMP_PRE : FERRY__DUMP_KIND__DUMP_FULL,
 		.root_pid = (uint32_t)o->pid,
 		.parent = o->parent,
 		.sink = o->sink,
 	};
-	struct split s = { 0 };
-	struct page_path pp = { 0 };
-	uint64_t t0 = now_ns(), tc;
 	bool known = false;
+	uint64_t tc;
 	int ret;
 
-	memset(res, 0, sizeof(*res));
 	if (o->tr) {
 		wo.tracker = o->tr->ops->name;
 		wo.page_hashes = o->tr->ops == &track_hash_ops;
 	}
 	/* The parent chain is read and checked, and the writer and the page
 	 * path set up, before any freeze. */
-	ret = open_parent(o, &pimg, err);
+	ret = open_parent(o, &rd->pimg, err);
 	if (!ret && !o->pre && !o->skip_unsupported_fds)
 		ret = check_fds_early(t, err);
 	if (!ret)
-		ret = img_writer_create(&w, o->dir, &wo, err);
+		ret = img_writer_create(&rd->w, o->dir, &wo, err);
 	if (!ret)
-		ret = page_path_init(&pp, t, o, w, err);
+		ret = page_path_init(&rd->pp, t, o, rd->w, err);
 	if (!ret && !o->pre) {
 		ret = target_freeze(t, err);
 		if (!ret) {
 			res->threads = t->nr_th;
 			pr_debug("frozen %zu threads after %.1f ms", t->nr_th, (now_ns() - t0) / 1e6);
-			ret = state_collect(t, &st, err);
+			ret = state_collect(t, &rd->st, err);
 			pr_debug("state collected at %.1f ms", (now_ns() - t0) / 1e6);
 		}
 	}
 	if (!ret)
-		ret = o->layout->read(t->procfd, &vl, err);
+		ret = o->layout->read(t->procfd, &rd->vl, err);
 	if (!ret && !o->pre)
-		ret = fds_collect(t, &fl, err);
+		ret = fds_collect(t, &rd->fl, err);
 	if (!ret && !o->pre && !o->skip_unsupported_fds)
-		ret = refuse_unsupported_fds(&fl, t->pid, err);
+		ret = refuse_unsupported_fds(&rd->fl, t->pid, err);
 	if (!ret)
 		pr_debug("layout and fds at %.1f ms", (now_ns() - t0) / 1e6);
 	if (!ret)
-		ret = track_round(t, o, &vl, pimg, &dirty, &known, res, err);
+		ret = track_round(t, o, &rd->vl, rd->pimg, &rd->dirty, &known, res, err);
 	if (ret)
-		goto out;
-	res->vmas = vl.n;
+		return ret;
+	res->vmas = rd->vl.n;
 	res->tracked = known;
-	pr_debug("layout (%zu VMAs)%s read at %.1f ms", vl.n,
+	pr_debug("layout (%zu VMAs)%s read at %.1f ms", rd->vl.n,
 		 known ? " and dirty set" : "", (now_ns() - t0) / 1e6);
 
 	if (!o->pre)
-		ret = write_process(t, w, &st, &fl, err);
+		ret = write_process(t, rd->w, &rd->st, &rd->fl, err);
 	if (!ret)
-		ret = write_vmas(t, w, &vl, err);
+		ret = write_vmas(t, rd->w, &rd->vl, err);
 	if (ret)
-		goto out;
-	if (known) {
-		s.dirty = &dirty;
-		s.parent = pimg;
-	}
+		return ret;
 	/* The pipe appears in the target only now, after its fds were read. */
 	if (!o->pre && o->splice)
-		page_path_splice(&pp, t, w);
+		page_path_splice(&rd->pp, t, rd->w);
 	tc = now_ns();
-	ret = write_pages(t, &pp, &vl, o, &s, res, err);
+	ret = write_pages(t, &rd->pp, &rd->vl, o, known ? &rd->dirty : NULL, rd->pimg, res, err);
 	res->copy_ns = now_ns() - tc;
 	if (ret)
-		goto out;
+		return ret;
 	pr_debug("pages written at %.1f ms", (now_ns() - t0) / 1e6);
 
 	/* A live snapshot let the process go once its memory was read; the
@@ -413,35 +359,48 @@ int dump_round(struct target *t, const struct dump_opts *o, struct dump_result *
 		res->freeze_ns = o->tr ? o->tr->freeze_ns : 0;
 	else if (!o->leave_running)
 		res->freeze_ns = now_ns() - t->freeze_start_ns;
-	ret = img_writer_commit(w, o->pre ? 0 : res->freeze_ns, err);
+	ret = img_writer_commit(rd->w, o->pre ? 0 : res->freeze_ns, err);
 	pr_debug("committed at %.1f ms", (now_ns() - t0) / 1e6);
 	if (ret)
-		goto out;
-	memcpy(res->id, img_writer_id(w), IMG_ID_SIZE);
+		return ret;
+	memcpy(res->id, img_writer_id(rd->w), IMG_ID_SIZE);
 	if (!o->pre && !o->leave_running && !o->hold) {
 		/* Ended only once its images are safely on disk. */
 		syscall(SYS_pidfd_send_signal, t->pidfd, SIGKILL, NULL, 0);
 		res->killed = true;
 	}
-out:
+	return 0;
+}
+
+int dump_round(struct target *t, const struct dump_opts *o, struct dump_result *res,
+	       struct ferr *err)
+{
+	struct round rd = { 0 };
+	uint64_t t0 = now_ns();
+	int ret;
+
+	memset(res, 0, sizeof(*res));
+	ret = round_steps(t, o, &rd, res, t0, err);
 	/* Whatever call noticed it, a dead target is the error to report. */
 	if (ret && t->pidfd >= 0 && !target_alive(t) && !strstr(err->msg, "exited")) {
 		ferr_wrap(err, "process %d exited during the %s", o->pid,
 			  o->pre ? "pre-dump" : "dump");
 		err->code = ESRCH;
 	}
-	ret = page_path_unsplice(&pp, ret, err);
+	/* In this order: the pipe leaves the target while it is still
+	 * frozen, and the workers stop before the writer goes. */
+	ret = page_path_unsplice(&rd.pp, ret, err);
 	if (ret || !o->hold)
 		target_release(t);
-	page_path_fini(&pp);
-	if (w)
-		img_writer_free(w);
-	img_close(pimg);
+	page_path_fini(&rd.pp);
+	if (rd.w)
+		img_writer_free(rd.w);
+	img_close(rd.pimg);
 	res->seconds = (now_ns() - t0) / 1e9;
-	state_free(&st);
-	vma_list_free(&vl);
-	fds_free(&fl);
-	range_list_free(&dirty);
+	state_free(&rd.st);
+	vma_list_free(&rd.vl);
+	fds_free(&rd.fl);
+	range_list_free(&rd.dirty);
 	return ret;
 }
 

@@ -12,7 +12,8 @@
  * send rate seen to the freeze. Rounds stop when that fits the downtime limit,
  * when a round no longer shrinks (less than 10% smaller than the one
  * before), or at the round cap. With auto-converge a round that does not
- * shrink raises the throttle instead, by 20 points up to 80%. */
+ * shrink raises the throttle instead, by 20 points up to 80%. The model is
+ * dump/converge.h, pure functions of the rounds' measurements. */
 #ifndef FERRY_DUMP_ITER_H
 #define FERRY_DUMP_ITER_H
 
@@ -60,5 +61,6 @@ typedef void (*iter_round_cb)(const struct iter_round *r, void *arg);
 int __must_check iter_run(const struct iter_opts *o, struct iter_result *res, iter_round_cb cb,
 			  void *arg, struct ferr *err);
 void iter_result_free(struct iter_result *r);
+DEFINE_CLEANUP_VAL(iter_result, iter_result_free)
 
 #endif

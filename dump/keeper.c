@@ -15,6 +15,7 @@
 #include <time.h>
 
 #include "common/log.h"
+#include "common/util.h"
 #include "dump/keeper.h"
 
 #define KEEPER_PREFIX "ferry/track/"
@@ -103,7 +104,7 @@ static int keeper_ask(pid_t pid, uint32_t op, const uint8_t *id, int *fd)
 	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl,
 			    .msg_controllen = sizeof(ctl) };
 	struct cmsghdr *cm;
-	int c = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	cleanup_close int c = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	ssize_t n;
 
 	*fd = -1;
@@ -112,12 +113,9 @@ static int keeper_ask(pid_t pid, uint32_t op, const uint8_t *id, int *fd)
 	if (c < 0)
 		return -errno;
 	if (connect(c, (struct sockaddr *)&a, alen) < 0 ||
-	    send(c, &rq, sizeof(rq), MSG_NOSIGNAL) != sizeof(rq)) {
-		close(c);
+	    send(c, &rq, sizeof(rq), MSG_NOSIGNAL) != sizeof(rq))
 		return -ENOENT;
-	}
 	n = recvmsg(c, &m, MSG_CMSG_CLOEXEC | MSG_WAITALL);
-	close(c);
 	cm = n == sizeof(status) ? CMSG_FIRSTHDR(&m) : NULL;
 	if (cm && cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS &&
 	    cm->cmsg_len == CMSG_LEN(sizeof(int)))
@@ -137,7 +135,7 @@ int keeper_spawn(const uint8_t id[IMG_ID_SIZE], pid_t pid, int pidfd, int uffd, 
 {
 	struct sockaddr_un a;
 	socklen_t alen = keeper_addr(pid, &a);
-	int lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	cleanup_close int lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	pid_t mid;
 	int st;
 
@@ -148,23 +146,17 @@ int keeper_spawn(const uint8_t id[IMG_ID_SIZE], pid_t pid, int pidfd, int uffd, 
 	for (int tries = 0; bind(lfd, (struct sockaddr *)&a, alen) < 0; tries++) {
 		int e = errno;
 
-		if (e != EADDRINUSE || tries == 50) {
-			close(lfd);
+		if (e != EADDRINUSE || tries == 50)
 			return ferr_sys(err, e, "keeper socket @%s", a.sun_path + 1);
-		}
 		keeper_drop(pid);
 		usleep(10000);
 	}
-	if (listen(lfd, 4) < 0) {
-		close(lfd);
+	if (listen(lfd, 4) < 0)
 		return ferr_sys(err, errno, "listen on the keeper socket");
-	}
 	fflush(NULL);
 	mid = fork();
-	if (mid < 0) {
-		close(lfd);
+	if (mid < 0)
 		return ferr_sys(err, errno, "fork the tracker keeper");
-	}
 	if (mid == 0) {
 		/* Detach twice so the keeper is nobody's child to wait for. */
 		setsid();
@@ -182,7 +174,8 @@ int keeper_spawn(const uint8_t id[IMG_ID_SIZE], pid_t pid, int pidfd, int uffd, 
 		keeper_serve(lfd, id, pid, pidfd, uffd);
 		_exit(0);
 	}
-	close(lfd);
+	/* The keeper holds its own copy of the socket now. */
+	close(steal_fd(lfd));
 	if (waitpid(mid, &st, 0) < 0 || !WIFEXITED(st) || WEXITSTATUS(st))
 		return ferr_new(err, ECHILD, "the tracker keeper did not start");
 	return 0;

@@ -17,6 +17,7 @@
 #include <sys/uio.h>
 
 #include "common/err.h"
+#include "common/util.h"
 #include "proc/layout.h"
 #include "proc/pages.h"
 #include "images/img.h"
@@ -102,6 +103,8 @@ int __must_check pgread_runs(struct pgread *x, const struct vma *v, const struct
 int __must_check pgread_read_all(struct pgread *x, struct ferr *err);
 /* pgread_read_all, then wait until everything is written. */
 int __must_check pgread_flush(struct pgread *x, struct ferr *err);
+/* After pgread_init, even one that failed. */
 void pgread_fini(struct pgread *x);
+DEFINE_CLEANUP_VAL(pgread, pgread_fini)
 
 #endif

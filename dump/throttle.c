@@ -28,7 +28,7 @@ void throttle_init(struct throttle *th, pid_t pid, int pidfd)
 static bool cgroup2_mount(char *out, size_t len)
 {
 	char line[PATH_MAX + 512];
-	FILE *f = fopen("/proc/self/mountinfo", "re");
+	cleanup_fclose FILE *f = fopen("/proc/self/mountinfo", "re");
 	bool ok = false;
 
 	if (!f)
@@ -41,7 +41,6 @@ static bool cgroup2_mount(char *out, size_t len)
 		if (dash && sscanf(line, "%*s %*s %*s %*s %4095s", mnt) == 1)
 			ok = (size_t)snprintf(out, len, "%s", mnt) < len;
 	}
-	fclose(f);
 	return ok;
 }
 
@@ -49,7 +48,7 @@ static bool cgroup2_mount(char *out, size_t len)
 static bool cgroup_of(pid_t pid, char *out, size_t len)
 {
 	char path[64], line[PATH_MAX], mnt[PATH_MAX];
-	FILE *f;
+	cleanup_fclose FILE *f = NULL;
 	bool ok = false;
 
 	if (!cgroup2_mount(mnt, sizeof(mnt)))
@@ -66,27 +65,21 @@ static bool cgroup_of(pid_t pid, char *out, size_t len)
 			     (size_t)snprintf(out, len, "%s%s", mnt, line + 3) < len;
 		}
 	}
-	fclose(f);
 	return ok;
 }
 
 static bool write_str(const char *path, const char *s)
 {
-	int fd = open(path, O_WRONLY | O_CLOEXEC);
-	ssize_t n;
+	cleanup_close int fd = open(path, O_WRONLY | O_CLOEXEC);
 
-	if (fd < 0)
-		return false;
-	n = write(fd, s, strlen(s));
-	close(fd);
-	return n == (ssize_t)strlen(s);
+	return fd >= 0 && write(fd, s, strlen(s)) == (ssize_t)strlen(s);
 }
 
 /* cpu.max of the target's own cgroup, if it has one we may change. */
 static bool cgroup_start(struct throttle *th)
 {
 	char cg[PATH_MAX], mine[PATH_MAX];
-	int fd;
+	cleanup_close int fd = -1;
 	ssize_t n;
 
 	if (!cgroup_of(th->pid, cg, sizeof(cg)))
@@ -100,7 +93,6 @@ static bool cgroup_start(struct throttle *th)
 	if (fd < 0)
 		return false;
 	n = read(fd, th->saved, sizeof(th->saved) - 1);
-	close(fd);
 	if (n <= 0)
 		return false;
 	th->saved[n] = 0;

@@ -15,6 +15,7 @@
 #include <sys/types.h>
 
 #include "common/err.h"
+#include "common/util.h"
 
 struct throttle {
 	pid_t pid;
@@ -34,5 +35,6 @@ void throttle_init(struct throttle *th, pid_t pid, int pidfd);
 int __must_check throttle_set(struct throttle *th, double level, struct ferr *err);
 /* Stop throttling; the process runs freely (and is never left stopped). */
 void throttle_fini(struct throttle *th);
+DEFINE_CLEANUP_VAL(throttle, throttle_fini)
 
 #endif

@@ -1,4 +1,5 @@
-/* The three dirty trackers (see track.h) and the range lists they fill. */
+/* The uffd-wp and soft-dirty trackers (see track.h; the hash tracker is
+ * track_hash.c) and the range lists they fill. */
 #include <fcntl.h>
 #include <linux/userfaultfd.h>
 #include <stdio.h>
@@ -7,7 +8,6 @@
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
-#include <xxhash.h>
 
 #include "common/compat.h"
 #include "proc/inject.h"
@@ -18,7 +18,6 @@
 #include "dump/track.h"
 
 #define SCAN_VEC 4096              /* regions per PAGEMAP_SCAN call */
-#define HASH_CHUNK (1u << 20)      /* bytes the hash tracker reads per call */
 #define PAGEMAP_CHUNK 4096         /* pagemap entries per read */
 
 /* ---- range lists ---------------------------------------------------------- */
@@ -75,7 +74,7 @@ void range_list_free(struct range_list *l)
 	memset(l, 0, sizeof(*l));
 }
 
-static int add_or_fail(struct range_list *d, uint64_t start, uint64_t end, struct ferr *err)
+int range_add_or_fail(struct range_list *d, uint64_t start, uint64_t end, struct ferr *err)
 {
 	return range_add(d, start, end) ? ferr_sys(err, ENOMEM, "dirty ranges") : 0;
 }
@@ -336,7 +335,7 @@ static int uffd_scan_vma(struct tracker *tr, const struct vma *v, struct page_re
 		if (n < 0 && errno == EPERM) {
 			*untracked = true; /* not registered: new since the last round */
 			d->n = first;
-			return add_or_fail(d, v->start, v->end, err);
+			return range_add_or_fail(d, v->start, v->end, err);
 		}
 		if (n < 0) {
 			if (errno == ESRCH)
@@ -347,7 +346,7 @@ static int uffd_scan_vma(struct tracker *tr, const struct vma *v, struct page_re
 		for (int i = 0; i < n; i++) {
 			uint64_t s = vec[i].start < v->start ? v->start : vec[i].start;
 			uint64_t e = vec[i].end > v->end ? v->end : vec[i].end;
-			int ret = add_or_fail(d, s, e, err);
+			int ret = range_add_or_fail(d, s, e, err);
 
 			if (ret)
 				return ret;
@@ -377,7 +376,7 @@ static int uffd_scan_vma(struct tracker *tr, const struct vma *v, struct page_re
 			return ferr_sys(err, errno, "PAGEMAP_SCAN (not present) 0x%llx-0x%llx",
 					(unsigned long long)pos, (unsigned long long)v->end);
 		for (int i = 0; i < n; i++) {
-			int ret = add_or_fail(d, vec[i].start < v->start ? v->start : vec[i].start,
+			int ret = range_add_or_fail(d, vec[i].start < v->start ? v->start : vec[i].start,
 					      vec[i].end > v->end ? v->end : vec[i].end, err);
 			if (ret)
 				return ret;
@@ -396,7 +395,7 @@ static int uffd_scan_vma(struct tracker *tr, const struct vma *v, struct page_re
 static int uffd_collect(struct tracker *tr, struct target *t, const struct vma_list *vl,
 			struct range_list *d, struct ferr *err)
 {
-	struct page_region *vec = malloc(SCAN_VEC * sizeof(*vec));
+	cleanup_free struct page_region *vec = malloc(SCAN_VEC * sizeof(*vec));
 	int ret = vec ? open_pagemap(tr, t, err) : ferr_sys(err, ENOMEM, "scan vector");
 
 	for (size_t i = 0; !ret && i < vl->n; i++) {
@@ -411,7 +410,6 @@ static int uffd_collect(struct tracker *tr, struct target *t, const struct vma_l
 		if (!ret && untracked)
 			ret = uffd_watch(tr, v->start, v->end, &ok, err);
 	}
-	free(vec);
 	return ret;
 }
 
@@ -425,14 +423,11 @@ const struct tracker_ops track_uffd_ops = {
 
 static int clear_soft_dirty(const struct target *t, struct ferr *err)
 {
-	int fd = openat(t->procfd, "clear_refs", O_WRONLY | O_CLOEXEC);
-	ssize_t n;
+	cleanup_close int fd = openat(t->procfd, "clear_refs", O_WRONLY | O_CLOEXEC);
 
 	if (fd < 0)
 		return ferr_sys(err, errno, "open /proc/%d/clear_refs", t->pid);
-	n = write(fd, "4", 1);
-	close(fd);
-	if (n != 1)
+	if (write(fd, "4", 1) != 1)
 		return ferr_sys(err, errno, "clear soft-dirty bits of process %d", t->pid);
 	return 0;
 }
@@ -456,7 +451,7 @@ static int sd_collect(struct tracker *tr, struct target *t, const struct vma_lis
 		      struct range_list *d, struct ferr *err)
 {
 	uint64_t ps = (uint64_t)ferry_page_size(), t0 = now_ns();
-	uint64_t *pme = malloc(PAGEMAP_CHUNK * sizeof(*pme));
+	cleanup_free uint64_t *pme = malloc(PAGEMAP_CHUNK * sizeof(*pme));
 	bool was_frozen = t->frozen;
 	int ret = pme ? open_pagemap(tr, t, err) : ferr_sys(err, ENOMEM, "pagemap buffer");
 
@@ -479,7 +474,7 @@ static int sd_collect(struct tracker *tr, struct target *t, const struct vma_lis
 			}
 			for (uint64_t k = 0; !ret && k < n; k++)
 				if (pme[k] & PME_SOFT_DIRTY)
-					ret = add_or_fail(d, a + k * ps, a + (k + 1) * ps, err);
+					ret = range_add_or_fail(d, a + k * ps, a + (k + 1) * ps, err);
 			a += n * ps;
 		}
 	}
@@ -489,7 +484,6 @@ static int sd_collect(struct tracker *tr, struct target *t, const struct vma_lis
 		target_release(t);
 		tr->freeze_ns += now_ns() - t0;
 	}
-	free(pme);
 	return ret;
 }
 
@@ -497,134 +491,4 @@ const struct tracker_ops track_soft_dirty_ops = {
 	.name = "soft-dirty",
 	.arm = sd_arm,
 	.collect = sd_collect,
-};
-
-/* ---- hash ----------------------------------------------------------------- */
-
-static int hash_arm(struct tracker *tr, struct target *t, const struct vma_list *vl,
-		    struct ferr *err)
-{
-	(void)t;
-	(void)vl;
-	(void)err;
-	/* Nothing to do in the target: this round's hashes.img is the baseline. */
-	tr->armed = true;
-	return 0;
-}
-
-/* Read [a, a+len) of the target through /proc/PID/mem (which reads PROT_NONE
- * pages too). Returns the bytes read; a range unmapped meanwhile reads short. */
-static ssize_t hash_read(int mem_fd, uint8_t *buf, size_t len, uint64_t a)
-{
-	size_t done = 0;
-
-	while (done < len) {
-		ssize_t n = pread(mem_fd, buf + done, len - done, (off_t)(a + done));
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return done ? (ssize_t)done : n;
-		done += (size_t)n;
-	}
-	return (ssize_t)done;
-}
-
-/* The first address at or after a that has a hash, or UINT64_MAX. */
-static uint64_t hashes_next(const struct img_hashes *h, uint64_t a)
-{
-	size_t lo = 0, hi = h->n;
-
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-		const struct img_hash_run *r = &h->runs[mid];
-
-		if (r->vaddr + r->nr_pages * h->page_size <= a)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	if (lo == h->n)
-		return UINT64_MAX;
-	return h->runs[lo].vaddr > a ? h->runs[lo].vaddr : a;
-}
-
-/* Pages of v whose hash differs from the parent's, or that the parent has no
- * hash for, are dirty. Only pages with a parent hash are read. */
-static int hash_vma(struct tracker *tr, int mem_fd, uint8_t *buf, const struct vma *v,
-		    struct range_list *d, struct ferr *err)
-{
-	uint64_t ps = (uint64_t)ferry_page_size(), a = v->start;
-	int ret = 0;
-
-	while (!ret && a < v->end) {
-		uint64_t avail = 0, n;
-		const uint64_t *h = img_hashes_find(&tr->prev, a, &avail);
-		ssize_t got;
-
-		if (!h) {
-			/* No hash here: dirty up to the next page that has one. */
-			uint64_t next = hashes_next(&tr->prev, a);
-
-			if (next > v->end)
-				next = v->end;
-			ret = add_or_fail(d, a, next, err);
-			a = next;
-			continue;
-		}
-		n = avail;
-		if (n > (v->end - a) / ps)
-			n = (v->end - a) / ps;
-		if (n > HASH_CHUNK / ps)
-			n = HASH_CHUNK / ps;
-		got = hash_read(mem_fd, buf, n * ps, a);
-		if (got < 0 && errno == ESRCH)
-			return ferr_new(err, ESRCH, "the process exited during the hash scan");
-		for (uint64_t k = 0; !ret && k < n; k++) {
-			bool same = got >= 0 && (uint64_t)got >= (k + 1) * ps &&
-				    XXH3_64bits(buf + k * ps, ps) == h[k];
-
-			if (!same)
-				ret = add_or_fail(d, a + k * ps, a + (k + 1) * ps, err);
-		}
-		a += n * ps;
-	}
-	return ret;
-}
-
-static int hash_collect(struct tracker *tr, struct target *t, const struct vma_list *vl,
-			struct range_list *d, struct ferr *err)
-{
-	uint8_t *buf = NULL;
-	int mem_fd = -1, ret;
-
-	img_hashes_free(&tr->prev);
-	ret = tr->parent ? img_hashes_load(tr->parent, &tr->prev, err) : -ENOENT;
-	if (ret == -ENOENT) {
-		/* No hashes to compare with: everything is dirty. */
-		for (size_t i = 0; i < vl->n; i++)
-			if (track_vma(&vl->v[i]) && range_add(d, vl->v[i].start, vl->v[i].end))
-				return ferr_sys(err, ENOMEM, "dirty ranges");
-		return 0;
-	}
-	if (ret)
-		return ret;
-	buf = malloc(HASH_CHUNK);
-	mem_fd = openat(t->procfd, "mem", O_RDONLY | O_CLOEXEC);
-	if (!buf || mem_fd < 0)
-		ret = ferr_sys(err, buf ? errno : ENOMEM, "hash tracker: open /proc/%d/mem", t->pid);
-	for (size_t i = 0; !ret && i < vl->n; i++)
-		if (track_vma(&vl->v[i]))
-			ret = hash_vma(tr, mem_fd, buf, &vl->v[i], d, err);
-	if (mem_fd >= 0)
-		close(mem_fd);
-	free(buf);
-	img_hashes_free(&tr->prev);
-	return ret;
-}
-
-const struct tracker_ops track_hash_ops = {
-	.name = "hash",
-	.arm = hash_arm,
-	.collect = hash_collect,
 };

@@ -18,6 +18,7 @@
 #include <stdint.h>
 
 #include "common/err.h"
+#include "common/util.h"
 #include "proc/layout.h"
 #include "proc/target.h"
 #include "images/img.h"
@@ -36,6 +37,9 @@ int range_add(struct range_list *l, uint64_t start, uint64_t end);
 /* Sort and merge what was added out of order. */
 void range_normalize(struct range_list *l);
 void range_list_free(struct range_list *l);
+/* range_add, with the error message set. */
+int range_add_or_fail(struct range_list *d, uint64_t start, uint64_t end, struct ferr *err);
+DEFINE_CLEANUP_VAL(range_list, range_list_free)
 
 struct tracker;
 
@@ -65,8 +69,13 @@ extern const struct tracker_ops track_soft_dirty_ops;
 extern const struct tracker_ops track_hash_ops;
 const struct tracker_ops *tracker_ops_by_name(const char *name);
 
+/* As tracker_init: a tracker with no fds, for `cleanup_val(tracker)`. */
+#define TRACKER_INIT(o) { .ops = (o), .uffd = -1, .pagemap_fd = -1 }
+
 void tracker_init(struct tracker *tr, const struct tracker_ops *ops);
+/* Safe on a tracker already finished. */
 void tracker_fini(struct tracker *tr);
+DEFINE_CLEANUP_VAL(tracker, tracker_fini)
 
 /* Does the process hold a userfaultfd of its own? Then uffd-wp is not used. */
 bool target_uses_uffd(struct target *t);

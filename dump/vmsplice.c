@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "common/util.h"
 #include "dump/vmsplice.h"
 
 #define VMSP_IOV_MAX 256   /* iovecs per call: one scratch page of them */
@@ -19,14 +20,11 @@ static void keep_signal(struct vmsp *v)
 static size_t pipe_max(void)
 {
 	char buf[32] = "";
-	int fd = open("/proc/sys/fs/pipe-max-size", O_RDONLY | O_CLOEXEC);
+	cleanup_close int fd = open("/proc/sys/fs/pipe-max-size", O_RDONLY | O_CLOEXEC);
 	long n = 0;
 
-	if (fd >= 0) {
-		if (read(fd, buf, sizeof(buf) - 1) > 0)
-			n = strtol(buf, NULL, 10);
-		close(fd);
-	}
+	if (fd >= 0 && read(fd, buf, sizeof(buf) - 1) > 0)
+		n = strtol(buf, NULL, 10);
 	return n > 0 ? (size_t)n : 1u << 20;
 }
 
