@@ -1,14 +1,17 @@
 #!/bin/sh
-# Build the fuzzers (clang, libFuzzer, ASan+UBSan) for the image reader and
-# the page server's stream reader, seed them with valid inputs (image
-# directories made by tests/tools/mkimage, client streams from
-# tests/fuzz/stream_seed.py), and run each for FUZZ_SECONDS (default 20).
-# Exit status is libFuzzer's: non-zero on a crash.
+# Build the fuzzers (clang, libFuzzer, ASan+UBSan) for the image reader,
+# the page server's stream reader and the restore path, seed them with valid
+# inputs (image directories made by tests/tools/mkimage, client streams from
+# tests/fuzz/stream_seed.py, real dumps from tests/fuzz/restore_seeds.sh),
+# and run each for FUZZ_SECONDS (default 20).
+# Exit status is libFuzzer's: non-zero on a crash. The restore fuzzer needs
+# root: without it, or a kernel feature, it is skipped with the reason
+# (added to $RESULTS as a skip when scripts/test.sh runs this).
 set -eu
 B=${BUILD:-build}
 FB=$B/fuzz
 SECS=${FUZZ_SECONDS:-20}
-make -s --no-print-directory BUILD="$B" "$B/tests/tools/mkimage"
+make -s --no-print-directory BUILD="$B" "$B/tests/tools/mkimage" "$B/ferry"
 mkdir -p "$FB/seeds" "$FB/corpus"
 clang -std=gnu11 -g -O1 -Wall -Wextra -Werror -fsanitize=fuzzer,address,undefined \
 	-fno-sanitize-recover=all -D_GNU_SOURCE -I. -I"$B/gen" \
@@ -47,3 +50,31 @@ echo "fuzz: stream reader for ${SECS}s ($FB/fuzz_stream)"
 	-rss_limit_mb=2048 "$FB/stream-corpus" "$FB/stream-seeds" 2>"$FB/stream.log" ||
 	{ tail -50 "$FB/stream.log"; exit 1; }
 tail -3 "$FB/stream.log"
+
+# The restore path: real dumps restored (stopped, then killed) in a sandbox
+# the fuzzer builds itself (tests/fuzz/fuzz_restore.c).
+skip_restore() {
+	echo "fuzz: restore: SKIP: $1"
+	if [ -n "${RESULTS:-}" ]; then echo "skip fuzz/restore: $1" >>"$RESULTS"; fi
+}
+if [ "$(id -u)" != 0 ]; then
+	skip_restore "restoring needs root"
+	exit 0
+fi
+clang -std=gnu11 -g -O1 -Wall -Wextra -Werror -fsanitize=fuzzer,address,undefined \
+	-fno-sanitize-recover=all -D_GNU_SOURCE -I. -I"$B/gen" \
+	$(pkg-config --cflags libprotobuf-c libxxhash liburing) \
+	common/*.c images/*.c proc/*.c restore/*.c "$B"/gen/proto/*.pb-c.c tests/fuzz/fuzz_restore.c \
+	-o "$FB/fuzz_restore" $(pkg-config --libs libprotobuf-c libxxhash liburing) -lpthread
+mkdir -p "$FB/restore-seeds" "$FB/restore-corpus" "$FB/restore-work"
+tests/fuzz/restore_seeds.sh "$B" "$FB/restore-seeds" "$FB/restore-work"
+echo "fuzz: restore for ${SECS}s ($FB/fuzz_restore)"
+rc=0
+FERRY_FUZZ_DIR="$FB/restore-work" "$FB/fuzz_restore" -max_total_time="$SECS" -timeout=10 \
+	-print_final_stats=0 -rss_limit_mb=2048 -artifact_prefix="$FB/restore-" \
+	"$FB/restore-corpus" "$FB/restore-seeds" 2>"$FB/restore.log" || rc=$?
+case $rc in
+0) tail -3 "$FB/restore.log" ;;
+77) skip_restore "$(sed -n 's/^fuzz_restore: SKIP: //p' "$FB/restore.log")" ;;
+*) tail -50 "$FB/restore.log"; exit 1 ;;
+esac
