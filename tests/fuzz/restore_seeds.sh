@@ -18,7 +18,8 @@ FERRY=$B/ferry
 T=$(mktemp -d)
 PIDS=""
 trap 'for p in $PIDS; do kill -9 $p 2>/dev/null || true; done; rm -rf "$T"' EXIT
-mkdir -p "$OUT"
+mkdir -p "$OUT" "$WORK"
+WORK=$(cd "$WORK" && pwd) # the workloads run in /
 rm -rf "$WORK/files"
 mkdir -p "$WORK/files"
 echo "read me" >"$WORK/files/in"
