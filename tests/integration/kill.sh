@@ -106,22 +106,30 @@ out_dir() {
 	case $1 in dump) echo "$T/d" ;; pre-dump) echo "$T/p$K" ;; iterative) echo "$T/i" ;; migrate) echo "$T/ps" ;; esac
 }
 
-# How long a whole run of each command takes here: the kills fall within.
+# How long a whole run of each command takes here (the quicker of two; a
+# pre-dump's later rounds, the quicker of rounds 2 and 3): the kills fall
+# within.
 start_target
 for c in dump pre-dump iterative migrate; do
-	K=1
-	[ $c = migrate ] && page_server
-	t0=$(now_ms)
-	# shellcheck disable=SC2046
-	"$FERRY" $(cmd_args $c) >"$T/cal.out" 2>&1
-	rc=$?
-	eval "dur_$(echo $c | tr -d -)=$(( $(now_ms) - t0 ))"
-	[ $c = migrate ] && { kill "$PS" 2>/dev/null; wait "$PS" 2>/dev/null; }
-	echo "calibration: $c took $(eval echo \$dur_$(echo $c | tr -d -)) ms (exit $rc)"
-	[ $rc = 0 ] || fail "$c did not run to its end: $(head -c 300 "$T/cal.out")"
-	start_target
+	best=
+	for K in 1 2 3; do
+		[ $c != pre-dump ] && [ $K = 3 ] && continue
+		[ $c = migrate ] && page_server
+		t0=$(now_ms)
+		# shellcheck disable=SC2046
+		"$FERRY" $(cmd_args $c) >"$T/cal.out" 2>&1
+		rc=$?
+		d=$(( $(now_ms) - t0 ))
+		[ $c = migrate ] && { kill "$PS" 2>/dev/null; wait "$PS" 2>/dev/null; }
+		[ $rc = 0 ] || fail "$c did not run to its end: $(head -c 300 "$T/cal.out")"
+		if [ $c = pre-dump ] && [ $K = 1 ]; then dur_pre1=$d
+		elif [ -z "$best" ] || [ "$d" -lt "$best" ]; then best=$d; fi
+		[ $c = migrate ] && start_target
+	done
+	eval "dur_$(echo $c | tr -d -)=$best"
+	echo "calibration: $c takes $best ms$([ $c = pre-dump ] && echo " (round 1: $dur_pre1 ms)")"
 done
-rm -rf "$T/p1"
+rm -rf "$T"/p[0-9]*
 
 nk=0; nt=0; ncomplete=0; nwindow=0; summary=
 i=0
@@ -146,9 +154,11 @@ while [ $i -lt "$TRIALS" ]; do
 	fi
 	[ $c = migrate ] && page_server
 	dur=$(eval echo \$dur_$(echo $c | tr -d -))
+	[ $c = pre-dump ] && [ $K = 1 ] && dur=$dur_pre1
 	# Within the run as calibrated (a run here may be a little quicker).
 	delay=$(rand $((dur * 3 / 4 + 1)))
 	[ $c = migrate ] || rm -rf "$(out_dir $c)"
+	rm -f "$T/log"
 	# shellcheck disable=SC2046
 	"$FERRY" -vv $(cmd_args $c) >"$T/out" 2>"$T/log" &
 	F=$!
@@ -169,6 +179,9 @@ while [ $i -lt "$TRIALS" ]; do
 		ncomplete=$((ncomplete + 1))
 		summary="$summary $c:done"
 		if [ $c = migrate ]; then start_target; continue; fi
+	elif [ $sig = TERM ] && [ $rc = 143 ] && ! grep -q "^ferry" "$T/log" 2>/dev/null; then
+		# Before ferry's main() installed its handler: it had done nothing.
+		summary="$summary $c:term-at-exec"
 	elif [ $sig = TERM ]; then
 		[ $rc = 143 ] || fail "$what: exit $rc, want 143: $(tail -n 2 "$T/log")"
 		grep -q "interrupted by SIGTERM" "$T/log" || fail "$what: no \"interrupted\" message: $(tail -n 2 "$T/log")"
