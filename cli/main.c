@@ -1,8 +1,10 @@
 /* ferry's entry point: global options and dispatch to subcommands. */
 #include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 
+#include "common/cancel.h"
 #include "common/log.h"
 #include "cli/cli.h"
 
@@ -22,6 +24,20 @@ static const struct ferry_cmd commands[] = {
 	  cmd_page_server_help },
 	{ "show", "decode an image directory (like crit show)", cmd_show, cmd_show_help },
 };
+
+/* Commands that act on a live target and undo it when interrupted: for
+ * them SIGINT, SIGTERM and SIGHUP ask the engine to stop (docs/SIGNALS.md).
+ * The others keep the default action, so that an interrupted restore or
+ * page server ends as before (its half-built child with it). */
+static bool cancellable(const struct ferry_cmd *cmd)
+{
+	static const char *const names[] = { "dump", "pre-dump", "migrate" };
+
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (strcmp(cmd->name, names[i]) == 0)
+			return true;
+	return false;
+}
 
 static void usage(FILE *out)
 {
@@ -43,7 +59,8 @@ static void usage(FILE *out)
 		"  -V, --version  print the version\n"
 		"  -h, --help     this help\n"
 		"\n"
-		"Exit status: 0 success, 1 failure, 2 usage error.\n"
+		"Exit status: 0 success, 1 failure, 2 usage error, 128+N interrupted by\n"
+		"signal N (dump, pre-dump and migrate undo what they did to the process).\n"
 		"See ferry(1) and docs/ for the image format and each command.\n");
 }
 
@@ -113,5 +130,15 @@ int main(int argc, char **argv)
 	argv += optind;
 	argc -= optind;
 	optind = 0; /* getopt_long restarts for the subcommand */
-	return cmd->run(argc, argv);
+	if (cancellable(cmd))
+		cancel_install();
+	c = cmd->run(argc, argv);
+	if (c != EXIT_OK && cancel_requested()) {
+		/* The command said what failed; this says why, and what is left. */
+		fprintf(stderr, "ferry %s: interrupted by SIG%s: what ferry did to the process "
+			"was undone; no inventory was written\n", cmd->name,
+			sigabbrev_np(cancel_signal()));
+		return 128 + cancel_signal();
+	}
+	return c;
 }

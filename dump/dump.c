@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 
+#include "common/cancel.h"
 #include "common/fault.h"
 #include "common/log.h"
 #include "dump/dump.h"
@@ -176,7 +177,9 @@ static int write_pages(struct target *t, struct page_path *pp, const struct vma_
 		while (!ret && pos < v->end) {
 			size_t n;
 
-			ret = o->pages->next(&pp->pc, v, pol, &pos, pp->runs, &n, err);
+			ret = cancel_check(err);
+			if (!ret)
+				ret = o->pages->next(&pp->pc, v, pol, &pos, pp->runs, &n, err);
 			for (size_t k = 0; !ret && k < n; k++)
 				ret = split_run(&s, &pp->runs[k], err);
 			if (!ret)
@@ -304,7 +307,9 @@ static int round_steps(struct target *t, const struct dump_opts *o, struct round
 	}
 	/* The parent chain is read and checked, and the writer and the page
 	 * path set up, before any freeze. */
-	ret = open_parent(o, &rd->pimg, err);
+	ret = cancel_check(err);
+	if (!ret)
+		ret = open_parent(o, &rd->pimg, err);
 	if (!ret && !o->pre && !o->skip_unsupported_fds)
 		ret = check_fds_early(t, err);
 	if (!ret)
@@ -321,6 +326,8 @@ static int round_steps(struct target *t, const struct dump_opts *o, struct round
 		}
 	}
 	if (!ret)
+		ret = cancel_check(err);
+	if (!ret)
 		ret = o->layout->read(t->procfd, &rd->vl, err);
 	if (!ret && !o->pre)
 		ret = fds_collect(t, &rd->fl, err);
@@ -328,6 +335,8 @@ static int round_steps(struct target *t, const struct dump_opts *o, struct round
 		ret = refuse_unsupported_fds(&rd->fl, t->pid, err);
 	if (!ret)
 		pr_debug("layout and fds at %.1f ms", (now_ns() - t0) / 1e6);
+	if (!ret)
+		ret = cancel_check(err);
 	if (!ret)
 		ret = track_round(t, o, &rd->vl, rd->pimg, &rd->dirty, &known, res, err);
 	if (ret)
@@ -337,7 +346,8 @@ static int round_steps(struct target *t, const struct dump_opts *o, struct round
 	pr_debug("layout (%zu VMAs)%s read at %.1f ms", rd->vl.n,
 		 known ? " and dirty set" : "", (now_ns() - t0) / 1e6);
 
-	if (!o->pre)
+	ret = cancel_check(err);
+	if (!ret && !o->pre)
 		ret = write_process(t, rd->w, &rd->st, &rd->fl, err);
 	if (!ret)
 		ret = write_vmas(t, rd->w, &rd->vl, err);
@@ -355,6 +365,10 @@ static int round_steps(struct target *t, const struct dump_opts *o, struct round
 
 	/* A live snapshot let the process go once its memory was read; the
 	 * fsyncs of the commit need not be inside the freeze either. */
+	/* The last safe point: once committed, the round stands. */
+	ret = cancel_check(err);
+	if (ret)
+		return ret;
 	if (o->pre)
 		res->freeze_ns = o->tr ? o->tr->freeze_ns : 0;
 	else if (!o->leave_running)

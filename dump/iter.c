@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "common/cancel.h"
 #include "common/fault.h"
 #include "common/log.h"
 #include "dump/converge.h"
@@ -147,6 +148,9 @@ static int pre_rounds(const struct iter_opts *o, struct target *t, struct tracke
 			return ferr_sys(err, ENOMEM, "rounds");
 		in = n;
 		in[k - 1] = (struct conv_round){ 0 };
+		ret = cancel_check(err);
+		if (ret)
+			return ferr_wrap(err, "before round %u", k);
 		ret = pre_round(o, t, tr, k, &row, &in[k - 1], err);
 		if (ret)
 			return ret;
@@ -199,6 +203,8 @@ int iter_run(const struct iter_opts *o, struct iter_result *res, iter_round_cb c
 	if (ret)
 		return ret;
 	ret = pre_rounds(o, &t, &tr, res, cb, arg, err);
+	if (!ret && (ret = cancel_check(err)))
+		ferr_wrap(err, "before the final dump");
 	if (!ret)
 		ret = final_round(o, &t, &tr, res, err);
 	if (ret && !target_alive(&t) && err->code != ESRCH) {

@@ -8,6 +8,7 @@
 #include <sys/mman.h>
 #include <xxhash.h>
 
+#include "common/cancel.h"
 #include "common/compat.h"
 #include "common/util.h"
 #include "proc/target.h"
@@ -56,7 +57,7 @@ int pgread_init(struct pgread *x, const struct target *t, bool use_pidfd, struct
 	if (x->mem_fd < 0)
 		return ferr_sys(err, errno, "open /proc/%d/mem", x->pid);
 	for (int i = 0; i < want; i++) {
-		if (pthread_create(&x->worker[i], NULL, worker_main, x))
+		if (cancel_thread_create(&x->worker[i], worker_main, x))
 			return ferr_sys(err, EAGAIN, "start a page worker thread");
 		x->nr_workers++;
 	}

@@ -4,7 +4,9 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <time.h>
 
 #include "common/log.h"
@@ -19,8 +21,7 @@ void throttle_init(struct throttle *th, pid_t pid, int pidfd)
 	memset(th, 0, sizeof(*th));
 	th->pid = pid;
 	th->pidfd = pidfd;
-	pthread_mutex_init(&th->mu, NULL);
-	pthread_cond_init(&th->cv, NULL);
+	th->ctl = -1;
 }
 
 /* Where cgroup v2 is mounted (/sys/fs/cgroup, or .../unified on a hybrid
@@ -100,62 +101,110 @@ static bool cgroup_start(struct throttle *th)
 	return true;
 }
 
-static void sleep_ns(uint64_t ns)
-{
-	struct timespec ts = { (time_t)(ns / 1000000000ull), (long)(ns % 1000000000ull) };
-
-	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-		;
-}
-
 static int send_sig(const struct throttle *th, int sig)
 {
 	return (int)syscall(SYS_pidfd_send_signal, th->pidfd, sig, NULL, 0);
 }
 
-static void *duty_main(void *arg)
+/* ---- the guard (a forked child: async-signal-safe calls only) ------------- */
+
+/* Wait up to ns (forever if 0) for the next level from ferry: 1 a new level
+ * in *permille, 0 the time is up, -1 ferry is gone (end of file). */
+static int guard_wait(int rfd, uint64_t ns, uint32_t *permille)
 {
-	struct throttle *th = arg;
+	struct timespec ts = { (time_t)(ns / 1000000000ull), (long)(ns % 1000000000ull) };
+	struct pollfd p = { .fd = rfd, .events = POLLIN };
+	uint32_t v;
+	ssize_t n;
 
-	pthread_mutex_lock(&th->mu);
-	while (!th->stop) {
-		double level = th->level;
-
-		pthread_mutex_unlock(&th->mu);
-		if (level > 0 && send_sig(th, SIGSTOP) == 0) {
-			sleep_ns((uint64_t)(DUTY_PERIOD_NS * level));
-			send_sig(th, SIGCONT);
-			sleep_ns((uint64_t)(DUTY_PERIOD_NS * (1 - level)));
-		} else {
-			sleep_ns(DUTY_PERIOD_NS);
-		}
-		pthread_mutex_lock(&th->mu);
+	if (ppoll(&p, 1, ns ? &ts : NULL, NULL) <= 0)
+		return 0;
+	n = read(rfd, &v, sizeof(v));
+	if (n == sizeof(v)) {
+		*permille = v;
+		return 1;
 	}
-	pthread_mutex_unlock(&th->mu);
-	send_sig(th, SIGCONT);
-	return NULL;
+	return n < 0 && errno == EINTR ? 0 : -1;
+}
+
+static _Noreturn void guard_main(const struct throttle *th, bool duty, int rfd)
+{
+	uint32_t permille = 0;
+
+	/* A Ctrl-C reaches the whole process group: the guard outlives ferry
+	 * by design and goes only when ferry has. */
+	signal(SIGINT, SIG_IGN);
+	signal(SIGTERM, SIG_IGN);
+	signal(SIGHUP, SIG_IGN);
+	for (int fd = 3; fd < 1024; fd++)
+		if (fd != rfd && fd != th->pidfd)
+			close(fd);
+	for (;;) {
+		uint64_t stop_ns = duty ? DUTY_PERIOD_NS * permille / 1000 : 0;
+		int r;
+
+		if (stop_ns && send_sig(th, SIGSTOP) < 0)
+			stop_ns = 0;
+		r = guard_wait(rfd, stop_ns, &permille);
+		if (stop_ns)
+			send_sig(th, SIGCONT);
+		if (r < 0)
+			break;
+		if (r == 0 && stop_ns && guard_wait(rfd, DUTY_PERIOD_NS - stop_ns, &permille) < 0)
+			break;
+	}
+	if (th->cpu_max[0])
+		write_str(th->cpu_max, th->saved);
+	if (duty)
+		send_sig(th, SIGCONT);
+	_exit(0);
+}
+
+static int guard_start(struct throttle *th, bool duty, struct ferr *err)
+{
+	int p[2];
+	pid_t pid;
+
+	if (pipe2(p, O_CLOEXEC) < 0)
+		return ferr_sys(err, errno, "throttle guard pipe");
+	fflush(NULL);
+	pid = fork();
+	if (pid < 0) {
+		close(p[0]);
+		close(p[1]);
+		return ferr_sys(err, errno, "fork the throttle guard");
+	}
+	if (pid == 0) {
+		close(p[1]);
+		guard_main(th, duty, p[0]);
+	}
+	close(p[0]);
+	th->guard = pid;
+	th->ctl = p[1];
+	return 0;
 }
 
 int throttle_set(struct throttle *th, double level, struct ferr *err)
 {
+	uint32_t permille;
+
 	if (level < 0)
 		level = 0;
 	if (level > 0.9)
 		level = 0.9;
 	if (!th->method) {
-		if (cgroup_start(th)) {
-			th->method = "cgroup cpu.max";
-		} else {
-			th->method = "SIGSTOP/SIGCONT";
-			th->stop = false;
-			if (pthread_create(&th->thread, NULL, duty_main, th))
-				return ferr_sys(err, EAGAIN, "start the throttle thread");
-			th->running = true;
-		}
+		bool cg = cgroup_start(th);
+		int ret;
+
+		th->method = cg ? "cgroup cpu.max" : "SIGSTOP/SIGCONT";
+		ret = guard_start(th, !cg, err);
+		if (ret)
+			return ret;
 	}
-	pthread_mutex_lock(&th->mu);
 	th->level = level;
-	pthread_mutex_unlock(&th->mu);
+	permille = (uint32_t)(level * 1000 + 0.5);
+	if (write(th->ctl, &permille, sizeof(permille)) != sizeof(permille))
+		return ferr_sys(err, errno, "tell the throttle guard of process %d", th->pid);
 	if (th->cpu_max[0]) {
 		char v[64];
 		long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
@@ -174,16 +223,18 @@ int throttle_set(struct throttle *th, double level, struct ferr *err)
 
 void throttle_fini(struct throttle *th)
 {
-	if (th->running) {
-		pthread_mutex_lock(&th->mu);
-		th->stop = true;
-		pthread_mutex_unlock(&th->mu);
-		pthread_join(th->thread, NULL);
-		th->running = false;
+	/* End of file tells the guard to continue the process and exit. */
+	if (th->ctl >= 0)
+		close(th->ctl);
+	th->ctl = -1;
+	if (th->guard > 0) {
+		int st;
+
+		while (waitpid(th->guard, &st, 0) < 0 && errno == EINTR)
+			;
+		th->guard = 0;
 	}
 	if (th->cpu_max[0] && !write_str(th->cpu_max, th->saved))
 		pr_warn("could not restore %s to `%s`", th->cpu_max, th->saved);
 	th->cpu_max[0] = 0;
-	pthread_mutex_destroy(&th->mu);
-	pthread_cond_destroy(&th->cv);
 }

@@ -6,11 +6,17 @@
  *            written back at the end.
  *   signals  SIGSTOP/SIGCONT duty cycles (by pidfd) in a 20 ms period.
  *
- * The level is the share of time taken away (0 to 0.9). */
+ * The level is the share of time taken away (0 to 0.9).
+ *
+ * Either way a small child of ferry, the guard, undoes the throttle when
+ * ferry goes, however it goes (SIGKILL included): it holds the read end of a
+ * pipe only ferry writes to, and its end of file (ferry's exit closes the
+ * write end) makes it send SIGCONT and write cpu.max back, then exit. With
+ * signals the guard also runs the duty cycles, so the process is stopped only
+ * while the guard lives to continue it. */
 #ifndef FERRY_DUMP_THROTTLE_H
 #define FERRY_DUMP_THROTTLE_H
 
-#include <pthread.h>
 #include <stdbool.h>
 #include <sys/types.h>
 
@@ -24,10 +30,8 @@ struct throttle {
 	const char *method;      /* "cgroup cpu.max" or "SIGSTOP/SIGCONT"; NULL until started */
 	char cpu_max[4200];      /* cgroup: the file */
 	char saved[64];          /* cgroup: its old content */
-	pthread_t thread;        /* signals: the duty-cycle thread */
-	bool running, stop;
-	pthread_mutex_t mu;
-	pthread_cond_t cv;
+	pid_t guard;             /* the guard child, or 0 */
+	int ctl;                 /* its pipe's write end: a level per write, -1 if none */
 };
 
 void throttle_init(struct throttle *th, pid_t pid, int pidfd);

@@ -170,6 +170,8 @@ static int uffd_create(struct tracker *tr, struct target *t, struct ferr *err)
 		if (!ret && child_fd < 0)
 			ret = ferr_new(err, (int)-child_fd, "userfaultfd() in process %d: %s", t->pid,
 				       strerror((int)-child_fd));
+		if (!ret && child_fd >= 0)
+			pr_debug("kill-window open uffd-%d: its fd %ld", t->pid, child_fd);
 	}
 	if (!ret) {
 		tr->uffd = (int)syscall(SYS_pidfd_getfd, t->pidfd, (int)child_fd, 0);
@@ -180,6 +182,9 @@ static int uffd_create(struct tracker *tr, struct target *t, struct ferr *err)
 		struct ferr e2;
 		int r2 = inj_syscall(&in, __NR_close, (uint64_t)child_fd, 0, 0, 0, 0, 0, &rv,
 				     ret ? &e2 : err);
+		if (!r2)
+			pr_debug("kill-window close uffd-%d: the fd was there for %.1f us", t->pid,
+				 (now_ns() - t0) / 1e3);
 		if (!ret)
 			ret = r2;
 	}

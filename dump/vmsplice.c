@@ -54,6 +54,8 @@ int vmsp_open(struct vmsp *v, struct target *t, struct ferr *err)
 		ret = inj_read(&v->in, v->in.scratch, fds, sizeof(fds), err);
 	if (ret)
 		return ret;
+	pr_debug("kill-window open pipe-%d: fds %d and %d of a pipe", t->pid, fds[0], fds[1]);
+	v->opened_ns = now_ns();
 	v->wfd = fds[1];
 	v->rfd = (int)syscall(SYS_pidfd_getfd, t->pidfd, fds[0], 0);
 	if (v->rfd < 0)
@@ -116,8 +118,12 @@ int vmsp_close(struct vmsp *v, struct ferr *err)
 	if (v->rfd >= 0)
 		close(v->rfd);
 	v->rfd = -1;
-	if (v->wfd >= 0)
+	if (v->wfd >= 0) {
 		ret = inj_syscall(&v->in, __NR_close, (uint64_t)v->wfd, 0, 0, 0, 0, 0, &r, err);
+		if (!ret)
+			pr_debug("kill-window close pipe-%d: the pipe was there for %.1f us", v->t->pid,
+				 (now_ns() - v->opened_ns) / 1e3);
+	}
 	v->wfd = -1;
 	if (v->mapped) {
 		int r2 = inj_scratch_unmap(&v->in, ret ? &ignored : err);

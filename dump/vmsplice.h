@@ -22,6 +22,7 @@ struct vmsp {
 	long wfd;              /* the pipe's write end, in the target; -1: none */
 	int rfd;               /* its read end, ferry's; -1: none */
 	size_t pipe_size;      /* bytes the pipe holds */
+	uint64_t opened_ns;    /* when the pipe was made (for -vv timings) */
 	bool mapped;           /* the scratch page is in the target */
 };
 

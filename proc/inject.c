@@ -11,6 +11,7 @@
 #include <sys/uio.h>
 #include <sys/wait.h>
 
+#include "common/cancel.h"
 #include "common/log.h"
 #include "proc/inject.h"
 
@@ -94,9 +95,15 @@ static int run_to_syscall_stop(struct inj *in, struct ferr *err)
 	for (;;) {
 		int status;
 
+		pid_t r;
+
 		if (ptrace(PTRACE_SYSCALL, in->tid, NULL, NULL) < 0)
 			return ferr_sys(err, errno, "PTRACE_SYSCALL thread %d", in->tid);
-		if (waitpid(in->tid, &status, __WALL) < 0)
+		/* Never given up on EINTR (a cancel signal): the thread runs our
+		 * registers until its next stop, where they can be put back. */
+		while ((r = waitpid(in->tid, &status, __WALL)) < 0 && errno == EINTR)
+			;
+		if (r < 0)
 			return ferr_sys(err, errno, "wait for thread %d", in->tid);
 		if (WIFEXITED(status) || WIFSIGNALED(status))
 			return ferr_new(err, ESRCH, "thread %d exited during an injected syscall", in->tid);
@@ -109,11 +116,23 @@ static int run_to_syscall_stop(struct inj *in, struct ferr *err)
 	}
 }
 
+/* Calls that take back what an earlier one gave the target: they must run
+ * even once the job is cancelled, since cancelling means undoing. */
+static bool undoes(long nr)
+{
+	return nr == __NR_close || nr == __NR_munmap;
+}
+
 int inj_syscall(struct inj *in, long nr, uint64_t a1, uint64_t a2, uint64_t a3, uint64_t a4,
 		uint64_t a5, uint64_t a6, long *ret, struct ferr *err)
 {
 	struct user_regs_struct r = in->saved;
+	uint64_t t0;
 	int rc;
+
+	/* Between two calls the thread has its own registers: a safe point. */
+	if (!undoes(nr) && (rc = cancel_check(err)))
+		return rc;
 
 	r.rip = in->syscall_ip;
 	r.rax = (uint64_t)nr;
@@ -124,6 +143,10 @@ int inj_syscall(struct inj *in, long nr, uint64_t a1, uint64_t a2, uint64_t a3, 
 	r.r10 = a4;
 	r.r8 = a5;
 	r.r9 = a6;
+	/* From here until its registers are back, a SIGKILL of ferry would let
+	 * the thread run on with ours (docs/SIGNALS.md): timed at -vv. */
+	t0 = now_ns();
+	pr_debug("kill-window open regs-%d: syscall %ld injected", in->tid, nr);
 	if (ptrace(PTRACE_SETREGS, in->tid, NULL, &r) < 0)
 		return ferr_sys(err, errno, "PTRACE_SETREGS thread %d", in->tid);
 	rc = run_to_syscall_stop(in, err); /* entry */
@@ -134,6 +157,8 @@ int inj_syscall(struct inj *in, long nr, uint64_t a1, uint64_t a2, uint64_t a3, 
 	/* Whatever happened, the thread gets its own registers back. */
 	if (ptrace(PTRACE_SETREGS, in->tid, NULL, &in->saved) < 0 && !rc)
 		rc = ferr_sys(err, errno, "restore registers of thread %d", in->tid);
+	pr_debug("kill-window close regs-%d: its registers were ferry's for %.1f us", in->tid,
+		 (now_ns() - t0) / 1e3);
 	if (!rc)
 		*ret = (long)r.rax;
 	return rc;
@@ -153,6 +178,9 @@ int inj_scratch_map(struct inj *in, struct ferr *err)
 		return ferr_sys(err, (int)-addr, "mmap of a scratch page in process %d", in->pid);
 	in->scratch = (uint64_t)addr;
 	in->scratch_size = len;
+	in->scratch_since_ns = now_ns();
+	pr_debug("kill-window open scratch-%d: a scratch page at 0x%llx", in->pid,
+		 (unsigned long long)addr);
 	return 0;
 }
 
@@ -167,6 +195,9 @@ int inj_scratch_unmap(struct inj *in, struct ferr *err)
 	/* Tried once: a failed munmap is reported here, never retried. */
 	in->scratch = 0;
 	ret = inj_syscall(in, __NR_munmap, addr, in->scratch_size, 0, 0, 0, 0, &r, err);
+	if (!ret && !r)
+		pr_debug("kill-window close scratch-%d: the scratch page was there for %.1f us",
+			 in->pid, (now_ns() - in->scratch_since_ns) / 1e3);
 	if (ret)
 		return ret;
 	if (r)

@@ -19,6 +19,7 @@ struct inj {
 	uint64_t syscall_ip;            /* address of a 0f 05 in the target */
 	uint64_t scratch;               /* our RW page in the target, or 0 */
 	size_t scratch_size;
+	uint64_t scratch_since_ns;      /* when it was mapped (for -vv timings) */
 	int resend_sig;                 /* a signal that arrived meanwhile */
 };
 
@@ -32,7 +33,9 @@ void inj_init(struct inj *in, pid_t pid, pid_t tid, const struct user_regs_struc
 	      uint64_t syscall_ip);
 
 /* Run one syscall in the target; *ret gets its return value (-errno on
- * failure inside the target). Returns 0 if the injection itself worked. */
+ * failure inside the target). Returns 0 if the injection itself worked.
+ * Once the job is cancelled (common/cancel.h) only calls that undo (close,
+ * munmap) still run; others fail with ECANCELED before touching the thread. */
 int __must_check inj_syscall(struct inj *in, long nr, uint64_t a1, uint64_t a2, uint64_t a3,
 			     uint64_t a4, uint64_t a5, uint64_t a6, long *ret, struct ferr *err);
 

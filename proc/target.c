@@ -12,6 +12,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "common/cancel.h"
 #include "common/log.h"
 #include "proc/target.h"
 
@@ -210,8 +211,12 @@ int target_freeze(struct target *t, struct ferr *err)
 
 	t->freeze_start_ns = now_ns();
 	t->frozen = true;
+	/* A cancel is seen between passes: every thread seized by then is in
+	 * its stop (waits for it go on through EINTR) and is let go again. */
 	for (pass = 0; pass < FREEZE_MAX_PASSES; pass++) {
-		n = freeze_pass(t, err);
+		n = cancel_check(err);
+		if (!n)
+			n = freeze_pass(t, err);
 		if (n <= 0)
 			break;
 	}
@@ -230,6 +235,25 @@ int target_freeze(struct target *t, struct ferr *err)
 	return 0;
 }
 
+/* A frozen thread that cannot be detached has left its stop: it was killed
+ * (a migration's hand-over ends the original while frozen). A traced thread
+ * that exits waits for its tracer to reap it, and keeps its process from
+ * being reaped (the pidfd never reads as exited): reap it here, waiting a
+ * second at most. */
+static void reap_dying(pid_t tid)
+{
+	for (int i = 0; i < 1000; i++) {
+		int st;
+		pid_t r = waitpid(tid, &st, __WALL | WNOHANG);
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0 || (r == tid && (WIFEXITED(st) || WIFSIGNALED(st))))
+			return;
+		usleep(1000);
+	}
+}
+
 void target_release(struct target *t)
 {
 	if (!t->frozen)
@@ -239,7 +263,8 @@ void target_release(struct target *t)
 
 		if (th->stopped)
 			ptrace(PTRACE_SETREGS, th->tid, NULL, &th->regs);
-		ptrace(PTRACE_DETACH, th->tid, NULL, NULL);
+		if (ptrace(PTRACE_DETACH, th->tid, NULL, NULL) < 0 && errno == ESRCH)
+			reap_dying(th->tid);
 		if (th->resend_sig)
 			syscall(SYS_tgkill, t->pid, th->tid, th->resend_sig);
 	}
