@@ -15,7 +15,7 @@ CC ?= cc
 PREFIX ?= /usr/local
 SAN ?= 0
 
-PKGS := libprotobuf-c liburing libnl-3.0 libxxhash libcrypto libzstd
+PKGS := libprotobuf-c liburing libnl-3.0 libxxhash libssl libcrypto libzstd
 # Recursive (=) so that `make deps` works before the packages exist.
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS))
 PKG_LIBS = $(shell pkg-config --libs $(PKGS))

@@ -9,8 +9,12 @@
 # vmsplices into, spliced into the socket (--reader vmsplice); zstd on the
 # wire (--compress). Then the same two data paths for a whole frozen dump
 # sent to the page server (`dump --page-server -R`), where every page goes
-# the one way or the other. Every number is the median of RUNS runs; the
-# runs of the rows interleave, so that drift of the machine hits all alike.
+# the one way or the other. Every connection is TLS 1.3 (PSK); the rows
+# marked "plaintext" run the last ferry whose stream was not encrypted
+# (commit $PLAIN_REV, built into /tmp once) on both ends, the same workload
+# and path, for the cost of TLS side by side. Every number is the median of
+# RUNS runs; the runs of the rows interleave, so that drift of the machine
+# hits all alike.
 set -eu
 B=$(cd "${BUILD:-build}" && pwd)
 MB=${BENCH_MIG_MB:-1024}
@@ -18,6 +22,7 @@ RATE=${BENCH_MIG_RATE:-32}
 RUNS=${BENCH_MIG_RUNS:-3}
 D=/tmp/ferry-bench-mig
 NS_S=ferry-bench-src NS_D=ferry-bench-dst
+PLAIN_REV=${BENCH_PLAIN_REV:-ee145f0}
 . "$(dirname "$0")/../scripts/twohosts.sh"
 rm -rf $D && mkdir -p $D
 cleanup() {
@@ -28,6 +33,17 @@ cleanup() {
 trap cleanup EXIT
 twohosts_up $NS_S $NS_D 10.198.0 vfb
 new_key $D/key
+
+# The plaintext baseline: ferry as of $PLAIN_REV, built once.
+PLAIN=/tmp/ferry-plain-$PLAIN_REV
+if [ ! -x $PLAIN/build/ferry ] && git -C "$(dirname "$0")/.." cat-file -e "$PLAIN_REV" 2>/dev/null; then
+	rm -rf $PLAIN
+	git -C "$(dirname "$0")/.." worktree add -f --detach $PLAIN "$PLAIN_REV" >/dev/null 2>&1 &&
+		make -s -C $PLAIN -j"$(nproc)" >/dev/null 2>&1 || true
+	git -C "$(dirname "$0")/.." worktree prune 2>/dev/null || true
+fi
+[ -x $PLAIN/build/ferry ] || PLAIN=""
+FB=$B/ferry
 
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 stat_of() { # PID KEY
@@ -47,7 +63,7 @@ setup() {
 	while [ ! -s $D/ctl.ready ]; do sleep 0.1; done
 	P=$(awk '{print $1}' $D/ctl.ready)
 	sleep 1
-	ip netns exec $NS_D "$B/ferry" page-server -D $D/dst --address 10.198.0.2 --port 27300 \
+	ip netns exec $NS_D "$FB" page-server -D $D/dst --address 10.198.0.2 --port 27300 \
 		--auth-key $D/key "$@" >$D/srv.out 2>&1 &
 	S=$!
 	while ! grep -q listening $D/srv.out 2>/dev/null; do sleep 0.05; done
@@ -58,7 +74,7 @@ setup() {
 one() {
 	setup --restore --pidfile $D/pid $1
 	stat_of "$P" max_gap_ns >/dev/null
-	ip netns exec $NS_S "$B/ferry" migrate -t "$P" --to 10.198.0.2:27300 \
+	ip netns exec $NS_S "$FB" migrate -t "$P" --to 10.198.0.2:27300 \
 		--auth-key $D/key --json --reader "$2" ${3:-} >$D/mig.json
 	wait $S
 	R=$(cat $D/pid)
@@ -77,7 +93,7 @@ PY
 # prints "freeze_ms seconds mib".
 one_dump() {
 	setup
-	ip netns exec $NS_S "$B/ferry" dump -t "$P" -D $D/src -R --reader "$1" --page-server \
+	ip netns exec $NS_S "$FB" dump -t "$P" -D $D/src -R --reader "$1" --page-server \
 		--address 10.198.0.2 --port 27300 --auth-key $D/key --json >$D/dump.json
 	wait $S
 	pkill -9 -f "$D/ctl" 2>/dev/null || true
@@ -100,7 +116,15 @@ for _ in $(seq "$RUNS"); do
 		one "$sopt" "$send" "$mopt" >>$D/rows.$name
 	done
 	for send in process-vm-readv vmsplice; do one_dump $send >>$D/dump.$send; done
+	if [ -n "$PLAIN" ]; then
+		FB=$PLAIN/build/ferry
+		one "" process-vm-readv "" >>$D/rows.plaintext-warm-buffer
+		one_dump process-vm-readv >>$D/dump.plaintext
+		FB=$B/ferry
+	fi
 done
+[ -n "$PLAIN" ] && CFGS="$CFGS plaintext-warm-buffer||process-vm-readv|"
+[ -n "$PLAIN" ] || echo "(no plaintext rows: commit $PLAIN_REV cannot be built here)"
 printf '%-34s %14s %14s %10s %12s %12s\n' "1 GiB at ${RATE} MB/s, veth" "downtime (ms)" \
 	"ferry says" "total s" "MiB sent" "MiB on wire"
 for cfg in $CFGS; do
@@ -111,9 +135,14 @@ for cfg in $CFGS; do
 done
 echo "(downtime: the largest gap the workload saw in its own loop; median of $RUNS)"
 printf '\n%-34s %14s %10s %12s %12s\n' "frozen dump -R --page-server" "frozen (ms)" "total s" "MiB" "GB/s frozen"
-for send in process-vm-readv vmsplice; do
+DUMPS="process-vm-readv vmsplice"
+[ -n "$PLAIN" ] && DUMPS="$DUMPS plaintext"
+for send in $DUMPS; do
 	f=$(cut -d' ' -f1 $D/dump.$send | median)
 	m=$(cut -d' ' -f3 $D/dump.$send | median)
-	printf '%-34s %14s %10s %12s %12s\n' "--reader $send" "$f" "$(cut -d' ' -f2 $D/dump.$send | median)" \
+	label="--reader $send"
+	[ $send = plaintext ] && label="plaintext ($PLAIN_REV), buffer"
+	printf '%-34s %14s %10s %12s %12s\n' "$label" "$f" "$(cut -d' ' -f2 $D/dump.$send | median)" \
 		"$m" "$(awk -v m="$m" -v f="$f" 'BEGIN {printf "%.2f", m * 1048576 / (f / 1e3) / 1e9}')"
 done
+echo "(every row but the plaintext ones: TLS 1.3, AES-128-GCM, PSK)"

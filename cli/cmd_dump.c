@@ -12,6 +12,21 @@
 #include "common/json.h"
 #include "migrate/migrate.h"
 
+/* The --page-server options, as dump and pre-dump take them. */
+#define PAGE_SERVER_HELP \
+		"      --page-server        send the pages to `ferry page-server`, as DIR's\n" \
+		"                           basename there (dump --iterative: its rounds and\n" \
+		"                           DIR itself); DIR keeps the metadata\n" \
+		"      --address A --port P the page server (default 127.0.0.1:27027; A may be\n" \
+		"                           unix:PATH, a local page server's socket)\n" \
+		"      --auth-key FILE      pre-shared key for the page server (TLS 1.3 PSK;\n" \
+		"                           the file must be 0600 and yours)\n" \
+		"      --tls-cert F --tls-key F --tls-cacert F\n" \
+		"                           or certificates: ours, our key, and the CA that\n" \
+		"                           signed the page server's (TLS 1.3, both ends checked)\n" \
+		"      --tls-no-cn-verify   do not match the page server's certificate to A\n" \
+		"      --compress           zstd-compress what is sent\n"
+
 void cmd_dump_help(FILE *out)
 {
 	fprintf(out,
@@ -57,20 +72,21 @@ void cmd_dump_help(FILE *out)
 		"      --auto-converge      slow a process that writes faster than ferry copies\n"
 		"                           (cgroup cpu.max, else SIGSTOP/SIGCONT duty cycles)\n"
 		"  -v, --verbose            progress messages (twice: debugging detail)\n"
-		"      --page-server        send the pages to `ferry page-server`, as DIR's\n"
-		"                           basename there (dump --iterative: its rounds and\n"
-		"                           DIR itself); DIR keeps the metadata\n"
-		"      --address A --port P the page server (default 127.0.0.1:27027)\n"
-		"      --auth-key FILE      pre-shared key for the page server\n"
-		"      --compress           zstd-compress what is sent\n"
+		PAGE_SERVER_HELP
+		"      --handover-timeout S with --page-server: the final dump must be on the\n"
+		"                           page server's disk within S seconds of the freeze\n"
+		"                           (default %d), else the process resumes here\n"
 		"      --json               print the summary as one JSON object\n"
 		"  -h, --help               this help\n"
 		"\n"
+		"With --page-server the process stays frozen until the page server has\n"
+		"synced the dump to disk, and only then is it ended; with -R the dump is\n"
+		"sent as a snapshot the page server never starts.\n"
 		"The process is resumed unharmed on every failure: no such process, no\n"
 		"permission, already traced, unsupported fds, exit mid-dump, full disk.\n"
 		"`ferry restore -D DIR` restores an iterative dump from the same DIR.\n"
 		"Exit status: 0 dumped, 1 failed, 2 usage error.\n",
-		DEFAULT_DOWNTIME_MS, DEFAULT_MAX_ROUNDS);
+		DEFAULT_DOWNTIME_MS, DEFAULT_MAX_ROUNDS, DEFAULT_HANDOVER_S);
 }
 
 void cmd_pre_dump_help(FILE *out)
@@ -94,12 +110,7 @@ void cmd_pre_dump_help(FILE *out)
 		"                           this kernel and process allow, in that order)\n"
 		"      --layout B, --pages B  as for `ferry dump`\n"
 		"  -v, --verbose            progress messages\n"
-		"      --page-server        send the pages to `ferry page-server`, as DIR's\n"
-		"                           basename there (dump --iterative: its rounds and\n"
-		"                           DIR itself); DIR keeps the metadata\n"
-		"      --address A --port P the page server (default 127.0.0.1:27027)\n"
-		"      --auth-key FILE      pre-shared key for the page server\n"
-		"      --compress           zstd-compress what is sent\n"
+		PAGE_SERVER_HELP
 		"      --json               print the summary as one JSON object\n"
 		"  -h, --help               this help\n"
 		"\n"
@@ -337,6 +348,24 @@ static int dump_opt(void *ctx, int ch, char *arg)
 	case 'z':
 		c->dest.compress = true;
 		break;
+	case 'C':
+		c->dest.tls_cert = arg;
+		break;
+	case 'K':
+		c->dest.tls_key = arg;
+		break;
+	case 'X':
+		c->dest.tls_cacert = arg;
+		break;
+	case 'N':
+		c->dest.tls_no_cn_verify = true;
+		break;
+	case 'H':
+		c->dest.handover_s = (unsigned)strtoul(arg, &end, 10);
+		if (*end || !*arg || !c->dest.handover_s || c->dest.handover_s > 3600)
+			return cli_usage_error(cmd, "--handover-timeout needs seconds (1-3600), "
+					       "not `%s`", arg);
+		break;
 	}
 	return 0;
 }
@@ -367,6 +396,11 @@ static int dump_cli_parse(int argc, char **argv, struct dump_cli *c, void (*help
 		{ "address", required_argument, NULL, 'a' },
 		{ "port", required_argument, NULL, 'q' },
 		{ "compress", no_argument, NULL, 'z' },
+		{ "tls-cert", required_argument, NULL, 'C' },
+		{ "tls-key", required_argument, NULL, 'K' },
+		{ "tls-cacert", required_argument, NULL, 'X' },
+		{ "tls-no-cn-verify", no_argument, NULL, 'N' },
+		{ "handover-timeout", required_argument, NULL, 'H' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -374,6 +408,7 @@ static int dump_cli_parse(int argc, char **argv, struct dump_cli *c, void (*help
 	int ret;
 
 	c->choice = (struct dump_choice){ "auto", "auto", "auto", "auto" };
+	c->dest.handover_s = DEFAULT_HANDOVER_S;
 	c->downtime_ms = DEFAULT_DOWNTIME_MS;
 	c->max_rounds = DEFAULT_MAX_ROUNDS;
 	ret = cli_parse(argc, argv, cmd, "t:D:Rvh", opts, help, dump_opt, c, NULL);
@@ -393,15 +428,18 @@ static int dump_cli_parse(int argc, char **argv, struct dump_cli *c, void (*help
 	}
 	if (!c->o.pid || !c->o.dir)
 		return cli_usage_error(cmd, "-t PID and -D DIR are required");
-	if ((c->ps_address || c->ps_port || c->dest.auth_key || c->dest.compress) &&
-	    !c->page_server)
-		return cli_usage_error(cmd, "--address, --port, --auth-key and --compress go with "
-				       "--page-server");
+	if ((c->ps_address || c->ps_port || c->dest.auth_key || c->dest.compress ||
+	     c->dest.tls_cert || c->dest.tls_key || c->dest.tls_cacert) && !c->page_server)
+		return cli_usage_error(cmd, "--address, --port, --auth-key, the --tls-* files and "
+				       "--compress go with --page-server");
 	if (c->page_server) {
 		const char *a = c->ps_address ? c->ps_address : "127.0.0.1";
 
-		snprintf(c->ps_to, sizeof(c->ps_to), strchr(a, ':') ? "[%s]:%s" : "%s:%s", a,
-			 c->ps_port ? c->ps_port : "27027");
+		if (net_is_unix(a))
+			snprintf(c->ps_to, sizeof(c->ps_to), "%s", a);
+		else
+			snprintf(c->ps_to, sizeof(c->ps_to), strchr(a, ':') ? "[%s]:%s" : "%s:%s",
+				 a, c->ps_port ? c->ps_port : "27027");
 		c->dest.to = c->ps_to;
 	}
 	if (c->pre && (c->o.leave_running || c->iterative || c->iter_only_opt ||
@@ -460,15 +498,12 @@ void dump_cli_dest(struct dump_cli *c)
 }
 
 /* A failed dump: what went wrong, and what became of the process. */
-static void report_failure(const struct dump_cli *c, const struct ferr *err, bool dumped)
+static void report_failure(const struct dump_cli *c, const struct ferr *err)
 {
 	cli_error(c->cmd, "%s", err->msg);
-	if (dumped)
-		cli_error(c->cmd, "the images are complete in %s all the same", c->o.dir);
-	else
-		cli_error(c->cmd, "no complete %s was written to %s; process %d %s",
-			  c->pre ? "pre-dump" : "dump", c->o.dir, c->o.pid,
-			  err->code == ESRCH ? "is gone" : "was left running");
+	cli_error(c->cmd, "no complete %s was written to %s; process %d %s",
+		  c->pre ? "pre-dump" : "dump", c->o.dir, c->o.pid,
+		  err->code == ESRCH ? "is gone" : "was left running");
 }
 
 static void print_sent(const struct dump_cli *c, const char *remote, const struct mig_result *r)
@@ -494,12 +529,13 @@ static int run_iterative(struct dump_cli *c, const struct kerndat *kd)
 		ret = mig_dump_iterative(&io, &c->choice, kd, &c->dest, &r, dump_cli_round, c, &err);
 	else
 		ret = dump_job_iterative(&io, &c->choice, kd, &r.iter, dump_cli_round, c, &err);
-	if (!ret || (c->page_server && r.dumped))
+	if (ret) {
+		report_failure(c, &err);
+	} else {
 		print_iter(c, &io, &r.iter);
-	if (!ret && c->page_server)
-		print_sent(c, "", &r);
-	if (ret)
-		report_failure(c, &err, c->page_server && r.dumped);
+		if (c->page_server)
+			print_sent(c, "", &r);
+	}
 	iter_result_free(&r.iter);
 	return ret ? EXIT_FAIL : EXIT_OK;
 }
@@ -517,8 +553,8 @@ static int run_one(struct dump_cli *c, const struct kerndat *kd)
 	if (c->page_server)
 		ret = mig_dump_round(&c->o, &c->choice, kd, &c->dest, &r, &err);
 	else
-		ret = dump_job_round(&c->o, &c->choice, kd, &r.round, &err);
-	if (!ret || r.dumped)
+		ret = dump_job_round(&c->o, &c->choice, kd, NULL, &r.round, &err);
+	if (!ret)
 		print_summary(c, &r.round);
 	if (!ret && c->page_server) {
 		snprintf(buf, sizeof(buf), "%s", c->o.dir);
@@ -528,7 +564,7 @@ static int run_one(struct dump_cli *c, const struct kerndat *kd)
 		print_sent(c, remote ? remote + 1 : buf, &r);
 	}
 	if (ret)
-		report_failure(c, &err, r.dumped);
+		report_failure(c, &err);
 	return ret ? EXIT_FAIL : EXIT_OK;
 }
 

@@ -21,12 +21,21 @@ void cmd_migrate_help(FILE *out)
 		"\n"
 		"  -t, --tree PID           the process to move\n"
 		"      --to HOST:PORT       the page server (\"[v6addr]:PORT\" for IPv6)\n"
-		"      --auth-key FILE      pre-shared key (both ends; at least 16 bytes)\n"
+		"      --to unix:PATH       a page server on this host, by its Unix socket\n"
+		"      --auth-key FILE      pre-shared key (both ends; at least 16 bytes; 0600,\n"
+		"                           yours): TLS 1.3 with it as the PSK\n"
+		"      --tls-cert F --tls-key F --tls-cacert F\n"
+		"                           or certificates: ours, our key, and the CA that\n"
+		"                           signed the page server's (both ends checked)\n"
+		"      --tls-no-cn-verify   do not match the server's certificate to HOST\n"
 		"      --downtime-limit MS  freeze target for the final round (default %d)\n"
 		"      --max-rounds N       pre-dump rounds at most (default %d)\n"
 		"      --auto-converge      throttle a process that dirties faster than it can\n"
 		"                           be sent\n"
 		"      --compress           zstd-compress the images on the wire (off by default)\n"
+		"      --handover-timeout S from the freeze, the destination must have the final\n"
+		"                           dump restored within S seconds (default %d), else\n"
+		"                           the original resumes here\n"
 		"      --track T            auto, uffd-wp, soft-dirty or hash (as pre-dump)\n"
 		"      --layout, --pages, --reader  backends, as for dump\n"
 		"      --json               the result as one JSON object\n"
@@ -39,7 +48,7 @@ void cmd_migrate_help(FILE *out)
 		"The restored process gets new PIDs.\n"
 		"Exit status: 0 moved, 1 failed (the original runs on unless it says\n"
 		"otherwise), 2 usage error.\n",
-		MIGRATE_DOWNTIME_MS, DEFAULT_MAX_ROUNDS);
+		MIGRATE_DOWNTIME_MS, DEFAULT_MAX_ROUNDS, DEFAULT_HANDOVER_S);
 }
 
 static void print_json(const struct dump_cli *c, const struct mig_result *r)

@@ -13,7 +13,8 @@ void cmd_page_server_help(FILE *out)
 {
 	fprintf(out,
 		"Usage: ferry page-server -D DIR [--address ADDR] [--port PORT]\n"
-		"                         [--auth-key FILE] [--restore] [--json]\n"
+		"                         (--auth-key FILE | --tls-cert F --tls-key F --tls-cacert F)\n"
+		"                         [--restore] [--json]\n"
 		"\n"
 		"Wait for one `ferry migrate` and write what it sends into DIR: its pre-dump\n"
 		"rounds as DIR/pre-1, DIR/pre-2, ..., its final dump as DIR itself, the\n"
@@ -26,12 +27,15 @@ void cmd_page_server_help(FILE *out)
 		"final dump), and the server waits for connections until a final dump.\n"
 		"\n"
 		"  -D, --images-dir DIR     where the images go (created if missing)\n"
-		"      --address ADDR       listen address (default 127.0.0.1; without\n"
-		"                           --auth-key only a loopback address is accepted\n"
-		"                           unless --no-auth is given)\n"
+		"      --address ADDR       listen address (default 127.0.0.1), or unix:PATH:\n"
+		"                           a Unix socket (created 0600) that needs no key and\n"
+		"                           takes only root and this user as peers\n"
 		"      --port PORT          TCP port (default %d)\n"
-		"      --auth-key FILE      pre-shared key: both ends prove it (HMAC-SHA256)\n"
-		"      --no-auth            allow a non-loopback address without a key\n"
+		"      --auth-key FILE      pre-shared key (0600, yours): TLS 1.3 with it as\n"
+		"                           the PSK, every byte encrypted and authenticated\n"
+		"      --tls-cert F --tls-key F --tls-cacert F\n"
+		"                           or certificates: ours, our key, and the CA whose\n"
+		"                           signature a client's certificate must carry\n"
 		"      --restore            restore the final dump and hand the process over;\n"
 		"                           the process is built while the rounds arrive, so\n"
 		"                           that only the last round's changes remain to do\n"
@@ -42,7 +46,10 @@ void cmd_page_server_help(FILE *out)
 		"      --json               the result as one JSON object\n"
 		"  -v, --verbose            more detail on stderr\n"
 		"\n"
-		"The stream is not trusted: file names are checked (nothing outside DIR),\n"
+		"A TCP page server never listens without a key or certificates, loopback\n"
+		"included. A peer that does not authenticate within 10 s is dropped and\n"
+		"the server goes on waiting. The stream is not trusted either: file names\n"
+		"are checked (nothing outside DIR),\n"
 		"sizes bounded, anything malformed ends the connection with an error.\n"
 		"If the source vanishes after the restore but before saying its original\n"
 		"is gone, the restored process is left stopped and the server says so.\n"
@@ -53,7 +60,7 @@ void cmd_page_server_help(FILE *out)
 struct ps_cli {
 	struct ps_run_opts o;
 	const char *pidfile;
-	bool no_auth, json;
+	bool json;
 };
 
 static int ps_opt(void *ctx, int c, char *arg)
@@ -79,7 +86,17 @@ static int ps_opt(void *ctx, int c, char *arg)
 		p->o.key_file = arg;
 		break;
 	case 'n':
-		p->no_auth = true;
+		return cli_usage_error("page-server", "--no-auth is gone: a TCP page server needs "
+				       "--auth-key or certificates; use --address unix:PATH for a "
+				       "local peer without a key");
+	case 'C':
+		p->o.tls_cert = arg;
+		break;
+	case 'K':
+		p->o.tls_key = arg;
+		break;
+	case 'X':
+		p->o.tls_cacert = arg;
 		break;
 	case 'r':
 		p->o.restore = true;
@@ -109,12 +126,6 @@ static int ps_opt(void *ctx, int c, char *arg)
 	return 0;
 }
 
-static bool loopback(const char *a)
-{
-	return !strcmp(a, "127.0.0.1") || !strcmp(a, "::1") || !strcmp(a, "localhost") ||
-	       !strncmp(a, "127.", 4);
-}
-
 static void show_event(void *arg, enum ps_event ev, const char *round, bool final,
 		       const struct ps_result *res)
 {
@@ -122,9 +133,11 @@ static void show_event(void *arg, enum ps_event ev, const char *round, bool fina
 
 	if (p->json)
 		return;
-	if (ev == PS_LISTENING)
-		printf("page-server: listening on %s port %u, images to %s%s\n", p->o.addr,
-		       p->o.port, p->o.dir, p->o.key_file ? ", key required" : "");
+	if (ev == PS_LISTENING && net_is_unix(p->o.addr))
+		printf("page-server: listening on %s, images to %s\n", p->o.addr, p->o.dir);
+	else if (ev == PS_LISTENING)
+		printf("page-server: listening on %s port %u, images to %s, %s required\n",
+		       p->o.addr, p->o.port, p->o.dir, p->o.key_file ? "key" : "certificate");
 	else if (ev == PS_RECEIVED)
 		printf("page-server: %s %s received\n", final ? "final dump" : "round", round);
 	else
@@ -158,6 +171,9 @@ int cmd_page_server(int argc, char **argv)
 		{ "port", required_argument, NULL, 'p' },
 		{ "auth-key", required_argument, NULL, 'k' },
 		{ "no-auth", no_argument, NULL, 'n' },
+		{ "tls-cert", required_argument, NULL, 'C' },
+		{ "tls-key", required_argument, NULL, 'K' },
+		{ "tls-cacert", required_argument, NULL, 'X' },
 		{ "restore", no_argument, NULL, 'r' },
 		{ "cold", no_argument, NULL, 'c' },
 		{ "max-file-size", required_argument, NULL, 'm' },
@@ -179,10 +195,10 @@ int cmd_page_server(int argc, char **argv)
 		return ret == CLI_HELP_SHOWN ? EXIT_OK : ret;
 	if (!p.o.dir)
 		return cli_usage_error("page-server", "-D DIR is required");
-	if (!p.o.key_file && !p.no_auth && !loopback(p.o.addr))
-		return cli_usage_error("page-server", "listening on %s without --auth-key lets "
-				       "anyone send a process here: give a key, or --no-auth",
-				       p.o.addr);
+	if (!p.o.key_file && !p.o.tls_cert && !net_is_unix(p.o.addr))
+		return cli_usage_error("page-server", "listening on %s without --auth-key or "
+				       "certificates lets anyone send a process here: give a key "
+				       "(or the --tls-* files), or listen on unix:PATH", p.o.addr);
 	p.o.event = show_event;
 	p.o.arg = &p;
 	ferr_clear(&err);

@@ -14,6 +14,7 @@
 #define DEFAULT_DOWNTIME_MS 100
 #define MIGRATE_DOWNTIME_MS 30 /* see dump_cli_parse() */
 #define DEFAULT_MAX_ROUNDS 8
+#define DEFAULT_HANDOVER_S 60
 
 struct dump_cli {
 	const char *cmd;

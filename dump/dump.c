@@ -109,7 +109,8 @@ static void page_path_splice(struct page_path *pp, struct target *t, struct img_
 	struct ferr e;
 
 	if (!img_pages_can_splice(w)) {
-		pr_info("--compress needs the data in a buffer: pages are not spliced");
+		pr_info("the page sink needs the data in a buffer (zstd, or TLS in user space): "
+			"pages are not spliced");
 		return;
 	}
 	ferr_clear(&e);

@@ -124,7 +124,7 @@ static int open_parent(const struct dump_opts *o, struct img_image **prev, struc
 }
 
 int dump_job_round(struct dump_opts *o, const struct dump_choice *c, const struct kerndat *kd,
-		   struct dump_result *r, struct ferr *err)
+		   const struct dump_handover *h, struct dump_result *r, struct ferr *err)
 {
 	struct img_image *prev;
 	struct tracker tr;
@@ -149,9 +149,19 @@ int dump_job_round(struct dump_opts *o, const struct dump_choice *c, const struc
 	pr_info("%s process %d with --layout %s --pages %s%s%s", o->pre ? "pre-dump" : "dump",
 		o->pid, o->layout->name, o->pages->name, tr.ops ? " --track " : "",
 		tr.ops ? tr.ops->name : "");
+	o->hold = h && !o->pre && !o->leave_running;
 	ret = target_open(&t, o->pid, err);
 	if (!ret)
 		ret = dump_round(&t, o, r, err);
+	if (!ret && o->hold) {
+		/* Still frozen: it ends only once its images are safe. */
+		ret = h->fn(h->arg, &t, err);
+		r->freeze_ns = now_ns() - t.freeze_start_ns;
+		r->killed = !ret;
+		if (ret)
+			target_release(&t);
+	}
+	o->hold = false;
 	/* A pre-dump leaves its userfaultfd to a keeper for the next round. */
 	if (!ret && o->pre && tr.uffd >= 0)
 		ret = keeper_spawn(r->id, t.pid, t.pidfd, tr.uffd, err);

@@ -24,13 +24,22 @@ const struct tracker_ops *dump_choose_tracker(const char *choice, const char *pr
 					      const struct kerndat *kd, pid_t pid,
 					      struct ferr *err);
 
+/* A final dump's hand-over: the target stays frozen after the round until
+ * fn has put its images somewhere safe; fn returns 0 having ended it, or an
+ * error, and the target resumes. */
+struct dump_handover {
+	int (*fn)(void *arg, struct target *t, struct ferr *err);
+	void *arg;
+};
+
 /* One round of o: a pre-dump (o->pre) or the final dump, on top of
  * o->parent (relative to o->dir) if set. A pre-dump, and a dump on top of a
  * previous round, run with a tracker (c->track); a pre-dump's userfaultfd
- * goes to a keeper. */
+ * goes to a keeper. A final dump that ends the target goes through h if
+ * given. */
 int __must_check dump_job_round(struct dump_opts *o, const struct dump_choice *c,
-				const struct kerndat *kd, struct dump_result *r,
-				struct ferr *err);
+				const struct kerndat *kd, const struct dump_handover *h,
+				struct dump_result *r, struct ferr *err);
 /* The iterative loop with the tracker c->track; io->base holds the rest. */
 int __must_check dump_job_iterative(struct iter_opts *io, const struct dump_choice *c,
 				    const struct kerndat *kd, struct iter_result *r,

@@ -14,7 +14,7 @@
 #include "images/img.h"
 
 struct mig_conn {
-	int fd;
+	struct net_conn nc;
 	uint64_t bytes;              /* image bytes sent */
 	pid_t remote_pid;            /* the restored process on the destination */
 	uint64_t handover_ns;        /* final dump sent to destination running */
@@ -39,8 +39,9 @@ struct mig_conn {
 	struct ferr sink_msg;
 };
 
-/* Connect to HOST:PORT and authenticate both ends. */
-int __must_check mig_connect(struct mig_conn *c, const char *to, const struct net_key *key,
+/* Connect to HOST:PORT (or unix:PATH) and authenticate both ends by cr
+ * (TLS 1.3); without credentials only a Unix socket is used. */
+int __must_check mig_connect(struct mig_conn *c, const char *to, const struct net_creds *cr,
 			     struct ferr *err);
 void mig_close(struct mig_conn *c);
 /* Stream the page data of every round dumped from now on: the caller puts
@@ -48,20 +49,24 @@ void mig_close(struct mig_conn *c);
  * root_remote, one written to root/NAME as NAME (pre-N). pages.img stays
  * behind as its header and a hole of its size. */
 struct img_pages_sink *mig_stream(struct mig_conn *c, const char *root, const char *root_remote);
+enum mig_round {
+	MIG_PRE,         /* a pre-dump round: the destination stores it, says so */
+	MIG_FINAL,       /* the final dump: stored, synced, restored (--restore); then
+			    mig_handover */
+	MIG_SNAPSHOT,    /* a final dump of a process that runs on here: stored and
+			    synced, never started there */
+};
+
 /* Send every image file of local as round `remote` ("" or "pre-N"),
  * inventory.img last, then the ROUND frame. A streamed pages.img is only
- * announced complete. */
+ * announced complete. A pre-dump round and a snapshot wait for the
+ * destination's word that it has them. */
 int __must_check mig_send_round(struct mig_conn *c, const char *local, const char *remote,
-				bool final, struct ferr *err);
+				enum mig_round kind, struct ferr *err);
 /* After the final round: wait for the destination's restore, end the frozen
  * target, let the destination run it. An error before the target is ended
  * leaves it to the caller to resume. */
 int __must_check mig_handover(struct mig_conn *c, struct target *t, struct ferr *err);
-/* A final dump sent by `ferry dump --page-server`: the target is already
- * dealt with (ended, or left running with -R), so the page server is told
- * at once to let any copy it restored run. */
-int __must_check mig_send_dump(struct mig_conn *c, const char *local, const char *remote,
-			       struct ferr *err);
 /* Tell the destination the migration is off (best effort). */
 void mig_abort(struct mig_conn *c, const char *why);
 
@@ -72,7 +77,11 @@ void mig_abort(struct mig_conn *c, const char *why);
 struct mig_dest {
 	const char *to;              /* HOST:PORT ("[v6addr]:PORT") */
 	const char *auth_key;        /* key file, or NULL */
+	const char *tls_cert, *tls_key, *tls_cacert;   /* or certificates */
+	bool tls_no_cn_verify;
 	bool compress;               /* zstd blocks on the wire */
+	unsigned handover_s;         /* the final dump sent and the destination's word
+					in, from the freeze on, or the target resumes */
 	/* Progress of large rounds (see struct mig_conn), or NULL. */
 	void (*progress)(void *arg, const char *round, uint64_t bytes, bool done);
 	void *progress_arg;
@@ -82,7 +91,6 @@ struct mig_dest {
 struct mig_result {
 	struct iter_result iter;     /* the rounds (mig_run, mig_dump_iterative) */
 	struct dump_result round;    /* the round (mig_dump_round) */
-	bool dumped;                 /* the local round or rounds are complete */
 	const char *tracker;
 	pid_t remote_pid;
 	uint64_t bytes, wire_bytes, downtime_ns, handover_ns;
@@ -91,9 +99,6 @@ struct mig_result {
 
 /* Connect to d->to and authenticate with d's key (if any). */
 int __must_check mig_open(struct mig_conn *c, const struct mig_dest *d, struct ferr *err);
-/* An iter_opts round_done hook: send round k in dir as pre-k. arg: the
- * struct mig_conn. */
-int mig_send_pre(void *arg, unsigned k, const char *dir, struct ferr *err);
 
 /* `ferry migrate`: iterative pre-copy of io->base.pid to d, each round
  * streamed as it is dumped, the final one through a staging directory, and
@@ -102,12 +107,15 @@ int __must_check mig_run(struct iter_opts *io, const struct dump_choice *c,
 			 const struct kerndat *kd, const struct mig_dest *d,
 			 struct mig_result *r, iter_round_cb cb, void *arg, struct ferr *err);
 /* pre-dump/dump --page-server: one round (dump_job_round), its pages sent
- * as read, its metadata after it; o->dir's basename names it there. */
+ * as read, its metadata after it; o->dir's basename names it there. A final
+ * dump holds the target frozen until the page server has it on disk, then
+ * ends it; with o->leave_running it is sent as a snapshot, never started
+ * there. */
 int __must_check mig_dump_round(struct dump_opts *o, const struct dump_choice *c,
 				const struct kerndat *kd, const struct mig_dest *d,
 				struct mig_result *r, struct ferr *err);
 /* dump --iterative --page-server: every round sent (pre-N, then the final
- * dump as the server's DIR). */
+ * dump as the server's DIR), the final one as mig_dump_round's. */
 int __must_check mig_dump_iterative(struct iter_opts *io, const struct dump_choice *c,
 				    const struct kerndat *kd, const struct mig_dest *d,
 				    struct mig_result *r, iter_round_cb cb, void *arg,

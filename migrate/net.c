@@ -1,21 +1,25 @@
-/* The migration stream's wire layer: see net.h and docs/PROTOCOL.md. */
+/* The migration stream's wire layer: sockets, the connection's reads and
+ * writes (through TLS where it has a session), frames. See net.h and
+ * docs/PROTOCOL.md. */
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <openssl/crypto.h>
+#include <openssl/err.h>
 #include <openssl/evp.h>
-#include <openssl/hmac.h>
-#include <openssl/rand.h>
+#include <openssl/ssl.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/time.h>
+#include <sys/un.h>
 #include <unistd.h>
 
-#include "migrate/net.h"
+#include "common/cancel.h"
 #include "common/util.h"
+#include "migrate/net.h"
 #include "proto/migrate.pb-c.h"
 
 struct frame_hdr {
@@ -32,28 +36,109 @@ const char *net_type_name(uint32_t type)
 	return type < sizeof(names) / sizeof(names[0]) ? names[type] : "unknown";
 }
 
-int net_key_load(const char *path, struct net_key *key, struct ferr *err)
+void net_conn_close(struct net_conn *c)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	ssize_t n;
+	if (c->ssl) {
+		/* close_notify: the peer can tell a clean end from a cut. */
+		if (!SSL_in_init(c->ssl))
+			SSL_shutdown(c->ssl);
+		SSL_free(c->ssl);
+		c->ssl = NULL;
+	}
+	if (c->fd >= 0)
+		close(c->fd);
+	c->fd = -1;
+}
 
-	memset(key, 0, sizeof(*key));
+/* A secret file (key, private key): ours, and no one else's to read. */
+static int private_file(int fd, const char *what, const char *path, struct ferr *err)
+{
+	struct stat st;
+
+	if (fstat(fd, &st) < 0)
+		return ferr_sys(err, errno, "%s `%s`", what, path);
+	if (!S_ISREG(st.st_mode))
+		return ferr_new(err, EINVAL, "%s `%s` is not a regular file", what, path);
+	if (st.st_uid != geteuid())
+		return ferr_new(err, EPERM, "%s `%s` belongs to uid %u, not to this user (%u)",
+				what, path, (unsigned)st.st_uid, (unsigned)geteuid());
+	if (st.st_mode & 077)
+		return ferr_new(err, EPERM, "%s `%s` is readable by others (mode %04o): it must "
+				"be 0600", what, path, (unsigned)(st.st_mode & 07777));
+	return 0;
+}
+
+int net_key_load(const char *path, struct net_creds *cr, struct ferr *err)
+{
+	cleanup_close int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	uint8_t k[NET_KEY_MAX];
+	unsigned mdlen = sizeof(cr->psk);
+	EVP_MD_CTX *md;
+	ssize_t n;
+	int ret;
+
 	if (fd < 0)
 		return ferr_sys(err, errno, "auth key `%s`", path);
-	n = read(fd, key->k, sizeof(key->k));
-	close(fd);
+	ret = private_file(fd, "auth key", path, err);
+	if (ret)
+		return ret;
+	n = read(fd, k, sizeof(k));
 	if (n < 0)
 		return ferr_sys(err, errno, "read auth key `%s`", path);
-	while (n > 0 && (key->k[n - 1] == '\n' || key->k[n - 1] == '\r'))
+	while (n > 0 && (k[n - 1] == '\n' || k[n - 1] == '\r'))
 		n--;
 	if (n < 16)
 		return ferr_new(err, EINVAL, "auth key `%s`: %zd bytes; at least 16 are needed", path,
 				n);
-	if ((size_t)n == sizeof(key->k))
+	if ((size_t)n == sizeof(k))
 		return ferr_new(err, EINVAL, "auth key `%s`: more than %zu bytes", path,
-				sizeof(key->k) - 1);
-	key->len = (size_t)n;
+				sizeof(k) - 1);
+	/* A fixed-size PSK whatever the file holds, bound to ferry's use. */
+	md = EVP_MD_CTX_new();
+	ret = md && EVP_DigestInit_ex(md, EVP_sha256(), NULL) &&
+	      EVP_DigestUpdate(md, "ferry-migrate-psk-v1", 20) &&
+	      EVP_DigestUpdate(md, k, (size_t)n) && EVP_DigestFinal_ex(md, cr->psk, &mdlen);
+	EVP_MD_CTX_free(md);
+	OPENSSL_cleanse(k, sizeof(k));
+	if (!ret)
+		return ferr_new(err, EIO, "auth key `%s`: SHA-256 failed", path);
+	cr->has_key = true;
 	return 0;
+}
+
+int net_creds_load(struct net_creds *cr, const char *key_file, const char *cert,
+		   const char *pkey, const char *cacert, struct ferr *err)
+{
+	const char *files[] = { cert, pkey, cacert };
+	int given = !!cert + !!pkey + !!cacert;
+
+	memset(cr, 0, sizeof(*cr));
+	if (key_file && given)
+		return ferr_new(err, EINVAL, "--auth-key or the --tls-* files, not both");
+	if (given && given != 3)
+		return ferr_new(err, EINVAL, "--tls-cert, --tls-key and --tls-cacert go together");
+	if (key_file)
+		return net_key_load(key_file, cr, err);
+	for (int i = 0; i < given; i++)
+		if (access(files[i], R_OK) < 0)
+			return ferr_sys(err, errno, "TLS file `%s`", files[i]);
+	if (pkey) {
+		cleanup_close int fd = open(pkey, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+
+		if (fd < 0)
+			return ferr_sys(err, errno, "TLS key `%s`", pkey);
+		if (private_file(fd, "TLS key", pkey, err))
+			return -err->code;
+	}
+	cr->cert = cert;
+	cr->pkey = pkey;
+	cr->cacert = cacert;
+	return 0;
+}
+
+bool net_is_unix(const char *addr)
+{
+	return !strncmp(addr, NET_UNIX_PREFIX, strlen(NET_UNIX_PREFIX));
 }
 
 int net_split_hostport(const char *s, char *host, size_t cap, uint16_t *port)
@@ -104,23 +189,80 @@ static int resolve(const char *host, uint16_t port, bool passive, struct addrinf
 	return 0;
 }
 
+static int unix_addr(const char *addr, struct sockaddr_un *sa, struct ferr *err)
+{
+	const char *path = addr + strlen(NET_UNIX_PREFIX);
+
+	memset(sa, 0, sizeof(*sa));
+	sa->sun_family = AF_UNIX;
+	if (!*path || strlen(path) >= sizeof(sa->sun_path))
+		return ferr_new(err, EINVAL, "`%s`: a Unix socket path of 1-%zu bytes", addr,
+				sizeof(sa->sun_path) - 1);
+	memcpy(sa->sun_path, path, strlen(path));
+	return 0;
+}
+
+static int listen_unix(const char *addr, struct ferr *err)
+{
+	struct sockaddr_un sa;
+	int fd, ret = unix_addr(addr, &sa, err);
+	mode_t old;
+
+	if (ret)
+		return ret;
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return ferr_sys(err, errno, "socket");
+	/* Only this user (and root) may even connect. */
+	old = umask(077);
+	ret = bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 8) < 0;
+	umask(old);
+	if (ret) {
+		ret = ferr_sys(err, errno, "listen on %s", addr);
+		close(fd);
+		return ret;
+	}
+	return fd;
+}
+
 int net_listen(const char *addr, uint16_t port, struct ferr *err)
 {
 	struct addrinfo *ai;
-	int fd, one = 1, ret = resolve(addr, port, true, &ai, err);
+	int fd, one = 1, ret;
 
+	if (net_is_unix(addr))
+		return listen_unix(addr, err);
+	ret = resolve(addr, port, true, &ai, err);
 	if (ret)
 		return ret;
 	fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0) {
 		ret = ferr_sys(err, errno, "socket");
 	} else if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
-		   bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, 4) < 0) {
+		   bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, 16) < 0) {
 		ret = ferr_sys(err, errno, "listen on %s port %u", addr, port);
 		close(fd);
 	}
 	freeaddrinfo(ai);
 	return ret ? ret : fd;
+}
+
+static int connect_unix(const char *addr, struct ferr *err)
+{
+	struct sockaddr_un sa;
+	int fd, ret = unix_addr(addr, &sa, err);
+
+	if (ret)
+		return ret;
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return ferr_sys(err, errno, "socket");
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		ret = ferr_sys(err, errno, "connect to %s", addr);
+		close(fd);
+		return ret;
+	}
+	return fd;
 }
 
 int net_connect(const char *hostport, struct ferr *err)
@@ -130,6 +272,8 @@ int net_connect(const char *hostport, struct ferr *err)
 	struct addrinfo *ai, *a;
 	int fd = -1, ret;
 
+	if (net_is_unix(hostport))
+		return connect_unix(hostport, err);
 	if (net_split_hostport(hostport, host, sizeof(host), &port))
 		return ferr_new(err, EINVAL, "`%s` is not HOST:PORT", hostport);
 	ret = resolve(host, port, false, &ai, err);
@@ -150,61 +294,177 @@ int net_connect(const char *hostport, struct ferr *err)
 	return fd;
 }
 
-void net_set_timeout(int fd, unsigned seconds)
+int net_unix_peer_ok(int fd, struct ferr *err)
+{
+	struct ucred uc;
+	socklen_t len = sizeof(uc);
+
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &uc, &len) < 0)
+		return ferr_sys(err, errno, "SO_PEERCRED");
+	if (uc.uid != 0 && uc.uid != geteuid())
+		return ferr_new(err, EACCES, "a peer of uid %u (pid %d) is neither root nor this "
+				"user: refused", (unsigned)uc.uid, (int)uc.pid);
+	return 0;
+}
+
+static void set_timeouts(int fd, unsigned seconds)
 {
 	struct timeval tv = { .tv_sec = seconds };
-	int one = 1;
 
-	/* Small control frames (RESULT, COMMIT, DONE) are the hand-over's
-	 * critical path: no Nagle delay on them. */
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 }
 
-static int send_flags(int fd, const void *buf, size_t len, int flags, struct ferr *err)
+void net_set_timeout(struct net_conn *c, unsigned seconds)
+{
+	int one = 1;
+
+	/* Small control frames (RESULT, COMMIT, DONE) are the hand-over's
+	 * critical path: no Nagle delay on them. */
+	setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	c->idle_s = seconds;
+	set_timeouts(c->fd, seconds);
+}
+
+/* Before a read or write with a deadline: at most what is left of it. */
+static int arm(struct net_conn *c, struct ferr *err)
+{
+	uint64_t now, left;
+	unsigned s;
+
+	if (!c->deadline_ns)
+		return 0;
+	now = now_ns();
+	if (now >= c->deadline_ns)
+		return ferr_new(err, ETIMEDOUT, "out of time");
+	left = (c->deadline_ns - now + 999999999ull) / 1000000000ull;
+	s = c->idle_s && c->idle_s < left ? c->idle_s : (unsigned)left;
+	set_timeouts(c->fd, s);
+	return 0;
+}
+
+/* A read or write came back EINTR: go on, unless a signal asked the job to
+ * stop (and the connection is not past the point where stopping would leave
+ * a hand-over half done). */
+static int interrupted(const struct net_conn *c, struct ferr *err)
+{
+	return c->no_cancel ? 0 : cancel_check(err);
+}
+
+/* What went wrong in an SSL call, as an errno and a sentence. */
+static int ssl_fail(struct net_conn *c, int rc, const char *what, struct ferr *err)
+{
+	int e = SSL_get_error(c->ssl, rc);
+	unsigned long q = ERR_get_error();
+	char reason[160];
+
+	ERR_clear_error();
+	switch (e) {
+	case SSL_ERROR_ZERO_RETURN:
+		return ferr_new(err, EPIPE, "the peer closed the connection");
+	case SSL_ERROR_WANT_READ:
+	case SSL_ERROR_WANT_WRITE:
+		return ferr_new(err, ETIMEDOUT, "%s: timed out", what);
+	case SSL_ERROR_SYSCALL:
+		if (!q)
+			return errno && errno != EPIPE
+				       ? ferr_sys(err, errno == EAGAIN ? ETIMEDOUT : errno, "%s", what)
+				       : ferr_new(err, EPIPE, "the peer closed the connection");
+		break;
+	}
+	ERR_error_string_n(q, reason, sizeof(reason));
+	/* A record that fails its integrity check is an attack or a broken
+	 * path, never data. */
+	return ferr_new(err, EBADMSG, "%s: TLS: %s", what,
+			ERR_reason_error_string(q) ? ERR_reason_error_string(q) : reason);
+}
+
+int net_send_all(struct net_conn *c, const void *buf, size_t len, struct ferr *err)
 {
 	const uint8_t *p = buf;
+	int ret = arm(c, err);
 
-	while (len) {
-		ssize_t n = send(fd, p, len, MSG_NOSIGNAL | flags);
+	while (!ret && len) {
+		size_t n = 0;
+		ssize_t k;
 
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return ferr_sys(err, errno == EAGAIN ? ETIMEDOUT : errno, "send");
+		if (c->ssl) {
+			int rc = SSL_write_ex(c->ssl, p, len, &n);
+
+			if (rc <= 0 && errno == EINTR && SSL_get_error(c->ssl, rc) == SSL_ERROR_WANT_WRITE) {
+				ret = interrupted(c, err);
+				continue;
+			}
+			if (rc <= 0)
+				return ssl_fail(c, rc, "send", err);
+		} else {
+			k = send(c->fd, p, len, MSG_NOSIGNAL);
+			if (k < 0 && errno == EINTR) {
+				ret = interrupted(c, err);
+				continue;
+			}
+			if (k < 0)
+				return ferr_sys(err, errno == EAGAIN ? ETIMEDOUT : errno, "send");
+			n = (size_t)k;
+		}
 		p += n;
-		len -= (size_t)n;
+		len -= n;
 	}
-	return 0;
+	return ret;
 }
 
-int net_send_all(int fd, const void *buf, size_t len, struct ferr *err)
-{
-	return send_flags(fd, buf, len, 0, err);
-}
-
-int net_recv_all(int fd, void *buf, size_t len, struct ferr *err)
+/* len bytes; *eof (if asked) says the peer closed cleanly before the first. */
+static int recv_exact(struct net_conn *c, void *buf, size_t len, bool *eof, struct ferr *err)
 {
 	uint8_t *p = buf;
+	size_t got = 0;
+	int ret = arm(c, err);
 
-	while (len) {
-		ssize_t n = recv(fd, p, len, 0);
+	while (!ret && got < len) {
+		size_t n = 0;
+		ssize_t k;
 
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return ferr_sys(err, errno == EAGAIN ? ETIMEDOUT : errno, "receive");
-		if (n == 0)
-			return ferr_new(err, EPIPE, "the peer closed the connection");
-		p += n;
-		len -= (size_t)n;
+		if (c->ssl) {
+			int rc = SSL_read_ex(c->ssl, p + got, len - got, &n);
+
+			if (rc <= 0 && errno == EINTR && SSL_get_error(c->ssl, rc) == SSL_ERROR_WANT_READ) {
+				ret = interrupted(c, err);
+				continue;
+			}
+			if (rc <= 0) {
+				/* Only a close_notify is a clean close: a bare FIN
+				 * may be a cut. */
+				if (eof && !got && SSL_get_error(c->ssl, rc) == SSL_ERROR_ZERO_RETURN)
+					*eof = true;
+				return ssl_fail(c, rc, "receive", err);
+			}
+		} else {
+			k = recv(c->fd, p + got, len - got, 0);
+			if (k < 0 && errno == EINTR) {
+				ret = interrupted(c, err);
+				continue;
+			}
+			if (k < 0)
+				return ferr_sys(err, errno == EAGAIN ? ETIMEDOUT : errno, "receive");
+			if (k == 0) {
+				if (eof && !got)
+					*eof = true;
+				return ferr_new(err, EPIPE, "the peer closed the connection");
+			}
+			n = (size_t)k;
+		}
+		got += n;
 	}
-	return 0;
+	return ret;
 }
 
-static int send_frame(int fd, enum net_type type, const ProtobufCMessage *msg, int flags,
-		      struct ferr *err)
+int net_recv_all(struct net_conn *c, void *buf, size_t len, struct ferr *err)
+{
+	return recv_exact(c, buf, len, NULL, err);
+}
+
+int net_send(struct net_conn *c, enum net_type type, const ProtobufCMessage *msg,
+	     struct ferr *err)
 {
 	uint8_t buf[sizeof(struct frame_hdr) + NET_CTRL_MAX];
 	size_t len = msg ? protobuf_c_message_get_packed_size(msg) : 0;
@@ -215,23 +475,14 @@ static int send_frame(int fd, enum net_type type, const ProtobufCMessage *msg, i
 	memcpy(buf, &h, sizeof(h));
 	if (msg)
 		protobuf_c_message_pack(msg, buf + sizeof(h));
-	return send_flags(fd, buf, sizeof(h) + len, flags, err);
+	return net_send_all(c, buf, sizeof(h) + len, err);
 }
 
-int net_send(int fd, enum net_type type, const ProtobufCMessage *msg, struct ferr *err)
-{
-	return send_frame(fd, type, msg, 0, err);
-}
-
-int net_send_more(int fd, enum net_type type, const ProtobufCMessage *msg, struct ferr *err)
-{
-	return send_frame(fd, type, msg, MSG_MORE, err);
-}
-
-int net_recv_header(int fd, uint32_t *type, uint64_t *len, struct ferr *err)
+static int recv_header(struct net_conn *c, uint32_t *type, uint64_t *len, bool *eof,
+		       struct ferr *err)
 {
 	struct frame_hdr h;
-	int ret = net_recv_all(fd, &h, sizeof(h), err);
+	int ret = recv_exact(c, &h, sizeof(h), eof, err);
 
 	if (ret)
 		return ret;
@@ -244,34 +495,34 @@ int net_recv_header(int fd, uint32_t *type, uint64_t *len, struct ferr *err)
 	return 0;
 }
 
-int net_recv_ctrl(int fd, uint32_t *type, uint8_t *buf, size_t *len, bool *eof, struct ferr *err)
+int net_recv_header(struct net_conn *c, uint32_t *type, uint64_t *len, struct ferr *err)
 {
-	uint64_t l;
-	ssize_t n;
+	return recv_header(c, type, len, NULL, err);
+}
+
+int net_recv_ctrl(struct net_conn *c, uint32_t *type, uint8_t *buf, size_t *len, bool *eof,
+		  struct ferr *err)
+{
+	uint64_t l = 0;
 	int ret;
 
-	*eof = false;
 	/* A clean close between frames is the peer going away, not garbage. */
-	n = recv(fd, buf, 1, MSG_PEEK);
-	if (n == 0) {
-		*eof = true;
-		return ferr_new(err, EPIPE, "the peer closed the connection");
-	}
-	ret = net_recv_header(fd, type, &l, err);
+	*eof = false;
+	ret = recv_header(c, type, &l, eof, err);
 	if (ret)
 		return ret;
 	if (l > NET_CTRL_MAX)
 		return ferr_new(err, EPROTO, "%s frame of %llu bytes (at most %u)",
 				net_type_name(*type), (unsigned long long)l, NET_CTRL_MAX);
 	*len = (size_t)l;
-	return net_recv_all(fd, buf, *len, err);
+	return net_recv_all(c, buf, *len, err);
 }
 
-int net_expect(int fd, uint32_t want, uint8_t *buf, size_t *len, struct ferr *err)
+int net_expect(struct net_conn *c, uint32_t want, uint8_t *buf, size_t *len, struct ferr *err)
 {
 	uint32_t type;
 	bool eof;
-	int ret = net_recv_ctrl(fd, &type, buf, len, &eof, err);
+	int ret = net_recv_ctrl(c, &type, buf, len, &eof, err);
 
 	if (ret)
 		return ret;
@@ -289,120 +540,43 @@ int net_expect(int fd, uint32_t want, uint8_t *buf, size_t *len, struct ferr *er
 	return 0;
 }
 
-/* HMAC-SHA256(key, label | a | b) */
-static int mac(const struct net_key *key, const char *label, const uint8_t *a, const uint8_t *b,
-	       uint8_t out[NET_MAC])
+static int send_hello(struct net_conn *c, struct ferr *err)
 {
-	uint8_t msg[32 + 2 * NET_NONCE];
-	size_t ll = strlen(label);
-	unsigned outl = NET_MAC;
+	Ferry__MigHello hello = FERRY__MIG_HELLO__INIT;
 
-	memcpy(msg, label, ll);
-	memcpy(msg + ll, a, NET_NONCE);
-	memcpy(msg + ll + NET_NONCE, b, NET_NONCE);
-	return HMAC(EVP_sha256(), key->k, (int)key->len, msg, ll + 2 * NET_NONCE, out, &outl) ? 0
-											       : -1;
-}
-
-static bool mac_ok(const struct net_key *key, const char *label, const uint8_t *a,
-		   const uint8_t *b, const ProtobufCBinaryData *got)
-{
-	uint8_t want[NET_MAC];
-
-	return got->len == NET_MAC && !mac(key, label, a, b, want) &&
-	       !CRYPTO_memcmp(want, got->data, NET_MAC);
-}
-
-int net_handshake_server(int fd, const struct net_key *key, struct ferr *err)
-{
-	static uint8_t buf[NET_CTRL_MAX];
-	uint8_t ns[NET_NONCE], out[NET_MAC];
-	Ferry__MigHello hello = FERRY__MIG_HELLO__INIT, *c;
-	Ferry__MigAuth auth = FERRY__MIG_AUTH__INIT;
-	size_t len;
-	int ret;
-
-	if (RAND_bytes(ns, sizeof(ns)) != 1)
-		return ferr_new(err, EIO, "no random bytes for the handshake");
 	hello.version = NET_VERSION;
-	hello.nonce = (ProtobufCBinaryData){ sizeof(ns), ns };
-	hello.has_auth = true;
-	hello.auth = key->len > 0;
-	ret = net_send(fd, NET_HELLO, &hello.base, err);
-	if (!ret)
-		ret = net_expect(fd, NET_HELLO, buf, &len, err);
-	if (ret)
-		return ret;
-	c = ferry__mig_hello__unpack(NULL, len, buf);
-	if (!c)
-		return ferr_new(err, EPROTO, "malformed HELLO");
-	if (c->version != NET_VERSION || c->nonce.len != NET_NONCE) {
-		ret = ferr_new(err, EPROTO, "peer speaks version %u (this is %u)", c->version,
-			       NET_VERSION);
-	} else if (key->len && (!c->has_mac ||
-				!mac_ok(key, "ferry-client", ns, c->nonce.data, &c->mac))) {
-		ret = ferr_new(err, EACCES, "the client did not prove the key: refused");
-	} else if (key->len) {
-		mac(key, "ferry-server", c->nonce.data, ns, out);
-		auth.mac = (ProtobufCBinaryData){ sizeof(out), out };
-		ret = net_send(fd, NET_AUTH, &auth.base, err);
-	}
-	ferry__mig_hello__free_unpacked(c, NULL);
-	return ret;
+	return net_send(c, NET_HELLO, &hello.base, err);
 }
 
-int net_handshake_client(int fd, const struct net_key *key, struct ferr *err)
+static int expect_hello(struct net_conn *c, const char *who, struct ferr *err)
 {
 	static uint8_t buf[NET_CTRL_MAX];
-	uint8_t nc[NET_NONCE], ns[NET_NONCE], out[NET_MAC];
-	Ferry__MigHello hello = FERRY__MIG_HELLO__INIT, *s;
-	Ferry__MigAuth *a;
-	bool server_auth;
+	Ferry__MigHello *h;
 	size_t len;
-	int ret = net_expect(fd, NET_HELLO, buf, &len, err);
+	int ret = net_expect(c, NET_HELLO, buf, &len, err);
 
 	if (ret)
 		return ret;
-	s = ferry__mig_hello__unpack(NULL, len, buf);
-	if (!s)
-		return ferr_new(err, EPROTO, "malformed HELLO from the server");
-	if (s->version != NET_VERSION || s->nonce.len != NET_NONCE) {
-		ferry__mig_hello__free_unpacked(s, NULL);
-		return ferr_new(err, EPROTO, "server speaks version %u (this is %u)", s->version,
-				NET_VERSION);
-	}
-	memcpy(ns, s->nonce.data, NET_NONCE);
-	server_auth = s->has_auth && s->auth;
-	ferry__mig_hello__free_unpacked(s, NULL);
-	if (server_auth && !key->len)
-		return ferr_new(err, EACCES, "the server requires a key (--auth-key)");
-	if (!server_auth && key->len)
-		return ferr_new(err, EACCES, "the server has no key: refusing to send to an "
-				"unauthenticated peer");
-	if (RAND_bytes(nc, sizeof(nc)) != 1)
-		return ferr_new(err, EIO, "no random bytes for the handshake");
-	hello.version = NET_VERSION;
-	hello.nonce = (ProtobufCBinaryData){ sizeof(nc), nc };
-	if (key->len) {
-		mac(key, "ferry-client", ns, nc, out);
-		hello.has_mac = true;
-		hello.mac = (ProtobufCBinaryData){ sizeof(out), out };
-	}
-	ret = net_send(fd, NET_HELLO, &hello.base, err);
-	if (ret || !key->len)
-		return ret;
-	ret = net_expect(fd, NET_AUTH, buf, &len, err);
-	if (ret) {
-		if (err->code == EPIPE)
-			return ferr_new(err, EACCES, "the server closed the connection: wrong key?");
-		return ret;
-	}
-	a = ferry__mig_auth__unpack(NULL, len, buf);
-	if (!a)
-		return ferr_new(err, EPROTO, "malformed AUTH");
-	ret = mac_ok(key, "ferry-server", nc, ns, &a->mac)
-		      ? 0
-		      : ferr_new(err, EACCES, "the server did not prove the key: refused");
-	ferry__mig_auth__free_unpacked(a, NULL);
+	h = ferry__mig_hello__unpack(NULL, len, buf);
+	if (!h)
+		return ferr_new(err, EPROTO, "malformed HELLO from the %s", who);
+	ret = h->version == NET_VERSION ? 0
+					: ferr_new(err, EPROTO, "the %s speaks version %u (this is %u)",
+						   who, h->version, NET_VERSION);
+	ferry__mig_hello__free_unpacked(h, NULL);
 	return ret;
+}
+
+int net_hello_server(struct net_conn *c, struct ferr *err)
+{
+	int ret = send_hello(c, err);
+
+	return ret ? ret : expect_hello(c, "client", err);
+}
+
+int net_hello_client(struct net_conn *c, struct ferr *err)
+{
+	int ret = expect_hello(c, "server", err);
+
+	return ret ? ret : send_hello(c, err);
 }

@@ -14,10 +14,10 @@
 
 #define PS_MAX_FILE_DEFAULT (1ull << 40)   /* 1 TiB */
 #define PS_MAX_FILES 64                    /* per round */
+#define PS_PENDING_MAX 8                   /* peers authenticating at once */
 
 struct ps_opts {
 	const char *dir;
-	const struct net_key *key;
 	uint64_t max_file;                /* bytes of one image file at most */
 	/* A pre-dump round is complete in dir (the warm restore builds on it);
 	 * an error here only ends the warm restore, not the migration. */
@@ -36,13 +36,14 @@ struct ps_result {
 	pid_t pid;                        /* restored and running, or 0 */
 	bool in_doubt;                    /* restored, left stopped: the source vanished
 					     before saying its original is gone */
+	bool snapshot;                    /* the final dump is a snapshot: stored, not run */
 };
 
-/* Serve one connection (handshake included) until the final dump is handed
+/* Serve one authenticated connection (HELLO on) until the final dump is handed
  * over (res->final), or until the source closes it cleanly after a complete
  * round (0, res->final false: a separate pre-dump command; the next comes on
  * a new connection). res accumulates over connections: zero it once. */
-int __must_check ps_serve(int fd, const struct ps_opts *o, struct ps_result *res,
+int __must_check ps_serve(struct net_conn *nc, const struct ps_opts *o, struct ps_result *res,
 			  struct ferr *err);
 
 
@@ -59,6 +60,7 @@ struct ps_run_opts {
 	const char *addr;
 	uint16_t port;
 	const char *key_file;             /* or NULL */
+	const char *tls_cert, *tls_key, *tls_cacert;   /* or certificates */
 	uint64_t max_file;
 	unsigned idle_s;                  /* give up after this long without a connection */
 	bool restore;                     /* restore the final dump and hand it over */

@@ -10,6 +10,7 @@
 #include <unistd.h>
 #include <zstd.h>
 
+#include "common/fault.h"
 #include "common/log.h"
 #include "common/util.h"
 #include "migrate/pageserver.h"
@@ -66,12 +67,12 @@ static int round_dir(const struct ps_opts *o, const char *d, char *path, size_t 
 }
 
 /* size bytes as they are, into out at offset at. */
-static int recv_raw(int fd, int out, uint64_t at, uint64_t size, uint8_t *buf, const char *part,
+static int recv_raw(struct net_conn *nc, int out, uint64_t at, uint64_t size, uint8_t *buf, const char *part,
 		    struct ferr *err)
 {
 	for (uint64_t off = 0; off < size;) {
 		size_t n = size - off < RECV_CHUNK ? (size_t)(size - off) : RECV_CHUNK;
-		int ret = net_recv_all(fd, buf, n, err);
+		int ret = net_recv_all(nc, buf, n, err);
 
 		if (ret)
 			return ret;
@@ -85,7 +86,7 @@ static int recv_raw(int fd, int out, uint64_t at, uint64_t size, uint8_t *buf, c
 /* size bytes sent as zstd blocks, into out at offset at: each header
  * checked against what is left and the block size before anything is read
  * or decompressed. */
-static int recv_zstd(int fd, int out, uint64_t at, uint64_t size, uint8_t *buf,
+static int recv_zstd(struct net_conn *nc, int out, uint64_t at, uint64_t size, uint8_t *buf,
 		     const char *part, struct ferr *err)
 {
 	static uint8_t z[ZSTD_COMPRESSBOUND(MIG_ZBLOCK)];
@@ -94,7 +95,7 @@ static int recv_zstd(int fd, int out, uint64_t at, uint64_t size, uint8_t *buf,
 	while (off < size) {
 		uint32_t hdr[2];
 		size_t got;
-		int ret = net_recv_all(fd, hdr, sizeof(hdr), err);
+		int ret = net_recv_all(nc, hdr, sizeof(hdr), err);
 
 		if (ret)
 			return ret;
@@ -102,7 +103,7 @@ static int recv_zstd(int fd, int out, uint64_t at, uint64_t size, uint8_t *buf,
 		    hdr[0] > sizeof(z))
 			return ferr_new(err, EPROTO, "bad zstd block (%u bytes for %u, %llu left)",
 					hdr[0], hdr[1], (unsigned long long)(size - off));
-		ret = net_recv_all(fd, z, hdr[0], err);
+		ret = net_recv_all(nc, z, hdr[0], err);
 		if (ret)
 			return ret;
 		got = ZSTD_decompress(buf, MIG_ZBLOCK, z, hdr[0]);
@@ -124,7 +125,24 @@ struct stream {
 	char part[PATH_MAX + 90];
 	int fd;                     /* -1: none open */
 	uint64_t end;               /* the highest byte written, plus one */
+	/* The files of the round under way that are in place: a round that
+	 * does not complete is removed as a whole, never left half there. */
+	char landed[PS_MAX_FILES + 1][PATH_MAX + 80];
+	unsigned nr_landed;
 };
+
+static void landed(struct stream *st, const char *path)
+{
+	if (st->nr_landed < PS_MAX_FILES + 1)
+		snprintf(st->landed[st->nr_landed++], sizeof(st->landed[0]), "%s", path);
+}
+
+/* The round under way failed: what of it had landed goes. */
+static void round_drop(struct stream *st)
+{
+	while (st->nr_landed)
+		unlink(st->landed[--st->nr_landed]);
+}
 
 static void stream_drop(struct stream *st)
 {
@@ -136,7 +154,7 @@ static void stream_drop(struct stream *st)
 	st->end = 0;
 }
 
-static int recv_pages(int fd, const struct ps_opts *o, const uint8_t *msg, size_t len,
+static int recv_pages(struct net_conn *nc, const struct ps_opts *o, const uint8_t *msg, size_t len,
 		      uint8_t *buf, struct stream *st, struct ps_result *res, struct ferr *err)
 {
 	Ferry__MigPages *m = ferry__mig_pages__unpack(NULL, len, msg);
@@ -167,8 +185,8 @@ static int recv_pages(int fd, const struct ps_opts *o, const uint8_t *msg, size_
 	}
 	if (!ret)
 		ret = m->has_zstd && m->zstd
-			      ? recv_zstd(fd, st->fd, m->offset, m->size, buf, st->part, err)
-			      : recv_raw(fd, st->fd, m->offset, m->size, buf, st->part, err);
+			      ? recv_zstd(nc, st->fd, m->offset, m->size, buf, st->part, err)
+			      : recv_raw(nc, st->fd, m->offset, m->size, buf, st->part, err);
 	if (!ret && m->offset + m->size > st->end)
 		st->end = m->offset + m->size;
 	if (!ret)
@@ -194,12 +212,13 @@ static int end_stream(const Ferry__MigFile *f, const char *path, struct stream *
 	st->fd = -1;
 	if (rename(st->part, path) < 0)
 		return ferr_sys(err, errno, "rename %s", st->part);
+	landed(st, path);
 	st->end = 0;
 	return 0;
 }
 
 /* One FILE frame's message and its raw bytes, into DIR[/pre-N]/name. */
-static int recv_file(int fd, const struct ps_opts *o, const uint8_t *msg, size_t len,
+static int recv_file(struct net_conn *nc, const struct ps_opts *o, const uint8_t *msg, size_t len,
 		     uint8_t *buf, struct stream *st, struct ps_result *res, struct ferr *err)
 {
 	Ferry__MigFile *f = ferry__mig_file__unpack(NULL, len, msg);
@@ -241,8 +260,8 @@ static int recv_file(int fd, const struct ps_opts *o, const uint8_t *msg, size_t
 		ret = ferr_sys(err, errno, "create %s", part);
 		goto out;
 	}
-	ret = f->has_zstd && f->zstd ? recv_zstd(fd, out, 0, f->size, buf, part, err)
-				     : recv_raw(fd, out, 0, f->size, buf, part, err);
+	ret = f->has_zstd && f->zstd ? recv_zstd(nc, out, 0, f->size, buf, part, err)
+				     : recv_raw(nc, out, 0, f->size, buf, part, err);
 	if (!ret && close(out) < 0)
 		ret = ferr_sys(err, errno, "write %s", part);
 	out = -1;
@@ -252,6 +271,7 @@ static int recv_file(int fd, const struct ps_opts *o, const uint8_t *msg, size_t
 		unlink(part);
 		ferr_wrap(err, "%s%s%s", f->dir, *f->dir ? "/" : "", f->name);
 	} else {
+		landed(st, path);
 		res->bytes += f->size;
 		res->files++;
 	}
@@ -262,7 +282,7 @@ out:
 	return ret;
 }
 
-static int send_result(int fd, bool ok, const char *msg, pid_t pid, struct ferr *err)
+static int send_result(struct net_conn *nc, bool ok, const char *msg, pid_t pid, struct ferr *err)
 {
 	Ferry__MigResult r = FERRY__MIG_RESULT__INIT;
 
@@ -270,16 +290,17 @@ static int send_result(int fd, bool ok, const char *msg, pid_t pid, struct ferr 
 	r.message = (char *)msg;
 	r.has_pid = pid > 0;
 	r.pid = pid;
-	return net_send(fd, NET_RESULT, &r.base, err);
+	return net_send(nc, NET_RESULT, &r.base, err);
 }
 
 /* The final dump is here: restore it stopped, report, and wait for the
  * source's word. COMMIT: run it. ABORT or an error: kill it. The source gone
  * without a word: it may or may not have ended its original, so the process
  * is left stopped, neither lost nor running twice, and the operator told. */
-static int finish(int fd, const struct ps_opts *o, const char *dir, uint8_t *buf,
-		  struct ps_result *res, struct ferr *err)
+static int finish(struct net_conn *nc, const struct ps_opts *o, const char *dir, bool snapshot,
+		  uint8_t *buf, struct ps_result *res, struct ferr *err)
 {
+	cleanup_close int dfd = open(o->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	struct ferr rerr;
 	pid_t pid = 0;
 	uint32_t type;
@@ -288,25 +309,41 @@ static int finish(int fd, const struct ps_opts *o, const char *dir, uint8_t *buf
 	int ret;
 
 	res->final = true;
+	/* A destination that never answers: the source's hand-over bound. */
+	if (fault_hit("stall-before-result"))
+		sleep(20);
+	/* The source ends its process on our word: every file of the chain
+	 * and the directories must be on stable storage first. */
+	if (dfd < 0 || syncfs(dfd) < 0) {
+		ferr_sys(&rerr, errno, "sync %s", o->dir);
+		ret = send_result(nc, false, rerr.msg, 0, err);
+		return ret ? ret : ferr_new(err, rerr.code, "%s", rerr.msg);
+	}
+	/* A snapshot of a process that runs on at the source: kept, never
+	 * started here. */
+	if (snapshot) {
+		res->snapshot = true;
+		return send_result(nc, true, NULL, 0, err);
+	}
 	if (o->restore) {
 		ferr_clear(&rerr);
 		if (o->restore(o->arg, dir, &pid, &rerr)) {
 			pr_warn("restore of %s failed: %s", dir, rerr.msg);
-			ret = send_result(fd, false, rerr.msg, 0, err);
+			ret = send_result(nc, false, rerr.msg, 0, err);
 			return ret ? ret : ferr_new(err, rerr.code ? rerr.code : EIO,
 						    "restore failed: %s", rerr.msg);
 		}
 	}
-	ret = send_result(fd, true, NULL, pid, err);
+	ret = send_result(nc, true, NULL, pid, err);
 	pr_debug("restored %d, told the source", (int)pid);
 	if (!ret)
-		ret = net_recv_ctrl(fd, &type, buf, &len, &eof, err);
+		ret = net_recv_ctrl(nc, &type, buf, &len, &eof, err);
 	pr_debug("the source says %s", ret ? "nothing" : net_type_name(type));
 	if (!ret && type == NET_COMMIT) {
 		if (pid && kill(pid, SIGCONT) < 0)
 			return ferr_sys(err, errno, "resume restored process %d", pid);
 		res->pid = pid;
-		return net_send(fd, NET_DONE, NULL, err);
+		return net_send(nc, NET_DONE, NULL, err);
 	}
 	if (!pid)
 		return ret ? ret : ferr_new(err, ECONNABORTED, "the source aborted the migration");
@@ -321,28 +358,29 @@ static int finish(int fd, const struct ps_opts *o, const char *dir, uint8_t *buf
 			 "left STOPPED (SIGCONT it if the original is gone, else SIGKILL it)", pid);
 }
 
-int ps_serve(int fd, const struct ps_opts *o, struct ps_result *res, struct ferr *err)
+int ps_serve(struct net_conn *nc, const struct ps_opts *o, struct ps_result *res, struct ferr *err)
 {
 	uint8_t *buf = malloc(RECV_CHUNK > NET_CTRL_MAX ? RECV_CHUNK : NET_CTRL_MAX);
 	uint8_t *msg = malloc(NET_CTRL_MAX);
 	char rdir[PATH_MAX];
 	unsigned files = 0, rounds_here = 0;
-	struct stream st = { .fd = -1 };
+	cleanup_free struct stream *stp = calloc(1, sizeof(*stp));
 	bool pages = false;
 	int ret;
 
-	if (!buf || !msg) {
+	if (!buf || !msg || !stp) {
 		free(buf);
 		free(msg);
 		return ferr_sys(err, ENOMEM, "receive buffers");
 	}
-	ret = net_handshake_server(fd, o->key, err);
+	stp->fd = -1;
+	ret = net_hello_server(nc, err);
 	while (!ret) {
 		uint32_t type;
 		size_t len;
-		bool eof;
+		bool eof, snapshot;
 
-		ret = net_recv_ctrl(fd, &type, msg, &len, &eof, err);
+		ret = net_recv_ctrl(nc, &type, msg, &len, &eof, err);
 		if (ret && eof && !files && !pages && rounds_here) {
 			/* Between rounds: a pre-dump command is done; the next
 			 * one (or the final dump) comes on a new connection. */
@@ -359,10 +397,10 @@ int ps_serve(int fd, const struct ps_opts *o, struct ps_result *res, struct ferr
 				ret = ferr_new(err, EPROTO, "more than %d files in one round",
 					       PS_MAX_FILES);
 			else
-				ret = recv_file(fd, o, msg, len, buf, &st, res, err);
+				ret = recv_file(nc, o, msg, len, buf, stp, res, err);
 		} else if (type == NET_PAGES) {
 			pages = true;
-			ret = recv_pages(fd, o, msg, len, buf, &st, res, err);
+			ret = recv_pages(nc, o, msg, len, buf, stp, res, err);
 		} else if (type == NET_ROUND) {
 			Ferry__MigRound *r = ferry__mig_round__unpack(NULL, len, msg);
 			bool final;
@@ -373,13 +411,14 @@ int ps_serve(int fd, const struct ps_opts *o, struct ps_result *res, struct ferr
 					ferry__mig_round__free_unpacked(r, NULL);
 				break;
 			}
-			if (st.fd >= 0) {
+			if (stp->fd >= 0) {
 				ret = ferr_new(err, EPROTO, "round `%s` ends with its pages.img "
-					       "incomplete", st.dir);
+					       "incomplete", stp->dir);
 				ferry__mig_round__free_unpacked(r, NULL);
 				break;
 			}
 			final = r->has_final && r->final;
+			snapshot = final && r->has_snapshot && r->snapshot;
 			pr_debug("round %s complete", *r->dir ? r->dir : "(final)");
 			snprintf(rdir, sizeof(rdir), "%s%s%s", o->dir, *r->dir ? "/" : "", r->dir);
 			if (o->received)
@@ -387,6 +426,7 @@ int ps_serve(int fd, const struct ps_opts *o, struct ps_result *res, struct ferr
 			ferry__mig_round__free_unpacked(r, NULL);
 			files = 0;
 			pages = false;
+			stp->nr_landed = 0;   /* complete: it stays */
 			if (!final) {
 				res->rounds++;
 				rounds_here++;
@@ -394,10 +434,10 @@ int ps_serve(int fd, const struct ps_opts *o, struct ps_result *res, struct ferr
 					o->round(o->arg, rdir);
 				/* The source starts its next round only now: its
 				 * dirty set then covers the time this one took here. */
-				ret = send_result(fd, true, NULL, 0, err);
+				ret = send_result(nc, true, NULL, 0, err);
 				continue;
 			}
-			ret = finish(fd, o, rdir, msg, res, err);
+			ret = finish(nc, o, rdir, snapshot, msg, res, err);
 			break;
 		} else if (type == NET_ABORT) {
 			ret = ferr_new(err, ECONNABORTED, "the source aborted the migration");
@@ -405,7 +445,9 @@ int ps_serve(int fd, const struct ps_opts *o, struct ps_result *res, struct ferr
 			ret = ferr_new(err, EPROTO, "unexpected %s frame", net_type_name(type));
 		}
 	}
-	stream_drop(&st);
+	stream_drop(stp);
+	if (ret && !res->final)
+		round_drop(stp);
 	free(buf);
 	free(msg);
 	return ret;

@@ -12,28 +12,47 @@
 #include <unistd.h>
 #include <zstd.h>
 
+#include "common/cancel.h"
 #include "common/fault.h"
 #include "common/log.h"
 #include "migrate/migrate.h"
 #include "images/img.h"
 #include "proto/migrate.pb-c.h"
 
-int mig_connect(struct mig_conn *c, const char *to, const struct net_key *key, struct ferr *err)
+int mig_connect(struct mig_conn *c, const char *to, const struct net_creds *cr, struct ferr *err)
 {
+	char host[256];
+	uint16_t port;
 	int ret;
 
 	memset(c, 0, sizeof(*c));
+	c->nc.fd = -1;
 	pthread_mutex_init(&c->mu, NULL);
-	c->fd = net_connect(to, err);
-	if (c->fd < 0)
-		return c->fd;
+	if (!net_creds_any(cr) && !net_is_unix(to))
+		return ferr_new(err, EACCES, "no credentials for %s: give --auth-key (or the "
+				"--tls-* files); only a unix: socket goes without", to);
+	/* A write to a peer that went away must fail, not kill us. */
+	signal(SIGPIPE, SIG_IGN);
+	c->nc.fd = net_connect(to, err);
+	if (c->nc.fd < 0)
+		return c->nc.fd;
 	/* A destination that stops answering must not hold the source (and a
 	 * frozen target) for ever. */
-	net_set_timeout(c->fd, 120);
-	ret = net_handshake_client(c->fd, key, err);
+	net_set_timeout(&c->nc, 120);
+	ret = 0;
+	if (net_creds_any(cr)) {
+		if (net_is_unix(to))
+			snprintf(host, sizeof(host), "localhost");
+		else if (net_split_hostport(to, host, sizeof(host), &port))
+			ret = ferr_new(err, EINVAL, "`%s` is not HOST:PORT", to);
+		if (!ret)
+			ret = net_tls_client(&c->nc, cr, host, now_ns() + NET_HANDSHAKE_S * 1000000000ull,
+					     err);
+	}
+	if (!ret)
+		ret = net_hello_client(&c->nc, err);
 	if (ret) {
-		close(c->fd);
-		c->fd = -1;
+		net_conn_close(&c->nc);
 		return ferr_wrap(err, "%s", to);
 	}
 	return 0;
@@ -41,9 +60,7 @@ int mig_connect(struct mig_conn *c, const char *to, const struct net_key *key, s
 
 void mig_close(struct mig_conn *c)
 {
-	if (c->fd >= 0)
-		close(c->fd);
-	c->fd = -1;
+	net_conn_close(&c->nc);
 	ZSTD_freeCCtx(c->zctx);
 	c->zctx = NULL;
 	pthread_mutex_destroy(&c->mu);
@@ -63,7 +80,7 @@ static int expect_result(struct mig_conn *c, const char *failed, struct ferr *er
 	static uint8_t buf[NET_CTRL_MAX];
 	Ferry__MigResult *r;
 	size_t len;
-	int ret = net_expect(c->fd, NET_RESULT, buf, &len, err);
+	int ret = net_expect(&c->nc, NET_RESULT, buf, &len, err);
 
 	if (ret)
 		return ret;
@@ -96,7 +113,7 @@ static int send_zblock(struct mig_conn *c, const void *raw, size_t n, struct fer
 	hdr[1] = (uint32_t)n;
 	memcpy(z, hdr, sizeof(hdr));
 	c->wire_bytes += 8 + k;
-	return net_send_all(c->fd, z, 8 + k, err);
+	return net_send_all(&c->nc, z, 8 + k, err);
 }
 
 /* len bytes of an image as they are, or (--compress) as zstd blocks of at
@@ -111,7 +128,7 @@ static int send_bytes(struct mig_conn *c, const uint8_t *p, size_t len, struct f
 		if (c->compress) {
 			ret = send_zblock(c, p + at, n, err);
 		} else {
-			ret = net_send_all(c->fd, p + at, n, err);
+			ret = net_send_all(&c->nc, p + at, n, err);
 			c->wire_bytes += n;
 		}
 		at += n;
@@ -147,10 +164,10 @@ void mig_abort(struct mig_conn *c, const char *why)
 	Ferry__MigResult r = FERRY__MIG_RESULT__INIT;
 	struct ferr ignored;
 
-	if (c->fd < 0)
+	if (c->nc.fd < 0)
 		return;
 	r.message = (char *)why;
-	(void)!net_send(c->fd, NET_ABORT, &r.base, &ignored);
+	(void)!net_send(&c->nc, NET_ABORT, &r.base, &ignored);
 }
 
 /* ---- the page stream --------------------------------------------------- */
@@ -177,7 +194,7 @@ static int pages_header(struct mig_conn *c, uint64_t off, size_t len, struct fer
 	Ferry__MigPages m = FERRY__MIG_PAGES__INIT;
 
 	if (fault_hit("drop-connection-mid-round") && c->round_bytes >= (8u << 20)) {
-		shutdown(c->fd, SHUT_RDWR);
+		shutdown(c->nc.fd, SHUT_RDWR);
 		return ferr_new(err, ECONNRESET, "connection dropped (FERRY_FAULT)");
 	}
 	m.dir = c->remote;
@@ -185,17 +202,20 @@ static int pages_header(struct mig_conn *c, uint64_t off, size_t len, struct fer
 	m.size = len;
 	m.has_zstd = c->compress;
 	m.zstd = c->compress;
-	return net_send_more(c->fd, NET_PAGES, &m.base, err);
+	return net_send(&c->nc, NET_PAGES, &m.base, err);
 }
 
 /* len bytes from the pipe straight into the socket. */
 static int splice_out(struct mig_conn *c, int pipe, size_t len, struct ferr *err)
 {
 	for (size_t left = len; left;) {
-		ssize_t n = splice(pipe, NULL, c->fd, NULL, left, SPLICE_F_MOVE | SPLICE_F_MORE);
+		ssize_t n = splice(pipe, NULL, c->nc.fd, NULL, left, SPLICE_F_MOVE | SPLICE_F_MORE);
 
-		if (n < 0 && errno == EINTR)
+		if (n < 0 && errno == EINTR) {
+			if (cancel_requested())
+				return cancel_check(err);
 			continue;
+		}
 		if (n <= 0)
 			return ferr_sys(err, n < 0 ? (errno == EAGAIN ? ETIMEDOUT : errno) : EIO,
 					"splice into the connection");
@@ -253,8 +273,8 @@ struct img_pages_sink *mig_stream(struct mig_conn *c, const char *root, const ch
 {
 	c->sink.open = sink_open;
 	c->sink.write = sink_write;
-	/* zstd needs the data in memory. */
-	c->sink.splice = c->compress ? NULL : sink_splice;
+	/* zstd and user-space TLS need the data in memory. */
+	c->sink.splice = c->compress || c->nc.ssl ? NULL : sink_splice;
 	c->root = root;
 	c->root_remote = root_remote;
 	c->streaming = true;
@@ -284,21 +304,21 @@ static int send_file(struct mig_conn *c, const char *local, const char *name, co
 	if (c->streaming && !strcmp(name, "pages.img")) {
 		/* Its bytes went as PAGES frames while the round was dumped. */
 		f.has_streamed = f.streamed = true;
-		ret = net_send(c->fd, NET_FILE, &f.base, err);
+		ret = net_send(&c->nc, NET_FILE, &f.base, err);
 		close(in);
 		return ret;
 	}
 	f.has_zstd = c->compress;
 	f.zstd = c->compress;
-	ret = net_send(c->fd, NET_FILE, &f.base, err);
+	ret = net_send(&c->nc, NET_FILE, &f.base, err);
 	if (!ret)
 		ret = send_body(c, in, f.size, path, err);
 	close(in);
 	return ret;
 }
 
-int mig_send_round(struct mig_conn *c, const char *local, const char *remote, bool final,
-		   struct ferr *err)
+int mig_send_round(struct mig_conn *c, const char *local, const char *remote,
+		   enum mig_round kind, struct ferr *err)
 {
 	Ferry__MigRound r = FERRY__MIG_ROUND__INIT;
 	DIR *d = opendir(local);
@@ -337,12 +357,13 @@ int mig_send_round(struct mig_conn *c, const char *local, const char *remote, bo
 	if (c->progress && c->round_bytes > (64u << 20))
 		c->progress(c->progress_arg, c->round, c->round_bytes, true);
 	r.dir = (char *)remote;
-	r.has_final = final;
-	r.final = final;
+	r.has_final = r.final = kind != MIG_PRE;
+	r.has_snapshot = r.snapshot = kind == MIG_SNAPSHOT;
 	if (!ret)
-		ret = net_send(c->fd, NET_ROUND, &r.base, err);
-	/* The destination has stored (and built on) it: next round. */
-	if (!ret && !final)
+		ret = net_send(&c->nc, NET_ROUND, &r.base, err);
+	/* The destination has stored (and built on) it: next round. A
+	 * snapshot is on its disk now. */
+	if (!ret && kind != MIG_FINAL)
 		ret = expect_result(c, "the page server refused the round", err);
 	return ret ? ferr_wrap(err, "sending %s", *remote ? remote : "the final dump") : 0;
 }
@@ -366,9 +387,11 @@ int mig_handover(struct mig_conn *c, struct target *t, struct ferr *err)
 	if (syscall(SYS_pidfd_send_signal, t->pidfd, SIGKILL, NULL, 0) < 0 && errno != ESRCH)
 		return ferr_sys(err, errno, "end the original process %d", t->pid);
 	c->ended = true;
-	ret = net_send(c->fd, NET_COMMIT, NULL, err);
+	/* The copy must be let go now, signal or not. */
+	c->nc.no_cancel = true;
+	ret = net_send(&c->nc, NET_COMMIT, NULL, err);
 	if (!ret)
-		ret = net_expect(c->fd, NET_DONE, buf, &len, err);
+		ret = net_expect(&c->nc, NET_DONE, buf, &len, err);
 	c->handover_ns = now_ns() - t0;
 	c->downtime_ns = now_ns() - t->freeze_start_ns;
 	target_release(t);
@@ -380,19 +403,4 @@ int mig_handover(struct mig_conn *c, struct target *t, struct ferr *err)
 				 "(its copy, process %d there, may be left stopped)",
 				 (int)c->remote_pid);
 	return 0;
-}
-
-int mig_send_dump(struct mig_conn *c, const char *local, const char *remote, struct ferr *err)
-{
-	static uint8_t buf[NET_CTRL_MAX];
-	size_t len;
-	int ret = mig_send_round(c, local, remote, true, err);
-
-	if (!ret)
-		ret = expect_result(c, "the page server could not restore it", err);
-	if (!ret)
-		ret = net_send(c->fd, NET_COMMIT, NULL, err);
-	if (!ret)
-		ret = net_expect(c->fd, NET_DONE, buf, &len, err);
-	return ret;
 }

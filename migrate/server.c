@@ -2,6 +2,7 @@
  * until the final dump, give up after an idle time, and drive the restore
  * of what arrives (warm: built while the rounds come in; cold as fallback). */
 #include <limits.h>
+#include <openssl/crypto.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -82,48 +83,161 @@ static int restore_stopped(void *arg, const char *dir, pid_t *pid, struct ferr *
 	return ret;
 }
 
-/* Connections until the final dump, each served whole. */
-static int serve_all(int lfd, struct server *s, const struct ps_opts *po, struct ps_result *res,
-		     struct ferr *err)
+/* A connection still proving who it is. */
+struct pending {
+	struct net_conn c;
+	uint64_t deadline_ns;
+	short events;
+};
+
+static void drop(struct pending *p, int *n, int i, const char *why)
 {
+	pr_warn("refused a connection: %s", why);
+	net_conn_close(&p[i].c);
+	p[i] = p[--*n];
+}
+
+/* One authenticated connection, served whole. */
+static int serve_one(struct net_conn *c, struct server *s, const struct ps_opts *po,
+		     struct ps_result *res, struct ferr *err)
+{
+	int ret;
+
+	/* Between rounds a source is busy copying; silence this long is not
+	 * that. */
+	net_set_timeout(c, s->o->idle_s);
+	ret = ps_serve(c, po, res, err);
+	net_conn_close(c);
+	return ret;
+}
+
+/* Connections until the final dump. A peer that fails to authenticate, or
+ * does not within NET_HANDSHAKE_S, is logged and dropped; the server goes on
+ * (and so does any process it has built). At most PS_PENDING_MAX peers may
+ * be authenticating at once; one more is refused at once. */
+static int serve_all(int lfd, struct server *s, const struct ps_opts *po,
+		     const struct net_creds *cr, struct ps_result *res, struct ferr *err)
+{
+	struct pending p[PS_PENDING_MAX];
+	uint64_t idle_end = now_ns() + s->o->idle_s * 1000000000ull;
+	int n = 0, ret = 0;
+
 	for (;;) {
-		struct pollfd pfd = { .fd = lfd, .events = POLLIN };
-		int pr = poll(&pfd, 1, (int)s->o->idle_s * 1000);
-		int fd, ret;
+		struct pollfd pfd[1 + PS_PENDING_MAX] = { { .fd = lfd, .events = POLLIN } };
+		uint64_t now = now_ns(), wake = idle_end;
+		struct ferr e;
+		int fd, i;
 
 		/* A source that went away for good (killed before it could say
 		 * ABORT) must not keep the server, and a half-built process,
 		 * waiting for ever. */
-		if (pr == 0)
-			return ferr_new(err, ETIMEDOUT, "no connection for %u s after %u round%s: "
-					"giving up", s->o->idle_s, res->rounds,
-					res->rounds == 1 ? "" : "s");
-		fd = pr < 0 ? -1 : accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
-		if (fd < 0)
-			return ferr_sys(err, errno, "accept");
-		/* Between rounds a source is busy copying; silence this long
-		 * is not that. */
-		net_set_timeout(fd, s->o->idle_s);
-		ret = ps_serve(fd, po, res, err);
-		close(fd);
-		if (ret || res->final)
-			return ret;
-		event(s, PS_WAITING, NULL, false);
+		if (now >= idle_end) {
+			ret = ferr_new(err, ETIMEDOUT, "no connection for %u s after %u round%s: "
+				       "giving up", s->o->idle_s, res->rounds,
+				       res->rounds == 1 ? "" : "s");
+			break;
+		}
+		for (i = 0; i < n; i++) {
+			if (now >= p[i].deadline_ns) {
+				drop(p, &n, i--, "it did not authenticate in time");
+				continue;
+			}
+			if (p[i].deadline_ns < wake)
+				wake = p[i].deadline_ns;
+			pfd[1 + i] = (struct pollfd){ .fd = p[i].c.fd, .events = p[i].events };
+		}
+		if (poll(pfd, 1 + n, (int)((wake - now) / 1000000) + 1) < 0) {
+			if (errno == EINTR)
+				continue;
+			ret = ferr_sys(err, errno, "poll");
+			break;
+		}
+		/* Steps first: pfd[1 + i] matches p[i] until p changes. */
+		for (i = n - 1; i >= 0; i--) {
+			struct net_conn c;
+
+			if (!pfd[1 + i].revents)
+				continue;
+			ferr_clear(&e);
+			ret = net_tls_server_step(&p[i].c, &p[i].events, &e);
+			if (ret == -EAGAIN)
+				continue;
+			if (ret) {
+				drop(p, &n, i, e.msg);
+				continue;
+			}
+			c = p[i].c;
+			p[i] = p[--n];
+			ret = serve_one(&c, s, po, res, err);
+			if (ret || res->final)
+				goto out;
+			event(s, PS_WAITING, NULL, false);
+			idle_end = now_ns() + s->o->idle_s * 1000000000ull;
+		}
+		ret = 0;
+		if (!(pfd[0].revents & POLLIN))
+			continue;
+		fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+		if (fd < 0) {
+			if (errno == EINTR || errno == ECONNABORTED || errno == EAGAIN)
+				continue;
+			ret = ferr_sys(err, errno, "accept");
+			break;
+		}
+		ferr_clear(&e);
+		if (!net_creds_any(cr)) {
+			/* A Unix socket: the kernel names the peer. */
+			struct net_conn c = { .fd = fd };
+
+			if (net_unix_peer_ok(fd, &e)) {
+				pr_warn("refused a connection: %s", e.msg);
+				close(fd);
+				continue;
+			}
+			ret = serve_one(&c, s, po, res, err);
+			if (ret || res->final)
+				break;
+			event(s, PS_WAITING, NULL, false);
+			idle_end = now_ns() + s->o->idle_s * 1000000000ull;
+			continue;
+		}
+		if (n == PS_PENDING_MAX) {
+			pr_warn("refused a connection: %d others are still authenticating",
+				PS_PENDING_MAX);
+			close(fd);
+			continue;
+		}
+		p[n] = (struct pending){ .c = { .fd = fd },
+					 .deadline_ns = now_ns() + NET_HANDSHAKE_S * 1000000000ull,
+					 .events = POLLIN };
+		if (net_tls_server_start(&p[n].c, cr, &e)) {
+			n++;
+			drop(p, &n, n - 1, e.msg);
+			continue;
+		}
+		n++;
 	}
+out:
+	while (n)
+		net_conn_close(&p[--n].c);
+	return ret;
 }
 
 int ps_run(const struct ps_run_opts *o, struct ps_result *res, struct ferr *err)
 {
 	struct server s = { .o = o, .res = res, .cold = o->cold };
-	struct net_key key = { 0 };
-	struct ps_opts po = { .dir = o->dir, .key = &key, .max_file = o->max_file,
-			      .received = received, .arg = &s };
+	struct ps_opts po = { .dir = o->dir, .max_file = o->max_file, .received = received,
+			      .arg = &s };
+	struct net_creds cr;
 	char path[PATH_MAX + 32];
 	int lfd, ret;
 
 	memset(res, 0, sizeof(*res));
-	if (o->key_file && net_key_load(o->key_file, &key, err))
+	if (net_creds_load(&cr, o->key_file, o->tls_cert, o->tls_key, o->tls_cacert, err))
 		return -err->code;
+	if (!net_creds_any(&cr) && !net_is_unix(o->addr))
+		return ferr_new(err, EACCES, "a page server on TCP needs credentials (--auth-key "
+				"or the --tls-* files); only a unix: socket goes without");
 	if (mkdir(o->dir, 0700) < 0 && errno != EEXIST)
 		return ferr_sys(err, errno, "create %s", o->dir);
 	if (o->restore) {
@@ -142,8 +256,11 @@ int ps_run(const struct ps_run_opts *o, struct ps_result *res, struct ferr *err)
 		return ret;
 	}
 	event(&s, PS_LISTENING, NULL, false);
-	ret = serve_all(lfd, &s, &po, res, err);
+	ret = serve_all(lfd, &s, &po, &cr, res, err);
 	close(lfd);
+	if (net_is_unix(o->addr))
+		unlink(o->addr + strlen(NET_UNIX_PREFIX));
+	OPENSSL_cleanse(&cr, sizeof(cr));
 	rst_warm_free(s.w);
 	return ret;
 }

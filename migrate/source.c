@@ -8,31 +8,27 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <openssl/crypto.h>
+
 #include "common/log.h"
 #include "migrate/migrate.h"
 
 int mig_open(struct mig_conn *c, const struct mig_dest *d, struct ferr *err)
 {
-	struct net_key key = { 0 };
+	struct net_creds cr;
 	int ret;
 
 	memset(c, 0, sizeof(*c));
-	c->fd = -1;
-	ret = d->auth_key ? net_key_load(d->auth_key, &key, err) : 0;
+	c->nc.fd = -1;
+	ret = net_creds_load(&cr, d->auth_key, d->tls_cert, d->tls_key, d->tls_cacert, err);
+	cr.no_cn_verify = d->tls_no_cn_verify;
 	if (!ret)
-		ret = mig_connect(c, d->to, &key, err);
+		ret = mig_connect(c, d->to, &cr, err);
+	OPENSSL_cleanse(&cr, sizeof(cr));
 	c->compress = d->compress;
 	c->progress = d->progress;
 	c->progress_arg = d->progress_arg;
 	return ret;
-}
-
-int mig_send_pre(void *arg, unsigned k, const char *dir, struct ferr *err)
-{
-	char remote[32];
-
-	snprintf(remote, sizeof(remote), "pre-%u", k);
-	return mig_send_round(arg, dir, remote, false, err);
 }
 
 static void take_counts(struct mig_result *r, const struct mig_conn *c)
@@ -45,23 +41,46 @@ static void take_counts(struct mig_result *r, const struct mig_conn *c)
 	r->ended = c->ended;
 }
 
-/* ---- ferry migrate ------------------------------------------------------- */
-
+/* A job on the source: the connection, and where its final dump is. */
 struct mig_job {
 	struct mig_conn conn;
+	const char *local, *remote;
+	unsigned handover_s;
 	char staging[PATH_MAX];
 };
 
-static int hand_over(void *arg, struct target *t, struct ferr *err)
+/* round_done: round k in dir goes as pre-k. */
+static int send_pre(void *arg, unsigned k, const char *dir, struct ferr *err)
+{
+	struct mig_job *m = arg;
+	char remote[32];
+
+	snprintf(remote, sizeof(remote), "pre-%u", k);
+	return mig_send_round(&m->conn, dir, remote, MIG_PRE, err);
+}
+
+/* handover: the final dump is written and the target frozen. Send it,
+ * have the destination store (and restore) it, end the target, let the
+ * copy run; all within handover_s of the freeze, else the target resumes. */
+static int send_final(void *arg, struct target *t, struct ferr *err)
 {
 	struct mig_job *m = arg;
 	int ret;
 
+	m->conn.nc.deadline_ns = t->freeze_start_ns + m->handover_s * 1000000000ull;
 	pr_debug("final dump written %.1f ms into the freeze", (now_ns() - t->freeze_start_ns) / 1e6);
-	ret = mig_send_round(&m->conn, m->staging, "", true, err);
+	ret = mig_send_round(&m->conn, m->local, m->remote, MIG_FINAL, err);
 	pr_debug("final dump sent %.1f ms into the freeze", (now_ns() - t->freeze_start_ns) / 1e6);
-	return ret ? ret : mig_handover(&m->conn, t, err);
+	if (!ret)
+		ret = mig_handover(&m->conn, t, err);
+	m->conn.nc.deadline_ns = 0;
+	if (ret && err->code == ETIMEDOUT && !m->conn.ended)
+		ferr_wrap(err, "the hand-over took more than %u s (--handover-timeout)",
+			  m->handover_s);
+	return ret;
 }
+
+/* ---- ferry migrate ------------------------------------------------------- */
 
 static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 {
@@ -74,11 +93,11 @@ int mig_run(struct iter_opts *io, const struct dump_choice *c, const struct kern
 	    struct ferr *err)
 {
 	const char *base = access("/dev/shm", W_OK) ? "/tmp" : "/dev/shm";
-	struct mig_job m;
+	struct mig_job m = { .remote = "", .handover_s = d->handover_s };
 	int ret;
 
 	memset(r, 0, sizeof(*r));
-	m.conn.fd = -1;
+	m.conn.nc.fd = -1;
 	io->track = dump_choose_tracker(c->track, NULL, kd, io->base.pid, err);
 	if (!io->track)
 		return -err->code;
@@ -88,18 +107,16 @@ int mig_run(struct iter_opts *io, const struct dump_choice *c, const struct kern
 	snprintf(m.staging, sizeof(m.staging), "%s/ferry-migrate-%d-XXXXXX", base, io->base.pid);
 	if (!mkdtemp(m.staging))
 		return ferr_sys(err, errno, "staging directory %s", m.staging);
-	io->base.dir = m.staging;
-	io->round_done = mig_send_pre;
-	io->handover = hand_over;
+	m.local = io->base.dir = m.staging;
+	io->round_done = send_pre;
+	io->handover = send_final;
 	io->hook_arg = &m;
 	ret = mig_open(&m.conn, d, err);
 	if (!ret) {
-		/* mig_send_pre takes the connection, the first member of m. */
 		io->base.sink = mig_stream(&m.conn, m.staging, "");
 		pr_info("migrating process %d to %s with --track %s", io->base.pid, d->to,
 			io->track->name);
 		ret = iter_run(io, &r->iter, cb, arg, err);
-		r->dumped = !ret;
 		if (ret && !m.conn.ended)
 			mig_abort(&m.conn, err->msg);
 	}
@@ -125,74 +142,78 @@ static const char *remote_name(const char *dir, char *buf, size_t size)
 	return b ? b + 1 : buf;
 }
 
-/* The round just written to dir goes as remote; a final dump is also
- * committed there (the target is already dealt with). The pages live on the
- * page server only; dir keeps the metadata. */
-static int send_dumped(struct mig_conn *conn, const struct mig_dest *d, const char *dir,
-		       const char *remote, bool pre, struct mig_result *r, struct ferr *err)
+/* Connected (and authenticated) before anything is dumped. */
+static int job_open(struct mig_job *m, const struct mig_dest *d, const char *local,
+		    const char *remote, struct ferr *err)
 {
-	int ret = pre ? mig_send_round(conn, dir, remote, false, err)
-		      : mig_send_dump(conn, dir, remote, err);
+	int ret;
 
-	take_counts(r, conn);
-	mig_close(conn);
-	return ret ? ferr_wrap(err, "page server %s", d->to) : 0;
+	m->local = local;
+	m->remote = remote;
+	m->handover_s = d->handover_s;
+	ret = mig_open(&m->conn, d, err);
+	if (ret) {
+		mig_close(&m->conn);
+		return ferr_wrap(err, "page server");
+	}
+	return 0;
+}
+
+/* After the rounds: a pre-dump or a snapshot still has to go; a final
+ * dump went in the hand-over. A failure loses nothing: the process runs. */
+static int job_close(struct mig_job *m, const struct mig_dest *d, int ret, enum mig_round last,
+		     struct mig_result *r, struct ferr *err)
+{
+	if (!ret && last != MIG_FINAL) {
+		ret = mig_send_round(&m->conn, m->local, m->remote, last, err);
+		if (ret)
+			ferr_wrap(err, "page server %s", d->to);
+	}
+	if (ret && !m->conn.ended)
+		mig_abort(&m->conn, err->msg);
+	take_counts(r, &m->conn);
+	mig_close(&m->conn);
+	return ret;
 }
 
 int mig_dump_round(struct dump_opts *o, const struct dump_choice *c, const struct kerndat *kd,
 		   const struct mig_dest *d, struct mig_result *r, struct ferr *err)
 {
 	char buf[PATH_MAX];
-	const char *remote = remote_name(o->dir, buf, sizeof(buf));
-	struct mig_conn conn;
+	struct mig_job m;
+	struct dump_handover h = { send_final, &m };
+	enum mig_round last = o->pre ? MIG_PRE : o->leave_running ? MIG_SNAPSHOT : MIG_FINAL;
 	int ret;
 
 	memset(r, 0, sizeof(*r));
-	/* Connected (and authenticated) before anything is dumped. */
-	ret = mig_open(&conn, d, err);
-	if (ret) {
-		mig_close(&conn);
-		return ferr_wrap(err, "page server");
-	}
-	o->sink = mig_stream(&conn, o->dir, remote);
-	ret = dump_job_round(o, c, kd, &r->round, err);
-	o->sink = NULL;
-	if (ret) {
-		mig_close(&conn);
+	ret = job_open(&m, d, o->dir, remote_name(o->dir, buf, sizeof(buf)), err);
+	if (ret)
 		return ret;
-	}
-	r->dumped = true;
-	return send_dumped(&conn, d, o->dir, remote, o->pre, r, err);
+	o->sink = mig_stream(&m.conn, o->dir, m.remote);
+	ret = dump_job_round(o, c, kd, &h, &r->round, err);
+	o->sink = NULL;
+	return job_close(&m, d, ret, last, r, err);
 }
 
 int mig_dump_iterative(struct iter_opts *io, const struct dump_choice *c,
 		       const struct kerndat *kd, const struct mig_dest *d, struct mig_result *r,
 		       iter_round_cb cb, void *arg, struct ferr *err)
 {
-	struct mig_conn conn;
+	struct mig_job m;
+	enum mig_round last = io->base.leave_running ? MIG_SNAPSHOT : MIG_FINAL;
 	int ret;
 
 	memset(r, 0, sizeof(*r));
-	io->track = dump_choose_tracker(c->track, NULL, kd, io->base.pid, err);
-	if (!io->track)
-		return -err->code;
-	ret = mig_open(&conn, d, err);
-	if (ret) {
-		mig_close(&conn);
-		return ferr_wrap(err, "page server");
-	}
-	io->round_done = mig_send_pre;
-	io->hook_arg = &conn;
-	io->base.sink = mig_stream(&conn, io->base.dir, "");
+	ret = job_open(&m, d, io->base.dir, "", err);
+	if (ret)
+		return ret;
+	io->round_done = send_pre;
+	io->handover = last == MIG_FINAL ? send_final : NULL;
+	io->hook_arg = &m;
+	io->base.sink = mig_stream(&m.conn, io->base.dir, "");
 	ret = dump_job_iterative(io, c, kd, &r->iter, cb, arg, err);
 	io->base.sink = NULL;
-	if (ret) {
-		mig_abort(&conn, err->msg);
-		mig_close(&conn);
-		return ret;
-	}
-	r->dumped = true;
-	return send_dumped(&conn, d, io->base.dir, "", false, r, err);
+	return job_close(&m, d, ret, last, r, err);
 }
 
 void mig_result_free(struct mig_result *r)

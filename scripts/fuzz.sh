@@ -42,7 +42,7 @@ clang -std=gnu11 -g -O1 -Wall -Wextra -Werror -fsanitize=fuzzer,address,undefine
 	$(pkg-config --cflags libprotobuf-c) \
 	common/err.c common/log.c migrate/net.c common/util.c migrate/receive.c \
 	"$B"/gen/proto/migrate.pb-c.c tests/fuzz/fuzz_stream.c \
-	-o "$FB/fuzz_stream" $(pkg-config --libs libprotobuf-c libcrypto libzstd)
+	-o "$FB/fuzz_stream" $(pkg-config --libs libprotobuf-c libssl libcrypto libzstd)
 mkdir -p "$FB/stream-seeds" "$FB/stream-corpus"
 python3 tests/fuzz/stream_seed.py "$FB/stream-seeds"
 echo "fuzz: stream reader for ${SECS}s ($FB/fuzz_stream)"

@@ -18,7 +18,8 @@ twohosts_down() {
 	ip netns del "$2" 2>/dev/null || true
 }
 
-# new_key FILE: 32 random bytes as hex, a pre-shared key for both ends.
+# new_key FILE: 32 random bytes as hex, a pre-shared key for both ends
+# (mode 0600: ferry refuses a key file others can read).
 new_key() {
-	head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$1"
+	(umask 077 && head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$1")
 }

@@ -1,5 +1,5 @@
 /* libFuzzer target for the page server's side of the migration stream: an
- * input is everything a client sends after connecting (its HELLO, FILE
+ * input is everything an authenticated client sends (its HELLO, FILE
  * frames with their bytes, ROUND frames, ...). The server must answer every
  * input with success or a clean error, write nothing outside its DIR, and
  * never allocate what a length field asks for before checking it. */
@@ -28,8 +28,8 @@ static int rm_entry(const char *path, const struct stat *st, int flag, struct FT
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct net_key key = { 0 };
-	struct ps_opts o = { .dir = dir, .key = &key, .max_file = 1 << 20 };
+	struct ps_opts o = { .dir = dir, .max_file = 1 << 20 };
+	struct net_conn c = NET_CONN_INIT;
 	struct ps_result res;
 	struct ferr err;
 	int sv[2];
@@ -52,7 +52,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	shutdown(sv[1], SHUT_WR);
 	ferr_clear(&err);
 	memset(&res, 0, sizeof(res));
-	(void)!ps_serve(sv[0], &o, &res, &err);
+	c.fd = sv[0];
+	(void)!ps_serve(&c, &o, &res, &err);
 	close(sv[0]);
 	close(sv[1]);
 	/* Nothing may appear next to DIR, only in it. */

@@ -22,7 +22,7 @@ def blob(field, b):
     return bytes([field << 3 | 2, len(b)]) + b
 
 
-hello = frame(1, varint(1, 2) + blob(2, b'n' * 32))
+hello = frame(1, varint(1, 3))
 
 
 def file(d, name, data):

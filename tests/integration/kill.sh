@@ -81,11 +81,11 @@ PORT=$((30000 + $(rand 20000)))
 PS=
 page_server() {
 	PORT=$((PORT + 1))
-	rm -rf "$T/ps"
-	"$FERRY" page-server -D "$T/ps" --address 127.0.0.1 --port $PORT >/dev/null 2>&1 &
+	rm -rf "$T/ps" "$T/ps.sock"
+	"$FERRY" page-server -D "$T/ps" --address unix:$T/ps.sock >/dev/null 2>&1 &
 	PS=$!
 	for _ in $(seq 100); do
-		ss -ltn 2>/dev/null | grep -q "127.0.0.1:$PORT " && return 0
+		[ -S "$T/ps.sock" ] && return 0
 		sleep 0.02
 	done
 }
@@ -98,7 +98,7 @@ cmd_args() {
 		if [ "$K" = 1 ]; then echo "pre-dump -t $P -D $T/p1"
 		else echo "pre-dump -t $P -D $T/p$K --prev-images-dir ../p$((K - 1))"; fi ;;
 	iterative) echo "dump --iterative -R --skip-unsupported-fds --auto-converge --max-rounds 4 --downtime-limit 1 -t $P -D $T/i" ;;
-	migrate) echo "migrate --skip-unsupported-fds --max-rounds 3 --downtime-limit 1 -t $P --to 127.0.0.1:$PORT" ;;
+	migrate) echo "migrate --skip-unsupported-fds --max-rounds 3 --downtime-limit 1 -t $P --to unix:$T/ps.sock" ;;
 	esac
 }
 

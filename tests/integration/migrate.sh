@@ -21,6 +21,9 @@ cleanup() {
 	rm -rf "$T"
 }
 trap cleanup EXIT
+# Keep the servers' logs of a failed run for a look afterwards.
+keep_logs() { [ "$fails" -gt 0 ] && mkdir -p /tmp/ferry-migrate-logs && cp "$T"/*.err /tmp/ferry-migrate-logs/ 2>/dev/null; cleanup; }
+trap keep_logs EXIT
 
 twohosts_up $NS_SRC $NS_DST $NET vf$$ || skip "cannot create network namespaces and a veth pair here"
 ok "two hosts: $NS_SRC ($SRC_IP) and $NS_DST ($DST_IP) joined by a veth pair"
@@ -45,7 +48,7 @@ start_dirtier() {
 # server NAME ARGS...: a page server on the destination host; S its PID.
 server() {
 	name=$1; shift
-	rm -rf "$T/$name" "$T/$name.pid"
+	rm -rf "$T/$name" "$T/$name.pid" "$T/$name.out"
 	ip netns exec $NS_DST env ${SFAULT:-} "$FERRY" page-server -D "$T/$name" \
 		--address $DST_IP --port $PORT --pidfile "$T/$name.pid" "$@" \
 		>"$T/$name.out" 2>"$T/$name.err" &
@@ -67,8 +70,8 @@ mode=${run%+*}
 start_dirtier "$T/w" --mb 64 --rate 32 --churn 20
 if [ $mode = warm ]; then server dst --auth-key "$T/key" --restore -v
 else server dst --auth-key "$T/key" --restore --cold -v; fi
-# The cold run's final dump leaves through a pipe the frozen target vmsplices
-# into, spliced into the socket; the others send from a buffer (default).
+# The cold run asks for the pipe the frozen target vmsplices into; over TLS
+# the pages still go through a buffer (2d splices them into a Unix socket).
 if [ $run = warm+zstd ]; then migrate --auth-key "$T/key" --compress
 elif [ $run = cold ]; then migrate --auth-key "$T/key" -v --reader vmsplice
 else migrate --auth-key "$T/key"; fi
@@ -79,7 +82,8 @@ wait $S
 [ $? = 0 ] && ok "the page server exits 0" || fail "page server: $(cat "$T/dst.err")"
 expect_in "$T/out" "moved process $D" "says what moved where"
 expect_in "$T/out" "downtime" "reports the downtime"
-[ $run = cold ] && expect_in "$T/err" "vmsplices into" "cold: the final dump went through the pipe"
+# TLS encrypts in user space here: the pages cannot be spliced into it.
+[ $run = cold ] && expect_in "$T/err" "not spliced" "cold: --reader vmsplice falls back to the buffer over TLS"
 grep -q '^ *1 ' "$T/out" && ok "prints the rounds" || fail "no round table: $(cat "$T/out")"
 for _ in $(seq 100); do alive $D || break; sleep 0.05; done
 alive $D && fail "the original still runs after the hand-over" || ok "the original is gone"
@@ -186,25 +190,127 @@ else
 	fail "no migrated rsttest: $(cat "$T/rts.err")"
 fi
 
-# 2. Wrong key: refused both ways, nothing sent, the original runs on.
+# 2. Wrong key: refused both ways, nothing sent, the original runs on. The
+#    server logs the refused peer and goes on accepting: the right key then
+#    migrates through the same server.
 start_dirtier "$T/k" --mb 8 --rate 8
 server wk --auth-key "$T/key" --restore
 migrate --auth-key "$T/other-key"
 [ $? = 1 ] && ok "a wrong key fails the migration" || fail "wrong key accepted"
 expect_in "$T/err" "key" "says the key is the problem"
 expect_in "$T/err" "runs on here" "says the process runs on"
-wait $S
-[ $? = 1 ] && ok "the page server refuses the wrong key" || fail "page server accepted a wrong key"
-expect_in "$T/wk.err" "did not prove the key" "the server says why"
+alive $S && ok "the page server goes on after a peer that did not authenticate" ||
+	fail "one bad peer ended the page server"
+expect_in "$T/wk.err" "did not authenticate" "the server logs why"
 [ ! -e "$T/wk/inventory.img" ] && ok "nothing received" || fail "images received without the key"
-server nk --auth-key "$T/key"
+# A peer that sends garbage instead of a TLS handshake, and one that says
+# nothing at all, are dropped too.
+ip netns exec $NS_SRC python3 -c "
+import socket; s = socket.create_connection(('$DST_IP', $PORT)); s.sendall(b'GET / HTTP/1.0\r\n\r\n'); s.recv(64)" 2>/dev/null
+ip netns exec $NS_SRC python3 -c "
+import socket, time; s = socket.create_connection(('$DST_IP', $PORT)); time.sleep(12)" &
+SILENT=$!
+sleep 0.3
 migrate
-[ $? = 1 ] && expect_in "$T/err" "requires a key" "no key against a keyed server: refused" ||
+[ $? = 1 ] && expect_in "$T/err" "no credentials" "no key at all: the source refuses to send" ||
 	fail "migrated without a key"
+check_mem "$T/k" $D "the original is intact after the refusals"
+migrate --auth-key "$T/key"
+[ $? = 0 ] && ok "the right key then migrates through the same server, a silent peer pending" ||
+	fail "migrate after the refusals: $(cat "$T/err")"
 wait $S
-alive $D && check_mem "$T/k" $D "the original is intact after the refusals" ||
+[ $? = 0 ] && ok "the page server exits 0" || fail "page server: $(cat "$T/wk.err")"
+RP=$(cat "$T/wk.pid" 2>/dev/null)
+if [ -n "$RP" ] && alive "$RP"; then
+	PIDS="$PIDS $RP"
+	check_mem "$T/k" $RP "the process migrated after the refusals is intact"
+	kill -9 $RP
+else
+	fail "nothing restored after the refusals: $(cat "$T/wk.err")"
+fi
+kill $SILENT 2>/dev/null
+
+# 2b. A relay on the path records the whole migration: it works through the
+#     relay, and none of the workload's memory is in what the relay saw.
+start_dirtier "$T/m" --mb 32 --rate 8
+server mitm --auth-key "$T/key" --restore --idle-timeout 60
+RPORT=$((PORT + 1))
+# relay REC ARGS...: the relay on the destination host, in front of PORT.
+relay() {
+	rec=$1; shift
+	rm -f "$T/relay.out"
+	ip netns exec $NS_DST python3 "$(dirname "$0")/relay.py" $DST_IP:$RPORT $DST_IP:$PORT \
+		"$rec" "$@" >"$T/relay.out" 2>&1 &
+	PIDS="$PIDS $!"
+	for _ in $(seq 100); do grep -q ready "$T/relay.out" 2>/dev/null && break; sleep 0.05; done
+}
+relay "$T/relay.rec"
+ip netns exec $NS_SRC "$FERRY" migrate -t $D --to $DST_IP:$RPORT --auth-key "$T/key" \
+	>"$T/out" 2>"$T/err"
+[ $? = 0 ] && ok "the migration works through a relay" || fail "through the relay: $(cat "$T/err")"
+wait $S
+RP=$(cat "$T/mitm.pid" 2>/dev/null)
+[ -n "$RP" ] && PIDS="$PIDS $RP" && check_mem "$T/m" $RP "the process moved through the relay is intact"
+set -- $(python3 "$(dirname "$0")/sample_pages.py" "$T/mitm/pre-1" "$T/relay.rec" 200)
+[ "${3:-0}" -ge 100 ] && [ "$2" = "$3" ] && ok "sampled $3 pieces of the workload's memory" ||
+	fail "sampling the received pages failed: $*"
+[ "${1:-1}" = 0 ] && ok "the relay saw none of them ($(stat -c %s "$T/relay.rec") bytes recorded)" ||
+	fail "the relay saw $1 of $3 pieces of the workload's memory in clear"
+[ -n "$RP" ] && kill -9 $RP
+
+# 2c. A relay that inverts one byte deep in the stream: the migration fails,
+#     the original runs on intact and untraced, nothing runs on the
+#     destination.
+start_dirtier "$T/t" --mb 32 --rate 8
+server tamper --auth-key "$T/key" --restore --idle-timeout 60
+relay "$T/tamper.rec" --flip $((3 << 20))
+ip netns exec $NS_SRC "$FERRY" migrate -t $D --to $DST_IP:$RPORT --auth-key "$T/key" \
+	>"$T/out" 2>"$T/err"
+[ $? = 1 ] && ok "one inverted byte fails the migration" || fail "a tampered stream went through"
+expect_in "$T/err" "runs on here" "says the original runs on"
+wait $S
+[ $? = 1 ] && ok "the page server refuses the tampered stream" || fail "page server: exit 0"
+expect_in "$T/tamper.err" "TLS" "the server names the broken record"
+sleep 0.2
+if alive $D; then
+	grep -q '^State:.*T' /proc/$D/status && fail "the original was left stopped" ||
+		ok "the original runs"
+	[ "$(sed -n 's/^TracerPid:[[:space:]]*//p' /proc/$D/status)" = 0 ] &&
+		ok "the original is not traced" || fail "the original is still traced"
+	check_mem "$T/t" $D "the original is intact after the tampering"
+else
 	fail "the original died"
+fi
+[ ! -s "$T/tamper.pid" ] && ! pgrep -f "page-server -D $T/tamper" >/dev/null &&
+	ok "no copy runs on the destination" || fail "a copy was left on the destination"
 kill -9 $D
+
+# 2d. A local user without the key: the TCP server does not let them
+#     authenticate, and the keyless Unix socket does not let them in.
+start_dirtier "$T/u" --mb 8 --rate 8
+server lu --address unix:$T/lu.sock --restore --idle-timeout 20
+chmod 755 "$T"
+ip netns exec $NS_DST setpriv --reuid=65534 --regid=65534 --clear-groups \
+	/usr/bin/python3 -c "
+import socket, sys
+s = socket.socket(socket.AF_UNIX)
+try:
+    s.connect('$T/lu.sock'); s.sendall(b'x' * 64); s.recv(64); print('connected')
+except OSError as e:
+    print('refused:', e)" >"$T/lu.user" 2>&1
+expect_in "$T/lu.user" "refused" "another user cannot reach the keyless Unix socket"
+# No TLS on the Unix socket: the frozen round's pages go from the pipe the
+# target vmsplices into straight into the socket.
+ip netns exec $NS_SRC "$FERRY" migrate -t $D --to unix:$T/lu.sock -v --reader vmsplice \
+	>"$T/out" 2>"$T/err"
+[ $? = 0 ] && ok "root migrates through the Unix socket without a key" ||
+	fail "unix: $(cat "$T/err")"
+expect_in "$T/err" "vmsplices into" "the final dump went through the pipe into the socket"
+wait $S
+RP=$(cat "$T/lu.pid" 2>/dev/null)
+[ -n "$RP" ] && PIDS="$PIDS $RP" && check_mem "$T/u" $RP "moved over the Unix socket, intact"
+[ -n "$RP" ] && kill -9 $RP
+chmod 700 "$T"
 
 # 3. The destination's restore fails: the source resumes its original.
 start_dirtier "$T/r" --mb 16 --rate 16
@@ -222,6 +328,42 @@ if alive $D; then
 else
 	fail "the original is gone after a failed restore: neither side has it"
 fi
+kill -9 $D
+
+# 3a. dump --page-server: the process is ended only once the page server has
+#     its dump. A page server that cannot take it: the process runs on. One
+#     that never answers: --handover-timeout, then the process runs on. With
+#     -R the dump is a snapshot the page server never starts.
+start_dirtier "$T/h" --mb 16 --rate 16
+mkdir -p "$T/local"
+SFAULT=FERRY_FAULT=restore-fail-after-memory server hf --restore --auth-key "$T/key"
+expect_rc 1 "dump --page-server to a page server that cannot restore fails" \
+	ip netns exec $NS_SRC "$FERRY" dump -t $D -D "$T/local/hf" $PS
+expect_in "$T/err" "was left running" "says the process runs on"
+wait $S
+alive $D && check_mem "$T/h" $D "the process was not ended: it runs on intact" ||
+	fail "dump --page-server lost the process"
+SFAULT=FERRY_FAULT=stall-before-result server hs --restore --auth-key "$T/key"
+expect_rc 1 "a page server that never answers: the hand-over times out" \
+	ip netns exec $NS_SRC "$FERRY" dump -t $D -D "$T/local/hs" $PS --handover-timeout 2
+expect_in "$T/err" "handover-timeout" "says the hand-over took too long"
+kill -9 $S 2>/dev/null
+if alive $D; then
+	grep -q '^State:.*T' /proc/$D/status && fail "left stopped after the timeout" ||
+		ok "the process resumed after the timeout"
+	check_mem "$T/h" $D "and is intact"
+else
+	fail "the process died in the timed-out hand-over"
+fi
+server snap --restore --auth-key "$T/key"
+expect_rc 0 "dump -R --page-server to a --restore page server" \
+	ip netns exec $NS_SRC "$FERRY" dump -t $D -D "$T/local/snap" -R $PS
+wait $S
+[ -e "$T/snap/snap/inventory.img" ] && ok "the page server stored the snapshot" ||
+	fail "no snapshot stored: $(cat "$T/snap.err")"
+[ ! -s "$T/snap.pid" ] && ok "and started no second copy of the running process" ||
+	fail "a second copy runs: $(cat "$T/snap.pid")"
+alive $D && check_mem "$T/h" $D "the original runs on intact" || fail "the original died"
 kill -9 $D
 
 # 3b. The warm restore fails at the end: the destination restores the final
@@ -254,12 +396,14 @@ wait $S
 alive $D && check_mem "$T/c" $D "the original is intact" || fail "the original died"
 kill -9 $D
 
-# 5. Malformed streams: garbage, a name leaving DIR, an oversized frame.
+# 5. Malformed streams from a peer past authentication (root, on the keyless
+#    Unix socket): garbage, a name leaving DIR, an oversized frame, ...
 stream() {
-	ip netns exec $NS_SRC python3 - "$DST_IP" "$PORT" "$1" <<'PY'
+	ip netns exec $NS_SRC python3 - "$T/$2.sock" "$1" <<'PY'
 import socket, struct, sys
-host, port, kind = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-s = socket.create_connection((host, port))
+path, kind = sys.argv[1], sys.argv[2]
+s = socket.socket(socket.AF_UNIX)
+s.connect(path)
 def frame(t, payload):
     return struct.pack('<IIQ', 0x4d595246, t, len(payload)) + payload
 def pb_bytes(field, b):
@@ -271,7 +415,7 @@ def pb_varint(field, v):
         out += bytes([b | (0x80 if v else 0)])
         if not v: return out
 s.recv(4096)                                   # the server's HELLO
-s.sendall(frame(1, pb_varint(1, 2) + pb_bytes(2, b'n' * 32)))
+s.sendall(frame(1, pb_varint(1, 3)))
 if kind == 'garbage':
     s.sendall(b'GET / HTTP/1.0\r\n\r\n' + b'x' * 64)
 elif kind == 'escape':
@@ -298,8 +442,8 @@ except Exception: pass
 PY
 }
 for kind in garbage escape huge zstd pages-beyond pages-unfinished pages-short; do
-	server bad-$kind --no-auth
-	stream $kind
+	server bad-$kind --address unix:$T/bad-$kind.sock
+	stream $kind bad-$kind
 	wait $S
 	[ $? = 1 ] && ok "malformed stream ($kind): refused" || fail "malformed stream ($kind) accepted"
 done
@@ -315,7 +459,15 @@ expect_in "$T/bad-pages-short.err" "but pages came up to" "pages.img smaller tha
 [ ! -e "$T/bad-pages-unfinished/pre-1/pages.img.part" ] && [ ! -e "$T/bad-pages-unfinished/pre-1/pages.img" ] &&
 	ok "an unfinished streamed pages.img is removed" || fail "an unfinished pages.img stays behind"
 
-# 6. No key on a non-loopback address needs saying so.
+# 6. No TCP listener without credentials, loopback included; no key file
+#    others can read.
 expect_rc 2 "no key on a routable address is a usage error" \
 	"$FERRY" page-server -D "$T/nokey" --address 0.0.0.0 --port $PORT
+expect_rc 2 "no key on loopback is a usage error too" \
+	"$FERRY" page-server -D "$T/nokey" --address 127.0.0.1 --port $PORT
+expect_rc 2 "--no-auth is refused" "$FERRY" page-server -D "$T/nokey" --no-auth
+cp "$T/key" "$T/open-key" && chmod 644 "$T/open-key"
+expect_rc 1 "a key file others can read is refused" \
+	"$FERRY" page-server -D "$T/nokey" --address 127.0.0.1 --port $PORT --auth-key "$T/open-key"
+expect_in "$T/err" "0600" "says the key file must be 0600"
 finish
