@@ -55,8 +55,10 @@ static int writer_read_parent(struct img_writer *w, const char *parent, struct f
 	cleanup(img_image) struct img_image *pimg = NULL;
 	int ret;
 
-	if (!*parent || parent[0] == '/')
-		return ferr_new(err, EINVAL, "parent `%s` must be a relative path", parent);
+	/* Never write what a reader refuses. */
+	if (!img_parent_path_ok(parent))
+		return ferr_new(err, EINVAL, "parent `%s` must be a path inside the new dump's parent "
+				"directory (`pre-1`, `../pre-1`)", parent);
 	if (asprintf(&ppath, "%s/%s", w->path, parent) < 0)
 		return ferr_sys(err, ENOMEM, "parent path");
 	ret = img_open(&pimg, ppath, err);
