@@ -174,8 +174,6 @@ bool rst_creds_are_callers(const Ferry__Creds *c, const struct rst_caller *who)
 	       ic.amb == who->caps.amb && (ic.bnd & who->caps.bnd) == who->caps.bnd;
 }
 
-/* ---- setting them, in every thread at the end ----------------------------- */
-
 static bool groups_are_callers(const Ferry__Creds *c, const struct rst_caller *who)
 {
 	if (c->n_groups != who->ngroups)
@@ -185,6 +183,65 @@ static bool groups_are_callers(const Ferry__Creds *c, const struct rst_caller *w
 			return false;
 	return true;
 }
+
+/* ---- filesystem credentials, before anything is opened -------------------- */
+
+_Static_assert(sizeof(gid_t) == sizeof(uint32_t), "gid_t is 32 bits");
+
+/* Raw syscalls: this runs in the clone3 child of a threaded ferry, where
+ * glibc's setgroups would signal threads that do not exist here. setfsuid
+ * reports nothing: asking again with -1 (never valid) reads it back. */
+int rst_creds_fs_self(const struct rst *r, struct ferr *err)
+{
+	const Ferry__Creds *c = r->proc->creds;
+
+	if (!c || rst_creds_are_callers(c, &r->caller))
+		return 0;
+	if (!groups_are_callers(c, &r->caller) &&
+	    syscall(SYS_setgroups, c->n_groups, (const gid_t *)c->groups) < 0)
+		return ferr_sys(err, errno, "setgroups to the image's %zu groups", c->n_groups);
+	syscall(SYS_setfsgid, c->gid[3]);
+	if ((uint32_t)syscall(SYS_setfsgid, -1) != c->gid[3])
+		return ferr_new(err, EPERM, "filesystem gid %u was not taken", c->gid[3]);
+	syscall(SYS_setfsuid, c->uid[3]);
+	if ((uint32_t)syscall(SYS_setfsuid, -1) != c->uid[3])
+		return ferr_new(err, EPERM, "filesystem uid %u was not taken", c->uid[3]);
+	return 0;
+}
+
+/* The same by injection into the main thread (a warm restore's child,
+ * which opens its fds only at the end). */
+int rst_creds_fs_inject(struct rst *r, struct ferr *err)
+{
+	const Ferry__Creds *c = r->proc->creds;
+	uint64_t at = 0;
+	long rv;
+	int ret = 0;
+
+	if (!c || rst_creds_are_callers(c, &r->caller))
+		return 0;
+	if (c->n_groups > RST_GROUPS_MAX)
+		return ferr_new(err, E2BIG, "%zu supplementary groups, ferry restores at most %d",
+				c->n_groups, RST_GROUPS_MAX);
+	if (!groups_are_callers(c, &r->caller)) {
+		ret = rst_scratch_put(r, 0, c->groups, c->n_groups * sizeof(gid_t), &at, err);
+		if (!ret)
+			ret = rst_sys(&r->th[0], "setgroups", &rv, err, __NR_setgroups, c->n_groups, at,
+				      0, 0, 0, 0);
+	}
+	if (!ret)
+		ret = rst_sys(&r->th[0], "setfsgid", &rv, err, __NR_setfsgid, c->gid[3], 0, 0, 0, 0, 0);
+	if (!ret)
+		ret = rst_sys(&r->th[0], "setfsuid", &rv, err, __NR_setfsuid, c->uid[3], 0, 0, 0, 0, 0);
+	if (!ret)
+		ret = rst_sys(&r->th[0], "setfsuid", &rv, err, __NR_setfsuid, (uint64_t)-1, 0, 0, 0, 0,
+			      0);
+	if (!ret && (uint32_t)rv != c->uid[3])
+		ret = ferr_new(err, EPERM, "filesystem uid %u was not taken", c->uid[3]);
+	return ret;
+}
+
+/* ---- setting them, in every thread at the end ----------------------------- */
 
 static int thread_creds(struct rst *r, struct rst_thread *t, const Ferry__Creds *c,
 			struct ferr *err)

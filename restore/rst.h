@@ -105,6 +105,11 @@ int rst_creds_check(const Ferry__Creds *c, const struct rst_caller *who, struct 
 /* Are c exactly who's own (nothing to set)? */
 bool rst_creds_are_callers(const Ferry__Creds *c, const struct rst_caller *who);
 int rst_creds_set(struct rst *r, struct ferr *err);      /* in every thread */
+/* The image's groups, fsgid and fsuid, so that every file the process gets
+ * is opened as the process: in the child itself before its first stop
+ * (self), or by injection (a warm restore's child). */
+int rst_creds_fs_self(const struct rst *r, struct ferr *err);
+int rst_creds_fs_inject(struct rst *r, struct ferr *err);
 
 /* ---- sys.c: acting inside the child ---------------------------------- */
 

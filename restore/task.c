@@ -70,11 +70,13 @@ int rst_threads_create(struct rst *r, struct ferr *err)
 		int ret;
 
 		ret = clone_thread(r, (pid_t)t->img->tid, &tid, err);
-		if (!ret && tid == -EEXIST) {
+		if (!ret && (tid == -EEXIST || tid == -EPERM)) {
+			const char *why = tid == -EEXIST ? "is in use" : "cannot be chosen by this caller";
+
 			if (r->opts->require_same_pid)
-				return ferr_new(err, EEXIST, "TID %u is in use, and --require-same-pid "
-						"was given", t->img->tid);
-			pr_warn("TID %u is in use: the thread gets another one", t->img->tid);
+				return ferr_new(err, (int)-tid, "TID %u %s, and --require-same-pid "
+						"was given", t->img->tid, why);
+			pr_warn("TID %u %s: the thread gets another one", t->img->tid, why);
 			r->res->same_pid = false;
 			ret = clone_thread(r, 0, &tid, err);
 		}

@@ -484,6 +484,8 @@ static int process_setup(struct rst_warm *w, struct ferr *err)
 	long rv, fd;
 	int ret = 0;
 
+	/* The fds are opened as the process, not as ferry. */
+	ret = rst_creds_fs_inject(r, err);
 	for (size_t i = 0; !ret && i < r->nr_fds; i++) {
 		const Ferry__Fd *f = r->fds[i];
 		char link[32];
@@ -494,14 +496,24 @@ static int process_setup(struct rst_warm *w, struct ferr *err)
 		ret = rst_scratch_put(r, 0, f->path, strlen(f->path) + 1, &at, err);
 		if (!ret)
 			ret = rst_sys(m, "open", &fd, err, __NR_openat, (uint64_t)AT_FDCWD, at,
-				      (uint64_t)rst_reopen_flags(f), 0, 0, 0);
+				      (uint64_t)rst_reopen_flags(f) | O_NONBLOCK, 0, 0, 0);
 		if (ret)
 			return ferr_wrap(err, "fd %u: `%s`", f->fd, f->path);
 		snprintf(link, sizeof(link), "fd/%ld", fd);
-		if (f->file && (fstatat(r->procfd, link, &st, 0) < 0 ||
-				st.st_dev != f->file->dev || st.st_ino != f->file->ino))
+		if (fstatat(r->procfd, link, &st, 0) < 0)
+			return ferr_sys(err, errno, "fd %u: stat `%s`", f->fd, f->path);
+		if (!rst_fd_type_fits(f, st.st_mode))
+			return ferr_new(err, EACCES, "fd %u: `%s` is not the kind of file it was at "
+					"dump time", f->fd, f->path);
+		if (f->file && (st.st_dev != f->file->dev || st.st_ino != f->file->ino))
 			return ferr_new(err, ESTALE, "fd %u: `%s` is another file than at dump time",
 					f->fd, f->path);
+		/* Opened non-blocking; the dumped flags back on (F_SETFL). */
+		if (!(rst_reopen_flags(f) & O_NONBLOCK))
+			ret = rst_sys(m, "fcntl(F_SETFL)", &rv, err, __NR_fcntl, (uint64_t)fd, F_SETFL,
+				      (uint64_t)(f->flags & ~(uint32_t)O_NONBLOCK), 0, 0, 0);
+		if (ret)
+			return ferr_wrap(err, "fd %u: `%s`", f->fd, f->path);
 		if (fd != (long)f->fd) {
 			ret = rst_sys(m, "dup3", &rv, err, __NR_dup3, (uint64_t)fd, f->fd,
 				      f->cloexec ? O_CLOEXEC : 0, 0, 0, 0);
