@@ -995,6 +995,44 @@ static void test_entry_bounds(void **state)
 	expect_bad(img_check_fds("f", fp, 2, &err), &err, "fd number out of range");
 }
 
+/* The writer never follows a link planted in DIR, and writes only into a
+ * directory of its caller that nobody else can write. */
+static void test_writer_dir_trust(void **state)
+{
+	struct fixture *f = *state;
+	struct img_writer_opts o = { .kind = FERRY__DUMP_KIND__DUMP_PRE, .root_pid = 1 };
+	struct img_writer *w;
+	struct ferr err;
+	struct stat st;
+	FILE *fp;
+	char buf[16] = "";
+
+	fp = fopen(path_in(f, "victim"), "w");
+	fputs("untouched", fp);
+	fclose(fp);
+	assert_int_equal(mkdir(path_in(f, "d"), 0700), 0);
+	assert_int_equal(symlink("../victim", path_in(f, "d/pages.img")), 0);
+	assert_int_equal(symlink("../victim", path_in(f, "d/vmas.img")), 0);
+	assert_int_equal(img_writer_create(&w, path_in(f, "d"), &o, &err), 0);
+	add_vma(w, VA, VA + 4 * PS, PROT_READ);
+	assert_int_equal(img_writer_commit(w, 0, &err), 0);
+	img_writer_free(w);
+	fp = fopen(path_in(f, "victim"), "r");
+	assert_non_null(fgets(buf, sizeof(buf), fp));
+	fclose(fp);
+	assert_string_equal(buf, "untouched");
+	assert_int_equal(lstat(path_in(f, "d/pages.img"), &st), 0);
+	assert_true(S_ISREG(st.st_mode));
+
+	assert_int_equal(chmod(path_in(f, "d"), 0770), 0);
+	assert_int_equal(img_writer_create(&w, path_in(f, "d"), &o, &err), -EPERM);
+	assert_non_null(strstr(err.msg, "writable by its group"));
+	assert_int_equal(chmod(path_in(f, "d"), 0700), 0);
+	assert_int_equal(symlink("d", path_in(f, "link")), 0);
+	assert_true(img_writer_create(&w, path_in(f, "link"), &o, &err) < 0);
+	assert_non_null(strstr(err.msg, "symbolic link"));
+}
+
 static void test_chain_depth_limit(void **state)
 {
 	struct fixture *f = *state;
@@ -1238,6 +1276,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_chain_cycle, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_chain_depth_limit, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_parent_confined, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_writer_dir_trust, setup, teardown),
 		cmocka_unit_test(test_entry_bounds),
 		cmocka_unit_test_setup_teardown(test_writer_rejects_misuse, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_writer_bounded_memory, setup, teardown),
