@@ -474,6 +474,42 @@ int rst_warm_update(struct rst_warm *w, const char *dir, struct ferr *err)
 	return 0;
 }
 
+/* The rounds' files were mapped before the final dump brought the
+ * credentials: each is opened again now, as the process (fs credentials
+ * set), with the access its mapping has, so that a mapping the process
+ * could not have made itself is refused rather than handed over. */
+static int recheck_mapped_files(struct rst *r, struct ferr *err)
+{
+	const char *prev = NULL;
+	bool prev_rdwr = false;
+	uint64_t at;
+	long fd, rv;
+	int ret = 0;
+
+	for (size_t i = 0; !ret && i < r->img->nr_vmas; i++) {
+		const Ferry__Vma *v = r->img->vmas[i];
+		bool rdwr = (v->flags & MAP_SHARED) && (v->prot & PROT_WRITE);
+
+		if (v->kind != FERRY__VMA_KIND__VMA_FILE || !v->path ||
+		    (prev && rdwr == prev_rdwr && !strcmp(prev, v->path)))
+			continue;
+		prev = v->path;
+		prev_rdwr = rdwr;
+		ret = rst_scratch_put(r, 0, v->path, strlen(v->path) + 1, &at, err);
+		if (!ret)
+			ret = rst_sys(&r->th[0], "open", &fd, err, __NR_openat, (uint64_t)AT_FDCWD, at,
+				      (uint64_t)((rdwr ? O_RDWR : O_RDONLY) | O_NONBLOCK | O_CLOEXEC),
+				      0, 0, 0);
+		if (!ret)
+			ret = rst_sys(&r->th[0], "close", &rv, err, __NR_close, (uint64_t)fd, 0, 0, 0, 0,
+				      0);
+		if (ret)
+			return ferr_wrap(err, "file mapped at 0x%" PRIx64 " `%s`, as the process",
+					 v->start, v->path);
+	}
+	return 0;
+}
+
 /* What a cold restore's child does for itself before its first stop. */
 static int process_setup(struct rst_warm *w, struct ferr *err)
 {
@@ -486,6 +522,8 @@ static int process_setup(struct rst_warm *w, struct ferr *err)
 
 	/* The fds are opened as the process, not as ferry. */
 	ret = rst_creds_fs_inject(r, err);
+	if (!ret)
+		ret = recheck_mapped_files(r, err);
 	for (size_t i = 0; !ret && i < r->nr_fds; i++) {
 		const Ferry__Fd *f = r->fds[i];
 		char link[32];
