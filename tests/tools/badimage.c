@@ -11,7 +11,7 @@
  * --caps HEX     permitted and effective capabilities HEX
  * --no-ids       credentials without uids or gids
  * --fd N:PATH    an fd N on PATH (a regular file, read-only), identity from stat
- * --map-shared P a writable MAP_SHARED page of P, at an address nothing uses */
+ * --map-shared P a writable MAP_SHARED page of P, where the dump has nothing */
 #include <getopt.h>
 #include <stdio.h>
 #include <string.h>
@@ -20,7 +20,27 @@
 
 #include "images/format.h"
 
-#define MAP_AT 0x100000000000ull /* 16 TiB: far from what a dump uses */
+#define LOW (1ull << 32)
+#define HIGH 0x7ff000000000ull
+
+/* A page with a free page on either side, above 4 GiB, that no VMA of
+ * the dump uses (ASan's shadow takes most of the address space). */
+static uint64_t free_page(const struct img_image *img)
+{
+	uint64_t ps = (uint64_t)ferry_page_size(), lo = LOW;
+
+	for (size_t i = 0; i <= img->nr_vmas; i++) {
+		uint64_t hi = i < img->nr_vmas ? img->vmas[i]->start : HIGH;
+
+		if (hi > HIGH)
+			hi = HIGH;
+		if (hi > lo && hi - lo >= 3 * ps)
+			return lo + ps;
+		if (i < img->nr_vmas && img->vmas[i]->end > lo)
+			lo = img->vmas[i]->end;
+	}
+	return 0;
+}
 
 struct opts {
 	const char *src, *dst;
@@ -51,8 +71,10 @@ static int write_vmas(struct img_writer *w, const struct img_image *img, const s
 	bool added = !o->map_path;
 	int ret = 0;
 
-	v.start = MAP_AT;
-	v.end = MAP_AT + (uint64_t)ferry_page_size();
+	v.start = free_page(img);
+	if (!v.start)
+		return ferr_new(err, ENOMEM, "no free page in the dump's layout");
+	v.end = v.start + (uint64_t)ferry_page_size();
 	v.prot = PROT_READ | PROT_WRITE;
 	v.flags = MAP_SHARED;
 	v.kind = FERRY__VMA_KIND__VMA_FILE;
