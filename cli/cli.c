@@ -1,7 +1,9 @@
 /* Helpers every command shares: option parsing, errors, pidfiles. */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli/cli.h"
 #include "common/log.h"
@@ -63,18 +65,31 @@ void cli_error(const char *cmd, const char *fmt, ...)
 	va_end(ap);
 }
 
+/* Written to FILE.tmp and renamed: the temporary file is created afresh
+ * (O_EXCL, O_NOFOLLOW), so a link planted under its name in a shared
+ * directory is removed, never written through; rename replaces a link at
+ * FILE itself without following it. */
 int cli_write_pidfile(const char *path, pid_t pid)
 {
-	char tmp[4096];
-	FILE *f;
+	char tmp[4096], line[32];
+	int fd, n, ok;
 
-	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-	f = fopen(tmp, "w");
-	if (!f)
+	if (snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp)) {
+		errno = ENAMETOOLONG;
 		return -1;
-	fprintf(f, "%d\n", pid);
-	if (fclose(f) != 0 || rename(tmp, path) != 0)
+	}
+	if (unlink(tmp) < 0 && errno != ENOENT)
 		return -1;
+	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return -1;
+	n = snprintf(line, sizeof(line), "%d\n", (int)pid);
+	ok = write(fd, line, (size_t)n) == n;
+	if (close(fd) != 0 || !ok || rename(tmp, path) != 0) {
+		if (ok)
+			unlink(tmp);
+		return -1;
+	}
 	return 0;
 }
 

@@ -137,6 +137,18 @@ void img_free_entries(void *entries, size_t n)
 
 #define IMG_WBUF_SIZE (1u << 20)
 
+/* A file of ours, new: whatever had the name (an old dump's file, or a
+ * symbolic link someone planted) is removed, never followed or reused. */
+int img_create_at(int dirfd, const char *name)
+{
+	int fd;
+
+	if (unlinkat(dirfd, name, 0) < 0 && errno != ENOENT)
+		return -errno;
+	fd = openat(dirfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	return fd < 0 ? -errno : fd;
+}
+
 int img_fw_open(struct img_file_writer *fw, int dirfd, const char *dirpath, enum img_type type,
 		const char *name, struct ferr *err)
 {
@@ -154,9 +166,9 @@ int img_fw_open(struct img_file_writer *fw, int dirfd, const char *dirpath, enum
 	if (!fw->buf || !fw->hash)
 		return ferr_sys(err, ENOMEM, "%s", fw->what);
 	XXH3_64bits_reset(fw->hash);
-	fw->fd = openat(dirfd, name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	fw->fd = img_create_at(dirfd, name);
 	if (fw->fd < 0)
-		return ferr_sys(err, errno, "create %s", fw->what);
+		return ferr_sys(err, -fw->fd, "create %s", fw->what);
 	img_header_fill(&h, type);
 	return img_fw_write(fw, &h, sizeof(h), err);
 }

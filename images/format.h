@@ -22,6 +22,10 @@ struct img_file_writer {
 
 enum img_type img_type_by_file(const char *name);
 
+/* Create name in dirfd afresh (O_EXCL, O_NOFOLLOW, 0600), removing what
+ * had the name: the fd, or -errno. */
+int img_create_at(int dirfd, const char *name);
+
 /* Create dir/name (the type's own file name when name is NULL), header written. */
 int img_fw_open(struct img_file_writer *fw, int dirfd, const char *dirpath, enum img_type type,
 		const char *name, struct ferr *err);

@@ -23,6 +23,17 @@
 #define IMG_ID_SIZE 16
 #define IMG_HASH_ENTRY_PAGES 65536  /* most page hashes in one hashes.img entry */
 #define IMG_ADDR_LIMIT (1ULL << 57) /* no user address reaches this (5-level paging) */
+#define IMG_FILES_MAX 32            /* files an inventory may list */
+#define IMG_THREADS_MAX (1u << 20)  /* threads of one process */
+#define IMG_PID_MAX (1u << 22)      /* the kernel's PID_MAX_LIMIT */
+#define IMG_FD_MAX (1u << 20)       /* fd numbers below the kernel's nr_open ceiling */
+#define IMG_GROUPS_MAX 65536        /* NGROUPS_MAX */
+#define IMG_SIGNALS 64              /* signal numbers 1..64 */
+#define IMG_SIGINFO_SIZE 128        /* sizeof(siginfo_t) */
+#define IMG_SIGINFO_MAX 65536       /* pending signals in one queue */
+#define IMG_FXSAVE_SIZE 512         /* the legacy FXSAVE area (fpregs) */
+#define IMG_XSAVE_MAX (64u << 10)   /* NT_X86_XSTATE is ~11 KiB with AMX */
+#define IMG_AUXV_MAX 4096           /* the kernel keeps far less */
 
 enum img_type {
 	IMG_INVENTORY = 1,
@@ -174,6 +185,10 @@ int __must_check img_read_threads(struct img_image *img, Ferry__Thread ***out, s
 				  struct ferr *err);
 int __must_check img_read_fds(struct img_image *img, Ferry__Fd ***out, size_t *n, struct ferr *err);
 void img_free_entries(void *entries, size_t n);
+
+/* Is p a parent path as ferry writes it: relative, at most one leading
+ * "..", then plain names ("pre-1", "../pre-1")? */
+bool img_parent_path_ok(const char *p);
 
 /* Does any run of img's pagemap (of any flags) overlap [start, end)? */
 bool img_has_runs(const struct img_image *img, uint64_t start, uint64_t end);

@@ -129,6 +129,9 @@ int img_load_vmas(struct img_image *img, struct ferr *err)
 			why = "neither shared nor private";
 		else if (v[i]->kind == FERRY__VMA_KIND__VMA_FILE && !v[i]->path)
 			why = "file mapping without a path";
+		else if ((v[i]->path && strnlen(v[i]->path, PATH_MAX) >= PATH_MAX) ||
+			 (v[i]->name && strnlen(v[i]->name, PATH_MAX) >= PATH_MAX))
+			why = "path or name longer than PATH_MAX";
 		if (why)
 			return ferr_new(err, EBADMSG, "%s/vmas.img: entry %zu (0x%llx-0x%llx): %s",
 					img->path, i, (unsigned long long)v[i]->start,

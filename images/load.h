@@ -25,6 +25,17 @@ int img_load_vmas(struct img_image *img, struct ferr *err);
  * (which must already be open). */
 int img_load_pagemap(struct img_image *img, struct ferr *err);
 
+/* ---- check.c ------------------------------------------------------------ */
+
+/* Bounds on every count, length and number in these entries (what names
+ * the file in messages). */
+int img_check_process(const char *what, const Ferry__Process *p, struct ferr *err);
+int img_check_threads(const char *what, Ferry__Thread *const *t, size_t n, struct ferr *err);
+int img_check_fds(const char *what, Ferry__Fd *const *f, size_t n, struct ferr *err);
+/* Open the parent directory rel names, relative to dirfd, one name at a
+ * time and never through a symbolic link: the fd, or -errno. */
+int img_open_parent_dir(int dirfd, const char *rel, const char *what, struct ferr *err);
+
 /* ---- pagemap.c ---------------------------------------------------------- */
 
 /* Is [start, end) covered by img's VMAs without a gap? */

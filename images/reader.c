@@ -51,13 +51,16 @@ static int check_inventory(const struct img_image *img, struct ferr *err)
 	    (inv->page_size & (inv->page_size - 1)))
 		return ferr_new(err, EBADMSG, "%s/inventory.img: page size %u is not a power of two "
 				"between 4 KiB and 1 MiB", p, inv->page_size);
-	if (inv->parent && (!*inv->parent || inv->parent[0] == '/' || strlen(inv->parent) > PATH_MAX))
-		return ferr_new(err, EBADMSG, "%s/inventory.img: parent `%s` is not a relative path", p,
-				inv->parent);
+	if (inv->parent && !img_parent_path_ok(inv->parent))
+		return ferr_new(err, EBADMSG, "%s/inventory.img: parent `%s` is not a path inside the "
+				"dump's parent directory (`pre-1`, `../pre-1`)", p, inv->parent);
 	if (!inv->parent != !inv->has_parent_id ||
 	    (inv->has_parent_id && inv->parent_id.len != IMG_ID_SIZE))
 		return ferr_new(err, EBADMSG, "%s/inventory.img: parent path and parent id must come "
 				"together", p);
+	if (inv->n_files > IMG_FILES_MAX)
+		return ferr_new(err, EBADMSG, "%s/inventory.img: %zu files listed, more than %d", p,
+				inv->n_files, IMG_FILES_MAX);
 	for (size_t i = 0; i < inv->n_files; i++) {
 		const char *name = inv->files[i]->name;
 
@@ -153,22 +156,23 @@ static int open_pages(struct img_image *img, struct ferr *err)
 	return img_header_check(hdr, sizeof(hdr), IMG_PAGES, what, err);
 }
 
-static int img_open_chain(struct img_image **out, const char *dir, unsigned depth,
+static int img_open_chain(struct img_image **out, const char *dir, int dirfd, unsigned depth,
 			  struct chain_seen *seen, struct img_image *given, struct ferr *err);
 
 /* The parent already open (img_open_on): it must be the directory the
  * inventory names, and the dump this one was made against. */
 static int adopt_parent(struct img_image *img, struct img_image *given, struct ferr *err)
 {
-	cleanup_free char *ppath = NULL;
+	cleanup_close int pfd = -1;
 	struct stat a, b;
 
 	if (!img->inv->parent)
 		return ferr_new(err, EINVAL, "%s has no parent, %s was expected", img->path,
 				given->path);
-	if (asprintf(&ppath, "%s/%s", img->path, img->inv->parent) < 0)
-		return ferr_sys(err, ENOMEM, "parent path");
-	if (stat(ppath, &a) < 0 || fstat(given->dirfd, &b) < 0 || a.st_dev != b.st_dev ||
+	pfd = img_open_parent_dir(img->dirfd, img->inv->parent, img->path, err);
+	if (pfd < 0)
+		return pfd;
+	if (fstat(pfd, &a) < 0 || fstat(given->dirfd, &b) < 0 || a.st_dev != b.st_dev ||
 	    a.st_ino != b.st_ino)
 		return ferr_new(err, EINVAL, "%s: parent `%s` is not %s", img->path, img->inv->parent,
 				given->path);
@@ -191,7 +195,7 @@ static int adopt_parent(struct img_image *img, struct img_image *given, struct f
 static int open_parent(struct img_image *img, struct chain_seen *seen, struct ferr *err)
 {
 	cleanup_free char *ppath = NULL;
-	int ret;
+	int ret, pfd;
 
 	if (!img->inv->parent)
 		return 0;
@@ -200,7 +204,12 @@ static int open_parent(struct img_image *img, struct chain_seen *seen, struct fe
 				IMG_CHAIN_MAX);
 	if (asprintf(&ppath, "%s/%s", img->path, img->inv->parent) < 0)
 		return ferr_sys(err, ENOMEM, "parent path");
-	ret = img_open_chain(&img->parent, ppath, img->depth + 1, seen, NULL, err);
+	/* Reached name by name from this dump's directory, never through a
+	 * symbolic link: the chain stays where ferry wrote it. */
+	pfd = img_open_parent_dir(img->dirfd, img->inv->parent, img->path, err);
+	if (pfd < 0)
+		return pfd;
+	ret = img_open_chain(&img->parent, ppath, pfd, img->depth + 1, seen, NULL, err);
 	if (ret)
 		return ferr_wrap(err, "%s: parent `%s`", img->path, img->inv->parent);
 	if (memcmp(img->parent->inv->id.data, img->inv->parent_id.data, IMG_ID_SIZE))
@@ -220,10 +229,12 @@ static void release_parent(struct img_image *img)
 	img->parent = NULL;
 }
 
-static int img_open_chain(struct img_image **out, const char *dir, unsigned depth,
+/* dirfd: dir already open (taken over, closed on error too), or -1. */
+static int img_open_chain(struct img_image **out, const char *dir, int dirfd, unsigned depth,
 			  struct chain_seen *seen, struct img_image *given, struct ferr *err)
 {
 	cleanup(img_image) struct img_image *img = NULL;
+	cleanup_close int fd = dirfd;
 	struct stat st;
 	int ret;
 
@@ -236,7 +247,7 @@ static int img_open_chain(struct img_image **out, const char *dir, unsigned dept
 	img->path = strdup(dir);
 	if (!img->path)
 		return ferr_sys(err, ENOMEM, "open `%s`", dir);
-	img->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	img->dirfd = fd >= 0 ? steal_fd(fd) : open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (img->dirfd < 0)
 		return ferr_sys(err, errno, "open image directory `%s`", dir);
 	if (fstat(img->dirfd, &st) < 0)
@@ -276,14 +287,14 @@ int img_open_on(struct img_image **out, const char *dir, struct img_image *paren
 {
 	struct chain_seen seen = { .n = 0 };
 
-	return img_open_chain(out, dir, 0, &seen, parent, err);
+	return img_open_chain(out, dir, -1, 0, &seen, parent, err);
 }
 
 int img_open(struct img_image **out, const char *dir, struct ferr *err)
 {
 	struct chain_seen seen = { .n = 0 };
 
-	return img_open_chain(out, dir, 0, &seen, NULL, err);
+	return img_open_chain(out, dir, -1, 0, &seen, NULL, err);
 }
 
 void img_close(struct img_image *img)
@@ -307,6 +318,7 @@ void img_close(struct img_image *img)
 
 int img_read_process(struct img_image *img, Ferry__Process **out, struct ferr *err)
 {
+	char what[PATH_MAX + 32];
 	ProtobufCMessage **msgs;
 	size_t n;
 	int ret;
@@ -321,29 +333,26 @@ int img_read_process(struct img_image *img, Ferry__Process **out, struct ferr *e
 	}
 	*out = (Ferry__Process *)msgs[0];
 	free(msgs);
-	return 0;
+	snprintf(what, sizeof(what), "%s/process.img", img->path);
+	ret = img_check_process(what, *out, err);
+	if (ret) {
+		ferry__process__free_unpacked(*out, NULL);
+		*out = NULL;
+	}
+	return ret;
 }
 
 int img_read_threads(struct img_image *img, Ferry__Thread ***out, size_t *n, struct ferr *err)
 {
-	Ferry__Thread **t;
+	char what[PATH_MAX + 32];
 	int ret;
 
 	ret = img_load_entries(img, IMG_THREADS, &ferry__thread__descriptor,
 			       (ProtobufCMessage ***)out, n, err);
 	if (ret)
 		return ret;
-	t = *out;
-	if (*n == 0)
-		ret = ferr_new(err, EBADMSG, "%s/threads.img: no threads", img->path);
-	for (size_t i = 0; !ret && i < *n; i++) {
-		if (t[i]->tid == 0)
-			ret = ferr_new(err, EBADMSG, "%s/threads.img: entry %zu: tid 0", img->path, i);
-		for (size_t j = 0; !ret && j < i; j++)
-			if (t[j]->tid == t[i]->tid)
-				ret = ferr_new(err, EBADMSG, "%s/threads.img: entry %zu: tid %u repeated",
-					       img->path, i, t[i]->tid);
-	}
+	snprintf(what, sizeof(what), "%s/threads.img", img->path);
+	ret = img_check_threads(what, *out, *n, err);
 	if (ret) {
 		img_free_entries(*out, *n);
 		*out = NULL;
@@ -354,6 +363,19 @@ int img_read_threads(struct img_image *img, Ferry__Thread ***out, size_t *n, str
 
 int img_read_fds(struct img_image *img, Ferry__Fd ***out, size_t *n, struct ferr *err)
 {
-	return img_load_entries(img, IMG_FDS, &ferry__fd__descriptor, (ProtobufCMessage ***)out, n,
-				err);
+	char what[PATH_MAX + 32];
+	int ret;
+
+	ret = img_load_entries(img, IMG_FDS, &ferry__fd__descriptor, (ProtobufCMessage ***)out, n,
+			       err);
+	if (ret)
+		return ret;
+	snprintf(what, sizeof(what), "%s/fds.img", img->path);
+	ret = img_check_fds(what, *out, *n, err);
+	if (ret) {
+		img_free_entries(*out, *n);
+		*out = NULL;
+		*n = 0;
+	}
+	return ret;
 }

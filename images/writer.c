@@ -31,10 +31,9 @@ static int writer_open_pages(struct img_writer *w, struct ferr *err)
 
 	if (!first)
 		return ferr_sys(err, ENOMEM, "%s/pages.img", w->path);
-	w->pages_fd = openat(w->dirfd, img_type_file(IMG_PAGES),
-			     O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	w->pages_fd = img_create_at(w->dirfd, img_type_file(IMG_PAGES));
 	if (w->pages_fd < 0)
-		return ferr_sys(err, errno, "create %s/pages.img", w->path);
+		return ferr_sys(err, -w->pages_fd, "create %s/pages.img", w->path);
 	/* The header takes the whole first page so that every run's data is
 	 * page-aligned in the file (for splice, O_DIRECT and mmap). */
 	img_header_fill(&h, IMG_PAGES);
@@ -55,8 +54,10 @@ static int writer_read_parent(struct img_writer *w, const char *parent, struct f
 	cleanup(img_image) struct img_image *pimg = NULL;
 	int ret;
 
-	if (!*parent || parent[0] == '/')
-		return ferr_new(err, EINVAL, "parent `%s` must be a relative path", parent);
+	/* Never write what a reader refuses. */
+	if (!img_parent_path_ok(parent))
+		return ferr_new(err, EINVAL, "parent `%s` must be a path inside the new dump's parent "
+				"directory (`pre-1`, `../pre-1`)", parent);
 	if (asprintf(&ppath, "%s/%s", w->path, parent) < 0)
 		return ferr_sys(err, ENOMEM, "parent path");
 	ret = img_open(&pimg, ppath, err);
@@ -81,6 +82,36 @@ static int writer_read_parent(struct img_writer *w, const char *parent, struct f
 	w->parent = strdup(parent);
 	if (!w->parent)
 		return ferr_sys(err, ENOMEM, "parent path");
+	return 0;
+}
+
+/* DIR, created 0700 if new. One that exists must be the caller's and
+ * writable by nobody else, and not a symbolic link: another local user
+ * could otherwise plant or swap files in it as ferry writes. */
+static int open_own_dir(const char *dir, int *out, struct ferr *err)
+{
+	cleanup_close int fd = -1;
+	struct stat st;
+
+	if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+		return ferr_sys(err, errno, "create image directory `%s`", dir);
+	fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0 && (errno == ELOOP || errno == ENOTDIR))
+		return ferr_new(err, errno, "image directory `%s` is not a directory (a symbolic link "
+				"is not followed)", dir);
+	if (fd < 0)
+		return ferr_sys(err, errno, "open image directory `%s`", dir);
+	if (fstat(fd, &st) < 0)
+		return ferr_sys(err, errno, "stat image directory `%s`", dir);
+	if (st.st_uid != geteuid())
+		return ferr_new(err, EPERM, "image directory `%s` belongs to uid %u, not to the caller "
+				"(uid %u): ferry writes images only into a directory of its caller",
+				dir, (unsigned)st.st_uid, (unsigned)geteuid());
+	if (st.st_mode & (S_IWGRP | S_IWOTH))
+		return ferr_new(err, EPERM, "image directory `%s` is writable by %s (mode %04o): "
+				"other users could plant files in it", dir,
+				st.st_mode & S_IWOTH ? "others" : "its group", st.st_mode & 07777);
+	*out = steal_fd(fd);
 	return 0;
 }
 
@@ -113,11 +144,9 @@ int img_writer_create(struct img_writer **out, const char *dir, const struct img
 	if (!w->path || !w->run_hash || (opts->tracker && !w->tracker) ||
 	    (w->page_hashes && !w->hbuf))
 		return ferr_sys(err, ENOMEM, "image writer");
-	if (mkdir(dir, 0700) < 0 && errno != EEXIST)
-		return ferr_sys(err, errno, "create image directory `%s`", dir);
-	w->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (w->dirfd < 0)
-		return ferr_sys(err, errno, "open image directory `%s`", dir);
+	ret = open_own_dir(dir, &w->dirfd, err);
+	if (ret)
+		return ret;
 	/* Before anything is overwritten, the old dump stops looking complete. */
 	if (unlinkat(w->dirfd, IMG_INVENTORY_NAME, 0) == 0) {
 		if (fsync(w->dirfd) < 0)

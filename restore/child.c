@@ -18,6 +18,7 @@
 #include "common/log.h"
 #include "proc/fds.h"
 #include "restore/rst.h"
+#include "restore/validate.h"
 
 static void __attribute__((noreturn, format(printf, 2, 3))) child_fail(int fd, const char *fmt, ...)
 {
@@ -44,16 +45,24 @@ int rst_reopen_flags(const Ferry__Fd *f)
 	return fl | O_NOCTTY | (f->cloexec ? O_CLOEXEC : 0);
 }
 
+/* Opened non-blocking, so that a FIFO or a device put where the image
+ * promised a file cannot hang the restore; the dumped flags come back once
+ * it is known to be the right kind of file. */
 static void child_open_fd(const Ferry__Fd *f, int errfd)
 {
 	struct stat st;
-	int fd;
+	int fd, fl = rst_reopen_flags(f);
 
-	fd = open(f->path, rst_reopen_flags(f));
+	fd = open(f->path, fl | O_NONBLOCK);
 	if (fd < 0)
 		child_fail(errfd, "fd %u: open `%s`: %s", f->fd, f->path, strerror(errno));
 	if (fstat(fd, &st) < 0)
 		child_fail(errfd, "fd %u: fstat `%s`: %s", f->fd, f->path, strerror(errno));
+	if (!rst_fd_type_fits(f, st.st_mode))
+		child_fail(errfd, "fd %u: `%s` is not the kind of file it was at dump time", f->fd,
+			   f->path);
+	if (!(fl & O_NONBLOCK) && fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK) < 0)
+		child_fail(errfd, "fd %u: `%s`: clear O_NONBLOCK: %s", f->fd, f->path, strerror(errno));
 	if (f->file && (st.st_dev != f->file->dev || st.st_ino != f->file->ino))
 		child_fail(errfd, "fd %u: `%s` is another file than at dump time", f->fd, f->path);
 	if (f->kind == FERRY__FD_KIND__FD_CHR && (!S_ISCHR(st.st_mode) ||
@@ -75,6 +84,7 @@ static void __attribute__((noreturn)) child_main(struct rst *r, int go, int errf
 {
 	const Ferry__Process *p = r->proc;
 	unsigned top = 3;
+	struct ferr err;
 	sigset_t all;
 	char c;
 
@@ -82,6 +92,10 @@ static void __attribute__((noreturn)) child_main(struct rst *r, int go, int errf
 	sigprocmask(SIG_SETMASK, &all, NULL);
 	if (read(go, &c, 1) != 1) /* ferry gave up before seizing us */
 		_exit(127);
+	/* Everything from here on is opened as the process, not as ferry:
+	 * an image cannot hand its process a file its user could not open. */
+	if (rst_creds_fs_self(r, &err))
+		child_fail(errfd, "%s", err.msg);
 	for (size_t i = 0; i < r->nr_fds; i++)
 		if (r->fds[i]->fd + 1 > top)
 			top = r->fds[i]->fd + 1;
@@ -167,13 +181,17 @@ int rst_child_create(struct rst *r, struct ferr *err)
 	err_wr = p[1];
 	fflush(NULL);
 	r->pid = clone_with_pid(want);
-	if (r->pid < 0 && errno == EEXIST) {
+	/* EPERM: choosing a PID needs CAP_CHECKPOINT_RESTORE (or CAP_SYS_ADMIN). */
+	if (r->pid < 0 && want > 0 && (errno == EEXIST || errno == EPERM)) {
+		const char *why = errno == EEXIST ? "is in use" : "cannot be chosen by this caller";
+
 		if (r->opts->require_same_pid) {
+			ret = -errno;
 			r->pid = 0;
-			return ferr_new(err, EEXIST, "PID %d is in use, and --require-same-pid was given",
-					want);
+			return ferr_new(err, -ret, "PID %d %s, and --require-same-pid was given", want,
+					why);
 		}
-		pr_warn("PID %d is in use: the process gets another one", want);
+		pr_warn("PID %d %s: the process gets another one", want, why);
 		r->res->same_pid = false;
 		r->pid = clone_with_pid(0);
 	}

@@ -15,6 +15,7 @@
 #include "common/log.h"
 #include "proc/layout.h"
 #include "restore/rst.h"
+#include "restore/validate.h"
 
 static bool is_special(Ferry__VmaKind k)
 {
@@ -191,7 +192,9 @@ struct build {
 	size_t nr_files;
 };
 
-/* Open path in the child (for mmap or exe), checked to be the dumped file. */
+/* Open path in the child (for mmap or exe), checked to be the dumped file.
+ * The child opens it with the process's filesystem credentials (set before
+ * its first stop), non-blocking: a FIFO put there cannot hang the restore. */
 static int child_open(struct rst *r, const char *path, int flags, const Ferry__FileId *id,
 		      long *fd, struct ferr *err)
 {
@@ -204,12 +207,15 @@ static int child_open(struct rst *r, const char *path, int flags, const Ferry__F
 	if (ret)
 		return ret;
 	ret = rst_sys(&r->th[0], path, fd, err, __NR_openat, (uint64_t)AT_FDCWD, at,
-		      (uint64_t)(flags | O_CLOEXEC), 0, 0, 0);
+		      (uint64_t)(flags | O_CLOEXEC | O_NONBLOCK), 0, 0, 0);
 	if (ret)
 		return ferr_wrap(err, "open");
 	snprintf(link, sizeof(link), "fd/%ld", *fd);
 	if (fstatat(r->procfd, link, &st, 0) < 0)
 		return ferr_sys(err, errno, "stat `%s` as the new process opened it", path);
+	if (!S_ISREG(st.st_mode) && !(S_ISCHR(st.st_mode) && rst_dev_harmless(st.st_rdev)))
+		return ferr_new(err, EACCES, "`%s` is neither a regular file nor a harmless device",
+				path);
 	if (id && (st.st_dev != id->dev || st.st_ino != id->ino))
 		return ferr_new(err, ESTALE, "`%s` is another file than at dump time", path);
 	return 0;

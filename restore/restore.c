@@ -32,6 +32,10 @@ int rst_load_entries(struct rst *r, struct ferr *err)
 		ret = img_read_threads(r->img, &r->threads_img, &r->nr_threads, err);
 	if (!ret)
 		ret = img_read_fds(r->img, &r->fds, &r->nr_fds, err);
+	if (!ret)
+		ret = rst_caller_get(&r->caller, err);
+	if (!ret && r->proc->creds)
+		ret = rst_creds_check(r->proc->creds, &r->caller, err);
 	if (ret)
 		return ret;
 	if (!r->nr_threads)
@@ -148,6 +152,7 @@ void rst_free(struct rst *r)
 	if (r->procfd >= 0)
 		close(r->procfd);
 	free(r->th);
+	rst_caller_free(&r->caller);
 	img_free_entries(r->threads_img, r->nr_threads);
 	img_free_entries(r->fds, r->nr_fds);
 	if (r->proc)

@@ -21,8 +21,25 @@ struct rst_thread {
 	struct inj inj;            /* injection context, valid once the thread exists */
 };
 
+/* Capability sets as 64-bit masks. */
+struct rst_caps {
+	uint64_t eff, prm, inh, bnd, amb;
+};
+
+/* Who asked for the restore: what the restored process may get at most. */
+struct rst_caller {
+	uid_t uid[3];              /* real, effective, saved */
+	gid_t gid[3];
+	gid_t *groups;
+	size_t ngroups;
+	struct rst_caps caps;
+};
+
+#define RST_GROUPS_MAX 1024    /* supplementary groups restore sets (scratch space) */
+
 struct rst {
 	const struct rst_opts *opts;
+	struct rst_caller caller;
 	const struct kerndat *kd;  /* the feature probe's answers */
 	struct rst_result *res;
 	struct img_image *img;
@@ -46,7 +63,8 @@ struct rst {
  * (warm.c). build_memory: the stopped child, injection set up in it, its
  * address space and pages as r->img has them; build_state: mm fields,
  * threads, kernel state, registers, and the child let go. */
-int rst_load_entries(struct rst *r, struct ferr *err);   /* process, threads, fds */
+/* process, threads, fds; the image's credentials checked against the caller's */
+int rst_load_entries(struct rst *r, struct ferr *err);
 int rst_build_memory(struct rst *r, struct ferr *err);
 int rst_build_state(struct rst *r, struct ferr *err);
 void rst_kill_child(struct rst *r);
@@ -75,6 +93,23 @@ int rst_fill_pages(struct rst *r, struct ferr *err);
 int rst_threads_create(struct rst *r, struct ferr *err);
 int rst_process_state(struct rst *r, struct ferr *err);  /* handlers, rlimits, creds, signals */
 int rst_finish(struct rst *r, struct ferr *err);          /* registers, masks, detach */
+
+/* creds.c */
+int rst_caller_get(struct rst_caller *who, struct ferr *err);
+void rst_caller_free(struct rst_caller *who);
+/* The image's capability sets, those it leaves out empty (bounding: full). */
+void rst_creds_caps(const Ferry__Creds *c, struct rst_caps *out);
+/* -EPERM naming the first uid, gid, group or capabilities c asks for that
+ * who could not give itself; before anything is created. */
+int rst_creds_check(const Ferry__Creds *c, const struct rst_caller *who, struct ferr *err);
+/* Are c exactly who's own (nothing to set)? */
+bool rst_creds_are_callers(const Ferry__Creds *c, const struct rst_caller *who);
+int rst_creds_set(struct rst *r, struct ferr *err);      /* in every thread */
+/* The image's groups, fsgid and fsuid, so that every file the process gets
+ * is opened as the process: in the child itself before its first stop
+ * (self), or by injection (a warm restore's child). */
+int rst_creds_fs_self(const struct rst *r, struct ferr *err);
+int rst_creds_fs_inject(struct rst *r, struct ferr *err);
 
 /* ---- sys.c: acting inside the child ---------------------------------- */
 

@@ -1,10 +1,10 @@
 /* Threads and the kernel's per-thread and per-process state of a restored
  * process: threads by clone3 (with their TIDs where free), then what each
  * thread can only set for itself (clear_child_tid, robust list, altstack,
- * rseq, name, credentials, its pending signals) by injection into it, signal
- * handlers and rlimits, and last the registers, FPU state and masks. */
+ * rseq, name, its pending signals) by injection into it, signal handlers,
+ * rlimits and credentials (creds.c), and last the registers, FPU state and
+ * masks. */
 #include <inttypes.h>
-#include <linux/capability.h>
 #include <linux/sched.h>
 #include <signal.h>
 #include <string.h>
@@ -15,7 +15,6 @@
 #include <sys/uio.h>
 #include <sys/wait.h>
 #include <elf.h>
-#include <grp.h>
 
 #include "common/log.h"
 #include "restore/rst.h"
@@ -71,11 +70,13 @@ int rst_threads_create(struct rst *r, struct ferr *err)
 		int ret;
 
 		ret = clone_thread(r, (pid_t)t->img->tid, &tid, err);
-		if (!ret && tid == -EEXIST) {
+		if (!ret && (tid == -EEXIST || tid == -EPERM)) {
+			const char *why = tid == -EEXIST ? "is in use" : "cannot be chosen by this caller";
+
 			if (r->opts->require_same_pid)
-				return ferr_new(err, EEXIST, "TID %u is in use, and --require-same-pid "
-						"was given", t->img->tid);
-			pr_warn("TID %u is in use: the thread gets another one", t->img->tid);
+				return ferr_new(err, (int)-tid, "TID %u %s, and --require-same-pid "
+						"was given", t->img->tid, why);
+			pr_warn("TID %u %s: the thread gets another one", t->img->tid, why);
 			r->res->same_pid = false;
 			ret = clone_thread(r, 0, &tid, err);
 		}
@@ -131,103 +132,6 @@ static int thread_state(struct rst *r, struct rst_thread *t, struct ferr *err)
 	}
 	if (ret)
 		return ferr_wrap(err, "thread %d", t->tid);
-	return 0;
-}
-
-/* ---- credentials: per thread in Linux, so set in every thread ------------ */
-
-static bool creds_are_ours(const Ferry__Creds *c)
-{
-	struct __user_cap_header_struct h = { _LINUX_CAPABILITY_VERSION_3, 0 };
-	struct __user_cap_data_struct d[2];
-	gid_t groups[256];
-	uid_t u[3];
-	gid_t g[3];
-	int n;
-
-	if (c->n_uid < 4 || c->n_gid < 4 || getresuid(&u[0], &u[1], &u[2]) ||
-	    getresgid(&g[0], &g[1], &g[2]))
-		return false;
-	for (int i = 0; i < 3; i++)
-		if (c->uid[i] != u[i] || c->gid[i] != g[i])
-			return false;
-	if (c->uid[3] != u[1] || c->gid[3] != g[1])
-		return false;
-	n = getgroups(256, groups);
-	if (n < 0 || (size_t)n != c->n_groups)
-		return false;
-	for (int i = 0; i < n; i++)
-		if (c->groups[i] != groups[i])
-			return false;
-	if (syscall(SYS_capget, &h, d))
-		return false;
-	return (!c->has_cap_eff || c->cap_eff == (d[0].effective | (uint64_t)d[1].effective << 32)) &&
-	       (!c->has_cap_prm || c->cap_prm == (d[0].permitted | (uint64_t)d[1].permitted << 32)) &&
-	       (!c->has_cap_inh || c->cap_inh == (d[0].inheritable | (uint64_t)d[1].inheritable << 32)) &&
-	       (!c->has_cap_bnd || c->cap_bnd == ~0ULL >> (63 - CAP_LAST_CAP) ||
-		prctl(PR_CAPBSET_READ, CAP_LAST_CAP) < 0) && (!c->has_cap_amb || !c->cap_amb);
-}
-
-static int thread_creds(struct rst *r, struct rst_thread *t, const Ferry__Creds *c,
-			struct ferr *err)
-{
-	struct __user_cap_header_struct h = { _LINUX_CAPABILITY_VERSION_3, 0 };
-	struct __user_cap_data_struct d[2];
-	uint64_t at = 0, hat = 0;
-	gid_t groups[256];
-	long rv;
-	int ret = 0;
-
-	if (c->n_groups > ARRAY_SIZE(groups))
-		return ferr_new(err, E2BIG, "%zu supplementary groups", c->n_groups);
-	for (int cap = 0; c->has_cap_bnd && cap <= CAP_LAST_CAP && !ret; cap++)
-		if (!(c->cap_bnd & (1ULL << cap)) && prctl(PR_CAPBSET_READ, cap) >= 0)
-			ret = rst_sys(t, "drop from the bounding set", &rv, err, __NR_prctl,
-				      PR_CAPBSET_DROP, (uint64_t)cap, 0, 0, 0, 0);
-	for (size_t i = 0; i < c->n_groups; i++)
-		groups[i] = c->groups[i];
-	if (!ret)
-		ret = rst_scratch_put(r, 0, groups, c->n_groups * sizeof(gid_t), &at, err);
-	if (!ret)
-		ret = rst_sys(t, "setgroups", &rv, err, __NR_setgroups, c->n_groups, at, 0, 0, 0, 0);
-	if (!ret)
-		ret = rst_sys(t, "setresgid", &rv, err, __NR_setresgid, c->gid[0], c->gid[1],
-			      c->gid[2], 0, 0, 0);
-	if (!ret)
-		ret = rst_sys(t, "setfsgid", &rv, err, __NR_setfsgid, c->gid[3], 0, 0, 0, 0, 0);
-	if (!ret)
-		ret = rst_sys(t, "keep capabilities", &rv, err, __NR_prctl, PR_SET_KEEPCAPS, 1, 0, 0, 0, 0);
-	if (!ret)
-		ret = rst_sys(t, "setresuid", &rv, err, __NR_setresuid, c->uid[0], c->uid[1],
-			      c->uid[2], 0, 0, 0);
-	if (!ret)
-		ret = rst_sys(t, "setfsuid", &rv, err, __NR_setfsuid, c->uid[3], 0, 0, 0, 0, 0);
-	if (!ret && c->has_cap_prm && c->has_cap_eff && c->has_cap_inh) {
-		d[0].effective = (uint32_t)c->cap_eff;
-		d[1].effective = (uint32_t)(c->cap_eff >> 32);
-		d[0].permitted = (uint32_t)c->cap_prm;
-		d[1].permitted = (uint32_t)(c->cap_prm >> 32);
-		d[0].inheritable = (uint32_t)c->cap_inh;
-		d[1].inheritable = (uint32_t)(c->cap_inh >> 32);
-		ret = rst_scratch_put(r, 0, &h, sizeof(h), &hat, err);
-		if (!ret)
-			ret = rst_scratch_put(r, 64, d, sizeof(d), &at, err);
-		if (!ret)
-			ret = rst_sys(t, "capset", &rv, err, __NR_capset, hat, at, 0, 0, 0, 0);
-	}
-	if (!ret)
-		ret = rst_sys(t, "clear keep-capabilities", &rv, err, __NR_prctl, PR_SET_KEEPCAPS, 0, 0,
-			      0, 0, 0);
-	for (int cap = 0; c->has_cap_amb && cap <= CAP_LAST_CAP && !ret; cap++)
-		if (c->cap_amb & (1ULL << cap))
-			ret = rst_sys(t, "raise an ambient capability", &rv, err, __NR_prctl,
-				      PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, (uint64_t)cap, 0, 0, 0);
-	/* A uid change made the process undumpable; the dumped one was not. */
-	if (!ret)
-		ret = rst_sys(t, "prctl(PR_SET_DUMPABLE)", &rv, err, __NR_prctl, PR_SET_DUMPABLE, 1, 0,
-			      0, 0, 0);
-	if (ret)
-		return ferr_wrap(err, "credentials of thread %d", t->tid);
 	return 0;
 }
 
@@ -307,7 +211,6 @@ static int queue_signals(struct rst *r, struct rst_thread *t, ProtobufCBinaryDat
 
 int rst_process_state(struct rst *r, struct ferr *err)
 {
-	const Ferry__Creds *c = r->proc->creds;
 	int ret;
 
 	ret = sigactions(r, err);
@@ -315,9 +218,8 @@ int rst_process_state(struct rst *r, struct ferr *err)
 		ret = thread_state(r, &r->th[i], err);
 	if (!ret)
 		ret = rlimits(r, err);
-	if (!ret && c && !creds_are_ours(c))
-		for (size_t i = 0; !ret && i < r->nr_threads; i++)
-			ret = thread_creds(r, &r->th[i], c, err);
+	if (!ret)
+		ret = rst_creds_set(r, err);
 	if (!ret)
 		ret = queue_signals(r, &r->th[0], r->proc->shared_pending, r->proc->n_shared_pending,
 				    true, err);

@@ -3,9 +3,55 @@
 #include <inttypes.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/utsname.h>
 
 #include "restore/validate.h"
+
+bool rst_dev_harmless(dev_t rdev)
+{
+	unsigned mi = minor(rdev);
+
+	return major(rdev) == 1 && (mi == 3 || mi == 5 || mi == 7 || mi == 8 || mi == 9);
+}
+
+bool rst_fd_type_fits(const Ferry__Fd *f, mode_t mode)
+{
+	switch (f->kind) {
+	case FERRY__FD_KIND__FD_REG:
+		return S_ISREG(mode);
+	case FERRY__FD_KIND__FD_DIR:
+		return S_ISDIR(mode);
+	case FERRY__FD_KIND__FD_CHR:
+		return S_ISCHR(mode);
+	default:
+		return false;
+	}
+}
+
+/* What a path names now, for a check of its kind before anything opens it
+ * (stat, as open would follow it). */
+static int kind_now(const char *what, const char *path, struct stat *st, struct ferr *err)
+{
+	if (stat(path, st) < 0)
+		return ferr_sys(err, errno, "%s `%s`", what, path);
+	return 0;
+}
+
+/* Mappings and the executable are regular files (or /dev/zero and its
+ * kin): a FIFO or another device there would block or act when opened. */
+static int mappable(const char *what, const char *path, struct ferr *err)
+{
+	struct stat st;
+	int ret = kind_now(what, path, &st, err);
+
+	if (ret)
+		return ret;
+	if (!S_ISREG(st.st_mode) && !(S_ISCHR(st.st_mode) && rst_dev_harmless(st.st_rdev)))
+		return ferr_new(err, EACCES, "%s `%s` is neither a regular file nor a harmless device: "
+				"ferry does not open it", what, path);
+	return 0;
+}
 
 /* Is path still the file the dump saw? */
 static int same_file(const char *what, const char *path, const Ferry__FileId *id, struct ferr *err)
@@ -57,10 +103,12 @@ int rst_validate(struct img_image *img, struct rst_check_report *rep, bool chain
 	for (size_t i = 0; i < img->nr_vmas; i++) {
 		const Ferry__Vma *v = img->vmas[i];
 
-		if (v->kind != FERRY__VMA_KIND__VMA_FILE || !v->file)
+		if (v->kind != FERRY__VMA_KIND__VMA_FILE)
 			continue;
 		snprintf(what, sizeof(what), "file mapped at 0x%" PRIx64 "-0x%" PRIx64, v->start, v->end);
 		ret = same_file(what, v->path, v->file, err);
+		if (!ret && v->path && !strstr(v->path, " (deleted)"))
+			ret = mappable(what, v->path, err);
 		if (ret)
 			return ret;
 		rep->files_checked++;
@@ -68,14 +116,28 @@ int rst_validate(struct img_image *img, struct rst_check_report *rep, bool chain
 	ret = img_read_process(img, &proc, err);
 	if (!ret && proc->mm) {
 		ret = same_file("executable", proc->mm->exe_path, proc->mm->exe_id, err);
+		if (!ret && proc->mm->exe_path)
+			ret = mappable("executable", proc->mm->exe_path, err);
 		rep->files_checked += !ret;
 	}
 	if (!ret)
 		ret = img_read_fds(img, &fds, &nfds, err);
 	for (size_t i = 0; !ret && i < nfds; i++) {
-		if (fds[i]->kind != FERRY__FD_KIND__FD_REG && fds[i]->kind != FERRY__FD_KIND__FD_DIR)
+		struct stat st;
+
+		if (!fds[i]->path || (fds[i]->kind != FERRY__FD_KIND__FD_REG &&
+				      fds[i]->kind != FERRY__FD_KIND__FD_DIR &&
+				      fds[i]->kind != FERRY__FD_KIND__FD_CHR))
 			continue;
 		snprintf(what, sizeof(what), "file of fd %u", fds[i]->fd);
+		/* A FIFO where the image says file would hang the open. */
+		ret = kind_now(what, fds[i]->path, &st, err);
+		if (!ret && !rst_fd_type_fits(fds[i], st.st_mode))
+			ret = ferr_new(err, EACCES, "%s `%s` is not the kind of file the image says "
+				       "(a FIFO, socket or device where a file was): ferry does not "
+				       "open it", what, fds[i]->path);
+		if (ret || fds[i]->kind == FERRY__FD_KIND__FD_CHR)
+			continue;
 		ret = same_file(what, fds[i]->path, fds[i]->file, err);
 		rep->files_checked += !ret;
 	}

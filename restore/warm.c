@@ -474,6 +474,42 @@ int rst_warm_update(struct rst_warm *w, const char *dir, struct ferr *err)
 	return 0;
 }
 
+/* The rounds' files were mapped before the final dump brought the
+ * credentials: each is opened again now, as the process (fs credentials
+ * set), with the access its mapping has, so that a mapping the process
+ * could not have made itself is refused rather than handed over. */
+static int recheck_mapped_files(struct rst *r, struct ferr *err)
+{
+	const char *prev = NULL;
+	bool prev_rdwr = false;
+	uint64_t at;
+	long fd, rv;
+	int ret = 0;
+
+	for (size_t i = 0; !ret && i < r->img->nr_vmas; i++) {
+		const Ferry__Vma *v = r->img->vmas[i];
+		bool rdwr = (v->flags & MAP_SHARED) && (v->prot & PROT_WRITE);
+
+		if (v->kind != FERRY__VMA_KIND__VMA_FILE || !v->path ||
+		    (prev && rdwr == prev_rdwr && !strcmp(prev, v->path)))
+			continue;
+		prev = v->path;
+		prev_rdwr = rdwr;
+		ret = rst_scratch_put(r, 0, v->path, strlen(v->path) + 1, &at, err);
+		if (!ret)
+			ret = rst_sys(&r->th[0], "open", &fd, err, __NR_openat, (uint64_t)AT_FDCWD, at,
+				      (uint64_t)((rdwr ? O_RDWR : O_RDONLY) | O_NONBLOCK | O_CLOEXEC),
+				      0, 0, 0);
+		if (!ret)
+			ret = rst_sys(&r->th[0], "close", &rv, err, __NR_close, (uint64_t)fd, 0, 0, 0, 0,
+				      0);
+		if (ret)
+			return ferr_wrap(err, "file mapped at 0x%" PRIx64 " `%s`, as the process",
+					 v->start, v->path);
+	}
+	return 0;
+}
+
 /* What a cold restore's child does for itself before its first stop. */
 static int process_setup(struct rst_warm *w, struct ferr *err)
 {
@@ -484,6 +520,10 @@ static int process_setup(struct rst_warm *w, struct ferr *err)
 	long rv, fd;
 	int ret = 0;
 
+	/* The fds are opened as the process, not as ferry. */
+	ret = rst_creds_fs_inject(r, err);
+	if (!ret)
+		ret = recheck_mapped_files(r, err);
 	for (size_t i = 0; !ret && i < r->nr_fds; i++) {
 		const Ferry__Fd *f = r->fds[i];
 		char link[32];
@@ -494,14 +534,24 @@ static int process_setup(struct rst_warm *w, struct ferr *err)
 		ret = rst_scratch_put(r, 0, f->path, strlen(f->path) + 1, &at, err);
 		if (!ret)
 			ret = rst_sys(m, "open", &fd, err, __NR_openat, (uint64_t)AT_FDCWD, at,
-				      (uint64_t)rst_reopen_flags(f), 0, 0, 0);
+				      (uint64_t)rst_reopen_flags(f) | O_NONBLOCK, 0, 0, 0);
 		if (ret)
 			return ferr_wrap(err, "fd %u: `%s`", f->fd, f->path);
 		snprintf(link, sizeof(link), "fd/%ld", fd);
-		if (f->file && (fstatat(r->procfd, link, &st, 0) < 0 ||
-				st.st_dev != f->file->dev || st.st_ino != f->file->ino))
+		if (fstatat(r->procfd, link, &st, 0) < 0)
+			return ferr_sys(err, errno, "fd %u: stat `%s`", f->fd, f->path);
+		if (!rst_fd_type_fits(f, st.st_mode))
+			return ferr_new(err, EACCES, "fd %u: `%s` is not the kind of file it was at "
+					"dump time", f->fd, f->path);
+		if (f->file && (st.st_dev != f->file->dev || st.st_ino != f->file->ino))
 			return ferr_new(err, ESTALE, "fd %u: `%s` is another file than at dump time",
 					f->fd, f->path);
+		/* Opened non-blocking; the dumped flags back on (F_SETFL). */
+		if (!(rst_reopen_flags(f) & O_NONBLOCK))
+			ret = rst_sys(m, "fcntl(F_SETFL)", &rv, err, __NR_fcntl, (uint64_t)fd, F_SETFL,
+				      (uint64_t)(f->flags & ~(uint32_t)O_NONBLOCK), 0, 0, 0);
+		if (ret)
+			return ferr_wrap(err, "fd %u: `%s`", f->fd, f->path);
 		if (fd != (long)f->fd) {
 			ret = rst_sys(m, "dup3", &rv, err, __NR_dup3, (uint64_t)fd, f->fd,
 				      f->cloexec ? O_CLOEXEC : 0, 0, 0, 0);

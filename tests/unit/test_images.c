@@ -889,6 +889,150 @@ static void test_chain_cycle(void **state)
 	expect_open_error(path_in(f, "c"), ELOOP, "loops back");
 }
 
+/* A parent names a directory beside or below the dump, as ferry writes it,
+ * and is reached without following a symbolic link. */
+static void test_parent_confined(void **state)
+{
+	struct fixture *f = *state;
+	static const char *const good[] = { "p", "../p", "../p/q", "rounds/3", "..p" };
+	static const char *const bad[] = { "", "/p", "..", "../..", "../../p", "p/../../q",
+					   "./p", "p//q", "p/", "p/.", "../p/.." };
+	struct img_image *c;
+	struct ferr err;
+	ProtobufCBinaryData pid;
+	uint8_t id[IMG_ID_SIZE];
+
+	for (size_t i = 0; i < ARRAY_SIZE(good); i++)
+		if (!img_parent_path_ok(good[i]))
+			fail_msg("`%s` refused", good[i]);
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++)
+		if (img_parent_path_ok(bad[i]))
+			fail_msg("`%s` accepted", bad[i]);
+
+	make_chain(f);
+	assert_int_equal(img_open(&c, path_in(f, "p"), &err), 0);
+	memcpy(id, c->inv->id.data, IMG_ID_SIZE);
+	img_close(c);
+	pid = (ProtobufCBinaryData){ IMG_ID_SIZE, id };
+	set_parent(path_in(f, "c"), "../../p", &pid);
+	expect_open_error(path_in(f, "c"), EBADMSG, "not a path inside");
+
+	/* The parent's directory swapped for a symbolic link to it. */
+	set_parent(path_in(f, "c"), "../p", &pid);
+	assert_int_equal(rename(path_in(f, "p"), path_in(f, "p.real")), 0);
+	assert_int_equal(symlink("p.real", path_in(f, "p")), 0);
+	expect_open_error(path_in(f, "c"), ELOOP, "symbolic link is not followed");
+	assert_int_equal(unlink(path_in(f, "p")), 0);
+	assert_int_equal(rename(path_in(f, "p.real"), path_in(f, "p")), 0);
+	assert_int_equal(img_open(&c, path_in(f, "c"), &err), 0);
+	img_close(c);
+}
+
+static void expect_bad(int ret, const struct ferr *err, const char *needle)
+{
+	if (ret != -EBADMSG || !strstr(err->msg, needle))
+		fail_msg("expected -EBADMSG with \"%s\", got %d: %s", needle, ret, err->msg);
+}
+
+/* Counts, lengths and ids of process, threads and fds are bounded before
+ * restore sizes anything by them. */
+static void test_entry_bounds(void **state)
+{
+	Ferry__Process p = FERRY__PROCESS__INIT;
+	Ferry__Creds c = FERRY__CREDS__INIT;
+	Ferry__Thread t[3] = { FERRY__THREAD__INIT, FERRY__THREAD__INIT, FERRY__THREAD__INIT };
+	Ferry__Thread *tp[3] = { &t[0], &t[1], &t[2] };
+	Ferry__Fd fd[2] = { FERRY__FD__INIT, FERRY__FD__INIT };
+	Ferry__Fd *fp[2] = { &fd[0], &fd[1] };
+	Ferry__Sigaction sa = FERRY__SIGACTION__INIT, *sap = &sa;
+	uint32_t ids[4] = { 1000, 1000, 1000, 1000 }, bad_ids[4] = { 1000, UINT32_MAX, 1000, 1000 };
+	uint8_t xs[8];
+	struct ferr err;
+
+	(void)state;
+	p.pid = 7;
+	p.creds = &c;
+	expect_bad(img_check_process("p", &p, &err), &err, "uids: need 4");
+	c.uid = ids;
+	c.n_uid = 4;
+	expect_bad(img_check_process("p", &p, &err), &err, "gids: need 4");
+	c.gid = bad_ids;
+	c.n_gid = 4;
+	expect_bad(img_check_process("p", &p, &err), &err, "none of them -1");
+	c.gid = ids;
+	assert_int_equal(img_check_process("p", &p, &err), 0);
+	c.n_groups = IMG_GROUPS_MAX + 1;
+	expect_bad(img_check_process("p", &p, &err), &err, "supplementary groups");
+	c.n_groups = 0;
+	sa.signo = 65;
+	p.sigactions = &sap;
+	p.n_sigactions = 1;
+	expect_bad(img_check_process("p", &p, &err), &err, "signal number out of range");
+	p.n_sigactions = 0;
+
+	for (int i = 0; i < 3; i++)
+		t[i].tid = (uint32_t)(30 - i * 10);
+	assert_int_equal(img_check_threads("t", tp, 3, &err), 0);
+	t[2].tid = 30;
+	expect_bad(img_check_threads("t", tp, 3, &err), &err, "tid 30 repeated");
+	t[2].tid = 5;
+	t[1].has_xsave = true;
+	t[1].xsave = (ProtobufCBinaryData){ sizeof(xs), xs };
+	expect_bad(img_check_threads("t", tp, 3, &err), &err, "XSAVE state");
+	t[1].has_xsave = false;
+	t[1].has_fpregs = true;
+	t[1].fpregs = (ProtobufCBinaryData){ sizeof(xs), xs };
+	expect_bad(img_check_threads("t", tp, 3, &err), &err, "FPU registers");
+
+	for (int i = 0; i < 2; i++) {
+		fd[i].fd = (uint32_t)i;
+		fd[i].kind = FERRY__FD_KIND__FD_REG;
+	}
+	assert_int_equal(img_check_fds("f", fp, 2, &err), 0);
+	fd[1].fd = 0;
+	expect_bad(img_check_fds("f", fp, 2, &err), &err, "repeated or out of order");
+	fd[1].fd = IMG_FD_MAX;
+	expect_bad(img_check_fds("f", fp, 2, &err), &err, "fd number out of range");
+}
+
+/* The writer never follows a link planted in DIR, and writes only into a
+ * directory of its caller that nobody else can write. */
+static void test_writer_dir_trust(void **state)
+{
+	struct fixture *f = *state;
+	struct img_writer_opts o = { .kind = FERRY__DUMP_KIND__DUMP_PRE, .root_pid = 1 };
+	struct img_writer *w;
+	struct ferr err;
+	struct stat st;
+	FILE *fp;
+	char buf[16] = "";
+
+	fp = fopen(path_in(f, "victim"), "w");
+	fputs("untouched", fp);
+	fclose(fp);
+	assert_int_equal(mkdir(path_in(f, "d"), 0700), 0);
+	assert_int_equal(symlink("../victim", path_in(f, "d/pages.img")), 0);
+	assert_int_equal(symlink("../victim", path_in(f, "d/vmas.img")), 0);
+	assert_int_equal(img_writer_create(&w, path_in(f, "d"), &o, &err), 0);
+	add_vma(w, VA, VA + 4 * PS, PROT_READ);
+	assert_int_equal(img_writer_commit(w, 0, &err), 0);
+	img_writer_free(w);
+	fp = fopen(path_in(f, "victim"), "r");
+	assert_non_null(fgets(buf, sizeof(buf), fp));
+	fclose(fp);
+	assert_string_equal(buf, "untouched");
+	assert_int_equal(lstat(path_in(f, "d/pages.img"), &st), 0);
+	assert_true(S_ISREG(st.st_mode));
+
+	assert_int_equal(chmod(path_in(f, "d"), 0770), 0);
+	assert_int_equal(img_writer_create(&w, path_in(f, "d"), &o, &err), -EPERM);
+	assert_non_null(strstr(err.msg, "writable by its group"));
+	assert_int_equal(chmod(path_in(f, "d"), 0700), 0);
+	assert_int_equal(symlink("d", path_in(f, "link")), 0);
+	assert_true(img_writer_create(&w, path_in(f, "link"), &o, &err) < 0);
+	assert_non_null(strstr(err.msg, "symbolic link"));
+}
+
 static void test_chain_depth_limit(void **state)
 {
 	struct fixture *f = *state;
@@ -1131,6 +1275,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_large_metadata_files, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_chain_cycle, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_chain_depth_limit, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_parent_confined, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_writer_dir_trust, setup, teardown),
+		cmocka_unit_test(test_entry_bounds),
 		cmocka_unit_test_setup_teardown(test_writer_rejects_misuse, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_writer_bounded_memory, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_prehashed_runs, setup, teardown),

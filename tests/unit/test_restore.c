@@ -1,6 +1,8 @@
 /* Unit tests of restore's refusal when this kernel's vdso does not fit the
  * dumped one (restore/mem.c: rst_vdso_fits): the dumped layout is built from
- * this process's own [vdso] and [vvar*] mappings, then altered. */
+ * this process's own [vdso] and [vvar*] mappings, then altered; and of the
+ * credential check (restore/creds.c: rst_creds_check): an image never gets
+ * more than its caller holds. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -137,6 +139,81 @@ static void test_other_kernel_refused(void **state)
 	assert_non_null(strstr(err.msg, "5.10.0-unit"));
 }
 
+/* ---- credentials ------------------------------------------------------- */
+
+#define ALL_CAPS (~0ULL >> (63 - 40))
+
+static void expect_refused(const Ferry__Creds *c, const struct rst_caller *who, int code,
+			   const char *needle)
+{
+	struct ferr err;
+	int ret;
+
+	ferr_clear(&err);
+	ret = rst_creds_check(c, who, &err);
+	if (ret != -code || !strstr(err.msg, needle))
+		fail_msg("expected -%d with \"%s\", got %d: %s", code, needle, ret, err.msg);
+}
+
+static void test_creds_within_caller(void **state)
+{
+	gid_t groups[2] = { 1000, 27 };
+	struct rst_caller user = { { 1000, 1000, 1000 }, { 1000, 1000, 1000 }, groups, 2,
+				   { 0, 0, 0, ALL_CAPS, 0 } };
+	struct rst_caller root = { { 0, 0, 0 }, { 0, 0, 0 }, NULL, 0,
+				   { ALL_CAPS, ALL_CAPS, 0, ALL_CAPS, 0 } };
+	uint32_t uids[4] = { 1000, 1000, 1000, 1000 }, gids[4] = { 1000, 1000, 1000, 1000 };
+	uint32_t igroups[1] = { 27 };
+	Ferry__Creds c = FERRY__CREDS__INIT;
+	struct rst_caps ic;
+	struct ferr err;
+
+	(void)state;
+	expect_refused(&c, &user, EBADMSG, "4 uids");
+	c.uid = uids;
+	c.n_uid = 4;
+	c.gid = gids;
+	c.n_gid = 4;
+	c.groups = igroups;
+	c.n_groups = 1;
+	assert_int_equal(rst_creds_check(&c, &user, &err), 0);
+	/* Left out, the capability sets are empty, never kept. */
+	rst_creds_caps(&c, &ic);
+	assert_true(ic.eff == 0 && ic.prm == 0 && ic.inh == 0 && ic.amb == 0);
+	assert_true(ic.bnd == ALL_CAPS);
+
+	uids[2] = 0;
+	expect_refused(&c, &user, EPERM, "saved uid 0");
+	assert_int_equal(rst_creds_check(&c, &root, &err), 0);
+	uids[2] = 1000;
+	gids[0] = 0;
+	expect_refused(&c, &user, EPERM, "real gid 0");
+	gids[0] = 1000;
+	igroups[0] = 0;
+	expect_refused(&c, &user, EPERM, "supplementary group 0");
+	igroups[0] = 27;
+
+	c.has_cap_prm = true;
+	c.cap_prm = 1ULL << 21;
+	expect_refused(&c, &user, EPERM, "cap_sys_admin");
+	assert_int_equal(rst_creds_check(&c, &root, &err), 0);
+	/* Root without CAP_SYS_ADMIN in its bounding set cannot give it. */
+	root.caps.bnd &= ~(1ULL << 21);
+	expect_refused(&c, &root, EPERM, "cap_sys_admin");
+	root.caps.bnd = ALL_CAPS;
+	c.has_cap_prm = false;
+	c.has_cap_amb = true;
+	c.cap_amb = 1ULL << 12;
+	expect_refused(&c, &user, EPERM, "cap_net_admin");
+	/* Inheritable bits the caller has already are no grant. */
+	c.has_cap_amb = false;
+	c.has_cap_inh = true;
+	c.cap_inh = 1ULL << 7;
+	expect_refused(&c, &user, EPERM, "cap_setuid");
+	user.caps.inh = 1ULL << 7;
+	assert_int_equal(rst_creds_check(&c, &user, &err), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -145,6 +222,7 @@ int main(void)
 		cmocka_unit_test(test_vvar_elsewhere_refused),
 		cmocka_unit_test(test_missing_or_unknown_mapping_refused),
 		cmocka_unit_test(test_other_kernel_refused),
+		cmocka_unit_test(test_creds_within_caller),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,209 @@
+/* Bounds on what process.img, threads.img and fds.img may say: every count
+ * and length an image gives is checked here, before restore sizes a buffer,
+ * a loop or a syscall by it. Duplicates are found in one pass over sorted
+ * keys, never by comparing every pair. */
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/resource.h>
+
+#include "images/load.h"
+
+static bool str_ok(const char *s)
+{
+	return !s || strnlen(s, PATH_MAX) < PATH_MAX;
+}
+
+/* (uint32_t)-1 means "leave unchanged" to setresuid and friends: an id the
+ * image cannot ask for, or it would keep ferry's own. */
+static bool ids_ok(const uint32_t *ids, size_t n)
+{
+	if (n != 4)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (ids[i] == UINT32_MAX)
+			return false;
+	return true;
+}
+
+static const char *creds_ok(const Ferry__Creds *c)
+{
+	if (!ids_ok(c->uid, c->n_uid))
+		return "uids: need 4 (real, effective, saved, filesystem), none of them -1";
+	if (!ids_ok(c->gid, c->n_gid))
+		return "gids: need 4 (real, effective, saved, filesystem), none of them -1";
+	if (c->n_groups > IMG_GROUPS_MAX)
+		return "more supplementary groups than the kernel allows";
+	for (size_t i = 0; i < c->n_groups; i++)
+		if (c->groups[i] == UINT32_MAX)
+			return "supplementary group -1";
+	return NULL;
+}
+
+static const char *siginfos_ok(const ProtobufCBinaryData *s, size_t n)
+{
+	if (n > IMG_SIGINFO_MAX)
+		return "too many pending signals";
+	for (size_t i = 0; i < n; i++)
+		if (s[i].len != IMG_SIGINFO_SIZE)
+			return "a pending signal record of the wrong size";
+	return NULL;
+}
+
+int img_check_process(const char *what, const Ferry__Process *p, struct ferr *err)
+{
+	const char *why = NULL;
+
+	if (!p->pid || p->pid > IMG_PID_MAX)
+		why = "pid out of range";
+	else if (!str_ok(p->comm) || !str_ok(p->cwd) || !str_ok(p->root))
+		why = "a name or path longer than PATH_MAX";
+	else if (p->n_sigactions > IMG_SIGNALS)
+		why = "more signal handlers than signals";
+	else if (p->n_rlimits > RLIM_NLIMITS)
+		why = "more resource limits than the kernel has";
+	else if (p->creds && (why = creds_ok(p->creds)))
+		return ferr_new(err, EBADMSG, "%s: credentials: %s", what, why);
+	else
+		why = siginfos_ok(p->shared_pending, p->n_shared_pending);
+	for (size_t i = 0; !why && i < p->n_sigactions; i++)
+		if (!p->sigactions[i]->signo || p->sigactions[i]->signo > IMG_SIGNALS)
+			why = "a signal handler for a signal number out of range";
+	for (size_t i = 0; !why && i < p->n_rlimits; i++)
+		if (p->rlimits[i]->resource >= RLIM_NLIMITS)
+			why = "an unknown resource limit";
+	if (!why && p->mm) {
+		const Ferry__MmState *mm = p->mm;
+
+		if (!str_ok(mm->exe_path))
+			why = "executable path longer than PATH_MAX";
+		else if (mm->has_auxv && (mm->auxv.len > IMG_AUXV_MAX || mm->auxv.len % 16))
+			why = "auxiliary vector not whole (type, value) pairs of at most 4 KiB";
+	}
+	if (why)
+		return ferr_new(err, EBADMSG, "%s: %s", what, why);
+	return 0;
+}
+
+static int cmp_u32(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+	return (x > y) - (x < y);
+}
+
+int img_check_threads(const char *what, Ferry__Thread *const *t, size_t n, struct ferr *err)
+{
+	cleanup_free uint32_t *tids = NULL;
+
+	if (!n)
+		return ferr_new(err, EBADMSG, "%s: no threads", what);
+	if (n > IMG_THREADS_MAX)
+		return ferr_new(err, EBADMSG, "%s: %zu threads, more than %u", what, n, IMG_THREADS_MAX);
+	tids = malloc(n * sizeof(*tids));
+	if (!tids)
+		return ferr_sys(err, ENOMEM, "%s", what);
+	for (size_t i = 0; i < n; i++) {
+		const Ferry__Thread *e = t[i];
+		const char *why = NULL;
+
+		if (!e->tid || e->tid > IMG_PID_MAX)
+			why = "tid out of range";
+		else if (e->has_xsave && (e->xsave.len < IMG_FXSAVE_SIZE || e->xsave.len > IMG_XSAVE_MAX))
+			why = "XSAVE state of an impossible size";
+		else if (e->has_fpregs && e->fpregs.len != IMG_FXSAVE_SIZE)
+			why = "FPU registers of the wrong size";
+		else if (!str_ok(e->comm))
+			why = "name longer than PATH_MAX";
+		else
+			why = siginfos_ok(e->pending, e->n_pending);
+		if (why)
+			return ferr_new(err, EBADMSG, "%s: entry %zu (tid %u): %s", what, i, e->tid, why);
+		tids[i] = e->tid;
+	}
+	qsort(tids, n, sizeof(*tids), cmp_u32);
+	for (size_t i = 1; i < n; i++)
+		if (tids[i] == tids[i - 1])
+			return ferr_new(err, EBADMSG, "%s: tid %u repeated", what, tids[i]);
+	return 0;
+}
+
+int img_check_fds(const char *what, Ferry__Fd *const *f, size_t n, struct ferr *err)
+{
+	for (size_t i = 0; i < n; i++) {
+		const char *why = NULL;
+
+		/* The dumper writes them ascending: a repeat is one step away. */
+		if (f[i]->fd >= IMG_FD_MAX)
+			why = "fd number out of range";
+		else if (i && f[i]->fd <= f[i - 1]->fd)
+			why = "not above the previous fd (repeated or out of order)";
+		else if (f[i]->kind < FERRY__FD_KIND__FD_REG || f[i]->kind > FERRY__FD_KIND__FD_OTHER)
+			why = "unknown kind";
+		else if (!str_ok(f[i]->path))
+			why = "path longer than PATH_MAX";
+		if (why)
+			return ferr_new(err, EBADMSG, "%s: entry %zu (fd %u): %s", what, i, f[i]->fd, why);
+	}
+	return 0;
+}
+
+/* "pre-1", "../pre-1", "rounds/3": at most one "..", first, then plain
+ * names. Nothing absolute, nothing that climbs further. */
+bool img_parent_path_ok(const char *p)
+{
+	const char *c = p;
+	bool first = true;
+
+	if (!*p || *p == '/' || strnlen(p, PATH_MAX) >= PATH_MAX)
+		return false;
+	while (*c) {
+		size_t len = strcspn(c, "/");
+
+		if (!len || (len == 1 && c[0] == '.'))
+			return false;
+		if (len == 2 && c[0] == '.' && c[1] == '.' && !first)
+			return false;
+		first = false;
+		c += len;
+		if (*c == '/' && !*++c)
+			return false; /* a trailing slash */
+	}
+	return strcmp(p, "..") != 0;
+}
+
+int img_open_parent_dir(int dirfd, const char *rel, const char *what, struct ferr *err)
+{
+	cleanup_close int cur = -1;
+	char name[NAME_MAX + 1];
+	const char *c = rel;
+
+	if (!img_parent_path_ok(rel))
+		return ferr_new(err, EBADMSG, "%s: parent `%s` is not a path inside the dump's parent "
+				"directory (`pre-1`, `../pre-1`)", what, rel);
+	while (*c) {
+		size_t len = strcspn(c, "/");
+		int next;
+
+		if (len > NAME_MAX)
+			return ferr_new(err, ENAMETOOLONG, "%s: parent `%s`: a name is too long", what,
+					rel);
+		memcpy(name, c, len);
+		name[len] = '\0';
+		next = openat(cur >= 0 ? cur : dirfd, name,
+			      O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (next < 0 && (errno == ELOOP || errno == ENOTDIR))
+			return ferr_new(err, ELOOP, "%s: parent `%s`: `%s` is not a directory (a "
+					"symbolic link is not followed)", what, rel, name);
+		if (next < 0)
+			return ferr_sys(err, errno, "%s: parent `%s`", what, rel);
+		if (cur >= 0)
+			close(cur);
+		cur = next;
+		c += len;
+		if (*c == '/')
+			c++;
+	}
+	return steal_fd(cur);
+}
