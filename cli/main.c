@@ -26,7 +26,7 @@ static const struct ferry_cmd commands[] = {
 };
 
 /* Commands that act on a live target and undo it when interrupted: for
- * them SIGINT, SIGTERM and SIGHUP ask the engine to stop (docs/SIGNALS.md).
+ * them SIGINT, SIGTERM and SIGHUP ask the engine to stop (docs/SECURITY.md, "Signals").
  * The others keep the default action, so that an interrupted restore or
  * page server ends as before (its half-built child with it). */
 static bool cancellable(const struct ferry_cmd *cmd)

@@ -92,6 +92,10 @@ struct img_writer_opts {
 	struct img_pages_sink *sink;  /* page data goes there, not into pages.img; or NULL */
 };
 
+/* DIR, created 0700 if new; one that exists must be the caller's, writable
+ * by no one else, and not a symbolic link. Its fd in *out. */
+int __must_check img_own_dir(const char *dir, int *out, struct ferr *err);
+
 /* Create (or reuse) DIR and start a dump in it. Any old inventory is removed
  * first, so the directory reads as incomplete until img_writer_commit(). */
 int __must_check img_writer_create(struct img_writer **out, const char *dir,

@@ -88,7 +88,7 @@ static int writer_read_parent(struct img_writer *w, const char *parent, struct f
 /* DIR, created 0700 if new. One that exists must be the caller's and
  * writable by nobody else, and not a symbolic link: another local user
  * could otherwise plant or swap files in it as ferry writes. */
-static int open_own_dir(const char *dir, int *out, struct ferr *err)
+int img_own_dir(const char *dir, int *out, struct ferr *err)
 {
 	cleanup_close int fd = -1;
 	struct stat st;
@@ -144,7 +144,7 @@ int img_writer_create(struct img_writer **out, const char *dir, const struct img
 	if (!w->path || !w->run_hash || (opts->tracker && !w->tracker) ||
 	    (w->page_hashes && !w->hbuf))
 		return ferr_sys(err, ENOMEM, "image writer");
-	ret = open_own_dir(dir, &w->dirfd, err);
+	ret = img_own_dir(dir, &w->dirfd, err);
 	if (ret)
 		return ret;
 	/* Before anything is overwritten, the old dump stops looking complete. */

@@ -230,7 +230,7 @@ int ps_run(const struct ps_run_opts *o, struct ps_result *res, struct ferr *err)
 			      .arg = &s };
 	struct net_creds cr;
 	char path[PATH_MAX + 32];
-	int lfd, ret;
+	int lfd, dfd, ret;
 
 	memset(res, 0, sizeof(*res));
 	if (net_creds_load(&cr, o->key_file, o->tls_cert, o->tls_key, o->tls_cacert, err))
@@ -238,8 +238,12 @@ int ps_run(const struct ps_run_opts *o, struct ps_result *res, struct ferr *err)
 	if (!net_creds_any(&cr) && !net_is_unix(o->addr))
 		return ferr_new(err, EACCES, "a page server on TCP needs credentials (--auth-key "
 				"or the --tls-* files); only a unix: socket goes without");
-	if (mkdir(o->dir, 0700) < 0 && errno != EEXIST)
-		return ferr_sys(err, errno, "create %s", o->dir);
+	/* Another user must not be able to plant or swap files where
+	 * received images land. */
+	ret = img_own_dir(o->dir, &dfd, err);
+	if (ret)
+		return ret;
+	close(dfd);
 	if (o->restore) {
 		po.restore = restore_stopped;
 		po.round = prebuild;

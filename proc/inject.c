@@ -144,7 +144,7 @@ int inj_syscall(struct inj *in, long nr, uint64_t a1, uint64_t a2, uint64_t a3, 
 	r.r8 = a5;
 	r.r9 = a6;
 	/* From here until its registers are back, a SIGKILL of ferry would let
-	 * the thread run on with ours (docs/SIGNALS.md): timed at -vv. */
+	 * the thread run on with ours (docs/SECURITY.md, "Signals"): timed at -vv. */
 	t0 = now_ns();
 	pr_debug("kill-window open regs-%d: syscall %ld injected", in->tid, nr);
 	if (ptrace(PTRACE_SETREGS, in->tid, NULL, &r) < 0)

@@ -5,7 +5,7 @@
 # alive, untraced, running, with no fd or mapping of ferry's left, and say
 # its memory, registers, pipe and threads are fine. A SIGTERM must end ferry
 # with 143, "interrupted" and no inventory. A SIGKILL that lands inside one
-# of the windows docs/SIGNALS.md lists (ferry's -vv log says "kill-window
+# of the windows docs/SECURITY.md, "Signals" lists (ferry's -vv log says "kill-window
 # open" without its close) is counted and reported as such, not failed: that
 # is the price of ptrace injection the document states.
 #
