@@ -3,7 +3,9 @@
  * by one CA; every byte after the handshake encrypted and integrity-checked.
  * The handshake runs non-blocking against an absolute deadline, so a peer
  * that trickles cannot hold a server, and a server can hold several. */
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <openssl/x509v3.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <poll.h>
@@ -174,6 +176,18 @@ int net_tls_server_step(struct net_conn *c, short *events, struct ferr *err)
 	return step(c, true, events, err);
 }
 
+/* The server's certificate must name host: an IP address (its IP SAN) or a
+ * DNS name (SAN or CN, also sent as SNI). */
+static int check_name(SSL *ssl, const char *host)
+{
+	struct in6_addr a6;
+	struct in_addr a4;
+
+	if (inet_pton(AF_INET, host, &a4) == 1 || inet_pton(AF_INET6, host, &a6) == 1)
+		return X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), host) == 1 ? 0 : -1;
+	return SSL_set1_host(ssl, host) == 1 && SSL_set_tlsext_host_name(ssl, host) == 1 ? 0 : -1;
+}
+
 int net_tls_client(struct net_conn *c, const struct net_creds *cr, const char *host,
 		   uint64_t deadline_ns, struct ferr *err)
 {
@@ -185,8 +199,7 @@ int net_tls_client(struct net_conn *c, const struct net_creds *cr, const char *h
 	c->ssl = new_ssl(cr, false, c->fd, err);
 	if (!c->ssl)
 		return -err->code;
-	if (cr->cert && !cr->no_cn_verify && (!SSL_set1_host(c->ssl, host) ||
-					      !SSL_set_tlsext_host_name(c->ssl, host)))
+	if (cr->cert && !cr->no_cn_verify && check_name(c->ssl, host))
 		return tls_error(err, EINVAL, "TLS: the server's name");
 	while ((ret = step(c, false, &events, err)) == -EAGAIN) {
 		struct pollfd p = { .fd = c->fd, .events = events };

@@ -3,7 +3,7 @@
 # when everything is present: apt-get runs only for what is missing.
 set -eu
 PKGS="build-essential pkg-config protobuf-c-compiler libprotobuf-c-dev liburing-dev
-libnl-3-dev libxxhash-dev libssl-dev libzstd-dev libcmocka-dev clang libclang-rt-14-dev python3 iproute2 procps
+libnl-3-dev libxxhash-dev libssl-dev libzstd-dev libcmocka-dev clang libclang-rt-14-dev python3 iproute2 procps openssl
 gdb qemu-system-x86 busybox-static"
 missing=""
 for p in $PKGS; do

@@ -285,6 +285,63 @@ fi
 	ok "no copy runs on the destination" || fail "a copy was left on the destination"
 kill -9 $D
 
+# 2e. Certificates instead of a key (CRIU's --tls-* options): a CA signs the
+#     destination's certificate (for its address) and the source's; a client
+#     certificate from another CA is refused, and so is a server whose
+#     certificate names another host.
+certs() { # DIR: ca, srv (for DST_IP), cli, and a foreign CA's cli2
+	(cd "$1" && umask 077 &&
+	 for ca in ca ca2; do
+		openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 \
+			-keyout $ca.key -out $ca.crt -subj "/CN=ferry test $ca" 2>/dev/null || exit 1
+	 done
+	 printf 'subjectAltName=IP:%s\n' "$DST_IP" >srv.ext
+	 printf 'subjectAltName=IP:192.0.2.7\n' >other.ext
+	 for c in srv:ca:srv.ext cli:ca: cli2:ca2: other:ca:other.ext; do
+		n=${c%%:*}; r=${c#*:}; ca=${r%%:*}; ext=${r#*:}
+		openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout $n.key \
+			-out $n.csr -subj "/CN=ferry $n" 2>/dev/null &&
+		openssl x509 -req -in $n.csr -CA $ca.crt -CAkey $ca.key -CAcreateserial -days 1 \
+			${ext:+-extfile $ext} -out $n.crt 2>/dev/null || exit 1
+	 done)
+}
+mkdir -p "$T/pki"
+if certs "$T/pki"; then
+	P="$T/pki"
+	start_dirtier "$T/x" --mb 16 --rate 8
+	server tls --tls-cert $P/srv.crt --tls-key $P/srv.key --tls-cacert $P/ca.crt --restore \
+		--idle-timeout 60
+	migrate --tls-cert $P/cli2.crt --tls-key $P/cli2.key --tls-cacert $P/ca.crt
+	[ $? = 1 ] && ok "a client certificate from another CA is refused" ||
+		fail "a foreign client certificate was accepted"
+	check_mem "$T/x" $D "the original is intact after the refusal"
+	migrate --tls-cert $P/cli.crt --tls-key $P/cli.key --tls-cacert $P/ca.crt
+	[ $? = 0 ] && ok "migrated with certificates" || fail "with certificates: $(cat "$T/err")"
+	wait $S
+	RP=$(cat "$T/tls.pid" 2>/dev/null)
+	[ -n "$RP" ] && PIDS="$PIDS $RP" && check_mem "$T/x" $RP "moved with certificates, intact"
+	[ -n "$RP" ] && kill -9 $RP
+	expect_in "$T/tls.err" "did not authenticate" "the server logged the foreign certificate"
+	start_dirtier "$T/y" --mb 8 --rate 8
+	server tls2 --tls-cert $P/other.crt --tls-key $P/other.key --tls-cacert $P/ca.crt \
+		--restore --idle-timeout 5
+	migrate --tls-cert $P/cli.crt --tls-key $P/cli.key --tls-cacert $P/ca.crt
+	[ $? = 1 ] && ok "a server certificate for another host is refused" ||
+		fail "the server's name was not checked"
+	migrate --tls-cert $P/cli.crt --tls-key $P/cli.key --tls-cacert $P/ca.crt --tls-no-cn-verify
+	[ $? = 0 ] && ok "--tls-no-cn-verify accepts it" || fail "--tls-no-cn-verify: $(cat "$T/err")"
+	wait $S
+	RP=$(cat "$T/tls2.pid" 2>/dev/null)
+	[ -n "$RP" ] && kill -9 $RP
+	chmod 644 $P/cli.key
+	migrate --tls-cert $P/cli.crt --tls-key $P/cli.key --tls-cacert $P/ca.crt
+	[ $? = 1 ] && expect_in "$T/err" "0600" "a private key others can read is refused" ||
+		fail "a private key others can read was used"
+	kill -9 $D
+else
+	skip_case "2e certificates: openssl cannot make test certificates here"
+fi
+
 # 2d. A local user without the key: the TCP server does not let them
 #     authenticate, and the keyless Unix socket does not let them in.
 start_dirtier "$T/u" --mb 8 --rate 8
