@@ -365,7 +365,7 @@ int rst_fill_pages(struct rst *r, struct ferr *err)
 	f.zeroes = mmap(NULL, FILL_ZERO, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (!f.maps || !f.map_len || f.zeroes == MAP_FAILED)
 		return ferr_sys(err, ENOMEM, "restore buffers");
-	if (kd_has(r->kd, KD_UFFD) && uffd_open(&f, err)) {
+	if (kd_has(r->kd, KD_UFFD_COPY) && kd_has(r->kd, KD_PIDFD_GETFD) && uffd_open(&f, err)) {
 		/* A kernel or policy that refuses it: the slower path works. */
 		pr_info("userfaultfd unusable (%s): pages by process_vm_writev", err->msg);
 		ret = uffd_close(&f, err);
@@ -381,4 +381,12 @@ int rst_fill_pages(struct rst *r, struct ferr *err)
 	if (uffd_close(&f, err) && !ret)
 		ret = -err->code;
 	return ret;
+}
+
+void rst_probe(struct kerndat *kd)
+{
+	/* UFFDIO_COPY into the child, and pidfd_getfd to take its uffd. */
+	memset(kd, 0, sizeof(*kd));
+	kerndat_probe_feature(kd, KD_UFFD_COPY);
+	kerndat_probe_feature(kd, KD_PIDFD_GETFD);
 }

@@ -183,8 +183,10 @@ static int restore_cold(const struct rst_opts *opts, struct rst_result *res, uin
 	res->validate_ns = t1 - t0;
 	pr_info("validated %s: %" PRIu64 " runs, %zu files unchanged, %.3f s", opts->dir,
 		rep.verify.runs_checked, rep.files_checked, res->validate_ns / 1e9);
+	/* Only what the page filler asks: the whole probe forks a traced
+	 * child, and a migration's cold restore runs inside its downtime. */
 	if (!opts->kd)
-		kerndat_probe(&kd);
+		rst_probe(&kd);
 	r.kd = opts->kd ? opts->kd : &kd;
 
 	ret = rst_build_memory(&r, err);

@@ -86,6 +86,11 @@ int rst_mm_build(struct rst *r, struct ferr *err);    /* VMAs, pages, protection
 int rst_mm_fields(struct rst *r, struct ferr *err);   /* brk, arg/env, auxv, exe */
 int rst_vdso_fits(const struct img_image *img, struct ferr *err);
 
+/* fill.c: the features the page filler uses, probed into a kd (not the
+ * whole probe: it forks a traced child). */
+struct kerndat;
+void rst_probe(struct kerndat *kd);
+
 /* fill.c: write every page of the chain into the child's mapped VMAs. */
 int rst_fill_pages(struct rst *r, struct ferr *err);
 

@@ -424,7 +424,7 @@ static int warm_build(struct rst_warm *w, const char *dir, struct ferr *err)
 	ret = open_round(dir, NULL, false, &r->img, err);
 	if (ret)
 		return ret;
-	kerndat_probe(&w->kd);
+	rst_probe(&w->kd);
 	/* The dumped PID where it is free, nothing else of the process yet:
 	 * the final dump brings fds, session, cwd and the rest. */
 	ferry__process__init(&w->synth);
