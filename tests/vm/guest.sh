@@ -5,7 +5,10 @@
 # for each case a test skipped inside (skip_case in lib.sh), for
 # tests/integration/kvm61.sh to collect and count on the host.
 export FERRY=/ferry/ferry TOOLS=/ferry/tests
-export TEST_TIMEOUT=${TEST_TIMEOUT:-300}
+export TEST_TIMEOUT=${TEST_TIMEOUT:-600}
+# Emulated, the guest runs about ten times slower than the host: half the
+# host's dump-and-restore loops still take every fallback path many times.
+export PREDUMP_LOOPS=${PREDUMP_LOOPS:-5}
 export RESULTS=/tmp/guest-results SKIP_REASON_FILE=/tmp/guest-skip
 SUB=$TOOLS/tools/subreaper
 
