@@ -379,6 +379,23 @@ static int ssl_fail(struct net_conn *c, int rc, const char *what, struct ferr *e
 			ERR_reason_error_string(q) ? ERR_reason_error_string(q) : reason);
 }
 
+/* What SSL_write left in the write buffer (tls.c), out to the socket. */
+static int flush(struct net_conn *c, struct ferr *err)
+{
+	for (;;) {
+		if (BIO_flush(SSL_get_wbio(c->ssl)) > 0)
+			return 0;
+		if (errno == EINTR) {
+			int ret = interrupted(c, err);
+
+			if (ret)
+				return ret;
+			continue;
+		}
+		return ferr_sys(err, errno == EAGAIN || !errno ? ETIMEDOUT : errno, "send");
+	}
+}
+
 int net_send_all(struct net_conn *c, const void *buf, size_t len, struct ferr *err)
 {
 	const uint8_t *p = buf;
@@ -410,7 +427,7 @@ int net_send_all(struct net_conn *c, const void *buf, size_t len, struct ferr *e
 		p += n;
 		len -= n;
 	}
-	return ret;
+	return !ret && c->ssl ? flush(c, err) : ret;
 }
 
 /* len bytes; *eof (if asked) says the peer closed cleanly before the first. */

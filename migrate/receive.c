@@ -293,6 +293,16 @@ static int send_result(struct net_conn *nc, bool ok, const char *msg, pid_t pid,
 	return net_send(nc, NET_RESULT, &r.base, err);
 }
 
+/* Everything written under dir (its file system) on stable storage. */
+static int sync_dir(const char *dir, struct ferr *err)
+{
+	cleanup_close int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	if (fd < 0 || syncfs(fd) < 0)
+		return ferr_sys(err, errno, "sync %s", dir);
+	return 0;
+}
+
 /* The final dump is here: restore it stopped, report, and wait for the
  * source's word. COMMIT: run it. ABORT or an error: kill it. The source gone
  * without a word: it may or may not have ended its original, so the process
@@ -300,7 +310,6 @@ static int send_result(struct net_conn *nc, bool ok, const char *msg, pid_t pid,
 static int finish(struct net_conn *nc, const struct ps_opts *o, const char *dir, bool snapshot,
 		  uint8_t *buf, struct ps_result *res, struct ferr *err)
 {
-	cleanup_close int dfd = open(o->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	struct ferr rerr;
 	pid_t pid = 0;
 	uint32_t type;
@@ -314,8 +323,7 @@ static int finish(struct net_conn *nc, const struct ps_opts *o, const char *dir,
 		sleep(20);
 	/* The source ends its process on our word: every file of the chain
 	 * and the directories must be on stable storage first. */
-	if (dfd < 0 || syncfs(dfd) < 0) {
-		ferr_sys(&rerr, errno, "sync %s", o->dir);
+	if (sync_dir(o->dir, &rerr)) {
 		ret = send_result(nc, false, rerr.msg, 0, err);
 		return ret ? ret : ferr_new(err, rerr.code, "%s", rerr.msg);
 	}
@@ -432,9 +440,14 @@ int ps_serve(struct net_conn *nc, const struct ps_opts *o, struct ps_result *res
 				rounds_here++;
 				if (o->round)
 					o->round(o->arg, rdir);
+				/* Each round goes to disk as it comes, so that the
+				 * sync before the final answer, inside the source's
+				 * freeze, finds only the final round to write. */
+				ret = sync_dir(o->dir, err);
 				/* The source starts its next round only now: its
 				 * dirty set then covers the time this one took here. */
-				ret = send_result(nc, true, NULL, 0, err);
+				if (!ret)
+					ret = send_result(nc, true, NULL, 0, err);
 				continue;
 			}
 			ret = finish(nc, o, rdir, snapshot, msg, res, err);

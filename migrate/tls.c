@@ -77,6 +77,25 @@ static int tls_error(struct ferr *err, int code, const char *what)
 	return ferr_new(err, code, "%s%s%s", what, r ? ": " : "", r ? r : "");
 }
 
+/* The socket under the session. Records go out through a 1 MiB buffer:
+ * written one by one, every 16 KiB record would cost a send() of its own;
+ * net_send_all() flushes the buffer after each write. */
+static int set_bios(SSL *ssl, int fd)
+{
+	BIO *rbio = BIO_new_socket(fd, BIO_NOCLOSE);
+	BIO *wsock = BIO_new_socket(fd, BIO_NOCLOSE);
+	BIO *wbuf = BIO_new(BIO_f_buffer());
+
+	if (!rbio || !wsock || !wbuf || BIO_set_write_buffer_size(wbuf, 1 << 20) <= 0) {
+		BIO_free(rbio);
+		BIO_free(wsock);
+		BIO_free(wbuf);
+		return -1;
+	}
+	SSL_set_bio(ssl, rbio, BIO_push(wbuf, wsock));
+	return 0;
+}
+
 static SSL *new_ssl(const struct net_creds *cr, bool server, int fd, struct ferr *err)
 {
 	SSL_CTX *ctx = SSL_CTX_new(server ? TLS_server_method() : TLS_client_method());
@@ -110,12 +129,14 @@ static SSL *new_ssl(const struct net_creds *cr, bool server, int fd, struct ferr
 		SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
 	}
 	ssl = SSL_new(ctx);
-	if (!ssl || !SSL_set_fd(ssl, fd)) {
+	if (!ssl || set_bios(ssl, fd)) {
 		tls_error(err, ENOMEM, "TLS session");
 		SSL_free(ssl);
 		ssl = NULL;
 		goto out;
 	}
+	/* Read as much as the socket has, not one record header at a time. */
+	SSL_set_read_ahead(ssl, 1);
 	SSL_set_app_data(ssl, (void *)cr);
 	if (cr->has_key) {
 		if (server)
