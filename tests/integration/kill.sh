@@ -205,6 +205,12 @@ while [ $i -lt "$TRIALS" ]; do
 	fi
 done
 [ -n "$P" ] && kill -9 "$P" 2>/dev/null
+# Nothing of the run may outlive it (tests/run.sh's subreaper waits for every
+# descendant): say what is left, then end it.
+sleep 0.5
+left=$(pgrep -af "$T" | grep -v pgrep)
+[ -n "$left" ] && echo "note: left running at the end, ended now: $left"
+for p in $(pgrep -f "$T"); do kill -9 "$p" 2>/dev/null; done
 echo "kills: $nk SIGKILL, $nt SIGTERM; $ncomplete ended before the signal; $nwindow in a known window"
 echo "per command:$summary" | tr ' ' '\n' | sort | uniq -c | tr '\n' ' '; echo
 finish
