@@ -162,9 +162,16 @@ int dump_job_round(struct dump_opts *o, const struct dump_choice *c, const struc
 			target_release(&t);
 	}
 	o->hold = false;
-	/* A pre-dump leaves its userfaultfd to a keeper for the next round. */
-	if (!ret && o->pre && tr.uffd >= 0)
-		ret = keeper_spawn(r->id, t.pid, t.pidfd, tr.uffd, err);
+	/* A pre-dump leaves its userfaultfd to a keeper for the next round.
+	 * Its images are complete by now (committed): a keeper that does not
+	 * start, an interrupt included, only makes the next round copy every
+	 * page, as a lost keeper does. */
+	if (!ret && o->pre && tr.uffd >= 0) {
+		struct ferr kerr;
+
+		if (keeper_spawn(r->id, t.pid, t.pidfd, tr.uffd, &kerr))
+			pr_warn("%s: the next round of this chain will copy every page", kerr.msg);
+	}
 	target_close(&t);
 	r->tracker = tr.ops ? tr.ops->name : NULL;
 	tracker_fini(&tr);
