@@ -40,7 +40,7 @@ tail -3 "$FB/log"
 clang -std=gnu11 -g -O1 -Wall -Wextra -Werror -fsanitize=fuzzer,address,undefined \
 	-fno-sanitize-recover=all -D_GNU_SOURCE -I. -I"$B/gen" \
 	$(pkg-config --cflags libprotobuf-c) \
-	common/err.c common/log.c migrate/net.c common/util.c migrate/receive.c \
+	common/err.c common/log.c common/cancel.c migrate/net.c common/util.c migrate/receive.c \
 	"$B"/gen/proto/migrate.pb-c.c tests/fuzz/fuzz_stream.c \
 	-o "$FB/fuzz_stream" $(pkg-config --libs libprotobuf-c libssl libcrypto libzstd)
 mkdir -p "$FB/stream-seeds" "$FB/stream-corpus"
