@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/ptrace.h>
 #include <sys/uio.h>
 #include <sys/user.h>
@@ -436,13 +437,18 @@ static bool ptrace_child(struct kerndat *kd, pid_t pid)
 
 static bool probe_ptrace(struct kerndat *kd)
 {
+	pid_t parent = getpid(), pid;
 	bool ok;
-	pid_t pid;
 
 	pid = fork();
 	if (pid < 0)
 		return kd_no(kd, KD_PTRACE, "fork: %s", strerror(errno));
 	if (pid == 0) {
+		/* Gone with us: ferry killed in the middle of the probe must not
+		 * leave this child waiting for ever. */
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (getppid() != parent)
+			_exit(0);
 		for (;;)
 			pause();
 	}
