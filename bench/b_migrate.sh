@@ -37,10 +37,9 @@ new_key $D/key
 # The plaintext baseline: ferry as of $PLAIN_REV, built once.
 PLAIN=/tmp/ferry-plain-$PLAIN_REV
 if [ ! -x $PLAIN/build/ferry ] && git -C "$(dirname "$0")/.." cat-file -e "$PLAIN_REV" 2>/dev/null; then
-	rm -rf $PLAIN
-	git -C "$(dirname "$0")/.." worktree add -f --detach $PLAIN "$PLAIN_REV" >/dev/null 2>&1 &&
-		make -s -C $PLAIN -j"$(nproc)" >/dev/null 2>&1 || true
-	git -C "$(dirname "$0")/.." worktree prune 2>/dev/null || true
+	rm -rf $PLAIN && mkdir -p $PLAIN
+	git -C "$(dirname "$0")/.." archive "$PLAIN_REV" | tar -x -C $PLAIN &&
+		make -s -C $PLAIN -j"$(nproc)" all >/dev/null 2>&1 || true
 fi
 [ -x $PLAIN/build/ferry ] || PLAIN=""
 FB=$B/ferry
