@@ -543,7 +543,7 @@ static int run_iterative(struct dump_cli *c, const struct kerndat *kd)
 /* One round, pre-dump or final, maybe on top of --prev-images-dir. */
 static int run_one(struct dump_cli *c, const struct kerndat *kd)
 {
-	char buf[PATH_MAX], *remote;
+	char buf[PATH_MAX];
 	struct mig_result r;
 	struct ferr err;
 	int ret;
@@ -556,13 +556,8 @@ static int run_one(struct dump_cli *c, const struct kerndat *kd)
 		ret = dump_job_round(&c->o, &c->choice, kd, NULL, &r.round, &err);
 	if (!ret)
 		print_summary(c, &r.round);
-	if (!ret && c->page_server) {
-		snprintf(buf, sizeof(buf), "%s", c->o.dir);
-		while (strlen(buf) > 1 && buf[strlen(buf) - 1] == '/')
-			buf[strlen(buf) - 1] = '\0';
-		remote = strrchr(buf, '/');
-		print_sent(c, remote ? remote + 1 : buf, &r);
-	}
+	if (!ret && c->page_server)
+		print_sent(c, mig_remote_name(c->o.dir, buf, sizeof(buf)), &r);
 	if (ret)
 		report_failure(c, &err);
 	return ret ? EXIT_FAIL : EXIT_OK;

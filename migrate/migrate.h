@@ -106,6 +106,9 @@ int __must_check mig_open(struct mig_conn *c, const struct mig_dest *d, struct f
 int __must_check mig_run(struct iter_opts *io, const struct dump_choice *c,
 			 const struct kerndat *kd, const struct mig_dest *d,
 			 struct mig_result *r, iter_round_cb cb, void *arg, struct ferr *err);
+/* A dump's name on the page server: the basename of its -D (in buf), so
+ * that relative parent paths (../p1) resolve there as here. */
+const char *mig_remote_name(const char *dir, char *buf, size_t size);
 /* pre-dump/dump --page-server: one round (dump_job_round), its pages sent
  * as read, its metadata after it; o->dir's basename names it there. A final
  * dump holds the target frozen until the page server has it on disk, then

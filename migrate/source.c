@@ -129,9 +129,7 @@ int mig_run(struct iter_opts *io, const struct dump_choice *c, const struct kern
 
 /* ---- pre-dump/dump --page-server ------------------------------------------ */
 
-/* A dump's name on the page server: its -D basename, so that relative parent
- * paths (../p1) resolve there as here. */
-static const char *remote_name(const char *dir, char *buf, size_t size)
+const char *mig_remote_name(const char *dir, char *buf, size_t size)
 {
 	char *b;
 
@@ -186,7 +184,7 @@ int mig_dump_round(struct dump_opts *o, const struct dump_choice *c, const struc
 	int ret;
 
 	memset(r, 0, sizeof(*r));
-	ret = job_open(&m, d, o->dir, remote_name(o->dir, buf, sizeof(buf)), err);
+	ret = job_open(&m, d, o->dir, mig_remote_name(o->dir, buf, sizeof(buf)), err);
 	if (ret)
 		return ret;
 	o->sink = mig_stream(&m.conn, o->dir, m.remote);
