@@ -42,7 +42,10 @@ void cmd_dump_help(FILE *out)
 		"`criu dump` does. DIR is created if missing; inventory.img is written last,\n"
 		"so a dump that fails leaves DIR incomplete and never restorable.\n"
 		"\n"
-		"  -t, --tree PID           the process to dump (a thread-group leader)\n"
+		"  -t, --tree PID           the process to dump (a thread-group leader) and all\n"
+		"                           its descendants, frozen together: pipes, Unix sockets\n"
+		"                           and shared memory between them are restored as one\n"
+		"      --tree=no            only PID, not its descendants\n"
 		"  -D, --images-dir DIR     where to write the images\n"
 		"  -R, --leave-running      resume the process after the dump instead of ending it\n"
 		"      --layout B           how to read the VMAs: procmap (PROCMAP_QUERY), maps\n"
@@ -275,9 +278,17 @@ static int dump_opt(void *ctx, int ch, char *arg)
 
 	switch (ch) {
 	case 't':
-		c->o.pid = atoi(arg);
-		if (c->o.pid <= 0)
-			return cli_usage_error(cmd, "-t needs a process id, not `%s`", arg);
+		/* -t PID names the tree's root (criu's option); --tree=no and
+		 * --tree=yes say whether its descendants come too. */
+		if (!strcmp(arg, "no") || !strcmp(arg, "yes")) {
+			c->o.tree = arg[0] == 'y';
+			c->tree_set = true;
+			break;
+		}
+		c->o.pid = (pid_t)strtol(arg, &end, 10);
+		if (*end || c->o.pid <= 0)
+			return cli_usage_error(cmd, "-t needs a process id (or --tree=no|yes), not `%s`",
+					       arg);
 		break;
 	case 'D':
 		c->o.dir = arg;
@@ -408,6 +419,7 @@ static int dump_cli_parse(int argc, char **argv, struct dump_cli *c, void (*help
 	int ret;
 
 	c->choice = (struct dump_choice){ "auto", "auto", "auto", "auto" };
+	c->o.tree = true;
 	c->dest.handover_s = DEFAULT_HANDOVER_S;
 	c->downtime_ms = DEFAULT_DOWNTIME_MS;
 	c->max_rounds = DEFAULT_MAX_ROUNDS;

@@ -25,6 +25,7 @@ struct dump_cli {
 	unsigned max_rounds;
 	bool iter_only_opt;    /* an option that only --iterative takes */
 	bool downtime_set;
+	bool tree_set;         /* --tree=yes|no given */
 	bool migrate;          /* ferry migrate: --to, --auth-key */
 	bool page_server;      /* dump/pre-dump --page-server --address --port */
 	const char *ps_address, *ps_port;

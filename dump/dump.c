@@ -9,6 +9,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 
@@ -17,6 +18,7 @@
 #include "common/log.h"
 #include "dump/dump.h"
 #include "proc/fds.h"
+#include "proc/shared.h"
 #include "proc/state.h"
 #include "dump/vmsplice.h"
 #include "dump/pageread.h"
@@ -47,7 +49,7 @@ static int check_fds_early(struct target *t, struct ferr *err)
 }
 
 static int write_vmas(struct target *t, struct img_writer *w, const struct vma_list *vl,
-		      struct ferr *err)
+		      struct dump_tree_ctx *tc, struct ferr *err)
 {
 	for (size_t i = 0; i < vl->n; i++) {
 		const struct vma *v = &vl->v[i];
@@ -60,7 +62,12 @@ static int write_vmas(struct target *t, struct img_writer *w, const struct vma_l
 			snprintf(path, sizeof(path), "map_files/%" PRIx64 "-%" PRIx64, v->start, v->end);
 			e.file = state_file_id(t->procfd, path);
 		}
-		ret = img_write_vma(w, &e, err);
+		ret = 0;
+		/* Shared anonymous memory is an object other processes may map. */
+		if (tc && v->kind == FERRY__VMA_KIND__VMA_ANON && (v->flags & MAP_SHARED))
+			ret = dump_tree_shm(tc, t, &e, err);
+		if (!ret)
+			ret = img_write_vma(w, &e, err);
 		if (e.file)
 			ferry__file_id__free_unpacked(e.file, NULL);
 		if (ret)
@@ -297,6 +304,7 @@ static int round_steps(struct target *t, const struct dump_opts *o, struct round
 		.root_pid = (uint32_t)o->pid,
 		.parent = o->parent,
 		.sink = o->sink,
+		.tree = o->tc && o->tc_root,
 	};
 	bool known = false;
 	uint64_t tc;
@@ -311,14 +319,15 @@ static int round_steps(struct target *t, const struct dump_opts *o, struct round
 	ret = cancel_check(err);
 	if (!ret)
 		ret = open_parent(o, &rd->pimg, err);
-	if (!ret && !o->pre && !o->skip_unsupported_fds)
+	if (!ret && !o->pre && !o->skip_unsupported_fds && !o->tc)
 		ret = check_fds_early(t, err);
 	if (!ret)
 		ret = img_writer_create(&rd->w, o->dir, &wo, err);
 	if (!ret)
 		ret = page_path_init(&rd->pp, t, o, rd->w, err);
 	if (!ret && !o->pre) {
-		ret = target_freeze(t, err);
+		/* A tree's processes were all frozen together before. */
+		ret = o->tc ? 0 : target_freeze(t, err);
 		if (!ret) {
 			res->threads = t->nr_th;
 			pr_debug("frozen %zu threads after %.1f ms", t->nr_th, (now_ns() - t0) / 1e6);
@@ -332,6 +341,8 @@ static int round_steps(struct target *t, const struct dump_opts *o, struct round
 		ret = o->layout->read(t->procfd, &rd->vl, err);
 	if (!ret && !o->pre)
 		ret = fds_collect(t, &rd->fl, err);
+	if (!ret && o->tc)
+		ret = dump_tree_note(o->tc, t, &rd->fl, err);
 	if (!ret && !o->pre && !o->skip_unsupported_fds)
 		ret = refuse_unsupported_fds(&rd->fl, t->pid, err);
 	if (!ret)
@@ -351,7 +362,7 @@ static int round_steps(struct target *t, const struct dump_opts *o, struct round
 	if (!ret && !o->pre)
 		ret = write_process(t, rd->w, &rd->st, &rd->fl, err);
 	if (!ret)
-		ret = write_vmas(t, rd->w, &rd->vl, err);
+		ret = write_vmas(t, rd->w, &rd->vl, o->tc, err);
 	if (ret)
 		return ret;
 	/* The pipe appears in the target only now, after its fds were read. */
@@ -368,6 +379,10 @@ static int round_steps(struct target *t, const struct dump_opts *o, struct round
 	 * fsyncs of the commit need not be inside the freeze either. */
 	/* The last safe point: once committed, the round stands. */
 	ret = cancel_check(err);
+	if (ret)
+		return ret;
+	if (o->tc && o->tc_root)
+		ret = dump_tree_write(o->tc, rd->w, err);
 	if (ret)
 		return ret;
 	if (o->pre)

@@ -33,6 +33,9 @@ struct dump_opts {
 					 DIR/pages.img; or NULL */
 	bool splice;               /* frozen rounds: pages leave through a pipe the target
 				      vmsplices into (--reader vmsplice), not a buffer */
+	bool tree;                 /* final dump: PID and all its descendants (--tree) */
+	struct dump_tree_ctx *tc;  /* set by dump/tree.c for each process of a tree round, */
+	bool tc_root;              /* the root's (it writes tree.img last) */
 };
 
 struct dump_result {
@@ -44,9 +47,25 @@ struct dump_result {
 	double seconds;
 	bool killed;
 	bool tracked;              /* a dirty set was known: only it was copied */
+	size_t processes;          /* a tree round: processes dumped (zombies included) */
 	const char *tracker;       /* the tracker's name, or NULL (set by dump/job.c) */
 	uint8_t id[IMG_ID_SIZE];   /* of the dump written */
 };
+
+/* A tree round (dump/tree.c): the tree frozen as one, each process's
+ * images in DIR/pid-PID, the root's in DIR with tree.img. */
+struct dump_tree_ctx;
+struct fd_list;
+struct img_writer;
+int __must_check dump_tree(const struct dump_opts *o, struct dump_result *res, struct ferr *err);
+/* dump/tree.c, for round_steps: a process's objects noted, the root's
+ * tree.img written. */
+int __must_check dump_tree_note(struct dump_tree_ctx *tc, struct target *t, struct fd_list *fl,
+				struct ferr *err);
+int __must_check dump_tree_shm(struct dump_tree_ctx *tc, struct target *t, Ferry__Vma *v,
+			       struct ferr *err);
+int __must_check dump_tree_write(struct dump_tree_ctx *tc, struct img_writer *w,
+				 struct ferr *err);
 
 /* Open the target, run one round, close it. */
 int __must_check dump_run(const struct dump_opts *o, struct dump_result *res, struct ferr *err);

@@ -9,6 +9,7 @@
 #include "dump/job.h"
 #include "dump/keeper.h"
 #include "proc/backend.h"
+#include "proc/tree.h"
 
 int dump_choose_backends(struct dump_opts *o, const struct dump_choice *c,
 			 const struct kerndat *kd, struct ferr *err)
@@ -123,6 +124,25 @@ static int open_parent(const struct dump_opts *o, struct img_image **prev, struc
 	return 0;
 }
 
+/* Rounds that are not a plain final dump (pre-dumps, parent chains,
+ * hand-overs) take one process yet: a tree is refused rather than half
+ * taken. */
+static int refuse_tree(const struct dump_opts *o, const char *what, struct ferr *err)
+{
+	cleanup_free pid_t *pids = NULL;
+	size_t n = 0;
+	int ret;
+
+	if (!o->tree)
+		return 0;
+	ret = ptree_scan(o->pid, &pids, &n, err);
+	if (!ret && n > 1)
+		ret = ferr_new(err, EOPNOTSUPP, "process %d has %zu descendant(s) (process %d first): "
+			       "%s of a process tree is not built yet; --tree=no takes process %d "
+			       "alone", o->pid, n - 1, pids[1], what, o->pid);
+	return ret;
+}
+
 int dump_job_round(struct dump_opts *o, const struct dump_choice *c, const struct kerndat *kd,
 		   const struct dump_handover *h, struct dump_result *r, struct ferr *err)
 {
@@ -131,6 +151,15 @@ int dump_job_round(struct dump_opts *o, const struct dump_choice *c, const struc
 	struct target t;
 	int ret;
 
+	if (!o->pre && !o->parent && !h) {
+		pr_info("dump %s process %d with --layout %s --pages %s", o->tree ? "the tree of" :
+			"only", o->pid, o->layout->name, o->pages->name);
+		return dump_tree(o, r, err);
+	}
+	ret = refuse_tree(o, o->pre ? "a pre-dump" : h ? "sending a dump to a page server" :
+			  "a dump with --prev-images-dir", err);
+	if (ret)
+		return ret;
 	tracker_init(&tr, NULL);
 	ret = open_parent(o, &prev, err);
 	if (ret)
@@ -184,6 +213,8 @@ int dump_job_iterative(struct iter_opts *io, const struct dump_choice *c,
 		       void *arg, struct ferr *err)
 {
 	memset(r, 0, sizeof(*r));
+	if (refuse_tree(&io->base, "an iterative dump", err))
+		return -err->code;
 	io->track = dump_choose_tracker(c->track, NULL, kd, io->base.pid, err);
 	if (!io->track)
 		return -err->code;

@@ -6,6 +6,10 @@
 #include <limits.h>
 #include <signal.h>
 #include <string.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/resource.h>
 
 #include "images/load.h"
@@ -206,4 +210,122 @@ int img_open_parent_dir(int dirfd, const char *rel, const char *what, struct fer
 			c++;
 	}
 	return steal_fd(cur);
+}
+
+#define IMG_TREE_MAX 4096u          /* processes in one tree */
+#define IMG_SK_MSGS_MAX 65536u      /* queued messages on one socket */
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return (x > y) - (x < y);
+}
+
+/* Are the n ids unique? (sorts them) */
+static bool ids_unique(uint64_t *ids, size_t n)
+{
+	qsort(ids, n, sizeof(*ids), cmp_u64);
+	for (size_t i = 1; i < n; i++)
+		if (ids[i] == ids[i - 1])
+			return false;
+	return true;
+}
+
+static const char *check_tree_item(const Ferry__TreeItem *t, size_t i)
+{
+	int set = !!t->proc + !!t->pipe + !!t->sk + !!t->shm;
+
+	if (set != 1)
+		return "not exactly one of proc, pipe, sk, shm";
+	if (t->proc) {
+		const Ferry__TreeProc *p = t->proc;
+
+		if (!p->pid || p->pid >= IMG_PID_MAX || p->ppid >= IMG_PID_MAX ||
+		    p->pgid >= IMG_PID_MAX || p->sid >= IMG_PID_MAX ||
+		    p->files_with >= IMG_PID_MAX || p->fs_with >= IMG_PID_MAX)
+			return "PID out of range";
+		if (i == 0 && (p->ppid || (p->dir && *p->dir)))
+			return "the root has a parent or a directory";
+		if (i > 0) {
+			char want[32];
+
+			snprintf(want, sizeof(want), "pid-%u", p->pid);
+			if (!p->dir || strcmp(p->dir, want))
+				return "directory is not pid-PID";
+			if (!p->ppid)
+				return "a process other than the root has no parent";
+		}
+	}
+	if (t->pipe && (t->pipe->data.len > t->pipe->size || t->pipe->size > (1u << 30) ||
+			!str_ok(t->pipe->fifo_path)))
+		return "pipe data larger than the pipe";
+	if (t->sk) {
+		const Ferry__UnixSk *s = t->sk;
+
+		if (s->type != SOCK_STREAM && s->type != SOCK_DGRAM && s->type != SOCK_SEQPACKET)
+			return "socket type unknown";
+		if (s->name.len > sizeof(((struct sockaddr_un *)0)->sun_path))
+			return "socket name too long";
+		if (s->n_queue > IMG_SK_MSGS_MAX)
+			return "too many queued messages";
+		if (s->peer == s->id)
+			return "socket is its own peer";
+	}
+	if (t->shm && (!t->shm->size || t->shm->size > IMG_ADDR_LIMIT))
+		return "shared memory size out of range";
+	return NULL;
+}
+
+int img_check_tree(const char *what, Ferry__TreeItem *const *t, size_t n, struct ferr *err)
+{
+	cleanup_free uint64_t *pids = NULL, *objs = NULL;
+	size_t np = 0, no = 0;
+
+	if (!n || !t[0]->proc)
+		return ferr_new(err, EBADMSG, "%s: does not start with the root process", what);
+	pids = calloc(n, sizeof(*pids));
+	objs = calloc(n, sizeof(*objs));
+	if (!pids || !objs)
+		return ferr_sys(err, ENOMEM, "%s", what);
+	for (size_t i = 0; i < n; i++) {
+		const char *why = check_tree_item(t[i], i);
+
+		if (why)
+			return ferr_new(err, EBADMSG, "%s: entry %zu: %s", what, i, why);
+		if (t[i]->proc)
+			pids[np++] = t[i]->proc->pid;
+		else
+			objs[no++] = t[i]->pipe ? t[i]->pipe->id : t[i]->sk ? t[i]->sk->id :
+				     t[i]->shm->id;
+	}
+	if (np > IMG_TREE_MAX)
+		return ferr_new(err, EBADMSG, "%s: %zu processes, at most %u", what, np, IMG_TREE_MAX);
+	if (!ids_unique(pids, np))
+		return ferr_new(err, EBADMSG, "%s: a process is listed twice", what);
+	/* Each parent is an earlier process of the tree: a restore creates
+	 * parents first, and a loop cannot be written down. pids is sorted;
+	 * seen[k] marks pids[k] once its entry has gone by. */
+	cleanup_free bool *seen = calloc(np, sizeof(*seen));
+
+	if (!seen)
+		return ferr_sys(err, ENOMEM, "%s", what);
+	for (size_t i = 0; i < n; i++) {
+		const uint64_t *at;
+		uint64_t key;
+
+		if (!t[i]->proc)
+			continue;
+		key = t[i]->proc->ppid;
+		at = i ? bsearch(&key, pids, np, sizeof(*pids), cmp_u64) : NULL;
+		if (i && (!at || !seen[at - pids]))
+			return ferr_new(err, EBADMSG, "%s: process %u: parent %u is not listed before it",
+					what, t[i]->proc->pid, t[i]->proc->ppid);
+		key = t[i]->proc->pid;
+		at = bsearch(&key, pids, np, sizeof(*pids), cmp_u64);
+		seen[at - pids] = true;
+	}
+	if (!ids_unique(objs, no))
+		return ferr_new(err, EBADMSG, "%s: an object is listed twice", what);
+	return 0;
 }

@@ -44,6 +44,7 @@ enum img_type {
 	IMG_PAGEMAP,
 	IMG_PAGES,
 	IMG_HASHES,      /* optional: per-page hashes for the hash tracker */
+	IMG_TREE,        /* a tree's root dump: its processes and shared objects */
 	IMG_NR_TYPES,
 };
 
@@ -90,6 +91,7 @@ struct img_writer_opts {
 	const char *tracker;  /* dirty tracker armed for the next round, recorded; or NULL */
 	bool page_hashes;     /* write hashes.img: the hash of every page, for the next round */
 	struct img_pages_sink *sink;  /* page data goes there, not into pages.img; or NULL */
+	bool tree;            /* a tree's root: tree.img is written (img_write_tree_item) */
 };
 
 /* DIR, created 0700 if new; one that exists must be the caller's, writable
@@ -105,6 +107,8 @@ int __must_check img_write_process(struct img_writer *w, const Ferry__Process *p
 int __must_check img_write_thread(struct img_writer *w, const Ferry__Thread *t, struct ferr *err);
 int __must_check img_write_vma(struct img_writer *w, const Ferry__Vma *v, struct ferr *err);
 int __must_check img_write_fd(struct img_writer *w, const Ferry__Fd *f, struct ferr *err);
+int __must_check img_write_tree_item(struct img_writer *w, const Ferry__TreeItem *t,
+				     struct ferr *err);
 
 /* Page runs, in ascending address order. Data is copied out before return. */
 int __must_check img_pages_data(struct img_writer *w, uint64_t vaddr, const void *data,
@@ -188,6 +192,10 @@ int __must_check img_read_process(struct img_image *img, Ferry__Process **out, s
 int __must_check img_read_threads(struct img_image *img, Ferry__Thread ***out, size_t *n,
 				  struct ferr *err);
 int __must_check img_read_fds(struct img_image *img, Ferry__Fd ***out, size_t *n, struct ferr *err);
+/* tree.img, checked (one field per entry, processes unique, a root first,
+ * every parent in the tree, objects unique); *n 0 when the dump has none. */
+int __must_check img_read_tree(struct img_image *img, Ferry__TreeItem ***out, size_t *n,
+			       struct ferr *err);
 void img_free_entries(void *entries, size_t n);
 
 /* Is p a parent path as ferry writes it: relative, at most one leading

@@ -379,3 +379,26 @@ int img_read_fds(struct img_image *img, Ferry__Fd ***out, size_t *n, struct ferr
 	}
 	return ret;
 }
+
+int img_read_tree(struct img_image *img, Ferry__TreeItem ***out, size_t *n, struct ferr *err)
+{
+	char what[PATH_MAX + 32];
+	int ret;
+
+	*out = NULL;
+	*n = 0;
+	if (!img_has_file(img, IMG_TREE))
+		return 0;
+	ret = img_load_entries(img, IMG_TREE, &ferry__tree_item__descriptor,
+			       (ProtobufCMessage ***)out, n, err);
+	if (ret)
+		return ret;
+	snprintf(what, sizeof(what), "%s/tree.img", img->path);
+	ret = img_check_tree(what, *out, *n, err);
+	if (ret) {
+		img_free_entries(*out, *n);
+		*out = NULL;
+		*n = 0;
+	}
+	return ret;
+}

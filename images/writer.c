@@ -170,6 +170,11 @@ int img_writer_create(struct img_writer **out, const char *dir, const struct img
 		if (ret)
 			return ret;
 	}
+	if (opts->tree && w->kind == FERRY__DUMP_KIND__DUMP_FULL) {
+		ret = writer_open_file(w, IMG_TREE, err);
+		if (ret)
+			return ret;
+	}
 	if (w->page_hashes) {
 		cleanup_free void *zero = calloc(1, w->page_size);
 
@@ -228,6 +233,11 @@ int img_write_vma(struct img_writer *w, const Ferry__Vma *v, struct ferr *err)
 int img_write_fd(struct img_writer *w, const Ferry__Fd *f, struct ferr *err)
 {
 	return writer_entry(w, IMG_FDS, &f->base, err);
+}
+
+int img_write_tree_item(struct img_writer *w, const Ferry__TreeItem *t, struct ferr *err)
+{
+	return writer_entry(w, IMG_TREE, &t->base, err);
 }
 
 const Ferry__PagemapStats *img_writer_stats(const struct img_writer *w)

@@ -29,6 +29,9 @@ static Ferry__FdKind kind_of(const struct stat *st, const char *link)
 
 bool fd_supported(const Ferry__Fd *f)
 {
+	if ((f->kind == FERRY__FD_KIND__FD_PIPE || f->kind == FERRY__FD_KIND__FD_SOCKET) &&
+	    f->has_obj_id)
+		return true; /* its object was taken (proc/shared.c) */
 	return f->kind == FERRY__FD_KIND__FD_REG || f->kind == FERRY__FD_KIND__FD_DIR ||
 	       f->kind == FERRY__FD_KIND__FD_CHR;
 }

@@ -1,7 +1,20 @@
-/* The restored process starts as a fork of ferry: it takes the dumped PID
- * where it is free (clone3 with set_tid), waits until ferry has seized it,
- * puts its fds, cwd, umask and session in place with ordinary calls, and
- * stops itself. From then on ferry drives it from outside. */
+/* The restored processes start as forks of ferry ("stubs"): the root is
+ * ferry's child, every other process the child of its restored parent,
+ * each with its dumped PID (clone3 with set_tid) and, where it had them, its
+ * parent's fd table (CLONE_FILES) and fs struct (CLONE_FS). ferry seizes the
+ * root before it does anything; its descendants are seized as they are
+ * forked (PTRACE_O_TRACEFORK). In two phases, each ended by a SIGSTOP ferry
+ * waits for in every process:
+ *   1. session and own group (setsid / setpgid before the children, who
+ *      inherit them), then the children;
+ *   2. a group led by another process of the tree, the fds (the shared
+ *      objects ferry made before the fork are inherited at high fd numbers
+ *      and moved to the dumped ones; files are reopened as the process;
+ *      every other fd closed, ferry's stdio too), cwd, umask, personality.
+ *      A zombie exits here, with its dumped status.
+ * Between the two, ferry puts the queued data into pipes and sockets (the
+ * credentials a message carries name processes that now exist). From then
+ * on ferry drives each process from outside. */
 #include <fcntl.h>
 #include <inttypes.h>
 #include <linux/sched.h>
@@ -13,8 +26,11 @@
 #include <sys/ptrace.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
+#include <time.h>
 
+#include "common/cancel.h"
 #include "common/log.h"
 #include "proc/fds.h"
 #include "restore/rst.h"
@@ -25,9 +41,12 @@ static void __attribute__((noreturn, format(printf, 2, 3))) child_fail(int fd, c
 	char msg[512];
 	va_list ap;
 	ssize_t n;
+	int k;
 
+	/* One write per message: several processes share the pipe. */
+	k = snprintf(msg, sizeof(msg), "process %ld: ", (long)syscall(SYS_getpid));
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
+	vsnprintf(msg + k, sizeof(msg) - (size_t)k, fmt, ap);
 	va_end(ap);
 	n = write(fd, msg, strlen(msg));
 	(void)n;
@@ -79,57 +98,21 @@ static void child_open_fd(const Ferry__Fd *f, int errfd)
 			   strerror(errno));
 }
 
-/* Runs in the child, on ferry's own memory, before its first stop. */
-static void __attribute__((noreturn)) child_main(struct rst *r, int go, int errfd)
-{
-	const Ferry__Process *p = r->proc;
-	unsigned top = 3;
-	struct ferr err;
-	sigset_t all;
-	char c;
+/* ---- in the stubs: ferry's code, on ferry's memory ------------------------ */
 
-	sigfillset(&all);
-	sigprocmask(SIG_SETMASK, &all, NULL);
-	if (read(go, &c, 1) != 1) /* ferry gave up before seizing us */
-		_exit(127);
-	/* Everything from here on is opened as the process, not as ferry:
-	 * an image cannot hand its process a file its user could not open. */
-	if (rst_creds_fs_self(r, &err))
-		child_fail(errfd, "%s", err.msg);
-	for (size_t i = 0; i < r->nr_fds; i++)
-		if (r->fds[i]->fd + 1 > top)
-			top = r->fds[i]->fd + 1;
-	/* Our error pipe goes above every fd the process will have. */
-	errfd = fcntl(errfd, F_DUPFD_CLOEXEC, (int)top);
-	if (errfd < 0)
-		_exit(127);
-	syscall(SYS_close_range, 3, (unsigned)errfd - 1, 0);
-	syscall(SYS_close_range, (unsigned)errfd + 1, ~0u, 0);
-	for (size_t i = 0; i < r->nr_fds; i++)
-		if (r->fds[i]->path && fd_supported(r->fds[i]))
-			child_open_fd(r->fds[i], errfd);
-	if (p->has_sid && p->sid == p->pid) {
-		if (setsid() < 0)
-			child_fail(errfd, "setsid: %s", strerror(errno));
-	} else if (p->has_pgid && p->pgid == p->pid && setpgid(0, 0) < 0) {
-		child_fail(errfd, "setpgid: %s", strerror(errno));
-	}
-	if (p->cwd && chdir(p->cwd) < 0)
-		child_fail(errfd, "working directory `%s`: %s", p->cwd, strerror(errno));
-	if (p->has_umask)
-		umask((mode_t)p->umask);
-	if (p->has_personality && personality(p->personality) < 0)
-		child_fail(errfd, "personality 0x%x: %s", p->personality, strerror(errno));
-	close(errfd);
+#define SETFL_MASK (O_APPEND | O_NONBLOCK | O_ASYNC | O_DIRECT | O_NOATIME)
+
+static void stop_self(void)
+{
 	syscall(SYS_kill, syscall(SYS_getpid), SIGSTOP);
-	_exit(127); /* only reached if ferry let us run on: never a process */
 }
 
-static pid_t clone_with_pid(pid_t want)
+static pid_t clone_with_pid(pid_t want, uint64_t flags)
 {
 	struct clone_args ca;
 
 	memset(&ca, 0, sizeof(ca));
+	ca.flags = flags;
 	ca.exit_signal = SIGCHLD;
 	if (want > 0) {
 		ca.set_tid = (uintptr_t)&want;
@@ -138,86 +121,464 @@ static pid_t clone_with_pid(pid_t want)
 	return (pid_t)syscall(SYS_clone3, &ca, sizeof(ca));
 }
 
-/* Wait for the child's SIGSTOP: the stop ferry takes over from. */
-static int wait_first_stop(struct rst *r, int errfd, struct ferr *err)
+static bool in_tree(const struct rst_tree *t, uint32_t pid)
 {
-	char msg[512];
-	int status;
-	ssize_t n;
+	for (size_t i = 0; i < t->n; i++)
+		if (t->tp[i]->pid == pid && !t->tp[i]->zombie)
+			return true;
+	return false;
+}
 
-	for (;;) {
-		if (waitpid(r->pid, &status, __WALL) < 0)
-			return ferr_sys(err, errno, "wait for the new process %d", r->pid);
-		if (WIFEXITED(status) || WIFSIGNALED(status)) {
-			n = read(errfd, msg, sizeof(msg) - 1);
-			msg[n > 0 ? n : 0] = '\0';
-			r->pid = 0; /* reaped: nothing to kill */
-			return ferr_new(err, EIO, "setting up the new process failed: %s",
-					n > 0 ? msg : "it died without saying why");
+/* The process whose table (fs struct) i's parent has: itself or the one it
+ * shares with. */
+static uint32_t files_owner(const Ferry__TreeProc *p)
+{
+	return p->files_with ? p->files_with : p->pid;
+}
+
+static uint32_t fs_owner(const Ferry__TreeProc *p)
+{
+	return p->fs_with ? p->fs_with : p->pid;
+}
+
+static int cmp_int(const void *a, const void *b)
+{
+	return (*(const int *)a > *(const int *)b) - (*(const int *)a < *(const int *)b);
+}
+
+/* Close every fd but those in keep (n of them). */
+static void close_all_but(int *keep, size_t n)
+{
+	unsigned lo = 0;
+
+	qsort(keep, n, sizeof(*keep), cmp_int);
+	for (size_t i = 0; i < n; i++) {
+		if ((unsigned)keep[i] > lo)
+			syscall(SYS_close_range, lo, (unsigned)keep[i] - 1, 0);
+		lo = (unsigned)keep[i] + 1;
+	}
+	syscall(SYS_close_range, lo, ~0u, 0);
+}
+
+/* A FIFO is opened by its path (ferry holds it open read-write meanwhile,
+ * so neither end blocks). */
+static int open_fifo(const Ferry__Fd *f, int errfd)
+{
+	int fd = open(f->path, ((int)f->flags & O_ACCMODE) | O_NONBLOCK | O_CLOEXEC);
+	struct stat st;
+
+	if (fd < 0)
+		child_fail(errfd, "fd %u: FIFO `%s`: %s", f->fd, f->path, strerror(errno));
+	if (fstat(fd, &st) < 0 || !S_ISFIFO(st.st_mode))
+		child_fail(errfd, "fd %u: `%s` is not a FIFO", f->fd, f->path);
+	return fd;
+}
+
+/* Every fd of the process at its number, and nothing else. */
+static void setup_fds(const struct rst_tree *t, const struct rst *r, int errfd)
+{
+	size_t nkeep = 0;
+	int *keep = malloc((r->nr_fds + 1 + (t->pool ? t->pool->n : 0)) * sizeof(*keep));
+
+	if (!keep)
+		child_fail(errfd, "out of memory");
+	for (size_t i = 0; i < r->nr_fds; i++) {
+		const Ferry__Fd *f = r->fds[i];
+		int src = rst_pool_fd(t->pool, f), fd = (int)f->fd;
+
+		if (src < 0 && f->kind == FERRY__FD_KIND__FD_PIPE && f->has_obj_id && f->path &&
+		    f->path[0] == '/') {
+			src = open_fifo(f, errfd);
+			if (dup3(src, fd, f->cloexec ? O_CLOEXEC : 0) < 0)
+				child_fail(errfd, "fd %u: dup3: %s", f->fd, strerror(errno));
+			close(src);
+		} else if (src >= 0) {
+			if (dup3(src, fd, f->cloexec ? O_CLOEXEC : 0) < 0)
+				child_fail(errfd, "fd %u: dup3: %s", f->fd, strerror(errno));
+		} else if (f->path && fd_supported(f)) {
+			child_open_fd(f, errfd);
+		} else {
+			continue; /* skipped at dump time: left closed */
 		}
-		if (WIFSTOPPED(status) && WSTOPSIG(status) == SIGSTOP && (status >> 16) == 0)
-			return 0;
-		/* Anything else (a stray signal) is suppressed: it stays blocked. */
-		if (ptrace(PTRACE_CONT, r->pid, NULL, NULL) < 0)
-			return ferr_sys(err, errno, "PTRACE_CONT new process %d", r->pid);
+		if ((src >= 0 || f->has_obj_id) &&
+		    fcntl(fd, F_SETFL, (fcntl(fd, F_GETFL) & ~SETFL_MASK) | ((int)f->flags & SETFL_MASK)) < 0)
+			child_fail(errfd, "fd %u: set its flags: %s", f->fd, strerror(errno));
+		keep[nkeep++] = fd;
+	}
+	keep[nkeep++] = errfd;
+	/* Shared memory objects stay until the memory is built (ferry closes
+	 * them by injection). */
+	for (size_t i = 0; t->pool && i < t->pool->n; i++)
+		if (t->pool->o[i].it->shm)
+			keep[nkeep++] = t->pool->o[i].fd[0];
+	close_all_but(keep, nkeep);
+	free(keep);
+}
+
+static void __attribute__((noreturn)) zombie_exit(const Ferry__TreeProc *p)
+{
+	int st = p->exit_status;
+	struct rlimit none = { 0, 0 };
+	sigset_t one;
+
+	if (WIFSIGNALED(st)) {
+		setrlimit(RLIMIT_CORE, &none);
+		signal(WTERMSIG(st), SIG_DFL);
+		sigemptyset(&one);
+		sigaddset(&one, WTERMSIG(st));
+		sigprocmask(SIG_UNBLOCK, &one, NULL);
+		syscall(SYS_kill, syscall(SYS_getpid), WTERMSIG(st));
+	}
+	_exit(WIFEXITED(st) ? WEXITSTATUS(st) : 127);
+}
+
+static void __attribute__((noreturn)) stub_main(const struct rst_tree *t, size_t i, int errfd);
+
+static void phase_one(const struct rst_tree *t, size_t i, int errfd)
+{
+	const Ferry__TreeProc *p = t->tp[i];
+
+	if (!p->zombie && p->sid == p->pid) {
+		if (setsid() < 0)
+			child_fail(errfd, "setsid: %s", strerror(errno));
+	} else if (!p->zombie && p->pgid == p->pid && setpgid(0, 0) < 0) {
+		child_fail(errfd, "setpgid: %s", strerror(errno));
+	}
+	for (size_t k = 1; k < t->n; k++) {
+		const Ferry__TreeProc *c = t->tp[k];
+		uint64_t flags = 0;
+		pid_t pid;
+
+		if (c->ppid != p->pid)
+			continue;
+		if (c->files_with && c->files_with == files_owner(p))
+			flags |= CLONE_FILES;
+		if (c->fs_with && c->fs_with == fs_owner(p))
+			flags |= CLONE_FS;
+		pid = clone_with_pid((pid_t)c->pid, flags);
+		if (pid == 0)
+			stub_main(t, k, errfd);
+		if (pid < 0)
+			child_fail(errfd, "create child process %u: %s", c->pid, strerror(errno));
 	}
 }
 
-int rst_child_create(struct rst *r, struct ferr *err)
+static void phase_two(const struct rst_tree *t, size_t i, int errfd)
 {
-	pid_t want = (pid_t)r->proc->pid;
+	const Ferry__TreeProc *p = t->tp[i];
+	const struct rst *r = t->r[i];
+	const Ferry__Process *pr = r->proc;
+	struct ferr err;
+
+	if (p->pgid != p->pid && in_tree(t, p->pgid) && getpgrp() != (pid_t)p->pgid &&
+	    setpgid(0, (pid_t)p->pgid) < 0)
+		child_fail(errfd, "join process group %u: %s", p->pgid, strerror(errno));
+	/* Everything from here on is opened as the process, not as ferry:
+	 * an image cannot hand its process a file its user could not open. */
+	if (rst_creds_fs_self(r, &err))
+		child_fail(errfd, "%s", err.msg);
+	if (!p->files_with)
+		setup_fds(t, r, errfd);
+	if (pr->cwd && chdir(pr->cwd) < 0)
+		child_fail(errfd, "working directory `%s`: %s", pr->cwd, strerror(errno));
+	if (pr->has_umask)
+		umask((mode_t)pr->umask);
+	if (pr->has_personality && personality(pr->personality) < 0)
+		child_fail(errfd, "personality 0x%x: %s", pr->personality, strerror(errno));
+	if (!p->files_with)
+		close(errfd);
+}
+
+static void __attribute__((noreturn)) stub_main(const struct rst_tree *t, size_t i, int errfd)
+{
+	phase_one(t, i, errfd);
+	stop_self();
+	if (t->tp[i]->zombie)
+		zombie_exit(t->tp[i]);
+	phase_two(t, i, errfd);
+	stop_self();
+	_exit(127); /* only reached if ferry let us run on: never a process */
+}
+
+/* ---- in ferry ------------------------------------------------------------- */
+
+int rst_tree_check(const struct rst_tree *t, struct ferr *err)
+{
+	for (size_t i = 1; i < t->n; i++) {
+		const Ferry__TreeProc *c = t->tp[i], *p = NULL;
+
+		for (size_t k = 0; k < t->n && !p; k++)
+			if (t->tp[k]->pid == c->ppid)
+				p = t->tp[k];
+		if (!p)
+			return ferr_new(err, EBADMSG, "process %u: parent %u is not in the tree", c->pid,
+					c->ppid);
+		if (p->zombie)
+			return ferr_new(err, EBADMSG, "process %u: its parent %u is a zombie", c->pid,
+					p->pid);
+		if (c->zombie)
+			continue;
+		if (c->sid != p->sid && c->sid != c->pid)
+			return ferr_new(err, EOPNOTSUPP, "process %u is in session %u, which neither it "
+					"nor its parent %u leads: ferry cannot re-create that", c->pid,
+					c->sid, p->pid);
+		if (c->pgid != c->pid && c->pgid != p->pgid && !in_tree(t, c->pgid))
+			return ferr_new(err, EOPNOTSUPP, "process %u is in process group %u, whose "
+					"leader is not in the tree", c->pid, c->pgid);
+		if (c->files_with && c->files_with != files_owner(p))
+			return ferr_new(err, EOPNOTSUPP, "process %u shares its fd table with process "
+					"%u, which is not its parent's", c->pid, c->files_with);
+		if (c->fs_with && c->fs_with != fs_owner(p))
+			return ferr_new(err, EOPNOTSUPP, "process %u shares its working directory with "
+					"process %u, which is not its parent's", c->pid, c->fs_with);
+	}
+	return 0;
+}
+
+void rst_tree_kill(struct rst_tree *t)
+{
+	for (size_t i = 0; i < t->n; i++)
+		if (t->r[i] && t->r[i]->pid > 0)
+			kill(t->r[i]->pid, SIGKILL);
+	for (size_t i = 0; i < t->n; i++) {
+		pid_t pid = t->r[i] ? t->r[i]->pid : (pid_t)t->tp[i]->pid;
+		int status;
+
+		if (pid <= 0 || (!t->r[i] && i == 0))
+			continue;
+		if (!t->r[i])
+			kill(pid, SIGKILL);
+		while (waitpid(pid, &status, __WALL) >= 0 && !WIFEXITED(status) && !WIFSIGNALED(status))
+			;
+		if (t->r[i])
+			t->r[i]->pid = 0;
+	}
+}
+
+enum stub_state { STUB_WAITING, STUB_STOPPED, STUB_EXITED };
+
+/* Wait until every process marked in `go` is in its next SIGSTOP (a zombie:
+ * has exited). Other stops (fork events, the first stop of a process just
+ * forked, a stray signal) are let go on. */
+static int wait_phase(struct rst_tree *t, const pid_t *pids, const bool *go, int err_rd,
+		      struct ferr *err)
+{
+	enum stub_state *st = calloc(t->n, sizeof(*st));
+	size_t left = 0;
+	int ret = 0;
+
+	if (!st)
+		return ferr_sys(err, ENOMEM, "restore");
+	for (size_t i = 0; i < t->n; i++)
+		left += go[i];
+	while (!ret && left) {
+		bool moved = false;
+
+		for (size_t i = 0; !ret && i < t->n; i++) {
+			int status, sig;
+			pid_t w;
+
+			if (!go[i] || st[i] != STUB_WAITING)
+				continue;
+			w = waitpid(pids[i], &status, __WALL | WNOHANG);
+			if (w == 0 || (w < 0 && errno == ECHILD))
+				continue; /* not forked (so not ours) yet */
+			if (w < 0) {
+				ret = ferr_sys(err, errno, "wait for new process %d", pids[i]);
+				break;
+			}
+			moved = true;
+			if (WIFEXITED(status) || WIFSIGNALED(status)) {
+				if (t->tp[i]->zombie) {
+					st[i] = STUB_EXITED;
+					left--;
+					continue;
+				}
+				char msg[512];
+				ssize_t n = read(err_rd, msg, sizeof(msg) - 1);
+
+				msg[n > 0 ? n : 0] = '\0';
+				if (t->r[i])
+					t->r[i]->pid = 0; /* reaped: nothing to kill */
+				ret = ferr_new(err, EIO, "setting up the new process failed: %s",
+					       n > 0 ? msg : "it died without saying why");
+				break;
+			}
+			if (!WIFSTOPPED(status))
+				continue;
+			sig = WSTOPSIG(status);
+			if ((status >> 16) == 0 && sig == SIGSTOP) {
+				st[i] = STUB_STOPPED;
+				left--;
+				continue;
+			}
+			/* A zombie's own end is let through; anything else
+			 * (a stray signal) is suppressed: it stays blocked. */
+			if ((status >> 16) != 0 || !t->tp[i]->zombie ||
+			    !WIFSIGNALED(t->tp[i]->exit_status) ||
+			    WTERMSIG(t->tp[i]->exit_status) != sig)
+				sig = 0;
+			if (ptrace(PTRACE_CONT, pids[i], NULL, (void *)(long)sig) < 0 && errno != ESRCH)
+				ret = ferr_sys(err, errno, "PTRACE_CONT new process %d", pids[i]);
+		}
+		if (!ret && !moved) {
+			struct timespec ts = { 0, 100000 };
+
+			ret = cancel_check(err);
+			nanosleep(&ts, NULL);
+		}
+	}
+	free(st);
+	return ret;
+}
+
+static int resume(struct rst_tree *t, const pid_t *pids, const bool *go, struct ferr *err)
+{
+	for (size_t i = 0; i < t->n; i++)
+		if (go[i] && ptrace(PTRACE_CONT, pids[i], NULL, NULL) < 0)
+			return ferr_sys(err, errno, "PTRACE_CONT new process %d", pids[i]);
+	return 0;
+}
+
+/* The root, ferry's child: with its dumped PID where free (a lone process
+ * may take another PID; a tree's processes must keep theirs). */
+static pid_t clone_root(struct rst_tree *t, struct ferr *err)
+{
+	pid_t want = (pid_t)t->tp[0]->pid, pid;
+
+	pid = clone_with_pid(want, 0);
+	/* EPERM: choosing a PID needs CAP_CHECKPOINT_RESTORE (or CAP_SYS_ADMIN). */
+	if (pid < 0 && want > 0 && (errno == EEXIST || errno == EPERM)) {
+		const char *why = errno == EEXIST ? "is in use" : "cannot be chosen by this caller";
+
+		if (t->opts->require_same_pid || t->n > 1) {
+			int e = errno;
+
+			return ferr_new(err, e, "PID %d %s%s", want, why, t->n > 1 ?
+					": a tree is restored with its PIDs" :
+					", and --require-same-pid was given");
+		}
+		pr_warn("PID %d %s: the process gets another one", want, why);
+		t->same_pid = false;
+		pid = clone_with_pid(0, 0);
+	}
+	if (pid < 0)
+		return ferr_sys(err, errno, "create the process (clone3%s)", want ? " with set_tid" : "");
+	return pid;
+}
+
+static int max_fd(const struct rst_tree *t)
+{
+	int top = 2;
+
+	for (size_t i = 0; i < t->n; i++)
+		for (size_t k = 0; t->r[i] && k < t->r[i]->nr_fds; k++)
+			if ((int)t->r[i]->fds[k]->fd > top)
+				top = (int)t->r[i]->fds[k]->fd;
+	if (t->pool && t->pool->top > top)
+		top = t->pool->top;
+	return top;
+}
+
+int rst_tree_create(struct rst_tree *t, struct ferr *err)
+{
+	long opts = PTRACE_O_TRACESYSGOOD | PTRACE_O_EXITKILL | PTRACE_O_TRACECLONE |
+		    PTRACE_O_TRACEFORK;
 	cleanup_close int go_rd = -1, go_wr = -1, err_rd = -1, err_wr = -1;
-	long opts = PTRACE_O_TRACESYSGOOD | PTRACE_O_EXITKILL | PTRACE_O_TRACECLONE;
-	char path[32];
+	cleanup_free pid_t *pids = calloc(t->n, sizeof(*pids));
+	cleanup_free bool *go = calloc(t->n, sizeof(*go));
+	pid_t root;
 	int p[2], ret;
 
+	if (!pids || !go)
+		return ferr_sys(err, ENOMEM, "restore");
 	if (pipe2(p, O_CLOEXEC) < 0)
 		return ferr_sys(err, errno, "pipe");
 	go_rd = p[0];
 	go_wr = p[1];
-	if (pipe2(p, O_CLOEXEC) < 0)
+	if (pipe2(p, O_CLOEXEC | O_NONBLOCK) < 0)
 		return ferr_sys(err, errno, "pipe");
 	err_rd = p[0];
-	err_wr = p[1];
+	/* Above every fd any process will have and every object's. */
+	err_wr = fcntl(p[1], F_DUPFD_CLOEXEC, max_fd(t) + 1);
+	close(p[1]);
+	if (err_wr < 0)
+		return ferr_sys(err, errno, "pipe");
 	fflush(NULL);
-	r->pid = clone_with_pid(want);
-	/* EPERM: choosing a PID needs CAP_CHECKPOINT_RESTORE (or CAP_SYS_ADMIN). */
-	if (r->pid < 0 && want > 0 && (errno == EEXIST || errno == EPERM)) {
-		const char *why = errno == EEXIST ? "is in use" : "cannot be chosen by this caller";
+	root = clone_root(t, err);
+	if (root < 0)
+		return root == -1 ? -EIO : root;
+	if (root == 0) {
+		char c;
+		sigset_t all;
 
-		if (r->opts->require_same_pid) {
-			ret = -errno;
-			r->pid = 0;
-			return ferr_new(err, -ret, "PID %d %s, and --require-same-pid was given", want,
-					why);
-		}
-		pr_warn("PID %d %s: the process gets another one", want, why);
-		r->res->same_pid = false;
-		r->pid = clone_with_pid(0);
-	}
-	if (r->pid < 0) {
-		ret = ferr_sys(err, errno, "create the process (clone3%s)", want ? " with set_tid" : "");
-		r->pid = 0;
-		return ret;
-	}
-	if (r->pid == 0) {
+		sigfillset(&all);
+		sigprocmask(SIG_SETMASK, &all, NULL);
+		if (read(go_rd, &c, 1) != 1) /* ferry gave up before seizing us */
+			_exit(127);
+		close(go_rd);
 		close(go_wr);
 		close(err_rd);
-		child_main(r, go_rd, err_wr);
+		stub_main(t, 0, err_wr);
+	}
+	t->r[0]->pid = root;
+	for (size_t i = 0; i < t->n; i++) {
+		pids[i] = i ? (pid_t)t->tp[i]->pid : root;
+		go[i] = true;
 	}
 	close(steal_fd(go_rd));
 	close(steal_fd(err_wr));
-	/* Seized before it does anything; EXITKILL: if ferry dies, so does it. */
-	if (ptrace(PTRACE_SEIZE, r->pid, NULL, (void *)opts) < 0)
-		return ferr_sys(err, errno, "PTRACE_SEIZE the new process %d", r->pid);
+	/* Seized before it does anything; its descendants as they are
+	 * forked. EXITKILL: if ferry dies, so do they. */
+	if (ptrace(PTRACE_SEIZE, root, NULL, (void *)opts) < 0)
+		return ferr_sys(err, errno, "PTRACE_SEIZE the new process %d", root);
+	for (size_t i = 1; i < t->n; i++)
+		if (t->r[i])
+			t->r[i]->pid = pids[i];
 	if (write(go_wr, "g", 1) != 1)
 		return ferr_sys(err, errno, "start the new process");
-	ret = wait_first_stop(r, err_rd, err);
+	ret = wait_phase(t, pids, go, err_rd, err);
+	if (!ret)
+		ret = t->pool ? rst_pool_fill((struct rst_pool *)t->pool, err) : 0;
+	/* Phase two: processes sharing another's fd table first, as the
+	 * table's owner closes what they would still use. */
+	for (int wave = 0; !ret && wave < 2; wave++) {
+		for (size_t i = 0; i < t->n; i++)
+			go[i] = (t->tp[i]->files_with != 0) == (wave == 0);
+		ret = resume(t, pids, go, err);
+		if (!ret)
+			ret = wait_phase(t, pids, go, err_rd, err);
+	}
+	for (size_t i = 0; !ret && i < t->n; i++) {
+		char path[32];
+
+		if (!t->r[i])
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d", t->r[i]->pid);
+		t->r[i]->procfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (t->r[i]->procfd < 0)
+			ret = ferr_sys(err, errno, "open %s", path);
+	}
+	return ret;
+}
+
+/* One process alone (an image without tree.img, or a warm restore). */
+int rst_child_create(struct rst *r, struct ferr *err)
+{
+	const Ferry__Process *p = r->proc;
+	Ferry__TreeProc tp = FERRY__TREE_PROC__INIT;
+	const Ferry__TreeProc *tps[1] = { &tp };
+	struct rst *rs[1] = { r };
+	struct rst_tree t = { .opts = r->opts, .n = 1, .r = rs, .tp = tps, .same_pid = true };
+	int ret;
+
+	tp.pid = p->pid;
+	tp.pgid = p->has_pgid ? p->pgid : 0;
+	tp.sid = p->has_sid ? p->sid : 0;
+	ret = rst_tree_create(&t, err);
+	if (!t.same_pid)
+		r->res->same_pid = false;
 	if (ret)
-		return ret;
-	snprintf(path, sizeof(path), "/proc/%d", r->pid);
-	r->procfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (r->procfd < 0)
-		return ferr_sys(err, errno, "open %s", path);
-	return 0;
+		rst_tree_kill(&t);
+	return ret;
 }

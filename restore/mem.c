@@ -272,6 +272,11 @@ static int map_vma(struct build *b, const Ferry__Vma *v, struct ferr *err)
 		rc = file_fd(b, v, &fd, err);
 		if (rc)
 			return ferr_wrap(err, "mapping at 0x%" PRIx64, v->start);
+	} else if (v->has_shm_id && rst_pool_shm_fd(b->r->pool, v->shm_id) >= 0) {
+		/* Shared with other processes of the tree: the one object
+		 * ferry made, which every process holds until its memory is
+		 * built. */
+		fd = rst_pool_shm_fd(b->r->pool, v->shm_id);
 	} else {
 		flags |= MAP_ANONYMOUS;
 	}

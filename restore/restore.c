@@ -100,11 +100,16 @@ static int take_over(struct rst *r, struct ferr *err)
 
 int rst_build_memory(struct rst *r, struct ferr *err)
 {
-	uint64_t t0 = now_ns();
 	int ret = rst_child_create(r, err);
 
-	if (!ret)
-		ret = take_over(r, err);
+	return ret ? ret : rst_build_memory_on(r, err);
+}
+
+int rst_build_memory_on(struct rst *r, struct ferr *err)
+{
+	uint64_t t0 = now_ns();
+	int ret = take_over(r, err);
+
 	if (!ret)
 		ret = rst_scratch_map(r, err);
 	if (!ret)
@@ -166,6 +171,8 @@ static int restore_cold(const struct rst_opts *opts, struct rst_result *res, uin
 {
 	cleanup_val(rst) struct rst r = { .opts = opts, .res = res, .procfd = -1 };
 	struct rst_check_report rep;
+	Ferry__TreeItem **items = NULL;
+	size_t nitems = 0;
 	struct kerndat kd;
 	uint64_t t1;
 	int ret;
@@ -175,6 +182,20 @@ static int restore_cold(const struct rst_opts *opts, struct rst_result *res, uin
 		ret = rst_validate(r.img, &rep, true, err);
 	if (!ret)
 		ret = rst_vdso_fits(r.img, err);
+	if (!ret)
+		ret = img_read_tree(r.img, &items, &nitems, err);
+	if (!ret && nitems) {
+		struct img_image *root = steal_ptr(r.img);
+
+		if (!opts->kd)
+			rst_probe(&kd);
+		ret = rst_restore_tree(opts, res, root, items, nitems, opts->kd ? opts->kd : &kd,
+				       err);
+		img_free_entries(items, nitems);
+		res->validate_ns = 0;
+		res->build_ns = now_ns() - t0;
+		return ret;
+	}
 	if (!ret)
 		ret = rst_load_entries(&r, err);
 	if (ret)

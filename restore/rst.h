@@ -37,6 +37,28 @@ struct rst_caller {
 
 #define RST_GROUPS_MAX 1024    /* supplementary groups restore sets (scratch space) */
 
+/* objs.c: the objects of tree.img, made by ferry and inherited by every
+ * process of the tree at fd numbers from base up. */
+struct rst_obj {
+	uint64_t id;
+	const Ferry__TreeItem *it;
+	int fd[2];                 /* pipe: read, write; socket: [0] (and its lost peer);
+				      FIFO: an O_RDWR opener; shm: a memfd */
+};
+
+struct rst_pool {
+	struct rst_obj *o;
+	size_t n;
+	int base, top;             /* every object fd is in [base, top] */
+};
+
+int rst_pool_create(struct rst_pool *p, Ferry__TreeItem *const *items, size_t n, int base,
+		    struct ferr *err);
+int rst_pool_fill(struct rst_pool *p, struct ferr *err);  /* queued data, once the tree exists */
+int rst_pool_fd(const struct rst_pool *p, const Ferry__Fd *f);  /* -1: not an object's */
+int rst_pool_shm_fd(const struct rst_pool *p, uint64_t id);
+void rst_pool_close(struct rst_pool *p);
+
 struct rst {
 	const struct rst_opts *opts;
 	struct rst_caller caller;
@@ -55,7 +77,37 @@ struct rst {
 	uint64_t scratch;          /* our RW pages in the child */
 	size_t scratch_size;
 	size_t xsave_size;         /* this CPU's NT_X86_XSTATE size */
+
+	/* A process of a tree: its place, the shared objects, and the
+	 * detach left to the tree (all processes go at once). */
+	const Ferry__TreeProc *tp;
+	const struct rst_pool *pool;
+	bool hold_detach;
 };
+
+/* The processes of one restore, created together (child.c): parents fork
+ * their children, with their PIDs, sessions, groups and shared fd tables. */
+struct rst_tree {
+	const struct rst_opts *opts;
+	size_t n;
+	struct rst **r;                   /* per process; NULL for a zombie */
+	const Ferry__TreeProc **tp;       /* per process; [0] the root */
+	const struct rst_pool *pool;      /* or NULL */
+	bool same_pid;                    /* out: every PID as dumped */
+};
+
+/* child.c: the whole tree, every live process stopped and seized, its fds,
+ * cwd, umask, session and group in place; zombies exited. On error nothing
+ * is left (every process killed and reaped). */
+int rst_tree_create(struct rst_tree *t, struct ferr *err);
+/* tree.c: the cold restore of a dump with tree.img (root's ownership
+ * passes to it). */
+int rst_restore_tree(const struct rst_opts *opts, struct rst_result *res,
+		     struct img_image *root, Ferry__TreeItem *const *items, size_t nitems,
+		     const struct kerndat *kd, struct ferr *err);
+/* Reject what a tree cannot be created as before anything is made. */
+int rst_tree_check(const struct rst_tree *t, struct ferr *err);
+void rst_tree_kill(struct rst_tree *t);
 
 #define RST_SCRATCH_PAGES 4
 
@@ -66,13 +118,16 @@ struct rst {
 /* process, threads, fds; the image's credentials checked against the caller's */
 int rst_load_entries(struct rst *r, struct ferr *err);
 int rst_build_memory(struct rst *r, struct ferr *err);
+/* The same for a child created already (rst_tree_create). */
+int rst_build_memory_on(struct rst *r, struct ferr *err);
 int rst_build_state(struct rst *r, struct ferr *err);
 void rst_kill_child(struct rst *r);
 void rst_free(struct rst *r);   /* r->procfd -1 when there is none */
 DEFINE_CLEANUP_VAL(rst, rst_free)
 
-/* child.c: create the child (PID as dumped where free), let it set up its
- * fds, cwd, umask and session, and wait for its first ptrace stop. */
+/* child.c: create the child of a one-process restore (PID as dumped where
+ * free), let it set up its fds, cwd, umask and session, and wait for its
+ * first ptrace stop. */
 int rst_child_create(struct rst *r, struct ferr *err);
 
 /* child.c: the open(2) flags an fd is re-opened with. */
@@ -98,6 +153,7 @@ int rst_fill_pages(struct rst *r, struct ferr *err);
 int rst_threads_create(struct rst *r, struct ferr *err);
 int rst_process_state(struct rst *r, struct ferr *err);  /* handlers, rlimits, creds, signals */
 int rst_finish(struct rst *r, struct ferr *err);          /* registers, masks, detach */
+int rst_detach(struct rst *r, struct ferr *err);          /* (when hold_detach held it back) */
 
 /* creds.c */
 int rst_caller_get(struct rst_caller *who, struct ferr *err);

@@ -302,6 +302,11 @@ int rst_finish(struct rst *r, struct ferr *err)
 	/* Queued now, the stop takes the whole process as it is let go. */
 	if (r->opts->stopped && kill(r->pid, SIGSTOP) < 0)
 		return ferr_sys(err, errno, "stop process %d", r->pid);
+	return r->hold_detach ? 0 : rst_detach(r, err);
+}
+
+int rst_detach(struct rst *r, struct ferr *err)
+{
 	/* Registers are all set: let every thread go, the main one last. */
 	for (size_t i = r->nr_threads; i-- > 0;) {
 		if (ptrace(PTRACE_DETACH, r->th[i].tid, NULL, NULL) < 0)

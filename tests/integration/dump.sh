@@ -191,10 +191,10 @@ done
 expect_rc 0 "its last dump has every page" "$CHECK" "$T/spawn8" "$T/s.desc"
 selfcheck s $S "thread-churning target intact after 8 dumps"
 
-start p --mb 1 --pipe 1
+start p --mb 1 --udp 1
 P=$LAST
 expect_rc 1 "unsupported fd refused" "$FERRY" dump -t $P -D "$T/pipe"
-expect_in "$T/err" "fd 3 (pipe:[" "lists the unsupported fd"
+expect_in "$T/err" "fd 3 (socket:[" "lists the unsupported fd"
 [ -e "$T/pipe/pages.img" ] && fail "memory touched before the refusal" || ok "refused before touching memory"
 expect_rc 0 "--skip-unsupported-fds dumps anyway" "$FERRY" dump -t $P -D "$T/pipe2" -R --skip-unsupported-fds
 selfcheck p $P "target intact after the fd refusal"

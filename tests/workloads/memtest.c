@@ -4,7 +4,7 @@
  * SIGUSR1 it re-checks all its memory and writes "ok" or the first bad page
  * to DESC.check: the proof that a dump left it unharmed.
  *
- * usage: memtest DESC [--mb N] [--threads N] [--seed N] [--spawn 1] [--pipe 1]
+ * usage: memtest DESC [--mb N] [--threads N] [--seed N] [--spawn 1] [--pipe 1] [--udp 1]
  * DESC lines: "data|zero|absent ADDR NPAGES SEED NAME" */
 #include <fcntl.h>
 #include <inttypes.h>
@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -221,7 +222,10 @@ int main(int argc, char **argv)
 			seed = strtoull(argv[i + 1], NULL, 0);
 		else if (!strcmp(argv[i], "--pipe") && atoi(argv[i + 1])) {
 			int pfd[2];
-			if (pipe(pfd)) /* an fd kind ferry cannot dump yet */
+			if (pipe(pfd))
+				return 1;
+		} else if (!strcmp(argv[i], "--udp") && atoi(argv[i + 1])) {
+			if (socket(AF_INET, SOCK_DGRAM, 0) < 0) /* a kind ferry cannot dump */
 				return 1;
 		}
 	}

@@ -1,0 +1,283 @@
+/* Finding and freezing a process tree. This kernel has no
+ * /proc/PID/task/TID/children (CONFIG_PROC_CHILDREN is off here and in
+ * many distribution kernels), so children are found by their PPid in every
+ * /proc/PID/stat: one pass over /proc per generation of the tree. */
+#include <ctype.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <linux/kcmp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "common/cancel.h"
+#include "common/log.h"
+#include "proc/tree.h"
+
+#define TREE_MAX 4096   /* as the image reader accepts */
+
+struct stat_line {
+	char state;
+	pid_t ppid, pgid, sid;
+	int exit_code;
+};
+
+/* Fields of /proc/PID/stat after the comm (which may hold spaces and
+ * parentheses: the last ')' ends it). */
+static int read_stat(int dirfd, const char *path, struct stat_line *s)
+{
+	char buf[1024], *p;
+	int field = 3;
+
+	if (read_small_file_at(dirfd, path, buf, sizeof(buf)) < 0)
+		return -1;
+	p = strrchr(buf, ')');
+	if (!p || p[1] != ' ')
+		return -1;
+	p += 2;
+	s->state = *p;
+	memset(&s->exit_code, 0, sizeof(s->exit_code));
+	while (*p && field < 52) {
+		p = strchr(p, ' ');
+		if (!p)
+			break;
+		p++;
+		field++;
+		if (field == 4)
+			s->ppid = atoi(p);
+		else if (field == 5)
+			s->pgid = atoi(p);
+		else if (field == 6)
+			s->sid = atoi(p);
+		else if (field == 52)
+			s->exit_code = atoi(p);
+	}
+	return field >= 6 ? 0 : -1;
+}
+
+static struct ptree_proc *find(struct ptree *pt, pid_t pid)
+{
+	for (size_t i = 0; i < pt->n; i++)
+		if (pt->p[i].pid == pid)
+			return &pt->p[i];
+	return NULL;
+}
+
+static int add(struct ptree *pt, pid_t pid, struct ferr *err)
+{
+	struct ptree_proc *np;
+
+	if (pt->n >= TREE_MAX)
+		return ferr_new(err, E2BIG, "the tree of process %d has more than %d processes",
+				pt->p[0].pid, TREE_MAX);
+	np = realloc(pt->p, (pt->n + 1) * sizeof(*np));
+	if (!np)
+		return ferr_sys(err, ENOMEM, "process tree");
+	pt->p = np;
+	memset(&pt->p[pt->n], 0, sizeof(pt->p[pt->n]));
+	pt->p[pt->n].pid = pid;
+	pt->p[pt->n].t.pidfd = pt->p[pt->n].t.procfd = -1;
+	pt->n++;
+	return 0;
+}
+
+int ptree_open(struct ptree *pt, pid_t root, struct ferr *err)
+{
+	int ret;
+
+	memset(pt, 0, sizeof(*pt));
+	ret = add(pt, root, err);
+	if (!ret)
+		ret = target_open(&pt->p[0].t, root, err);
+	if (ret)
+		ptree_close(pt);
+	return ret;
+}
+
+/* Every process of /proc whose parent is among the first n of *pids and
+ * which is not there yet is appended to *pids (*total of them). */
+static int children_of(pid_t **pids, size_t n, size_t *total, struct ferr *err)
+{
+	cleanup_dir DIR *d = opendir("/proc");
+	struct dirent *de;
+
+	if (!d)
+		return ferr_sys(err, errno, "open /proc");
+	while ((de = readdir(d))) {
+		struct stat_line s;
+		char path[64];
+		pid_t pid, *np;
+		bool known = false;
+		const pid_t *in = *pids;
+
+		if (!isdigit((unsigned char)de->d_name[0]))
+			continue;
+		pid = atoi(de->d_name);
+		snprintf(path, sizeof(path), "%d/stat", pid);
+		if (read_stat(dirfd(d), path, &s) < 0)
+			continue; /* gone meanwhile */
+		for (size_t i = 0; i < *total && !known; i++)
+			known = in[i] == pid;
+		if (known)
+			continue;
+		for (size_t i = 0; i < n; i++) {
+			if (in[i] != s.ppid)
+				continue;
+			np = realloc(*pids, (*total + 1) * sizeof(*np));
+			if (!np)
+				return ferr_sys(err, ENOMEM, "process tree");
+			*pids = np;
+			(*pids)[(*total)++] = pid;
+			break;
+		}
+	}
+	return 0;
+}
+
+int ptree_scan(pid_t root, pid_t **pids, size_t *n, struct ferr *err)
+{
+	size_t before;
+	int ret;
+
+	*n = 0;
+	*pids = malloc(sizeof(**pids));
+	if (!*pids)
+		return ferr_sys(err, ENOMEM, "process tree");
+	(*pids)[(*n)++] = root;
+	do {
+		before = *n;
+		ret = children_of(pids, *n, n, err);
+		if (!ret && *n > TREE_MAX)
+			ret = ferr_new(err, E2BIG, "the tree of process %d has more than %d processes",
+				       root, TREE_MAX);
+	} while (!ret && *n != before);
+	return ret;
+}
+
+static int take_ids(struct ptree_proc *p, struct ferr *err)
+{
+	struct stat_line s;
+	char path[32];
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", p->pid);
+	if (read_stat(AT_FDCWD, path, &s) < 0)
+		return ferr_new(err, ESRCH, "process %d of the tree exited while being frozen", p->pid);
+	p->ppid = s.ppid;
+	p->pgid = s.pgid;
+	p->sid = s.sid;
+	if (s.state == 'Z') {
+		p->zombie = true;
+		p->exit_status = s.exit_code;
+	}
+	return 0;
+}
+
+/* Who shares p's fd table (fs struct) with an earlier process of the tree. */
+static void find_sharing(struct ptree *pt, size_t i)
+{
+	struct ptree_proc *p = &pt->p[i];
+
+	if (p->zombie)
+		return;
+	for (size_t k = 0; k < i; k++) {
+		struct ptree_proc *q = &pt->p[k];
+
+		if (q->zombie)
+			continue;
+		if (!p->files_with && syscall(SYS_kcmp, q->pid, p->pid, KCMP_FILES, 0, 0) == 0)
+			p->files_with = q->files_with ? q->files_with : q->pid;
+		if (!p->fs_with && syscall(SYS_kcmp, q->pid, p->pid, KCMP_FS, 0, 0) == 0)
+			p->fs_with = q->fs_with ? q->fs_with : q->pid;
+	}
+}
+
+/* Freeze p: a zombie needs nothing; a live process is opened and frozen. A
+ * process that dies before it is held is a zombie now (its parent is
+ * frozen): it is taken as one. */
+static int freeze_one(struct ptree_proc *p, bool root, struct ferr *err)
+{
+	int ret = take_ids(p, err);
+
+	if (!ret && root && p->zombie)
+		return ferr_new(err, ESRCH, "process %d is a zombie: there is nothing to dump", p->pid);
+	if (ret || p->zombie)
+		return ret;
+	if (!root) {
+		ret = target_open(&p->t, p->pid, err);
+		if (ret && err->code == ESRCH && take_ids(p, err) == 0 && p->zombie)
+			return 0;
+		if (ret)
+			return ret;
+	}
+	ret = target_freeze(&p->t, err);
+	if (ret && !root && take_ids(p, err) == 0 && p->zombie) {
+		target_close(&p->t);
+		return 0;
+	}
+	return ret;
+}
+
+int ptree_freeze(struct ptree *pt, bool whole, struct ferr *err)
+{
+	cleanup_free pid_t *pids = NULL;
+	size_t done = 0;
+	int ret = 0;
+
+	while (!ret && done < pt->n) {
+		size_t n = 0, upto = pt->n;
+
+		/* Freeze what was found, then list the children of all of it. */
+		for (; !ret && done < upto; done++)
+			ret = freeze_one(&pt->p[done], done == 0, err);
+		if (!ret)
+			ret = cancel_check(err);
+		if (ret || !whole)
+			break;
+		free(pids);
+		pids = malloc(pt->n * sizeof(*pids));
+		if (!pids) {
+			ret = ferr_sys(err, ENOMEM, "process tree");
+			break;
+		}
+		for (size_t i = 0; i < pt->n; i++)
+			pids[i] = pt->p[i].pid;
+		n = pt->n;
+		ret = children_of(&pids, pt->n, &n, err);
+		for (size_t i = pt->n; !ret && i < n; i++)
+			if (!find(pt, pids[i]))
+				ret = add(pt, pids[i], err);
+	}
+	if (ret) {
+		ptree_release(pt);
+		return ret;
+	}
+	for (size_t i = 1; i < pt->n; i++)
+		find_sharing(pt, i);
+	pr_debug("froze a tree of %zu process(es) under %d", pt->n, pt->p[0].pid);
+	return 0;
+}
+
+void ptree_release(struct ptree *pt)
+{
+	/* Children first: a parent let go first could see them stopped. */
+	for (size_t i = pt->n; i-- > 0;)
+		target_release(&pt->p[i].t);
+}
+
+void ptree_kill(struct ptree *pt)
+{
+	for (size_t i = 0; i < pt->n; i++)
+		if (pt->p[i].t.pidfd >= 0)
+			syscall(SYS_pidfd_send_signal, pt->p[i].t.pidfd, SIGKILL, NULL, 0);
+}
+
+void ptree_close(struct ptree *pt)
+{
+	for (size_t i = pt->n; i-- > 0;)
+		target_close(&pt->p[i].t);
+	free(pt->p);
+	memset(pt, 0, sizeof(*pt));
+}

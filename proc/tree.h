@@ -1,0 +1,43 @@
+/* A process and all its descendants, held and frozen together. The tree is
+ * found from the inside out: a process is frozen first and its children
+ * listed only then, when it can no longer fork, so a child forked at any
+ * moment before is found; a child that exits meanwhile is a zombie its
+ * frozen parent cannot reap, and is recorded as one. */
+#ifndef FERRY_PROC_TREE_H
+#define FERRY_PROC_TREE_H
+
+#include <stdbool.h>
+#include <sys/types.h>
+
+#include "common/err.h"
+#include "common/util.h"
+#include "proc/target.h"
+
+struct ptree_proc {
+	struct target t;        /* not opened for a zombie */
+	pid_t pid, ppid, pgid, sid;
+	bool zombie;
+	int exit_status;        /* a zombie's wait status */
+	pid_t files_with;       /* the first process of the tree sharing its fd table, or 0 */
+	pid_t fs_with;          /* the same for cwd/root/umask */
+};
+
+struct ptree {
+	struct ptree_proc *p;   /* [0] is the root; parents before children */
+	size_t n;
+};
+
+/* Open the root only (for a check before anything is frozen). */
+int __must_check ptree_open(struct ptree *pt, pid_t root, struct ferr *err);
+/* The live descendants of the root as they are now, unfrozen: for checks
+ * that should refuse before the freeze. pids gets malloc'ed. */
+int __must_check ptree_scan(pid_t root, pid_t **pids, size_t *n, struct ferr *err);
+/* Freeze the root, then (whole) each child found, until the tree is
+ * whole. On error everything frozen so far is let go. */
+int __must_check ptree_freeze(struct ptree *pt, bool whole, struct ferr *err);
+void ptree_release(struct ptree *pt);   /* every process resumes */
+void ptree_kill(struct ptree *pt);      /* SIGKILL every live process, by pidfd */
+void ptree_close(struct ptree *pt);     /* release, close, free; fine on a zeroed tree */
+DEFINE_CLEANUP_VAL(ptree, ptree_close)
+
+#endif

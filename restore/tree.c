@@ -1,0 +1,184 @@
+/* The cold restore of a dump with tree.img: every process validated and
+ * loaded first, the shared objects made, the processes created together
+ * (child.c), then each one's memory and state built as a lone process's
+ * would be, and all of them let go at the end. A failure anywhere kills
+ * every process created: never half a tree. */
+#include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/syscall.h>
+
+#include "common/log.h"
+#include "restore/rst.h"
+#include "restore/validate.h"
+
+struct tree_restore {
+	struct rst_tree t;
+	struct rst *rs;                    /* one per process (a zombie's unused) */
+	struct rst **r;
+	const Ferry__TreeProc **tp;
+	struct rst_pool pool;
+	bool pool_made;
+};
+
+static void tree_restore_free(struct tree_restore *x, size_t n)
+{
+	for (size_t i = 0; x->rs && i < n; i++)
+		if (x->r[i])
+			rst_free(&x->rs[i]);
+	if (x->pool_made)
+		rst_pool_close(&x->pool);
+	free(x->rs);
+	free(x->r);
+	free(x->tp);
+}
+
+static int load_proc(struct tree_restore *x, size_t i, const char *dir, struct img_image *root,
+		     const struct kerndat *kd, size_t *files, struct ferr *err)
+{
+	struct rst *r = &x->rs[i];
+	struct rst_check_report rep;
+	char path[PATH_MAX];
+	int ret = 0;
+
+	if (i == 0) {
+		r->img = root;
+	} else {
+		if (snprintf(path, sizeof(path), "%s/%s", dir, x->tp[i]->dir) >= (int)sizeof(path))
+			return ferr_new(err, ENAMETOOLONG, "images of process %u", x->tp[i]->pid);
+		ret = img_open(&r->img, path, err);
+		if (!ret)
+			ret = rst_validate(r->img, &rep, true, err);
+		if (!ret)
+			ret = rst_vdso_fits(r->img, err);
+		if (!ret)
+			*files += rep.files_checked;
+	}
+	if (!ret)
+		ret = rst_load_entries(r, err);
+	if (!ret && r->proc->pid != x->tp[i]->pid)
+		ret = ferr_new(err, EBADMSG, "%s: the images are of process %u, tree.img says %u",
+			       r->img->path, r->proc->pid, x->tp[i]->pid);
+	if (ret)
+		return ferr_wrap(err, "process %u", x->tp[i]->pid);
+	r->kd = kd;
+	r->tp = x->tp[i];
+	r->pool = &x->pool;
+	r->hold_detach = true;
+	return 0;
+}
+
+/* The shared memory objects leave each fd table once every process has
+ * mapped them. */
+static int close_shm(struct tree_restore *x, struct ferr *err)
+{
+	for (size_t i = 0; i < x->t.n; i++) {
+		struct rst *r = x->r[i];
+
+		if (!r || x->tp[i]->files_with)
+			continue;
+		for (size_t k = 0; k < x->pool.n; k++) {
+			long rv;
+			int ret;
+
+			if (!x->pool.o[k].it->shm)
+				continue;
+			ret = rst_sys(&r->th[0], "close a shared memory object", &rv, err, __NR_close,
+				      (uint64_t)x->pool.o[k].fd[0], 0, 0, 0, 0, 0);
+			if (ret)
+				return ret;
+		}
+	}
+	return 0;
+}
+
+static int build(struct tree_restore *x, struct rst_result *res, struct ferr *err)
+{
+	size_t n = x->t.n;
+	int ret = rst_tree_create(&x->t, err);
+
+	for (size_t i = 0; !ret && i < n; i++)
+		if (x->r[i])
+			ret = rst_build_memory_on(x->r[i], err);
+	if (!ret)
+		ret = close_shm(x, err);
+	for (size_t i = 0; !ret && i < n; i++)
+		if (x->r[i])
+			ret = rst_build_state(x->r[i], err);
+	/* All built: children first, so a parent never sees one stopped. */
+	for (size_t i = n; !ret && i-- > 0;)
+		if (x->r[i])
+			ret = rst_detach(x->r[i], err);
+	if (ret)
+		return ret;
+	res->pid = x->r[0]->pid;
+	for (size_t i = 0; i < n; i++)
+		if (x->r[i])
+			res->threads += (uint32_t)x->r[i]->nr_threads;
+	return 0;
+}
+
+int rst_restore_tree(const struct rst_opts *opts, struct rst_result *res,
+		     struct img_image *root, Ferry__TreeItem *const *items, size_t nitems,
+		     const struct kerndat *kd, struct ferr *err)
+{
+	struct tree_restore x = { 0 };
+	size_t n = 0, files = 0;
+	int ret = 0, maxfd = 2;
+	uint64_t t0 = now_ns();
+
+	for (size_t i = 0; i < nitems; i++)
+		n += items[i]->proc != NULL;
+	x.rs = calloc(n, sizeof(*x.rs));
+	x.r = calloc(n, sizeof(*x.r));
+	x.tp = calloc(n, sizeof(*x.tp));
+	if (!x.rs || !x.r || !x.tp) {
+		tree_restore_free(&x, 0);
+		img_close(root);
+		return ferr_sys(err, ENOMEM, "restore");
+	}
+	for (size_t i = 0, k = 0; i < nitems; i++)
+		if (items[i]->proc)
+			x.tp[k++] = items[i]->proc;
+	for (size_t i = 0; i < n; i++) {
+		x.rs[i] = (struct rst){ .opts = opts, .res = res, .procfd = -1 };
+		if (!x.tp[i]->zombie)
+			x.r[i] = &x.rs[i];
+	}
+	if (!x.r[0]) {
+		img_close(root);
+		ret = ferr_new(err, EBADMSG, "%s: the root process is a zombie", opts->dir);
+	}
+	x.t = (struct rst_tree){ .opts = opts, .n = n, .r = x.r, .tp = x.tp, .pool = &x.pool,
+				 .same_pid = true };
+	for (size_t i = 0; !ret && i < n; i++)
+		if (x.r[i])
+			ret = load_proc(&x, i, opts->dir, root, kd, &files, err);
+	if (!ret)
+		ret = rst_tree_check(&x.t, err);
+	for (size_t i = 0; !ret && i < n; i++)
+		for (size_t k = 0; x.r[i] && k < x.r[i]->nr_fds; k++)
+			if ((int)x.r[i]->fds[k]->fd > maxfd)
+				maxfd = (int)x.r[i]->fds[k]->fd;
+	if (!ret) {
+		x.pool_made = true;
+		ret = rst_pool_create(&x.pool, items, nitems, maxfd + 1, err);
+	}
+	if (!ret) {
+		pr_info("tree of %zu process(es), %zu shared object(s), %zu more files checked, "
+			"loaded in %.3f s", n, x.pool.n, files, (now_ns() - t0) / 1e9);
+		ret = build(&x, res, err);
+		if (ret) {
+			if (n == 1)
+				ferr_wrap(err, "new process %u (killed)", x.tp[0]->pid);
+			else
+				ferr_wrap(err, "tree of %zu processes under %u (every one killed)", n,
+					  x.tp[0]->pid);
+			rst_tree_kill(&x.t);
+		}
+		res->same_pid = x.t.same_pid;
+	}
+	tree_restore_free(&x, n);
+	return ret;
+}

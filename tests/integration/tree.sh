@@ -1,0 +1,160 @@
+#!/bin/sh
+# Process trees: a tree of self-checking processes (tests/workloads/
+# treecheck.c: a pipeline through a pipe and a stream socketpair with data
+# always queued in both, datagrams, shared memory, its own session and
+# group, a zombie) is dumped with --leave-running, then for real, and
+# restored with the same PIDs, parents, group and session; its byte stream
+# must go on with no gap and no wrong byte. What a tree round does not take
+# is refused before anything is frozen, and the tree runs on.
+. "$(dirname "$0")/lib.sh"
+TREECHECK="$TOOLS/workloads/treecheck"
+PIDS=""
+trap 'for p in $PIDS; do kill -9 $p 2>/dev/null; done; rm -rf "$T"' EXIT
+
+# verdict OUT: the "ok BYTES DGRAMS" or "bad WHY" treecheck writes.
+verdict() { cat "$1" 2>/dev/null; }
+# bytes OUT: how many stream bytes C has verified (0 if bad).
+bytes() { set -- $(verdict "$1"); [ "${1:-}" = ok ] && echo "$2" || echo 0; }
+# moving OUT WHAT: the stream goes on and nothing is bad, over a second.
+moving() {
+	b0=$(bytes "$1")
+	sleep 1
+	b1=$(bytes "$1")
+	case "$(verdict "$1")" in
+	ok*) [ "$b1" -gt "$b0" ] && ok "$2 ($b0 -> $b1 bytes verified)" ||
+		fail "$2: stream stuck at $b1 bytes" ;;
+	*) fail "$2: $(verdict "$1")" ;;
+	esac
+}
+# ids PID...: "pid ppid pgid sid state" of each, one line each.
+ids() { for p in "$@"; do ps -o pid=,ppid=,pgid=,sid=,stat= -p "$p" | awk '{print $1, $2, $3, $4, substr($5, 1, 1)}'; done; }
+gone() {
+	st=$(grep '^State:' /proc/$1/status 2>/dev/null) || return 0
+	case $st in *Z*|*X*) return 0 ;; esac
+	return 1
+}
+
+R=$("$TREECHECK" "$T/tc")
+[ -n "$R" ] || { fail "treecheck did not start"; exit 1; }
+PIDS="$R"
+wait_for "$T/tc.pids" || fail "treecheck wrote no pids"
+set -- $(cat "$T/tc.pids")
+ALL="$*"
+PIDS="$ALL"
+sleep 0.5
+moving "$T/tc" "the tree runs before any dump"
+ids $ALL >"$T/ids.before"
+for p in $(echo $ALL | cut -d' ' -f1-4); do ls /proc/$p/fd | sort >"$T/fd.$p"; done
+
+# 1. Rounds that take one process refuse a tree, naming a child; the tree
+#    is untouched.
+expect_rc 1 "pre-dump of a tree is refused" "$FERRY" pre-dump -t $R -D "$T/pre"
+expect_in "$T/err" "descendant" "the refusal says the process has descendants"
+expect_in "$T/err" "--tree=no" "and how to take the process alone"
+expect_rc 1 "--tree=no on the tree's root is refused" "$FERRY" dump -t $R --tree=no -D "$T/one" -R
+expect_in "$T/err" "outside the dumped tree" "a socket whose peer is left out is named"
+moving "$T/tc" "the tree runs on after the refusals"
+
+# 2. A live snapshot: everything frozen together, then let go.
+expect_rc 0 "dump -R of the tree" "$FERRY" dump -t $R -D "$T/snap" -R
+for p in $(echo $ALL | cut -d' ' -f2-4); do
+	[ -d "$T/snap/pid-$p" ] && ok "process $p has its own images" || fail "no $T/snap/pid-$p"
+done
+[ -e "$T/snap/tree.img" ] && ok "tree.img written" || fail "no tree.img"
+moving "$T/tc" "the tree runs on after dump -R"
+
+# 3. The real dump ends every process of the tree.
+expect_rc 0 "dump of the tree" "$FERRY" dump -t $R -D "$T/d"
+B=$(bytes "$T/tc")
+for p in $ALL; do
+	for _ in $(seq 100); do gone $p && break; sleep 0.05; done
+	gone $p || fail "process $p still runs after the dump"
+done
+ok "every process of the tree ended"
+
+# 4. Restored: the same PIDs, parents (the root's is ferry's caller, the
+#    subreaper), groups, sessions; the zombie a zombie; the stream going on
+#    from where it was.
+rm -f "$T/pid"
+expect_rc 0 "restore the tree" "$FERRY" restore -D "$T/d" -d --pidfile "$T/pid"
+[ "$(cat "$T/pid" 2>/dev/null)" = "$R" ] && ok "the root has its PID" || fail "root restored as $(cat "$T/pid")"
+ids $ALL >"$T/ids.after"
+# The root's parent changes (ferry's caller); the rest must not.
+cut -d' ' -f1,3- "$T/ids.before" >"$T/a"
+cut -d' ' -f1,3- "$T/ids.after" >"$T/b"
+cmp -s "$T/a" "$T/b" && ok "same PIDs, groups, sessions and states" ||
+	fail "ids differ: $(diff "$T/a" "$T/b" | tr '\n' ' ')"
+tail -n +2 "$T/ids.before" | cut -d' ' -f2 | sort -u >"$T/a"
+tail -n +2 "$T/ids.after" | cut -d' ' -f2 | sort -u >"$T/b"
+[ "$(cat "$T/b")" = "$R" ] && cmp -s "$T/a" "$T/b" && ok "every other process is the root's child again" ||
+	fail "parents: $(cat "$T/b" | tr '\n' ' ')"
+Z=$(echo $ALL | cut -d' ' -f5)
+[ "$(ids $Z | cut -d' ' -f5)" = Z ] && ok "the zombie is a zombie again" || fail "zombie $Z: $(ids $Z)"
+sleep 0.5
+A=$(bytes "$T/tc")
+[ "$A" -ge "$B" ] && ok "the stream went on from $B bytes" || fail "stream at $A, was $B before the dump"
+moving "$T/tc" "the restored tree runs and checks itself"
+# Nothing of ferry's in any process: the fds are the dumped ones.
+nfd=0
+for p in $(echo $ALL | cut -d' ' -f1-4); do
+	ls /proc/$p/fd | sort | cmp -s - "$T/fd.$p" || { fail "process $p: fds $(ls /proc/$p/fd | tr '\n' ' '), dumped with $(tr '\n' ' ' <"$T/fd.$p")"; nfd=1; }
+done
+[ $nfd = 0 ] && ok "every process holds exactly its dumped fds"
+
+# 5. The same PIDs are taken: a second restore says so and creates nothing.
+expect_rc 1 "a second restore while the tree runs" "$FERRY" restore -D "$T/d" -d
+expect_in "$T/err" "is in use" "the refusal names the PID in use"
+moving "$T/tc" "the restored tree is unharmed by the refused restore"
+
+# 6. A restored tree dumps and restores again.
+expect_rc 0 "dump the restored tree" "$FERRY" dump -t $R -D "$T/d2"
+for p in $ALL; do for _ in $(seq 100); do gone $p && break; sleep 0.05; done; done
+expect_rc 0 "restore it again" "$FERRY" restore -D "$T/d2" -d
+sleep 0.5
+moving "$T/tc" "the twice-restored tree still checks out"
+
+# 7. A process without stdio comes back without it (none of ferry's).
+sh -c 'exec 0<&- 1>&- 2>&- sleep 1000' &
+S=$!
+PIDS="$PIDS $S"
+sleep 0.2
+ls /proc/$S/fd | sort >"$T/fd.nofd"
+expect_rc 0 "dump a process with no fds 0-2" "$FERRY" dump -t $S -D "$T/nofd"
+wait $S 2>/dev/null
+expect_rc 0 "restore it with ferry's stdio open" "$FERRY" restore -D "$T/nofd" -d
+! grep -qx '[012]' "$T/fd.nofd" && ls /proc/$S/fd | sort | cmp -s - "$T/fd.nofd" &&
+	ok "it holds no fd 0-2, only what it had" ||
+	fail "it holds: $(ls /proc/$S/fd | tr '\n' ' '), had $(tr '\n' ' ' <"$T/fd.nofd")"
+
+# 8. Pipes and Unix sockets of every kind, with their state, checked from
+#    inside the restored process (tests/workloads/skcheck.c).
+mkdir "$T/sk"
+"$TOOLS/workloads/skcheck" "$T/sk/o" </dev/null >/dev/null 2>&1 &
+K=$!
+PIDS="$PIDS $K"
+wait_for "$T/sk/o.ready" || fail "skcheck did not start"
+expect_rc 0 "dump a process with pipes, a FIFO and Unix sockets" "$FERRY" dump -t $K -D "$T/skd"
+wait $K 2>/dev/null
+expect_rc 0 "restore it" "$FERRY" restore -D "$T/skd" -d
+kill -USR1 $K
+wait_for "$T/sk/o.check" || fail "skcheck did not answer"
+case "$(cat "$T/sk/o.check" 2>/dev/null)" in
+ok*) ok "queued data, pipe size and flags, FIFO, seqpacket boundaries, credentials, half-closed stream, listeners: all as dumped" ;;
+*) fail "skcheck after restore: $(cat "$T/sk/o.check" 2>/dev/null)" ;;
+esac
+
+# 9. A socket ferry cannot take (not a Unix socket) is refused, naming it,
+#    and the process runs on.
+if command -v bash >/dev/null; then
+	bash -c 'exec 3<>/dev/udp/127.0.0.1/9; exec sleep 1000' &
+	U=$!
+	PIDS="$PIDS $U"
+	sleep 0.3
+	expect_rc 1 "a UDP socket is refused" "$FERRY" dump -t $U -D "$T/udp"
+	expect_in "$T/err" "fd 3 (socket:" "the refusal names the fd and its kind"
+	kill -0 $U 2>/dev/null && ! gone $U && ok "the process runs on" || fail "the refused process is gone"
+else
+	skip_case "UDP socket refusal: no bash for /dev/udp"
+fi
+
+[ $fails -eq 0 ]
