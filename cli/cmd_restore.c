@@ -13,12 +13,14 @@ void cmd_restore_help(FILE *out)
 {
 	fprintf(out,
 		"Usage: ferry restore -D DIR [-d|--restore-detached] [--pidfile FILE]\n"
-		"                     [--require-same-pid] [-v]\n"
+		"                     [--require-same-pid] [--pid-ns] [-v]\n"
 		"\n"
-		"Re-create the process dumped in DIR (and its parent chain) and let it run\n"
-		"on from where it was frozen, as `criu restore` does: its memory, threads,\n"
-		"registers and FPU/AVX state, signal handlers, masks and pending signals,\n"
-		"credentials, limits, cwd, and its files at the same fd numbers and offsets.\n"
+		"Re-create the process tree dumped in DIR (and its parent chain) and let it\n"
+		"run on from where it was frozen, as `criu restore` does: every process with\n"
+		"its PID, parent, process group and session, its memory, threads, registers\n"
+		"and FPU/AVX state, signal handlers, masks and pending signals, credentials,\n"
+		"limits, cwd, and its fds at the same numbers: files at their offsets, pipes\n"
+		"and Unix sockets shared as they were, with the data queued in them.\n"
 		"\n"
 		"Everything is checked before a process is created: the images' checksums,\n"
 		"that every file behind a mapping, an fd or the executable is the same file\n"
@@ -31,12 +33,20 @@ void cmd_restore_help(FILE *out)
 		"                           without it ferry waits and exits with its status\n"
 		"      --pidfile FILE       write the restored PID to FILE\n"
 		"      --require-same-pid   fail if the dumped PID or a TID is taken; without it\n"
-		"                           ferry warns and gives the process new ones\n"
+		"                           ferry warns and gives a lone process new ones (a\n"
+		"                           tree always needs its PIDs)\n"
+		"      --pid-ns             restore into a new PID namespace, under a small init\n"
+		"                           of ferry's (pid 1 there): the processes get their\n"
+		"                           PIDs inside it even while the originals run (a\n"
+		"                           snapshot restored beside its original, or twice).\n"
+		"                           The PID printed is the root's as seen from here;\n"
+		"                           without -d ferry waits for the namespace to end\n"
+		"                           and exits 0\n"
 		"  -v, --verbose            progress messages and a summary on stderr\n"
 		"  -h, --help               this help\n"
 		"\n"
-		"The restored process is a child of ferry, in ferry's session unless it led its\n"
-		"own session or process group. fds 0-2 that the dump could not record (pipes,\n"
+		"The restored root is a child of ferry (of the namespace's init with --pid-ns),\n"
+		"in ferry's session unless it led its own session or process group. fds 0-2 that the dump could not record (pipes,\n"
 		"terminals, with `dump --skip-unsupported-fds`) are ferry's own; other such fds\n"
 		"stay closed.\n"
 		"Exit status: with -d 0 once restored; without, the process's exit status\n"
@@ -66,6 +76,9 @@ static int restore_opt(void *ctx, int c, char *arg)
 	case 'S':
 		rc->o.require_same_pid = true;
 		break;
+	case 'N':
+		rc->o.pid_ns = true;
+		break;
 	}
 	return 0;
 }
@@ -77,6 +90,7 @@ int cmd_restore(int argc, char **argv)
 		{ "restore-detached", no_argument, NULL, 'd' },
 		{ "pidfile", required_argument, NULL, 'p' },
 		{ "require-same-pid", no_argument, NULL, 'S' },
+		{ "pid-ns", no_argument, NULL, 'N' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -102,12 +116,15 @@ int cmd_restore(int argc, char **argv)
 		"(%.1f MiB) in %.3f s (validation %.3f s)%s", r.pid, c.o.dir, r.threads, r.vmas,
 		r.pages, cli_mib(r.bytes), r.total_ns / 1e9, r.validate_ns / 1e9,
 		r.same_pid ? "" : "; PIDs changed");
+	if (r.ns_init)
+		pr_info("in a new PID namespace, whose init is process %d", r.ns_init);
 	cli_pidfile("restore", c.pidfile, r.pid);
 	if (c.detached) {
 		printf("%d\n", r.pid);
 		return EXIT_OK;
 	}
-	while (waitpid(r.pid, &status, 0) < 0) {
+	/* With --pid-ns, ferry's child is the namespace's init. */
+	while (waitpid(r.ns_init ? r.ns_init : r.pid, &status, 0) < 0) {
 		if (errno != EINTR) {
 			cli_error("restore", "wait for %d: %s", r.pid, strerror(errno));
 			return EXIT_FAIL;

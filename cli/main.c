@@ -7,6 +7,7 @@
 #include "common/cancel.h"
 #include "common/log.h"
 #include "cli/cli.h"
+#include "restore/restore.h"
 
 #ifndef FERRY_VERSION
 #define FERRY_VERSION "0.0.0-dev"
@@ -74,6 +75,10 @@ static const struct ferry_cmd *find_cmd(const char *name)
 
 int main(int argc, char **argv)
 {
+	/* The reaper `restore --pid-ns` leaves as pid 1 of its namespace. */
+	if (argc == 2 && strcmp(argv[1], "__pidns-init") == 0)
+		rst_pidns_init();
+
 	static const struct option opts[] = {
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "quiet", no_argument, NULL, 'q' },

@@ -61,6 +61,7 @@ int dump_tree_write(struct dump_tree_ctx *tc, struct img_writer *w, struct ferr 
 		tp.zombie = p->zombie;
 		tp.has_exit_status = p->zombie;
 		tp.exit_status = p->exit_status;
+		tp.comm = p->zombie && p->comm[0] ? (char *)p->comm : NULL;
 		tp.has_files_with = p->files_with != 0;
 		tp.files_with = (uint32_t)p->files_with;
 		tp.has_fs_with = p->fs_with != 0;

@@ -245,6 +245,8 @@ static const char *check_tree_item(const Ferry__TreeItem *t, size_t i)
 		    p->pgid >= IMG_PID_MAX || p->sid >= IMG_PID_MAX ||
 		    p->files_with >= IMG_PID_MAX || p->fs_with >= IMG_PID_MAX)
 			return "PID out of range";
+		if (!str_ok(p->comm) || (p->comm && strlen(p->comm) > 15))
+			return "comm longer than a task name";
 		if (i == 0 && (p->ppid || (p->dir && *p->dir)))
 			return "the root has a parent or a directory";
 		if (i > 0) {

@@ -169,8 +169,15 @@ static int take_ids(struct ptree_proc *p, struct ferr *err)
 	p->pgid = s.pgid;
 	p->sid = s.sid;
 	if (s.state == 'Z') {
+		char path[48];
+		ssize_t n;
+
 		p->zombie = true;
 		p->exit_status = s.exit_code;
+		snprintf(path, sizeof(path), "/proc/%d/comm", p->pid);
+		n = read_small_file_at(AT_FDCWD, path, p->comm, sizeof(p->comm));
+		if (n > 0 && p->comm[strlen(p->comm) - 1] == '\n')
+			p->comm[strlen(p->comm) - 1] = '\0';
 	}
 	return 0;
 }

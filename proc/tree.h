@@ -18,6 +18,7 @@ struct ptree_proc {
 	pid_t pid, ppid, pgid, sid;
 	bool zombie;
 	int exit_status;        /* a zombie's wait status */
+	char comm[16];          /* a zombie's name */
 	pid_t files_with;       /* the first process of the tree sharing its fd table, or 0 */
 	pid_t fs_with;          /* the same for cwd/root/umask */
 };

@@ -15,6 +15,7 @@
  * Between the two, ferry puts the queued data into pipes and sockets (the
  * credentials a message carries name processes that now exist). From then
  * on ferry drives each process from outside. */
+#include <ctype.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <linux/sched.h>
@@ -23,6 +24,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/personality.h>
+#include <sys/prctl.h>
 #include <sys/ptrace.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -221,6 +223,8 @@ static void __attribute__((noreturn)) zombie_exit(const Ferry__TreeProc *p)
 	struct rlimit none = { 0, 0 };
 	sigset_t one;
 
+	if (p->comm)
+		prctl(PR_SET_NAME, p->comm);
 	if (WIFSIGNALED(st)) {
 		setrlimit(RLIMIT_CORE, &none);
 		signal(WTERMSIG(st), SIG_DFL);
@@ -337,6 +341,16 @@ int rst_tree_check(const struct rst_tree *t, struct ferr *err)
 
 void rst_tree_kill(struct rst_tree *t)
 {
+	if (t->init > 0) {
+		int status;
+
+		/* SIGKILL to a namespace's init ends everything in it. */
+		kill(t->init, SIGKILL);
+		while (waitpid(t->init, &status, __WALL) >= 0 && !WIFEXITED(status) &&
+		       !WIFSIGNALED(status))
+			;
+		t->init = 0;
+	}
 	for (size_t i = 0; i < t->n; i++)
 		if (t->r[i] && t->r[i]->pid > 0)
 			kill(t->r[i]->pid, SIGKILL);
@@ -357,10 +371,52 @@ void rst_tree_kill(struct rst_tree *t)
 
 enum stub_state { STUB_WAITING, STUB_STOPPED, STUB_EXITED };
 
+/* A process just forked (a fork event of its parent): which of the tree it
+ * is, by the PID it has in its own namespace (NSpid's last field). */
+static void map_forked(struct rst_tree *t, pid_t *pids, pid_t parent)
+{
+	unsigned long msg = 0;
+	char path[48], buf[2048], *p;
+	long inner = -1;
+
+	if (ptrace(PTRACE_GETEVENTMSG, parent, NULL, &msg) < 0 || !msg)
+		return;
+	snprintf(path, sizeof(path), "/proc/%lu/status", msg);
+	if (read_small_file_at(AT_FDCWD, path, buf, sizeof(buf)) < 0 || !(p = strstr(buf, "NSpid:")))
+		return;
+	for (char *tok = strtok(p + 6, " \t\n"); tok && isdigit((unsigned char)*tok);
+	     tok = strtok(NULL, " \t\n"))
+		inner = atol(tok);
+	for (size_t i = 0; i < t->n; i++)
+		if ((long)t->tp[i]->pid == inner && !pids[i])
+			pids[i] = (pid_t)msg;
+}
+
+/* --pid-ns: the namespace's init forks the root (a fork event: the root's
+ * PID out here), then becomes `ferry __pidns-init`. */
+static int watch_init(struct rst_tree *t, pid_t *pids, bool *moved, struct ferr *err)
+{
+	int status;
+	pid_t w = waitpid(t->init, &status, __WALL | WNOHANG);
+
+	if (w <= 0)
+		return 0;
+	*moved = true;
+	if (WIFEXITED(status) || WIFSIGNALED(status)) {
+		t->init = 0;
+		return ferr_new(err, EIO, "the new PID namespace's init died (status 0x%x)", status);
+	}
+	if (WIFSTOPPED(status) && (status >> 16) == PTRACE_EVENT_FORK)
+		map_forked(t, pids, t->init);
+	if (WIFSTOPPED(status) && ptrace(PTRACE_CONT, t->init, NULL, NULL) < 0)
+		return ferr_sys(err, errno, "PTRACE_CONT the namespace's init %d", t->init);
+	return 0;
+}
+
 /* Wait until every process marked in `go` is in its next SIGSTOP (a zombie:
  * has exited). Other stops (fork events, the first stop of a process just
  * forked, a stray signal) are let go on. */
-static int wait_phase(struct rst_tree *t, const pid_t *pids, const bool *go, int err_rd,
+static int wait_phase(struct rst_tree *t, pid_t *pids, const bool *go, int err_rd,
 		      struct ferr *err)
 {
 	enum stub_state *st = calloc(t->n, sizeof(*st));
@@ -378,8 +434,8 @@ static int wait_phase(struct rst_tree *t, const pid_t *pids, const bool *go, int
 			int status, sig;
 			pid_t w;
 
-			if (!go[i] || st[i] != STUB_WAITING)
-				continue;
+			if (!go[i] || st[i] != STUB_WAITING || !pids[i])
+				continue; /* done, or not forked (so not known) yet */
 			w = waitpid(pids[i], &status, __WALL | WNOHANG);
 			if (w == 0 || (w < 0 && errno == ECHILD))
 				continue; /* not forked (so not ours) yet */
@@ -412,6 +468,8 @@ static int wait_phase(struct rst_tree *t, const pid_t *pids, const bool *go, int
 				left--;
 				continue;
 			}
+			if ((status >> 16) == PTRACE_EVENT_FORK)
+				map_forked(t, pids, pids[i]);
 			/* A zombie's own end is let through; anything else
 			 * (a stray signal) is suppressed: it stays blocked. */
 			if ((status >> 16) != 0 || !t->tp[i]->zombie ||
@@ -421,6 +479,8 @@ static int wait_phase(struct rst_tree *t, const pid_t *pids, const bool *go, int
 			if (ptrace(PTRACE_CONT, pids[i], NULL, (void *)(long)sig) < 0 && errno != ESRCH)
 				ret = ferr_sys(err, errno, "PTRACE_CONT new process %d", pids[i]);
 		}
+		if (!ret && t->init > 0)
+			ret = watch_init(t, pids, &moved, err);
 		if (!ret && !moved) {
 			struct timespec ts = { 0, 100000 };
 
@@ -432,7 +492,7 @@ static int wait_phase(struct rst_tree *t, const pid_t *pids, const bool *go, int
 	return ret;
 }
 
-static int resume(struct rst_tree *t, const pid_t *pids, const bool *go, struct ferr *err)
+static int resume(struct rst_tree *t, pid_t *pids, const bool *go, struct ferr *err)
 {
 	for (size_t i = 0; i < t->n; i++)
 		if (go[i] && ptrace(PTRACE_CONT, pids[i], NULL, NULL) < 0)
@@ -465,6 +525,62 @@ static pid_t clone_root(struct rst_tree *t, struct ferr *err)
 	if (pid < 0)
 		return ferr_sys(err, errno, "create the process (clone3%s)", want ? " with set_tid" : "");
 	return pid;
+}
+
+void rst_tree_release_init(struct rst_tree *t, struct rst_result *res)
+{
+	int status;
+
+	if (t->init <= 0)
+		return;
+	/* A running tracee is detached from a stop only. */
+	if (ptrace(PTRACE_INTERRUPT, t->init, NULL, NULL) == 0)
+		while (waitpid(t->init, &status, __WALL) == t->init && !WIFSTOPPED(status) &&
+		       !WIFEXITED(status) && !WIFSIGNALED(status))
+			;
+	ptrace(PTRACE_DETACH, t->init, NULL, NULL);
+	res->ns_init = t->init;
+	t->init = 0;
+}
+
+void rst_pidns_init(void)
+{
+	/* pid 1 of the restored tree's namespace: reap, and end with the last
+	 * process (which ends the namespace). */
+	syscall(SYS_close_range, 0, ~0u, 0);
+	prctl(PR_SET_NAME, "ferry-init");
+	for (;;)
+		if (waitpid(-1, NULL, __WALL) < 0 && errno == ECHILD)
+			_exit(0);
+}
+
+/* The namespace's init, a child of ferry: it forks the root, then execs
+ * ferry as a plain reaper (nothing of ferry's memory stays in it). */
+static void __attribute__((noreturn)) init_main(struct rst_tree *t, int go_rd, int err_wr)
+{
+	char c;
+	pid_t root;
+
+	if (read(go_rd, &c, 1) != 1)
+		_exit(127);
+	root = clone_with_pid((pid_t)t->tp[0]->pid, 0);
+	if (root == 0)
+		stub_main(t, 0, err_wr);
+	if (root < 0)
+		child_fail(err_wr, "create process %u in the new PID namespace: %s", t->tp[0]->pid,
+			   strerror(errno));
+	execl("/proc/self/exe", "ferry-init", "__pidns-init", (char *)NULL);
+	_exit(127);
+}
+
+static pid_t clone_ns_init(void)
+{
+	struct clone_args ca;
+
+	memset(&ca, 0, sizeof(ca));
+	ca.flags = CLONE_NEWPID;
+	ca.exit_signal = SIGCHLD;
+	return (pid_t)syscall(SYS_clone3, &ca, sizeof(ca));
 }
 
 static int max_fd(const struct rst_tree *t)
@@ -505,6 +621,22 @@ int rst_tree_create(struct rst_tree *t, struct ferr *err)
 	if (err_wr < 0)
 		return ferr_sys(err, errno, "pipe");
 	fflush(NULL);
+	if (t->opts->pid_ns) {
+		sigset_t all, old;
+
+		sigfillset(&all);
+		sigprocmask(SIG_SETMASK, &all, &old);
+		t->init = clone_ns_init();
+		if (t->init == 0)
+			init_main(t, go_rd, err_wr);
+		sigprocmask(SIG_SETMASK, &old, NULL);
+		if (t->init < 0) {
+			t->init = 0;
+			return ferr_sys(err, errno, "create a PID namespace (clone3 CLONE_NEWPID)");
+		}
+		root = 0;
+		goto seize;
+	}
 	root = clone_root(t, err);
 	if (root < 0)
 		return root == -1 ? -EIO : root;
@@ -521,23 +653,25 @@ int rst_tree_create(struct rst_tree *t, struct ferr *err)
 		close(err_rd);
 		stub_main(t, 0, err_wr);
 	}
-	t->r[0]->pid = root;
+seize:
 	for (size_t i = 0; i < t->n; i++) {
-		pids[i] = i ? (pid_t)t->tp[i]->pid : root;
+		/* In a new namespace their PIDs out here are learnt as they
+		 * are forked. */
+		pids[i] = t->opts->pid_ns ? 0 : i ? (pid_t)t->tp[i]->pid : root;
 		go[i] = true;
 	}
 	close(steal_fd(go_rd));
 	close(steal_fd(err_wr));
 	/* Seized before it does anything; its descendants as they are
 	 * forked. EXITKILL: if ferry dies, so do they. */
-	if (ptrace(PTRACE_SEIZE, root, NULL, (void *)opts) < 0)
-		return ferr_sys(err, errno, "PTRACE_SEIZE the new process %d", root);
-	for (size_t i = 1; i < t->n; i++)
-		if (t->r[i])
-			t->r[i]->pid = pids[i];
+	if (ptrace(PTRACE_SEIZE, t->init ? t->init : root, NULL, (void *)opts) < 0)
+		return ferr_sys(err, errno, "PTRACE_SEIZE the new process %d", t->init ? t->init : root);
 	if (write(go_wr, "g", 1) != 1)
 		return ferr_sys(err, errno, "start the new process");
 	ret = wait_phase(t, pids, go, err_rd, err);
+	for (size_t i = 0; i < t->n; i++)
+		if (t->r[i])
+			t->r[i]->pid = pids[i];
 	if (!ret)
 		ret = t->pool ? rst_pool_fill((struct rst_pool *)t->pool, err) : 0;
 	/* Phase two: processes sharing another's fd table first, as the
@@ -580,5 +714,7 @@ int rst_child_create(struct rst *r, struct ferr *err)
 		r->res->same_pid = false;
 	if (ret)
 		rst_tree_kill(&t);
+	else
+		rst_tree_release_init(&t, r->res);
 	return ret;
 }

@@ -22,6 +22,7 @@ struct rst_opts {
 	const char *dir;
 	bool require_same_pid;  /* fail rather than take new PIDs/TIDs */
 	bool stopped;           /* leave it stopped (SIGSTOP); SIGCONT lets it run */
+	bool pid_ns;            /* in a new PID namespace, under an init of ferry's */
 	/* The caller's kernel feature probe (common/kerndat.h), whose answers
 	 * (FERRY_HIDE_FEATURES included) choose how pages are written; NULL:
 	 * the restore probes once itself. */
@@ -29,7 +30,8 @@ struct rst_opts {
 };
 
 struct rst_result {
-	pid_t pid;              /* of the restored process, now running */
+	pid_t pid;              /* of the restored process, now running (as seen here) */
+	pid_t ns_init;          /* --pid-ns: the new namespace's init, as seen here */
 	bool same_pid;          /* every PID and TID as dumped */
 	uint32_t threads;
 	uint32_t vmas;
@@ -39,6 +41,10 @@ struct rst_result {
 	uint64_t build_ns;      /* child, address space, pages, state */
 	uint64_t total_ns;
 };
+
+/* `ferry __pidns-init`: the reaper --pid-ns leaves as pid 1 of the new
+ * namespace. */
+void __attribute__((noreturn)) rst_pidns_init(void);
 
 /* Restore the final dump in opts->dir. On success the process runs, as a
  * child of the caller, no longer traced. */

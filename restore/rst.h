@@ -94,6 +94,7 @@ struct rst_tree {
 	const Ferry__TreeProc **tp;       /* per process; [0] the root */
 	const struct rst_pool *pool;      /* or NULL */
 	bool same_pid;                    /* out: every PID as dumped */
+	pid_t init;                       /* --pid-ns: the namespace's init (ours, traced) */
 };
 
 /* child.c: the whole tree, every live process stopped and seized, its fds,
@@ -108,6 +109,8 @@ int rst_restore_tree(const struct rst_opts *opts, struct rst_result *res,
 /* Reject what a tree cannot be created as before anything is made. */
 int rst_tree_check(const struct rst_tree *t, struct ferr *err);
 void rst_tree_kill(struct rst_tree *t);
+/* --pid-ns: the namespace's init let go once the tree is built (res->ns_init). */
+void rst_tree_release_init(struct rst_tree *t, struct rst_result *res);
 
 #define RST_SCRATCH_PAGES 4
 

@@ -112,6 +112,7 @@ static int build(struct tree_restore *x, struct rst_result *res, struct ferr *er
 			ret = rst_detach(x->r[i], err);
 	if (ret)
 		return ret;
+	rst_tree_release_init(&x->t, res);
 	res->pid = x->r[0]->pid;
 	for (size_t i = 0; i < n; i++)
 		if (x->r[i])

@@ -106,6 +106,34 @@ expect_rc 1 "a second restore while the tree runs" "$FERRY" restore -D "$T/d" -d
 expect_in "$T/err" "is in use" "the refusal names the PID in use"
 moving "$T/tc" "the restored tree is unharmed by the refused restore"
 
+# 5b. --pid-ns: a snapshot restored beside its running original, twice,
+#     each copy in its own PID namespace with the dumped PIDs inside it.
+expect_rc 0 "snapshot the running tree" "$FERRY" dump -t $R -D "$T/snapns" -R
+for copy in 1 2; do
+	expect_rc 0 "restore copy $copy with --pid-ns while the original runs" \
+		"$FERRY" restore -D "$T/snapns" -d --pid-ns
+	C=$(cat "$T/out")
+	PIDS="$PIDS $C"
+	inner=$(awk '/^NSpid:/ {print $3}' /proc/$C/status 2>/dev/null)
+	[ "$inner" = "$R" ] && ok "copy $copy: the root is $R inside its namespace ($C out here)" ||
+		fail "copy $copy: root $C has NSpid $(grep NSpid /proc/$C/status 2>/dev/null)"
+	n=0
+	for c in $(ps -o pid= --ppid $C); do
+		in=$(awk '/^NSpid:/ {print $3}' /proc/$c/status)
+		echo " $ALL " | grep -q " $in " && n=$((n + 1))
+	done
+	[ $n -eq 4 ] && ok "copy $copy: its 4 children (the zombie too) have their dumped PIDs inside" ||
+		fail "copy $copy: $n of 4 children with their PIDs"
+	I=$(ps -o ppid= -p $C | tr -d ' ')
+	[ "$(cat /proc/$I/comm 2>/dev/null)" = ferry-init ] && ok "copy $copy: under ferry's init" ||
+		fail "copy $copy: parent $I is $(cat /proc/$I/comm 2>/dev/null)"
+	eval "NSINIT$copy=$I"
+done
+moving "$T/tc" "the original and both copies run"
+kill -9 $NSINIT1 $NSINIT2
+sleep 0.3
+moving "$T/tc" "the original runs on once the copies' namespaces are killed"
+
 # 6. A restored tree dumps and restores again.
 expect_rc 0 "dump the restored tree" "$FERRY" dump -t $R -D "$T/d2"
 for p in $ALL; do for _ in $(seq 100); do gone $p && break; sleep 0.05; done; done
