@@ -297,6 +297,93 @@ static void show_json(struct json *j, struct img_image *img, Ferry__Process *pro
 	json_str(j, "tracker", inv->tracker);
 }
 
+static const char *sk_type(uint32_t t)
+{
+	return t == 1 ? "stream" : t == 2 ? "dgram" : t == 5 ? "seqpacket" : "?";
+}
+
+static const char *sk_state(uint32_t s)
+{
+	return s == 1 ? "connected" : s == 10 ? "listening" : s == 7 ? "unconnected" : "?";
+}
+
+static size_t sk_queued(const Ferry__UnixSk *s)
+{
+	size_t b = 0;
+
+	for (size_t i = 0; i < s->n_queue; i++)
+		b += s->queue[i]->data.len;
+	return b;
+}
+
+/* tree.img: the processes of a tree dump and the objects they share. */
+static void show_tree_text(Ferry__TreeItem **t, size_t n)
+{
+	printf("\ntree (%zu entries):\n", n);
+	for (size_t i = 0; i < n; i++) {
+		const Ferry__TreeProc *p = t[i]->proc;
+		const Ferry__PipeObj *pi = t[i]->pipe;
+		const Ferry__UnixSk *s = t[i]->sk;
+
+		if (p)
+			printf("  process %u  ppid %u  pgid %u  sid %u  %s%s%s\n", p->pid, p->ppid,
+			       p->pgid, p->sid, p->zombie ? "zombie" : *p->dir ? p->dir : "(this dir)",
+			       p->files_with ? ", fd table shared" : "",
+			       p->fs_with ? ", fs shared" : "");
+		else if (pi)
+			printf("  pipe %" PRIu64 "  %zu bytes queued, size %u%s%s\n", pi->id, pi->data.len,
+			       pi->size, pi->fifo_path ? ", FIFO " : "", pi->fifo_path ? pi->fifo_path : "");
+		else if (s)
+			printf("  unix socket %" PRIu64 "  %s %s, peer %" PRIu64 ", %zu message%s "
+			       "(%zu bytes) queued\n", s->id, sk_type(s->type), sk_state(s->state),
+			       s->peer, s->n_queue, s->n_queue == 1 ? "" : "s", sk_queued(s));
+		else
+			printf("  shared memory %" PRIu64 "  %" PRIu64 " bytes\n", t[i]->shm->id,
+			       t[i]->shm->size);
+	}
+}
+
+static void show_tree_json(struct json *j, Ferry__TreeItem **t, size_t n)
+{
+	json_arr_begin(j, "tree");
+	for (size_t i = 0; i < n; i++) {
+		const Ferry__TreeProc *p = t[i]->proc;
+
+		json_obj_begin(j, NULL);
+		if (p) {
+			json_str(j, "kind", "process");
+			json_u64(j, "pid", p->pid);
+			json_u64(j, "ppid", p->ppid);
+			json_u64(j, "pgid", p->pgid);
+			json_u64(j, "sid", p->sid);
+			json_str(j, "dir", p->dir);
+			json_bool(j, "zombie", p->zombie);
+			json_u64(j, "files_with", p->files_with);
+			json_u64(j, "fs_with", p->fs_with);
+		} else if (t[i]->pipe) {
+			json_str(j, "kind", t[i]->pipe->fifo_path ? "fifo" : "pipe");
+			json_u64(j, "id", t[i]->pipe->id);
+			json_u64(j, "queued", t[i]->pipe->data.len);
+			json_u64(j, "size", t[i]->pipe->size);
+			json_str(j, "path", t[i]->pipe->fifo_path);
+		} else if (t[i]->sk) {
+			json_str(j, "kind", "unix");
+			json_u64(j, "id", t[i]->sk->id);
+			json_str(j, "type", sk_type(t[i]->sk->type));
+			json_str(j, "state", sk_state(t[i]->sk->state));
+			json_u64(j, "peer", t[i]->sk->peer);
+			json_u64(j, "messages", t[i]->sk->n_queue);
+			json_u64(j, "queued", sk_queued(t[i]->sk));
+		} else {
+			json_str(j, "kind", "shm");
+			json_u64(j, "id", t[i]->shm->id);
+			json_u64(j, "size", t[i]->shm->size);
+		}
+		json_obj_end(j);
+	}
+	json_arr_end(j);
+}
+
 static void show_runs(const struct img_image *img)
 {
 	for (size_t i = 0; i < img->nr_runs; i++) {
@@ -314,7 +401,8 @@ static int show(const char *dir, bool json, bool verify, bool runs)
 	Ferry__Process *proc = NULL;
 	Ferry__Thread **th = NULL;
 	Ferry__Fd **fds = NULL;
-	size_t nth = 0, nfds = 0;
+	Ferry__TreeItem **tree = NULL;
+	size_t nth = 0, nfds = 0, ntree = 0;
 	struct img_verify_report rep;
 	struct ferr err;
 	int ret, vret = 0;
@@ -327,6 +415,8 @@ static int show(const char *dir, bool json, bool verify, bool runs)
 			ret = img_read_threads(img, &th, &nth, &err);
 		if (!ret)
 			ret = img_read_fds(img, &fds, &nfds, &err);
+		if (!ret)
+			ret = img_read_tree(img, &tree, &ntree, &err);
 	}
 	if (ret) {
 		cli_error("show", "%s", err.msg);
@@ -342,6 +432,8 @@ static int show(const char *dir, bool json, bool verify, bool runs)
 		json_init(&j, stdout);
 		json_obj_begin(&j, NULL);
 		show_json(&j, img, proc, th, nth, fds, nfds);
+		if (ntree)
+			show_tree_json(&j, tree, ntree);
 		if (verify) {
 			json_obj_begin(&j, "verify");
 			json_bool(&j, "ok", vret == 0);
@@ -356,6 +448,8 @@ static int show(const char *dir, bool json, bool verify, bool runs)
 		json_finish(&j);
 	} else {
 		show_text(img, proc, th, nth, fds, nfds);
+		if (ntree)
+			show_tree_text(tree, ntree);
 		if (verify && !vret)
 			printf("verify:    ok: %" PRIu64 " runs, %.1f MiB in %" PRIu64 " image%s\n",
 			       rep.runs_checked, rep.bytes_checked / 1048576.0, rep.images,
@@ -371,6 +465,7 @@ out:
 		ferry__process__free_unpacked(proc, NULL);
 	img_free_entries(th, nth);
 	img_free_entries(fds, nfds);
+	img_free_entries(tree, ntree);
 	img_close(img);
 	return ret ? EXIT_FAIL : EXIT_OK;
 }

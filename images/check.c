@@ -271,7 +271,7 @@ static const char *check_tree_item(const Ferry__TreeItem *t, size_t i)
 			return "socket name too long";
 		if (s->n_queue > IMG_SK_MSGS_MAX)
 			return "too many queued messages";
-		if (s->peer == s->id)
+		if (s->has_peer && s->peer == s->id)
 			return "socket is its own peer";
 	}
 	if (t->shm && (!t->shm->size || t->shm->size > IMG_ADDR_LIMIT))
