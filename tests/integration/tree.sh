@@ -26,8 +26,8 @@ moving() {
 	*) fail "$2: $(verdict "$1")" ;;
 	esac
 }
-# ids PID...: "pid ppid pgid sid state" of each, one line each.
-ids() { for p in "$@"; do ps -o pid=,ppid=,pgid=,sid=,stat= -p "$p" | awk '{print $1, $2, $3, $4, substr($5, 1, 1)}'; done; }
+# ids PID...: "pid ppid pgid sid Z|live" of each, one line each.
+ids() { for p in "$@"; do ps -o pid=,ppid=,pgid=,sid=,stat= -p "$p" | awk '{print $1, $2, $3, $4, substr($5, 1, 1) == "Z" ? "Z" : "live"}'; done; }
 gone() {
 	st=$(grep '^State:' /proc/$1/status 2>/dev/null) || return 0
 	case $st in *Z*|*X*) return 0 ;; esac
