@@ -323,15 +323,20 @@ static int seccomp_check(struct rst *r, struct ferr *err)
 	return 0;
 }
 
+int rst_pstate_check(struct rst *r, struct ferr *err)
+{
+	int ret = seccomp_check(r, err);
+
+	return ret ? ret : timers_check(r, err);
+}
+
 int rst_pstate_set(struct rst *r, struct ferr *err)
 {
 	const Ferry__Process *p = r->proc;
 	long rv;
 	int ret;
 
-	ret = seccomp_check(r, err);
-	if (!ret)
-		ret = timers_check(r, err);
+	ret = rst_pstate_check(r, err);
 	if (!ret)
 		ret = madvise_vmas(r, err);
 	if (!ret && p->has_thp_disable && p->thp_disable)

@@ -102,6 +102,7 @@ int rst_finish(struct rst *r, struct ferr *err);          /* registers, masks, d
 /* pstate.c: after creds, madvise flags, THP, subreaper, pdeathsig, timers
  * (refusing what it cannot restore first); in rst_finish once the scratch
  * pages are gone, no_new_privs and seccomp, the last calls in the child. */
+int rst_pstate_check(struct rst *r, struct ferr *err);  /* before the child exists */
 int rst_pstate_set(struct rst *r, struct ferr *err);
 int rst_pstate_seccomp(struct rst *r, struct ferr *err);
 
