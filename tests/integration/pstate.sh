@@ -37,6 +37,7 @@ restore_d() {
 start "$T/a"
 check_mem "$T/a" "$W" "the workload's check passes before a dump"
 expect_rc 0 "dump pstate" "$FERRY" dump -t "$W" -D "$T/a.d"
+kill -9 "$W" 2>/dev/null
 wait "$W" 2>/dev/null
 
 # 2. Restored: every piece checked from inside.
