@@ -49,7 +49,7 @@ static int check_fds_early(struct target *t, struct ferr *err)
 }
 
 static int write_vmas(struct target *t, struct img_writer *w, const struct vma_list *vl,
-		      struct dump_tree_ctx *tc, struct ferr *err)
+		      const struct dump_state *st, struct dump_tree_ctx *tc, struct ferr *err)
 {
 	for (size_t i = 0; i < vl->n; i++) {
 		const struct vma *v = &vl->v[i];
@@ -58,6 +58,8 @@ static int write_vmas(struct target *t, struct img_writer *w, const struct vma_l
 		int ret;
 
 		vma_to_entry(v, &e);
+		e.madv = madv_list_find(&st->madv, v->start);
+		e.has_madv = e.madv != 0;
 		if (v->kind == FERRY__VMA_KIND__VMA_FILE) {
 			snprintf(path, sizeof(path), "map_files/%" PRIx64 "-%" PRIx64, v->start, v->end);
 			e.file = state_file_id(t->procfd, path);
@@ -362,7 +364,7 @@ static int round_steps(struct target *t, const struct dump_opts *o, struct round
 	if (!ret && !o->pre)
 		ret = write_process(t, rd->w, &rd->st, &rd->fl, err);
 	if (!ret)
-		ret = write_vmas(t, rd->w, &rd->vl, o->tc, err);
+		ret = write_vmas(t, rd->w, &rd->vl, &rd->st, o->tc, err);
 	if (ret)
 		return ret;
 	/* The pipe appears in the target only now, after its fds were read. */

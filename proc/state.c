@@ -458,6 +458,8 @@ int state_collect(struct target *t, struct dump_state *out, struct ferr *err)
 		st.nr_threads++;
 		ret = thread_from_outside(t, &t->th[i], st.threads[i], err);
 	}
+	if (!ret)
+		ret = pstate_collect_outside(t, st.proc, st.threads, &st.madv, err);
 	if (ret)
 		return ret;
 
@@ -480,6 +482,8 @@ int state_collect(struct target *t, struct dump_state *out, struct ferr *err)
 		if (ti.resend_sig && !t->th[i].resend_sig)
 			t->th[i].resend_sig = ti.resend_sig;
 	}
+	if (!ret)
+		ret = pstate_collect_inject(t, &in, ip, st.proc, st.threads, err);
 	/* Leave nothing behind, even after a failure; the first error is the
 	 * one reported. */
 	ret2 = inj_scratch_unmap(&in, ret ? &ignored : err);
@@ -501,5 +505,6 @@ void state_free(struct dump_state *st)
 	for (size_t i = 0; i < st->nr_threads; i++)
 		protobuf_c_message_free_unpacked(&st->threads[i]->base, NULL);
 	free(st->threads);
+	madv_list_free(&st->madv);
 	memset(st, 0, sizeof(*st));
 }

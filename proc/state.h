@@ -2,6 +2,7 @@
 #ifndef FERRY_PROC_STATE_H
 #define FERRY_PROC_STATE_H
 
+#include "proc/pstate.h"
 #include "proc/target.h"
 #include "proto/images.pb-c.h"
 
@@ -9,6 +10,7 @@ struct dump_state {
 	Ferry__Process *proc;
 	Ferry__Thread **threads;   /* in the order of target.th */
 	size_t nr_threads;
+	struct madv_list madv;     /* smaps VmFlags by VMA start (proc/pstate.c) */
 };
 
 /* Collect everything; the target must be frozen. Injected calls leave the

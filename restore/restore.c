@@ -54,7 +54,7 @@ int rst_load_entries(struct rst *r, struct ferr *err)
 	}
 	for (size_t i = 0, k = 1; i < r->nr_threads; i++)
 		r->th[i == main_idx ? 0 : k++].img = r->threads_img[i];
-	return 0;
+	return rst_pstate_check(r, err);
 }
 
 /* In the child's first stop: where to inject, the CPU's xsave size, and
@@ -147,6 +147,12 @@ void rst_kill_child(struct rst *r)
 	if (r->pid <= 0)
 		return;
 	kill(r->pid, SIGKILL);
+	/* Traced threads are reaped by their tracer, and the leader only
+	 * after all of them: waiting for the leader alone would never end. */
+	for (size_t i = 1; r->th && i < r->nr_threads; i++)
+		if (r->th[i].tid > 0 && r->th[i].tid != r->pid)
+			while (waitpid(r->th[i].tid, &status, __WALL) < 0 && errno == EINTR)
+				;
 	while (waitpid(r->pid, &status, __WALL) >= 0 && !WIFEXITED(status) && !WIFSIGNALED(status))
 		;
 	r->pid = 0;

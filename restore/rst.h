@@ -158,6 +158,13 @@ int rst_process_state(struct rst *r, struct ferr *err);  /* handlers, rlimits, c
 int rst_finish(struct rst *r, struct ferr *err);          /* registers, masks, detach */
 int rst_detach(struct rst *r, struct ferr *err);          /* (when hold_detach held it back) */
 
+/* pstate.c: after creds, madvise flags, THP, subreaper, pdeathsig, timers
+ * (refusing what it cannot restore first); in rst_finish once the scratch
+ * pages are gone, no_new_privs and seccomp, the last calls in the child. */
+int rst_pstate_check(struct rst *r, struct ferr *err);  /* before the child exists */
+int rst_pstate_set(struct rst *r, struct ferr *err);
+int rst_pstate_seccomp(struct rst *r, struct ferr *err);
+
 /* creds.c */
 int rst_caller_get(struct rst_caller *who, struct ferr *err);
 void rst_caller_free(struct rst_caller *who);

@@ -226,6 +226,8 @@ int rst_process_state(struct rst *r, struct ferr *err)
 	for (size_t i = 0; !ret && i < r->nr_threads; i++)
 		ret = queue_signals(r, &r->th[i], r->th[i].img->pending, r->th[i].img->n_pending,
 				    false, err);
+	if (!ret)
+		ret = rst_pstate_set(r, err);
 	return ret;
 }
 
@@ -294,6 +296,10 @@ int rst_finish(struct rst *r, struct ferr *err)
 	if (ret)
 		return ret;
 	r->scratch = 0;
+	/* After a filter is in, ferry's own calls would be judged by it. */
+	ret = rst_pstate_seccomp(r, err);
+	if (ret)
+		return ret;
 	for (size_t i = 0; i < r->nr_threads; i++) {
 		ret = thread_regs(&r->th[i], err);
 		if (ret)
