@@ -16,6 +16,7 @@
 #include "common/fault.h"
 #include "common/log.h"
 #include "dump/dump.h"
+#include "dump/fileid.h"
 #include "proc/fds.h"
 #include "proc/state.h"
 #include "dump/vmsplice.h"
@@ -47,7 +48,7 @@ static int check_fds_early(struct target *t, struct ferr *err)
 }
 
 static int write_vmas(struct target *t, struct img_writer *w, const struct vma_list *vl,
-		      struct ferr *err)
+		      struct filesum_cache *fs, struct ferr *err)
 {
 	for (size_t i = 0; i < vl->n; i++) {
 		const struct vma *v = &vl->v[i];
@@ -59,6 +60,7 @@ static int write_vmas(struct target *t, struct img_writer *w, const struct vma_l
 		if (v->kind == FERRY__VMA_KIND__VMA_FILE) {
 			snprintf(path, sizeof(path), "map_files/%" PRIx64 "-%" PRIx64, v->start, v->end);
 			e.file = state_file_id(t->procfd, path);
+			dump_fileid_fill(fs, t, path, e.file);
 		}
 		ret = img_write_vma(w, &e, err);
 		if (e.file)
@@ -286,6 +288,7 @@ struct round {
 	struct img_image *pimg;
 	struct img_writer *w;
 	struct page_path pp;
+	struct filesum_cache fs;   /* content checksums of the files behind it */
 };
 
 /* The round's steps; whatever it took is released by the caller. */
@@ -311,12 +314,16 @@ static int round_steps(struct target *t, const struct dump_opts *o, struct round
 	ret = cancel_check(err);
 	if (!ret)
 		ret = open_parent(o, &rd->pimg, err);
+	if (!ret)
+		ret = dump_fileid_seed(&rd->fs, rd->pimg, err);
 	if (!ret && !o->pre && !o->skip_unsupported_fds)
 		ret = check_fds_early(t, err);
 	if (!ret)
 		ret = img_writer_create(&rd->w, o->dir, &wo, err);
 	if (!ret)
 		ret = page_path_init(&rd->pp, t, o, rd->w, err);
+	if (!ret && !o->pre)
+		dump_fileid_prehash(&rd->fs, t, o->layout);
 	if (!ret && !o->pre) {
 		ret = target_freeze(t, err);
 		if (!ret) {
@@ -334,6 +341,8 @@ static int round_steps(struct target *t, const struct dump_opts *o, struct round
 		ret = fds_collect(t, &rd->fl, err);
 	if (!ret && !o->pre && !o->skip_unsupported_fds)
 		ret = refuse_unsupported_fds(&rd->fl, t->pid, err);
+	if (!ret && !o->pre)
+		dump_fileid_state(&rd->fs, t, &rd->st, &rd->fl);
 	if (!ret)
 		pr_debug("layout and fds at %.1f ms", (now_ns() - t0) / 1e6);
 	if (!ret)
@@ -351,7 +360,10 @@ static int round_steps(struct target *t, const struct dump_opts *o, struct round
 	if (!ret && !o->pre)
 		ret = write_process(t, rd->w, &rd->st, &rd->fl, err);
 	if (!ret)
-		ret = write_vmas(t, rd->w, &rd->vl, err);
+		ret = write_vmas(t, rd->w, &rd->vl, &rd->fs, err);
+	pr_debug("%" PRIu64 " files hashed (%.1f MiB, %.1f ms), %" PRIu64 " from the cache",
+		 rd->fs.hashed_files, rd->fs.hashed_bytes / 1048576.0, rd->fs.hash_ns / 1e6,
+		 rd->fs.hits);
 	if (ret)
 		return ret;
 	/* The pipe appears in the target only now, after its fds were read. */
@@ -416,6 +428,7 @@ int dump_round(struct target *t, const struct dump_opts *o, struct dump_result *
 	vma_list_free(&rd.vl);
 	fds_free(&rd.fl);
 	range_list_free(&rd.dirty);
+	filesum_cache_free(&rd.fs);
 	return ret;
 }
 

@@ -14,6 +14,7 @@
 #include "proc/inject.h"
 #include "images/img.h"
 #include "restore/restore.h"
+#include "restore/validate.h"
 
 struct rst_thread {
 	const Ferry__Thread *img;  /* as dumped */
@@ -48,6 +49,8 @@ struct rst {
 	size_t nr_threads;
 	Ferry__Fd **fds;
 	size_t nr_fds;
+	struct rst_files files;    /* what validation found at each path: opened later, each
+				      must still be that file (rst_file_is) */
 
 	pid_t pid;                 /* the child; 0 until created */
 	int procfd;                /* /proc/PID of the child */
