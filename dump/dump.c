@@ -50,6 +50,7 @@ static int check_fds_early(struct target *t, struct ferr *err)
 static int write_vmas(struct target *t, struct img_writer *w, const struct vma_list *vl,
 		      struct filesum_cache *fs, struct ferr *err)
 {
+	dump_fileid_live(fs, t, vl);
 	for (size_t i = 0; i < vl->n; i++) {
 		const struct vma *v = &vl->v[i];
 		Ferry__Vma e;
@@ -342,7 +343,7 @@ static int round_steps(struct target *t, const struct dump_opts *o, struct round
 	if (!ret && !o->pre && !o->skip_unsupported_fds)
 		ret = refuse_unsupported_fds(&rd->fl, t->pid, err);
 	if (!ret && !o->pre)
-		dump_fileid_state(&rd->fs, t, &rd->st, &rd->fl);
+		dump_fileid_state(&rd->fs, t, &rd->st, &rd->fl, &rd->vl);
 	if (!ret)
 		pr_debug("layout and fds at %.1f ms", (now_ns() - t0) / 1e6);
 	if (!ret)

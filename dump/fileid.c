@@ -1,6 +1,7 @@
 /* Content identity of a dump's files (dump/fileid.h). */
 #include <inttypes.h>
 #include <stdio.h>
+#include <sys/mman.h>
 
 #include "common/log.h"
 #include "dump/fileid.h"
@@ -38,6 +39,28 @@ static void fill_new(struct filesum_cache *c, struct target *t, const char *path
 	ferry__file_id__free_unpacked(id, NULL);
 }
 
+void dump_fileid_live(struct filesum_cache *c, struct target *t, const struct vma_list *vl)
+{
+	struct ferr err;
+	char path[64];
+
+	for (size_t i = 0; i < vl->n; i++) {
+		const struct vma *v = &vl->v[i];
+		Ferry__FileId *id;
+
+		if (v->kind != FERRY__VMA_KIND__VMA_FILE || !(v->flags & MAP_SHARED) ||
+		    !(v->prot & PROT_WRITE))
+			continue;
+		snprintf(path, sizeof(path), "map_files/%" PRIx64 "-%" PRIx64, v->start, v->end);
+		id = state_file_id(t->procfd, path);
+		ferr_clear(&err);
+		if (id && filesum_mark_live(c, id->dev, id->ino, &err))
+			pr_warn("process %d: %s", t->pid, err.msg);
+		if (id)
+			ferry__file_id__free_unpacked(id, NULL);
+	}
+}
+
 void dump_fileid_prehash(struct filesum_cache *c, struct target *t,
 			 const struct layout_ops *layout)
 {
@@ -50,6 +73,7 @@ void dump_fileid_prehash(struct filesum_cache *c, struct target *t,
 	ferr_clear(&err);
 	fill_new(c, t, "exe");
 	if (!layout->read(t->procfd, &vl, &err)) {
+		dump_fileid_live(c, t, &vl);
 		for (size_t i = 0; i < vl.n; i++) {
 			if (vl.v[i].kind != FERRY__VMA_KIND__VMA_FILE)
 				continue;
@@ -73,10 +97,11 @@ void dump_fileid_prehash(struct filesum_cache *c, struct target *t,
 }
 
 void dump_fileid_state(struct filesum_cache *c, struct target *t, struct dump_state *st,
-		       struct fd_list *fl)
+		       struct fd_list *fl, const struct vma_list *vl)
 {
 	char path[64];
 
+	dump_fileid_live(c, t, vl);
 	if (st->proc && st->proc->mm)
 		dump_fileid_fill(c, t, "exe", st->proc->mm->exe_id);
 	for (size_t i = 0; i < fl->n; i++) {

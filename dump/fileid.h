@@ -29,8 +29,11 @@ void dump_fileid_prehash(struct filesum_cache *c, struct target *t,
 void dump_fileid_fill(struct filesum_cache *c, struct target *t, const char *path,
 		      Ferry__FileId *id);
 
-/* The executable and the fds' files of a frozen target. */
+/* Files vl maps shared and writable: live, never checksummed. */
+void dump_fileid_live(struct filesum_cache *c, struct target *t, const struct vma_list *vl);
+
+/* The executable and the fds' files of a frozen target (vl: its layout). */
 void dump_fileid_state(struct filesum_cache *c, struct target *t, struct dump_state *st,
-		       struct fd_list *fl);
+		       struct fd_list *fl, const struct vma_list *vl);
 
 #endif

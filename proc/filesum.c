@@ -159,6 +159,7 @@ int filesum_build_id(int fd, uint64_t size, uint8_t out[FILESUM_BUILD_ID_MAX], s
 
 void filesum_cache_free(struct filesum_cache *c)
 {
+	free(c->live);
 	free(c->v);
 	memset(c, 0, sizeof(*c));
 }
@@ -190,6 +191,30 @@ static int add(struct filesum_cache *c, const struct filesum *s, struct ferr *er
 	return 0;
 }
 
+static bool is_live(const struct filesum_cache *c, uint64_t dev, uint64_t ino)
+{
+	for (size_t i = 0; i < c->nr_live; i++)
+		if (c->live[i][0] == dev && c->live[i][1] == ino)
+			return true;
+	return false;
+}
+
+int filesum_mark_live(struct filesum_cache *c, uint64_t dev, uint64_t ino, struct ferr *err)
+{
+	uint64_t (*l)[2];
+
+	if (is_live(c, dev, ino))
+		return 0;
+	l = realloc(c->live, (c->nr_live + 1) * sizeof(*l));
+	if (!l)
+		return ferr_sys(err, ENOMEM, "file checksum cache");
+	c->live = l;
+	c->live[c->nr_live][0] = dev;
+	c->live[c->nr_live][1] = ino;
+	c->nr_live++;
+	return 0;
+}
+
 static bool keyed(const Ferry__FileId *id)
 {
 	return id->has_size && id->has_mtime_ns && id->has_ctime_ns;
@@ -199,7 +224,7 @@ int filesum_seed(struct filesum_cache *c, const Ferry__FileId *id, struct ferr *
 {
 	struct filesum s = { 0 };
 
-	if (!id || !keyed(id) || !id->has_xxh128 || id->xxh128.len != FILESUM_LEN ||
+	if (!id || !keyed(id) || (id->has_live && id->live) || !id->has_xxh128 || id->xxh128.len != FILESUM_LEN ||
 	    (id->has_build_id && id->build_id.len > FILESUM_BUILD_ID_MAX) || lookup(c, id))
 		return 0;
 	s = (struct filesum){ .dev = id->dev, .ino = id->ino, .size = id->size,
@@ -248,6 +273,10 @@ int filesum_fill(struct filesum_cache *c, int dirfd, const char *path, Ferry__Fi
 
 	if (!id || !id->has_mode || !S_ISREG(id->mode) || !keyed(id))
 		return 0;
+	if (is_live(c, id->dev, id->ino)) {
+		id->has_live = id->live = true;
+		return 0;
+	}
 	hit = lookup(c, id);
 	if (hit) {
 		c->hits++;

@@ -43,6 +43,8 @@ struct filesum {
 struct filesum_cache {
 	struct filesum *v;
 	size_t n, cap;
+	uint64_t (*live)[2];      /* dev, ino of files mapped shared and writable */
+	size_t nr_live;
 	uint64_t hashed_files, hashed_bytes, hits, hash_ns;
 };
 
@@ -52,6 +54,12 @@ DEFINE_CLEANUP_VAL(filesum_cache, filesum_cache_free)
 /* Remember what an earlier dump recorded in id (dev, ino, size, mtime,
  * ctime and a checksum; anything less is ignored). */
 int __must_check filesum_seed(struct filesum_cache *c, const Ferry__FileId *id, struct ferr *err);
+
+/* The file dev/ino is mapped shared and writable: the process changes its
+ * content as it runs (without always moving its mtime), so no checksum of
+ * it could be trusted. filesum_fill marks it live instead. */
+int __must_check filesum_mark_live(struct filesum_cache *c, uint64_t dev, uint64_t ino,
+				   struct ferr *err);
 
 /* Record the content identity of the regular file at dirfd/path (a
  * /proc/PID link: the file the process has, wherever it is) in id, from the

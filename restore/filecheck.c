@@ -205,7 +205,8 @@ int rst_file_check(struct rst_files *f, const char *what, const char *path,
 		return ferr_new(err, ESTALE, "%s `%s`: size %" PRIu64 " then, %" PRIu64 " now%s", what,
 				path, id->size, (uint64_t)st.st_size,
 				(how & RST_FILE_MAY_GROW) ? " (opened O_APPEND: it may only grow)" : "");
-	if (f->mode == RST_FILES_SIZE)
+	/* Mapped shared and writable: its content is the process's to change. */
+	if (f->mode == RST_FILES_SIZE || (id->has_live && id->live))
 		return 0;
 	return check_content(f, s, what, path, id, err);
 }

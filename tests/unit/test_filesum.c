@@ -168,6 +168,15 @@ static void test_cache(void **st)
 	assert_int_equal(seeded.hashed_files, 0);
 	assert_memory_equal(a->xxh128.data, b->xxh128.data, FILESUM_LEN);
 	filesum_cache_free(&seeded);
+	/* Mapped shared and writable: live, never a checksum (which the
+	 * process's writes through the mapping could make stale). */
+	ferry__file_id__free_unpacked(b, NULL);
+	b = state_file_id(dfd, "lib");
+	assert_int_equal(filesum_mark_live(&seeded, b->dev, b->ino, &err), 0);
+	assert_int_equal(filesum_fill(&seeded, dfd, "lib", b, &err), 0);
+	assert_true(b->has_live && b->live);
+	assert_false(b->has_xxh128);
+	filesum_cache_free(&seeded);
 	ferry__file_id__free_unpacked(a, NULL);
 	ferry__file_id__free_unpacked(b, NULL);
 	close(dfd);
