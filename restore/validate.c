@@ -122,11 +122,9 @@ int rst_validate(struct img_image *img, struct rst_check_report *rep, bool chain
 		snprintf(what, sizeof(what), "file of fd %u", fds[i]->fd);
 		/* An O_APPEND file (O_WRONLY or O_RDWR) may have been appended
 		 * to by others since: what it had then must still be there. */
-		if (fds[i]->kind != FERRY__FD_KIND__FD_CHR) {
-			ret = rst_file_check(files, what, fds[i]->path, fds[i]->file,
-					     (fds[i]->flags & O_APPEND) ? RST_FILE_MAY_GROW : 0, err);
-			rep->files_checked += !ret;
-		}
+		ret = rst_file_check(files, what, fds[i]->path, fds[i]->file,
+				     (fds[i]->flags & O_APPEND) ? RST_FILE_MAY_GROW : 0, err);
+		rep->files_checked += !ret && fds[i]->file;
 		/* A FIFO where the image says file would hang the open. */
 		if (!ret)
 			ret = kind_now(what, fds[i]->path, &st, err);
