@@ -13,7 +13,7 @@ void cmd_restore_help(FILE *out)
 {
 	fprintf(out,
 		"Usage: ferry restore -D DIR [-d|--restore-detached] [--pidfile FILE]\n"
-		"                     [--require-same-pid] [--pid-ns] [-v]\n"
+		"                     [--require-same-pid] [--pid-ns] [--file-validation MODE] [-v]\n"
 		"\n"
 		"Re-create the process tree dumped in DIR (and its parent chain) and let it\n"
 		"run on from where it was frozen, as `criu restore` does: every process with\n"
@@ -24,7 +24,8 @@ void cmd_restore_help(FILE *out)
 		"\n"
 		"Everything is checked before a process is created: the images' checksums,\n"
 		"that every file behind a mapping, an fd or the executable is the same file\n"
-		"as at dump time, and that this kernel's vdso fits. A failure later kills\n"
+		"as at dump time (by its content: on another host, or as a copy, it is\n"
+		"another inode), and that this kernel's vdso fits. A failure later kills\n"
 		"the half-built process; a restore never leaves one behind. The images are\n"
 		"only read: the same DIR can be restored again.\n"
 		"\n"
@@ -42,6 +43,12 @@ void cmd_restore_help(FILE *out)
 		"                           The PID printed is the root's as seen from here;\n"
 		"                           without -d ferry waits for the namespace to end\n"
 		"                           and exits 0\n"
+		"      --file-validation MODE  what is checked of each file behind the process:\n"
+		"                           content (default): type, size, build-id and the\n"
+		"                           XXH3-128 of its content; size: type and size;\n"
+		"                           none: that it exists, of the same type. A\n"
+		"                           directory is only checked to be one; a file open\n"
+		"                           O_APPEND may have grown (its dumped part checked)\n"
 		"  -v, --verbose            progress messages and a summary on stderr\n"
 		"  -h, --help               this help\n"
 		"\n"
@@ -79,6 +86,11 @@ static int restore_opt(void *ctx, int c, char *arg)
 	case 'N':
 		rc->o.pid_ns = true;
 		break;
+	case 'F':
+		if (rst_file_validation_parse(arg, &rc->o.files))
+			return cli_usage_error("restore", "--file-validation is content, size or "
+					       "none, not `%s`", arg);
+		break;
 	}
 	return 0;
 }
@@ -91,6 +103,7 @@ int cmd_restore(int argc, char **argv)
 		{ "pidfile", required_argument, NULL, 'p' },
 		{ "require-same-pid", no_argument, NULL, 'S' },
 		{ "pid-ns", no_argument, NULL, 'N' },
+		{ "file-validation", required_argument, NULL, 'F' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },

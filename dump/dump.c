@@ -17,6 +17,7 @@
 #include "common/fault.h"
 #include "common/log.h"
 #include "dump/dump.h"
+#include "dump/fileid.h"
 #include "proc/fds.h"
 #include "proc/shared.h"
 #include "proc/state.h"
@@ -49,8 +50,10 @@ static int check_fds_early(struct target *t, struct ferr *err)
 }
 
 static int write_vmas(struct target *t, struct img_writer *w, const struct vma_list *vl,
-		      const struct dump_state *st, struct dump_tree_ctx *tc, struct ferr *err)
+		      const struct dump_state *st, struct filesum_cache *fs,
+		      struct dump_tree_ctx *tc, struct ferr *err)
 {
+	dump_fileid_live(fs, t, vl);
 	for (size_t i = 0; i < vl->n; i++) {
 		const struct vma *v = &vl->v[i];
 		Ferry__Vma e;
@@ -63,6 +66,7 @@ static int write_vmas(struct target *t, struct img_writer *w, const struct vma_l
 		if (v->kind == FERRY__VMA_KIND__VMA_FILE) {
 			snprintf(path, sizeof(path), "map_files/%" PRIx64 "-%" PRIx64, v->start, v->end);
 			e.file = state_file_id(t->procfd, path);
+			dump_fileid_fill(fs, t, path, e.file);
 		}
 		ret = 0;
 		/* Shared anonymous memory is an object other processes may map. */
@@ -295,6 +299,7 @@ struct round {
 	struct img_image *pimg;
 	struct img_writer *w;
 	struct page_path pp;
+	struct filesum_cache fs;   /* content checksums of the files behind it */
 };
 
 /* The round's steps; whatever it took is released by the caller. */
@@ -321,12 +326,16 @@ static int round_steps(struct target *t, const struct dump_opts *o, struct round
 	ret = cancel_check(err);
 	if (!ret)
 		ret = open_parent(o, &rd->pimg, err);
+	if (!ret)
+		ret = dump_fileid_seed(&rd->fs, rd->pimg, err);
 	if (!ret && !o->pre && !o->skip_unsupported_fds && !o->tc)
 		ret = check_fds_early(t, err);
 	if (!ret)
 		ret = img_writer_create(&rd->w, o->dir, &wo, err);
 	if (!ret)
 		ret = page_path_init(&rd->pp, t, o, rd->w, err);
+	if (!ret && !o->pre)
+		dump_fileid_prehash(&rd->fs, t, o->layout);
 	if (!ret && !o->pre) {
 		/* A tree's processes were all frozen together before. */
 		ret = o->tc ? 0 : target_freeze(t, err);
@@ -347,6 +356,8 @@ static int round_steps(struct target *t, const struct dump_opts *o, struct round
 		ret = dump_tree_note(o->tc, t, &rd->fl, err);
 	if (!ret && !o->pre && !o->skip_unsupported_fds)
 		ret = refuse_unsupported_fds(&rd->fl, t->pid, err);
+	if (!ret && !o->pre)
+		dump_fileid_state(&rd->fs, t, &rd->st, &rd->fl, &rd->vl);
 	if (!ret)
 		pr_debug("layout and fds at %.1f ms", (now_ns() - t0) / 1e6);
 	if (!ret)
@@ -364,7 +375,10 @@ static int round_steps(struct target *t, const struct dump_opts *o, struct round
 	if (!ret && !o->pre)
 		ret = write_process(t, rd->w, &rd->st, &rd->fl, err);
 	if (!ret)
-		ret = write_vmas(t, rd->w, &rd->vl, &rd->st, o->tc, err);
+		ret = write_vmas(t, rd->w, &rd->vl, &rd->st, &rd->fs, o->tc, err);
+	pr_debug("%" PRIu64 " files hashed (%.1f MiB, %.1f ms), %" PRIu64 " from the cache",
+		 rd->fs.hashed_files, rd->fs.hashed_bytes / 1048576.0, rd->fs.hash_ns / 1e6,
+		 rd->fs.hits);
 	if (ret)
 		return ret;
 	/* The pipe appears in the target only now, after its fds were read. */
@@ -433,6 +447,7 @@ int dump_round(struct target *t, const struct dump_opts *o, struct dump_result *
 	vma_list_free(&rd.vl);
 	fds_free(&rd.fl);
 	range_list_free(&rd.dirty);
+	filesum_cache_free(&rd.fs);
 	return ret;
 }
 

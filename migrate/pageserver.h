@@ -11,6 +11,7 @@
 
 #include "common/err.h"
 #include "migrate/net.h"
+#include "restore/restore.h"
 
 #define PS_MAX_FILE_DEFAULT (1ull << 40)   /* 1 TiB */
 #define PS_MAX_FILES 64                    /* per round */
@@ -65,6 +66,7 @@ struct ps_run_opts {
 	unsigned idle_s;                  /* give up after this long without a connection */
 	bool restore;                     /* restore the final dump and hand it over */
 	bool cold;                        /* ... only once it is in, not as rounds arrive */
+	enum rst_file_validation files;   /* what the restore checks of each file */
 	/* What happens, for the caller to show (round: PS_RECEIVED's), or NULL. */
 	void (*event)(void *arg, enum ps_event ev, const char *round, bool final,
 		      const struct ps_result *res);

@@ -45,7 +45,7 @@ static void prebuild(void *arg, const char *dir)
 	if (s->cold)
 		return;
 	ferr_clear(&err);
-	ret = s->w ? rst_warm_update(s->w, dir, &err) : rst_warm_begin(&s->w, dir, &err);
+	ret = s->w ? rst_warm_update(s->w, dir, &err) : rst_warm_begin(&s->w, dir, s->o->files, &err);
 	if (ret) {
 		pr_warn("%s; the final dump will be restored from scratch", err.msg);
 		rst_warm_free(s->w);
@@ -57,7 +57,7 @@ static void prebuild(void *arg, const char *dir)
 static int restore_stopped(void *arg, const char *dir, pid_t *pid, struct ferr *err)
 {
 	struct server *s = arg;
-	struct rst_opts o = { .dir = dir, .stopped = true };
+	struct rst_opts o = { .dir = dir, .stopped = true, .files = s->o->files };
 	struct rst_result r;
 	int ret = -1;
 

@@ -66,9 +66,10 @@ Ferry__FileId *state_file_id(int dirfd, const char *path)
 	ferry__file_id__init(id);
 	id->dev = st.st_dev;
 	id->ino = st.st_ino;
-	id->has_size = id->has_mtime_ns = id->has_mode = true;
+	id->has_size = id->has_mtime_ns = id->has_mode = id->has_ctime_ns = true;
 	id->size = (uint64_t)st.st_size;
 	id->mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000ll + st.st_mtim.tv_nsec;
+	id->ctime_ns = (int64_t)st.st_ctim.tv_sec * 1000000000ll + st.st_ctim.tv_nsec;
 	id->mode = st.st_mode;
 	return id;
 }

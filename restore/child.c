@@ -69,7 +69,7 @@ int rst_reopen_flags(const Ferry__Fd *f)
 /* Opened non-blocking, so that a FIFO or a device put where the image
  * promised a file cannot hang the restore; the dumped flags come back once
  * it is known to be the right kind of file. */
-static void child_open_fd(const Ferry__Fd *f, int errfd)
+static void child_open_fd(const struct rst *r, const Ferry__Fd *f, int errfd)
 {
 	struct stat st;
 	int fd, fl = rst_reopen_flags(f);
@@ -84,8 +84,8 @@ static void child_open_fd(const Ferry__Fd *f, int errfd)
 			   f->path);
 	if (!(fl & O_NONBLOCK) && fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK) < 0)
 		child_fail(errfd, "fd %u: `%s`: clear O_NONBLOCK: %s", f->fd, f->path, strerror(errno));
-	if (f->file && (st.st_dev != f->file->dev || st.st_ino != f->file->ino))
-		child_fail(errfd, "fd %u: `%s` is another file than at dump time", f->fd, f->path);
+	if (f->file && !rst_file_is(&r->files, f->path, &st))
+		child_fail(errfd, "fd %u: `%s` is another file than the one checked", f->fd, f->path);
 	if (f->kind == FERRY__FD_KIND__FD_CHR && (!S_ISCHR(st.st_mode) ||
 						  (f->has_rdev && st.st_rdev != f->rdev)))
 		child_fail(errfd, "fd %u: `%s` is not the device it was at dump time", f->fd, f->path);
@@ -198,7 +198,7 @@ static void setup_fds(const struct rst_tree *t, const struct rst *r, int errfd)
 			if (dup3(src, fd, f->cloexec ? O_CLOEXEC : 0) < 0)
 				child_fail(errfd, "fd %u: dup3: %s", f->fd, strerror(errno));
 		} else if (f->path && fd_supported(f)) {
-			child_open_fd(f, errfd);
+			child_open_fd(r, f, errfd);
 		} else {
 			continue; /* skipped at dump time: left closed */
 		}

@@ -216,8 +216,8 @@ static int child_open(struct rst *r, const char *path, int flags, const Ferry__F
 	if (!S_ISREG(st.st_mode) && !(S_ISCHR(st.st_mode) && rst_dev_harmless(st.st_rdev)))
 		return ferr_new(err, EACCES, "`%s` is neither a regular file nor a harmless device",
 				path);
-	if (id && (st.st_dev != id->dev || st.st_ino != id->ino))
-		return ferr_new(err, ESTALE, "`%s` is another file than at dump time", path);
+	if (id && !rst_file_is(&r->files, path, &st))
+		return ferr_new(err, ESTALE, "`%s` is another file than the one checked", path);
 	return 0;
 }
 

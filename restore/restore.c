@@ -166,6 +166,7 @@ void rst_free(struct rst *r)
 	rst_caller_free(&r->caller);
 	img_free_entries(r->threads_img, r->nr_threads);
 	img_free_entries(r->fds, r->nr_fds);
+	rst_files_free(&r->files);
 	if (r->proc)
 		ferry__process__free_unpacked(r->proc, NULL);
 	if (r->img)
@@ -183,9 +184,10 @@ static int restore_cold(const struct rst_opts *opts, struct rst_result *res, uin
 	uint64_t t1;
 	int ret;
 
+	r.files.mode = opts->files;
 	ret = img_open(&r.img, opts->dir, err);
 	if (!ret)
-		ret = rst_validate(r.img, &rep, true, err);
+		ret = rst_validate(r.img, &rep, true, &r.files, err);
 	if (!ret)
 		ret = rst_vdso_fits(r.img, err);
 	if (!ret)
@@ -195,8 +197,8 @@ static int restore_cold(const struct rst_opts *opts, struct rst_result *res, uin
 
 		if (!opts->kd)
 			rst_probe(&kd);
-		ret = rst_restore_tree(opts, res, root, items, nitems, opts->kd ? opts->kd : &kd,
-				       err);
+		ret = rst_restore_tree(opts, res, root, &r.files, items, nitems,
+				       opts->kd ? opts->kd : &kd, err);
 		img_free_entries(items, nitems);
 		res->validate_ns = 0;
 		res->build_ns = now_ns() - t0;
@@ -208,8 +210,10 @@ static int restore_cold(const struct rst_opts *opts, struct rst_result *res, uin
 		return ret;
 	t1 = now_ns();
 	res->validate_ns = t1 - t0;
-	pr_info("validated %s: %" PRIu64 " runs, %zu files unchanged, %.3f s", opts->dir,
-		rep.verify.runs_checked, rep.files_checked, res->validate_ns / 1e9);
+	pr_info("validated %s: %" PRIu64 " runs, %zu files unchanged (by %s; %" PRIu64 " read, "
+		"%.1f MiB in %.1f ms), %.3f s", opts->dir, rep.verify.runs_checked,
+		rep.files_checked, rst_file_validation_name(opts->files), r.files.hashed_files,
+		r.files.hashed_bytes / 1048576.0, r.files.hash_ns / 1e6, res->validate_ns / 1e9);
 	/* Only what the page filler asks: the whole probe forks a traced
 	 * child, and a migration's cold restore runs inside its downtime. */
 	if (!opts->kd)

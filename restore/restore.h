@@ -18,8 +18,22 @@
 #include "common/kerndat.h"
 #include "common/util.h"
 
+/* How much restore checks of each file behind the process: a mapping, an
+ * open file or the executable (docs/IMAGES.md "Files behind the process").
+ * Never device and inode, which name a file only on the dumping host. */
+enum rst_file_validation {
+	RST_FILES_CONTENT = 0,  /* type, size, XXH3-128 of the content (build-id first) */
+	RST_FILES_SIZE,         /* type and size */
+	RST_FILES_NONE,         /* it exists and is of the same type */
+};
+
+/* "content", "size", "none" to the mode (-EINVAL for anything else), and back. */
+int rst_file_validation_parse(const char *s, enum rst_file_validation *out);
+const char *rst_file_validation_name(enum rst_file_validation m);
+
 struct rst_opts {
 	const char *dir;
+	enum rst_file_validation files;  /* default (0): content */
 	bool require_same_pid;  /* fail rather than take new PIDs/TIDs */
 	bool stopped;           /* leave it stopped (SIGSTOP); SIGCONT lets it run */
 	bool pid_ns;            /* in a new PID namespace, under an init of ferry's */
@@ -61,7 +75,8 @@ rst_restore(const struct rst_opts *opts, struct rst_result *res, struct ferr *er
  * rst_restore still works). The child is traced by the calling thread. */
 struct rst_warm;
 int __attribute__((warn_unused_result))
-rst_warm_begin(struct rst_warm **w, const char *dir, struct ferr *err);
+rst_warm_begin(struct rst_warm **w, const char *dir, enum rst_file_validation files,
+	       struct ferr *err);
 int __attribute__((warn_unused_result))
 rst_warm_update(struct rst_warm *w, const char *dir, struct ferr *err);
 int __attribute__((warn_unused_result))

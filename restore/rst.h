@@ -14,6 +14,7 @@
 #include "proc/inject.h"
 #include "images/img.h"
 #include "restore/restore.h"
+#include "restore/validate.h"
 
 struct rst_thread {
 	const Ferry__Thread *img;  /* as dumped */
@@ -70,6 +71,8 @@ struct rst {
 	size_t nr_threads;
 	Ferry__Fd **fds;
 	size_t nr_fds;
+	struct rst_files files;    /* what validation found at each path: opened later, each
+				      must still be that file (rst_file_is) */
 
 	pid_t pid;                 /* the child; 0 until created */
 	int procfd;                /* /proc/PID of the child */
@@ -104,8 +107,9 @@ int rst_tree_create(struct rst_tree *t, struct ferr *err);
 /* tree.c: the cold restore of a dump with tree.img (root's ownership
  * passes to it). */
 int rst_restore_tree(const struct rst_opts *opts, struct rst_result *res,
-		     struct img_image *root, Ferry__TreeItem *const *items, size_t nitems,
-		     const struct kerndat *kd, struct ferr *err);
+		     struct img_image *root, struct rst_files *root_files,
+		     Ferry__TreeItem *const *items, size_t nitems, const struct kerndat *kd,
+		     struct ferr *err);
 /* Reject what a tree cannot be created as before anything is made. */
 int rst_tree_check(const struct rst_tree *t, struct ferr *err);
 void rst_tree_kill(struct rst_tree *t);

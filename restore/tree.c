@@ -27,6 +27,8 @@ static void tree_restore_free(struct tree_restore *x, size_t n)
 	for (size_t i = 0; x->rs && i < n; i++)
 		if (x->r[i])
 			rst_free(&x->rs[i]);
+		else
+			rst_files_free(&x->rs[i].files);
 	if (x->pool_made)
 		rst_pool_close(&x->pool);
 	free(x->rs);
@@ -49,7 +51,7 @@ static int load_proc(struct tree_restore *x, size_t i, const char *dir, struct i
 			return ferr_new(err, ENAMETOOLONG, "images of process %u", x->tp[i]->pid);
 		ret = img_open(&r->img, path, err);
 		if (!ret)
-			ret = rst_validate(r->img, &rep, true, err);
+			ret = rst_validate(r->img, &rep, true, &r->files, err);
 		if (!ret)
 			ret = rst_vdso_fits(r->img, err);
 		if (!ret)
@@ -121,8 +123,9 @@ static int build(struct tree_restore *x, struct rst_result *res, struct ferr *er
 }
 
 int rst_restore_tree(const struct rst_opts *opts, struct rst_result *res,
-		     struct img_image *root, Ferry__TreeItem *const *items, size_t nitems,
-		     const struct kerndat *kd, struct ferr *err)
+		     struct img_image *root, struct rst_files *root_files,
+		     Ferry__TreeItem *const *items, size_t nitems, const struct kerndat *kd,
+		     struct ferr *err)
 {
 	struct tree_restore x = { 0 };
 	size_t n = 0, files = 0;
@@ -144,9 +147,14 @@ int rst_restore_tree(const struct rst_opts *opts, struct rst_result *res,
 			x.tp[k++] = items[i]->proc;
 	for (size_t i = 0; i < n; i++) {
 		x.rs[i] = (struct rst){ .opts = opts, .res = res, .procfd = -1 };
+		x.rs[i].files.mode = opts->files;
 		if (!x.tp[i]->zombie)
 			x.r[i] = &x.rs[i];
 	}
+	/* The root's files were checked with its images: what was seen is
+	 * what its fds must open. */
+	x.rs[0].files = *root_files;
+	memset(root_files, 0, sizeof(*root_files));
 	if (!x.r[0]) {
 		img_close(root);
 		ret = ferr_new(err, EBADMSG, "%s: the root process is a zombie", opts->dir);

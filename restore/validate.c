@@ -1,5 +1,6 @@
 /* Everything restore checks before it creates a process: a refusal here
  * costs nothing, a refusal half-way would leave a half-built process. */
+#include <fcntl.h>
 #include <inttypes.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -53,32 +54,30 @@ static int mappable(const char *what, const char *path, struct ferr *err)
 	return 0;
 }
 
-/* Is path still the file the dump saw? */
-static int same_file(const char *what, const char *path, const Ferry__FileId *id, struct ferr *err)
+int rst_validate_mappings(struct img_image *img, struct rst_files *files, size_t *checked,
+			  struct ferr *err)
 {
-	struct stat st;
-	int64_t mtime;
+	char what[96];
+	int ret;
 
-	if (!path || !id)
-		return 0;
-	if (strstr(path, " (deleted)"))
-		return ferr_new(err, ENOENT, "%s `%s` was already deleted when dumped: ferry cannot "
-				"restore it", what, path);
-	if (stat(path, &st) < 0)
-		return ferr_sys(err, errno, "%s `%s`", what, path);
-	mtime = (int64_t)st.st_mtim.tv_sec * 1000000000ll + st.st_mtim.tv_nsec;
-	if (st.st_dev != id->dev || st.st_ino != id->ino)
-		return ferr_new(err, ESTALE, "%s `%s` is another file than at dump time (inode %" PRIu64
-				" then, %" PRIu64 " now)", what, path, id->ino, (uint64_t)st.st_ino);
-	if ((id->has_size && (uint64_t)st.st_size != id->size) ||
-	    (id->has_mtime_ns && mtime != id->mtime_ns))
-		return ferr_new(err, ESTALE, "%s `%s` changed since the dump (size %" PRIu64 " then, %"
-				PRIu64 " now%s)", what, path, id->size, (uint64_t)st.st_size,
-				mtime != id->mtime_ns ? ", modified" : "");
+	for (size_t i = 0; i < img->nr_vmas; i++) {
+		const Ferry__Vma *v = img->vmas[i];
+
+		if (v->kind != FERRY__VMA_KIND__VMA_FILE)
+			continue;
+		snprintf(what, sizeof(what), "file mapped at 0x%" PRIx64 "-0x%" PRIx64, v->start, v->end);
+		ret = rst_file_check(files, what, v->path, v->file, 0, err);
+		if (!ret && v->path && !strstr(v->path, " (deleted)"))
+			ret = mappable(what, v->path, err);
+		if (ret)
+			return ret;
+		(*checked)++;
+	}
 	return 0;
 }
 
-int rst_validate(struct img_image *img, struct rst_check_report *rep, bool chain, struct ferr *err)
+int rst_validate(struct img_image *img, struct rst_check_report *rep, bool chain,
+		 struct rst_files *files, struct ferr *err)
 {
 	Ferry__Process *proc = NULL;
 	Ferry__Fd **fds = NULL;
@@ -100,22 +99,13 @@ int rst_validate(struct img_image *img, struct rst_check_report *rep, bool chain
 	ret = chain ? img_verify(img, &rep->verify, err) : img_verify_one(img, &rep->verify, err);
 	if (ret)
 		return ret;
-	for (size_t i = 0; i < img->nr_vmas; i++) {
-		const Ferry__Vma *v = img->vmas[i];
-
-		if (v->kind != FERRY__VMA_KIND__VMA_FILE)
-			continue;
-		snprintf(what, sizeof(what), "file mapped at 0x%" PRIx64 "-0x%" PRIx64, v->start, v->end);
-		ret = same_file(what, v->path, v->file, err);
-		if (!ret && v->path && !strstr(v->path, " (deleted)"))
-			ret = mappable(what, v->path, err);
-		if (ret)
-			return ret;
-		rep->files_checked++;
-	}
+	ret = rst_validate_mappings(img, files, &rep->files_checked, err);
+	if (ret)
+		return ret;
 	ret = img_read_process(img, &proc, err);
 	if (!ret && proc->mm) {
-		ret = same_file("executable", proc->mm->exe_path, proc->mm->exe_id, err);
+		ret = rst_file_check(files, "executable", proc->mm->exe_path, proc->mm->exe_id, 0,
+				     err);
 		if (!ret && proc->mm->exe_path)
 			ret = mappable("executable", proc->mm->exe_path, err);
 		rep->files_checked += !ret;
@@ -130,16 +120,18 @@ int rst_validate(struct img_image *img, struct rst_check_report *rep, bool chain
 				      fds[i]->kind != FERRY__FD_KIND__FD_CHR))
 			continue;
 		snprintf(what, sizeof(what), "file of fd %u", fds[i]->fd);
+		/* An O_APPEND file (O_WRONLY or O_RDWR) may have been appended
+		 * to by others since: what it had then must still be there. */
+		ret = rst_file_check(files, what, fds[i]->path, fds[i]->file,
+				     (fds[i]->flags & O_APPEND) ? RST_FILE_MAY_GROW : 0, err);
+		rep->files_checked += !ret && fds[i]->file;
 		/* A FIFO where the image says file would hang the open. */
-		ret = kind_now(what, fds[i]->path, &st, err);
+		if (!ret)
+			ret = kind_now(what, fds[i]->path, &st, err);
 		if (!ret && !rst_fd_type_fits(fds[i], st.st_mode))
 			ret = ferr_new(err, EACCES, "%s `%s` is not the kind of file the image says "
 				       "(a FIFO, socket or device where a file was): ferry does not "
 				       "open it", what, fds[i]->path);
-		if (ret || fds[i]->kind == FERRY__FD_KIND__FD_CHR)
-			continue;
-		ret = same_file(what, fds[i]->path, fds[i]->file, err);
-		rep->files_checked += !ret;
 	}
 	img_free_entries(fds, nfds);
 	if (proc)

@@ -6,6 +6,42 @@
 #include <sys/types.h>
 
 #include "images/img.h"
+#include "proc/filesum.h"
+#include "restore/restore.h"
+
+/* A file restore checked, as it is now on this host: what the child and
+ * the mappings then open must be this one (same device and inode now). */
+struct rst_file_seen {
+	char *path;
+	uint64_t dev, ino, size;
+	int64_t mtime_ns, ctime_ns;
+	bool summed;              /* its first sum_len bytes have the XXH3-128 sum */
+	uint64_t sum_len;
+	uint8_t sum[FILESUM_LEN];
+};
+
+/* The files one restore checked (a warm restore's across its rounds: a file
+ * unchanged since an earlier round is not read again). */
+struct rst_files {
+	enum rst_file_validation mode;
+	struct rst_file_seen *v;
+	size_t n;
+	uint64_t hashed_files, hashed_bytes, hash_ns;
+};
+
+void rst_files_free(struct rst_files *f);
+
+#define RST_FILE_MAY_GROW 1u      /* an O_APPEND fd's file: may be larger now */
+
+/* Is path (what names it in a message: "fd 3", "executable", ...) what id
+ * says, as far as f->mode checks: its type always (a directory: nothing
+ * else), then its size, then its build-id and content. Recorded in f. A
+ * refusal names the file and what differs. */
+int __must_check rst_file_check(struct rst_files *f, const char *what, const char *path,
+				const Ferry__FileId *id, unsigned how, struct ferr *err);
+
+/* Is st (of a file just opened at path) the file rst_file_check saw there? */
+bool rst_file_is(const struct rst_files *f, const char *path, const struct stat *st);
 
 struct rst_check_report {
 	struct img_verify_report verify;
@@ -14,10 +50,15 @@ struct rst_check_report {
 
 /* A full dump (not a pre-dump) for this architecture and page size, every
  * page checksum right through the chain, and every file that backs a
- * mapping, an fd or the executable still the same file (device, inode,
- * size, mtime). The first failure is returned with a message naming it. */
+ * mapping, an fd or the executable the same file as far as files->mode
+ * checks (rst_file_check). The first failure is returned with a message
+ * naming it. */
 int __must_check rst_validate(struct img_image *img, struct rst_check_report *rep, bool chain,
-			      struct ferr *err);
+			      struct rst_files *files, struct ferr *err);
+
+/* Only the files behind img's mappings (a warm restore's rounds). */
+int __must_check rst_validate_mappings(struct img_image *img, struct rst_files *files,
+				       size_t *checked, struct ferr *err);
 
 /* Is rdev one of the character devices whose open cannot block or act
  * (null, zero, full, random, urandom)? */

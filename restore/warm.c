@@ -355,20 +355,24 @@ static int apply(struct rst_warm *w, struct img_image *img, struct ferr *err)
 
 /* Round dir, on top of the chain already open (NULL: round one): only its
  * own files are read and checked; the rest was when it arrived. */
-static int open_round(const char *dir, struct img_image *on, bool final, struct img_image **img,
-		      struct ferr *err)
+static int open_round(const char *dir, struct img_image *on, bool final, struct rst_files *files,
+		      struct img_image **img, struct ferr *err)
 {
 	struct rst_check_report rep;
+	size_t n = 0;
 	int ret = on ? img_open_on(img, dir, on, err) : img_open(img, dir, err);
 
 	if (ret)
 		return ret;
 	if (final)
-		ret = rst_validate(*img, &rep, false, err);
+		ret = rst_validate(*img, &rep, false, files, err);
 	else if ((*img)->page_size != (uint32_t)ferry_page_size())
 		ret = ferr_new(err, ENOEXEC, "%s has %u-byte pages", dir, (*img)->page_size);
 	else
 		ret = img_verify_one(*img, &rep.verify, err);
+	/* Its mappings are made now: their files checked first. */
+	if (!ret && !final)
+		ret = rst_validate_mappings(*img, files, &n, err);
 	if (ret) {
 		if (on)
 			img_close_on(*img);
@@ -421,7 +425,7 @@ static int warm_build(struct rst_warm *w, const char *dir, struct ferr *err)
 	r->th = calloc(1, sizeof(*r->th));
 	if (w->zeroes == MAP_FAILED || !r->th)
 		return ferr_sys(err, ENOMEM, "warm restore");
-	ret = open_round(dir, NULL, false, &r->img, err);
+	ret = open_round(dir, NULL, false, &r->files, &r->img, err);
 	if (ret)
 		return ret;
 	rst_probe(&w->kd);
@@ -443,13 +447,15 @@ static int warm_build(struct rst_warm *w, const char *dir, struct ferr *err)
 	return 0;
 }
 
-int rst_warm_begin(struct rst_warm **out, const char *dir, struct ferr *err)
+int rst_warm_begin(struct rst_warm **out, const char *dir, enum rst_file_validation files,
+		   struct ferr *err)
 {
 	cleanup(rst_warm) struct rst_warm *w = warm_new();
 
 	*out = NULL;
 	if (!w)
 		return ferr_sys(err, ENOMEM, "warm restore");
+	w->r.files.mode = files;
 	if (warm_build(w, dir, err))
 		return ferr_wrap(err, "warm restore of %s", dir);
 	pr_info("warm restore: process %d built from %s (%" PRIu64 " pages)", w->r.pid, dir,
@@ -462,7 +468,7 @@ int rst_warm_update(struct rst_warm *w, const char *dir, struct ferr *err)
 {
 	struct img_image *img;
 	uint64_t before = w->res.pages;
-	int ret = open_round(dir, w->r.img, false, &img, err);
+	int ret = open_round(dir, w->r.img, false, &w->r.files, &img, err);
 
 	if (!ret)
 		ret = apply(w, img, err);
@@ -543,9 +549,9 @@ static int process_setup(struct rst_warm *w, struct ferr *err)
 		if (!rst_fd_type_fits(f, st.st_mode))
 			return ferr_new(err, EACCES, "fd %u: `%s` is not the kind of file it was at "
 					"dump time", f->fd, f->path);
-		if (f->file && (st.st_dev != f->file->dev || st.st_ino != f->file->ino))
-			return ferr_new(err, ESTALE, "fd %u: `%s` is another file than at dump time",
-					f->fd, f->path);
+		if (f->file && !rst_file_is(&r->files, f->path, &st))
+			return ferr_new(err, ESTALE, "fd %u: `%s` is another file than the one "
+					"checked", f->fd, f->path);
 		/* Opened non-blocking; the dumped flags back on (F_SETFL). */
 		if (!(rst_reopen_flags(f) & O_NONBLOCK))
 			ret = rst_sys(m, "fcntl(F_SETFL)", &rv, err, __NR_fcntl, (uint64_t)fd, F_SETFL,
@@ -592,7 +598,8 @@ int rst_warm_finish(struct rst_warm *w, const struct rst_opts *opts, struct rst_
 	w->opts = *opts;
 	if (fault_hit("warm-restore-fail"))
 		return ferr_new(err, EIO, "warm restore failing on purpose (FERRY_FAULT)");
-	ret = open_round(opts->dir, r->img, true, &img, err);
+	r->files.mode = opts->files;
+	ret = open_round(opts->dir, r->img, true, &r->files, &img, err);
 	if (!ret)
 		ret = apply(w, img, err);
 	res->validate_ns = now_ns() - t0;

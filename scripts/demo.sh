@@ -32,6 +32,9 @@ selfcheck() {
 
 # ---- live migration between two "hosts" ----
 . scripts/twohosts.sh
+. scripts/copies.sh
+COPIES_IN=$D
+export COPIES_IN
 NS_S=ferry-demo-src NS_D=ferry-demo-dst
 MW=""
 netclean() {
@@ -52,7 +55,13 @@ while [ ! -s "$D/mig.ready" ]; do sleep 0.05; done
 echo "pid $MW, network namespace $(readlink /proc/$MW/ns/net)"
 
 step "on the destination host: ferry page-server --restore"
-ip netns exec $NS_D "$B/ferry" page-server -D "$D/arrived" --address 10.197.0.2 --port 27027 \
+# The destination has its own copies of the program and its libraries (a
+# mount namespace with copies bind-mounted over them): restore knows them
+# by their content, not by sharing an inode with the source's.
+DST_FILES=$(program_files "$B/tests/workloads/dirtier" | tr '\n' ' ')
+echo "its own copies of: $DST_FILES"
+# shellcheck disable=SC2086
+scripts/with-copies $DST_FILES -- ip netns exec $NS_D "$B/ferry" page-server -D "$D/arrived" --address 10.197.0.2 --port 27027 \
 	--auth-key "$D/key" --restore --pidfile "$D/arrived.pid" >"$D/server.out" 2>&1 &
 SRV=$!
 while ! grep -q listening "$D/server.out" 2>/dev/null; do sleep 0.05; done
@@ -67,6 +76,7 @@ RP=$(cat "$D/arrived.pid")
 [ -d /proc/$MW ] && ! grep -q '^State:.*Z' /proc/$MW/status && { echo "the original still runs"; exit 1; }
 MW=$RP
 echo "the original is gone; process $RP runs in $(readlink /proc/$RP/ns/net) (the destination's)"
+echo "its program is the destination's copy: inode $(stat -L -c %i /proc/$RP/exe), the source's $(stat -c %i "$(readlink -f "$B/tests/workloads/dirtier")")"
 rm -f "$D/mig.check"
 kill -USR1 $RP
 while [ ! -s "$D/mig.check" ]; do sleep 0.05; done

@@ -51,6 +51,7 @@ cp "$TOOLS"/tools/* "$R/ferry/tests/tools/"
 cp "$TOOLS"/workloads/* "$R/ferry/tests/workloads/"
 here=$(cd "$(dirname "$0")/../.." && pwd)
 cp "$here"/tests/integration/lib.sh "$here"/tests/integration/predump.sh "$R/ferry/tests/integration/"
+mkdir -p "$R/ferry/scripts" && cp "$here"/scripts/copies.sh "$R/ferry/scripts/"
 cp "$here"/tests/vm/guest.sh "$here"/tests/vm/fallback.sh "$R/ferry/tests/vm/"
 cp "$here"/tests/vm/init "$R/init"
 chmod +x "$R/init"

@@ -23,6 +23,11 @@ TEST_ID=${TEST_ID:-$(basename "$0" .sh)}
 T=$(mktemp -d /tmp/ferry-it-XXXXXX)
 trap 'rm -rf "$T"' EXIT
 fails=0
+# with_copies, with_mounts, mapped_files, program_files: files as another
+# host has them (copies made under $T).
+. "$(dirname "$0")/../../scripts/copies.sh"
+COPIES_IN=$T
+export COPIES_IN
 
 fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
 ok() { echo "ok: $*"; }

@@ -45,11 +45,17 @@ start_dirtier() {
 }
 
 
+# The destination host has its own copies of the workload's program and of
+# every library it loads (scripts/with-copies: a mount namespace with the
+# copies bind-mounted over the originals), so that nothing passes by
+# sharing an inode with the source: restore checks files by content.
+DST_FILES=$(program_files "$DIRTIER" | tr '\n' ' ')
 # server NAME ARGS...: a page server on the destination host; S its PID.
 server() {
 	name=$1; shift
 	rm -rf "$T/$name" "$T/$name.pid" "$T/$name.out"
-	ip netns exec $NS_DST env ${SFAULT:-} "$FERRY" page-server -D "$T/$name" \
+	# shellcheck disable=SC2086
+	"$WITH_COPIES" $DST_FILES -- ip netns exec $NS_DST env ${SFAULT:-} "$FERRY" page-server -D "$T/$name" \
 		--address $DST_IP --port $PORT --pidfile "$T/$name.pid" "$@" \
 		>"$T/$name.out" 2>"$T/$name.err" &
 	S=$!
@@ -93,6 +99,9 @@ if [ -n "$RP" ] && alive "$RP"; then
 	ok "the restored process runs on the destination"
 	grep -q '^State:.*T' /proc/$RP/status && fail "it was left stopped"
 	check_mem "$T/w" $RP "every page arrived intact (the workload checked itself)"
+	[ "$(stat -L -c %i /proc/$RP/exe)" != "$(stat -c %i "$(readlink -f "$DIRTIER")")" ] &&
+		ok "it runs the destination's copy of the program (another inode)" ||
+		fail "it runs the source's program file"
 	[ "$(readlink /proc/$RP/ns/net)" = "$(ip netns exec $NS_DST readlink /proc/self/ns/net)" ] &&
 		ok "it runs in the destination's network namespace" ||
 		fail "it is not in the destination host's namespace"

@@ -190,7 +190,7 @@ expect_rc 1 "an incomplete dump (no inventory) is refused" "$FERRY" restore -D "
 cp -p "$T/m.desc.file" "$T/keep"
 printf 'x' >>"$T/m.desc.file"
 expect_rc 1 "a changed mapped file is refused" "$FERRY" restore -D "$T/m" -d
-expect_in "$T/err" "changed since the dump" "names the changed file"
+expect_in "$T/err" "m.desc.file\`: size" "names the changed file and its size"
 cp -p "$T/keep" "$T/m.desc.file"  # same inode, size and mtime again
 [ "$(count)" = "$before" ] && ok "no process was created by a refusal" || fail "memtest count $before -> $(count)"
 FERRY_FAULT=restore-fail-after-memory "$FERRY" restore -D "$T/m" -d >"$T/out" 2>"$T/err"
