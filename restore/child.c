@@ -106,8 +106,13 @@ static void __attribute__((noreturn)) child_main(struct rst *r, int go, int errf
 	syscall(SYS_close_range, 3, (unsigned)errfd - 1, 0);
 	syscall(SYS_close_range, (unsigned)errfd + 1, ~0u, 0);
 	for (size_t i = 0; i < r->nr_fds; i++)
-		if (r->fds[i]->path && fd_supported(r->fds[i]))
+		if (fd_supported(r->fds[i]) && rst_fdkind_owns(r->fds[i])) {
+			if (rst_fdkind_open(r, r->fds[i], &err))
+				child_fail(errfd, "%s", err.msg);
+		} else if (r->fds[i]->path && fd_supported(r->fds[i]))
 			child_open_fd(r->fds[i], errfd);
+	if (rst_fdkind_epoll(r, &err))
+		child_fail(errfd, "%s", err.msg);
 	if (p->has_sid && p->sid == p->pid) {
 		if (setsid() < 0)
 			child_fail(errfd, "setsid: %s", strerror(errno));

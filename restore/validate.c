@@ -6,6 +6,7 @@
 #include <sys/sysmacros.h>
 #include <sys/utsname.h>
 
+#include "restore/rst.h"
 #include "restore/validate.h"
 
 bool rst_dev_harmless(dev_t rdev)
@@ -98,30 +99,31 @@ int rst_validate(struct img_image *img, struct rst_check_report *rep, bool chain
 		return ferr_new(err, ENOEXEC, "%s has %u-byte pages, this kernel %d", img->path,
 				img->page_size, ferry_page_size());
 	ret = chain ? img_verify(img, &rep->verify, err) : img_verify_one(img, &rep->verify, err);
-	if (ret)
-		return ret;
-	for (size_t i = 0; i < img->nr_vmas; i++) {
+	if (!ret)
+		ret = img_read_fds(img, &fds, &nfds, err);
+	for (size_t i = 0; !ret && i < img->nr_vmas; i++) {
 		const Ferry__Vma *v = img->vmas[i];
 
-		if (v->kind != FERRY__VMA_KIND__VMA_FILE)
+		/* A memfd or deleted file the process also has open: mapped
+		 * from the copy restore makes of it (restore/fdkind.c). */
+		if (v->kind != FERRY__VMA_KIND__VMA_FILE || rst_fdkind_backing(fds, nfds, v))
 			continue;
 		snprintf(what, sizeof(what), "file mapped at 0x%" PRIx64 "-0x%" PRIx64, v->start, v->end);
 		ret = same_file(what, v->path, v->file, err);
 		if (!ret && v->path && !strstr(v->path, " (deleted)"))
 			ret = mappable(what, v->path, err);
 		if (ret)
-			return ret;
+			break;
 		rep->files_checked++;
 	}
-	ret = img_read_process(img, &proc, err);
+	if (!ret)
+		ret = img_read_process(img, &proc, err);
 	if (!ret && proc->mm) {
 		ret = same_file("executable", proc->mm->exe_path, proc->mm->exe_id, err);
 		if (!ret && proc->mm->exe_path)
 			ret = mappable("executable", proc->mm->exe_path, err);
 		rep->files_checked += !ret;
 	}
-	if (!ret)
-		ret = img_read_fds(img, &fds, &nfds, err);
 	for (size_t i = 0; !ret && i < nfds; i++) {
 		struct stat st;
 
