@@ -21,6 +21,13 @@ start() {
 	wait_for "$T/$n/ready" || fail "fdcheck $n did not start: $(cat "$T/$n.err")"
 }
 
+# fdlist PID: "N -> link" per fd, a deleted file's name left out (the
+# restored one is an O_TMPFILE, named by the kernel).
+fdlist() {
+	ls -l /proc/$1/fd | awk 'NF > 9 {print $9, $10, $11, $12}' |
+		sed -e 's#-> /memfd:#-> memfd:#' -e 's#-> /.* (deleted)$#-> a deleted file#'
+}
+
 # verdict NAME PID DESC: ask for the check, expect "ok".
 verdict() {
 	rm -f "$T/$1/verdict"
@@ -39,8 +46,9 @@ kill -9 "$W"
 
 # 1. Dump, restore, check from inside.
 start a
-ls -l /proc/$W/fd | awk '{print $9, $10, $11}' | sed 's/ (deleted)//; s/#[0-9]*/X/' >"$T/fds.before"
+fdlist "$W" >"$T/fds.before"
 expect_rc 0 "dump a process with one fd of each kind" "$FERRY" dump -t $W -D "$T/d"
+kill -9 $W 2>/dev/null
 wait $W 2>/dev/null
 [ -s "$T/d/fdata.img" ] && ok "memfd and deleted file contents in fdata.img" || fail "no fdata.img"
 "$FERRY" show "$T/d" >"$T/show" 2>&1 || fail "show: $(head -c 300 "$T/show")"
@@ -52,6 +60,9 @@ for k in eventfd timerfd signalfd eventpoll inotify memfd:fdcheck; do
 	ls -l /proc/$RP/fd 2>/dev/null | grep -q "$k" && ok "the restored process has its $k fd" ||
 		fail "no $k fd after restore"
 done
+fdlist "$RP" >"$T/fds.after"
+cmp -s "$T/fds.before" "$T/fds.after" && ok "the same fds, of the same kinds, at the same numbers" ||
+	fail "fds differ: $(diff "$T/fds.before" "$T/fds.after" | head -5)"
 grep -q 'memfd:fdcheck' /proc/$RP/maps && ok "the memfd is mapped again" || fail "memfd mapping missing"
 verdict a "$RP" "every fd's state, checked from inside the restored process"
 [ -n "$RP" ] && kill -9 "$RP" 2>/dev/null
@@ -78,6 +89,7 @@ done
 # removed, watch 2 kept): refused at restore, before the process runs.
 start gap --extra gap
 expect_rc 0 "dump a process whose inotify watches start at 2" "$FERRY" dump -t $W -D "$T/g"
+kill -9 $W 2>/dev/null
 wait $W 2>/dev/null
 expect_rc 1 "its restore is refused" "$FERRY" restore -D "$T/g" -d
 expect_in "$T/err" "came back as descriptor 1, the process knows it as 2" "names the watch descriptors"

@@ -112,6 +112,7 @@ F=$!
 PIDS="$PIDS $F"
 wait_for "$T/fdk/ready" || fail "fdcheck did not start"
 expect_rc 0 "dump a process with a memfd and a deleted file" "$FERRY" dump -t $F -D "$T/fk"
+kill -9 $F 2>/dev/null
 wait $F 2>/dev/null
 "$BAD" "$T/fk" "$T/fk-copy" || fail "copy a dump with fdata.img"
 expect_rc 0 "the copy, fdata.img and all, restores" "$FERRY" restore -D "$T/fk-copy" -d --pidfile "$T/fk.pid"
