@@ -18,6 +18,7 @@
 #include "common/log.h"
 #include "dump/dump.h"
 #include "dump/fileid.h"
+#include "dump/fdata.h"
 #include "proc/fds.h"
 #include "proc/shared.h"
 #include "proc/state.h"
@@ -278,8 +279,11 @@ static int write_process(struct target *t, struct img_writer *w, const struct du
 
 	for (size_t i = 0; !ret && i < st->nr_threads; i++)
 		ret = img_write_thread(w, st->threads[i], err);
-	for (size_t i = 0; !ret && i < fl->n; i++)
-		ret = img_write_fd(w, fl->fds[i], err);
+	for (size_t i = 0; !ret && i < fl->n; i++) {
+		ret = dump_fd_data(t, w, fl->fds[i], err);
+		if (!ret)
+			ret = img_write_fd(w, fl->fds[i], err);
+	}
 	if (!ret && fault_hit("kill-target-mid-dump")) {
 		/* Half the images are written; the target dies for certain
 		 * (its pidfd turns readable) before its memory is read. */

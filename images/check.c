@@ -133,6 +133,37 @@ int img_check_threads(const char *what, Ferry__Thread *const *t, size_t n, struc
 	return 0;
 }
 
+/* The state of one fd beyond its number and path (Fd fields 20 on). */
+static const char *fd_state_ok(const Ferry__Fd *f)
+{
+	uint32_t prev = 0;
+
+	if (f->n_epoll > IMG_FD_ENTRIES_MAX || f->n_inotify > IMG_FD_ENTRIES_MAX)
+		return "more epoll targets or inotify watches than ferry restores";
+	for (size_t i = 0; i < f->n_epoll; i++)
+		if (f->epoll[i]->tfd >= IMG_FD_MAX)
+			return "an epoll target fd out of range";
+	for (size_t i = 0; i < f->n_inotify; i++) {
+		const Ferry__InotifyWatch *w = f->inotify[i];
+
+		if (!w->wd || w->wd <= prev)
+			return "inotify watch descriptors not ascending from 1";
+		if (!str_ok(w->path) || !w->path[0])
+			return "an inotify watch without a path, or one longer than PATH_MAX";
+		prev = w->wd;
+	}
+	if (f->memfd && strnlen(f->memfd->name, IMG_MEMFD_NAME_MAX + 1) > IMG_MEMFD_NAME_MAX)
+		return "memfd name longer than 249 bytes";
+	switch (f->kind) {
+	case FERRY__FD_KIND__FD_MEMFD:
+		return f->memfd ? NULL : "a memfd without its name";
+	case FERRY__FD_KIND__FD_DELETED:
+		return f->path ? NULL : "a deleted file without its path";
+	default:
+		return NULL;
+	}
+}
+
 int img_check_fds(const char *what, Ferry__Fd *const *f, size_t n, struct ferr *err)
 {
 	for (size_t i = 0; i < n; i++) {
@@ -143,12 +174,35 @@ int img_check_fds(const char *what, Ferry__Fd *const *f, size_t n, struct ferr *
 			why = "fd number out of range";
 		else if (i && f[i]->fd <= f[i - 1]->fd)
 			why = "not above the previous fd (repeated or out of order)";
-		else if (f[i]->kind < FERRY__FD_KIND__FD_REG || f[i]->kind > FERRY__FD_KIND__FD_OTHER)
+		else if (f[i]->kind < FERRY__FD_KIND__FD_REG || f[i]->kind > FERRY__FD_KIND__FD_DELETED)
 			why = "unknown kind";
 		else if (!str_ok(f[i]->path))
 			why = "path longer than PATH_MAX";
+		else
+			why = fd_state_ok(f[i]);
 		if (why)
 			return ferr_new(err, EBADMSG, "%s: entry %zu (fd %u): %s", what, i, f[i]->fd, why);
+	}
+	return 0;
+}
+
+int img_check_fd_data(const char *what, Ferry__Fd *const *f, size_t n, uint64_t fdata_size,
+		      struct ferr *err)
+{
+	for (size_t i = 0; i < n; i++) {
+		const Ferry__FileData *d = f[i]->data;
+
+		if (!d)
+			continue;
+		if (!fdata_size)
+			return ferr_new(err, EBADMSG, "%s: fd %u: contents in fdata.img, which the dump "
+					"does not have", what, f[i]->fd);
+		if (d->offset < IMG_HEADER_SIZE || d->offset > fdata_size ||
+		    d->size > fdata_size - d->offset)
+			return ferr_new(err, EBADMSG, "%s: fd %u: %llu bytes of contents at %llu, "
+					"beyond the end of fdata.img (%llu bytes)", what, f[i]->fd,
+					(unsigned long long)d->size, (unsigned long long)d->offset,
+					(unsigned long long)fdata_size);
 	}
 	return 0;
 }

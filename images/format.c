@@ -14,6 +14,7 @@ static const char *const type_files[IMG_NR_TYPES] = {
 	[IMG_PAGEMAP] = "pagemap.img",
 	[IMG_PAGES] = "pages.img",
 	[IMG_HASHES] = "hashes.img",
+	[IMG_FDATA] = "fdata.img",
 	[IMG_TREE] = "tree.img",
 };
 

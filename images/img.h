@@ -34,6 +34,8 @@
 #define IMG_FXSAVE_SIZE 512         /* the legacy FXSAVE area (fpregs) */
 #define IMG_XSAVE_MAX (64u << 10)   /* NT_X86_XSTATE is ~11 KiB with AMX */
 #define IMG_AUXV_MAX 4096           /* the kernel keeps far less */
+#define IMG_FD_ENTRIES_MAX (1u << 20) /* epoll targets or inotify watches of one fd */
+#define IMG_MEMFD_NAME_MAX 249      /* MFD_NAME_MAX_LEN */
 
 enum img_type {
 	IMG_INVENTORY = 1,
@@ -44,6 +46,7 @@ enum img_type {
 	IMG_PAGEMAP,
 	IMG_PAGES,
 	IMG_HASHES,      /* optional: per-page hashes for the hash tracker */
+	IMG_FDATA,       /* optional: contents of memfds and deleted files */
 	IMG_TREE,        /* a tree's root dump: its processes and shared objects */
 	IMG_NR_TYPES,
 };
@@ -109,6 +112,10 @@ int __must_check img_write_vma(struct img_writer *w, const Ferry__Vma *v, struct
 int __must_check img_write_fd(struct img_writer *w, const Ferry__Fd *f, struct ferr *err);
 int __must_check img_write_tree_item(struct img_writer *w, const Ferry__TreeItem *t,
 				     struct ferr *err);
+/* Copy size bytes read from src (from its offset 0) into fdata.img; where
+ * they went in *off, for the Fd entry's FileData. A shorter src is an error. */
+int __must_check img_write_fdata(struct img_writer *w, int src, uint64_t size, uint64_t *off,
+				 struct ferr *err);
 
 /* Page runs, in ascending address order. Data is copied out before return. */
 int __must_check img_pages_data(struct img_writer *w, uint64_t vaddr, const void *data,
@@ -197,6 +204,18 @@ int __must_check img_read_fds(struct img_image *img, Ferry__Fd ***out, size_t *n
 int __must_check img_read_tree(struct img_image *img, Ferry__TreeItem ***out, size_t *n,
 			       struct ferr *err);
 void img_free_entries(void *entries, size_t n);
+
+/* fdata.img mapped read-only: its size checked against the inventory, its
+ * header and its checksum. img_read_fds has checked every FileData of the
+ * dump to lie inside it. */
+struct img_fdata {
+	const uint8_t *map;
+	size_t size;
+};
+/* -ENOENT, without a message, when the dump has no fdata.img. */
+int __must_check img_fdata_map(const struct img_image *img, struct img_fdata *out,
+			       struct ferr *err);
+void img_fdata_unmap(struct img_fdata *d);   /* a zeroed d is fine */
 
 /* Is p a parent path as ferry writes it: relative, at most one leading
  * "..", then plain names ("pre-1", "../pre-1")? */

@@ -33,6 +33,9 @@ int img_check_process(const char *what, const Ferry__Process *p, struct ferr *er
 int img_check_threads(const char *what, Ferry__Thread *const *t, size_t n, struct ferr *err);
 int img_check_fds(const char *what, Ferry__Fd *const *f, size_t n, struct ferr *err);
 int img_check_tree(const char *what, Ferry__TreeItem *const *t, size_t n, struct ferr *err);
+/* Every FileData inside fdata.img's fdata_size bytes (0: the dump has none). */
+int img_check_fd_data(const char *what, Ferry__Fd *const *f, size_t n, uint64_t fdata_size,
+		      struct ferr *err);
 /* Open the parent directory rel names, relative to dirfd, one name at a
  * time and never through a symbolic link: the fd, or -errno. */
 int img_open_parent_dir(int dirfd, const char *rel, const char *what, struct ferr *err);

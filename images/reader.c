@@ -372,6 +372,11 @@ int img_read_fds(struct img_image *img, Ferry__Fd ***out, size_t *n, struct ferr
 		return ret;
 	snprintf(what, sizeof(what), "%s/fds.img", img->path);
 	ret = img_check_fds(what, *out, *n, err);
+	if (!ret) {
+		const Ferry__ImageFile *fd = img_inv_file(img->inv, IMG_FDATA);
+
+		ret = img_check_fd_data(what, *out, *n, fd ? fd->size : 0, err);
+	}
 	if (ret) {
 		img_free_entries(*out, *n);
 		*out = NULL;

@@ -7,11 +7,16 @@
 #include <sys/stat.h>
 
 #include "common/util.h"
+#include "proc/fdkind.h"
 #include "proc/fds.h"
 #include "proc/state.h"
 
 static Ferry__FdKind kind_of(const struct stat *st, const char *link)
 {
+	Ferry__FdKind k = fdkind_of(st, link);
+
+	if (k)
+		return k;
 	if (S_ISREG(st->st_mode))
 		return strstr(link, " (deleted)") ? FERRY__FD_KIND__FD_OTHER : FERRY__FD_KIND__FD_REG;
 	if (S_ISDIR(st->st_mode))
@@ -33,7 +38,7 @@ bool fd_supported(const Ferry__Fd *f)
 	    f->has_obj_id)
 		return true; /* its object was taken (proc/shared.c) */
 	return f->kind == FERRY__FD_KIND__FD_REG || f->kind == FERRY__FD_KIND__FD_DIR ||
-	       f->kind == FERRY__FD_KIND__FD_CHR;
+	       f->kind == FERRY__FD_KIND__FD_CHR || fdkind_supported(f);
 }
 
 static int read_fdinfo(struct target *t, int fd, Ferry__Fd *e, struct ferr *err)
@@ -108,12 +113,15 @@ int fds_collect(struct target *t, struct fd_list *out, struct ferr *err)
 		if (e->kind == FERRY__FD_KIND__FD_REG || e->kind == FERRY__FD_KIND__FD_DIR)
 			e->file = state_file_id(dirfd(d), de->d_name);
 		ret = read_fdinfo(t, fd, e, err);
+		if (!ret && fdkind_name(e->kind))
+			ret = fdkind_collect(t, e, err);
 		if (ret)
 			return ret;
 		if (!fd_supported(e))
 			l.nr_unsupported++;
 	}
 	qsort(l.fds, l.n, sizeof(*l.fds), cmp_fd);
+	fdkind_finish(&l);
 	*out = steal_val(l);
 	return 0;
 }

@@ -179,6 +179,7 @@ static int open_fifo(const Ferry__Fd *f, int errfd)
 /* Every fd of the process at its number, and nothing else. */
 static void setup_fds(const struct rst_tree *t, const struct rst *r, int errfd)
 {
+	struct ferr err;
 	size_t nkeep = 0;
 	int *keep = malloc((r->nr_fds + 1 + (t->pool ? t->pool->n : 0)) * sizeof(*keep));
 
@@ -197,6 +198,11 @@ static void setup_fds(const struct rst_tree *t, const struct rst *r, int errfd)
 		} else if (src >= 0) {
 			if (dup3(src, fd, f->cloexec ? O_CLOEXEC : 0) < 0)
 				child_fail(errfd, "fd %u: dup3: %s", f->fd, strerror(errno));
+		} else if (fd_supported(f) && rst_fdkind_owns(f)) {
+			/* eventfd, timerfd, signalfd, epoll, inotify, memfd, deleted
+			 * files: made here, as the process (restore/fdkind.c). */
+			if (rst_fdkind_open(r, f, &err))
+				child_fail(errfd, "%s", err.msg);
 		} else if (f->path && fd_supported(f)) {
 			child_open_fd(r, f, errfd);
 		} else {
@@ -215,6 +221,9 @@ static void setup_fds(const struct rst_tree *t, const struct rst *r, int errfd)
 			keep[nkeep++] = t->pool->o[i].fd[0];
 	close_all_but(keep, nkeep);
 	free(keep);
+	/* Interest lists once every fd they name is in place. */
+	if (rst_fdkind_epoll(r, &err))
+		child_fail(errfd, "%s", err.msg);
 }
 
 static void __attribute__((noreturn)) zombie_exit(const Ferry__TreeProc *p)

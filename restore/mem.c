@@ -224,7 +224,9 @@ static int child_open(struct rst *r, const char *path, int flags, const Ferry__F
 static int file_fd(struct build *b, const Ferry__Vma *v, long *fd, struct ferr *err)
 {
 	bool rdwr = (v->flags & MAP_SHARED) && (v->prot & PROT_WRITE);
+	const Ferry__Fd *bf;
 	struct open_file *f;
+	char self[40];
 	int ret;
 
 	for (size_t i = 0; i < b->nr_files; i++) {
@@ -237,7 +239,12 @@ static int file_fd(struct build *b, const Ferry__Vma *v, long *fd, struct ferr *
 	if (!f)
 		return ferr_sys(err, ENOMEM, "file table");
 	b->files = f;
-	ret = child_open(b->r, v->path, rdwr ? O_RDWR : O_RDONLY, v->file, fd, err);
+	/* A memfd or deleted file: the one the child re-created for its fd. */
+	bf = rst_fdkind_backing(b->r->fds, b->r->nr_fds, v);
+	if (bf)
+		snprintf(self, sizeof(self), "/proc/self/fd/%u", bf->fd);
+	ret = child_open(b->r, bf ? self : v->path, rdwr ? O_RDWR : O_RDONLY, bf ? NULL : v->file,
+			 fd, err);
 	if (ret)
 		return ret;
 	f[b->nr_files++] = (struct open_file){ v->path, rdwr, *fd };

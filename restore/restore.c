@@ -33,6 +33,8 @@ int rst_load_entries(struct rst *r, struct ferr *err)
 	if (!ret)
 		ret = img_read_fds(r->img, &r->fds, &r->nr_fds, err);
 	if (!ret)
+		ret = rst_fdkind_load(r, err);
+	if (!ret)
 		ret = rst_caller_get(&r->caller, err);
 	if (!ret && r->proc->creds)
 		ret = rst_creds_check(r->proc->creds, &r->caller, err);
@@ -167,6 +169,7 @@ void rst_free(struct rst *r)
 	img_free_entries(r->threads_img, r->nr_threads);
 	img_free_entries(r->fds, r->nr_fds);
 	rst_files_free(&r->files);
+	img_fdata_unmap(&r->fdata);
 	if (r->proc)
 		ferry__process__free_unpacked(r->proc, NULL);
 	if (r->img)

@@ -73,6 +73,7 @@ struct rst {
 	size_t nr_fds;
 	struct rst_files files;    /* what validation found at each path: opened later, each
 				      must still be that file (rst_file_is) */
+	struct img_fdata fdata;    /* fdata.img mapped, for memfds and deleted files */
 
 	pid_t pid;                 /* the child; 0 until created */
 	int procfd;                /* /proc/PID of the child */
@@ -139,6 +140,17 @@ int rst_child_create(struct rst *r, struct ferr *err);
 
 /* child.c: the open(2) flags an fd is re-opened with. */
 int rst_reopen_flags(const Ferry__Fd *f);
+
+/* fdkind.c: fds that are kernel objects (eventfd, timerfd, signalfd, epoll,
+ * inotify, memfd, deleted files). load: fdata.img mapped (rst_load_entries);
+ * open: one fd in the child, before its first stop; epoll: every epoll
+ * interest list, in the child once all its fds are in place. */
+bool rst_fdkind_owns(const Ferry__Fd *f);
+int rst_fdkind_load(struct rst *r, struct ferr *err);
+int rst_fdkind_open(const struct rst *r, const Ferry__Fd *f, struct ferr *err);
+int rst_fdkind_epoll(const struct rst *r, struct ferr *err);
+/* The memfd or deleted file of fds a deleted-file mapping v maps, or NULL. */
+const Ferry__Fd *rst_fdkind_backing(Ferry__Fd *const *fds, size_t n, const Ferry__Vma *v);
 
 /* mem.c (with the scratch pages mapped: rst_scratch_map) */
 int rst_mm_map(struct rst *r, const Ferry__Vma *v, struct ferr *err); /* one VMA, files closed */

@@ -7,6 +7,7 @@
 #include <sys/sysmacros.h>
 #include <sys/utsname.h>
 
+#include "restore/rst.h"
 #include "restore/validate.h"
 
 bool rst_dev_harmless(dev_t rdev)
@@ -54,8 +55,10 @@ static int mappable(const char *what, const char *path, struct ferr *err)
 	return 0;
 }
 
-int rst_validate_mappings(struct img_image *img, struct rst_files *files, size_t *checked,
-			  struct ferr *err)
+/* A memfd or deleted file the process also has open (among fds) is mapped
+ * from the copy restore makes of it (restore/fdkind.c): not checked here. */
+static int check_mappings(struct img_image *img, Ferry__Fd *const *fds, size_t nfds,
+			  struct rst_files *files, size_t *checked, struct ferr *err)
 {
 	char what[96];
 	int ret;
@@ -63,7 +66,7 @@ int rst_validate_mappings(struct img_image *img, struct rst_files *files, size_t
 	for (size_t i = 0; i < img->nr_vmas; i++) {
 		const Ferry__Vma *v = img->vmas[i];
 
-		if (v->kind != FERRY__VMA_KIND__VMA_FILE)
+		if (v->kind != FERRY__VMA_KIND__VMA_FILE || rst_fdkind_backing(fds, nfds, v))
 			continue;
 		snprintf(what, sizeof(what), "file mapped at 0x%" PRIx64 "-0x%" PRIx64, v->start, v->end);
 		ret = rst_file_check(files, what, v->path, v->file, 0, err);
@@ -74,6 +77,12 @@ int rst_validate_mappings(struct img_image *img, struct rst_files *files, size_t
 		(*checked)++;
 	}
 	return 0;
+}
+
+int rst_validate_mappings(struct img_image *img, struct rst_files *files, size_t *checked,
+			  struct ferr *err)
+{
+	return check_mappings(img, NULL, 0, files, checked, err);
 }
 
 int rst_validate(struct img_image *img, struct rst_check_report *rep, bool chain,
@@ -97,12 +106,12 @@ int rst_validate(struct img_image *img, struct rst_check_report *rep, bool chain
 		return ferr_new(err, ENOEXEC, "%s has %u-byte pages, this kernel %d", img->path,
 				img->page_size, ferry_page_size());
 	ret = chain ? img_verify(img, &rep->verify, err) : img_verify_one(img, &rep->verify, err);
-	if (ret)
-		return ret;
-	ret = rst_validate_mappings(img, files, &rep->files_checked, err);
-	if (ret)
-		return ret;
-	ret = img_read_process(img, &proc, err);
+	if (!ret)
+		ret = img_read_fds(img, &fds, &nfds, err);
+	if (!ret)
+		ret = check_mappings(img, fds, nfds, files, &rep->files_checked, err);
+	if (!ret)
+		ret = img_read_process(img, &proc, err);
 	if (!ret && proc->mm) {
 		ret = rst_file_check(files, "executable", proc->mm->exe_path, proc->mm->exe_id, 0,
 				     err);
@@ -110,8 +119,6 @@ int rst_validate(struct img_image *img, struct rst_check_report *rep, bool chain
 			ret = mappable("executable", proc->mm->exe_path, err);
 		rep->files_checked += !ret;
 	}
-	if (!ret)
-		ret = img_read_fds(img, &fds, &nfds, err);
 	for (size_t i = 0; !ret && i < nfds; i++) {
 		struct stat st;
 

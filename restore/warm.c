@@ -535,6 +535,9 @@ static int process_setup(struct rst_warm *w, struct ferr *err)
 		char link[32];
 		struct stat st;
 
+		if (fd_supported(f) && rst_fdkind_owns(f))
+			return ferr_new(err, EOPNOTSUPP, "fd %u (%s): a warm restore does not "
+					"re-create it", f->fd, f->path ? f->path : "?");
 		if (!f->path || !fd_supported(f))
 			continue;
 		ret = rst_scratch_put(r, 0, f->path, strlen(f->path) + 1, &at, err);

@@ -72,10 +72,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		size -= 5;
 		if (len > size)
 			len = (uint32_t)size;
-		if (slot >= 1 && slot < IMG_NR_TYPES)
+		/* 1..8: the first eight files, 9..16 the parent's; 17: fdata.img */
+		if (slot >= 1 && slot <= 8)
 			write_file(child, slot, data, len);
-		else if (slot >= 9 && slot < 8 + IMG_NR_TYPES)
+		else if (slot >= 9 && slot <= 16)
 			write_file(parent, slot - 8, data, len);
+		else if (slot == 17)
+			write_file(child, IMG_FDATA, data, len);
 		data += len;
 		size -= len;
 	}

@@ -17,6 +17,10 @@ def pack(d):
             if os.path.exists(p):
                 data = open(p, "rb").read()
                 out += struct.pack("<BI", base + i, len(data)) + data
+    p = os.path.join(d, "fdata.img")
+    if os.path.exists(p):
+        data = open(p, "rb").read()
+        out += struct.pack("<BI", 17, len(data)) + data
     return out
 
 

@@ -103,4 +103,24 @@ expect_in "$T/err" "not a path inside" "says where a parent may be"
 mv "$T/c/p" "$T/p.elsewhere" && ln -s ../p.elsewhere "$T/c/p"
 expect_rc 1 "a parent reached through a link is refused" "$FERRY" restore -D "$T/c/d" -d
 expect_in "$T/err" "symbolic link is not followed" "says the link is not followed"
+
+# 7. fds.img and fdata.img that lie: a memfd announcing more bytes than
+# fdata.img has, and fdata.img cut short. Refused before a process exists.
+mkdir -p "$T/fdk"
+"$TOOLS/workloads/fdcheck" "$T/fdk" </dev/null >/dev/null 2>&1 &
+F=$!
+PIDS="$PIDS $F"
+wait_for "$T/fdk/ready" || fail "fdcheck did not start"
+expect_rc 0 "dump a process with a memfd and a deleted file" "$FERRY" dump -t $F -D "$T/fk"
+kill -9 $F 2>/dev/null
+wait $F 2>/dev/null
+"$BAD" "$T/fk" "$T/fk-copy" || fail "copy a dump with fdata.img"
+expect_rc 0 "the copy, fdata.img and all, restores" "$FERRY" restore -D "$T/fk-copy" -d --pidfile "$T/fk.pid"
+[ -s "$T/fk.pid" ] && PIDS="$PIDS $(cat "$T/fk.pid")" && kill -9 "$(cat "$T/fk.pid")" 2>/dev/null
+"$BAD" "$T/fk" "$T/fk-big" --fdata-size 0x7fffffffffff || fail "craft a memfd larger than fdata.img"
+expect_rc 1 "contents beyond the end of fdata.img are refused" "$FERRY" restore -D "$T/fk-big" -d
+expect_in "$T/err" "beyond the end of fdata.img" "names the overrun"
+"$BAD" "$T/fk" "$T/fk-cut" --fdata-cut 100 || fail "craft a truncated fdata.img"
+expect_rc 1 "a truncated fdata.img is refused" "$FERRY" restore -D "$T/fk-cut" -d
+expect_in "$T/err" "fdata.img: size" "names fdata.img's size"
 finish

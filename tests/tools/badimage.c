@@ -11,7 +11,10 @@
  * --caps HEX     permitted and effective capabilities HEX
  * --no-ids       credentials without uids or gids
  * --fd N:PATH    an fd N on PATH (a regular file, read-only), identity from stat
- * --map-shared P a writable MAP_SHARED page of P, where the dump has nothing */
+ * --map-shared P a writable MAP_SHARED page of P, where the dump has nothing
+ * --fdata-size N the first fd with contents in fdata.img announces N bytes
+ * --fdata-cut N  fdata.img loses its last N bytes (the inventory unchanged) */
+#include <fcntl.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <string.h>
@@ -19,6 +22,7 @@
 #include <sys/stat.h>
 
 #include "images/format.h"
+#include "proc/filesum.h"
 
 #define LOW (1ull << 32)
 #define HIGH 0x7ff000000000ull
@@ -49,17 +53,36 @@ struct opts {
 	uint64_t caps;
 	int fd;
 	const char *fd_path, *map_path;
+	bool set_fdata_size;
+	uint64_t fdata_size, fdata_cut;
 };
 
 static Ferry__FileId *file_id(const char *path, Ferry__FileId *id)
 {
+	static uint8_t sum[FILESUM_LEN];
+	struct ferr err;
 	struct stat st;
+	int fd;
 
 	if (stat(path, &st) < 0)
 		return NULL;
 	ferry__file_id__init(id);
 	id->dev = st.st_dev;
 	id->ino = st.st_ino;
+	id->has_size = true;
+	id->size = (uint64_t)st.st_size;
+	/* Its content checksum too, as an attacker who knows what the file
+	 * holds (a system file) could write it: only the open as the restored
+	 * user stands in the way then. */
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	ferr_clear(&err);
+	if (fd >= 0 && filesum_hash(fd, (uint64_t)st.st_size, path, sum, &err) == 0) {
+		id->has_xxh128 = true;
+		id->xxh128.data = sum;
+		id->xxh128.len = sizeof(sum);
+	}
+	if (fd >= 0)
+		close(fd);
 	return id;
 }
 
@@ -90,6 +113,38 @@ static int write_vmas(struct img_writer *w, const struct img_image *img, const s
 	}
 	if (!ret && !added)
 		ret = img_write_vma(w, &v, err);
+	return ret;
+}
+
+/* fdata.img copied contents by contents (through a memfd, as the writer
+ * reads an fd), each FileData moved to where the copy put it. */
+static int copy_fdata(struct img_writer *w, const struct img_image *img, Ferry__Fd **fds, size_t n,
+		      const struct opts *o, struct ferr *err)
+{
+	struct img_fdata d;
+	bool first = true;
+	int ret = img_fdata_map(img, &d, err);
+
+	if (ret == -ENOENT)
+		return 0;
+	for (size_t i = 0; !ret && i < n; i++) {
+		Ferry__FileData *fd = fds[i]->data;
+		int m;
+
+		if (!fd)
+			continue;
+		m = memfd_create("badimage", MFD_CLOEXEC);
+		if (m < 0 || pwrite_all(m, d.map + fd->offset, fd->size, 0))
+			ret = ferr_sys(err, errno, "memfd");
+		if (!ret)
+			ret = img_write_fdata(w, m, fd->size, &fd->offset, err);
+		if (m >= 0)
+			close(m);
+		if (first && o->set_fdata_size)
+			fd->size = o->fdata_size;
+		first = false;
+	}
+	img_fdata_unmap(&d);
 	return ret;
 }
 
@@ -194,11 +249,21 @@ static int copy(const struct opts *o, struct ferr *err)
 	if (!ret)
 		ret = write_vmas(w, img, o, err);
 	if (!ret)
+		ret = copy_fdata(w, img, fds, nfds, o, err);
+	if (!ret)
 		ret = write_fds(w, fds, nfds, o, err);
 	if (!ret)
 		ret = write_pages(w, img, err);
 	if (!ret)
 		ret = img_writer_commit(w, 0, err);
+	if (!ret && o->fdata_cut) {
+		char path[PATH_MAX];
+		struct stat st;
+
+		snprintf(path, sizeof(path), "%s/fdata.img", o->dst);
+		if (stat(path, &st) < 0 || truncate(path, st.st_size - (off_t)o->fdata_cut) < 0)
+			ret = ferr_sys(err, errno, "cut %s", path);
+	}
 out:
 	if (p) {
 		if (p->creds && o->set_uid) {
@@ -265,6 +330,8 @@ int main(int argc, char **argv)
 		{ "fd", required_argument, NULL, 'f' },
 		{ "map-shared", required_argument, NULL, 'm' },
 		{ "set-parent", no_argument, NULL, 'p' },
+		{ "fdata-size", required_argument, NULL, 's' },
+		{ "fdata-cut", required_argument, NULL, 'x' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct opts o = { .fd = -1 };
@@ -298,6 +365,13 @@ int main(int argc, char **argv)
 		case 'p':
 			parent = true;
 			break;
+		case 's':
+			o.set_fdata_size = true;
+			o.fdata_size = strtoull(optarg, NULL, 0);
+			break;
+		case 'x':
+			o.fdata_cut = strtoull(optarg, NULL, 0);
+			break;
 		default:
 			goto usage;
 		}
@@ -315,6 +389,7 @@ int main(int argc, char **argv)
 	return 0;
 usage:
 	fprintf(stderr, "usage: badimage SRC DST [--uid N] [--caps HEX] [--no-ids] [--fd N:PATH] "
-			"[--map-shared PATH]\n       badimage --set-parent DIR REL\n");
+			"[--map-shared PATH]\n       [--fdata-size N] [--fdata-cut N]\n"
+			"       badimage --set-parent DIR REL\n");
 	return 2;
 }

@@ -994,6 +994,113 @@ static void test_entry_bounds(void **state)
 	expect_bad(img_check_fds("f", fp, 2, &err), &err, "repeated or out of order");
 	fd[1].fd = IMG_FD_MAX;
 	expect_bad(img_check_fds("f", fp, 2, &err), &err, "fd number out of range");
+	fd[1].fd = 1;
+	fd[1].kind = FERRY__FD_KIND__FD_DELETED + 1;
+	expect_bad(img_check_fds("f", fp, 2, &err), &err, "unknown kind");
+	fd[1].kind = FERRY__FD_KIND__FD_MEMFD;
+	expect_bad(img_check_fds("f", fp, 2, &err), &err, "memfd without its name");
+	fd[1].kind = FERRY__FD_KIND__FD_INOTIFY;
+	Ferry__InotifyWatch iw[2] = { FERRY__INOTIFY_WATCH__INIT, FERRY__INOTIFY_WATCH__INIT };
+	Ferry__InotifyWatch *iwp[2] = { &iw[0], &iw[1] };
+	iw[0].wd = 2;
+	iw[1].wd = 2;
+	iw[0].path = iw[1].path = "/tmp";
+	fd[1].inotify = iwp;
+	fd[1].n_inotify = 2;
+	expect_bad(img_check_fds("f", fp, 2, &err), &err, "not ascending");
+	iw[1].wd = 3;
+	assert_int_equal(img_check_fds("f", fp, 2, &err), 0);
+	fd[1].n_inotify = IMG_FD_ENTRIES_MAX + 1;
+	expect_bad(img_check_fds("f", fp, 2, &err), &err, "more epoll targets or inotify");
+	fd[1].n_inotify = 0;
+	fd[1].kind = FERRY__FD_KIND__FD_EPOLL;
+	Ferry__EpollTarget et = FERRY__EPOLL_TARGET__INIT, *etp = &et;
+	et.tfd = IMG_FD_MAX;
+	fd[1].epoll = &etp;
+	fd[1].n_epoll = 1;
+	expect_bad(img_check_fds("f", fp, 2, &err), &err, "epoll target fd out of range");
+	fd[1].n_epoll = 0;
+}
+
+/* fdata.img: contents written from an fd, listed in the inventory with a
+ * checksum, mapped back; every FileData must lie inside it, and a changed
+ * byte or a truncated file is refused. */
+static void test_fdata(void **state)
+{
+	struct fixture *f = *state;
+	const char *dir = path_in(f, "fd");
+	struct img_writer_opts o = { .kind = FERRY__DUMP_KIND__DUMP_FULL, .root_pid = 100 };
+	Ferry__Fd e = FERRY__FD__INIT, *ep = &e, **fds;
+	Ferry__FileData fd_data = FERRY__FILE_DATA__INIT;
+	Ferry__MemfdState mst = FERRY__MEMFD_STATE__INIT;
+	struct img_writer *w;
+	struct img_image *img;
+	struct img_fdata d;
+	uint8_t content[3000];
+	struct ferr err;
+	size_t n;
+	int src, fdf;
+
+	for (size_t i = 0; i < sizeof(content); i++)
+		content[i] = (uint8_t)(i * 7);
+	src = open(path_in(f, "src"), O_RDWR | O_CREAT | O_TRUNC, 0600);
+	assert_true(src >= 0);
+	assert_int_equal(write(src, content, sizeof(content)), (ssize_t)sizeof(content));
+	assert_int_equal(img_writer_create(&w, dir, &o, &err), 0);
+	add_proc(w, 100);
+	add_vma(w, VA, VA + PS, PROT_READ);
+	/* A source shorter than announced is an error, not a short copy. */
+	assert_int_not_equal(img_write_fdata(w, src, sizeof(content) + 1, &fd_data.offset, &err), 0);
+	assert_non_null(strstr(err.msg, "ended at less"));
+	img_writer_free(w);
+	assert_int_equal(img_writer_create(&w, dir, &o, &err), 0);
+	add_proc(w, 100);
+	add_vma(w, VA, VA + PS, PROT_READ);
+	assert_int_equal(img_write_fdata(w, src, sizeof(content), &fd_data.offset, &err), 0);
+	assert_int_equal(fd_data.offset, IMG_HEADER_SIZE);
+	fd_data.size = sizeof(content);
+	e.fd = 3;
+	e.kind = FERRY__FD_KIND__FD_MEMFD;
+	e.path = "/memfd:x (deleted)";
+	mst.name = "x";
+	e.memfd = &mst;
+	e.data = &fd_data;
+	assert_int_equal(img_write_fd(w, &e, &err), 0);
+	assert_int_equal(img_writer_commit(w, 0, &err), 0);
+	img_writer_free(w);
+	close(src);
+
+	assert_int_equal(img_open(&img, dir, &err), 0);
+	assert_int_equal(img_read_fds(img, &fds, &n, &err), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(img_fdata_map(img, &d, &err), 0);
+	assert_int_equal(d.size, IMG_HEADER_SIZE + sizeof(content));
+	assert_memory_equal(d.map + fds[0]->data->offset, content, sizeof(content));
+	img_fdata_unmap(&d);
+	img_free_entries(fds, n);
+
+	/* Bounds: past the end, before the header, no fdata.img at all. */
+	fd_data.offset = IMG_HEADER_SIZE + 1;
+	expect_bad(img_check_fd_data("f", &ep, 1, IMG_HEADER_SIZE + sizeof(content), &err), &err,
+		   "beyond the end of fdata.img");
+	fd_data.offset = 0;
+	expect_bad(img_check_fd_data("f", &ep, 1, IMG_HEADER_SIZE + sizeof(content), &err), &err,
+		   "beyond the end");
+	fd_data.offset = IMG_HEADER_SIZE;
+	fd_data.size = UINT64_MAX;
+	expect_bad(img_check_fd_data("f", &ep, 1, IMG_HEADER_SIZE + sizeof(content), &err), &err,
+		   "beyond the end");
+	expect_bad(img_check_fd_data("f", &ep, 1, 0, &err), &err, "does not have");
+
+	/* A changed byte: the checksum; a truncated file: the size. */
+	fdf = open(path_in(f, "fd/fdata.img"), O_RDWR);
+	assert_true(fdf >= 0);
+	assert_int_equal(pwrite(fdf, "!", 1, 100), 1);
+	expect_bad(img_fdata_map(img, &d, &err), &err, "checksum");
+	assert_int_equal(ftruncate(fdf, 1000), 0);
+	expect_bad(img_fdata_map(img, &d, &err), &err, "truncated");
+	close(fdf);
+	img_close(img);
 }
 
 /* The writer never follows a link planted in DIR, and writes only into a
@@ -1376,6 +1483,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_parent_confined, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_writer_dir_trust, setup, teardown),
 		cmocka_unit_test(test_entry_bounds),
+		cmocka_unit_test_setup_teardown(test_fdata, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_writer_rejects_misuse, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_writer_bounded_memory, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_prehashed_runs, setup, teardown),
