@@ -56,8 +56,11 @@ void cmd_dump_help(FILE *out)
 		"                           process-vm-readv (into a buffer; auto, the default)\n"
 		"                           or vmsplice (the process is made to vmsplice them\n"
 		"                           into a pipe that is spliced on: no copy in ferry)\n"
-		"      --skip-unsupported-fds  record pipes, sockets and other fds ferry cannot\n"
-		"                           restore yet and go on (restore leaves them closed);\n"
+		"      --file-locks         dump the file locks (flock, POSIX, OFD) the processes\n"
+		"                           hold; restore takes them again (without it a\n"
+		"                           process holding one is refused, as with criu)\n"
+		"      --skip-unsupported-fds  record fds ferry cannot restore (sockets other\n"
+		"                           than Unix ones, userfaultfd, ...) and go on;\n"
 		"                           without it the dump refuses before touching memory\n"
 		"      --prev-images-dir P  a `ferry pre-dump` of this process (relative to DIR,\n"
 		"                           as in criu): pages its tracker saw unwritten since are\n"
@@ -308,6 +311,9 @@ static int dump_opt(void *ctx, int ch, char *arg)
 	case 'S':
 		c->o.skip_unsupported_fds = true;
 		break;
+	case 'l':
+		c->o.file_locks = true;
+		break;
 	case 'p':
 		c->o.parent = arg;
 		break;
@@ -393,6 +399,7 @@ static int dump_cli_parse(int argc, char **argv, struct dump_cli *c, void (*help
 		{ "pages", required_argument, NULL, 'P' },
 		{ "reader", required_argument, NULL, 'r' },
 		{ "skip-unsupported-fds", no_argument, NULL, 'S' },
+		{ "file-locks", no_argument, NULL, 'l' },
 		{ "prev-images-dir", required_argument, NULL, 'p' },
 		{ "track", required_argument, NULL, 'T' },
 		{ "iterative", no_argument, NULL, 'I' },

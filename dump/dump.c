@@ -20,11 +20,25 @@
 #include "dump/fileid.h"
 #include "dump/fdata.h"
 #include "proc/fds.h"
+#include "proc/locks.h"
 #include "proc/shared.h"
 #include "proc/state.h"
 #include "dump/vmsplice.h"
 #include "dump/pageread.h"
 #include "dump/split.h"
+
+/* As criu: locks are taken only when asked (--file-locks), for a restore
+ * takes them again and could block or fail where another holds them. */
+int dump_refuse_locks(const struct fd_list *l, pid_t pid, bool allowed, struct ferr *err)
+{
+	const Ferry__Fd *f = locks_first(l->fds, l->n);
+
+	if (!f || allowed)
+		return 0;
+	return ferr_new(err, EOPNOTSUPP, "process %d holds a file lock through fd %u (`%s`): "
+			"--file-locks dumps the locks and restore takes them again", pid, f->fd,
+			f->path ? f->path : "?");
+}
 
 static int refuse_unsupported_fds(const struct fd_list *l, pid_t pid, struct ferr *err)
 {
@@ -39,13 +53,15 @@ static int refuse_unsupported_fds(const struct fd_list *l, pid_t pid, struct fer
 
 /* Refuse before freezing, so an unsupported fd costs the target nothing;
  * the list is taken again once frozen, as it may have changed. */
-static int check_fds_early(struct target *t, struct ferr *err)
+static int check_fds_early(struct target *t, bool locks, struct ferr *err)
 {
 	struct fd_list l;
 	int ret = fds_collect(t, &l, err);
 
 	if (!ret)
 		ret = refuse_unsupported_fds(&l, t->pid, err);
+	if (!ret)
+		ret = dump_refuse_locks(&l, t->pid, locks, err);
 	fds_free(&l);
 	return ret;
 }
@@ -333,7 +349,7 @@ static int round_steps(struct target *t, const struct dump_opts *o, struct round
 	if (!ret)
 		ret = dump_fileid_seed(&rd->fs, rd->pimg, err);
 	if (!ret && !o->pre && !o->skip_unsupported_fds && !o->tc)
-		ret = check_fds_early(t, err);
+		ret = check_fds_early(t, o->file_locks, err);
 	if (!ret)
 		ret = img_writer_create(&rd->w, o->dir, &wo, err);
 	if (!ret)
@@ -360,6 +376,8 @@ static int round_steps(struct target *t, const struct dump_opts *o, struct round
 		ret = dump_tree_note(o->tc, t, &rd->fl, err);
 	if (!ret && !o->pre && !o->skip_unsupported_fds)
 		ret = refuse_unsupported_fds(&rd->fl, t->pid, err);
+	if (!ret && !o->pre)
+		ret = dump_refuse_locks(&rd->fl, t->pid, o->file_locks, err);
 	if (!ret && !o->pre)
 		dump_fileid_state(&rd->fs, t, &rd->st, &rd->fl, &rd->vl);
 	if (!ret)

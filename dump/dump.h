@@ -23,6 +23,7 @@ struct dump_opts {
 	bool hold;                 /* final dump: leave the target frozen for the caller
 				      to end or resume (a migration's hand-over) */
 	bool skip_unsupported_fds;
+	bool file_locks;           /* --file-locks: dump the locks the process holds */
 	bool use_pidfd;            /* kernel has PROCESS_VM_PIDFD */
 	const struct layout_ops *layout;
 	const struct pages_ops *pages;
@@ -66,6 +67,10 @@ int __must_check dump_tree_shm(struct dump_tree_ctx *tc, struct target *t, Ferry
 			       struct ferr *err);
 int __must_check dump_tree_write(struct dump_tree_ctx *tc, struct img_writer *w,
 				 struct ferr *err);
+
+/* Refuse l's locks unless allowed (--file-locks). */
+int __must_check dump_refuse_locks(const struct fd_list *l, pid_t pid, bool allowed,
+				   struct ferr *err);
 
 /* Open the target, run one round, close it. */
 int __must_check dump_run(const struct dump_opts *o, struct dump_result *res, struct ferr *err);

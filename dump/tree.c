@@ -76,7 +76,7 @@ int dump_tree_write(struct dump_tree_ctx *tc, struct img_writer *w, struct ferr 
 
 /* Before the freeze: a kind of fd ferry cannot take anywhere in the tree
  * costs the tree nothing. Pipes and sockets are judged once frozen. */
-static int check_early(pid_t root, bool whole, struct ferr *err)
+static int check_early(pid_t root, bool whole, bool locks, struct ferr *err)
 {
 	cleanup_free pid_t *pids = NULL;
 	size_t n;
@@ -105,6 +105,8 @@ static int check_early(pid_t root, bool whole, struct ferr *err)
 				f->has_obj_id = true; /* for the description below */
 			bad += !fd_supported(f);
 		}
+		if (!ret && !bad)
+			ret = dump_refuse_locks(&l, pids[i], locks, err);
 		if (!ret && bad) {
 			char desc[1024];
 
@@ -173,7 +175,7 @@ int dump_tree(const struct dump_opts *o, struct dump_result *res, struct ferr *e
 	memset(res, 0, sizeof(*res));
 	ret = ptree_open(&pt, o->pid, err);
 	if (!ret && !o->skip_unsupported_fds)
-		ret = check_early(o->pid, o->tree, err);
+		ret = check_early(o->pid, o->tree, o->file_locks, err);
 	if (!ret)
 		ret = start_dir(o->dir, err);
 	if (!ret)

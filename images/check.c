@@ -178,8 +178,13 @@ int img_check_fds(const char *what, Ferry__Fd *const *f, size_t n, struct ferr *
 			why = "unknown kind";
 		else if (!str_ok(f[i]->path))
 			why = "path longer than PATH_MAX";
+		else if (f[i]->n_locks > 1024)
+			why = "more than 1024 locks";
 		else
 			why = fd_state_ok(f[i]);
+		for (size_t k = 0; !why && k < f[i]->n_locks; k++)
+			if (f[i]->locks[k]->kind < 1 || f[i]->locks[k]->kind > 3)
+				why = "a lock of an unknown kind";
 		if (why)
 			return ferr_new(err, EBADMSG, "%s: entry %zu (fd %u): %s", what, i, f[i]->fd, why);
 	}

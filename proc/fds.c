@@ -9,6 +9,7 @@
 #include "common/util.h"
 #include "proc/fdkind.h"
 #include "proc/fds.h"
+#include "proc/locks.h"
 #include "proc/state.h"
 
 static Ferry__FdKind kind_of(const struct stat *st, const char *link)
@@ -58,7 +59,7 @@ static int read_fdinfo(struct target *t, int fd, Ferry__Fd *e, struct ferr *err)
 		e->flags = (uint32_t)strtoul(p + 6, NULL, 8);
 	e->has_cloexec = true;
 	e->cloexec = (e->flags & O_CLOEXEC) != 0;
-	return 0;
+	return locks_parse(buf, e, t->pid, err);
 }
 
 static int cmp_fd(const void *a, const void *b)

@@ -23,6 +23,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/personality.h>
 #include <sys/prctl.h>
 #include <sys/ptrace.h>
@@ -35,6 +36,7 @@
 #include "common/cancel.h"
 #include "common/log.h"
 #include "proc/fds.h"
+#include "proc/locks.h"
 #include "restore/rst.h"
 #include "restore/validate.h"
 
@@ -176,6 +178,30 @@ static int open_fifo(const Ferry__Fd *f, int errfd)
 	return fd;
 }
 
+/* The locks f was dumped holding (--file-locks), taken again: POSIX ones
+ * by this process (their owner), flock and OFD ones on this open file. */
+static void take_locks(const Ferry__Fd *f, int errfd)
+{
+	for (size_t i = 0; i < f->n_locks; i++) {
+		const Ferry__FileLock *l = f->locks[i];
+		struct flock fl = { .l_type = l->write ? F_WRLCK : F_RDLCK, .l_whence = SEEK_SET,
+				    .l_start = (off_t)l->start, .l_len = (off_t)l->len };
+		const char *kind = l->kind == LOCK_KIND_FLOCK ? "flock" :
+				   l->kind == LOCK_KIND_OFD ? "OFD" : "POSIX";
+		int rc;
+
+		if (l->kind == LOCK_KIND_FLOCK)
+			rc = flock((int)f->fd, (l->write ? LOCK_EX : LOCK_SH) | LOCK_NB);
+		else
+			rc = fcntl((int)f->fd, l->kind == LOCK_KIND_OFD ? F_OFD_SETLK : F_SETLK, &fl);
+		if (rc < 0)
+			child_fail(errfd, "fd %u (`%s`): take its %s %s lock again: %s%s", f->fd,
+				   f->path ? f->path : "?", kind, l->write ? "write" : "read",
+				   strerror(errno), errno == EAGAIN || errno == EWOULDBLOCK ?
+				   " (another process holds the file locked)" : "");
+	}
+}
+
 /* Every fd of the process at its number, and nothing else. */
 static void setup_fds(const struct rst_tree *t, const struct rst *r, int errfd)
 {
@@ -211,6 +237,7 @@ static void setup_fds(const struct rst_tree *t, const struct rst *r, int errfd)
 		if ((src >= 0 || f->has_obj_id) &&
 		    fcntl(fd, F_SETFL, (fcntl(fd, F_GETFL) & ~SETFL_MASK) | ((int)f->flags & SETFL_MASK)) < 0)
 			child_fail(errfd, "fd %u: set its flags: %s", f->fd, strerror(errno));
+		take_locks(f, errfd);
 		keep[nkeep++] = fd;
 	}
 	keep[nkeep++] = errfd;

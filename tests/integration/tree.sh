@@ -185,4 +185,25 @@ else
 	skip_case "UDP socket refusal: no bash for /dev/udp"
 fi
 
+# 10. File locks: refused without --file-locks (the process runs on), taken
+#     with it, and held again by the restored process (seen from another).
+mkdir "$T/lk"
+"$TOOLS/workloads/lockcheck" "$T/lk/o" </dev/null >/dev/null 2>&1 &
+L=$!
+PIDS="$PIDS $L"
+wait_for "$T/lk/o.ready" || fail "lockcheck did not start"
+expect_rc 1 "a process holding locks is refused without --file-locks" "$FERRY" dump -t $L -D "$T/lkd"
+expect_in "$T/err" "--file-locks" "the refusal names the option"
+kill -0 $L && ok "the process runs on" || fail "the refused process is gone"
+expect_rc 0 "dump --file-locks" "$FERRY" dump -t $L -D "$T/lkd" --file-locks
+wait $L 2>/dev/null
+"$TOOLS/workloads/lockcheck" --probe "$T/lk/o" >"$T/lk/free"
+[ "$(cat "$T/lk/free" | tr '\n' ' ')" = "flock free posix free ofd free " ] && ok "the locks died with the process" ||
+	fail "after the dump: $(cat "$T/lk/free" | tr '\n' ' ')"
+expect_rc 0 "restore it" "$FERRY" restore -D "$T/lkd" -d
+"$TOOLS/workloads/lockcheck" --probe "$T/lk/o" >"$T/lk/held"
+[ "$(cat "$T/lk/held" | tr '\n' ' ')" = "flock held posix $L read ofd held " ] &&
+	ok "flock, POSIX (owned by process $L) and OFD locks held again" ||
+	fail "after the restore: $(cat "$T/lk/held" | tr '\n' ' ')"
+
 [ $fails -eq 0 ]
