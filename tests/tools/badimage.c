@@ -74,7 +74,7 @@ static Ferry__FileId *file_id(const char *path, Ferry__FileId *id)
 	/* Its content checksum too, as an attacker who knows what the file
 	 * holds (a system file) could write it: only the open as the restored
 	 * user stands in the way then. */
-	fd = open(path, O_RDONLY | O_CLOEXEC);
+	fd = S_ISREG(st.st_mode) ? open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC) : -1;
 	ferr_clear(&err);
 	if (fd >= 0 && filesum_hash(fd, (uint64_t)st.st_size, path, sum, &err) == 0) {
 		id->has_xxh128 = true;
