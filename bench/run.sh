@@ -10,5 +10,5 @@ printf '%-28s %-22s %12s %12s\n' ---------------------------- ------------------
 for b in bench/b_*.sh; do
 	[ -e "$b" ] || { echo "(no benchmarks yet)"; break; }
 	# Under a subreaper: restored processes are reaped and free their PIDs.
-	BUILD=$B "$B/tests/tools/subreaper" sh "$b"
+	BUILD=$B setsid -w "$B/tests/tools/subreaper" sh "$b"
 done

@@ -56,6 +56,9 @@ void cmd_dump_help(FILE *out)
 		"                           process-vm-readv (into a buffer; auto, the default)\n"
 		"                           or vmsplice (the process is made to vmsplice them\n"
 		"                           into a pipe that is spliced on: no copy in ferry)\n"
+		"      --shell-job          a process with a controlling terminal (started from\n"
+		"                           a shell) is dumped; its fds on the terminal become\n"
+		"                           the restoring ferry's terminal (restore --shell-job)\n"
 		"      --file-locks         dump the file locks (flock, POSIX, OFD) the processes\n"
 		"                           hold; restore takes them again (without it a\n"
 		"                           process holding one is refused, as with criu)\n"
@@ -314,6 +317,9 @@ static int dump_opt(void *ctx, int ch, char *arg)
 	case 'l':
 		c->o.file_locks = true;
 		break;
+	case 'J':
+		c->o.shell_job = true;
+		break;
 	case 'p':
 		c->o.parent = arg;
 		break;
@@ -400,6 +406,7 @@ static int dump_cli_parse(int argc, char **argv, struct dump_cli *c, void (*help
 		{ "reader", required_argument, NULL, 'r' },
 		{ "skip-unsupported-fds", no_argument, NULL, 'S' },
 		{ "file-locks", no_argument, NULL, 'l' },
+		{ "shell-job", no_argument, NULL, 'J' },
 		{ "prev-images-dir", required_argument, NULL, 'p' },
 		{ "track", required_argument, NULL, 'T' },
 		{ "iterative", no_argument, NULL, 'I' },

@@ -13,7 +13,8 @@ void cmd_restore_help(FILE *out)
 {
 	fprintf(out,
 		"Usage: ferry restore -D DIR [-d|--restore-detached] [--pidfile FILE]\n"
-		"                     [--require-same-pid] [--pid-ns] [--file-validation MODE] [-v]\n"
+		"                     [--require-same-pid] [--pid-ns] [--shell-job]\n"
+		"                     [--file-validation MODE] [-v]\n"
 		"\n"
 		"Re-create the process tree dumped in DIR (and its parent chain) and let it\n"
 		"run on from where it was frozen, as `criu restore` does: every process with\n"
@@ -36,6 +37,9 @@ void cmd_restore_help(FILE *out)
 		"      --require-same-pid   fail if the dumped PID or a TID is taken; without it\n"
 		"                           ferry warns and gives a lone process new ones (a\n"
 		"                           tree always needs its PIDs)\n"
+		"      --shell-job          a dump --shell-job: the job's fds on its terminal\n"
+		"                           get ferry's (stdin's, else stdout's or stderr's),\n"
+		"                           in ferry's session, in the foreground if it was\n"
 		"      --pid-ns             restore into a new PID namespace, under a small init\n"
 		"                           of ferry's (pid 1 there): the processes get their\n"
 		"                           PIDs inside it even while the originals run (a\n"
@@ -86,6 +90,9 @@ static int restore_opt(void *ctx, int c, char *arg)
 	case 'N':
 		rc->o.pid_ns = true;
 		break;
+	case 'J':
+		rc->o.shell_job = true;
+		break;
 	case 'F':
 		if (rst_file_validation_parse(arg, &rc->o.files))
 			return cli_usage_error("restore", "--file-validation is content, size or "
@@ -103,6 +110,7 @@ int cmd_restore(int argc, char **argv)
 		{ "pidfile", required_argument, NULL, 'p' },
 		{ "require-same-pid", no_argument, NULL, 'S' },
 		{ "pid-ns", no_argument, NULL, 'N' },
+		{ "shell-job", no_argument, NULL, 'J' },
 		{ "file-validation", required_argument, NULL, 'F' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },

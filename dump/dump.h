@@ -24,6 +24,7 @@ struct dump_opts {
 				      to end or resume (a migration's hand-over) */
 	bool skip_unsupported_fds;
 	bool file_locks;           /* --file-locks: dump the locks the process holds */
+	bool shell_job;            /* --shell-job: a controlling terminal is allowed */
 	bool use_pidfd;            /* kernel has PROCESS_VM_PIDFD */
 	const struct layout_ops *layout;
 	const struct pages_ops *pages;

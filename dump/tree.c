@@ -11,6 +11,7 @@
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include "common/log.h"
@@ -23,11 +24,32 @@
 struct dump_tree_ctx {
 	struct ptree *pt;
 	struct objs objs;
+	bool shell_job;
 };
+
+/* --shell-job: the fds on a process's controlling terminal (or /dev/tty)
+ * are marked, to be the restoring ferry's own terminal. */
+static void mark_tty(const struct ptree *pt, const struct target *t, struct fd_list *fl)
+{
+	dev_t tty = 0;
+
+	for (size_t i = 0; i < pt->n; i++)
+		if (pt->p[i].pid == t->pid)
+			tty = pt->p[i].tty;
+	for (size_t i = 0; tty && i < fl->n; i++) {
+		Ferry__Fd *f = fl->fds[i];
+
+		if (f->kind == FERRY__FD_KIND__FD_CHR && f->has_rdev &&
+		    (f->rdev == tty || f->rdev == makedev(5, 0)))
+			f->has_tty = f->tty = true;
+	}
+}
 
 int dump_tree_note(struct dump_tree_ctx *tc, struct target *t, struct fd_list *fl,
 		   struct ferr *err)
 {
+	if (tc->shell_job)
+		mark_tty(tc->pt, t, fl);
 	return objs_note_fds(&tc->objs, t, fl, err);
 }
 
@@ -62,6 +84,8 @@ int dump_tree_write(struct dump_tree_ctx *tc, struct img_writer *w, struct ferr 
 		tp.has_exit_status = p->zombie;
 		tp.exit_status = p->exit_status;
 		tp.comm = p->zombie && p->comm[0] ? (char *)p->comm : NULL;
+		tp.has_ctty = tp.ctty = p->tty != 0;
+		tp.has_tty_fg = tp.tty_fg = p->tty_fg;
 		tp.has_files_with = p->files_with != 0;
 		tp.files_with = (uint32_t)p->files_with;
 		tp.has_fs_with = p->fs_with != 0;
@@ -118,6 +142,27 @@ static int check_early(pid_t root, bool whole, bool locks, struct ferr *err)
 	return ret;
 }
 
+/* A process with a controlling terminal is a shell job: taken only with
+ * --shell-job (as criu), whose restore gives it the restoring terminal. */
+static int check_ttys(const struct ptree *pt, bool shell_job, struct ferr *err)
+{
+	for (size_t i = 0; i < pt->n; i++) {
+		const struct ptree_proc *p = &pt->p[i];
+
+		if (!p->tty || p->zombie)
+			continue;
+		if (!shell_job)
+			return ferr_new(err, EOPNOTSUPP, "process %d has a controlling terminal (device "
+					"%u:%u): --shell-job dumps it as a shell job, restored on the "
+					"terminal of the restoring ferry", p->pid, major(p->tty),
+					minor(p->tty));
+		if (p->sid == p->pid)
+			return ferr_new(err, EOPNOTSUPP, "process %d leads its terminal's session: "
+					"ferry restores shell jobs, not whole terminal sessions", p->pid);
+	}
+	return 0;
+}
+
 /* DIR made (or checked) and its old inventory removed before any process's
  * images are written into it. */
 static int start_dir(const char *dir, struct ferr *err)
@@ -166,7 +211,7 @@ static int dump_member(struct dump_tree_ctx *tc, struct ptree_proc *p, const str
 int dump_tree(const struct dump_opts *o, struct dump_result *res, struct ferr *err)
 {
 	cleanup_val(ptree) struct ptree pt = { 0 };
-	struct dump_tree_ctx tc = { .pt = &pt };
+	struct dump_tree_ctx tc = { .pt = &pt, .shell_job = o->shell_job };
 	struct dump_result sum = { 0 };
 	struct dump_opts ro = *o;
 	uint64_t t0 = now_ns();
@@ -180,7 +225,10 @@ int dump_tree(const struct dump_opts *o, struct dump_result *res, struct ferr *e
 		ret = start_dir(o->dir, err);
 	if (!ret)
 		ret = ptree_freeze(&pt, o->tree, err);
+	if (!ret)
+		ret = check_ttys(&pt, o->shell_job, err);
 	if (ret) {
+		ptree_release(&pt);
 		objs_free(&tc.objs);
 		return ret;
 	}

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include "common/cancel.h"
@@ -21,7 +22,8 @@
 
 struct stat_line {
 	char state;
-	pid_t ppid, pgid, sid;
+	pid_t ppid, pgid, sid, tpgid;
+	int tty_nr;
 	int exit_code;
 };
 
@@ -38,8 +40,8 @@ static int read_stat(int dirfd, const char *path, struct stat_line *s)
 	if (!p || p[1] != ' ')
 		return -1;
 	p += 2;
+	memset(s, 0, sizeof(*s));
 	s->state = *p;
-	memset(&s->exit_code, 0, sizeof(s->exit_code));
 	while (*p && field < 52) {
 		p = strchr(p, ' ');
 		if (!p)
@@ -52,6 +54,10 @@ static int read_stat(int dirfd, const char *path, struct stat_line *s)
 			s->pgid = atoi(p);
 		else if (field == 6)
 			s->sid = atoi(p);
+		else if (field == 7)
+			s->tty_nr = atoi(p);
+		else if (field == 8)
+			s->tpgid = atoi(p);
 		else if (field == 52)
 			s->exit_code = atoi(p);
 	}
@@ -168,6 +174,11 @@ static int take_ids(struct ptree_proc *p, struct ferr *err)
 	p->ppid = s.ppid;
 	p->pgid = s.pgid;
 	p->sid = s.sid;
+	/* tty_nr: major in bits 8-15, minor in 0-7 and 20-31 (proc(5)). */
+	p->tty = s.tty_nr ? makedev(((unsigned)s.tty_nr >> 8) & 0xfff,
+				    ((unsigned)s.tty_nr & 0xff) | (((unsigned)s.tty_nr >> 12) & 0xfff00))
+			  : 0;
+	p->tty_fg = s.tty_nr && s.tpgid == s.pgid;
 	if (s.state == 'Z') {
 		char path[48];
 		ssize_t n;

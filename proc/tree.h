@@ -19,6 +19,8 @@ struct ptree_proc {
 	bool zombie;
 	int exit_status;        /* a zombie's wait status */
 	char comm[16];          /* a zombie's name */
+	dev_t tty;              /* its controlling terminal, or 0 */
+	bool tty_fg;            /* its group is the terminal's foreground group */
 	pid_t files_with;       /* the first process of the tree sharing its fd table, or 0 */
 	pid_t fs_with;          /* the same for cwd/root/umask */
 };

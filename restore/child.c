@@ -215,7 +215,12 @@ static void setup_fds(const struct rst_tree *t, const struct rst *r, int errfd)
 		const Ferry__Fd *f = r->fds[i];
 		int src = rst_pool_fd(t->pool, f), fd = (int)f->fd;
 
-		if (src < 0 && f->kind == FERRY__FD_KIND__FD_PIPE && f->has_obj_id && f->path &&
+		if (f->tty) {
+			/* --shell-job: the terminal is the restoring one. */
+			if (dup3(t->tty_fd, fd, f->cloexec ? O_CLOEXEC : 0) < 0)
+				child_fail(errfd, "fd %u: the terminal: %s", f->fd, strerror(errno));
+			src = t->tty_fd;
+		} else if (src < 0 && f->kind == FERRY__FD_KIND__FD_PIPE && f->has_obj_id && f->path &&
 		    f->path[0] == '/') {
 			src = open_fifo(f, errfd);
 			if (dup3(src, fd, f->cloexec ? O_CLOEXEC : 0) < 0)
@@ -313,6 +318,10 @@ static void phase_two(const struct rst_tree *t, size_t i, int errfd)
 	if (p->pgid != p->pid && in_tree(t, p->pgid) && getpgrp() != (pid_t)p->pgid &&
 	    setpgid(0, (pid_t)p->pgid) < 0)
 		child_fail(errfd, "join process group %u: %s", p->pgid, strerror(errno));
+	/* A shell job that was in the foreground is again (SIGTTOU is
+	 * blocked here, so a background caller may do it). */
+	if (p->tty_fg && t->tty_fd >= 0 && p->pgid == p->pid && tcsetpgrp(t->tty_fd, getpgrp()) < 0)
+		child_fail(errfd, "take the terminal's foreground: %s", strerror(errno));
 	/* Everything from here on is opened as the process, not as ferry:
 	 * an image cannot hand its process a file its user could not open. */
 	if (rst_creds_fs_self(r, &err))
@@ -344,6 +353,16 @@ static void __attribute__((noreturn)) stub_main(const struct rst_tree *t, size_t
 
 int rst_tree_check(const struct rst_tree *t, struct ferr *err)
 {
+	for (size_t i = 0; i < t->n; i++) {
+		bool tty_fds = false;
+
+		for (size_t k = 0; t->r[i] && k < t->r[i]->nr_fds; k++)
+			tty_fds |= t->r[i]->fds[k]->tty;
+		if ((t->tp[i]->ctty || tty_fds) && !t->opts->shell_job)
+			return ferr_new(err, EOPNOTSUPP, "process %u was dumped as a shell job (with its "
+					"controlling terminal): restore it with --shell-job, on a "
+					"terminal", t->tp[i]->pid);
+	}
 	for (size_t i = 1; i < t->n; i++) {
 		const Ferry__TreeProc *c = t->tp[i], *p = NULL;
 
@@ -632,7 +651,7 @@ static int max_fd(const struct rst_tree *t)
 	return top;
 }
 
-int rst_tree_create(struct rst_tree *t, struct ferr *err)
+static int tree_create(struct rst_tree *t, struct ferr *err)
 {
 	long opts = PTRACE_O_TRACESYSGOOD | PTRACE_O_EXITKILL | PTRACE_O_TRACECLONE |
 		    PTRACE_O_TRACEFORK;
@@ -651,8 +670,18 @@ int rst_tree_create(struct rst_tree *t, struct ferr *err)
 	if (pipe2(p, O_CLOEXEC | O_NONBLOCK) < 0)
 		return ferr_sys(err, errno, "pipe");
 	err_rd = p[0];
+	if (t->opts->shell_job) {
+		int src = isatty(0) ? 0 : isatty(1) ? 1 : isatty(2) ? 2 : -1;
+
+		if (src < 0)
+			return ferr_new(err, ENOTTY, "--shell-job: none of ferry's stdin, stdout and "
+					"stderr is a terminal to give the shell job");
+		t->tty_fd = fcntl(src, F_DUPFD_CLOEXEC, max_fd(t) + 1);
+		if (t->tty_fd < 0)
+			return ferr_sys(err, errno, "the terminal");
+	}
 	/* Above every fd any process will have and every object's. */
-	err_wr = fcntl(p[1], F_DUPFD_CLOEXEC, max_fd(t) + 1);
+	err_wr = fcntl(p[1], F_DUPFD_CLOEXEC, max_fd(t) + (t->tty_fd >= 0 ? 2 : 1));
 	close(p[1]);
 	if (err_wr < 0)
 		return ferr_sys(err, errno, "pipe");
@@ -732,6 +761,16 @@ seize:
 	return ret;
 }
 
+int rst_tree_create(struct rst_tree *t, struct ferr *err)
+{
+	int ret = tree_create(t, err);
+
+	if (t->tty_fd >= 0)
+		close(t->tty_fd); /* the processes have theirs */
+	t->tty_fd = -1;
+	return ret;
+}
+
 /* One process alone (an image without tree.img, or a warm restore). */
 int rst_child_create(struct rst *r, struct ferr *err)
 {
@@ -739,7 +778,8 @@ int rst_child_create(struct rst *r, struct ferr *err)
 	Ferry__TreeProc tp = FERRY__TREE_PROC__INIT;
 	const Ferry__TreeProc *tps[1] = { &tp };
 	struct rst *rs[1] = { r };
-	struct rst_tree t = { .opts = r->opts, .n = 1, .r = rs, .tp = tps, .same_pid = true };
+	struct rst_tree t = { .opts = r->opts, .n = 1, .r = rs, .tp = tps, .same_pid = true,
+				.tty_fd = -1 };
 	int ret;
 
 	tp.pid = p->pid;

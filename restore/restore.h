@@ -37,6 +37,7 @@ struct rst_opts {
 	bool require_same_pid;  /* fail rather than take new PIDs/TIDs */
 	bool stopped;           /* leave it stopped (SIGSTOP); SIGCONT lets it run */
 	bool pid_ns;            /* in a new PID namespace, under an init of ferry's */
+	bool shell_job;         /* a dump --shell-job: its terminal fds get ours */
 	/* The caller's kernel feature probe (common/kerndat.h), whose answers
 	 * (FERRY_HIDE_FEATURES included) choose how pages are written; NULL:
 	 * the restore probes once itself. */

@@ -99,6 +99,7 @@ struct rst_tree {
 	const struct rst_pool *pool;      /* or NULL */
 	bool same_pid;                    /* out: every PID as dumped */
 	pid_t init;                       /* --pid-ns: the namespace's init (ours, traced) */
+	int tty_fd;                       /* --shell-job: ferry's terminal, above every fd; or -1 */
 };
 
 /* child.c: the whole tree, every live process stopped and seized, its fds,

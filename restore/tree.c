@@ -160,7 +160,7 @@ int rst_restore_tree(const struct rst_opts *opts, struct rst_result *res,
 		ret = ferr_new(err, EBADMSG, "%s: the root process is a zombie", opts->dir);
 	}
 	x.t = (struct rst_tree){ .opts = opts, .n = n, .r = x.r, .tp = x.tp, .pool = &x.pool,
-				 .same_pid = true };
+				 .same_pid = true, .tty_fd = -1 };
 	for (size_t i = 0; !ret && i < n; i++)
 		if (x.r[i])
 			ret = load_proc(&x, i, opts->dir, root, kd, &files, err);

@@ -14,7 +14,7 @@ set -eu
 cd "$(dirname "$0")/.."
 B=${BUILD:-build}
 if [ -z "${FERRY_DEMO_REAPER:-}" ]; then
-	FERRY_DEMO_REAPER=1 exec "$B/tests/tools/subreaper" sh "$0" "$@"
+	FERRY_DEMO_REAPER=1 exec setsid -w "$B/tests/tools/subreaper" sh "$0" "$@"
 fi
 D=$(mktemp -d /tmp/ferry-demo-XXXXXX)
 W=""

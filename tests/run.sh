@@ -49,7 +49,10 @@ for t in "$B"/tests/test_*; do
 done
 for t in tests/integration/*.sh; do
 	[ "$(basename "$t")" = lib.sh ] && continue
-	# Under a subreaper: processes a test restores with -d are reaped.
-	run_one "integration/$(basename "$t" .sh)" "$B/tests/tools/subreaper" sh "$t"
+	# Under a subreaper: processes a test restores with -d are reaped. In a
+	# session of its own: run from a terminal, the workloads would otherwise
+	# have it as their controlling terminal (a shell job, which a dump
+	# refuses without --shell-job).
+	run_one "integration/$(basename "$t" .sh)" setsid -w "$B/tests/tools/subreaper" sh "$t"
 done
 exit $failed

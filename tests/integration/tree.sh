@@ -206,4 +206,43 @@ expect_rc 0 "restore it" "$FERRY" restore -D "$T/lkd" -d
 	ok "flock, POSIX (owned by process $L) and OFD locks held again" ||
 	fail "after the restore: $(cat "$T/lk/held" | tr '\n' ' ')"
 
+# 11. A shell job: a process whose controlling terminal is a pty (script(1)
+#     makes one) is refused without --shell-job; with it, dumped, refused at
+#     restore without --shell-job, and restored on the restoring terminal, in
+#     its session.
+if command -v script >/dev/null; then
+	# Terminal A holds the job (sleep 4321) and stays open (sleep 4322); the
+	# odd durations tell them from the other sleeps of this script.
+	setsid script -qfc "sleep 4321 & exec sleep 4322" /dev/null </dev/null >/dev/null 2>&1 &
+	PIDS="$PIDS $!"
+	J=""
+	for _ in $(seq 100); do J=$(pgrep -f -x "sleep 4321" | head -1); [ -n "$J" ] && break; sleep 0.05; done
+	PIDS="$PIDS $J $(pgrep -f -x "sleep 4322")"
+	ttyA=$(readlink /proc/$J/fd/1)
+	expect_rc 1 "a shell job is refused without --shell-job" "$FERRY" dump -t $J -D "$T/job"
+	expect_in "$T/err" "controlling terminal" "the refusal says why"
+	expect_rc 0 "dump --shell-job" "$FERRY" dump -t $J -D "$T/job" --shell-job
+	expect_rc 1 "its restore without --shell-job is refused" "$FERRY" restore -D "$T/job" -d
+	expect_in "$T/err" "--shell-job" "the refusal names the option"
+	# Terminal B restores it, and stays open a moment for the checks.
+	setsid script -qfc "\"$FERRY\" restore -D $T/job -d --shell-job >$T/job.out 2>&1; exec sleep 4323" \
+		/dev/null </dev/null >/dev/null 2>&1 &
+	for _ in $(seq 100); do [ -s "$T/job.out" ] && break; sleep 0.05; done
+	sleep 0.3
+	PIDS="$PIDS $(pgrep -f -x "sleep 4323")"
+	# Its PID is another: the dumped one is a zombie its parent (now
+	# sleep 4322) never reaps.
+	J=$(tail -n 1 "$T/job.out")
+	PIDS="$PIDS $J"
+	ttyB=$(readlink /proc/$J/fd/1 2>/dev/null)
+	B=$(pgrep -f -x "sleep 4323" | head -1)
+	[ -n "$ttyB" ] && [ "$ttyB" != "$ttyA" ] && [ "$ttyB" = "$(readlink /proc/$B/fd/1)" ] &&
+		ok "restored on the restoring terminal ($ttyA then, $ttyB now)" ||
+		fail "job fd 1: $ttyB (was $ttyA; restoring terminal $(readlink /proc/$B/fd/1 2>/dev/null)): $(cat $T/job.out)"
+	[ "$(ps -o sid= -p $J | tr -d ' ')" = "$(ps -o sid= -p $B | tr -d ' ')" ] &&
+		ok "in the restoring terminal's session" || fail "job session $(ps -o sid= -p $J)"
+else
+	skip_case "shell job: no script(1) to make a terminal"
+fi
+
 [ $fails -eq 0 ]
