@@ -54,7 +54,6 @@ int img_fdata_map(const struct img_image *img, struct img_fdata *out, struct fer
 	const Ferry__ImageFile *f = img_inv_file(img->inv, IMG_FDATA);
 	cleanup_close int fd = -1;
 	char what[PATH_MAX + 32];
-	struct stat st;
 	void *m;
 	int ret;
 
@@ -62,17 +61,9 @@ int img_fdata_map(const struct img_image *img, struct img_fdata *out, struct fer
 	if (!f)
 		return -ENOENT;
 	snprintf(what, sizeof(what), "%s/%s", img->path, f->name);
-	fd = openat(img->dirfd, f->name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	fd = img_open_sized(img->dirfd, f->name, what, f->size, err);
 	if (fd < 0)
-		return ferr_sys(err, errno, "open %s", what);
-	if (fstat(fd, &st) < 0)
-		return ferr_sys(err, errno, "stat %s", what);
-	if (!S_ISREG(st.st_mode))
-		return ferr_new(err, EBADMSG, "%s: not a regular file", what);
-	if ((uint64_t)st.st_size != f->size)
-		return ferr_new(err, EBADMSG, "%s: size %llu, the inventory records %llu (%s)", what,
-				(unsigned long long)st.st_size, (unsigned long long)f->size,
-				(uint64_t)st.st_size < f->size ? "truncated" : "grown");
+		return fd;
 	if (f->size < IMG_HEADER_SIZE || f->size > SIZE_MAX)
 		return ferr_new(err, EBADMSG, "%s: shorter than its header", what);
 	m = mmap(NULL, (size_t)f->size, PROT_READ, MAP_PRIVATE, fd, 0);

@@ -22,15 +22,11 @@ const Ferry__ImageFile *img_inv_file(const Ferry__Inventory *inv, enum img_type 
 	return NULL;
 }
 
-/* Read a whole file into memory, exactly `size` bytes; a larger or smaller
- * file is an error. */
-static int read_exact_file(int dirfd, const char *name, const char *what, uint64_t size,
-			   uint64_t limit, uint8_t **out, struct ferr *err)
+int img_open_sized(int dirfd, const char *name, const char *what, uint64_t size,
+		   struct ferr *err)
 {
 	cleanup_close int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-	cleanup_free uint8_t *buf = NULL;
 	struct stat st;
-	int ret;
 
 	if (fd < 0)
 		return ferr_sys(err, errno, "open %s", what);
@@ -42,6 +38,20 @@ static int read_exact_file(int dirfd, const char *name, const char *what, uint64
 		return ferr_new(err, EBADMSG, "%s: size %llu, the inventory records %llu (%s)", what,
 				(unsigned long long)st.st_size, (unsigned long long)size,
 				(uint64_t)st.st_size < size ? "truncated" : "grown");
+	return steal_fd(fd);
+}
+
+/* Read a whole file into memory, exactly `size` bytes; a larger or smaller
+ * file is an error. */
+static int read_exact_file(int dirfd, const char *name, const char *what, uint64_t size,
+			   uint64_t limit, uint8_t **out, struct ferr *err)
+{
+	cleanup_close int fd = img_open_sized(dirfd, name, what, size, err);
+	cleanup_free uint8_t *buf = NULL;
+	int ret;
+
+	if (fd < 0)
+		return fd;
 	if (size > limit)
 		return ferr_new(err, EFBIG, "%s: %llu bytes is more than a reader loads", what,
 				(unsigned long long)size);

@@ -12,6 +12,11 @@
 /* The inventory's record of a file of type t, or NULL. */
 const Ferry__ImageFile *img_inv_file(const Ferry__Inventory *inv, enum img_type t);
 /* Load a metadata file whole, checking its size and checksum against the inventory. */
+/* name in dirfd, no symlink, a regular file of exactly size bytes (as the
+ * inventory records): its fd, or -errno with what named. */
+int img_open_sized(int dirfd, const char *name, const char *what, uint64_t size,
+		   struct ferr *err);
+
 int img_load_file(const struct img_image *img, enum img_type t, uint8_t **buf, size_t *len,
 		  struct ferr *err);
 bool img_has_file(const struct img_image *img, enum img_type t);

@@ -132,21 +132,12 @@ static int open_pages(struct img_image *img, struct ferr *err)
 	const Ferry__ImageFile *f = img_inv_file(img->inv, IMG_PAGES);
 	uint8_t hdr[IMG_HEADER_SIZE];
 	char what[PATH_MAX + 32];
-	struct stat st;
 	int ret;
 
 	snprintf(what, sizeof(what), "%s/pages.img", img->path);
-	img->pages_fd = openat(img->dirfd, f->name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	img->pages_fd = img_open_sized(img->dirfd, f->name, what, f->size, err);
 	if (img->pages_fd < 0)
-		return ferr_sys(err, errno, "open %s", what);
-	if (fstat(img->pages_fd, &st) < 0)
-		return ferr_sys(err, errno, "stat %s", what);
-	if (!S_ISREG(st.st_mode))
-		return ferr_new(err, EBADMSG, "%s: not a regular file", what);
-	if ((uint64_t)st.st_size != f->size)
-		return ferr_new(err, EBADMSG, "%s: size %llu, the inventory records %llu (%s)", what,
-				(unsigned long long)st.st_size, (unsigned long long)f->size,
-				(uint64_t)st.st_size < f->size ? "truncated" : "grown");
+		return img->pages_fd;
 	if (f->size < img->page_size)
 		return ferr_new(err, EBADMSG, "%s: shorter than its header page", what);
 	ret = pread_all(img->pages_fd, hdr, sizeof(hdr), 0);

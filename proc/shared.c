@@ -154,23 +154,35 @@ static Ferry__TreeItem *find_obj(const struct objs *o, uint64_t id)
 	return NULL;
 }
 
-static Ferry__TreeItem *new_item(struct objs *o, struct ferr *err)
+enum obj_kind { OBJ_PIPE, OBJ_SK, OBJ_SHM };
+
+/* A new object of o, of kind k, named by its inode id. */
+static Ferry__TreeItem *new_item(struct objs *o, enum obj_kind k, uint64_t id, struct ferr *err)
 {
 	Ferry__TreeItem **ni = realloc(o->items, (o->n + 1) * sizeof(*ni));
 	Ferry__TreeItem *t;
 
-	if (!ni) {
-		ferr_sys(err, ENOMEM, "objects");
-		return NULL;
-	}
-	o->items = ni;
-	t = calloc(1, sizeof(*t));
-	if (!t) {
+	if (ni)
+		o->items = ni;
+	if (!ni || !(t = calloc(1, sizeof(*t)))) {
 		ferr_sys(err, ENOMEM, "objects");
 		return NULL;
 	}
 	ferry__tree_item__init(t);
 	o->items[o->n++] = t;
+	if (k == OBJ_PIPE && (t->pipe = calloc(1, sizeof(*t->pipe)))) {
+		ferry__pipe_obj__init(t->pipe);
+		t->pipe->id = id;
+	} else if (k == OBJ_SK && (t->sk = calloc(1, sizeof(*t->sk)))) {
+		ferry__unix_sk__init(t->sk);
+		t->sk->id = id;
+	} else if (k == OBJ_SHM && (t->shm = calloc(1, sizeof(*t->shm)))) {
+		ferry__shm_obj__init(t->shm);
+		t->shm->id = id;
+	} else {
+		ferr_sys(err, ENOMEM, "objects");
+		return NULL;
+	}
 	return t;
 }
 
@@ -228,14 +240,9 @@ static int note_pipe(struct objs *o, struct target *t, Ferry__Fd *f, struct ferr
 	f->obj_id = st.st_ino;
 	if (find_obj(o, st.st_ino))
 		return 0;
-	it = new_item(o, err);
+	it = new_item(o, OBJ_PIPE, st.st_ino, err);
 	if (!it)
 		return -err->code;
-	it->pipe = calloc(1, sizeof(*it->pipe));
-	if (!it->pipe)
-		return ferr_sys(err, ENOMEM, "objects");
-	ferry__pipe_obj__init(it->pipe);
-	it->pipe->id = st.st_ino;
 	if (f->path && strncmp(f->path, "pipe:[", 6) != 0)
 		it->pipe->fifo_path = strdup(f->path);
 	return pipe_data(t, f, it->pipe, err);
@@ -389,14 +396,10 @@ static int note_socket(struct objs *o, struct target *t, Ferry__Fd *f, struct fe
 	f->obj_id = st.st_ino;
 	if (find_obj(o, st.st_ino))
 		return 0;
-	it = new_item(o, err);
+	it = new_item(o, OBJ_SK, st.st_ino, err);
 	if (!it)
 		return -err->code;
-	s = it->sk = calloc(1, sizeof(*it->sk));
-	if (!s)
-		return ferr_sys(err, ENOMEM, "objects");
-	ferry__unix_sk__init(s);
-	s->id = st.st_ino;
+	s = it->sk;
 	s->type = u->type;
 	s->state = u->state;
 	if (u->peer) {
@@ -474,14 +477,9 @@ int objs_note_shm(struct objs *o, struct target *t, uint64_t start, uint64_t end
 	*id = st.st_ino;
 	it = find_obj(o, st.st_ino);
 	if (!it) {
-		it = new_item(o, err);
+		it = new_item(o, OBJ_SHM, st.st_ino, err);
 		if (!it)
 			return -err->code;
-		it->shm = calloc(1, sizeof(*it->shm));
-		if (!it->shm)
-			return ferr_sys(err, ENOMEM, "objects");
-		ferry__shm_obj__init(it->shm);
-		it->shm->id = st.st_ino;
 	}
 	if (!it->shm)
 		return ferr_new(err, EINVAL, "process %d: object %" PRIu64 " is both a mapping and a "
