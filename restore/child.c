@@ -394,9 +394,22 @@ int rst_tree_check(const struct rst_tree *t, struct ferr *err)
 	return 0;
 }
 
+/* Is pid one of ours: a child or tracee of ferry? Only those may be killed:
+ * a PID the tree was meant to get may belong to someone else (the original
+ * still running, when its clone failed with EEXIST). */
+static bool ours(pid_t pid)
+{
+	siginfo_t si;
+
+	memset(&si, 0, sizeof(si));
+	return waitid(P_PID, (id_t)pid, &si, WEXITED | WSTOPPED | WNOHANG | WNOWAIT | __WALL) == 0;
+}
+
 void rst_tree_kill(struct rst_tree *t)
 {
-	if (t->init > 0) {
+	bool ns = t->init > 0;
+
+	if (ns) {
 		int status;
 
 		/* SIGKILL to a namespace's init ends everything in it. */
@@ -406,22 +419,21 @@ void rst_tree_kill(struct rst_tree *t)
 			;
 		t->init = 0;
 	}
-	for (size_t i = 0; i < t->n; i++)
-		if (t->r[i] && t->r[i]->pid > 0)
-			kill(t->r[i]->pid, SIGKILL);
 	for (size_t i = 0; i < t->n; i++) {
-		pid_t pid = t->r[i] ? t->r[i]->pid : (pid_t)t->tp[i]->pid;
+		/* A zombie's PID is its dumped one, which inside a new
+		 * namespace is not the one it has out here: ended with it. */
+		pid_t pid = t->r[i] ? t->r[i]->pid : ns ? 0 : (pid_t)t->tp[i]->pid;
 		int status;
 
-		if (pid <= 0 || (!t->r[i] && i == 0))
+		if (pid <= 0 || !ours(pid))
 			continue;
-		if (!t->r[i])
-			kill(pid, SIGKILL);
+		kill(pid, SIGKILL);
 		while (waitpid(pid, &status, __WALL) >= 0 && !WIFEXITED(status) && !WIFSIGNALED(status))
 			;
+	}
+	for (size_t i = 0; i < t->n; i++)
 		if (t->r[i])
 			t->r[i]->pid = 0;
-	}
 }
 
 enum stub_state { STUB_WAITING, STUB_STOPPED, STUB_EXITED };

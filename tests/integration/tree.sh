@@ -141,6 +141,27 @@ expect_rc 0 "restore it again" "$FERRY" restore -D "$T/d2" -d
 sleep 0.5
 moving "$T/tc" "the twice-restored tree still checks out"
 
+# 6b. A PID of the tree held by an unrelated process: the restore fails,
+#     and never kills that process (it is not ferry's).
+expect_rc 0 "dump the tree again" "$FERRY" dump -t $R -D "$T/d3"
+for p in $ALL; do for _ in $(seq 100); do gone $p && break; sleep 0.05; done; done
+C=$(echo $ALL | cut -d' ' -f4)
+"$TOOLS/tools/holdpid" $C && PIDS="$PIDS $C"
+if [ -d /proc/$C ]; then
+	expect_rc 1 "a restore whose child's PID is held by another process" "$FERRY" restore -D "$T/d3" -d
+	expect_in "$T/err" "$C" "the refusal names the PID"
+	[ -d /proc/$C ] && ! gone $C && ok "the unrelated process holding PID $C lives on" ||
+		fail "ferry killed the process holding PID $C"
+	for p in $(echo $ALL | cut -d' ' -f1-3); do gone $p || fail "process $p of the failed restore is left"; done
+	kill -9 $C
+	for _ in $(seq 100); do gone $C && break; sleep 0.05; done
+else
+	fail "holdpid could not take PID $C"
+fi
+expect_rc 0 "the tree restores once its PIDs are free" "$FERRY" restore -D "$T/d3" -d
+sleep 0.5
+moving "$T/tc" "the tree checks out after the failed restore"
+
 # 7. A process without stdio comes back without it (none of ferry's).
 sh -c 'exec 0<&- 1>&- 2>&- sleep 1000' &
 S=$!
