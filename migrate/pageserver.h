@@ -38,6 +38,8 @@ struct ps_result {
 	bool in_doubt;                    /* restored, left stopped: the source vanished
 					     before saying its original is gone */
 	bool snapshot;                    /* the final dump is a snapshot: stored, not run */
+	bool aborted;                     /* the source said ABORT after the final dump: its
+					     original runs on, the final dump was removed */
 };
 
 /* Serve one authenticated connection (HELLO on) until the final dump is handed

@@ -353,6 +353,10 @@ static int finish(struct net_conn *nc, const struct ps_opts *o, const char *dir,
 		res->pid = pid;
 		return net_send(nc, NET_DONE, NULL, err);
 	}
+	/* An explicit ABORT: the source's original runs on, so the final dump
+	 * here goes (ps_serve removes it); the source gone without a word
+	 * may have ended its original: the dump then stays. */
+	res->aborted = !ret && type == NET_ABORT;
 	if (!pid)
 		return ret ? ret : ferr_new(err, ECONNABORTED, "the source aborted the migration");
 	if (!ret || (type == NET_ABORT)) {
@@ -434,8 +438,8 @@ int ps_serve(struct net_conn *nc, const struct ps_opts *o, struct ps_result *res
 			ferry__mig_round__free_unpacked(r, NULL);
 			files = 0;
 			pages = false;
-			stp->nr_landed = 0;   /* complete: it stays */
 			if (!final) {
+				stp->nr_landed = 0;   /* complete: it stays */
 				res->rounds++;
 				rounds_here++;
 				if (o->round)
@@ -451,6 +455,8 @@ int ps_serve(struct net_conn *nc, const struct ps_opts *o, struct ps_result *res
 				continue;
 			}
 			ret = finish(nc, o, rdir, snapshot, msg, res, err);
+			if (!res->aborted)
+				stp->nr_landed = 0;   /* the final dump stays */
 			break;
 		} else if (type == NET_ABORT) {
 			ret = ferr_new(err, ECONNABORTED, "the source aborted the migration");
@@ -459,7 +465,7 @@ int ps_serve(struct net_conn *nc, const struct ps_opts *o, struct ps_result *res
 		}
 	}
 	stream_drop(stp);
-	if (ret && !res->final)
+	if (ret && (!res->final || res->aborted))
 		round_drop(stp);
 	free(buf);
 	free(msg);
