@@ -14,8 +14,8 @@
  *      A zombie exits here, with its dumped status.
  * Between the two, ferry puts the queued data into pipes and sockets (the
  * credentials a message carries name processes that now exist). From then
- * on ferry drives each process from outside. */
-#include <ctype.h>
+ * on ferry drives each process from outside. This file is the stubs' side;
+ * ferry's (creating, waiting, killing) is spawn.c. */
 #include <fcntl.h>
 #include <inttypes.h>
 #include <linux/sched.h>
@@ -26,14 +26,11 @@
 #include <sys/file.h>
 #include <sys/personality.h>
 #include <sys/prctl.h>
-#include <sys/ptrace.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
-#include <time.h>
 
-#include "common/cancel.h"
 #include "common/log.h"
 #include "proc/fds.h"
 #include "proc/locks.h"
@@ -111,7 +108,7 @@ static void stop_self(void)
 	syscall(SYS_kill, syscall(SYS_getpid), SIGSTOP);
 }
 
-static pid_t clone_with_pid(pid_t want, uint64_t flags)
+pid_t rst_clone_pid(pid_t want, uint64_t flags)
 {
 	struct clone_args ca;
 
@@ -277,7 +274,6 @@ static void __attribute__((noreturn)) zombie_exit(const Ferry__TreeProc *p)
 	_exit(WIFEXITED(st) ? WEXITSTATUS(st) : 127);
 }
 
-static void __attribute__((noreturn)) stub_main(const struct rst_tree *t, size_t i, int errfd);
 
 static void phase_one(const struct rst_tree *t, size_t i, int errfd)
 {
@@ -300,9 +296,9 @@ static void phase_one(const struct rst_tree *t, size_t i, int errfd)
 			flags |= CLONE_FILES;
 		if (c->fs_with && c->fs_with == fs_owner(p))
 			flags |= CLONE_FS;
-		pid = clone_with_pid((pid_t)c->pid, flags);
+		pid = rst_clone_pid((pid_t)c->pid, flags);
 		if (pid == 0)
-			stub_main(t, k, errfd);
+			rst_stub_main(t, k, errfd);
 		if (pid < 0)
 			child_fail(errfd, "create child process %u: %s", c->pid, strerror(errno));
 	}
@@ -338,7 +334,7 @@ static void phase_two(const struct rst_tree *t, size_t i, int errfd)
 		close(errfd);
 }
 
-static void __attribute__((noreturn)) stub_main(const struct rst_tree *t, size_t i, int errfd)
+void rst_stub_main(const struct rst_tree *t, size_t i, int errfd)
 {
 	phase_one(t, i, errfd);
 	stop_self();
@@ -394,222 +390,6 @@ int rst_tree_check(const struct rst_tree *t, struct ferr *err)
 	return 0;
 }
 
-/* Is pid one of ours: a child or tracee of ferry? Only those may be killed:
- * a PID the tree was meant to get may belong to someone else (the original
- * still running, when its clone failed with EEXIST). */
-static bool ours(pid_t pid)
-{
-	siginfo_t si;
-
-	memset(&si, 0, sizeof(si));
-	return waitid(P_PID, (id_t)pid, &si, WEXITED | WSTOPPED | WNOHANG | WNOWAIT | __WALL) == 0;
-}
-
-void rst_tree_kill(struct rst_tree *t)
-{
-	bool ns = t->init > 0;
-
-	if (ns) {
-		int status;
-
-		/* SIGKILL to a namespace's init ends everything in it. */
-		kill(t->init, SIGKILL);
-		while (waitpid(t->init, &status, __WALL) >= 0 && !WIFEXITED(status) &&
-		       !WIFSIGNALED(status))
-			;
-		t->init = 0;
-	}
-	for (size_t i = 0; i < t->n; i++) {
-		/* A zombie's PID is its dumped one, which inside a new
-		 * namespace is not the one it has out here: ended with it. */
-		pid_t pid = t->r[i] ? t->r[i]->pid : ns ? 0 : (pid_t)t->tp[i]->pid;
-		int status;
-
-		if (pid <= 0 || !ours(pid))
-			continue;
-		kill(pid, SIGKILL);
-		while (waitpid(pid, &status, __WALL) >= 0 && !WIFEXITED(status) && !WIFSIGNALED(status))
-			;
-	}
-	for (size_t i = 0; i < t->n; i++)
-		if (t->r[i])
-			t->r[i]->pid = 0;
-}
-
-enum stub_state { STUB_WAITING, STUB_STOPPED, STUB_EXITED };
-
-/* A process just forked (a fork event of its parent): which of the tree it
- * is, by the PID it has in its own namespace (NSpid's last field). */
-static void map_forked(struct rst_tree *t, pid_t *pids, pid_t parent)
-{
-	unsigned long msg = 0;
-	char path[48], buf[2048], *p;
-	long inner = -1;
-
-	if (ptrace(PTRACE_GETEVENTMSG, parent, NULL, &msg) < 0 || !msg)
-		return;
-	snprintf(path, sizeof(path), "/proc/%lu/status", msg);
-	if (read_small_file_at(AT_FDCWD, path, buf, sizeof(buf)) < 0 || !(p = strstr(buf, "NSpid:")))
-		return;
-	for (char *tok = strtok(p + 6, " \t\n"); tok && isdigit((unsigned char)*tok);
-	     tok = strtok(NULL, " \t\n"))
-		inner = atol(tok);
-	for (size_t i = 0; i < t->n; i++)
-		if ((long)t->tp[i]->pid == inner && !pids[i])
-			pids[i] = (pid_t)msg;
-}
-
-/* --pid-ns: the namespace's init forks the root (a fork event: the root's
- * PID out here), then becomes `ferry __pidns-init`. */
-static int watch_init(struct rst_tree *t, pid_t *pids, bool *moved, struct ferr *err)
-{
-	int status;
-	pid_t w = waitpid(t->init, &status, __WALL | WNOHANG);
-
-	if (w <= 0)
-		return 0;
-	*moved = true;
-	if (WIFEXITED(status) || WIFSIGNALED(status)) {
-		t->init = 0;
-		return ferr_new(err, EIO, "the new PID namespace's init died (status 0x%x)", status);
-	}
-	if (WIFSTOPPED(status) && (status >> 16) == PTRACE_EVENT_FORK)
-		map_forked(t, pids, t->init);
-	if (WIFSTOPPED(status) && ptrace(PTRACE_CONT, t->init, NULL, NULL) < 0)
-		return ferr_sys(err, errno, "PTRACE_CONT the namespace's init %d", t->init);
-	return 0;
-}
-
-/* Wait until every process marked in `go` is in its next SIGSTOP (a zombie:
- * has exited). Other stops (fork events, the first stop of a process just
- * forked, a stray signal) are let go on. */
-static int wait_phase(struct rst_tree *t, pid_t *pids, const bool *go, int err_rd,
-		      struct ferr *err)
-{
-	enum stub_state *st = calloc(t->n, sizeof(*st));
-	size_t left = 0;
-	int ret = 0;
-
-	if (!st)
-		return ferr_sys(err, ENOMEM, "restore");
-	for (size_t i = 0; i < t->n; i++)
-		left += go[i];
-	while (!ret && left) {
-		bool moved = false;
-
-		for (size_t i = 0; !ret && i < t->n; i++) {
-			int status, sig;
-			pid_t w;
-
-			if (!go[i] || st[i] != STUB_WAITING || !pids[i])
-				continue; /* done, or not forked (so not known) yet */
-			w = waitpid(pids[i], &status, __WALL | WNOHANG);
-			if (w == 0 || (w < 0 && errno == ECHILD))
-				continue; /* not forked (so not ours) yet */
-			if (w < 0) {
-				ret = ferr_sys(err, errno, "wait for new process %d", pids[i]);
-				break;
-			}
-			moved = true;
-			if (WIFEXITED(status) || WIFSIGNALED(status)) {
-				if (t->tp[i]->zombie) {
-					st[i] = STUB_EXITED;
-					left--;
-					continue;
-				}
-				char msg[512];
-				ssize_t n = read(err_rd, msg, sizeof(msg) - 1);
-
-				msg[n > 0 ? n : 0] = '\0';
-				if (t->r[i])
-					t->r[i]->pid = 0; /* reaped: nothing to kill */
-				ret = ferr_new(err, EIO, "setting up the new process failed: %s",
-					       n > 0 ? msg : "it died without saying why");
-				break;
-			}
-			if (!WIFSTOPPED(status))
-				continue;
-			sig = WSTOPSIG(status);
-			if ((status >> 16) == 0 && sig == SIGSTOP) {
-				st[i] = STUB_STOPPED;
-				left--;
-				continue;
-			}
-			if ((status >> 16) == PTRACE_EVENT_FORK)
-				map_forked(t, pids, pids[i]);
-			/* A zombie's own end is let through; anything else
-			 * (a stray signal) is suppressed: it stays blocked. */
-			if ((status >> 16) != 0 || !t->tp[i]->zombie ||
-			    !WIFSIGNALED(t->tp[i]->exit_status) ||
-			    WTERMSIG(t->tp[i]->exit_status) != sig)
-				sig = 0;
-			if (ptrace(PTRACE_CONT, pids[i], NULL, (void *)(long)sig) < 0 && errno != ESRCH)
-				ret = ferr_sys(err, errno, "PTRACE_CONT new process %d", pids[i]);
-		}
-		if (!ret && t->init > 0)
-			ret = watch_init(t, pids, &moved, err);
-		if (!ret && !moved) {
-			struct timespec ts = { 0, 100000 };
-
-			ret = cancel_check(err);
-			nanosleep(&ts, NULL);
-		}
-	}
-	free(st);
-	return ret;
-}
-
-static int resume(struct rst_tree *t, pid_t *pids, const bool *go, struct ferr *err)
-{
-	for (size_t i = 0; i < t->n; i++)
-		if (go[i] && ptrace(PTRACE_CONT, pids[i], NULL, NULL) < 0)
-			return ferr_sys(err, errno, "PTRACE_CONT new process %d", pids[i]);
-	return 0;
-}
-
-/* The root, ferry's child: with its dumped PID where free (a lone process
- * may take another PID; a tree's processes must keep theirs). */
-static pid_t clone_root(struct rst_tree *t, struct ferr *err)
-{
-	pid_t want = (pid_t)t->tp[0]->pid, pid;
-
-	pid = clone_with_pid(want, 0);
-	/* EPERM: choosing a PID needs CAP_CHECKPOINT_RESTORE (or CAP_SYS_ADMIN). */
-	if (pid < 0 && want > 0 && (errno == EEXIST || errno == EPERM)) {
-		const char *why = errno == EEXIST ? "is in use" : "cannot be chosen by this caller";
-
-		if (t->opts->require_same_pid || t->n > 1) {
-			int e = errno;
-
-			return ferr_new(err, e, "PID %d %s%s", want, why, t->n > 1 ?
-					": a tree is restored with its PIDs" :
-					", and --require-same-pid was given");
-		}
-		pr_warn("PID %d %s: the process gets another one", want, why);
-		t->same_pid = false;
-		pid = clone_with_pid(0, 0);
-	}
-	if (pid < 0)
-		return ferr_sys(err, errno, "create the process (clone3%s)", want ? " with set_tid" : "");
-	return pid;
-}
-
-void rst_tree_release_init(struct rst_tree *t, struct rst_result *res)
-{
-	int status;
-
-	if (t->init <= 0)
-		return;
-	/* A running tracee is detached from a stop only. */
-	if (ptrace(PTRACE_INTERRUPT, t->init, NULL, NULL) == 0)
-		while (waitpid(t->init, &status, __WALL) == t->init && !WIFSTOPPED(status) &&
-		       !WIFEXITED(status) && !WIFSIGNALED(status))
-			;
-	ptrace(PTRACE_DETACH, t->init, NULL, NULL);
-	res->ns_init = t->init;
-	t->init = 0;
-}
-
 void rst_pidns_init(void)
 {
 	/* pid 1 of the restored tree's namespace: reap, and end with the last
@@ -623,16 +403,16 @@ void rst_pidns_init(void)
 
 /* The namespace's init, a child of ferry: it forks the root, then execs
  * ferry as a plain reaper (nothing of ferry's memory stays in it). */
-static void __attribute__((noreturn)) init_main(struct rst_tree *t, int go_rd, int err_wr)
+void rst_ns_init_main(struct rst_tree *t, int go_rd, int err_wr)
 {
 	char c;
 	pid_t root;
 
 	if (read(go_rd, &c, 1) != 1)
 		_exit(127);
-	root = clone_with_pid((pid_t)t->tp[0]->pid, 0);
+	root = rst_clone_pid((pid_t)t->tp[0]->pid, 0);
 	if (root == 0)
-		stub_main(t, 0, err_wr);
+		rst_stub_main(t, 0, err_wr);
 	if (root < 0)
 		child_fail(err_wr, "create process %u in the new PID namespace: %s", t->tp[0]->pid,
 			   strerror(errno));
@@ -640,169 +420,3 @@ static void __attribute__((noreturn)) init_main(struct rst_tree *t, int go_rd, i
 	_exit(127);
 }
 
-static pid_t clone_ns_init(void)
-{
-	struct clone_args ca;
-
-	memset(&ca, 0, sizeof(ca));
-	ca.flags = CLONE_NEWPID;
-	ca.exit_signal = SIGCHLD;
-	return (pid_t)syscall(SYS_clone3, &ca, sizeof(ca));
-}
-
-static int max_fd(const struct rst_tree *t)
-{
-	int top = 2;
-
-	for (size_t i = 0; i < t->n; i++)
-		for (size_t k = 0; t->r[i] && k < t->r[i]->nr_fds; k++)
-			if ((int)t->r[i]->fds[k]->fd > top)
-				top = (int)t->r[i]->fds[k]->fd;
-	if (t->pool && t->pool->top > top)
-		top = t->pool->top;
-	return top;
-}
-
-static int tree_create(struct rst_tree *t, struct ferr *err)
-{
-	long opts = PTRACE_O_TRACESYSGOOD | PTRACE_O_EXITKILL | PTRACE_O_TRACECLONE |
-		    PTRACE_O_TRACEFORK;
-	cleanup_close int go_rd = -1, go_wr = -1, err_rd = -1, err_wr = -1;
-	cleanup_free pid_t *pids = calloc(t->n, sizeof(*pids));
-	cleanup_free bool *go = calloc(t->n, sizeof(*go));
-	pid_t root;
-	int p[2], ret;
-
-	if (!pids || !go)
-		return ferr_sys(err, ENOMEM, "restore");
-	if (pipe2(p, O_CLOEXEC) < 0)
-		return ferr_sys(err, errno, "pipe");
-	go_rd = p[0];
-	go_wr = p[1];
-	if (pipe2(p, O_CLOEXEC | O_NONBLOCK) < 0)
-		return ferr_sys(err, errno, "pipe");
-	err_rd = p[0];
-	if (t->opts->shell_job) {
-		int src = isatty(0) ? 0 : isatty(1) ? 1 : isatty(2) ? 2 : -1;
-
-		if (src < 0)
-			return ferr_new(err, ENOTTY, "--shell-job: none of ferry's stdin, stdout and "
-					"stderr is a terminal to give the shell job");
-		t->tty_fd = fcntl(src, F_DUPFD_CLOEXEC, max_fd(t) + 1);
-		if (t->tty_fd < 0)
-			return ferr_sys(err, errno, "the terminal");
-	}
-	/* Above every fd any process will have and every object's. */
-	err_wr = fcntl(p[1], F_DUPFD_CLOEXEC, max_fd(t) + (t->tty_fd >= 0 ? 2 : 1));
-	close(p[1]);
-	if (err_wr < 0)
-		return ferr_sys(err, errno, "pipe");
-	fflush(NULL);
-	if (t->opts->pid_ns) {
-		sigset_t all, old;
-
-		sigfillset(&all);
-		sigprocmask(SIG_SETMASK, &all, &old);
-		t->init = clone_ns_init();
-		if (t->init == 0)
-			init_main(t, go_rd, err_wr);
-		sigprocmask(SIG_SETMASK, &old, NULL);
-		if (t->init < 0) {
-			t->init = 0;
-			return ferr_sys(err, errno, "create a PID namespace (clone3 CLONE_NEWPID)");
-		}
-		root = 0;
-		goto seize;
-	}
-	root = clone_root(t, err);
-	if (root < 0)
-		return root == -1 ? -EIO : root;
-	if (root == 0) {
-		char c;
-		sigset_t all;
-
-		sigfillset(&all);
-		sigprocmask(SIG_SETMASK, &all, NULL);
-		if (read(go_rd, &c, 1) != 1) /* ferry gave up before seizing us */
-			_exit(127);
-		close(go_rd);
-		close(go_wr);
-		close(err_rd);
-		stub_main(t, 0, err_wr);
-	}
-seize:
-	for (size_t i = 0; i < t->n; i++) {
-		/* In a new namespace their PIDs out here are learnt as they
-		 * are forked. */
-		pids[i] = t->opts->pid_ns ? 0 : i ? (pid_t)t->tp[i]->pid : root;
-		go[i] = true;
-	}
-	close(steal_fd(go_rd));
-	close(steal_fd(err_wr));
-	/* Seized before it does anything; its descendants as they are
-	 * forked. EXITKILL: if ferry dies, so do they. */
-	if (ptrace(PTRACE_SEIZE, t->init ? t->init : root, NULL, (void *)opts) < 0)
-		return ferr_sys(err, errno, "PTRACE_SEIZE the new process %d", t->init ? t->init : root);
-	if (write(go_wr, "g", 1) != 1)
-		return ferr_sys(err, errno, "start the new process");
-	ret = wait_phase(t, pids, go, err_rd, err);
-	for (size_t i = 0; i < t->n; i++)
-		if (t->r[i])
-			t->r[i]->pid = pids[i];
-	if (!ret)
-		ret = t->pool ? rst_pool_fill((struct rst_pool *)t->pool, err) : 0;
-	/* Phase two: processes sharing another's fd table first, as the
-	 * table's owner closes what they would still use. */
-	for (int wave = 0; !ret && wave < 2; wave++) {
-		for (size_t i = 0; i < t->n; i++)
-			go[i] = (t->tp[i]->files_with != 0) == (wave == 0);
-		ret = resume(t, pids, go, err);
-		if (!ret)
-			ret = wait_phase(t, pids, go, err_rd, err);
-	}
-	for (size_t i = 0; !ret && i < t->n; i++) {
-		char path[32];
-
-		if (!t->r[i])
-			continue;
-		snprintf(path, sizeof(path), "/proc/%d", t->r[i]->pid);
-		t->r[i]->procfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-		if (t->r[i]->procfd < 0)
-			ret = ferr_sys(err, errno, "open %s", path);
-	}
-	return ret;
-}
-
-int rst_tree_create(struct rst_tree *t, struct ferr *err)
-{
-	int ret = tree_create(t, err);
-
-	if (t->tty_fd >= 0)
-		close(t->tty_fd); /* the processes have theirs */
-	t->tty_fd = -1;
-	return ret;
-}
-
-/* One process alone (an image without tree.img, or a warm restore). */
-int rst_child_create(struct rst *r, struct ferr *err)
-{
-	const Ferry__Process *p = r->proc;
-	Ferry__TreeProc tp = FERRY__TREE_PROC__INIT;
-	const Ferry__TreeProc *tps[1] = { &tp };
-	struct rst *rs[1] = { r };
-	struct rst_tree t = { .opts = r->opts, .n = 1, .r = rs, .tp = tps, .same_pid = true,
-				.tty_fd = -1 };
-	int ret;
-
-	tp.pid = p->pid;
-	tp.pgid = p->has_pgid ? p->pgid : 0;
-	tp.sid = p->has_sid ? p->sid : 0;
-	ret = rst_tree_create(&t, err);
-	if (!t.same_pid)
-		r->res->same_pid = false;
-	if (ret)
-		rst_tree_kill(&t);
-	else
-		rst_tree_release_init(&t, r->res);
-	return ret;
-}

@@ -102,20 +102,29 @@ struct rst_tree {
 	int tty_fd;                       /* --shell-job: ferry's terminal, above every fd; or -1 */
 };
 
-/* child.c: the whole tree, every live process stopped and seized, its fds,
+/* spawn.c: the whole tree, every live process stopped and seized, its fds,
  * cwd, umask, session and group in place; zombies exited. On error nothing
  * is left (every process killed and reaped). */
 int rst_tree_create(struct rst_tree *t, struct ferr *err);
+
+/* child.c, the stubs' side, for spawn.c: clone3 with the PID want (0: any)
+ * and flags; a stub's life (process i of t, errors to errfd); the life of
+ * --pid-ns's init (forks the root, then execs `ferry __pidns-init`). */
+pid_t rst_clone_pid(pid_t want, uint64_t flags);
+void __attribute__((noreturn)) rst_stub_main(const struct rst_tree *t, size_t i, int errfd);
+void __attribute__((noreturn)) rst_ns_init_main(struct rst_tree *t, int go_rd, int err_wr);
 /* tree.c: the cold restore of a dump with tree.img (root's ownership
  * passes to it). */
 int rst_restore_tree(const struct rst_opts *opts, struct rst_result *res,
 		     struct img_image *root, struct rst_files *root_files,
 		     Ferry__TreeItem *const *items, size_t nitems, const struct kerndat *kd,
 		     struct ferr *err);
-/* Reject what a tree cannot be created as before anything is made. */
+/* child.c: reject what a tree cannot be created as before anything is made. */
 int rst_tree_check(const struct rst_tree *t, struct ferr *err);
+/* spawn.c: every process of t that is ferry's child or tracee killed and
+ * reaped (a PID the tree was to get may be someone else's). */
 void rst_tree_kill(struct rst_tree *t);
-/* --pid-ns: the namespace's init let go once the tree is built (res->ns_init). */
+/* spawn.c, --pid-ns: the namespace's init let go once the tree is built (res->ns_init). */
 void rst_tree_release_init(struct rst_tree *t, struct rst_result *res);
 
 #define RST_SCRATCH_PAGES 4
@@ -134,7 +143,7 @@ void rst_kill_child(struct rst *r);
 void rst_free(struct rst *r);   /* r->procfd -1 when there is none */
 DEFINE_CLEANUP_VAL(rst, rst_free)
 
-/* child.c: create the child of a one-process restore (PID as dumped where
+/* spawn.c: create the child of a one-process restore (PID as dumped where
  * free), let it set up its fds, cwd, umask and session, and wait for its
  * first ptrace stop. */
 int rst_child_create(struct rst *r, struct ferr *err);

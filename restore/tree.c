@@ -166,6 +166,7 @@ int rst_restore_tree(const struct rst_opts *opts, struct rst_result *res,
 			ret = load_proc(&x, i, opts->dir, root, kd, &files, err);
 	if (!ret)
 		ret = rst_tree_check(&x.t, err);
+	res->validate_ns += now_ns() - t0;
 	for (size_t i = 0; !ret && i < n; i++)
 		for (size_t k = 0; x.r[i] && k < x.r[i]->nr_fds; k++)
 			if ((int)x.r[i]->fds[k]->fd > maxfd)
