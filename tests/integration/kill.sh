@@ -173,7 +173,9 @@ while [ $i -lt "$TRIALS" ]; do
 	what="$c, SIG$sig after $delay ms"
 	# Once the destination said it restored the copy, the original is ended
 	# (the hand-over's point of no return), whatever ferry's exit.
-	if [ $c = migrate ] && grep -q "destination restored" "$T/log" && ! kill -0 "$P" 2>/dev/null; then
+	# (A zombie is ended: the original is this shell's child, reaped late.)
+	if [ $c = migrate ] && grep -q "destination restored" "$T/log" &&
+		! grep -q '^State:[[:space:]]*[RSDTt]' /proc/$P/status 2>/dev/null; then
 		rc=0
 	fi
 	if [ $rc = 0 ]; then
