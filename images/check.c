@@ -284,7 +284,8 @@ static int cmp_u64(const void *a, const void *b)
 /* Are the n ids unique? (sorts them) */
 static bool ids_unique(uint64_t *ids, size_t n)
 {
-	qsort(ids, n, sizeof(*ids), cmp_u64);
+	if (n > 1)
+		qsort(ids, n, sizeof(*ids), cmp_u64);
 	for (size_t i = 1; i < n; i++)
 		if (ids[i] == ids[i - 1])
 			return false;

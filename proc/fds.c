@@ -121,7 +121,8 @@ int fds_collect(struct target *t, struct fd_list *out, struct ferr *err)
 		if (!fd_supported(e))
 			l.nr_unsupported++;
 	}
-	qsort(l.fds, l.n, sizeof(*l.fds), cmp_fd);
+	if (l.n > 1)
+		qsort(l.fds, l.n, sizeof(*l.fds), cmp_fd);
 	fdkind_finish(&l);
 	*out = steal_val(l);
 	return 0;

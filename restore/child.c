@@ -152,7 +152,8 @@ static void close_all_but(int *keep, size_t n)
 {
 	unsigned lo = 0;
 
-	qsort(keep, n, sizeof(*keep), cmp_int);
+	if (n > 1)
+		qsort(keep, n, sizeof(*keep), cmp_int);
 	for (size_t i = 0; i < n; i++) {
 		if ((unsigned)keep[i] > lo)
 			syscall(SYS_close_range, lo, (unsigned)keep[i] - 1, 0);

@@ -133,8 +133,10 @@ int rst_creds_check(const Ferry__Creds *c, const struct rst_caller *who, struct 
 		mine = malloc((who->ngroups + 1) * sizeof(*mine));
 		if (!mine)
 			return ferr_sys(err, ENOMEM, "groups");
-		memcpy(mine, who->groups, who->ngroups * sizeof(*mine));
-		qsort(mine, who->ngroups, sizeof(*mine), cmp_gid);
+		if (who->ngroups) {
+			memcpy(mine, who->groups, who->ngroups * sizeof(*mine));
+			qsort(mine, who->ngroups, sizeof(*mine), cmp_gid);
+		}
 		for (size_t i = 0; i < c->n_groups; i++) {
 			gid_t g = c->groups[i];
 

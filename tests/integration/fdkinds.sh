@@ -49,7 +49,7 @@ start a
 fdlist "$W" >"$T/fds.before"
 expect_rc 0 "dump a process with one fd of each kind" "$FERRY" dump -t $W -D "$T/d"
 kill -9 $W 2>/dev/null
-wait $W 2>/dev/null
+reap $W
 [ -s "$T/d/fdata.img" ] && ok "memfd and deleted file contents in fdata.img" || fail "no fdata.img"
 "$FERRY" show "$T/d" >"$T/show" 2>&1 || fail "show: $(head -c 300 "$T/show")"
 rm -f "$T/pid"
@@ -90,7 +90,7 @@ done
 start gap --extra gap
 expect_rc 0 "dump a process whose inotify watches start at 2" "$FERRY" dump -t $W -D "$T/g"
 kill -9 $W 2>/dev/null
-wait $W 2>/dev/null
+reap $W
 expect_rc 1 "its restore is refused" "$FERRY" restore -D "$T/g" -d
 expect_in "$T/err" "came back as descriptor 1, the process knows it as 2" "names the watch descriptors"
 finish

@@ -57,6 +57,22 @@ expect_in() {
 	if grep -qF -- "$2" "$1"; then ok "$3"; else fail "$3: \"$2\" not in $(head -c 400 "$1")"; fi
 }
 
+# gone PID: the process has ended (no such process, or a zombie).
+gone() {
+	st=$(grep '^State:' /proc/$1/status 2>/dev/null) || return 0
+	case $st in *Z*|*X*) return 0 ;; esac
+	return 1
+}
+
+# reap PID: wait for a child of this shell that a dump should have ended.
+# If a failed dump left it running, kill it after 5 s so that the script
+# goes on to report the failure instead of waiting for it for ever.
+reap() {
+	for _ in $(seq 100); do gone "$1" && break; sleep 0.05; done
+	gone "$1" || kill -9 "$1" 2>/dev/null
+	wait "$1" 2>/dev/null
+}
+
 # wait_for FILE: until it exists and is not empty (10 s at most).
 wait_for() { for _ in $(seq 200); do [ -s "$1" ] && return 0; sleep 0.05; done; return 1; }
 

@@ -16,11 +16,6 @@ trap 'for p in $PIDS; do kill -9 $p 2>/dev/null; done; rm -rf "$T"' EXIT
 LOOPS=${PREDUMP_LOOPS:-10}
 # gone PID: no such process, or a zombie. One read of its status: a process
 # reaped between two reads must not look alive.
-gone() {
-	st=$(grep '^State:' /proc/$1/status 2>/dev/null) || return 0
-	case $st in *Z*|*X*) return 0 ;; esac
-	return 1
-}
 # started PID: when it started (clock ticks since boot), to tell it from a
 # later process that got its PID (pid_max is 32768 here: PIDs come round fast).
 started() { sed 's/.*) //' /proc/$1/stat 2>/dev/null | cut -d' ' -f20; }

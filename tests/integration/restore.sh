@@ -15,12 +15,6 @@ trap 'for p in $PIDS; do kill -9 $p 2>/dev/null; done; rm -rf "$T"' EXIT
 wait_for() { for _ in $(seq 200); do [ -e "$1" ] && return 0; sleep 0.05; done; return 1; }
 # gone PID: no such process, or a zombie. One read of its status: a process
 # reaped between two reads must not look alive.
-gone() {
-	st=$(grep '^State:' /proc/$1/status 2>/dev/null) || return 0
-	case $st in *Z*|*X*) return 0 ;; esac
-	return 1
-}
-
 # memtest_check DESC PID WHAT: ask a memtest to check all of its memory.
 memtest_check() {
 	rm -f "$1.check"
@@ -47,7 +41,7 @@ grep -v vsyscall /proc/$W/maps >"$T/maps.before"
 ls /proc/$W/task | wc -l >"$T/threads.before"
 ls -l /proc/$W/fd | awk '{print $9, $10, $11}' >"$T/fds.before"
 expect_rc 0 "dump memtest" "$FERRY" dump -t $W -D "$T/m"
-wait $W 2>/dev/null
+reap $W
 restore_d "$T/m"
 [ "$RP" = "$W" ] && ok "same PID as dumped ($W)" || fail "restored as $RP, dumped as $W"
 [ "$(grep -c userfaultfd /proc/$RP/maps)" = 0 ] && ! ls -l /proc/$RP/fd | grep -q userfaultfd &&
@@ -105,7 +99,7 @@ wait_for "$T/r/ready" || fail "rsttest did not start"
 sleep 0.3
 kill -s RTMIN+1 $W     # blocked: stays pending through the dump
 expect_rc 0 "dump rsttest" "$FERRY" dump -t $W -D "$T/ri"
-wait $W 2>/dev/null
+reap $W
 at_dump=$(wc -l <"$T/r/log")
 restore_d "$T/ri"
 # What the kernel keeps for the process and each thread, as a dump of the
@@ -165,7 +159,7 @@ wait_for "$T/u/w.desc" || fail "memtest as nobody did not start"
 grep -E '^(Uid|Gid|Groups|Cap)' /proc/$W/status >"$T/creds.before"
 cat /proc/$W/limits >"$T/limits.before"
 expect_rc 0 "dump a process of another user" "$FERRY" dump -t $W -D "$T/ui"
-wait $W 2>/dev/null
+reap $W
 restore_d "$T/ui"
 grep -E '^(Uid|Gid|Groups|Cap)' /proc/$RP/status >"$T/creds.after"
 [ -s "$T/creds.before" ] && cmp -s "$T/creds.before" "$T/creds.after" && ok "uids, gids, groups and capabilities as dumped" || fail "creds: $(diff "$T/creds.before" "$T/creds.after")"

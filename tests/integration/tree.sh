@@ -28,12 +28,6 @@ moving() {
 }
 # ids PID...: "pid ppid pgid sid Z|live" of each, one line each.
 ids() { for p in "$@"; do ps -o pid=,ppid=,pgid=,sid=,stat= -p "$p" | awk '{print $1, $2, $3, $4, substr($5, 1, 1) == "Z" ? "Z" : "live"}'; done; }
-gone() {
-	st=$(grep '^State:' /proc/$1/status 2>/dev/null) || return 0
-	case $st in *Z*|*X*) return 0 ;; esac
-	return 1
-}
-
 R=$("$TREECHECK" "$T/tc")
 [ -n "$R" ] || { fail "treecheck did not start"; exit 1; }
 PIDS="$R"
@@ -163,13 +157,13 @@ sleep 0.5
 moving "$T/tc" "the tree checks out after the failed restore"
 
 # 7. A process without stdio comes back without it (none of ferry's).
-sh -c 'exec 0<&- 1>&- 2>&- sleep 1000' &
+sh -c 'exec 0<&- 1>&- 2>&- 3>&- 4>&- 5>&- 6>&- 7>&- 8>&- 9>&- sleep 1000' &
 S=$!
 PIDS="$PIDS $S"
 sleep 0.2
 ls /proc/$S/fd | sort >"$T/fd.nofd"
 expect_rc 0 "dump a process with no fds 0-2" "$FERRY" dump -t $S -D "$T/nofd"
-wait $S 2>/dev/null
+reap $S
 expect_rc 0 "restore it with ferry's stdio open" "$FERRY" restore -D "$T/nofd" -d
 ! grep -qx '[012]' "$T/fd.nofd" && ls /proc/$S/fd | sort | cmp -s - "$T/fd.nofd" &&
 	ok "it holds no fd 0-2, only what it had" ||
@@ -183,7 +177,7 @@ K=$!
 PIDS="$PIDS $K"
 wait_for "$T/sk/o.ready" || fail "skcheck did not start"
 expect_rc 0 "dump a process with pipes, a FIFO and Unix sockets" "$FERRY" dump -t $K -D "$T/skd"
-wait $K 2>/dev/null
+reap $K
 expect_rc 0 "restore it" "$FERRY" restore -D "$T/skd" -d
 kill -USR1 $K
 wait_for "$T/sk/o.check" || fail "skcheck did not answer"
@@ -217,7 +211,7 @@ expect_rc 1 "a process holding locks is refused without --file-locks" "$FERRY" d
 expect_in "$T/err" "--file-locks" "the refusal names the option"
 kill -0 $L && ok "the process runs on" || fail "the refused process is gone"
 expect_rc 0 "dump --file-locks" "$FERRY" dump -t $L -D "$T/lkd" --file-locks
-wait $L 2>/dev/null
+reap $L
 "$TOOLS/workloads/lockcheck" --probe "$T/lk/o" >"$T/lk/free"
 [ "$(cat "$T/lk/free" | tr '\n' ' ')" = "flock free posix free ofd free " ] && ok "the locks died with the process" ||
 	fail "after the dump: $(cat "$T/lk/free" | tr '\n' ' ')"

@@ -23,7 +23,7 @@ W=$!
 PIDS="$PIDS $W"
 wait_for "$T/nb/w.desc" || fail "memtest did not start as nobody"
 expect_rc 0 "dump nobody's process" "$FERRY" dump -t $W -D "$T/d"
-wait $W 2>/dev/null
+reap $W
 
 # Control: root restores it; its files are opened as nobody and are
 # nobody's to open. The pidfile is not written through a planted link.
@@ -113,7 +113,7 @@ PIDS="$PIDS $F"
 wait_for "$T/fdk/ready" || fail "fdcheck did not start"
 expect_rc 0 "dump a process with a memfd and a deleted file" "$FERRY" dump -t $F -D "$T/fk"
 kill -9 $F 2>/dev/null
-wait $F 2>/dev/null
+reap $F
 "$BAD" "$T/fk" "$T/fk-copy" || fail "copy a dump with fdata.img"
 expect_rc 0 "the copy, fdata.img and all, restores" "$FERRY" restore -D "$T/fk-copy" -d --pidfile "$T/fk.pid"
 [ -s "$T/fk.pid" ] && PIDS="$PIDS $(cat "$T/fk.pid")" && kill -9 "$(cat "$T/fk.pid")" 2>/dev/null

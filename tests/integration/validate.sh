@@ -50,11 +50,6 @@ expect_in "$T/err" "is a pre-dump" "says to restore the final dump"
 
 # ---- real restores of a process holding a directory fd, an O_APPEND log
 # and a read-only data file, against files changed in every way.
-gone() {
-	st=$(grep '^State:' /proc/$1/status 2>/dev/null) || return 0
-	case $st in *Z*|*X*) return 0 ;; esac
-	return 1
-}
 # fk_check PID: the workload's own check, into FKC.
 fk_check() {
 	rm -f "$T/fk/check"
@@ -101,7 +96,7 @@ case " $COPY " in *" $BIN "*) ;; *) fail "mapped_files misses the program: $COPY
 [ -n "$LIBC" ] && case " $COPY " in *" $LIBC "*) ;; *) fail "mapped_files misses libc: $COPY" ;; esac
 expect_rc 0 "dump filekeep (ends it)" "$FERRY" dump -t $K -D "$T/k"
 kill -9 $K 2>/dev/null
-wait $K 2>/dev/null
+reap $K
 RST_K="$FERRY restore -D $T/k"
 
 # 1. The program, libc and the loader as identical copies (another inode,
