@@ -95,6 +95,7 @@ struct img_writer_opts {
 	bool page_hashes;     /* write hashes.img: the hash of every page, for the next round */
 	struct img_pages_sink *sink;  /* page data goes there, not into pages.img; or NULL */
 	bool tree;            /* a tree's root: tree.img is written (img_write_tree_item) */
+	uint64_t start_time;  /* the process's start time (see Inventory.start_time), or 0 */
 };
 
 /* DIR, created 0700 if new; one that exists must be the caller's, writable

@@ -25,6 +25,7 @@ struct stat_line {
 	pid_t ppid, pgid, sid, tpgid;
 	int tty_nr;
 	int exit_code;
+	unsigned long long start_time;
 };
 
 /* Fields of /proc/PID/stat after the comm (which may hold spaces and
@@ -58,6 +59,8 @@ static int read_stat(int dirfd, const char *path, struct stat_line *s)
 			s->tty_nr = atoi(p);
 		else if (field == 8)
 			s->tpgid = atoi(p);
+		else if (field == 22)
+			s->start_time = strtoull(p, NULL, 10);
 		else if (field == 52)
 			s->exit_code = atoi(p);
 	}
@@ -298,4 +301,14 @@ void ptree_close(struct ptree *pt)
 		target_close(&pt->p[i].t);
 	free(pt->p);
 	memset(pt, 0, sizeof(*pt));
+}
+
+int ptree_start_time(int procfd, uint64_t *out)
+{
+	struct stat_line s;
+
+	if (read_stat(procfd, "stat", &s) < 0)
+		return -1;
+	*out = s.start_time;
+	return 0;
 }

@@ -11,21 +11,6 @@ TREECHECK="$TOOLS/workloads/treecheck"
 PIDS=""
 trap 'for p in $PIDS; do kill -9 $p 2>/dev/null; done; rm -rf "$T"' EXIT
 
-# verdict OUT: the "ok BYTES DGRAMS" or "bad WHY" treecheck writes.
-verdict() { cat "$1" 2>/dev/null; }
-# bytes OUT: how many stream bytes C has verified (0 if bad).
-bytes() { set -- $(verdict "$1"); [ "${1:-}" = ok ] && echo "$2" || echo 0; }
-# moving OUT WHAT: the stream goes on and nothing is bad, over a second.
-moving() {
-	b0=$(bytes "$1")
-	sleep 1
-	b1=$(bytes "$1")
-	case "$(verdict "$1")" in
-	ok*) [ "$b1" -gt "$b0" ] && ok "$2 ($b0 -> $b1 bytes verified)" ||
-		fail "$2: stream stuck at $b1 bytes" ;;
-	*) fail "$2: $(verdict "$1")" ;;
-	esac
-}
 # ids PID...: "pid ppid pgid sid Z|live" of each, one line each.
 ids() { for p in "$@"; do ps -o pid=,ppid=,pgid=,sid=,stat= -p "$p" | awk '{print $1, $2, $3, $4, substr($5, 1, 1) == "Z" ? "Z" : "live"}'; done; }
 R=$("$TREECHECK" "$T/tc")
