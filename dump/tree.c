@@ -12,6 +12,7 @@
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
@@ -27,6 +28,7 @@ struct dump_tree_ctx {
 	struct ptree *pt;
 	struct objs objs;
 	bool shell_job;
+	bool pidns_init;           /* the root is the init of the tree's PID namespace */
 };
 
 /* --shell-job: the fds on a process's controlling terminal (or /dev/tty)
@@ -64,8 +66,36 @@ int dump_tree_shm(struct dump_tree_ctx *tc, struct target *t, Ferry__Vma *v, str
 	return ret;
 }
 
+/* The tree in its own PID namespace: ferry's (nothing to record), or one
+ * whose init is the root (each process's IDs there recorded), every process
+ * in that one. A process in a namespace that is not the tree's own is
+ * refused: in ferry's it would come back with IDs it never had. */
+static int check_pidns(const struct ptree *pt, bool *init, struct ferr *err)
+{
+	const struct ptree_proc *r = &pt->p[0];
+	struct stat self;
+
+	*init = false;
+	if (stat("/proc/self/ns/pid", &self) < 0)
+		return ferr_sys(err, errno, "ferry's PID namespace");
+	if (r->pidns != self.st_ino) {
+		if (r->ns_pid != 1)
+			return ferr_new(err, EOPNOTSUPP, "process %d is in another PID namespace (as "
+					"%d there) and is not its init: ferry takes a PID namespace "
+					"whole, from its init", r->pid, r->ns_pid);
+		*init = true;
+	}
+	for (size_t i = 1; i < pt->n; i++)
+		if (!pt->p[i].zombie && pt->p[i].pidns != r->pidns)
+			return ferr_new(err, EOPNOTSUPP, "process %d is in a PID namespace of its own "
+					"below the tree's: nested PID namespaces are not dumped",
+					pt->p[i].pid);
+	return 0;
+}
+
 int dump_tree_write(struct dump_tree_ctx *tc, struct img_writer *w, struct ferr *err)
 {
+	bool init = tc->pidns_init;
 	int ret = objs_check_peers(&tc->objs, err);
 
 	for (size_t i = 0; !ret && i < tc->pt->n; i++) {
@@ -92,6 +122,11 @@ int dump_tree_write(struct dump_tree_ctx *tc, struct img_writer *w, struct ferr 
 		tp.files_with = (uint32_t)p->files_with;
 		tp.has_fs_with = p->fs_with != 0;
 		tp.fs_with = (uint32_t)p->fs_with;
+		tp.has_pidns_init = tp.pidns_init = init && !i;
+		tp.has_ns_pid = tp.has_ns_pgid = tp.has_ns_sid = init;
+		tp.ns_pid = (uint32_t)p->ns_pid;
+		tp.ns_pgid = (uint32_t)p->ns_pgid;
+		tp.ns_sid = (uint32_t)p->ns_sid;
 		it.proc = &tp;
 		ret = img_write_tree_item(w, &it, err);
 	}
@@ -291,6 +326,8 @@ int dump_tree(const struct dump_opts *o, const struct dump_handover *h, struct d
 		ret = ptree_freeze(&pt, o->tree, err);
 	if (!ret)
 		ret = check_ttys(&pt, o->shell_job, err);
+	if (!ret)
+		ret = check_pidns(&pt, &tc.pidns_init, err);
 	if (ret) {
 		ptree_release(&pt);
 		objs_free(&tc.objs);

@@ -212,8 +212,7 @@ int img_check_fd_data(const char *what, Ferry__Fd *const *f, size_t n, uint64_t 
 	return 0;
 }
 
-/* "pid-N", N a number that does not start with 0. */
-static bool pid_dir_name(const char *s, size_t len)
+bool img_pid_dir_name(const char *s, size_t len)
 {
 	if (len < 5 || len > 14 || strncmp(s, "pid-", 4) || s[4] == '0')
 		return false;
@@ -235,7 +234,7 @@ static bool tree_parent_path(const char *p)
 	len = (size_t)(slash - name);
 	if (!len || (len == 1 && name[0] == '.') || (len == 2 && !strncmp(name, "..", 2)))
 		return false;
-	return pid_dir_name(slash + 1, strlen(slash + 1));
+	return img_pid_dir_name(slash + 1, strlen(slash + 1));
 }
 
 /* "pre-1", "../pre-1", "rounds/3": at most one "..", first, then plain
@@ -277,7 +276,7 @@ int img_open_parent_dir(int dirfd, const char *rel, const char *what, struct fer
 
 	base = base ? base + 1 : what;
 	if (!img_parent_path_ok(rel) ||
-	    (tree_parent_path(rel) && !pid_dir_name(base, strlen(base))))
+	    (tree_parent_path(rel) && !img_pid_dir_name(base, strlen(base))))
 		return ferr_new(err, EBADMSG, "%s: parent `%s` is not a path inside the dump's parent "
 				"directory (`pre-1`, `../pre-1`; a tree's process pid-N: "
 				"`../../pre-1/pid-N`)", what, rel);

@@ -13,6 +13,7 @@
 #include "common/fault.h"
 #include "common/log.h"
 #include "common/util.h"
+#include "images/img.h"
 #include "migrate/pageserver.h"
 #include "proc/tree.h"
 #include "proto/migrate.pb-c.h"
@@ -36,19 +37,6 @@ static bool valid_component(const char *d, size_t n)
 	return true;
 }
 
-/* pid-N, N a process ID. */
-static bool valid_pid_dir(const char *d)
-{
-	size_t n = strlen(d);
-
-	if (n < 5 || n > 14 || strncmp(d, "pid-", 4) || d[4] == '0')
-		return false;
-	for (size_t i = 4; i < n; i++)
-		if (d[i] < '0' || d[i] > '9')
-			return false;
-	return true;
-}
-
 /* "" (DIR itself), a round's directory ("pre-3" from migrate, a pre-dump's
  * -D basename), or a tree's other process's in it or in DIR (NAME/pid-N,
  * pid-N): nothing that can leave DIR. */
@@ -60,7 +48,8 @@ static bool valid_dir(const char *d)
 		return true;
 	if (!slash)
 		return valid_component(d, strlen(d));
-	return valid_component(d, (size_t)(slash - d)) && valid_pid_dir(slash + 1);
+	return valid_component(d, (size_t)(slash - d)) && img_pid_dir_name(slash + 1,
+									   strlen(slash + 1));
 }
 
 /* A plain image file name: [A-Za-z0-9_-][A-Za-z0-9_.-]* ending in ".img". */

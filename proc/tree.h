@@ -23,6 +23,10 @@ struct ptree_proc {
 	bool tty_fg;            /* its group is the terminal's foreground group */
 	pid_t files_with;       /* the first process of the tree sharing its fd table, or 0 */
 	pid_t fs_with;          /* the same for cwd/root/umask */
+	/* Its IDs in its own (innermost) PID namespace, and that namespace's
+	 * inode (0 for a zombie, which has none any more). */
+	pid_t ns_pid, ns_pgid, ns_sid;
+	ino_t pidns;
 };
 
 struct ptree {

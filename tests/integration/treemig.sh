@@ -12,7 +12,9 @@
 #      libraries) that restores it into a PID namespace of its own;
 #   4. sent by pre-dump/dump --page-server, one command each.
 # Each time the tree must come back with its PIDs, parents and session, and
-# its byte stream go on with no gap and no wrong byte.
+# its byte stream go on with no gap and no wrong byte. And when it fails
+# (5. the destination cannot restore, 6. ferry is killed mid-migration) the
+# original tree must run on, untraced.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/../../scripts/twohosts.sh"
 TREECHECK="$TOOLS/workloads/treecheck"
@@ -35,6 +37,7 @@ start_tree() {
 	else R=$("$TREECHECK" "$1"); fi
 	wait_for "$1.pids" || fail "treecheck did not start"
 	ALL=$(cat "$1.pids")
+	A=$(echo $ALL | cut -d' ' -f2)
 	PIDS="$PIDS $ALL"
 	sleep 0.5
 }
@@ -61,6 +64,8 @@ same_tree() {
 		fail "zombie $Z is not"
 	moving "$out" "the restored tree runs and checks itself"
 }
+# copied: the pages a pre-dump says it copied.
+copied() { sed -n 's/.*: \([0-9]*\) pages copied.*/\1/p' "$T/out"; }
 # parent_of DIR: the dump's parent, as `ferry show` gives its chain ("" if none).
 parent_of() { "$FERRY" show "$1" 2>/dev/null | awk '/^chain:/ {print $4}'; }
 
@@ -68,8 +73,7 @@ parent_of() { "$FERRY" show "$1" 2>/dev/null | awk '/^chain:/ {print $4}'; }
 mkdir "$T/c" "$T/local"
 start_tree "$T/tc"
 expect_rc 0 "pre-dump of the tree" "$FERRY" pre-dump -t $R -D "$T/c/p1"
-n1=$(awk '{print $4}' "$T/out")
-A=$(echo $ALL | cut -d' ' -f2)
+n1=$(copied)
 Z=$(echo $ALL | cut -d' ' -f5)
 for p in $(echo $ALL | cut -d' ' -f2-4); do
 	[ -e "$T/c/p1/pid-$p/inventory.img" ] || fail "no pre-dump of process $p"
@@ -82,7 +86,7 @@ PIDS="$PIDS $L"
 sleep 0.3
 expect_rc 0 "second pre-dump on top of the first" "$FERRY" pre-dump -t $R -D "$T/c/p2" \
 	--prev-images-dir ../p1
-n2=$(awk '{print $4}' "$T/out")
+n2=$(copied)
 [ "$n2" -lt "$n1" ] && ok "the second round copied less ($n2 pages) than the first ($n1)" ||
 	fail "second round $n2 pages, first $n1: not tracked"
 case "$(parent_of "$T/c/p2/pid-$A")" in
@@ -129,7 +133,7 @@ DST_FILES=$(program_files "$TREECHECK" | tr '\n' ' ')
 server() {
 	name=$1; shift
 	# shellcheck disable=SC2086
-	"$WITH_COPIES" $DST_FILES -- ip netns exec $NS_DST "$FERRY" page-server -D "$T/$name" \
+	"$WITH_COPIES" $DST_FILES -- ip netns exec $NS_DST env ${SFAULT:-} "$FERRY" page-server -D "$T/$name" \
 		--address $DST_IP --port $PORT --auth-key "$T/key" --restore --pid-ns \
 		--pidfile "$T/$name.pid" -v "$@" >"$T/$name.out" 2>"$T/$name.err" &
 	S=$!
@@ -183,4 +187,43 @@ all_gone $ALL && ok "the original tree is gone" || fail "the original tree runs 
 [ -e "$T/sep/p2/pid-$A/inventory.img" ] && ok "each round has each process's images there" ||
 	fail "no p2/pid-$A: $(ls "$T/sep" 2>&1 | tr '\n' ' ')"
 moved sep "$T/tp"
+
+# runs_on OUT WHAT: every process of the tree is alive, untraced and not
+# stopped, and the stream goes on.
+runs_on() {
+	bad=
+	for p in $(echo $ALL | cut -d' ' -f1-4); do
+		grep -q '^TracerPid:[[:space:]]*0$' /proc/$p/status 2>/dev/null &&
+			! grep -q '^State:.*[Tt]' /proc/$p/status || bad="$bad $p"
+	done
+	[ -z "$bad" ] && ok "$2: every process runs, untraced" || fail "$2: not running or traced:$bad"
+	moving "$1" "$2: the tree checks itself"
+}
+
+# 5. The destination cannot restore the tree: the migration fails and the
+#    original tree runs on; nothing of it is left there.
+start_tree "$T/tf" $NS_SRC
+SFAULT=FERRY_FAULT=restore-fail-after-memory server rf
+ip netns exec $NS_SRC "$FERRY" migrate -t $R --to $DST_IP:$PORT --auth-key "$T/key" >"$T/out" 2>"$T/err"
+[ $? = 1 ] && ok "a failed restore of the tree fails the migration" || fail "migrate: $(cat "$T/out")"
+expect_in "$T/err" "could not restore" "says the destination could not restore"
+wait $S
+runs_on "$T/tf" "the original tree after the failed hand-over"
+left=$(ps -eo pid=,args= | grep -c "[t]reecheck $T/tf")
+[ "$left" -eq 4 ] && ok "no process of the failed restore is left there" ||
+	fail "$left treecheck processes of $T/tf (the original has 4 live)"
+
+# 6. ferry itself killed (SIGKILL) in the middle of a tree's migration: the
+#    tree runs on, untraced.
+server kd
+ip netns exec $NS_SRC "$FERRY" migrate -t $R --to $DST_IP:$PORT --auth-key "$T/key" \
+	--downtime-limit 1 --max-rounds 50 >"$T/out" 2>"$T/err" &
+M=$!
+wait_for "$T/kd/pre-2/inventory.img" || fail "no second round arrived"
+kill -9 $M
+wait $M 2>/dev/null
+kill -9 $S 2>/dev/null
+wait $S 2>/dev/null
+sleep 0.3
+runs_on "$T/tf" "the tree after ferry migrate was killed"
 finish
