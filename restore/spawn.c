@@ -267,6 +267,64 @@ static int max_fd(const struct rst_tree *t)
 	return top;
 }
 
+/* The index of process i's parent in the tree, or t->n for the root. */
+static size_t parent_of(const struct rst_tree *t, size_t i)
+{
+	for (size_t k = 0; i && k < t->n; k++)
+		if (t->tp[k]->pid == t->tp[i]->ppid)
+			return k;
+	return t->n;
+}
+
+/* The nearest process that is a (or b) or an ancestor of both. */
+static size_t common_ancestor(const struct rst_tree *t, size_t a, size_t b)
+{
+	for (size_t x = a; x < t->n; x = parent_of(t, x))
+		for (size_t y = b; y < t->n; y = parent_of(t, y))
+			if (x == y)
+				return x;
+	return 0;
+}
+
+/* Which open file descriptions several fds share, and who opens each. */
+static int plan_descs(struct rst_tree *t, struct ferr *err)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < t->n; i++) {
+		const struct rst *r = t->r[i];
+
+		if (!r || t->tp[i]->files_with)
+			continue; /* no fds of its own to set up */
+		for (size_t k = 0; k < r->nr_fds; k++) {
+			const Ferry__Fd *f = r->fds[k];
+			struct rst_desc *d = NULL, *nd;
+
+			if (!f->has_desc || f->kind != FERRY__FD_KIND__FD_REG || !f->path || f->tty)
+				continue;
+			for (size_t j = 0; j < n && !d; j++)
+				if (t->descs[j].desc == f->desc)
+					d = &t->descs[j];
+			if (d) {
+				d->owner = common_ancestor(t, d->owner, i);
+				d->holders++;
+				continue;
+			}
+			nd = realloc(t->descs, (n + 1) * sizeof(*nd));
+			if (!nd)
+				return ferr_sys(err, ENOMEM, "open file descriptions");
+			t->descs = nd;
+			t->descs[n++] = (struct rst_desc){ f->desc, i, 1, r, f };
+		}
+	}
+	/* Only the shared ones: each other fd opens its own. */
+	t->nr_descs = 0;
+	for (size_t j = 0; j < n; j++)
+		if (t->descs[j].holders > 1)
+			t->descs[t->nr_descs++] = t->descs[j];
+	return 0;
+}
+
 static int tree_create(struct rst_tree *t, struct ferr *err)
 {
 	long opts = PTRACE_O_TRACESYSGOOD | PTRACE_O_EXITKILL | PTRACE_O_TRACECLONE |
@@ -395,8 +453,13 @@ seize:
 
 int rst_tree_create(struct rst_tree *t, struct ferr *err)
 {
-	int ret = tree_create(t, err);
+	int ret = plan_descs(t, err);
 
+	if (!ret)
+		ret = tree_create(t, err);
+	free(t->descs);
+	t->descs = NULL;
+	t->nr_descs = 0;
 	if (t->tty_fd >= 0)
 		close(t->tty_fd); /* the processes have theirs */
 	t->tty_fd = -1;

@@ -287,4 +287,27 @@ else
 	skip_case "PID namespace init: unshare -p cannot create a PID namespace here"
 fi
 
+# 13. One open file description, shared by dup (`>log 2>&1`) and by fork
+#     (a subshell writing into the same log), stays one: both processes
+#     write at one offset, so no line overwrites another.
+mkdir "$T/od"
+setsid sh -c "exec >\"$T/od/log\" 2>&1 </dev/null; (while :; do echo child; sleep 0.05; done) & while :; do echo parent; sleep 0.05; done" &
+O=$!
+PIDS="$PIDS $O"
+sleep 0.5
+OC=$(pgrep -P $O -f "$T/od/log" | head -1)
+PIDS="$PIDS $OC"
+expect_rc 0 "dump a shell and a subshell writing into one log" "$FERRY" dump -t $O -D "$T/od/d"
+reap $O
+expect_rc 0 "restore them" "$FERRY" restore -D "$T/od/d" -d
+sleep 0.5
+kill -STOP $O $OC
+pos=$(for p in $O $OC; do for fd in 1 2; do awk '/^pos:/ {print $2}' /proc/$p/fdinfo/$fd; done; done | sort -u)
+[ "$pos" = "$(stat -c %s "$T/od/log")" ] &&
+	ok "fds 1 and 2 of both processes share one offset, at the log's end ($pos)" ||
+	fail "offsets $(echo $pos | tr '\n' ' '), log of $(stat -c %s "$T/od/log") bytes"
+bad=$(grep -cvx 'parent\|child' "$T/od/log")
+[ "$bad" -eq 0 ] && ok "no line of the log overwrote another" || fail "$bad garbled lines in the log"
+kill -9 $O $OC
+
 [ $fails -eq 0 ]
