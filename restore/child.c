@@ -263,6 +263,15 @@ static int shared_fd(const struct rst_tree *t, const struct rst *r, const Ferry_
 	return -1;
 }
 
+/* --inherit-fd: the caller's fd that replaces f, or -1. */
+static int inherited(const struct rst_tree *t, const Ferry__Fd *f)
+{
+	for (size_t k = 0; f->path && k < t->opts->nr_inherit; k++)
+		if (!strcmp(t->opts->inherit[k].key, f->path))
+			return t->inherit_fd[k];
+	return -1;
+}
+
 /* Every fd of the process at its number, and nothing else. */
 static void setup_fds(const struct rst_tree *t, const struct rst *r, int errfd)
 {
@@ -274,15 +283,18 @@ static void setup_fds(const struct rst_tree *t, const struct rst *r, int errfd)
 		child_fail(errfd, "out of memory");
 	for (size_t i = 0; i < r->nr_fds; i++) {
 		const Ferry__Fd *f = r->fds[i];
-		int src = rst_pool_fd(t->pool, f), fd = (int)f->fd;
+		int src, fd = (int)f->fd;
 
-		if (f->tty) {
+		if ((src = inherited(t, f)) >= 0) {
+			if (dup3(src, fd, f->cloexec ? O_CLOEXEC : 0) < 0)
+				child_fail(errfd, "fd %u: --inherit-fd: %s", f->fd, strerror(errno));
+		} else if (f->tty) {
 			/* --shell-job: the terminal is the restoring one. */
 			if (dup3(t->tty_fd, fd, f->cloexec ? O_CLOEXEC : 0) < 0)
 				child_fail(errfd, "fd %u: the terminal: %s", f->fd, strerror(errno));
 			src = t->tty_fd;
-		} else if (src < 0 && f->kind == FERRY__FD_KIND__FD_PIPE && f->has_obj_id && f->path &&
-		    f->path[0] == '/') {
+		} else if ((src = rst_pool_fd(t->pool, f)) < 0 && f->kind == FERRY__FD_KIND__FD_PIPE &&
+			   f->has_obj_id && f->path && f->path[0] == '/') {
 			src = open_fifo(f, errfd);
 			if (dup3(src, fd, f->cloexec ? O_CLOEXEC : 0) < 0)
 				child_fail(errfd, "fd %u: dup3: %s", f->fd, strerror(errno));

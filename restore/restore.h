@@ -38,6 +38,15 @@ struct rst_opts {
 	bool stopped;           /* leave it stopped (SIGSTOP); SIGCONT lets it run */
 	bool pid_ns;            /* in a new PID namespace, under an init of ferry's */
 	bool shell_job;         /* a dump --shell-job: its terminal fds get ours */
+	/* --inherit-fd fd[N]:KEY (as criu): every dumped fd that was KEY (what
+	 * /proc/PID/fd showed: "pipe:[INO]", "socket:[INO]", or a file's path)
+	 * gets ferry's fd N instead, e.g. the new end of a pipe whose other end
+	 * was outside the dumped tree. */
+	const struct rst_inherit {
+		int fd;
+		const char *key;
+	} *inherit;
+	size_t nr_inherit;
 	/* The caller's kernel feature probe (common/kerndat.h), whose answers
 	 * (FERRY_HIDE_FEATURES included) choose how pages are written; NULL:
 	 * the restore probes once itself. */

@@ -116,6 +116,7 @@ struct rst_tree {
 	} *descs;
 	size_t nr_descs;
 	int tty_fd;                       /* --shell-job: ferry's terminal, above every fd; or -1 */
+	int *inherit_fd;                  /* opts->inherit's fds, moved above every fd */
 };
 
 /* spawn.c: the whole tree, every live process stopped and seized, its fds,

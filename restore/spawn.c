@@ -333,7 +333,7 @@ static int tree_create(struct rst_tree *t, struct ferr *err)
 	cleanup_free pid_t *pids = calloc(t->n, sizeof(*pids));
 	cleanup_free bool *go = calloc(t->n, sizeof(*go));
 	pid_t root;
-	int p[2], ret;
+	int p[2], ret, top;
 
 	if (!pids || !go)
 		return ferr_sys(err, ENOMEM, "restore");
@@ -354,8 +354,15 @@ static int tree_create(struct rst_tree *t, struct ferr *err)
 		if (t->tty_fd < 0)
 			return ferr_sys(err, errno, "the terminal");
 	}
+	top = t->tty_fd >= 0 ? t->tty_fd : max_fd(t);
+	for (size_t k = 0; k < t->opts->nr_inherit; k++) {
+		t->inherit_fd[k] = fcntl(t->opts->inherit[k].fd, F_DUPFD_CLOEXEC, top + 1);
+		if (t->inherit_fd[k] < 0)
+			return ferr_sys(err, errno, "--inherit-fd fd[%d]", t->opts->inherit[k].fd);
+		top = t->inherit_fd[k];
+	}
 	/* Above every fd any process will have and every object's. */
-	err_wr = fcntl(p[1], F_DUPFD_CLOEXEC, max_fd(t) + (t->tty_fd >= 0 ? 2 : 1));
+	err_wr = fcntl(p[1], F_DUPFD_CLOEXEC, top + 1);
 	close(p[1]);
 	if (err_wr < 0)
 		return ferr_sys(err, errno, "pipe");
@@ -455,8 +462,18 @@ int rst_tree_create(struct rst_tree *t, struct ferr *err)
 {
 	int ret = plan_descs(t, err);
 
+	t->inherit_fd = calloc(t->opts->nr_inherit + 1, sizeof(*t->inherit_fd));
+	if (!ret && !t->inherit_fd)
+		ret = ferr_sys(err, ENOMEM, "--inherit-fd");
+	for (size_t k = 0; !ret && k < t->opts->nr_inherit; k++)
+		t->inherit_fd[k] = -1;
 	if (!ret)
 		ret = tree_create(t, err);
+	for (size_t k = 0; t->inherit_fd && k < t->opts->nr_inherit; k++)
+		if (t->inherit_fd[k] >= 0)
+			close(t->inherit_fd[k]); /* the processes have theirs */
+	free(t->inherit_fd);
+	t->inherit_fd = NULL;
 	free(t->descs);
 	t->descs = NULL;
 	t->nr_descs = 0;

@@ -310,4 +310,27 @@ bad=$(grep -cvx 'parent\|child' "$T/od/log")
 [ "$bad" -eq 0 ] && ok "no line of the log overwrote another" || fail "$bad garbled lines in the log"
 kill -9 $O $OC
 
+# 14. A pipe whose other end is outside the tree (the process's stdout into
+#     a `| cat`): --inherit-fd gives the restored process a new pipe.
+mkdir "$T/ih"
+setsid sh -c "echo \$\$ >\"$T/ih/pid\"; exec 0</dev/null; while :; do echo tick; sleep 0.05; done" |
+	cat >"$T/ih/out1" &
+wait_for "$T/ih/pid" || fail "the writer did not start"
+H=$(cat "$T/ih/pid")
+PIDS="$PIDS $H"
+sleep 0.3
+KEY=$(readlink /proc/$H/fd/1)
+expect_rc 0 "dump a process writing into a pipe read outside it" "$FERRY" dump -t $H -D "$T/ih/d"
+mkfifo "$T/ih/f"
+cat "$T/ih/f" >"$T/ih/out2" &
+CAT=$!
+expect_rc 0 "restore it with --inherit-fd fd[3]:$KEY" "$FERRY" restore -D "$T/ih/d" -d \
+	--inherit-fd "fd[3]:$KEY" 3>"$T/ih/f"
+sleep 0.5
+[ "$(grep -c '^tick$' "$T/ih/out2")" -gt 2 ] && [ -d /proc/$H ] &&
+	ok "it writes on into the new pipe" || fail "into the new pipe: $(wc -l <"$T/ih/out2") lines"
+expect_rc 2 "--inherit-fd that is not fd[N]:KEY is a usage error" "$FERRY" restore -D "$T/ih/d" \
+	--inherit-fd "3:$KEY"
+kill -9 $H $CAT 2>/dev/null
+
 [ $fails -eq 0 ]
