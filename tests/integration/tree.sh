@@ -313,7 +313,7 @@ kill -9 $O $OC
 # 14. A pipe whose other end is outside the tree (the process's stdout into
 #     a `| cat`): --inherit-fd gives the restored process a new pipe.
 mkdir "$T/ih"
-setsid sh -c "echo \$\$ >\"$T/ih/pid\"; exec 0</dev/null; while :; do echo tick; sleep 0.05; done" |
+setsid sh -c "echo \$\$ >\"$T/ih/pid\"; exec 0</dev/null 2>/dev/null 3>&- 4>&- 5>&- 6>&- 7>&- 8>&- 9>&-; while :; do echo tick; sleep 0.05; done" |
 	cat >"$T/ih/out1" &
 wait_for "$T/ih/pid" || fail "the writer did not start"
 H=$(cat "$T/ih/pid")

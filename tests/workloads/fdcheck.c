@@ -268,6 +268,7 @@ static void check(void)
 
 int main(int argc, char **argv)
 {
+	sigset_t usr1, waitmask;
 	char path[4200], path2[4200];
 	FILE *f;
 
@@ -284,9 +285,15 @@ int main(int argc, char **argv)
 		die("ready");
 	fprintf(f, "%d\n", (int)getpid());
 	fclose(f);
+	/* SIGUSR1 blocked but while waiting for it, so that one that comes as
+	 * the restored process restarts its wait is not lost (pause() would). */
+	sigemptyset(&usr1);
+	sigaddset(&usr1, SIGUSR1);
+	sigprocmask(SIG_BLOCK, &usr1, &waitmask);
+	sigdelset(&waitmask, SIGUSR1);
 	for (;;) {
 		while (!want_check)
-			pause();
+			sigsuspend(&waitmask);
 		want_check = 0;
 		check();
 		snprintf(path, sizeof(path), "%s/verdict.tmp", dir);

@@ -300,6 +300,7 @@ static void check(void)
 
 int main(int argc, char **argv)
 {
+	sigset_t usr1, waitmask;
 	bool orphan = argc > 2 && !strcmp(argv[2], "--orphan-timer");
 	bool no_nnp = argc > 2 && !strcmp(argv[2], "--seccomp-no-nnp");
 	struct sigaction sa = { .sa_handler = on_usr1 };
@@ -415,8 +416,14 @@ int main(int argc, char **argv)
 		die(path);
 	fprintf(f, "%d\n", getpid());
 	fclose(f);
+	/* SIGUSR1 blocked but while waiting for it, so that one that comes as
+	 * the restored process restarts its wait is not lost (pause() would). */
+	sigemptyset(&usr1);
+	sigaddset(&usr1, SIGUSR1);
+	sigprocmask(SIG_BLOCK, &usr1, &waitmask);
+	sigdelset(&waitmask, SIGUSR1);
 	for (;;) {
-		pause();
+		sigsuspend(&waitmask);
 		if (want_check) {
 			want_check = 0;
 			check();

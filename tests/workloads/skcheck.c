@@ -172,6 +172,7 @@ static void run_checks(void)
 
 int main(int argc, char **argv)
 {
+	sigset_t usr1, waitmask;
 	static unsigned char data[PIPE_DATA];
 	struct sockaddr_un a;
 	char path[4200], name[128];
@@ -229,10 +230,16 @@ int main(int argc, char **argv)
 		return 1;
 	fprintf(f, "%d\n", getpid());
 	fclose(f);
+	/* SIGUSR1 blocked but while waiting for it: a signal between the test
+	 * of `check` and the wait cannot be lost (with pause() it could be,
+	 * when it came as the restored process restarted its pause). */
+	sigemptyset(&usr1);
+	sigaddset(&usr1, SIGUSR1);
+	sigprocmask(SIG_BLOCK, &usr1, &waitmask);
+	sigdelset(&waitmask, SIGUSR1);
 	for (;;) {
-		pause();
-		if (!check)
-			continue;
+		while (!check)
+			sigsuspend(&waitmask);
 		check = 0;
 		run_checks();
 		snprintf(path, sizeof(path), "%s.check", out);
