@@ -4,6 +4,8 @@
 # and the tree's memory (the sum of the processes' Pss, and the machine's
 # used memory) before the dump and after the restore: ferry restores each
 # process's private pages on their own (docs/ARCHITECTURE.md, "Process trees").
+# Then the restored tree pre-copied: how long the final dump freezes it on
+# top of a pre-dump, beside the plain dump's freeze, in the same run.
 set -eu
 B=${BUILD:-build}
 MB=${BENCH_TREE_MB:-256}
@@ -23,7 +25,7 @@ R=$("$B/tests/workloads/forktree" $MB 3)
 sleep 1
 row "tree memory (4 processes)" "before dump: Pss" "${MB} MiB" "$(pss) MiB"
 t0=$(ns)
-"$B/ferry" dump -t $R -D $D/d >/dev/null 2>&1
+"$B/ferry" dump -t $R -D $D/d >$D/dump.out 2>&1
 t1=$(ns)
 row "tree dump" "4 processes" "${MB} MiB" "$(( (t1 - t0) / 1000000 )) ms"
 while [ -d /proc/$R ] && ! grep -q '^State:.*Z' /proc/$R/status 2>/dev/null; do sleep 0.05; done
@@ -34,3 +36,10 @@ t1=$(ns)
 row "tree restore" "4 processes" "${MB} MiB" "$(( (t1 - t0) / 1000000 )) ms"
 sleep 0.5
 row "tree memory (4 processes)" "after restore: Pss" "${MB} MiB" "$(pss) MiB"
+
+# frozen FILE: the freeze a dump reported ("frozen 0.123 s"), in ms.
+frozen() { sed -n 's/.*frozen \([0-9.]*\) s.*/\1/p' "$1" | awk '{printf "%d ms", $1 * 1000}'; }
+row "tree dump, frozen" "plain" "${MB} MiB" "$(frozen $D/dump.out)"
+"$B/ferry" pre-dump -t $R -D $D/p1 >/dev/null 2>&1
+"$B/ferry" dump -t $R -D $D/f --prev-images-dir ../p1 >$D/final.out 2>&1
+row "tree dump, frozen" "on top of a pre-dump" "${MB} MiB" "$(frozen $D/final.out)"
