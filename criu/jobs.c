@@ -32,14 +32,14 @@ static int dump_checked(struct swrk_req *q, bool pre, struct dump_result *r, str
 	struct dump_opts d = { 0 };
 	int ret;
 
-	ret = swrk_opts_check(q, pre ? SWRK_PRE_DUMP : SWRK_DUMP, err);
-	if (ret)
-		return ret;
 	/* CRIU dumps its caller when no pid is given; ferry never freezes the
 	 * process that is waiting for its answer. */
 	if (!o->has_pid || o->pid <= 0)
 		return ferr_new(err, EINVAL, "no pid: ferry does not dump the runtime itself");
+	/* First, as it is what stops a container today, whatever it asks. */
 	ret = swrk_ns_refuse(o->pid, err);
+	if (!ret)
+		ret = swrk_opts_check(q, pre ? SWRK_PRE_DUMP : SWRK_DUMP, err);
 	if (ret)
 		return ret;
 	d.pid = o->pid;

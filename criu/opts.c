@@ -44,11 +44,10 @@ static const struct opt_rule rules[] = {
 	{ "inherit_fd", K_ALL, "ferry restores fds it could not dump as its own 0-2 only, so far" },
 	{ "external", K_ALL, NO_NS },
 	{ "join_ns", K_ALL, NO_NS },
-	{ "empty_ns", K_ALL, NO_NS },
+	{ "empty_ns", SWRK_RESTORE, NO_NS },
 	{ "veths", K_ALL, NO_NS },
 	{ "lsm_profile", K_ALL, "ferry sets no LSM profile" },
 	{ "lsm_mount_context", K_ALL, "ferry sets no LSM profile" },
-	{ "config_file", K_ALL, "ferry reads no CRIU configuration file" },
 	{ "leave_stopped", K_ALL, "ferry leaves a process running or ended, not stopped" },
 	{ "unprivileged", K_ALL, "ferry runs as root" },
 	{ "auto_dedup", K_ALL, "ferry never punches holes in parent images" },
@@ -117,6 +116,14 @@ int swrk_opts_check(struct swrk_req *q, enum swrk_kind kind, struct ferr *err)
 			return ferr_new(err, EOPNOTSUPP, "option %s is refused: %s", rules[i].name,
 					rules[i].why);
 		pr_info("option %s is ignored: %s", rules[i].name, rules[i].why);
+	}
+	/* runc names /etc/criu/runc.conf whether or not it exists: a file
+	 * that is not there configures nothing. */
+	if (q->o->config_file) {
+		if (access(q->o->config_file, F_OK) == 0)
+			return ferr_new(err, EOPNOTSUPP, "option config_file (%s) is refused: ferry "
+					"reads no CRIU configuration file", q->o->config_file);
+		pr_info("option config_file is ignored: %s does not exist", q->o->config_file);
 	}
 	/* Where the restored process's files are found. */
 	if (kind == SWRK_RESTORE && q->o->root && strcmp(q->o->root, "/"))

@@ -14,7 +14,10 @@ SWRKC="$TOOLS/tools/swrkc"
 TREECHECK="$TOOLS/workloads/treecheck"
 DIRTIER="$TOOLS/workloads/dirtier"
 PIDS=""
-trap 'for p in $PIDS; do kill -9 $p 2>/dev/null; done; rm -rf "$T"' EXIT
+CTR=""
+trap 'for p in $PIDS; do kill -9 $p 2>/dev/null; done
+[ -n "$CTR" ] && runc delete -f "$CTR" >/dev/null 2>&1
+rm -rf "$T"' EXIT
 
 # rpc DESC STEP...: the client's answers in $T/rpc (its stderr, ferry's, in
 # $T/rpc.err); the connection itself must work and ferry must end with 0.
@@ -224,5 +227,52 @@ if unshare -p -f --mount-proc true 2>/dev/null; then
 	[ -n "$IN" ] && running $IN "the process in the new PID namespace runs on"
 else
 	skip_case "the PID namespace refusal: unshare -p is not allowed here"
+fi
+
+# 7. Real runc (Debian's), ferry as its CRIU: a busybox container is refused
+#    for its namespaces, runc says the dump failed and where the log is, the
+#    log holds ferry's Error line, and the container runs on.
+BB=$(command -v busybox)
+if command -v runc >/dev/null 2>&1 && [ -n "$BB" ] && ldd "$BB" 2>&1 | grep -q "not a dynamic"; then
+	B="$T/bundle"
+	mkdir -p "$B/rootfs/bin" "$B/rootfs/proc" "$B/rootfs/sys" "$B/rootfs/dev" "$B/rootfs/tmp"
+	cp "$BB" "$B/rootfs/bin/busybox"
+	for a in sh sleep; do ln -s busybox "$B/rootfs/bin/$a"; done
+	(cd "$B" && runc spec)
+	python3 - "$B/config.json" <<'PY'
+import json, sys
+c = json.load(open(sys.argv[1]))
+c["process"]["terminal"] = False
+c["process"]["args"] = ["sh", "-c", "i=0; while true; do i=$((i+1)); echo $i >/tmp/count; sleep 0.1; done"]
+c["root"]["readonly"] = False
+json.dump(c, open(sys.argv[1], "w"))
+PY
+	CTR="ferry-swrk-$$"
+	if (cd "$B" && runc run -d "$CTR" </dev/null >"$T/run.out" 2>&1); then
+		count() { cat "$B/rootfs/tmp/count" 2>/dev/null || echo 0; }
+		advancing() {
+			c0=$(count); sleep 0.5; c1=$(count)
+			[ "$c1" -gt "$c0" ] && ok "$1 ($c0 -> $c1)" || fail "$1: counter stuck at $c1"
+		}
+		sleep 0.3
+		advancing "the container runs"
+		expect_rc 1 "runc checkpoint through ferry fails" runc --criu "$FERRY" checkpoint \
+			--image-path "$T/ck" "$CTR"
+		expect_in "$T/err" "criu failed: type DUMP errno 95" "runc reports the failed DUMP"
+		expect_in "$T/ck/dump.log" "Error (ferry): process" "ferry's Error line is in runc's dump.log"
+		expect_in "$T/ck/dump.log" "is in namespaces of its own (pid, mnt, uts, ipc, net)" \
+			"and names the container's namespaces"
+		expect_in "$T/ck/dump.log" "opt root = " "the log records what runc sent"
+		expect_rc 1 "runc checkpoint --pre-dump through ferry fails" runc --criu "$FERRY" \
+			checkpoint --pre-dump --image-path "$T/pre" "$CTR"
+		expect_in "$T/err" "type PRE_DUMP errno 95" "runc passed the mem_track check and sent PRE_DUMP"
+		runc state "$CTR" >"$T/state" 2>&1
+		expect_in "$T/state" '"status": "running"' "runc still sees the container running"
+		advancing "the container runs on after both refusals"
+	else
+		skip_case "runc with ferry: runc run failed here: $(head -c 300 "$T/run.out")"
+	fi
+else
+	skip_case "runc with ferry: needs runc and a static busybox (make deps installs them)"
 fi
 finish
