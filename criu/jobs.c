@@ -101,7 +101,7 @@ int swrk_dump(struct swrk_req *q, bool pre, struct ferr *err)
 		dr.restored = false;
 		resp.dump = &dr;
 	}
-	return rpc_send(q->s->sk, &resp, -1, err);
+	return rpc_send(q->s->sk, &resp, err);
 }
 
 /* A restored process the runtime refused in a callback: ended again. */
@@ -165,5 +165,5 @@ int swrk_restore(struct swrk_req *q, struct ferr *err)
 	resp.success = true;
 	rr.pid = pid;
 	resp.restore = &rr;
-	return rpc_send(q->s->sk, &resp, -1, err);
+	return rpc_send(q->s->sk, &resp, err);
 }

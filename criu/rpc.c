@@ -62,36 +62,17 @@ int rpc_recv(int sk, CriuReq **req, struct ferr *err)
 	return 0;
 }
 
-int rpc_send(int sk, const CriuResp *resp, int fd, struct ferr *err)
+int rpc_send(int sk, const CriuResp *resp, struct ferr *err)
 {
 	size_t len = criu_resp__get_packed_size(resp);
 	cleanup_free uint8_t *buf = malloc(len ? len : 1);
-	char cbuf[CMSG_SPACE(sizeof(int))];
-	struct iovec iov;
-	struct msghdr mh;
 	ssize_t n;
 
 	if (!buf)
 		return ferr_sys(err, ENOMEM, "send a response");
 	criu_resp__pack(resp, buf);
-	iov = (struct iovec){ .iov_base = buf, .iov_len = len };
-	memset(&mh, 0, sizeof(mh));
-	mh.msg_iov = &iov;
-	mh.msg_iovlen = 1;
-	if (fd >= 0) {
-		struct cmsghdr *c;
-
-		memset(cbuf, 0, sizeof(cbuf));
-		mh.msg_control = cbuf;
-		mh.msg_controllen = sizeof(cbuf);
-		c = CMSG_FIRSTHDR(&mh);
-		c->cmsg_level = SOL_SOCKET;
-		c->cmsg_type = SCM_RIGHTS;
-		c->cmsg_len = CMSG_LEN(sizeof(int));
-		memcpy(CMSG_DATA(c), &fd, sizeof(int));
-	}
 	do
-		n = sendmsg(sk, &mh, MSG_NOSIGNAL);
+		n = send(sk, buf, len, MSG_NOSIGNAL);
 	while (n < 0 && errno == EINTR);
 	if (n < 0)
 		return ferr_sys(err, errno, "send a response");
@@ -107,7 +88,7 @@ int rpc_send_error(int sk, CriuReqType t, const struct ferr *e, struct ferr *err
 	resp.cr_errmsg = (char *)e->msg;
 	resp.has_cr_errno = e->code != 0;
 	resp.cr_errno = e->code;
-	return rpc_send(sk, &resp, -1, err);
+	return rpc_send(sk, &resp, err);
 }
 
 const char *rpc_type_name(int type, char *buf, size_t len)
@@ -138,7 +119,7 @@ int rpc_notify(struct swrk_req *q, const char *script, pid_t pid, struct ferr *e
 	n.has_pid = pid > 0;
 	n.pid = pid;
 	pr_info("notify %s%s", script, pid > 0 ? " (with the restored pid)" : "");
-	ret = rpc_send(q->s->sk, &resp, -1, err);
+	ret = rpc_send(q->s->sk, &resp, err);
 	if (!ret)
 		ret = rpc_recv(q->s->sk, &ans, err);
 	if (ret)

@@ -42,8 +42,9 @@ struct swrk_req {
  * 0 and *req NULL at the end of the connection, or an error (a packet that
  * is not a criu_req is -EBADMSG: the connection goes on). */
 int __must_check rpc_recv(int sk, CriuReq **req, struct ferr *err);
-/* Send one response, with fd attached (SCM_RIGHTS) if fd >= 0. */
-int __must_check rpc_send(int sk, const CriuResp *resp, int fd, struct ferr *err);
+/* Send one response (no fd rides along: orphan-pts-master, the one
+ * callback that carries one, is not sent). */
+int __must_check rpc_send(int sk, const CriuResp *resp, struct ferr *err);
 /* The failure answer to a request of type t: cr_errmsg is err's message,
  * cr_errno its code. */
 int __must_check rpc_send_error(int sk, CriuReqType t, const struct ferr *e, struct ferr *err);

@@ -29,7 +29,7 @@ static int do_version(struct swrk_req *q, struct ferr *err)
 	resp.type = CRIU_REQ_TYPE__VERSION;
 	resp.success = true;
 	resp.version = &v;
-	return rpc_send(q->s->sk, &resp, -1, err);
+	return rpc_send(q->s->sk, &resp, err);
 }
 
 /* Can ferry track a running process's writes here (a pre-dump's tracker
@@ -65,7 +65,7 @@ static int do_feature_check(struct swrk_req *q, struct ferr *err)
 	resp.type = CRIU_REQ_TYPE__FEATURE_CHECK;
 	resp.success = true;
 	resp.features = &feat;
-	return rpc_send(q->s->sk, &resp, -1, err);
+	return rpc_send(q->s->sk, &resp, err);
 }
 
 static int do_check(struct swrk_req *q, struct ferr *err)
@@ -84,7 +84,7 @@ static int do_check(struct swrk_req *q, struct ferr *err)
 	pr_info("check: every feature ferry needs is here");
 	resp.type = CRIU_REQ_TYPE__CHECK;
 	resp.success = true;
-	return rpc_send(q->s->sk, &resp, -1, err);
+	return rpc_send(q->s->sk, &resp, err);
 }
 
 static int refuse_type(struct swrk_req *q, struct ferr *err)

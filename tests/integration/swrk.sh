@@ -44,18 +44,6 @@ running() {
 	*) fail "$2: state '${st:-gone}'" ;;
 	esac
 }
-verdict() { cat "$1" 2>/dev/null; }
-bytes() { set -- $(verdict "$1"); [ "${1:-}" = ok ] && echo "$2" || echo 0; }
-moving() {
-	b0=$(bytes "$1")
-	sleep 1
-	b1=$(bytes "$1")
-	case "$(verdict "$1")" in
-	ok*) [ "$b1" -gt "$b0" ] && ok "$2 ($b0 -> $b1 bytes verified)" ||
-		fail "$2: stream stuck at $b1 bytes" ;;
-	*) fail "$2: $(verdict "$1")" ;;
-	esac
-}
 
 # 1. The questions runtimes ask first. runc needs 3.0 (30000) to checkpoint
 #    at all; mem_track must say what `ferry check` says a tracker can do.
@@ -77,12 +65,12 @@ if tracks "$T/check.json"; then
 else
 	answer "features ok mem_track=0 lazy_pages=0" "FEATURE_CHECK: no mem_track without a tracker"
 fi
+answer "check ok" "CHECK succeeds here"
 # Forced: the kernel's trackers hidden, as on a kernel without them.
 export FERRY_HIDE_FEATURES=uffd_wp_async,soft_dirty
 rpc "features, trackers hidden" features
 unset FERRY_HIDE_FEATURES
 answer "features ok mem_track=0 lazy_pages=0" "FEATURE_CHECK: no mem_track when neither uffd-wp nor soft-dirty works"
-answer "check ok" "CHECK succeeds here"
 
 # 2. Refusals that keep the connection: an unknown type, a packet that is no
 #    criu_req, a truncated one; VERSION still answered after each.
@@ -107,12 +95,12 @@ wait_for "$T/tc.pids" || fail "treecheck wrote no pids"
 ALL=$(cat "$T/tc.pids")
 PIDS="$ALL"
 sleep 0.5
-moving "$T/tc" "the tree runs before any dump"
+tc_moving "$T/tc" "the tree runs before any dump"
 # Rounds of one process refuse a tree today (main builds tree pre-dumps).
 mkdir -p "$T/tp"
 rpc "pre-dump of a tree" "pre_dump,dir=$T/tp,log=pre.log,pid=$R"
 answer "pre_dump fail type=4 .*descendant" "PRE_DUMP of a tree is refused, naming its descendants"
-moving "$T/tc" "the tree runs on after the refusal"
+tc_moving "$T/tc" "the tree runs on after the refusal"
 mkdir -p "$T/d"
 rpc "dump of the tree" "dump,dir=$T/d,log=dump.log,pid=$R,notify,freeze=/sys/fs/cgroup/freezer/x,extmnt=/k:/v"
 answer "notify pre-dump pid=0" "DUMP: pre-dump callback"
@@ -138,7 +126,7 @@ answer "restore ok pid=$R parent=client" "RESTORE: the root has its PID and is t
 answer "notify post-restore pid=$R" "post-restore callback carries the restored PID"
 answer "notify post-resume" "post-resume callback"
 expect_in "$T/d/restore.log" "as the runtime's child" "restore.log says how it was restored"
-moving "$T/tc" "the restored tree's stream goes on"
+tc_moving "$T/tc" "the restored tree's stream goes on"
 for p in $ALL; do kill -9 $p 2>/dev/null; done
 
 # 5. PRE_DUMP, PRE_DUMP, DUMP on one connection, of one process, each round
