@@ -9,13 +9,10 @@
 #include "common/err.h"
 #include "common/util.h"
 
-/* pid and its descendants, pid first, found by PPid in /proc: *out (free
- * it) holds *n of them. Only a stopped tree holds still. */
-int __must_check swrk_descendants(pid_t pid, pid_t **out, size_t *n, struct ferr *err);
-
 /* An error naming each namespace (pid, mnt, uts, ipc, net, cgroup, user,
- * time) in which pid or a descendant differs from ferry, compared by
- * device and inode of /proc/PID/ns/NAME; 0 if none does. */
+ * time) in which pid or a descendant (as ptree_scan() finds them now,
+ * unfrozen) differs from ferry, compared by device and inode of
+ * /proc/PID/ns/NAME; 0 if none does. */
 int __must_check swrk_ns_refuse(pid_t pid, struct ferr *err);
 
 #endif
