@@ -40,6 +40,11 @@ static const struct opt_rule rules[] = {
 	  "migrate` and `ferry page-server` do this" },
 	{ "lazy_pages", K_ALL, "ferry has no post-copy (lazy) restore yet" },
 	{ "tls", K_ALL, "ferry's TLS is its page server's (`ferry page-server`)" },
+	{ "tls_cacert", 0, "it goes with tls, which is refused" },
+	{ "tls_cacrl", 0, "it goes with tls, which is refused" },
+	{ "tls_cert", 0, "it goes with tls, which is refused" },
+	{ "tls_key", 0, "it goes with tls, which is refused" },
+	{ "tls_no_cn_verify", 0, "it goes with tls, which is refused" },
 	{ "exec_cmd", K_ALL, "ferry runs no command after a restore" },
 	{ "inherit_fd", K_ALL, "ferry restores fds it could not dump as its own 0-2 only, so far" },
 	{ "external", K_ALL, NO_NS },
@@ -84,6 +89,36 @@ static const struct opt_rule rules[] = {
 	{ "skip_file_rwx_check", 0, "ferry checks files by content" },
 	{ "status_fd", 0, "CRIU writes it only for a page server or lazy pages" },
 };
+
+/* What ferry honours (read in criu/jobs.c and swrk_req_begin), and the
+ * options judged by their value below the table. */
+static const char *const honoured[] = {
+	"images_dir_fd", "images_dir", "pid", "leave_running", "shell_job", "file_locks",
+	"log_level", "log_file", "log_to_stderr", "work_dir_fd", "notify_scripts", "parent_img",
+	"rst_sibling", "root", "config_file",
+};
+
+const char *swrk_opts_unclassified(void)
+{
+	size_t nr = sizeof(rules) / sizeof(rules[0]), nh = sizeof(honoured) / sizeof(honoured[0]);
+
+	for (size_t i = 0; i < nr; i++)
+		if (!protobuf_c_message_descriptor_get_field_by_name(&criu_opts__descriptor,
+								      rules[i].name))
+			return rules[i].name;
+	for (unsigned i = 0; i < criu_opts__descriptor.n_fields; i++) {
+		const char *name = criu_opts__descriptor.fields[i].name;
+		bool known = false;
+
+		for (size_t k = 0; k < nr && !known; k++)
+			known = !strcmp(rules[k].name, name);
+		for (size_t k = 0; k < nh && !known; k++)
+			known = !strcmp(honoured[k], name);
+		if (!known)
+			return name;
+	}
+	return NULL;
+}
 
 static bool is_set(const ProtobufCMessage *m, const ProtobufCFieldDescriptor *f)
 {

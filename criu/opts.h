@@ -16,6 +16,10 @@ enum swrk_kind {
  * it and why; the options it ignores noted in the log. */
 int __must_check swrk_opts_check(struct swrk_req *q, enum swrk_kind kind, struct ferr *err);
 
+/* For tests: a rule naming no field of criu_opts, or a field of criu_opts
+ * that is neither honoured nor ruled on; NULL when every one is placed. */
+const char *swrk_opts_unclassified(void);
+
 /* Resolve images_dir_fd (or images_dir) into q->dir, open log_file in the
  * work directory (work_dir_fd, else the images directory) and start the
  * log there at log_level. need_dir: no request without an images directory. */
