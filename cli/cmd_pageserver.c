@@ -14,7 +14,7 @@ void cmd_page_server_help(FILE *out)
 	fprintf(out,
 		"Usage: ferry page-server -D DIR [--address ADDR] [--port PORT]\n"
 		"                         (--auth-key FILE | --tls-cert F --tls-key F --tls-cacert F)\n"
-		"                         [--restore [--file-validation MODE]] [--json]\n"
+		"                         [--restore [--cold] [--pid-ns] [--file-validation MODE]] [--json]\n"
 		"\n"
 		"Wait for one `ferry migrate` and write what it sends into DIR: its pre-dump\n"
 		"rounds as DIR/pre-1, DIR/pre-2, ..., its final dump as DIR itself, the\n"
@@ -41,6 +41,9 @@ void cmd_page_server_help(FILE *out)
 		"                           that only the last round's changes remain to do\n"
 		"      --cold               with --restore: restore only once the final dump\n"
 		"                           is in (slower; for comparison)\n"
+		"      --pid-ns             with --restore: into a new PID namespace, where the\n"
+		"                           processes get their dumped PIDs even while those\n"
+		"                           are taken here (a process tree needs its PIDs)\n"
 		"      --file-validation MODE  with --restore: what is checked of each file\n"
 		"                           behind the process, as `ferry restore` does:\n"
 		"                           content (default), size or none\n"
@@ -106,6 +109,9 @@ static int ps_opt(void *ctx, int c, char *arg)
 		break;
 	case 'c':
 		p->o.cold = true;
+		break;
+	case 'N':
+		p->o.pid_ns = true;
 		break;
 	case 'F':
 		if (rst_file_validation_parse(arg, &p->o.files))
@@ -184,6 +190,7 @@ int cmd_page_server(int argc, char **argv)
 		{ "tls-cacert", required_argument, NULL, 'X' },
 		{ "restore", no_argument, NULL, 'r' },
 		{ "cold", no_argument, NULL, 'c' },
+		{ "pid-ns", no_argument, NULL, 'N' },
 		{ "file-validation", required_argument, NULL, 'F' },
 		{ "max-file-size", required_argument, NULL, 'm' },
 		{ "pidfile", required_argument, NULL, 'P' },

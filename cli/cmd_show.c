@@ -320,12 +320,21 @@ static size_t sk_queued(const Ferry__UnixSk *s)
 static void show_tree_text(Ferry__TreeItem **t, size_t n)
 {
 	printf("\ntree (%zu entries):\n", n);
+	if (n && t[0]->proc && t[0]->proc->pidns_init)
+		printf("  (a PID namespace of its own, the root its init: \"ns\" is each "
+		       "process's PID in it)\n");
 	for (size_t i = 0; i < n; i++) {
 		const Ferry__TreeProc *p = t[i]->proc;
 		const Ferry__PipeObj *pi = t[i]->pipe;
 		const Ferry__UnixSk *s = t[i]->sk;
 
-		if (p)
+		if (p && p->has_ns_pid)
+			printf("  process %u (ns %u)  ppid %u  pgid %u (ns %u)  sid %u (ns %u)  %s%s%s\n",
+			       p->pid, p->ns_pid, p->ppid, p->pgid, p->ns_pgid, p->sid, p->ns_sid,
+			       p->zombie ? "zombie" : *p->dir ? p->dir : "(this dir)",
+			       p->files_with ? ", fd table shared" : "",
+			       p->fs_with ? ", fs shared" : "");
+		else if (p)
 			printf("  process %u  ppid %u  pgid %u  sid %u  %s%s%s\n", p->pid, p->ppid,
 			       p->pgid, p->sid, p->zombie ? "zombie" : *p->dir ? p->dir : "(this dir)",
 			       p->files_with ? ", fd table shared" : "",
@@ -360,6 +369,12 @@ static void show_tree_json(struct json *j, Ferry__TreeItem **t, size_t n)
 			json_bool(j, "zombie", p->zombie);
 			json_u64(j, "files_with", p->files_with);
 			json_u64(j, "fs_with", p->fs_with);
+			if (p->has_ns_pid) {
+				json_bool(j, "pidns_init", p->pidns_init);
+				json_u64(j, "ns_pid", p->ns_pid);
+				json_u64(j, "ns_pgid", p->ns_pgid);
+				json_u64(j, "ns_sid", p->ns_sid);
+			}
 		} else if (t[i]->pipe) {
 			json_str(j, "kind", t[i]->pipe->fifo_path ? "fifo" : "pipe");
 			json_u64(j, "id", t[i]->pipe->id);

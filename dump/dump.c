@@ -23,6 +23,7 @@
 #include "proc/locks.h"
 #include "proc/shared.h"
 #include "proc/state.h"
+#include "proc/tree.h"
 #include "dump/vmsplice.h"
 #include "dump/pageread.h"
 #include "dump/split.h"
@@ -255,6 +256,28 @@ static int open_parent(const struct dump_opts *o, struct img_image **pimg, struc
 	return 0;
 }
 
+/* The parent round must be of this very process, not of an earlier one
+ * whose PID it got: a tracker's record of what was written (soft-dirty bits
+ * especially) means nothing across processes. A tree's other process just
+ * goes without a parent; the process asked for is refused. */
+static int check_parent_proc(const struct dump_opts *o, const struct target *t, uint64_t start,
+			     struct img_image **pimg, struct img_writer_opts *wo, struct ferr *err)
+{
+	const Ferry__Inventory *inv = (*pimg)->inv;
+
+	if (!inv->has_start_time || inv->start_time == start)
+		return 0;
+	if (!o->parent_optional)
+		return ferr_new(err, ESRCH, "process %d is not the process of the previous images "
+				"`%s` (it started later: the PID was reused)", t->pid, o->parent);
+	pr_info("process %d is new since the previous round (PID reused): dumped in full",
+		t->pid);
+	img_close(*pimg);
+	*pimg = NULL;
+	wo->parent = NULL;
+	return 0;
+}
+
 /* Ask the tracker what changed since the parent's round (dirty gets it and
  * *known says so), then arm it if this round is where tracking starts. */
 static int track_round(struct target *t, const struct dump_opts *o, const struct vma_list *vl,
@@ -344,8 +367,12 @@ static int round_steps(struct target *t, const struct dump_opts *o, struct round
 	/* The parent chain is read and checked, and the writer and the page
 	 * path set up, before any freeze. */
 	ret = cancel_check(err);
+	if (!ret && ptree_start_time(t->procfd, &wo.start_time) < 0)
+		ret = ferr_new(err, ESRCH, "process %d exited before its dump", t->pid);
 	if (!ret)
 		ret = open_parent(o, &rd->pimg, err);
+	if (!ret && rd->pimg)
+		ret = check_parent_proc(o, t, wo.start_time, &rd->pimg, &wo, err);
 	if (!ret)
 		ret = dump_fileid_seed(&rd->fs, rd->pimg, err);
 	if (!ret && !o->pre && !o->skip_unsupported_fds && !o->tc)

@@ -30,12 +30,21 @@ struct dump_opts {
 	const struct pages_ops *pages;
 	const char *parent;        /* the previous round, relative to dir (as criu's
 				      --prev-images-dir), or NULL */
+	bool parent_optional;      /* a tree's other process: a parent round of another
+				      process (PID reused) is dropped, not refused */
 	struct tracker *tr;        /* dirty tracker kept across rounds, or NULL */
 	struct img_pages_sink *sink;  /* page data goes there (a page server), not to
 					 DIR/pages.img; or NULL */
 	bool splice;               /* frozen rounds: pages leave through a pipe the target
 				      vmsplices into (--reader vmsplice), not a buffer */
-	bool tree;                 /* final dump: PID and all its descendants (--tree) */
+	bool tree;                 /* PID and all its descendants (--tree) */
+	/* A tree round: how each process's round is run (dump/job.c and
+	 * iter.c give it its tracker), or NULL for dump_round as it is; */
+	const struct dump_member_ops *member;
+	/* and what follows each other process's committed round (a migration
+	 * sends its images before the next one's pages), or NULL. */
+	int (*member_done)(void *arg, const char *dir, struct ferr *err);
+	void *member_arg;
 	struct dump_tree_ctx *tc;  /* set by dump/tree.c for each process of a tree round, */
 	bool tc_root;              /* the root's (it writes tree.img last) */
 };
@@ -54,12 +63,49 @@ struct dump_result {
 	uint8_t id[IMG_ID_SIZE];   /* of the dump written */
 };
 
+/* One process's round of a tree round: mo is its own options (pid, dir,
+ * and parent set); t is open (and, in a final round, frozen). */
+struct dump_member_ops {
+	int (*round)(void *arg, struct target *t, const struct dump_opts *mo,
+		     struct dump_result *r, struct ferr *err);
+	void *arg;
+};
+
+/* What a final dump leaves frozen for its hand-over: one process, or every
+ * process of a tree. */
+struct ptree;
+struct dump_frozen {
+	struct target *root;
+	struct ptree *pt;          /* a tree's, or NULL */
+};
+/* SIGKILL every process of f: frozen, none of them runs again. */
+void dump_frozen_kill(const struct dump_frozen *f);
+/* Let every process of f go (children first). */
+void dump_frozen_release(const struct dump_frozen *f);
+
+/* A final dump's hand-over: the target stays frozen after the round until
+ * fn has put its images somewhere safe; fn returns 0 having ended it
+ * (dump_frozen_kill), or an error, and the target resumes. */
+struct dump_handover {
+	int (*fn)(void *arg, const struct dump_frozen *f, struct ferr *err);
+	void *arg;
+};
+
 /* A tree round (dump/tree.c): the tree frozen as one, each process's
- * images in DIR/pid-PID, the root's in DIR with tree.img. */
+ * images in DIR/pid-PID, the root's in DIR with tree.img. With o->parent
+ * (relative to DIR), each other process's parent is the same process's
+ * images in the parent round (../PARENT/pid-PID), where it has them. With
+ * h, the tree stays frozen for h->fn. */
 struct dump_tree_ctx;
 struct fd_list;
 struct img_writer;
-int __must_check dump_tree(const struct dump_opts *o, struct dump_result *res, struct ferr *err);
+int __must_check dump_tree(const struct dump_opts *o, const struct dump_handover *h,
+			   struct dump_result *res, struct ferr *err);
+/* A pre-dump round of a tree (o->pre), while it runs: each process found
+ * now, in DIR/pid-PID and the root in DIR, parents as dump_tree's. A
+ * process other than the root that exits meanwhile is left out. */
+int __must_check dump_tree_pre(const struct dump_opts *o, struct dump_result *res,
+			       struct ferr *err);
 /* dump/tree.c, for round_steps: a process's objects noted, the root's
  * tree.img written. */
 int __must_check dump_tree_note(struct dump_tree_ctx *tc, struct target *t, struct fd_list *fl,

@@ -14,6 +14,7 @@
 #include "dump/converge.h"
 #include "dump/iter.h"
 #include "dump/throttle.h"
+#include "proc/tree.h"
 
 void iter_result_free(struct iter_result *r)
 {
@@ -46,11 +47,90 @@ static int add_round(struct iter_result *res, const struct iter_round *r, struct
 	return 0;
 }
 
+/* The processes pre-copied, each with the tracker that follows it from
+ * round to round. A PID given to a new process is another member. */
+struct iter_proc {
+	pid_t pid;
+	uint64_t start;
+	struct tracker tr;
+};
+
+struct iter_set {
+	const struct tracker_ops *ops;
+	struct iter_proc *p;
+	size_t n;
+};
+
+static void set_free(struct iter_set *s)
+{
+	/* Closing ferry's only reference unregisters the tracking: nothing of
+	 * it stays in the targets. */
+	for (size_t i = 0; i < s->n; i++)
+		tracker_fini(&s->p[i].tr);
+	free(s->p);
+	s->p = NULL;
+	s->n = 0;
+}
+DEFINE_CLEANUP_VAL(iter_set, set_free)
+
+static struct tracker *set_tracker(struct iter_set *s, const struct target *t, struct ferr *err)
+{
+	struct iter_proc *n;
+	uint64_t start = 0;
+
+	if (ptree_start_time(t->procfd, &start) < 0) {
+		ferr_new(err, ESRCH, "process %d exited", t->pid);
+		return NULL;
+	}
+	for (size_t i = 0; i < s->n; i++) {
+		if (s->p[i].pid != t->pid)
+			continue;
+		if (s->p[i].start == start)
+			return &s->p[i].tr;
+		/* The PID went to a new process: it starts untracked. */
+		tracker_fini(&s->p[i].tr);
+		s->p[i].start = start;
+		tracker_init(&s->p[i].tr, s->ops);
+		return &s->p[i].tr;
+	}
+	n = realloc(s->p, (s->n + 1) * sizeof(*n));
+	if (!n) {
+		ferr_sys(err, ENOMEM, "trackers");
+		return NULL;
+	}
+	s->p = n;
+	n = &s->p[s->n++];
+	n->pid = t->pid;
+	n->start = start;
+	tracker_init(&n->tr, s->ops);
+	return &n->tr;
+}
+
+/* A process's round (of a tree round, or the root alone) with its tracker. */
+static int set_round(void *arg, struct target *t, const struct dump_opts *mo,
+		     struct dump_result *r, struct ferr *err)
+{
+	struct dump_opts o = *mo;
+
+	o.tr = set_tracker(arg, t, err);
+	return o.tr ? dump_round(t, &o, r, err) : -err->code;
+}
+
+/* Is the target a tree of more than one process now? */
+static bool has_children(const struct iter_opts *o, struct ferr *err)
+{
+	cleanup_free pid_t *pids = NULL;
+	size_t n = 0;
+
+	return o->base.tree && ptree_scan(o->base.pid, &pids, &n, err) == 0 && n > 1;
+}
+
 /* One pre-dump round into DIR/pre-k on top of pre-(k-1): its measurements
  * go to *in for the model, its counts to *row. */
-static int pre_round(const struct iter_opts *o, struct target *t, struct tracker *tr, unsigned k,
-		     struct iter_round *row, struct conv_round *in, struct ferr *err)
+static int pre_round(const struct iter_opts *o, struct target *t, struct iter_set *set,
+		     unsigned k, struct iter_round *row, struct conv_round *in, struct ferr *err)
 {
+	const struct dump_member_ops mops = { set_round, set };
 	uint64_t ps = (uint64_t)ferry_page_size();
 	char dir[PATH_MAX], parent[64];
 	struct dump_opts d = o->base;
@@ -62,9 +142,12 @@ static int pre_round(const struct iter_opts *o, struct target *t, struct tracker
 	d.dir = dir;
 	d.pre = true;
 	d.parent = k > 1 ? parent : NULL;
-	d.tr = tr;
+	d.member = &mops;
 	in->start_ns = now_ns();
-	ret = dump_round(t, &d, &r, err);
+	/* The tree as it is now: a child forked since the last round joins
+	 * with a tracker of its own. */
+	ret = has_children(o, err) ? dump_tree_pre(&d, &r, err)
+				   : set_round(set, t, &d, &r, err);
 	if (ret)
 		return ferr_wrap(err, "round %u", k);
 	row->pages = r.data_pages;
@@ -97,9 +180,11 @@ static int pre_round(const struct iter_opts *o, struct target *t, struct tracker
 
 /* The final dump on top of the last round: never with the target held
  * stopped by the throttle (the caller ended it). */
-static int final_round(const struct iter_opts *o, struct target *t, struct tracker *tr,
+static int final_round(const struct iter_opts *o, struct target *t, struct iter_set *set,
 		       struct iter_result *res, struct ferr *err)
 {
+	const struct dump_member_ops mops = { set_round, set };
+	const struct dump_handover h = { o->handover, o->hook_arg };
 	struct dump_opts d = o->base;
 	char parent[64];
 	int ret;
@@ -107,15 +192,25 @@ static int final_round(const struct iter_opts *o, struct target *t, struct track
 	snprintf(parent, sizeof(parent), "pre-%zu", res->nr);
 	d.pre = false;
 	d.parent = parent;
-	d.tr = tr;
+	d.member = &mops;
+	if (has_children(o, err)) {
+		/* Frozen as one, each process on top of its last round. */
+		ret = dump_tree(&d, o->handover ? &h : NULL, &res->final, err);
+		if (ret)
+			return ferr_wrap(err, "final dump");
+		res->total_bytes += res->final.data_pages * (uint64_t)ferry_page_size();
+		return 0;
+	}
 	d.hold = o->handover != NULL;
-	ret = dump_round(t, &d, &res->final, err);
+	ret = set_round(set, t, &d, &res->final, err);
 	if (ret)
 		return ferr_wrap(err, "final dump");
 	res->total_bytes += res->final.data_pages * (uint64_t)ferry_page_size();
 	if (o->handover) {
 		/* Still frozen: the freeze lasts until the hand-over ends. */
-		ret = o->handover(o->hook_arg, t, err);
+		struct dump_frozen f = { .root = t };
+
+		ret = o->handover(o->hook_arg, &f, err);
 		res->final.freeze_ns = now_ns() - t->freeze_start_ns;
 		res->final.killed = !ret;
 		if (ret)
@@ -126,7 +221,7 @@ static int final_round(const struct iter_opts *o, struct target *t, struct track
 
 /* Pre-dump rounds until the model says stop; the throttle it asks for is
  * applied between them. */
-static int pre_rounds(const struct iter_opts *o, struct target *t, struct tracker *tr,
+static int pre_rounds(const struct iter_opts *o, struct target *t, struct iter_set *set,
 		      struct iter_result *res, iter_round_cb cb, void *arg, struct ferr *err)
 {
 	const struct conv_params p = { .downtime_limit_ns = o->downtime_limit_ns,
@@ -151,7 +246,7 @@ static int pre_rounds(const struct iter_opts *o, struct target *t, struct tracke
 		ret = cancel_check(err);
 		if (ret)
 			return ferr_wrap(err, "before round %u", k);
-		ret = pre_round(o, t, tr, k, &row, &in[k - 1], err);
+		ret = pre_round(o, t, set, k, &row, &in[k - 1], err);
 		if (ret)
 			return ret;
 		e = converge_predict(in, k);
@@ -191,7 +286,7 @@ static int pre_rounds(const struct iter_opts *o, struct target *t, struct tracke
 int iter_run(const struct iter_opts *o, struct iter_result *res, iter_round_cb cb, void *arg,
 	     struct ferr *err)
 {
-	cleanup_val(tracker) struct tracker tr = TRACKER_INIT(o->track);
+	cleanup_val(iter_set) struct iter_set set = { .ops = o->track };
 	uint64_t t0 = now_ns();
 	struct target t;
 	int ret;
@@ -202,18 +297,16 @@ int iter_run(const struct iter_opts *o, struct iter_result *res, iter_round_cb c
 		ret = target_open(&t, o->base.pid, err);
 	if (ret)
 		return ret;
-	ret = pre_rounds(o, &t, &tr, res, cb, arg, err);
+	ret = pre_rounds(o, &t, &set, res, cb, arg, err);
 	if (!ret && (ret = cancel_check(err)))
 		ferr_wrap(err, "before the final dump");
 	if (!ret)
-		ret = final_round(o, &t, &tr, res, err);
+		ret = final_round(o, &t, &set, res, err);
 	if (ret && !target_alive(&t) && err->code != ESRCH) {
 		ferr_wrap(err, "process %d exited", t.pid);
 		err->code = ESRCH;
 	}
-	/* Closing ferry's only reference unregisters the tracking: nothing of
-	 * it stays in the target. */
-	tracker_fini(&tr);
+	set_free(&set);
 	target_close(&t);
 	res->seconds = (now_ns() - t0) / 1e9;
 	return ret;

@@ -30,7 +30,7 @@ struct iter_opts {
 	 * handover: the final dump is in base.dir and the target is still
 	 * frozen; 0 means the hook ended the target, an error resumes it. */
 	int (*round_done)(void *arg, unsigned k, const char *dir, struct ferr *err);
-	int (*handover)(void *arg, struct target *t, struct ferr *err);
+	int (*handover)(void *arg, const struct dump_frozen *f, struct ferr *err);
 	void *hook_arg;
 };
 

@@ -124,87 +124,113 @@ static int open_parent(const struct dump_opts *o, struct img_image **prev, struc
 	return 0;
 }
 
-/* Rounds that are not a plain final dump (pre-dumps, parent chains,
- * hand-overs) take one process yet: a tree is refused rather than half
- * taken. */
-static int refuse_tree(const struct dump_opts *o, const char *what, struct ferr *err)
+/* The choices a job made, for each process's round. */
+struct job_ctx {
+	const struct dump_choice *c;
+	const struct kerndat *kd;
+};
+
+/* One process's round with its tracker: the one its previous images
+ * (mo->parent) were tracked by, resumed; a pre-dump's userfaultfd is left to
+ * a keeper for the next round. */
+static int tracked_round(void *arg, struct target *t, const struct dump_opts *mo,
+			 struct dump_result *r, struct ferr *err)
+{
+	struct job_ctx *j = arg;
+	struct dump_opts o = *mo;
+	struct img_image *prev;
+	struct tracker tr;
+	int ret;
+
+	tracker_init(&tr, NULL);
+	ret = open_parent(&o, &prev, err);
+	if (ret)
+		return ret;
+	if (o.pre || prev) {
+		tr.ops = dump_choose_tracker(j->c->track, prev ? prev->inv->tracker : NULL, j->kd,
+					     o.pid, err);
+		if (!tr.ops) {
+			img_close(prev);
+			return -err->code;
+		}
+		resume_tracker(&tr, prev, o.pid);
+		o.tr = &tr;
+	}
+	img_close(prev);
+	pr_debug("%s process %d%s%s", o.pre ? "pre-dump" : "dump", o.pid,
+		 tr.ops ? " with --track " : "", tr.ops ? tr.ops->name : "");
+	ret = dump_round(t, &o, r, err);
+	/* Its images are complete by now (committed): a keeper that does not
+	 * start, an interrupt included, only makes the next round copy every
+	 * page, as a lost keeper does. */
+	if (!ret && o.pre && tr.uffd >= 0) {
+		struct ferr kerr;
+
+		if (keeper_spawn(r->id, t->pid, t->pidfd, tr.uffd, &kerr))
+			pr_warn("%s: the next round of this chain will copy every page", kerr.msg);
+	}
+	r->tracker = tr.ops ? tr.ops->name : NULL;
+	tracker_fini(&tr);
+	return ret;
+}
+
+/* Does o name a tree of more than one process? */
+static int is_tree(const struct dump_opts *o, bool *tree, struct ferr *err)
 {
 	cleanup_free pid_t *pids = NULL;
 	size_t n = 0;
 	int ret;
 
+	*tree = false;
 	if (!o->tree)
 		return 0;
 	ret = ptree_scan(o->pid, &pids, &n, err);
-	if (!ret && n > 1)
-		ret = ferr_new(err, EOPNOTSUPP, "process %d has %zu descendant(s) (process %d first): "
-			       "%s of a process tree is not built yet; --tree=no takes process %d "
-			       "alone", o->pid, n - 1, pids[1], what, o->pid);
+	*tree = !ret && n > 1;
 	return ret;
 }
 
 int dump_job_round(struct dump_opts *o, const struct dump_choice *c, const struct kerndat *kd,
 		   const struct dump_handover *h, struct dump_result *r, struct ferr *err)
 {
-	struct img_image *prev;
-	struct tracker tr;
+	struct job_ctx j = { .c = c, .kd = kd };
+	struct dump_member_ops mops = { tracked_round, &j };
 	struct target t;
+	bool tree;
 	int ret;
 
 	if (!o->pre && !o->parent && !h) {
 		pr_info("dump %s process %d with --layout %s --pages %s", o->tree ? "the tree of" :
 			"only", o->pid, o->layout->name, o->pages->name);
-		return dump_tree(o, r, err);
+		return dump_tree(o, NULL, r, err);
 	}
-	ret = refuse_tree(o, o->pre ? "a pre-dump" : h ? "sending a dump to a page server" :
-			  "a dump with --prev-images-dir", err);
+	ret = is_tree(o, &tree, err);
 	if (ret)
 		return ret;
-	tracker_init(&tr, NULL);
-	ret = open_parent(o, &prev, err);
-	if (ret)
+	pr_info("%s %s process %d with --layout %s --pages %s", o->pre ? "pre-dump" : "dump",
+		tree ? "the tree of" : "only", o->pid, o->layout->name, o->pages->name);
+	if (tree) {
+		/* Each process on top of its own previous images. */
+		o->member = &mops;
+		ret = o->pre ? dump_tree_pre(o, r, err) : dump_tree(o, h, r, err);
+		o->member = NULL;
 		return ret;
-	if (o->pre || prev) {
-		tr.ops = dump_choose_tracker(c->track, prev ? prev->inv->tracker : NULL, kd,
-					     o->pid, err);
-		if (!tr.ops) {
-			img_close(prev);
-			return -err->code;
-		}
-		resume_tracker(&tr, prev, o->pid);
-		o->tr = &tr;
 	}
-	img_close(prev);
-	pr_info("%s process %d with --layout %s --pages %s%s%s", o->pre ? "pre-dump" : "dump",
-		o->pid, o->layout->name, o->pages->name, tr.ops ? " --track " : "",
-		tr.ops ? tr.ops->name : "");
-	o->hold = h && !o->pre && !o->leave_running;
 	ret = target_open(&t, o->pid, err);
+	o->hold = h && !o->pre && !o->leave_running;
 	if (!ret)
-		ret = dump_round(&t, o, r, err);
+		ret = tracked_round(&j, &t, o, r, err);
 	if (!ret && o->hold) {
 		/* Still frozen: it ends only once its images are safe. */
-		ret = h->fn(h->arg, &t, err);
+		struct dump_frozen f = { .root = &t };
+
+		ret = h->fn(h->arg, &f, err);
 		r->freeze_ns = now_ns() - t.freeze_start_ns;
 		r->killed = !ret;
 		if (ret)
 			target_release(&t);
 	}
 	o->hold = false;
-	/* A pre-dump leaves its userfaultfd to a keeper for the next round.
-	 * Its images are complete by now (committed): a keeper that does not
-	 * start, an interrupt included, only makes the next round copy every
-	 * page, as a lost keeper does. */
-	if (!ret && o->pre && tr.uffd >= 0) {
-		struct ferr kerr;
-
-		if (keeper_spawn(r->id, t.pid, t.pidfd, tr.uffd, &kerr))
-			pr_warn("%s: the next round of this chain will copy every page", kerr.msg);
-	}
 	target_close(&t);
-	r->tracker = tr.ops ? tr.ops->name : NULL;
-	tracker_fini(&tr);
-	o->tr = NULL;
 	return ret;
 }
 
@@ -213,8 +239,6 @@ int dump_job_iterative(struct iter_opts *io, const struct dump_choice *c,
 		       void *arg, struct ferr *err)
 {
 	memset(r, 0, sizeof(*r));
-	if (refuse_tree(&io->base, "an iterative dump", err))
-		return -err->code;
 	io->track = dump_choose_tracker(c->track, NULL, kd, io->base.pid, err);
 	if (!io->track)
 		return -err->code;

@@ -24,14 +24,6 @@ const struct tracker_ops *dump_choose_tracker(const char *choice, const char *pr
 					      const struct kerndat *kd, pid_t pid,
 					      struct ferr *err);
 
-/* A final dump's hand-over: the target stays frozen after the round until
- * fn has put its images somewhere safe; fn returns 0 having ended it, or an
- * error, and the target resumes. */
-struct dump_handover {
-	int (*fn)(void *arg, struct target *t, struct ferr *err);
-	void *arg;
-};
-
 /* One round of o: a pre-dump (o->pre) or the final dump, on top of
  * o->parent (relative to o->dir) if set. A pre-dump, and a dump on top of a
  * previous round, run with a tracker (c->track); a pre-dump's userfaultfd

@@ -8,9 +8,12 @@
  * as complete only once the root's inventory is in: its old inventory goes
  * first. */
 #include <fcntl.h>
+#include <signal.h>
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
@@ -25,6 +28,7 @@ struct dump_tree_ctx {
 	struct ptree *pt;
 	struct objs objs;
 	bool shell_job;
+	bool pidns_init;           /* the root is the init of the tree's PID namespace */
 };
 
 /* --shell-job: the fds on a process's controlling terminal (or /dev/tty)
@@ -62,8 +66,36 @@ int dump_tree_shm(struct dump_tree_ctx *tc, struct target *t, Ferry__Vma *v, str
 	return ret;
 }
 
+/* The tree in its own PID namespace: ferry's (nothing to record), or one
+ * whose init is the root (each process's IDs there recorded), every process
+ * in that one. A process in a namespace that is not the tree's own is
+ * refused: in ferry's it would come back with IDs it never had. */
+static int check_pidns(const struct ptree *pt, bool *init, struct ferr *err)
+{
+	const struct ptree_proc *r = &pt->p[0];
+	struct stat self;
+
+	*init = false;
+	if (stat("/proc/self/ns/pid", &self) < 0)
+		return ferr_sys(err, errno, "ferry's PID namespace");
+	if (r->pidns != self.st_ino) {
+		if (r->ns_pid != 1)
+			return ferr_new(err, EOPNOTSUPP, "process %d is in another PID namespace (as "
+					"%d there) and is not its init: ferry takes a PID namespace "
+					"whole, from its init", r->pid, r->ns_pid);
+		*init = true;
+	}
+	for (size_t i = 1; i < pt->n; i++)
+		if (!pt->p[i].zombie && pt->p[i].pidns != r->pidns)
+			return ferr_new(err, EOPNOTSUPP, "process %d is in a PID namespace of its own "
+					"below the tree's: nested PID namespaces are not dumped",
+					pt->p[i].pid);
+	return 0;
+}
+
 int dump_tree_write(struct dump_tree_ctx *tc, struct img_writer *w, struct ferr *err)
 {
+	bool init = tc->pidns_init;
 	int ret = objs_check_peers(&tc->objs, err);
 
 	for (size_t i = 0; !ret && i < tc->pt->n; i++) {
@@ -90,6 +122,11 @@ int dump_tree_write(struct dump_tree_ctx *tc, struct img_writer *w, struct ferr 
 		tp.files_with = (uint32_t)p->files_with;
 		tp.has_fs_with = p->fs_with != 0;
 		tp.fs_with = (uint32_t)p->fs_with;
+		tp.has_pidns_init = tp.pidns_init = init && !i;
+		tp.has_ns_pid = tp.has_ns_pgid = tp.has_ns_sid = init;
+		tp.ns_pid = (uint32_t)p->ns_pid;
+		tp.ns_pgid = (uint32_t)p->ns_pgid;
+		tp.ns_sid = (uint32_t)p->ns_sid;
 		it.proc = &tp;
 		ret = img_write_tree_item(w, &it, err);
 	}
@@ -179,36 +216,98 @@ static int start_dir(const char *dir, struct ferr *err)
 	return 0;
 }
 
-static int dump_member(struct dump_tree_ctx *tc, struct ptree_proc *p, const struct dump_opts *o,
-		       struct dump_result *sum, struct ferr *err)
+void dump_frozen_kill(const struct dump_frozen *f)
 {
-	struct dump_opts mo = *o;
-	struct dump_result r;
-	char dir[PATH_MAX];
-	int ret;
+	if (f->pt)
+		ptree_kill(f->pt);
+	else
+		syscall(SYS_pidfd_send_signal, f->root->pidfd, SIGKILL, NULL, 0);
+}
 
-	if (snprintf(dir, sizeof(dir), "%s/pid-%d", o->dir, p->pid) >= (int)sizeof(dir))
-		return ferr_new(err, ENAMETOOLONG, "image directory for process %d", p->pid);
-	mo.pid = p->pid;
-	mo.dir = dir;
-	mo.tc = tc;
-	mo.tc_root = false;
-	mo.hold = true;
-	mo.leave_running = false;
-	mo.parent = NULL;
-	mo.tr = NULL;
-	mo.sink = NULL;
-	ret = dump_round(&p->t, &mo, &r, err);
-	if (ret)
-		return ferr_wrap(err, "process %d of the tree", p->pid);
-	sum->threads += r.threads;
-	sum->vmas += r.vmas;
-	sum->data_pages += r.data_pages;
-	sum->zero_pages += r.zero_pages;
+void dump_frozen_release(const struct dump_frozen *f)
+{
+	if (f->pt)
+		ptree_release(f->pt);
+	else
+		target_release(f->root);
+}
+
+/* Process pid's options in a tree round: its directory, and as parent its
+ * own images in the parent round if it has them there. */
+static int member_opts(const struct dump_opts *o, pid_t pid, bool root, struct dump_opts *mo,
+		       char *dir, size_t dlen, char *parent, size_t plen, struct ferr *err)
+{
+	char inv[PATH_MAX];
+
+	*mo = *o;
+	mo->pid = pid;
+	mo->parent_optional = !root;
+	if (root)
+		return 0;
+	if (snprintf(dir, dlen, "%s/pid-%d", o->dir, pid) >= (int)dlen)
+		return ferr_new(err, ENAMETOOLONG, "image directory for process %d", pid);
+	mo->dir = dir;
+	mo->parent = NULL;
+	mo->leave_running = false;
+	/* Asked from DIR: the process's own directory may not exist yet. */
+	if (o->parent && snprintf(parent, plen, "../%s/pid-%d", o->parent, pid) < (int)plen &&
+	    snprintf(inv, sizeof(inv), "%s/%s/pid-%d/" IMG_INVENTORY_NAME, o->dir, o->parent,
+		     pid) < (int)sizeof(inv) && access(inv, F_OK) == 0)
+		mo->parent = parent;
 	return 0;
 }
 
-int dump_tree(const struct dump_opts *o, struct dump_result *res, struct ferr *err)
+/* One process's round, by the job's hook if there is one; an other
+ * process's images then go where the job wants them. */
+static int member_round(const struct dump_opts *o, struct target *t, const struct dump_opts *mo,
+			bool root, struct dump_result *r, struct ferr *err)
+{
+	int ret = o->member ? o->member->round(o->member->arg, t, mo, r, err)
+			    : dump_round(t, mo, r, err);
+
+	if (!ret && !root && o->member_done)
+		ret = o->member_done(o->member_arg, mo->dir, err);
+	return ret;
+}
+
+static void add_counts(struct dump_result *sum, const struct dump_result *r)
+{
+	sum->threads += r->threads;
+	sum->vmas += r->vmas;
+	sum->data_pages += r->data_pages;
+	sum->zero_pages += r->zero_pages;
+	sum->parent_pages += r->parent_pages;
+	sum->skipped_pages += r->skipped_pages;
+	sum->collect_ns += r->collect_ns;
+	sum->copy_ns += r->copy_ns;
+	sum->freeze_ns += r->freeze_ns;
+	sum->tracked = sum->processes ? sum->tracked && r->tracked : r->tracked;
+	sum->processes++;
+}
+
+static int dump_member(struct dump_tree_ctx *tc, struct ptree_proc *p, const struct dump_opts *o,
+		       struct dump_result *sum, struct ferr *err)
+{
+	char dir[PATH_MAX], parent[PATH_MAX];
+	struct dump_opts mo;
+	struct dump_result r;
+	int ret = member_opts(o, p->pid, false, &mo, dir, sizeof(dir), parent, sizeof(parent), err);
+
+	if (ret)
+		return ret;
+	mo.tc = tc;
+	mo.tc_root = false;
+	mo.hold = true;
+	mo.tr = NULL;
+	ret = member_round(o, &p->t, &mo, false, &r, err);
+	if (ret)
+		return ferr_wrap(err, "process %d of the tree", p->pid);
+	add_counts(sum, &r);
+	return 0;
+}
+
+int dump_tree(const struct dump_opts *o, const struct dump_handover *h, struct dump_result *res,
+	      struct ferr *err)
 {
 	cleanup_val(ptree) struct ptree pt = { 0 };
 	struct dump_tree_ctx tc = { .pt = &pt, .shell_job = o->shell_job };
@@ -227,6 +326,8 @@ int dump_tree(const struct dump_opts *o, struct dump_result *res, struct ferr *e
 		ret = ptree_freeze(&pt, o->tree, err);
 	if (!ret)
 		ret = check_ttys(&pt, o->shell_job, err);
+	if (!ret)
+		ret = check_pidns(&pt, &tc.pidns_init, err);
 	if (ret) {
 		ptree_release(&pt);
 		objs_free(&tc.objs);
@@ -242,15 +343,23 @@ int dump_tree(const struct dump_opts *o, struct dump_result *res, struct ferr *e
 		ro.tc_root = true;
 		ro.hold = true;
 		ro.leave_running = false;
-		ret = dump_round(&pt.p[0].t, &ro, res, err);
+		ret = member_round(o, &pt.p[0].t, &ro, true, res, err);
 	}
 	if (!ret) {
 		res->threads += sum.threads;
 		res->vmas += sum.vmas;
 		res->data_pages += sum.data_pages;
 		res->zero_pages += sum.zero_pages;
+		res->parent_pages += sum.parent_pages;
 		res->processes = pt.n;
-		if (o->leave_running || o->hold) {
+		if (h && !o->leave_running) {
+			/* Still frozen: it ends only once its images are safe. */
+			struct dump_frozen f = { .root = &pt.p[0].t, .pt = &pt };
+
+			ret = h->fn(h->arg, &f, err);
+			res->killed = !ret;
+			res->freeze_ns = now_ns() - pt.p[0].t.freeze_start_ns;
+		} else if (o->leave_running) {
 			res->freeze_ns = now_ns() - pt.p[0].t.freeze_start_ns;
 		} else {
 			/* Ended only once every image is safely on disk. */
@@ -258,9 +367,56 @@ int dump_tree(const struct dump_opts *o, struct dump_result *res, struct ferr *e
 			res->killed = true;
 		}
 	}
-	if (!o->hold || ret)
-		ptree_release(&pt);
+	ptree_release(&pt);
 	objs_free(&tc.objs);
+	res->seconds = (now_ns() - t0) / 1e9;
+	return ret;
+}
+
+int dump_tree_pre(const struct dump_opts *o, struct dump_result *res, struct ferr *err)
+{
+	cleanup_free pid_t *pids = NULL;
+	struct dump_result sum = { 0 };
+	uint64_t t0 = now_ns();
+	size_t n = 0;
+	int ret;
+
+	memset(res, 0, sizeof(*res));
+	ret = ptree_scan(o->pid, &pids, &n, err);
+	if (!ret)
+		ret = start_dir(o->dir, err);
+	/* The others first, the root (whose inventory makes DIR complete) last. */
+	for (size_t k = 1; !ret && k <= n; k++) {
+		size_t i = k % n;
+		cleanup_val(target) struct target t = { 0 };
+		char dir[PATH_MAX], parent[PATH_MAX];
+		struct dump_opts mo;
+		struct dump_result r;
+
+		ret = member_opts(o, pids[i], !i, &mo, dir, sizeof(dir), parent, sizeof(parent),
+				  err);
+		if (!ret)
+			ret = target_open(&t, pids[i], err);
+		if (!ret)
+			ret = member_round(o, &t, &mo, !i, i ? &r : res, err);
+		if (ret && i && (err->code == ESRCH || (t.pidfd >= 0 && !target_alive(&t)))) {
+			/* Gone: the final dump will not look for it. */
+			pr_info("process %d of the tree exited during the pre-dump", pids[i]);
+			ferr_clear(err);
+			ret = 0;
+			continue;
+		}
+		if (ret && i)
+			ferr_wrap(err, "process %d of the tree", pids[i]);
+		else if (!ret)
+			add_counts(&sum, i ? &r : res);
+	}
+	if (!ret) {
+		/* The root's id and tracker name the round; counts are the tree's. */
+		memcpy(sum.id, res->id, sizeof(sum.id));
+		sum.tracker = res->tracker;
+		*res = sum;
+	}
 	res->seconds = (now_ns() - t0) / 1e9;
 	return ret;
 }

@@ -212,8 +212,36 @@ int img_check_fd_data(const char *what, Ferry__Fd *const *f, size_t n, uint64_t 
 	return 0;
 }
 
+bool img_pid_dir_name(const char *s, size_t len)
+{
+	if (len < 5 || len > 14 || strncmp(s, "pid-", 4) || s[4] == '0')
+		return false;
+	for (size_t i = 4; i < len; i++)
+		if (s[i] < '0' || s[i] > '9')
+			return false;
+	return true;
+}
+
+/* "../../NAME/pid-N": a tree's other process's parent, the same process in
+ * the parent round. */
+static bool tree_parent_path(const char *p)
+{
+	const char *name = p + 6, *slash;
+	size_t len;
+
+	if (strncmp(p, "../../", 6) || !(slash = strchr(name, '/')))
+		return false;
+	len = (size_t)(slash - name);
+	if (!len || (len == 1 && name[0] == '.') || (len == 2 && !strncmp(name, "..", 2)))
+		return false;
+	return img_pid_dir_name(slash + 1, strlen(slash + 1));
+}
+
 /* "pre-1", "../pre-1", "rounds/3": at most one "..", first, then plain
- * names. Nothing absolute, nothing that climbs further. */
+ * names. Nothing absolute, nothing that climbs further; but a tree's other
+ * process (a directory pid-N in its round) names its own images in the
+ * parent round, "../../NAME/pid-N" (img_open_parent_dir checks where it
+ * is). */
 bool img_parent_path_ok(const char *p)
 {
 	const char *c = p;
@@ -221,6 +249,8 @@ bool img_parent_path_ok(const char *p)
 
 	if (!*p || *p == '/' || strnlen(p, PATH_MAX) >= PATH_MAX)
 		return false;
+	if (tree_parent_path(p))
+		return true;
 	while (*c) {
 		size_t len = strcspn(c, "/");
 
@@ -242,9 +272,14 @@ int img_open_parent_dir(int dirfd, const char *rel, const char *what, struct fer
 	char name[NAME_MAX + 1];
 	const char *c = rel;
 
-	if (!img_parent_path_ok(rel))
+	const char *base = strrchr(what, '/');
+
+	base = base ? base + 1 : what;
+	if (!img_parent_path_ok(rel) ||
+	    (tree_parent_path(rel) && !img_pid_dir_name(base, strlen(base))))
 		return ferr_new(err, EBADMSG, "%s: parent `%s` is not a path inside the dump's parent "
-				"directory (`pre-1`, `../pre-1`)", what, rel);
+				"directory (`pre-1`, `../pre-1`; a tree's process pid-N: "
+				"`../../pre-1/pid-N`)", what, rel);
 	while (*c) {
 		size_t len = strcspn(c, "/");
 		int next;

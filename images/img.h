@@ -95,6 +95,7 @@ struct img_writer_opts {
 	bool page_hashes;     /* write hashes.img: the hash of every page, for the next round */
 	struct img_pages_sink *sink;  /* page data goes there, not into pages.img; or NULL */
 	bool tree;            /* a tree's root: tree.img is written (img_write_tree_item) */
+	uint64_t start_time;  /* the process's start time (see Inventory.start_time), or 0 */
 };
 
 /* DIR, created 0700 if new; one that exists must be the caller's, writable
@@ -220,6 +221,9 @@ void img_fdata_unmap(struct img_fdata *d);   /* a zeroed d is fine */
 /* Is p a parent path as ferry writes it: relative, at most one leading
  * "..", then plain names ("pre-1", "../pre-1")? */
 bool img_parent_path_ok(const char *p);
+/* Is s (len bytes) "pid-N", N a process ID without a leading 0: a tree's
+ * other process's directory? */
+bool img_pid_dir_name(const char *s, size_t len);
 
 /* Does any run of img's pagemap (of any flags) overlap [start, end)? */
 bool img_has_runs(const struct img_image *img, uint64_t start, uint64_t end);

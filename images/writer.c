@@ -135,6 +135,7 @@ int img_writer_create(struct img_writer **out, const char *dir, const struct img
 	w->sink = opts->sink;
 	w->page_hashes = opts->page_hashes;
 	w->root_pid = opts->root_pid;
+	w->start_time = opts->start_time;
 	w->page_size = (uint32_t)ferry_page_size();
 	w->path = strdup(dir);
 	w->run_hash = XXH3_createState();
@@ -300,6 +301,8 @@ static int writer_write_inventory(struct img_writer *w, uint64_t freeze_ns, stru
 	inv.files = fp;
 	inv.stats = &w->stats;
 	inv.tracker = w->tracker;
+	inv.has_start_time = w->start_time != 0;
+	inv.start_time = w->start_time;
 	if (freeze_ns) {
 		inv.has_freeze_ns = true;
 		inv.freeze_ns = freeze_ns;

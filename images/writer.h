@@ -11,6 +11,7 @@ struct img_writer {
 	int dirfd;
 	Ferry__DumpKind kind;
 	uint32_t root_pid;
+	uint64_t start_time;
 	uint32_t page_size;
 	uint8_t id[IMG_ID_SIZE];
 	char *parent;

@@ -63,10 +63,15 @@ enum mig_round {
  * destination's word that it has them. */
 int __must_check mig_send_round(struct mig_conn *c, const char *local, const char *remote,
 				enum mig_round kind, struct ferr *err);
+/* A tree's other process's images, complete in local (below the stream's
+ * root): sent at once, before the next process's pages, named by their path
+ * under the root (pre-N/pid-PID); the round's ROUND frame comes with its
+ * root's images. */
+int __must_check mig_send_member(struct mig_conn *c, const char *local, struct ferr *err);
 /* After the final round: wait for the destination's restore, end the frozen
  * target, let the destination run it. An error before the target is ended
  * leaves it to the caller to resume. */
-int __must_check mig_handover(struct mig_conn *c, struct target *t, struct ferr *err);
+int __must_check mig_handover(struct mig_conn *c, const struct dump_frozen *f, struct ferr *err);
 /* Tell the destination the migration is off (best effort). */
 void mig_abort(struct mig_conn *c, const char *why);
 

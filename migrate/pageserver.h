@@ -14,7 +14,8 @@
 #include "restore/restore.h"
 
 #define PS_MAX_FILE_DEFAULT (1ull << 40)   /* 1 TiB */
-#define PS_MAX_FILES 64                    /* per round */
+#define PS_MAX_FILES 64                    /* per process of a round */
+#define PS_MAX_PROCS 4096                  /* processes of a round (a tree) */
 #define PS_PENDING_MAX 8                   /* peers authenticating at once */
 
 struct ps_opts {
@@ -68,6 +69,8 @@ struct ps_run_opts {
 	unsigned idle_s;                  /* give up after this long without a connection */
 	bool restore;                     /* restore the final dump and hand it over */
 	bool cold;                        /* ... only once it is in, not as rounds arrive */
+	bool pid_ns;                      /* ... into a new PID namespace (its own PIDs
+					     inside while they are taken here) */
 	enum rst_file_validation files;   /* what the restore checks of each file */
 	/* What happens, for the caller to show (round: PS_RECEIVED's), or NULL. */
 	void (*event)(void *arg, enum ps_event ev, const char *round, bool final,

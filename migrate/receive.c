@@ -13,22 +13,19 @@
 #include "common/fault.h"
 #include "common/log.h"
 #include "common/util.h"
+#include "images/img.h"
 #include "migrate/pageserver.h"
+#include "proc/tree.h"
 #include "proto/migrate.pb-c.h"
 
 #define RECV_CHUNK (1u << 20)
 
-/* "" (DIR itself) or one plain path component under DIR: a round's
- * directory ("pre-3" from migrate, a pre-dump's -D basename). It starts
- * with a letter or digit, so it is never "." or "..". */
-static bool valid_dir(const char *d)
+/* One plain path component: it starts with a letter or digit, so it is
+ * never "." or "..". */
+static bool valid_component(const char *d, size_t n)
 {
-	size_t n = strlen(d);
-
-	if (!n)
-		return true;
-	if (n > 64 || !((d[0] >= 'a' && d[0] <= 'z') || (d[0] >= 'A' && d[0] <= 'Z') ||
-			(d[0] >= '0' && d[0] <= '9')))
+	if (!n || n > 64 || !((d[0] >= 'a' && d[0] <= 'z') || (d[0] >= 'A' && d[0] <= 'Z') ||
+			      (d[0] >= '0' && d[0] <= '9')))
 		return false;
 	for (size_t i = 1; i < n; i++) {
 		char c = d[i];
@@ -38,6 +35,21 @@ static bool valid_dir(const char *d)
 			return false;
 	}
 	return true;
+}
+
+/* "" (DIR itself), a round's directory ("pre-3" from migrate, a pre-dump's
+ * -D basename), or a tree's other process's in it or in DIR (NAME/pid-N,
+ * pid-N): nothing that can leave DIR. */
+static bool valid_dir(const char *d)
+{
+	const char *slash = strchr(d, '/');
+
+	if (!*d)
+		return true;
+	if (!slash)
+		return valid_component(d, strlen(d));
+	return valid_component(d, (size_t)(slash - d)) && img_pid_dir_name(slash + 1,
+									   strlen(slash + 1));
 }
 
 /* A plain image file name: [A-Za-z0-9_-][A-Za-z0-9_.-]* ending in ".img". */
@@ -57,9 +69,18 @@ static bool valid_name(const char *s)
 	return true;
 }
 
+/* DIR/d made, its round's directory first (a tree's processes come before
+ * their round's root). */
 static int round_dir(const struct ps_opts *o, const char *d, char *path, size_t cap,
 		     struct ferr *err)
 {
+	const char *slash = strchr(d, '/');
+
+	if (slash) {
+		snprintf(path, cap, "%s/%.*s", o->dir, (int)(slash - d), d);
+		if (mkdir(path, 0700) < 0 && errno != EEXIST)
+			return ferr_sys(err, errno, "create %s", path);
+	}
 	snprintf(path, cap, "%s%s%s", o->dir, *d ? "/" : "", d);
 	if (*d && mkdir(path, 0700) < 0 && errno != EEXIST)
 		return ferr_sys(err, errno, "create %s", path);
@@ -127,21 +148,38 @@ struct stream {
 	uint64_t end;               /* the highest byte written, plus one */
 	/* The files of the round under way that are in place: a round that
 	 * does not complete is removed as a whole, never left half there. */
-	char landed[PS_MAX_FILES + 1][PATH_MAX + 80];
+	char **landed;
 	unsigned nr_landed;
 };
 
-static void landed(struct stream *st, const char *path)
+static int landed(struct stream *st, const char *path, struct ferr *err)
 {
-	if (st->nr_landed < PS_MAX_FILES + 1)
-		snprintf(st->landed[st->nr_landed++], sizeof(st->landed[0]), "%s", path);
+	char **n = realloc(st->landed, (st->nr_landed + 1) * sizeof(*n));
+
+	if (n)
+		st->landed = n;
+	if (!n || !(n[st->nr_landed] = strdup(path))) {
+		unlink(path);
+		return ferr_sys(err, ENOMEM, "file list");
+	}
+	st->nr_landed++;
+	return 0;
+}
+
+/* The round under way is complete: its files stay. */
+static void round_keep(struct stream *st)
+{
+	while (st->nr_landed)
+		free(st->landed[--st->nr_landed]);
 }
 
 /* The round under way failed: what of it had landed goes. */
 static void round_drop(struct stream *st)
 {
-	while (st->nr_landed)
+	while (st->nr_landed) {
 		unlink(st->landed[--st->nr_landed]);
+		free(st->landed[st->nr_landed]);
+	}
 }
 
 static void stream_drop(struct stream *st)
@@ -212,9 +250,8 @@ static int end_stream(const Ferry__MigFile *f, const char *path, struct stream *
 	st->fd = -1;
 	if (rename(st->part, path) < 0)
 		return ferr_sys(err, errno, "rename %s", st->part);
-	landed(st, path);
 	st->end = 0;
-	return 0;
+	return landed(st, path, err);
 }
 
 /* One FILE frame's message and its raw bytes, into DIR[/pre-N]/name. */
@@ -271,7 +308,7 @@ static int recv_file(struct net_conn *nc, const struct ps_opts *o, const uint8_t
 		unlink(part);
 		ferr_wrap(err, "%s%s%s", f->dir, *f->dir ? "/" : "", f->name);
 	} else {
-		landed(st, path);
+		ret = landed(st, path, err);
 		res->bytes += f->size;
 		res->files++;
 	}
@@ -301,6 +338,23 @@ static int sync_dir(const char *dir, struct ferr *err)
 	if (fd < 0 || syncfs(fd) < 0)
 		return ferr_sys(err, errno, "sync %s", dir);
 	return 0;
+}
+
+/* The restored process and, a tree, every process under it get sig: all
+ * of them stopped, so the list cannot change meanwhile. */
+static int signal_tree(pid_t pid, int sig)
+{
+	cleanup_free pid_t *pids = NULL;
+	struct ferr e;
+	size_t n = 0;
+	int ret = 0;
+
+	if (ptree_scan(pid, &pids, &n, &e))
+		return kill(pid, sig);
+	for (size_t i = 0; i < n; i++)
+		if (kill(pids[i], sig) < 0 && errno != ESRCH)
+			ret = -1;
+	return ret;
 }
 
 /* The final dump is here: restore it stopped, report, and wait for the
@@ -348,7 +402,7 @@ static int finish(struct net_conn *nc, const struct ps_opts *o, const char *dir,
 		ret = net_recv_ctrl(nc, &type, buf, &len, &eof, err);
 	pr_debug("the source says %s", ret ? "nothing" : net_type_name(type));
 	if (!ret && type == NET_COMMIT) {
-		if (pid && kill(pid, SIGCONT) < 0)
+		if (pid && signal_tree(pid, SIGCONT) < 0)
 			return ferr_sys(err, errno, "resume restored process %d", pid);
 		res->pid = pid;
 		return net_send(nc, NET_DONE, NULL, err);
@@ -360,14 +414,15 @@ static int finish(struct net_conn *nc, const struct ps_opts *o, const char *dir,
 	if (!pid)
 		return ret ? ret : ferr_new(err, ECONNABORTED, "the source aborted the migration");
 	if (!ret || (type == NET_ABORT)) {
-		kill(pid, SIGKILL);
+		signal_tree(pid, SIGKILL);
 		return ferr_new(err, ECONNABORTED, "the source aborted the hand-over; restored "
 				"process %d killed", pid);
 	}
 	res->in_doubt = true;
 	res->pid = pid;
-	return ferr_wrap(err, "the source vanished during the hand-over: restored process %d is "
-			 "left STOPPED (SIGCONT it if the original is gone, else SIGKILL it)", pid);
+	return ferr_wrap(err, "the source vanished during the hand-over: restored process %d (and "
+			 "any process under it) is left STOPPED (SIGCONT them if the original is "
+			 "gone, else SIGKILL them)", pid);
 }
 
 int ps_serve(struct net_conn *nc, const struct ps_opts *o, struct ps_result *res, struct ferr *err)
@@ -405,9 +460,9 @@ int ps_serve(struct net_conn *nc, const struct ps_opts *o, struct ps_result *res
 			break;
 		}
 		if (type == NET_FILE) {
-			if (++files > PS_MAX_FILES)
+			if (++files > PS_MAX_FILES * PS_MAX_PROCS)
 				ret = ferr_new(err, EPROTO, "more than %d files in one round",
-					       PS_MAX_FILES);
+					       PS_MAX_FILES * PS_MAX_PROCS);
 			else
 				ret = recv_file(nc, o, msg, len, buf, stp, res, err);
 		} else if (type == NET_PAGES) {
@@ -439,7 +494,7 @@ int ps_serve(struct net_conn *nc, const struct ps_opts *o, struct ps_result *res
 			files = 0;
 			pages = false;
 			if (!final) {
-				stp->nr_landed = 0;   /* complete: it stays */
+				round_keep(stp);   /* complete: it stays */
 				res->rounds++;
 				rounds_here++;
 				if (o->round)
@@ -456,7 +511,7 @@ int ps_serve(struct net_conn *nc, const struct ps_opts *o, struct ps_result *res
 			}
 			ret = finish(nc, o, rdir, snapshot, msg, res, err);
 			if (!res->aborted)
-				stp->nr_landed = 0;   /* the final dump stays */
+				round_keep(stp);   /* the final dump stays */
 			break;
 		} else if (type == NET_ABORT) {
 			ret = ferr_new(err, ECONNABORTED, "the source aborted the migration");
@@ -467,6 +522,8 @@ int ps_serve(struct net_conn *nc, const struct ps_opts *o, struct ps_result *res
 	stream_drop(stp);
 	if (ret && (!res->final || res->aborted))
 		round_drop(stp);
+	round_keep(stp);
+	free(stp->landed);
 	free(buf);
 	free(msg);
 	return ret;

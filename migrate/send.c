@@ -172,14 +172,39 @@ void mig_abort(struct mig_conn *c, const char *why)
 
 /* ---- the page stream --------------------------------------------------- */
 
+/* A directory's name on the page server: root as root_remote; below it,
+ * its path under root (pre-N, pid-PID, pre-N/pid-PID), after root_remote
+ * if that is not "". */
+static int remote_name(const struct mig_conn *c, const char *dir, char *buf, size_t size,
+		       struct ferr *err)
+{
+	size_t n = strlen(c->root);
+	const char *rel;
+	int len;
+
+	if (!strcmp(dir, c->root))
+		len = snprintf(buf, size, "%s", c->root_remote);
+	else if (!strncmp(dir, c->root, n) && dir[n] == '/' && dir[n + 1]) {
+		rel = dir + n + 1;
+		len = snprintf(buf, size, "%s%s%s", c->root_remote, *c->root_remote ? "/" : "",
+			       rel);
+	} else {
+		rel = strrchr(dir, '/');
+		len = snprintf(buf, size, "%s", rel ? rel + 1 : dir);
+	}
+	if (len < 0 || (size_t)len >= size)
+		return ferr_new(err, ENAMETOOLONG, "round name for `%s`", dir);
+	return 0;
+}
+
 static int sink_open(struct img_pages_sink *s, const char *dir, struct ferr *err)
 {
 	struct mig_conn *c = container_of(s, struct mig_conn, sink);
-	const char *name = strrchr(dir, '/');
+	char name[sizeof(c->remote)];
+	int ret = remote_name(c, dir, name, sizeof(name), err);
 
-	name = !strcmp(dir, c->root) ? c->root_remote : name ? name + 1 : dir;
-	if (strlen(name) >= sizeof(c->remote))
-		return ferr_new(err, ENAMETOOLONG, "round name `%s`", name);
+	if (ret)
+		return ret;
 	pthread_mutex_lock(&c->mu);
 	snprintf(c->remote, sizeof(c->remote), "%s", name);
 	c->round = *c->remote ? c->remote : "the final dump";
@@ -317,10 +342,11 @@ static int send_file(struct mig_conn *c, const char *local, const char *name, co
 	return ret;
 }
 
-int mig_send_round(struct mig_conn *c, const char *local, const char *remote,
-		   enum mig_round kind, struct ferr *err)
+/* Every image file of local (not its subdirectories) as `remote`,
+ * inventory.img last. */
+static int send_files(struct mig_conn *c, const char *local, const char *remote,
+		      struct ferr *err)
 {
-	Ferry__MigRound r = FERRY__MIG_ROUND__INIT;
 	DIR *d = opendir(local);
 	struct dirent *e;
 	bool inventory = false;
@@ -328,9 +354,6 @@ int mig_send_round(struct mig_conn *c, const char *local, const char *remote,
 
 	if (!d)
 		return ferr_sys(err, errno, "open %s", local);
-	c->round = *remote ? remote : "the final dump";
-	if (!c->streaming)
-		c->round_bytes = 0;
 	/* A streamed pages.img is completed first: the page server takes no
 	 * other file while one is incomplete. */
 	if (c->streaming)
@@ -354,6 +377,29 @@ int mig_send_round(struct mig_conn *c, const char *local, const char *remote,
 		ret = ferr_new(err, ENOENT, "%s has no " IMG_INVENTORY_NAME, local);
 	if (!ret)
 		ret = send_file(c, local, IMG_INVENTORY_NAME, remote, err);
+	return ret;
+}
+
+int mig_send_member(struct mig_conn *c, const char *local, struct ferr *err)
+{
+	char remote[sizeof(c->remote)];
+	int ret = remote_name(c, local, remote, sizeof(remote), err);
+
+	if (!ret)
+		ret = send_files(c, local, remote, err);
+	return ret ? ferr_wrap(err, "sending %s", local) : 0;
+}
+
+int mig_send_round(struct mig_conn *c, const char *local, const char *remote,
+		   enum mig_round kind, struct ferr *err)
+{
+	Ferry__MigRound r = FERRY__MIG_ROUND__INIT;
+	int ret;
+
+	c->round = *remote ? remote : "the final dump";
+	if (!c->streaming)
+		c->round_bytes = 0;
+	ret = send_files(c, local, remote, err);
 	if (c->progress && c->round_bytes > (64u << 20))
 		c->progress(c->progress_arg, c->round, c->round_bytes, true);
 	r.dir = (char *)remote;
@@ -368,9 +414,10 @@ int mig_send_round(struct mig_conn *c, const char *local, const char *remote,
 	return ret ? ferr_wrap(err, "sending %s", *remote ? remote : "the final dump") : 0;
 }
 
-int mig_handover(struct mig_conn *c, struct target *t, struct ferr *err)
+int mig_handover(struct mig_conn *c, const struct dump_frozen *f, struct ferr *err)
 {
 	static uint8_t buf[NET_CTRL_MAX];
+	struct target *t = f->root;
 	struct pollfd pfd = { .fd = t->pidfd, .events = POLLIN };
 	uint64_t t0 = now_ns();
 	size_t len;
@@ -383,9 +430,13 @@ int mig_handover(struct mig_conn *c, struct target *t, struct ferr *err)
 	/* The destination holds it, stopped. From here the original must never
 	 * run again: it is frozen, and a SIGKILL to a stopped task ends it
 	 * before it returns to user space, so the copy may go at once; its
-	 * teardown (a second for a large process) is waited for afterwards. */
-	if (syscall(SYS_pidfd_send_signal, t->pidfd, SIGKILL, NULL, 0) < 0 && errno != ESRCH)
+	 * teardown (a second for a large process) is waited for afterwards.
+	 * A tree ends whole, each process by its pidfd. */
+	if (!f->pt && syscall(SYS_pidfd_send_signal, t->pidfd, SIGKILL, NULL, 0) < 0 &&
+	    errno != ESRCH)
 		return ferr_sys(err, errno, "end the original process %d", t->pid);
+	if (f->pt)
+		dump_frozen_kill(f);
 	c->ended = true;
 	/* The copy must be let go now, signal or not. */
 	c->nc.no_cancel = true;
@@ -394,7 +445,7 @@ int mig_handover(struct mig_conn *c, struct target *t, struct ferr *err)
 		ret = net_expect(&c->nc, NET_DONE, buf, &len, err);
 	c->handover_ns = now_ns() - t0;
 	c->downtime_ns = now_ns() - t->freeze_start_ns;
-	target_release(t);
+	dump_frozen_release(f);
 	if (poll(&pfd, 1, 10000) != 1)
 		pr_warn("process %d was sent SIGKILL but has not exited yet", t->pid);
 	if (ret)

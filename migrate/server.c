@@ -1,6 +1,7 @@
 /* `ferry page-server` as a job: listen, take one connection per command
  * until the final dump, give up after an idle time, and drive the restore
  * of what arrives (warm: built while the rounds come in; cold as fallback). */
+#include <dirent.h>
 #include <limits.h>
 #include <openssl/crypto.h>
 #include <poll.h>
@@ -34,6 +35,32 @@ static void received(void *arg, const char *round, bool final)
 	event(arg, PS_RECEIVED, round, final);
 }
 
+/* Does the round in dir hold a tree's other processes (pid-N)? */
+static bool has_members(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	bool found = false;
+
+	while (d && !found && (e = readdir(d)))
+		found = e->d_type == DT_DIR && !strncmp(e->d_name, "pid-", 4);
+	if (d)
+		closedir(d);
+	return found;
+}
+
+/* A process tree is restored from scratch once its final dump is in: the
+ * warm restore builds one process. */
+static void tree_goes_cold(struct server *s, const char *dir)
+{
+	if (s->cold || !has_members(dir))
+		return;
+	pr_info("%s holds a process tree: it is restored once the final dump is in", dir);
+	rst_warm_free(s->w);
+	s->w = NULL;
+	s->cold = true;
+}
+
 /* A pre-dump round is in dir: build on it. A failure only ends the warm
  * restore; the final dump is then restored from scratch. */
 static void prebuild(void *arg, const char *dir)
@@ -42,6 +69,7 @@ static void prebuild(void *arg, const char *dir)
 	struct ferr err;
 	int ret;
 
+	tree_goes_cold(s, dir);
 	if (s->cold)
 		return;
 	ferr_clear(&err);
@@ -57,10 +85,12 @@ static void prebuild(void *arg, const char *dir)
 static int restore_stopped(void *arg, const char *dir, pid_t *pid, struct ferr *err)
 {
 	struct server *s = arg;
-	struct rst_opts o = { .dir = dir, .stopped = true, .files = s->o->files };
+	struct rst_opts o = { .dir = dir, .stopped = true, .files = s->o->files,
+			      .pid_ns = s->o->pid_ns };
 	struct rst_result r;
 	int ret = -1;
 
+	tree_goes_cold(s, dir);
 	if (s->w) {
 		ret = rst_warm_finish(s->w, &o, &r, err);
 		rst_warm_free(s->w);
@@ -225,7 +255,8 @@ out:
 
 int ps_run(const struct ps_run_opts *o, struct ps_result *res, struct ferr *err)
 {
-	struct server s = { .o = o, .res = res, .cold = o->cold };
+	/* A warm restore builds one process outside any new namespace. */
+	struct server s = { .o = o, .res = res, .cold = o->cold || o->pid_ns };
 	struct ps_opts po = { .dir = o->dir, .max_file = o->max_file, .received = received,
 			      .arg = &s };
 	struct net_creds cr;

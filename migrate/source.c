@@ -62,9 +62,10 @@ static int send_pre(void *arg, unsigned k, const char *dir, struct ferr *err)
 /* handover: the final dump is written and the target frozen. Send it,
  * have the destination store (and restore) it, end the target, let the
  * copy run; all within handover_s of the freeze, else the target resumes. */
-static int send_final(void *arg, struct target *t, struct ferr *err)
+static int send_final(void *arg, const struct dump_frozen *f, struct ferr *err)
 {
 	struct mig_job *m = arg;
+	struct target *t = f->root;
 	int ret;
 
 	m->conn.nc.deadline_ns = t->freeze_start_ns + m->handover_s * 1000000000ull;
@@ -72,12 +73,29 @@ static int send_final(void *arg, struct target *t, struct ferr *err)
 	ret = mig_send_round(&m->conn, m->local, m->remote, MIG_FINAL, err);
 	pr_debug("final dump sent %.1f ms into the freeze", (now_ns() - t->freeze_start_ns) / 1e6);
 	if (!ret)
-		ret = mig_handover(&m->conn, t, err);
+		ret = mig_handover(&m->conn, f, err);
 	m->conn.nc.deadline_ns = 0;
 	if (ret && err->code == ETIMEDOUT && !m->conn.ended)
 		ferr_wrap(err, "the hand-over took more than %u s (--handover-timeout)",
 			  m->handover_s);
 	return ret;
+}
+
+/* member_done: a tree's other process's images go as soon as written. */
+static int send_member(void *arg, const char *dir, struct ferr *err)
+{
+	struct mig_job *m = arg;
+
+	return mig_send_member(&m->conn, dir, err);
+}
+
+/* Every round of o sent as written: pages as read, a tree's processes one
+ * by one. */
+static void stream_to(struct dump_opts *o, struct mig_job *m, const char *remote)
+{
+	o->sink = mig_stream(&m->conn, o->dir, remote);
+	o->member_done = send_member;
+	o->member_arg = m;
 }
 
 /* ---- ferry migrate ------------------------------------------------------- */
@@ -113,7 +131,7 @@ int mig_run(struct iter_opts *io, const struct dump_choice *c, const struct kern
 	io->hook_arg = &m;
 	ret = mig_open(&m.conn, d, err);
 	if (!ret) {
-		io->base.sink = mig_stream(&m.conn, m.staging, "");
+		stream_to(&io->base, &m, "");
 		pr_info("migrating process %d to %s with --track %s", io->base.pid, d->to,
 			io->track->name);
 		ret = iter_run(io, &r->iter, cb, arg, err);
@@ -187,9 +205,10 @@ int mig_dump_round(struct dump_opts *o, const struct dump_choice *c, const struc
 	ret = job_open(&m, d, o->dir, mig_remote_name(o->dir, buf, sizeof(buf)), err);
 	if (ret)
 		return ret;
-	o->sink = mig_stream(&m.conn, o->dir, m.remote);
+	stream_to(o, &m, m.remote);
 	ret = dump_job_round(o, c, kd, &h, &r->round, err);
 	o->sink = NULL;
+	o->member_done = NULL;
 	return job_close(&m, d, ret, last, r, err);
 }
 
@@ -208,9 +227,10 @@ int mig_dump_iterative(struct iter_opts *io, const struct dump_choice *c,
 	io->round_done = send_pre;
 	io->handover = last == MIG_FINAL ? send_final : NULL;
 	io->hook_arg = &m;
-	io->base.sink = mig_stream(&m.conn, io->base.dir, "");
+	stream_to(&io->base, &m, "");
 	ret = dump_job_iterative(io, c, kd, &r->iter, cb, arg, err);
 	io->base.sink = NULL;
+	io->base.member_done = NULL;
 	return job_close(&m, d, ret, last, r, err);
 }
 

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
@@ -25,6 +26,7 @@ struct stat_line {
 	pid_t ppid, pgid, sid, tpgid;
 	int tty_nr;
 	int exit_code;
+	unsigned long long start_time;
 };
 
 /* Fields of /proc/PID/stat after the comm (which may hold spaces and
@@ -58,6 +60,8 @@ static int read_stat(int dirfd, const char *path, struct stat_line *s)
 			s->tty_nr = atoi(p);
 		else if (field == 8)
 			s->tpgid = atoi(p);
+		else if (field == 22)
+			s->start_time = strtoull(p, NULL, 10);
 		else if (field == 52)
 			s->exit_code = atoi(p);
 	}
@@ -163,6 +167,44 @@ int ptree_scan(pid_t root, pid_t **pids, size_t *n, struct ferr *err)
 	return ret;
 }
 
+/* The last number of a "NAME:\t1\t2\t3" line of status (the innermost
+ * namespace's), or 0. */
+static pid_t ns_field(const char *status, const char *name)
+{
+	const char *p = strstr(status, name);
+	long v = 0;
+
+	if (!p)
+		return 0;
+	p += strlen(name);
+	while (*p && *p != '\n') {
+		char *end;
+		long x = strtol(p, &end, 10);
+
+		if (end == p)
+			break;
+		v = x;
+		p = end;
+	}
+	return (pid_t)v;
+}
+
+/* p's IDs in its own PID namespace, and which namespace that is. */
+static void take_ns_ids(struct ptree_proc *p)
+{
+	char path[48], buf[4096];
+	struct stat st;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", p->pid);
+	if (read_small_file_at(AT_FDCWD, path, buf, sizeof(buf)) > 0) {
+		p->ns_pid = ns_field(buf, "\nNSpid:");
+		p->ns_pgid = ns_field(buf, "\nNSpgid:");
+		p->ns_sid = ns_field(buf, "\nNSsid:");
+	}
+	snprintf(path, sizeof(path), "/proc/%d/ns/pid", p->pid);
+	p->pidns = stat(path, &st) == 0 ? st.st_ino : 0;
+}
+
 static int take_ids(struct ptree_proc *p, struct ferr *err)
 {
 	struct stat_line s;
@@ -179,6 +221,7 @@ static int take_ids(struct ptree_proc *p, struct ferr *err)
 				    ((unsigned)s.tty_nr & 0xff) | (((unsigned)s.tty_nr >> 12) & 0xfff00))
 			  : 0;
 	p->tty_fg = s.tty_nr && s.tpgid == s.pgid;
+	take_ns_ids(p);
 	if (s.state == 'Z') {
 		char path[48];
 		ssize_t n;
@@ -298,4 +341,14 @@ void ptree_close(struct ptree *pt)
 		target_close(&pt->p[i].t);
 	free(pt->p);
 	memset(pt, 0, sizeof(*pt));
+}
+
+int ptree_start_time(int procfd, uint64_t *out)
+{
+	struct stat_line s;
+
+	if (read_stat(procfd, "stat", &s) < 0)
+		return -1;
+	*out = s.start_time;
+	return 0;
 }

@@ -23,6 +23,10 @@ struct ptree_proc {
 	bool tty_fg;            /* its group is the terminal's foreground group */
 	pid_t files_with;       /* the first process of the tree sharing its fd table, or 0 */
 	pid_t fs_with;          /* the same for cwd/root/umask */
+	/* Its IDs in its own (innermost) PID namespace, and that namespace's
+	 * inode (0 for a zombie, which has none any more). */
+	pid_t ns_pid, ns_pgid, ns_sid;
+	ino_t pidns;
 };
 
 struct ptree {
@@ -38,6 +42,10 @@ int __must_check ptree_scan(pid_t root, pid_t **pids, size_t *n, struct ferr *er
 /* Freeze the root, then (whole) each child found, until the tree is
  * whole. On error everything frozen so far is let go. */
 int __must_check ptree_freeze(struct ptree *pt, bool whole, struct ferr *err);
+/* The process's start time (/proc/PID/stat field 22, clock ticks since
+ * boot) through its /proc directory: with the PID, what tells it from a
+ * later process given the same PID. -1 if it cannot be read. */
+int ptree_start_time(int procfd, uint64_t *out);
 void ptree_release(struct ptree *pt);   /* every process resumes */
 void ptree_kill(struct ptree *pt);      /* SIGKILL every live process, by pidfd */
 void ptree_close(struct ptree *pt);     /* release, close, free; fine on a zeroed tree */

@@ -253,8 +253,17 @@ static int fill_pipe(struct rst_obj *o, struct ferr *err)
 
 /* Send one queued message to `to` from fd `from` (its peer) or, for a named
  * datagram socket with no peer of its own, from a socket of ferry's. */
-static int send_msg(int from, const struct sockaddr_un *to, socklen_t tolen,
-		    const Ferry__SkMsg *m, struct ferr *err)
+/* The PID now of the process that had `dumped` at the dump. */
+static pid_t pid_now(const struct rst_pool *p, pid_t dumped)
+{
+	for (size_t i = 0; i < p->nr_pids; i++)
+		if (p->pids[i].dumped == dumped)
+			return p->pids[i].now;
+	return dumped;
+}
+
+static int send_msg(const struct rst_pool *p, int from, const struct sockaddr_un *to,
+		    socklen_t tolen, const Ferry__SkMsg *m, struct ferr *err)
 {
 	union {
 		struct cmsghdr h;
@@ -267,7 +276,7 @@ static int send_msg(int from, const struct sockaddr_un *to, socklen_t tolen,
 	ssize_t n;
 
 	if (m->has_cred_pid) {
-		cr.pid = (pid_t)m->cred_pid;
+		cr.pid = pid_now(p, (pid_t)m->cred_pid);
 		cr.uid = m->cred_uid;
 		cr.gid = m->cred_gid;
 		/* The sender may be gone: then ferry stands in for it. */
@@ -316,7 +325,7 @@ static int fill_socket(struct rst_pool *p, struct rst_obj *o, struct ferr *err)
 		}
 	}
 	for (size_t i = 0; !ret && i < s->n_queue; i++)
-		ret = send_msg(from, to, alen, s->queue[i], err);
+		ret = send_msg(p, from, to, alen, s->queue[i], err);
 	if (own)
 		close(from);
 	if (ret)

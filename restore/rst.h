@@ -51,6 +51,10 @@ struct rst_pool {
 	struct rst_obj *o;
 	size_t n;
 	int base, top;             /* every object fd is in [base, top] */
+	/* For rst_pool_fill: the PID each process had at the dump ([i].dumped)
+	 * and has now (a message's sender is named by the one it has now). */
+	const struct rst_pid_map { pid_t dumped, now; } *pids;
+	size_t nr_pids;
 };
 
 int rst_pool_create(struct rst_pool *p, Ferry__TreeItem *const *items, size_t n, int base,
@@ -99,6 +103,8 @@ struct rst_tree {
 	const struct rst_pool *pool;      /* or NULL */
 	bool same_pid;                    /* out: every PID as dumped */
 	pid_t init;                       /* --pid-ns: the namespace's init (ours, traced) */
+	bool pidns_init;                  /* the root is the init of a new PID namespace; tp
+					     hold the IDs in it (restore/tree.c) */
 	int tty_fd;                       /* --shell-job: ferry's terminal, above every fd; or -1 */
 };
 

@@ -33,17 +33,27 @@ static bool ours(pid_t pid)
 
 void rst_tree_kill(struct rst_tree *t)
 {
-	bool ns = t->init > 0;
+	bool ns = t->init > 0 || t->pidns_init;
+	pid_t init = t->init > 0 ? t->init : t->pidns_init && t->r[0] ? t->r[0]->pid : 0;
 
-	if (ns) {
+	if (init > 0) {
 		int status;
 
-		/* SIGKILL to a namespace's init ends everything in it. */
-		kill(t->init, SIGKILL);
-		while (waitpid(t->init, &status, __WALL) >= 0 && !WIFEXITED(status) &&
-		       !WIFSIGNALED(status))
-			;
+		/* SIGKILL to a namespace's init ends everything in it; the init
+		 * is gone only once they are all reaped, and ferry, which traces
+		 * them, must reap them first: any of ours, until the init. */
+		kill(init, SIGKILL);
+		for (;;) {
+			pid_t w = waitpid(-1, &status, __WALL);
+
+			if (w < 0 && errno == EINTR)
+				continue;
+			if (w < 0 || (w == init && (WIFEXITED(status) || WIFSIGNALED(status))))
+				break;
+		}
 		t->init = 0;
+		if (t->pidns_init && t->r[0])
+			t->r[0]->pid = 0;
 	}
 	for (size_t i = 0; i < t->n; i++) {
 		/* A zombie's PID is its dumped one, which inside a new
@@ -200,6 +210,14 @@ static pid_t clone_root(struct rst_tree *t, struct ferr *err)
 	uint64_t flags = t->opts->sibling ? CLONE_PARENT : 0;
 	pid_t want = (pid_t)t->tp[0]->pid, pid;
 
+	/* The init of the tree's own PID namespace: PID 1 in a new one. */
+	if (t->pidns_init) {
+		pid = rst_clone_pid(0, CLONE_NEWPID | flags);
+		if (pid < 0)
+			return ferr_sys(err, errno, "create the tree's PID namespace (clone3 "
+					"CLONE_NEWPID)");
+		return pid;
+	}
 	pid = rst_clone_pid(want, flags);
 	/* EPERM: choosing a PID needs CAP_CHECKPOINT_RESTORE (or CAP_SYS_ADMIN). */
 	if (pid < 0 && want > 0 && (errno == EEXIST || errno == EPERM)) {
@@ -285,7 +303,9 @@ static int tree_create(struct rst_tree *t, struct ferr *err)
 	if (err_wr < 0)
 		return ferr_sys(err, errno, "pipe");
 	fflush(NULL);
-	if (t->opts->pid_ns) {
+	/* --pid-ns: under an init of ferry's; a tree that had its own
+	 * namespace gets a new one with its root as the init. */
+	if (t->opts->pid_ns && !t->pidns_init) {
 		sigset_t all, old;
 
 		sigfillset(&all);
@@ -322,7 +342,7 @@ seize:
 	for (size_t i = 0; i < t->n; i++) {
 		/* In a new namespace their PIDs out here are learnt as they
 		 * are forked. */
-		pids[i] = t->opts->pid_ns ? 0 : i ? (pid_t)t->tp[i]->pid : root;
+		pids[i] = t->init ? 0 : !i ? root : t->pidns_init ? 0 : (pid_t)t->tp[i]->pid;
 		go[i] = true;
 	}
 	close(steal_fd(go_rd));
@@ -337,8 +357,22 @@ seize:
 	for (size_t i = 0; i < t->n; i++)
 		if (t->r[i])
 			t->r[i]->pid = pids[i];
-	if (!ret)
-		ret = t->pool ? rst_pool_fill((struct rst_pool *)t->pool, err) : 0;
+	if (!ret && t->pool) {
+		/* Messages name their senders by the PIDs they have now (in a
+		 * new namespace, not the dumped ones). */
+		struct rst_pool *pool = (struct rst_pool *)t->pool;
+		cleanup_free struct rst_pid_map *map = calloc(t->n, sizeof(*map));
+		size_t k = 0;
+
+		for (size_t i = 0; map && i < t->n; i++)
+			if (t->r[i] && t->r[i]->proc)
+				map[k++] = (struct rst_pid_map){ (pid_t)t->r[i]->proc->pid, pids[i] };
+		pool->pids = map;
+		pool->nr_pids = k;
+		ret = rst_pool_fill(pool, err);
+		pool->pids = NULL;
+		pool->nr_pids = 0;
+	}
 	/* Phase two: processes sharing another's fd table first, as the
 	 * table's owner closes what they would still use. */
 	for (int wave = 0; !ret && wave < 2; wave++) {

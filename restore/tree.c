@@ -18,6 +18,7 @@ struct tree_restore {
 	struct rst *rs;                    /* one per process (a zombie's unused) */
 	struct rst **r;
 	const Ferry__TreeProc **tp;
+	Ferry__TreeProc *ns;               /* tp in the tree's own PID namespace, or NULL */
 	struct rst_pool pool;
 	bool pool_made;
 };
@@ -34,6 +35,63 @@ static void tree_restore_free(struct tree_restore *x, size_t n)
 	free(x->rs);
 	free(x->r);
 	free(x->tp);
+	free(x->ns);
+}
+
+/* The PID in the tree's namespace of the process that had `pid` out here. */
+static uint32_t ns_of(const struct tree_restore *x, uint32_t pid)
+{
+	for (size_t i = 0; i < x->t.n; i++)
+		if (x->tp[i]->pid == pid)
+			return x->tp[i]->ns_pid;
+	return 0;
+}
+
+/* A tree that was a PID namespace of its own, its root the init: every
+ * process is created with the IDs it had in there, in a new namespace with
+ * the root as its init. A session or group led from outside the namespace
+ * (0 in there) stays the restoring ferry's. */
+static int to_ns_ids(struct tree_restore *x, struct ferr *err)
+{
+	size_t n = x->t.n;
+
+	if (!x->tp[0]->pidns_init)
+		return 0;
+	x->ns = calloc(n, sizeof(*x->ns));
+	if (!x->ns)
+		return ferr_sys(err, ENOMEM, "restore");
+	for (size_t i = 0; i < n; i++) {
+		const Ferry__TreeProc *o = x->tp[i];
+		Ferry__TreeProc *p = &x->ns[i];
+
+		if (!o->has_ns_pid || !o->ns_pid || (!i) != (o->ns_pid == 1) ||
+		    (i && o->pidns_init))
+			return ferr_new(err, EBADMSG, "%s: process %u has no valid PID in the tree's "
+					"namespace (%u)", x->t.opts->dir, o->pid, o->ns_pid);
+		for (size_t k = 0; k < i; k++)
+			if (x->tp[k]->ns_pid == o->ns_pid)
+				return ferr_new(err, EBADMSG, "%s: PID %u twice in the tree's "
+						"namespace", x->t.opts->dir, o->ns_pid);
+		*p = *o;
+		p->pid = o->ns_pid;
+		p->ppid = i ? ns_of(x, o->ppid) : 0;
+		p->pgid = o->ns_pgid;
+		p->sid = o->ns_sid;
+		p->files_with = o->files_with ? ns_of(x, o->files_with) : 0;
+		p->fs_with = o->fs_with ? ns_of(x, o->fs_with) : 0;
+		if (i && !p->ppid)
+			return ferr_new(err, EBADMSG, "%s: the parent of process %u is not in the tree",
+					x->t.opts->dir, o->pid);
+	}
+	for (size_t i = 0; i < n; i++) {
+		x->tp[i] = &x->ns[i];
+		if (x->r[i])
+			x->r[i]->tp = &x->ns[i];
+	}
+	x->t.pidns_init = true;
+	pr_info("the tree was a PID namespace of its own: restored into a new one, its root "
+		"as the init");
+	return 0;
 }
 
 static int load_proc(struct tree_restore *x, size_t i, const char *dir, struct img_image *root,
@@ -164,6 +222,8 @@ int rst_restore_tree(const struct rst_opts *opts, struct rst_result *res,
 	for (size_t i = 0; !ret && i < n; i++)
 		if (x.r[i])
 			ret = load_proc(&x, i, opts->dir, root, kd, &files, err);
+	if (!ret)
+		ret = to_ns_ids(&x, err);
 	if (!ret)
 		ret = rst_tree_check(&x.t, err);
 	res->validate_ns += now_ns() - t0;

@@ -57,6 +57,23 @@ expect_in() {
 	if grep -qF -- "$2" "$1"; then ok "$3"; else fail "$3: \"$2\" not in $(head -c 400 "$1")"; fi
 }
 
+# For tests/workloads/treecheck: verdict OUT, the "ok BYTES DGRAMS" or
+# "bad WHY" it writes; bytes OUT, how many stream bytes it has verified (0
+# if bad); moving OUT WHAT, the stream goes on and nothing is bad, over a
+# second.
+verdict() { cat "$1" 2>/dev/null; }
+bytes() { set -- $(verdict "$1"); [ "${1:-}" = ok ] && echo "$2" || echo 0; }
+moving() {
+	b0=$(bytes "$1")
+	sleep 1
+	b1=$(bytes "$1")
+	case "$(verdict "$1")" in
+	ok*) [ "$b1" -gt "$b0" ] && ok "$2 ($b0 -> $b1 bytes verified)" ||
+		fail "$2: stream stuck at $b1 bytes" ;;
+	*) fail "$2: $(verdict "$1")" ;;
+	esac
+}
+
 # gone PID: the process has ended (no such process, or a zombie).
 gone() {
 	st=$(grep '^State:' /proc/$1/status 2>/dev/null) || return 0

@@ -5,27 +5,13 @@
 # group, a zombie) is dumped with --leave-running, then for real, and
 # restored with the same PIDs, parents, group and session; its byte stream
 # must go on with no gap and no wrong byte. What a tree round does not take
-# is refused before anything is frozen, and the tree runs on.
+# is refused before anything is frozen, and the tree runs on. Pre-dumps,
+# iterative dumps and migrations of trees: treemig.sh.
 . "$(dirname "$0")/lib.sh"
 TREECHECK="$TOOLS/workloads/treecheck"
 PIDS=""
 trap 'for p in $PIDS; do kill -9 $p 2>/dev/null; done; rm -rf "$T"' EXIT
 
-# verdict OUT: the "ok BYTES DGRAMS" or "bad WHY" treecheck writes.
-verdict() { cat "$1" 2>/dev/null; }
-# bytes OUT: how many stream bytes C has verified (0 if bad).
-bytes() { set -- $(verdict "$1"); [ "${1:-}" = ok ] && echo "$2" || echo 0; }
-# moving OUT WHAT: the stream goes on and nothing is bad, over a second.
-moving() {
-	b0=$(bytes "$1")
-	sleep 1
-	b1=$(bytes "$1")
-	case "$(verdict "$1")" in
-	ok*) [ "$b1" -gt "$b0" ] && ok "$2 ($b0 -> $b1 bytes verified)" ||
-		fail "$2: stream stuck at $b1 bytes" ;;
-	*) fail "$2: $(verdict "$1")" ;;
-	esac
-}
 # ids PID...: "pid ppid pgid sid Z|live" of each, one line each.
 ids() { for p in "$@"; do ps -o pid=,ppid=,pgid=,sid=,stat= -p "$p" | awk '{print $1, $2, $3, $4, substr($5, 1, 1) == "Z" ? "Z" : "live"}'; done; }
 R=$("$TREECHECK" "$T/tc")
@@ -40,11 +26,9 @@ moving "$T/tc" "the tree runs before any dump"
 ids $ALL >"$T/ids.before"
 for p in $(echo $ALL | cut -d' ' -f1-4); do ls /proc/$p/fd | sort >"$T/fd.$p"; done
 
-# 1. Rounds that take one process refuse a tree, naming a child; the tree
-#    is untouched.
-expect_rc 1 "pre-dump of a tree is refused" "$FERRY" pre-dump -t $R -D "$T/pre"
-expect_in "$T/err" "descendant" "the refusal says the process has descendants"
-expect_in "$T/err" "--tree=no" "and how to take the process alone"
+# 1. --tree=no takes the root alone: its socket's peer is then outside
+#    what is dumped, which is refused; the tree is untouched. (Pre-dumps
+#    and migrations of trees: treemig.sh.)
 expect_rc 1 "--tree=no on the tree's root is refused" "$FERRY" dump -t $R --tree=no -D "$T/one" -R
 expect_in "$T/err" "outside the dumped tree" "a socket whose peer is left out is named"
 moving "$T/tc" "the tree runs on after the refusals"
@@ -258,6 +242,49 @@ if command -v script >/dev/null; then
 		ok "in the restoring terminal's session" || fail "job session $(ps -o sid= -p $J)"
 else
 	skip_case "shell job: no script(1) to make a terminal"
+fi
+
+# 12. A tree that is a PID namespace of its own (its root the namespace's
+#     init, as a container's is) comes back as one: a new namespace, the
+#     root its init, every process with its PID in there.
+if command -v unshare >/dev/null && unshare -p -f true 2>/dev/null; then
+	rm -f "$T/ns"*
+	unshare -p -f setsid sh -c "\"$TREECHECK\" \"$T/ns\" >/dev/null; exec sleep 4324" \
+		</dev/null >/dev/null 2>&1 &
+	U=$!
+	PIDS="$PIDS $U"
+	wait_for "$T/ns.pids" || fail "treecheck did not start in its namespace"
+	I=$(ps -o pid= --ppid $U | tr -d ' ')
+	PIDS="$PIDS $I"
+	NSALL=$(cat "$T/ns.pids")
+	sleep 0.5
+	expect_rc 1 "a process inside another PID namespace, not its init, is refused" \
+		"$FERRY" dump -t "$(ps -o pid= --ppid $I | tr -d ' ')" -D "$T/nsr" -R
+	expect_in "$T/err" "not its init" "the refusal says why"
+	expect_rc 0 "dump the namespace's init and its tree" "$FERRY" dump -t $I -D "$T/nsd"
+	"$FERRY" show "$T/nsd" >"$T/show" 2>&1
+	expect_in "$T/show" "PID namespace of its own" "show says the tree was a PID namespace"
+	expect_rc 1 "a restore of it that fails" env FERRY_FAULT=restore-fail-after-memory \
+		"$FERRY" restore -D "$T/nsd" -d
+	left=$(ps -eo args= | grep -c "[t]reecheck $T/ns")
+	[ "$left" -eq 0 ] && ok "leaves nothing of the namespace" || fail "$left processes of it left"
+	rm -f "$T/pid"
+	expect_rc 0 "restore it" "$FERRY" restore -D "$T/nsd" -d --pidfile "$T/pid"
+	I2=$(cat "$T/pid" 2>/dev/null)
+	PIDS="$PIDS $I2"
+	[ "$(awk '/^NSpid:/ {print $3}' /proc/$I2/status 2>/dev/null)" = 1 ] &&
+		ok "the root is PID 1 of a new namespace again" || fail "root $I2: $(grep NSpid /proc/$I2/status)"
+	inner=""
+	for c in $(ps -o pid= --ppid $I2); do
+		PIDS="$PIDS $c $(ps -o pid= --ppid $c)"
+		for p in $c $(ps -o pid= --ppid $c); do inner="$inner $(awk '/^NSpid:/ {print $3}' /proc/$p/status)"; done
+	done
+	[ "$(echo $inner | tr ' ' '\n' | sort -n | tr '\n' ' ')" = "$(echo $NSALL | tr ' ' '\n' | sort -n | tr '\n' ' ')" ] &&
+		ok "every process has its PID in there ($NSALL)" || fail "PIDs inside: $inner, dumped $NSALL"
+	moving "$T/ns" "the tree runs on in its new namespace"
+	kill -9 $I2 2>/dev/null
+else
+	skip_case "PID namespace init: unshare -p cannot create a PID namespace here"
 fi
 
 [ $fails -eq 0 ]

@@ -895,9 +895,12 @@ static void test_chain_cycle(void **state)
 static void test_parent_confined(void **state)
 {
 	struct fixture *f = *state;
-	static const char *const good[] = { "p", "../p", "../p/q", "rounds/3", "..p" };
+	static const char *const good[] = { "p", "../p", "../p/q", "rounds/3", "..p",
+					    "../../p/pid-12" };
 	static const char *const bad[] = { "", "/p", "..", "../..", "../../p", "p/../../q",
-					   "./p", "p//q", "p/", "p/.", "../p/.." };
+					   "./p", "p//q", "p/", "p/.", "../p/..", "../../p/q",
+					   "../../p/pid-012", "../../../pid-1", "../../p/pid-1/",
+					   "../../../p/pid-1", "../.././pid-1", "../../p/pid-1x" };
 	struct img_image *c;
 	struct ferr err;
 	ProtobufCBinaryData pid;
@@ -909,6 +912,10 @@ static void test_parent_confined(void **state)
 	for (size_t i = 0; i < ARRAY_SIZE(bad); i++)
 		if (img_parent_path_ok(bad[i]))
 			fail_msg("`%s` accepted", bad[i]);
+	/* Two levels up only from a tree's process directory. */
+	assert_int_equal(img_open_parent_dir(AT_FDCWD, "../../p/pid-12", "d/pre-2", &err),
+			 -EBADMSG);
+	assert_non_null(strstr(err.msg, "../../pre-1/pid-N"));
 
 	make_chain(f);
 	assert_int_equal(img_open(&c, path_in(f, "p"), &err), 0);

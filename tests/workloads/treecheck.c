@@ -22,7 +22,9 @@
  * corrupted buffer or a zombie gone is "bad".
  *
  * usage: treecheck OUT. Prints R's pid, then the parent exits. R's children
- * are A, B, C, Z in that order; OUT.pids gets "R A B C Z". */
+ * are A, B, C, Z in that order; OUT.pids gets "R A B C Z". SIGUSR2 to R
+ * forks one more child L, which checks itself as the others do; OUT.late
+ * gets its pid. */
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -41,7 +43,7 @@
 
 struct shared {
 	pid_t root;
-	uint64_t turns[4];      /* R, A, B, C */
+	uint64_t turns[5];      /* R, A, B, C, L */
 	uint64_t verified;      /* bytes C checked */
 	char error[256];        /* the first problem anyone saw */
 };
@@ -219,12 +221,50 @@ static void report(const char *out, uint64_t dgrams)
 	rename(tmp, out);
 }
 
+static volatile sig_atomic_t fork_late;
+
+static void on_usr2(int sig)
+{
+	(void)sig;
+	fork_late = 1;
+}
+
+/* L, forked on SIGUSR2: a child that joins late (after a pre-dump, say)
+ * and checks itself like the others; its pid goes to OUT.late. */
+static void start_late(const char *out, int dgram)
+{
+	char path[4200];
+	pid_t l = fork();
+	int fd;
+
+	if (l == 0) {
+		close(dgram);
+		priv_fill(4);
+		for (;;) {
+			self_check("L", 4);
+			msleep(50);
+		}
+	}
+	snprintf(path, sizeof(path), "%s.late", out);
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd >= 0) {
+		dprintf(fd, "%d\n", l);
+		close(fd);
+	}
+}
+
 static void run_root(const char *out, int dgram, pid_t z)
 {
+	struct sigaction sa = { .sa_handler = on_usr2, .sa_flags = SA_RESTART };
 	uint64_t expect = 0;
 
 	priv_fill(0);
+	sigaction(SIGUSR2, &sa, NULL);
 	for (;;) {
+		if (fork_late) {
+			fork_late = 0;
+			start_late(out, dgram);
+		}
 		uint64_t seq;
 		siginfo_t si;
 
