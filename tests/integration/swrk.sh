@@ -2,10 +2,10 @@
 # `ferry swrk FD`: CRIU's RPC as container runtimes speak it. tests/tools/
 # swrkc.c is the runtime's side, as runc does it (socketpair, `ferry swrk 3`,
 # criu_req after criu_req on one connection, NOTIFY callbacks answered).
-# Asked: VERSION, FEATURE_CHECK, CHECK; a DUMP of a real process tree
-# (treecheck, self-checking) into images_dir_fd with a log_file, and its
-# RESTORE as the runtime's child (rst_sibling); PRE_DUMP, PRE_DUMP, DUMP of
-# one process on one connection; and what is refused: an unknown type, bytes
+# Asked: VERSION, FEATURE_CHECK, CHECK; a PRE_DUMP and a DUMP of a real
+# process tree (treecheck, self-checking) into images_dir_fd with a
+# log_file, and its RESTORE as the runtime's child (rst_sibling); PRE_DUMP,
+# PRE_DUMP, DUMP of one process on one connection; and what is refused: an unknown type, bytes
 # that are no criu_req, a process in namespaces of its own (a container),
 # tcp_established, a failed callback, each named, with the process running
 # on and the connection still usable.
@@ -96,13 +96,13 @@ ALL=$(cat "$T/tc.pids")
 PIDS="$ALL"
 sleep 0.5
 tc_moving "$T/tc" "the tree runs before any dump"
-# Rounds of one process refuse a tree today (main builds tree pre-dumps).
-mkdir -p "$T/tp"
-rpc "pre-dump of a tree" "pre_dump,dir=$T/tp,log=pre.log,pid=$R"
-answer "pre_dump fail type=4 .*descendant" "PRE_DUMP of a tree is refused, naming its descendants"
-tc_moving "$T/tc" "the tree runs on after the refusal"
-mkdir -p "$T/d"
-rpc "dump of the tree" "dump,dir=$T/d,log=dump.log,pid=$R,notify,freeze=/sys/fs/cgroup/freezer/x,extmnt=/k:/v"
+# A PRE_DUMP of the tree, then the DUMP on top of it (parent_img relative
+# to the images directory, as runc sends it): main pre-copies trees.
+mkdir -p "$T/tp" "$T/d"
+rpc "pre-dump of the tree" "pre_dump,dir=$T/tp,log=pre.log,pid=$R"
+answer "pre_dump ok type=4" "PRE_DUMP of the tree"
+tc_moving "$T/tc" "the tree runs on after its pre-dump"
+rpc "dump of the tree" "dump,dir=$T/d,log=dump.log,pid=$R,parent=../tp,notify,freeze=/sys/fs/cgroup/freezer/x,extmnt=/k:/v"
 answer "notify pre-dump pid=0" "DUMP: pre-dump callback"
 answer "notify post-dump pid=0" "DUMP: post-dump callback"
 answer "dump ok type=1" "DUMP of the tree succeeds"
@@ -113,6 +113,10 @@ sed -n '/^notify pre-dump/,$p' "$T/rpc" | grep -q "^notify post-dump" && ok "pre
 expect_in "$T/d/dump.log" "opt images_dir_fd = " "the log records the request's options (level 4)"
 expect_in "$T/d/dump.log" "option freeze_cgroup is ignored" "freeze_cgroup: ignored, and said so"
 expect_in "$T/d/dump.log" "option ext_mnt is ignored" "ext_mnt: ignored, and said so"
+pp=$(sed -n 's/.* \([0-9]*\) in parent.*/\1/p' "$T/d/dump.log" | tail -1)
+[ "${pp:-0}" -gt 0 ] && ok "the tree's dump left $pp unchanged pages in its pre-dump" ||
+	fail "the tree's dump has no pages in parent: $(grep -i parent "$T/d/dump.log" | tail -2)"
+expect_rc 0 "the tree's chain verifies" "$FERRY" show --verify "$T/d"
 for p in $ALL; do
 	for _ in $(seq 100); do gone $p && break; sleep 0.05; done
 	gone $p || fail "process $p still runs after the dump"
