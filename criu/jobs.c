@@ -25,8 +25,23 @@ static int answer_error(struct swrk_req *q, CriuReqType t, const struct ferr *e,
 	return rpc_send_error(q->s->sk, t, e, err);
 }
 
+/* CRIU's post-dump moment: the images are complete and the tree is still
+ * frozen. The runtime says go, and it ends; a failure resumes it. */
+static int post_dump_frozen(void *arg, const struct dump_frozen *f, struct ferr *err)
+{
+	struct swrk_req *q = arg;
+	int ret = rpc_notify(q, "post-dump", 0, err);
+
+	if (ret)
+		return ferr_wrap(err, "the images in %s are complete; the process was resumed",
+				 q->dir);
+	dump_frozen_kill(f);
+	return 0;
+}
+
 static int dump_checked(struct swrk_req *q, bool pre, struct dump_result *r, struct ferr *err)
 {
+	struct dump_handover post = { post_dump_frozen, q };
 	const CriuOpts *o = q->o;
 	struct dump_choice choice = { "auto", "auto", "auto", "auto" };
 	struct dump_opts d = { 0 };
@@ -61,7 +76,9 @@ static int dump_checked(struct swrk_req *q, bool pre, struct dump_result *r, str
 		if (ret)
 			return ret;
 	}
-	ret = dump_job_round(&d, &choice, swrk_kd(q->s), NULL, r, err);
+	/* A dump that ends the process calls back while it is still frozen. */
+	ret = dump_job_round(&d, &choice, swrk_kd(q->s),
+			     !pre && q->notify && !d.leave_running ? &post : NULL, r, err);
 	if (ret) {
 		ferr_wrap(err, "%s of process %d into %s (process %s)", pre ? "pre-dump" : "dump",
 			  o->pid, q->dir, err->code == ESRCH ? "gone" : "left running");
@@ -71,13 +88,13 @@ static int dump_checked(struct swrk_req *q, bool pre, struct dump_result *r, str
 		" in parent, tracker %s, %s", pre ? "pre-dumped" : "dumped", o->pid, q->dir,
 		r->threads, r->data_pages, r->parent_pages, r->tracker ? r->tracker : "none",
 		r->killed ? "process ended" : "process running");
-	/* After the images are complete. CRIU would resume the process on a
-	 * failed callback; ferry has ended it already (or let it run on). */
-	if (!pre) {
+	/* leave_running: the process runs on already; the runtime hears of it
+	 * all the same. */
+	if (!pre && d.leave_running) {
 		ret = rpc_notify(q, "post-dump", 0, err);
 		if (ret)
-			return ferr_wrap(err, "the dump in %s is complete and the process %s",
-					 q->dir, r->killed ? "was ended" : "runs on");
+			return ferr_wrap(err, "the snapshot in %s is complete and the process runs "
+					 "on", q->dir);
 	}
 	return 0;
 }

@@ -172,15 +172,18 @@ fi
 sleep 600 </dev/null >/dev/null 2>&1 &
 S=$!
 PIDS="$PIDS $S"
-mkdir -p "$T/r1" "$T/r2" "$T/r3"
-rpc "tcp_established and a failed callback" "dump,dir=$T/r1,log=dump.log,pid=$S,tcp" \
+mkdir -p "$T/r1" "$T/r2" "$T/r3" "$T/r4"
+rpc "tcp_established and failed callbacks" "dump,dir=$T/r1,log=dump.log,pid=$S,tcp" \
 	"dump,dir=$T/r2,log=dump.log,pid=$S,leave,notify,failnotify=pre-dump" \
+	"dump,dir=$T/r4,log=dump.log,pid=$S,notify,failnotify=post-dump" \
 	"dump,dir=$T/r3,log=dump.log,pid=$S,leave"
 answer "dump fail type=1 errno=95 msg=option tcp_established is refused" "tcp_established is refused by name"
 expect_in "$T/r1/dump.log" "Error (ferry): option tcp_established is refused" "the refusal is an Error line in the log"
 answer "dump fail type=1 .*pre-dump callback failed" "a failed pre-dump callback fails the dump"
 [ -e "$T/r2/inventory.img" ] && fail "a dump went on after its pre-dump callback failed" ||
 	ok "nothing was dumped after the failed callback"
+answer "dump fail type=1 .*the process was resumed: the runtime reported that its post-dump callback failed" \
+	"a failed post-dump callback (the process still frozen) resumes it"
 answer "dump ok" "the next request on the connection still works"
 running $S "the process runs on, neither stopped nor traced"
 
