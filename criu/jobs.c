@@ -73,6 +73,9 @@ static int dump_checked(struct swrk_req *q, bool pre, struct dump_result *r, str
 	 * process with a network namespace of its own, which ferry refused. */
 	if (!pre) {
 		ret = rpc_notify(q, "pre-dump", 0, err);
+		/* The runtime's hooks ran meanwhile: the tree may have grown. */
+		if (!ret)
+			ret = swrk_ns_refuse(o->pid, err);
 		if (ret)
 			return ret;
 	}
