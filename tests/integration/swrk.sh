@@ -16,7 +16,7 @@ DIRTIER="$TOOLS/workloads/dirtier"
 PIDS=""
 CTR=""
 trap 'for p in $PIDS; do kill -9 $p 2>/dev/null; done
-[ -n "$CTR" ] && runc delete -f "$CTR" >/dev/null 2>&1
+[ -n "$CTR" ] && { runc delete -f "$CTR"; runc delete -f "$CTR-r"; } >/dev/null 2>&1
 rm -rf "$T"' EXIT
 
 # rpc DESC STEP...: the client's answers in $T/rpc (its stderr, ferry's, in
@@ -261,6 +261,17 @@ PY
 		expect_rc 1 "runc checkpoint --pre-dump through ferry fails" runc --criu "$FERRY" \
 			checkpoint --pre-dump --image-path "$T/pre" "$CTR"
 		expect_in "$T/err" "type PRE_DUMP errno 95" "runc passed the mem_track check and sent PRE_DUMP"
+		# A RESTORE as runc sends it (an images directory with runc's
+		# descriptors.json) is refused by name, and nothing is left behind.
+		mkdir -p "$T/rimg"
+		echo '["/dev/null","/dev/null","/dev/null"]' >"$T/rimg/descriptors.json"
+		expect_rc 1 "runc restore through ferry fails" sh -c "cd '$B' && exec runc --criu '$FERRY' \
+			restore -d --image-path '$T/rimg' '$CTR-r' </dev/null"
+		expect_in "$T/err" "type RESTORE errno 95" "runc reports the failed RESTORE"
+		expect_in "$T/rimg/restore.log" "opt rst_sibling = true" "runc asked for rst_sibling"
+		expect_in "$T/rimg/restore.log" "Error (ferry): option " "the refusal names the option"
+		runc state "$CTR-r" >/dev/null 2>&1 && fail "runc keeps a container for the failed restore" ||
+			ok "no container is left from the failed restore"
 		runc state "$CTR" >"$T/state" 2>&1
 		expect_in "$T/state" '"status": "running"' "runc still sees the container running"
 		advancing "the container runs on after both refusals"
