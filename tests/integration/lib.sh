@@ -125,21 +125,4 @@ log_goes_on() {
 		>"$T/gap" && ok "$2" || fail "log: $(cat "$T/gap")"
 }
 
-# treecheck (tests/workloads/treecheck.c) writes "ok BYTES DGRAMS" or
-# "bad WHY" to its OUT file. tc_verdict OUT: that line; tc_bytes OUT: the
-# stream bytes verified (0 if bad); tc_moving OUT WHAT: over a second the
-# stream goes on and nothing is bad.
-tc_verdict() { cat "$1" 2>/dev/null; }
-tc_bytes() { set -- $(tc_verdict "$1"); [ "${1:-}" = ok ] && echo "$2" || echo 0; }
-tc_moving() {
-	b0=$(tc_bytes "$1")
-	sleep 1
-	b1=$(tc_bytes "$1")
-	case "$(tc_verdict "$1")" in
-	ok*) [ "$b1" -gt "$b0" ] && ok "$2 ($b0 -> $b1 bytes verified)" ||
-		fail "$2: stream stuck at $b1 bytes" ;;
-	*) fail "$2: $(tc_verdict "$1")" ;;
-	esac
-}
-
 finish() { [ "$fails" -eq 0 ] && exit 0; echo "$fails failure(s)"; exit 1; }

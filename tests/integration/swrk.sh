@@ -95,13 +95,13 @@ wait_for "$T/tc.pids" || fail "treecheck wrote no pids"
 ALL=$(cat "$T/tc.pids")
 PIDS="$ALL"
 sleep 0.5
-tc_moving "$T/tc" "the tree runs before any dump"
+moving "$T/tc" "the tree runs before any dump"
 # A PRE_DUMP of the tree, then the DUMP on top of it (parent_img relative
 # to the images directory, as runc sends it): main pre-copies trees.
 mkdir -p "$T/tp" "$T/d"
 rpc "pre-dump of the tree" "pre_dump,dir=$T/tp,log=pre.log,pid=$R"
 answer "pre_dump ok type=4" "PRE_DUMP of the tree"
-tc_moving "$T/tc" "the tree runs on after its pre-dump"
+moving "$T/tc" "the tree runs on after its pre-dump"
 rpc "dump of the tree" "dump,dir=$T/d,log=dump.log,pid=$R,parent=../tp,notify,freeze=/sys/fs/cgroup/freezer/x,extmnt=/k:/v"
 answer "notify pre-dump pid=0" "DUMP: pre-dump callback"
 answer "notify post-dump pid=0" "DUMP: post-dump callback"
@@ -130,7 +130,7 @@ answer "restore ok pid=$R parent=client" "RESTORE: the root has its PID and is t
 answer "notify post-restore pid=$R" "post-restore callback carries the restored PID"
 answer "notify post-resume" "post-resume callback"
 expect_in "$T/d/restore.log" "as the runtime's child" "restore.log says how it was restored"
-tc_moving "$T/tc" "the restored tree's stream goes on"
+moving "$T/tc" "the restored tree's stream goes on"
 for p in $ALL; do kill -9 $p 2>/dev/null; done
 
 # 5. PRE_DUMP, PRE_DUMP, DUMP on one connection, of one process, each round
