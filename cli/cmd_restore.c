@@ -1,4 +1,5 @@
 /* ferry restore: bring a dumped process back (restore/restore.h). */
+#include <fcntl.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -14,7 +15,7 @@ void cmd_restore_help(FILE *out)
 	fprintf(out,
 		"Usage: ferry restore -D DIR [-d|--restore-detached] [--pidfile FILE]\n"
 		"                     [--require-same-pid] [--pid-ns] [--shell-job]\n"
-		"                     [--file-validation MODE] [-v]\n"
+		"                     [--inherit-fd fd[N]:KEY]... [--file-validation MODE] [-v]\n"
 		"\n"
 		"Re-create the process tree dumped in DIR (and its parent chain) and let it\n"
 		"run on from where it was frozen, as `criu restore` does: every process with\n"
@@ -47,6 +48,12 @@ void cmd_restore_help(FILE *out)
 		"                           The PID printed is the root's as seen from here;\n"
 		"                           without -d ferry waits for the namespace to end\n"
 		"                           and exits 0\n"
+		"      --inherit-fd fd[N]:KEY  every fd that was KEY at dump time (as\n"
+		"                           /proc/PID/fd showed it: pipe:[INO], socket:[INO],\n"
+		"                           or a file's path; `ferry show` lists them) gets\n"
+		"                           ferry's fd N instead: a pipe whose other end was\n"
+		"                           outside the dumped tree is otherwise restored with\n"
+		"                           that end closed. Repeatable\n"
 		"      --file-validation MODE  what is checked of each file behind the process:\n"
 		"                           content (default): type, size, build-id and the\n"
 		"                           XXH3-128 of its content; size: type and size;\n"
@@ -64,11 +71,37 @@ void cmd_restore_help(FILE *out)
 		"(128+N if signal N ended it); 1 if the restore failed, 2 usage error.\n");
 }
 
+#define INHERIT_MAX 64
+
 struct restore_cli {
 	struct rst_opts o;
 	const char *pidfile;
 	bool detached;
+	struct rst_inherit inherit[INHERIT_MAX];
 };
+
+/* fd[N]:KEY, N an fd open here. */
+static int parse_inherit(struct restore_cli *rc, const char *arg)
+{
+	struct rst_inherit *in = &rc->inherit[rc->o.nr_inherit];
+	char *end;
+	long n;
+
+	if (rc->o.nr_inherit == INHERIT_MAX)
+		return cli_usage_error("restore", "at most %d --inherit-fd", INHERIT_MAX);
+	if (strncmp(arg, "fd[", 3))
+		return cli_usage_error("restore", "--inherit-fd is fd[N]:KEY, not `%s`", arg);
+	n = strtol(arg + 3, &end, 10);
+	if (end == arg + 3 || n < 0 || n > 1 << 20 || strncmp(end, "]:", 2) || !end[2])
+		return cli_usage_error("restore", "--inherit-fd is fd[N]:KEY, not `%s`", arg);
+	if (fcntl((int)n, F_GETFD) < 0)
+		return cli_usage_error("restore", "--inherit-fd %s: fd %ld is not open here", arg, n);
+	in->fd = (int)n;
+	in->key = end + 2;
+	rc->o.nr_inherit++;
+	rc->o.inherit = rc->inherit;
+	return 0;
+}
 
 static int restore_opt(void *ctx, int c, char *arg)
 {
@@ -93,6 +126,8 @@ static int restore_opt(void *ctx, int c, char *arg)
 	case 'J':
 		rc->o.shell_job = true;
 		break;
+	case 'I':
+		return parse_inherit(rc, arg);
 	case 'F':
 		if (rst_file_validation_parse(arg, &rc->o.files))
 			return cli_usage_error("restore", "--file-validation is content, size or "
@@ -111,6 +146,7 @@ int cmd_restore(int argc, char **argv)
 		{ "require-same-pid", no_argument, NULL, 'S' },
 		{ "pid-ns", no_argument, NULL, 'N' },
 		{ "shell-job", no_argument, NULL, 'J' },
+		{ "inherit-fd", required_argument, NULL, 'I' },
 		{ "file-validation", required_argument, NULL, 'F' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },

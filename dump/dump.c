@@ -343,6 +343,7 @@ struct round {
 	struct img_writer *w;
 	struct page_path pp;
 	struct filesum_cache fs;   /* content checksums of the files behind it */
+	struct dump_descs descs;   /* a lone process's open file descriptions */
 };
 
 /* The round's steps; whatever it took is released by the caller. */
@@ -401,6 +402,8 @@ static int round_steps(struct target *t, const struct dump_opts *o, struct round
 		ret = fds_collect(t, &rd->fl, err);
 	if (!ret && o->tc)
 		ret = dump_tree_note(o->tc, t, &rd->fl, err);
+	else if (!ret && !o->pre)
+		ret = dump_note_descs(&rd->descs, t, &rd->fl, err);
 	if (!ret && !o->pre && !o->skip_unsupported_fds)
 		ret = refuse_unsupported_fds(&rd->fl, t->pid, err);
 	if (!ret && !o->pre)
@@ -497,6 +500,7 @@ int dump_round(struct target *t, const struct dump_opts *o, struct dump_result *
 	fds_free(&rd.fl);
 	range_list_free(&rd.dirty);
 	filesum_cache_free(&rd.fs);
+	dump_descs_free(&rd.descs);
 	return ret;
 }
 

@@ -15,6 +15,8 @@
 #include "proc/target.h"
 #include "dump/track.h"
 
+struct fd_list;
+
 struct dump_opts {
 	pid_t pid;
 	const char *dir;
@@ -97,7 +99,6 @@ struct dump_handover {
  * images in the parent round (../PARENT/pid-PID), where it has them. With
  * h, the tree stays frozen for h->fn. */
 struct dump_tree_ctx;
-struct fd_list;
 struct img_writer;
 int __must_check dump_tree(const struct dump_opts *o, const struct dump_handover *h,
 			   struct dump_result *res, struct ferr *err);
@@ -114,6 +115,23 @@ int __must_check dump_tree_shm(struct dump_tree_ctx *tc, struct target *t, Ferry
 			       struct ferr *err);
 int __must_check dump_tree_write(struct dump_tree_ctx *tc, struct img_writer *w,
 				 struct ferr *err);
+
+/* Open file descriptions of regular files seen so far in a dump (of one
+ * process, or of a tree's processes in turn): an fd gets the desc of an
+ * earlier one that kcmp(2) says shares its description, else a new one. */
+struct dump_desc_seen {
+	pid_t pid;
+	uint32_t fd;
+	uint64_t dev, ino, desc;
+};
+struct dump_descs {
+	struct dump_desc_seen *v;
+	size_t n;
+	uint64_t last;
+};
+int __must_check dump_note_descs(struct dump_descs *d, const struct target *t,
+				 struct fd_list *l, struct ferr *err);
+void dump_descs_free(struct dump_descs *d);
 
 /* Refuse l's locks unless allowed (--file-locks). */
 int __must_check dump_refuse_locks(const struct fd_list *l, pid_t pid, bool allowed,

@@ -29,6 +29,7 @@ struct dump_tree_ctx {
 	struct objs objs;
 	bool shell_job;
 	bool pidns_init;           /* the root is the init of the tree's PID namespace */
+	struct dump_descs descs;   /* open file descriptions, across the tree */
 };
 
 /* --shell-job: the fds on a process's controlling terminal (or /dev/tty)
@@ -52,9 +53,12 @@ static void mark_tty(const struct ptree *pt, const struct target *t, struct fd_l
 int dump_tree_note(struct dump_tree_ctx *tc, struct target *t, struct fd_list *fl,
 		   struct ferr *err)
 {
+	int ret;
+
 	if (tc->shell_job)
 		mark_tty(tc->pt, t, fl);
-	return objs_note_fds(&tc->objs, t, fl, err);
+	ret = objs_note_fds(&tc->objs, t, fl, err);
+	return ret ? ret : dump_note_descs(&tc->descs, t, fl, err);
 }
 
 int dump_tree_shm(struct dump_tree_ctx *tc, struct target *t, Ferry__Vma *v, struct ferr *err)
@@ -369,6 +373,7 @@ int dump_tree(const struct dump_opts *o, const struct dump_handover *h, struct d
 	}
 	ptree_release(&pt);
 	objs_free(&tc.objs);
+	dump_descs_free(&tc.descs);
 	res->seconds = (now_ns() - t0) / 1e9;
 	return ret;
 }

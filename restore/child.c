@@ -67,8 +67,8 @@ int rst_reopen_flags(const Ferry__Fd *f)
 
 /* Opened non-blocking, so that a FIFO or a device put where the image
  * promised a file cannot hang the restore; the dumped flags come back once
- * it is known to be the right kind of file. */
-static void child_open_fd(const struct rst *r, const Ferry__Fd *f, int errfd)
+ * it is known to be the right kind of file. The fd, not moved yet. */
+static int open_checked(const struct rst *r, const Ferry__Fd *f, struct stat *pst, int errfd)
 {
 	struct stat st;
 	int fd, fl = rst_reopen_flags(f);
@@ -88,6 +88,15 @@ static void child_open_fd(const struct rst *r, const Ferry__Fd *f, int errfd)
 	if (f->kind == FERRY__FD_KIND__FD_CHR && (!S_ISCHR(st.st_mode) ||
 						  (f->has_rdev && st.st_rdev != f->rdev)))
 		child_fail(errfd, "fd %u: `%s` is not the device it was at dump time", f->fd, f->path);
+	if (pst)
+		*pst = st;
+	return fd;
+}
+
+static void child_open_fd(const struct rst *r, const Ferry__Fd *f, int errfd)
+{
+	int fd = open_checked(r, f, NULL, errfd);
+
 	if (fd != (int)f->fd) {
 		if (dup3(fd, (int)f->fd, f->cloexec ? O_CLOEXEC : 0) < 0)
 			child_fail(errfd, "fd %u: dup3: %s", f->fd, strerror(errno));
@@ -202,6 +211,69 @@ static void take_locks(const Ferry__Fd *f, int errfd)
 	}
 }
 
+/* The open file descriptions process i opens for the fds that share them
+ * (in it and in its descendants, who inherit them), at errfd + 1 + j. The
+ * path must be a regular file (looked at through O_PATH before anything is
+ * opened for real, so nothing else is); each holder proves it may open it
+ * before it gets it (shared_fd). */
+static void open_descs(const struct rst_tree *t, size_t i, int errfd)
+{
+	for (size_t j = 0; j < t->nr_descs; j++) {
+		const struct rst_desc *d = &t->descs[j];
+		const Ferry__Fd *f = d->f;
+		char self[40];
+		struct stat st;
+		int at, fd, fl = rst_reopen_flags(f) | O_CLOEXEC;
+
+		if (d->owner != i)
+			continue;
+		at = open(f->path, O_PATH | O_CLOEXEC);
+		if (at < 0 || fstat(at, &st) < 0 || !S_ISREG(st.st_mode))
+			child_fail(errfd, "fd %u: `%s` is not a regular file%s%s", f->fd, f->path,
+				   at < 0 ? ": " : "", at < 0 ? strerror(errno) : "");
+		snprintf(self, sizeof(self), "/proc/self/fd/%d", at);
+		fd = open(self, fl);
+		close(at);
+		if (fd < 0 || dup3(fd, errfd + 1 + (int)j, O_CLOEXEC) < 0)
+			child_fail(errfd, "fd %u: open `%s`: %s", f->fd, f->path, strerror(errno));
+		close(fd);
+		if (f->has_pos && lseek(errfd + 1 + (int)j, (off_t)f->pos, SEEK_SET) != (off_t)f->pos)
+			child_fail(errfd, "fd %u: seek `%s` to %" PRIu64 ": %s", f->fd, f->path, f->pos,
+				   strerror(errno));
+	}
+}
+
+/* f's shared open file description (errfd + 1 + its index), once this
+ * process has opened the file as itself and found it the same one; or -1 if
+ * f opens its own. */
+static int shared_fd(const struct rst_tree *t, const struct rst *r, const Ferry__Fd *f, int errfd)
+{
+	for (size_t j = 0; f->has_desc && j < t->nr_descs; j++) {
+		struct stat mine, shared;
+		int probe, fd = errfd + 1 + (int)j;
+
+		if (t->descs[j].desc != f->desc)
+			continue;
+		probe = open_checked(r, f, &mine, errfd);
+		close(probe);
+		if (fstat(fd, &shared) < 0 || shared.st_dev != mine.st_dev ||
+		    shared.st_ino != mine.st_ino)
+			child_fail(errfd, "fd %u: `%s` is not the file its shared open file "
+				   "description is of", f->fd, f->path);
+		return fd;
+	}
+	return -1;
+}
+
+/* --inherit-fd: the caller's fd that replaces f, or -1. */
+static int inherited(const struct rst_tree *t, const Ferry__Fd *f)
+{
+	for (size_t k = 0; f->path && k < t->opts->nr_inherit; k++)
+		if (!strcmp(t->opts->inherit[k].key, f->path))
+			return t->inherit_fd[k];
+	return -1;
+}
+
 /* Every fd of the process at its number, and nothing else. */
 static void setup_fds(const struct rst_tree *t, const struct rst *r, int errfd)
 {
@@ -213,20 +285,23 @@ static void setup_fds(const struct rst_tree *t, const struct rst *r, int errfd)
 		child_fail(errfd, "out of memory");
 	for (size_t i = 0; i < r->nr_fds; i++) {
 		const Ferry__Fd *f = r->fds[i];
-		int src = rst_pool_fd(t->pool, f), fd = (int)f->fd;
+		int src, fd = (int)f->fd;
 
-		if (f->tty) {
+		if ((src = inherited(t, f)) >= 0) {
+			if (dup3(src, fd, f->cloexec ? O_CLOEXEC : 0) < 0)
+				child_fail(errfd, "fd %u: --inherit-fd: %s", f->fd, strerror(errno));
+		} else if (f->tty) {
 			/* --shell-job: the terminal is the restoring one. */
 			if (dup3(t->tty_fd, fd, f->cloexec ? O_CLOEXEC : 0) < 0)
 				child_fail(errfd, "fd %u: the terminal: %s", f->fd, strerror(errno));
 			src = t->tty_fd;
-		} else if (src < 0 && f->kind == FERRY__FD_KIND__FD_PIPE && f->has_obj_id && f->path &&
-		    f->path[0] == '/') {
+		} else if ((src = rst_pool_fd(t->pool, f)) < 0 && f->kind == FERRY__FD_KIND__FD_PIPE &&
+			   f->has_obj_id && f->path && f->path[0] == '/') {
 			src = open_fifo(f, errfd);
 			if (dup3(src, fd, f->cloexec ? O_CLOEXEC : 0) < 0)
 				child_fail(errfd, "fd %u: dup3: %s", f->fd, strerror(errno));
 			close(src);
-		} else if (src >= 0) {
+		} else if (src >= 0 || (src = shared_fd(t, r, f, errfd)) >= 0) {
 			if (dup3(src, fd, f->cloexec ? O_CLOEXEC : 0) < 0)
 				child_fail(errfd, "fd %u: dup3: %s", f->fd, strerror(errno));
 		} else if (fd_supported(f) && rst_fdkind_owns(f)) {
@@ -277,7 +352,6 @@ static void __attribute__((noreturn)) zombie_exit(const Ferry__TreeProc *p)
 	_exit(WIFEXITED(st) ? WEXITSTATUS(st) : 127);
 }
 
-
 static void phase_one(const struct rst_tree *t, size_t i, int errfd)
 {
 	const Ferry__TreeProc *p = t->tp[i];
@@ -288,6 +362,7 @@ static void phase_one(const struct rst_tree *t, size_t i, int errfd)
 	} else if (!p->zombie && p->pgid == p->pid && setpgid(0, 0) < 0) {
 		child_fail(errfd, "setpgid: %s", strerror(errno));
 	}
+	open_descs(t, i, errfd);
 	for (size_t k = 1; k < t->n; k++) {
 		const Ferry__TreeProc *c = t->tp[k];
 		uint64_t flags = 0;

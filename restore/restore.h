@@ -41,6 +41,15 @@ struct rst_opts {
 	bool sibling;           /* the root (or --pid-ns's init) becomes a child of
 				   the caller's parent (CLONE_PARENT), as criu's
 				   rst_sibling: a runtime's restored container init */
+	/* --inherit-fd fd[N]:KEY (as criu): every dumped fd that was KEY (what
+	 * /proc/PID/fd showed: "pipe:[INO]", "socket:[INO]", or a file's path)
+	 * gets ferry's fd N instead, e.g. the new end of a pipe whose other end
+	 * was outside the dumped tree. */
+	const struct rst_inherit {
+		int fd;
+		const char *key;
+	} *inherit;
+	size_t nr_inherit;
 	/* The caller's kernel feature probe (common/kerndat.h), whose answers
 	 * (FERRY_HIDE_FEATURES included) choose how pages are written; NULL:
 	 * the restore probes once itself. */

@@ -105,7 +105,18 @@ struct rst_tree {
 	pid_t init;                       /* --pid-ns: the namespace's init (ours, traced) */
 	bool pidns_init;                  /* the root is the init of a new PID namespace; tp
 					     hold the IDs in it (restore/tree.c) */
+	/* Open file descriptions several fds share (spawn.c): the process
+	 * `owner` (an ancestor of every holder, or the holder) opens each as
+	 * r's fd f, at the stubs' errfd + 1 + its index, before it forks. */
+	struct rst_desc {
+		uint64_t desc;
+		size_t owner, holders;
+		const struct rst *r;
+		const Ferry__Fd *f;
+	} *descs;
+	size_t nr_descs;
 	int tty_fd;                       /* --shell-job: ferry's terminal, above every fd; or -1 */
+	int *inherit_fd;                  /* opts->inherit's fds, moved above every fd */
 };
 
 /* spawn.c: the whole tree, every live process stopped and seized, its fds,

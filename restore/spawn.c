@@ -268,6 +268,64 @@ static int max_fd(const struct rst_tree *t)
 	return top;
 }
 
+/* The index of process i's parent in the tree, or t->n for the root. */
+static size_t parent_of(const struct rst_tree *t, size_t i)
+{
+	for (size_t k = 0; i && k < t->n; k++)
+		if (t->tp[k]->pid == t->tp[i]->ppid)
+			return k;
+	return t->n;
+}
+
+/* The nearest process that is a (or b) or an ancestor of both. */
+static size_t common_ancestor(const struct rst_tree *t, size_t a, size_t b)
+{
+	for (size_t x = a; x < t->n; x = parent_of(t, x))
+		for (size_t y = b; y < t->n; y = parent_of(t, y))
+			if (x == y)
+				return x;
+	return 0;
+}
+
+/* Which open file descriptions several fds share, and who opens each. */
+static int plan_descs(struct rst_tree *t, struct ferr *err)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < t->n; i++) {
+		const struct rst *r = t->r[i];
+
+		if (!r || t->tp[i]->files_with)
+			continue; /* no fds of its own to set up */
+		for (size_t k = 0; k < r->nr_fds; k++) {
+			const Ferry__Fd *f = r->fds[k];
+			struct rst_desc *d = NULL, *nd;
+
+			if (!f->has_desc || f->kind != FERRY__FD_KIND__FD_REG || !f->path || f->tty)
+				continue;
+			for (size_t j = 0; j < n && !d; j++)
+				if (t->descs[j].desc == f->desc)
+					d = &t->descs[j];
+			if (d) {
+				d->owner = common_ancestor(t, d->owner, i);
+				d->holders++;
+				continue;
+			}
+			nd = realloc(t->descs, (n + 1) * sizeof(*nd));
+			if (!nd)
+				return ferr_sys(err, ENOMEM, "open file descriptions");
+			t->descs = nd;
+			t->descs[n++] = (struct rst_desc){ f->desc, i, 1, r, f };
+		}
+	}
+	/* Only the shared ones: each other fd opens its own. */
+	t->nr_descs = 0;
+	for (size_t j = 0; j < n; j++)
+		if (t->descs[j].holders > 1)
+			t->descs[t->nr_descs++] = t->descs[j];
+	return 0;
+}
+
 static int tree_create(struct rst_tree *t, struct ferr *err)
 {
 	long opts = PTRACE_O_TRACESYSGOOD | PTRACE_O_EXITKILL | PTRACE_O_TRACECLONE |
@@ -276,7 +334,7 @@ static int tree_create(struct rst_tree *t, struct ferr *err)
 	cleanup_free pid_t *pids = calloc(t->n, sizeof(*pids));
 	cleanup_free bool *go = calloc(t->n, sizeof(*go));
 	pid_t root;
-	int p[2], ret;
+	int p[2], ret, top;
 
 	if (!pids || !go)
 		return ferr_sys(err, ENOMEM, "restore");
@@ -297,8 +355,15 @@ static int tree_create(struct rst_tree *t, struct ferr *err)
 		if (t->tty_fd < 0)
 			return ferr_sys(err, errno, "the terminal");
 	}
+	top = t->tty_fd >= 0 ? t->tty_fd : max_fd(t);
+	for (size_t k = 0; k < t->opts->nr_inherit; k++) {
+		t->inherit_fd[k] = fcntl(t->opts->inherit[k].fd, F_DUPFD_CLOEXEC, top + 1);
+		if (t->inherit_fd[k] < 0)
+			return ferr_sys(err, errno, "--inherit-fd fd[%d]", t->opts->inherit[k].fd);
+		top = t->inherit_fd[k];
+	}
 	/* Above every fd any process will have and every object's. */
-	err_wr = fcntl(p[1], F_DUPFD_CLOEXEC, max_fd(t) + (t->tty_fd >= 0 ? 2 : 1));
+	err_wr = fcntl(p[1], F_DUPFD_CLOEXEC, top + 1);
 	close(p[1]);
 	if (err_wr < 0)
 		return ferr_sys(err, errno, "pipe");
@@ -397,8 +462,23 @@ seize:
 
 int rst_tree_create(struct rst_tree *t, struct ferr *err)
 {
-	int ret = tree_create(t, err);
+	int ret = plan_descs(t, err);
 
+	t->inherit_fd = calloc(t->opts->nr_inherit + 1, sizeof(*t->inherit_fd));
+	if (!ret && !t->inherit_fd)
+		ret = ferr_sys(err, ENOMEM, "--inherit-fd");
+	for (size_t k = 0; !ret && k < t->opts->nr_inherit; k++)
+		t->inherit_fd[k] = -1;
+	if (!ret)
+		ret = tree_create(t, err);
+	for (size_t k = 0; t->inherit_fd && k < t->opts->nr_inherit; k++)
+		if (t->inherit_fd[k] >= 0)
+			close(t->inherit_fd[k]); /* the processes have theirs */
+	free(t->inherit_fd);
+	t->inherit_fd = NULL;
+	free(t->descs);
+	t->descs = NULL;
+	t->nr_descs = 0;
 	if (t->tty_fd >= 0)
 		close(t->tty_fd); /* the processes have theirs */
 	t->tty_fd = -1;

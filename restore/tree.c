@@ -222,6 +222,17 @@ int rst_restore_tree(const struct rst_opts *opts, struct rst_result *res,
 	for (size_t i = 0; !ret && i < n; i++)
 		if (x.r[i])
 			ret = load_proc(&x, i, opts->dir, root, kd, &files, err);
+	for (size_t k = 0; !ret && k < opts->nr_inherit; k++) {
+		bool found = false;
+
+		for (size_t i = 0; i < n && !found; i++)
+			for (size_t j = 0; x.r[i] && j < x.r[i]->nr_fds && !found; j++)
+				found = x.r[i]->fds[j]->path &&
+					!strcmp(x.r[i]->fds[j]->path, opts->inherit[k].key);
+		if (!found)
+			pr_warn("--inherit-fd fd[%d]:%s: no fd of the dump was %s", opts->inherit[k].fd,
+				opts->inherit[k].key, opts->inherit[k].key);
+	}
 	if (!ret)
 		ret = to_ns_ids(&x, err);
 	if (!ret)

@@ -287,4 +287,50 @@ else
 	skip_case "PID namespace init: unshare -p cannot create a PID namespace here"
 fi
 
+# 13. One open file description, shared by dup (`>log 2>&1`) and by fork
+#     (a subshell writing into the same log), stays one: both processes
+#     write at one offset, so no line overwrites another.
+mkdir "$T/od"
+setsid sh -c "exec >\"$T/od/log\" 2>&1 </dev/null; (while :; do echo child; sleep 0.05; done) & while :; do echo parent; sleep 0.05; done" &
+O=$!
+PIDS="$PIDS $O"
+sleep 0.5
+OC=$(pgrep -P $O -f "$T/od/log" | head -1)
+PIDS="$PIDS $OC"
+expect_rc 0 "dump a shell and a subshell writing into one log" "$FERRY" dump -t $O -D "$T/od/d"
+reap $O
+expect_rc 0 "restore them" "$FERRY" restore -D "$T/od/d" -d
+sleep 0.5
+kill -STOP $O $OC
+pos=$(for p in $O $OC; do for fd in 1 2; do awk '/^pos:/ {print $2}' /proc/$p/fdinfo/$fd; done; done | sort -u)
+[ "$pos" = "$(stat -c %s "$T/od/log")" ] &&
+	ok "fds 1 and 2 of both processes share one offset, at the log's end ($pos)" ||
+	fail "offsets $(echo $pos | tr '\n' ' '), log of $(stat -c %s "$T/od/log") bytes"
+bad=$(grep -cvx 'parent\|child' "$T/od/log")
+[ "$bad" -eq 0 ] && ok "no line of the log overwrote another" || fail "$bad garbled lines in the log"
+kill -9 $O $OC
+
+# 14. A pipe whose other end is outside the tree (the process's stdout into
+#     a `| cat`): --inherit-fd gives the restored process a new pipe.
+mkdir "$T/ih"
+setsid sh -c "echo \$\$ >\"$T/ih/pid\"; exec 0</dev/null; while :; do echo tick; sleep 0.05; done" |
+	cat >"$T/ih/out1" &
+wait_for "$T/ih/pid" || fail "the writer did not start"
+H=$(cat "$T/ih/pid")
+PIDS="$PIDS $H"
+sleep 0.3
+KEY=$(readlink /proc/$H/fd/1)
+expect_rc 0 "dump a process writing into a pipe read outside it" "$FERRY" dump -t $H -D "$T/ih/d"
+mkfifo "$T/ih/f"
+cat "$T/ih/f" >"$T/ih/out2" &
+CAT=$!
+expect_rc 0 "restore it with --inherit-fd fd[3]:$KEY" "$FERRY" restore -D "$T/ih/d" -d \
+	--inherit-fd "fd[3]:$KEY" 3>"$T/ih/f"
+sleep 0.5
+[ "$(grep -c '^tick$' "$T/ih/out2")" -gt 2 ] && [ -d /proc/$H ] &&
+	ok "it writes on into the new pipe" || fail "into the new pipe: $(wc -l <"$T/ih/out2") lines"
+expect_rc 2 "--inherit-fd that is not fd[N]:KEY is a usage error" "$FERRY" restore -D "$T/ih/d" \
+	--inherit-fd "3:$KEY"
+kill -9 $H $CAT 2>/dev/null
+
 [ $fails -eq 0 ]
