@@ -4,7 +4,9 @@
  * (criu/opts.c), namespaces by inode (criu/ns.c). Failures go into the
  * answer's cr_errmsg and, as "Error" lines, into the log file runtimes
  * quote to their users. */
+#include <fcntl.h>
 #include <inttypes.h>
+#include <stdlib.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -135,6 +137,7 @@ static void kill_restored(pid_t pid)
 static int restore_checked(struct swrk_req *q, pid_t *pid, struct ferr *err)
 {
 	const CriuOpts *o = q->o;
+	cleanup_free struct rst_inherit *inherit = NULL;
 	struct rst_opts ro = { 0 };
 	struct rst_result r;
 	int ret;
@@ -142,6 +145,21 @@ static int restore_checked(struct swrk_req *q, pid_t *pid, struct ferr *err)
 	ret = swrk_opts_check(q, SWRK_RESTORE, err);
 	if (ret)
 		return ret;
+	/* inherit_fd: fds the runtime gave this process (runc: extra files
+	 * from fd 4 on), each in place of a dumped fd that was KEY. */
+	inherit = calloc(o->n_inherit_fd ? o->n_inherit_fd : 1, sizeof(*inherit));
+	if (!inherit)
+		return ferr_sys(err, ENOMEM, "inherit_fd");
+	for (size_t i = 0; i < o->n_inherit_fd; i++) {
+		const InheritFd *in = o->inherit_fd[i];
+
+		if (in->fd < 0 || fcntl(in->fd, F_GETFD) < 0)
+			return ferr_new(err, EBADF, "inherit_fd %d (for %s) is not open in ferry: the "
+					"runtime must pass it", in->fd, in->key);
+		inherit[i] = (struct rst_inherit){ .fd = in->fd, .key = in->key };
+	}
+	ro.inherit = inherit;
+	ro.nr_inherit = o->n_inherit_fd;
 	ro.dir = q->dir;
 	ro.shell_job = o->has_shell_job && o->shell_job;
 	ro.sibling = o->has_rst_sibling && o->rst_sibling;

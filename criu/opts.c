@@ -46,7 +46,6 @@ static const struct opt_rule rules[] = {
 	{ "tls_key", 0, "it goes with tls, which is refused" },
 	{ "tls_no_cn_verify", 0, "it goes with tls, which is refused" },
 	{ "exec_cmd", K_ALL, "ferry runs no command after a restore" },
-	{ "inherit_fd", K_ALL, "ferry restores fds it could not dump as its own 0-2 only, so far" },
 	{ "external", K_ALL, NO_NS },
 	{ "join_ns", K_ALL, NO_NS },
 	{ "empty_ns", SWRK_RESTORE, NO_NS },
@@ -95,7 +94,7 @@ static const struct opt_rule rules[] = {
 static const char *const honoured[] = {
 	"images_dir_fd", "images_dir", "pid", "leave_running", "shell_job", "file_locks",
 	"log_level", "log_file", "log_to_stderr", "work_dir_fd", "notify_scripts", "parent_img",
-	"rst_sibling", "root", "config_file",
+	"rst_sibling", "inherit_fd", "root", "config_file",
 };
 
 const char *swrk_opts_unclassified(void)

@@ -14,7 +14,8 @@
  * then options: dir=PATH (images_dir_fd, opened close-on-exec as runc
  * does), workdir=PATH, log=NAME, pid=N, parent=REL, leave, notify, sibling,
  * tcp, shell, locks, root=PATH, freeze=PATH (freeze_cgroup), extmnt=K:V,
- * failnotify=NAME (answer that callback with failure), level=N. */
+ * inherit=FD:KEY (FD is the client's, inherited by ferry, as runc's extra
+ * files), failnotify=NAME (answer that callback with failure), level=N. */
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -34,6 +35,8 @@ struct step {
 	CriuFeatures feat;
 	ExtMountMap mnt;
 	ExtMountMap *mnts[1];
+	InheritFd inh;
+	InheritFd *inhs[1];
 	const char *failnotify;
 	int dirfd, workfd;
 	enum { NORMAL, GARBAGE, TRUNCATED } kind;
@@ -48,6 +51,7 @@ static int parse_step(char *s, struct step *st)
 	criu_opts__init(&st->opts);
 	criu_features__init(&st->feat);
 	ext_mount_map__init(&st->mnt);
+	inherit_fd__init(&st->inh);
 	st->dirfd = st->workfd = -1;
 	st->req.opts = &st->opts;
 	if (!tok)
@@ -138,6 +142,13 @@ static int parse_step(char *s, struct step *st)
 			st->mnts[0] = &st->mnt;
 			st->opts.ext_mnt = st->mnts;
 			st->opts.n_ext_mnt = 1;
+		} else if (!strcmp(tok, "inherit") && v && strchr(v, ':')) {
+			/* FD:KEY, FD one of ours that ferry inherits, as runc's extra files */
+			st->inh.fd = atoi(v);
+			st->inh.key = strchr(v, ':') + 1;
+			st->inhs[0] = &st->inh;
+			st->opts.inherit_fd = st->inhs;
+			st->opts.n_inherit_fd = 1;
 		} else if (!strcmp(tok, "failnotify")) {
 			st->failnotify = v;
 		} else {
