@@ -37,7 +37,7 @@ GEN_H := $(GEN_C:.c=.h)
 # The engine goes into libferry.a so tests can link any module; the command
 # line (cli/) only into the ferry binary.
 FERRY_SRCS := $(wildcard cli/*.c)
-LIB_SRCS := $(wildcard common/*.c images/*.c proc/*.c dump/*.c restore/*.c migrate/*.c)
+LIB_SRCS := $(wildcard common/*.c images/*.c proc/*.c dump/*.c restore/*.c migrate/*.c criu/*.c)
 LIB_OBJS := $(patsubst %.c,$(BUILD)/obj/%.o,$(LIB_SRCS)) $(GEN_C:.c=.o)
 FERRY_OBJS := $(patsubst %.c,$(BUILD)/obj/%.o,$(FERRY_SRCS))
 

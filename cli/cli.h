@@ -35,6 +35,8 @@ int cmd_page_server(int argc, char **argv);
 void cmd_page_server_help(FILE *out);
 int cmd_show(int argc, char **argv);
 void cmd_show_help(FILE *out);
+int cmd_swrk(int argc, char **argv);
+void cmd_swrk_help(FILE *out);
 
 /* ---- cli.c: what every command shares ------------------------------------- */
 

@@ -24,6 +24,8 @@ static const struct ferry_cmd commands[] = {
 	{ "page-server", "receive a migration (or dumps) and restore it", cmd_page_server,
 	  cmd_page_server_help },
 	{ "show", "decode an image directory (like crit show)", cmd_show, cmd_show_help },
+	{ "swrk", "serve CRIU's RPC on a socket, for container runtimes (runc --criu)", cmd_swrk,
+	  cmd_swrk_help },
 };
 
 /* Commands that act on a live target and undo it when interrupted: for
@@ -32,7 +34,7 @@ static const struct ferry_cmd commands[] = {
  * page server ends as before (its half-built child with it). */
 static bool cancellable(const struct ferry_cmd *cmd)
 {
-	static const char *const names[] = { "dump", "pre-dump", "migrate" };
+	static const char *const names[] = { "dump", "pre-dump", "migrate", "swrk" };
 
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
 		if (strcmp(cmd->name, names[i]) == 0)
@@ -61,7 +63,7 @@ static void usage(FILE *out)
 		"  -h, --help     this help\n"
 		"\n"
 		"Exit status: 0 success, 1 failure, 2 usage error, 128+N interrupted by\n"
-		"signal N (dump, pre-dump and migrate undo what they did to the process).\n"
+		"signal N (dump, pre-dump, migrate and swrk undo what they did to the process).\n"
 		"See ferry(1) and docs/ for the image format and each command.\n");
 }
 

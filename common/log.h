@@ -4,6 +4,8 @@
 #ifndef FERRY_COMMON_LOG_H
 #define FERRY_COMMON_LOG_H
 
+#include <stdio.h>
+
 enum log_level {
 	LOG_ERROR = 0,
 	LOG_WARN = 1,
@@ -16,6 +18,10 @@ enum log_level log_get_level(void);
 /* A command's -v: informational messages at least, debug messages if they
  * were on already (main's -v, or a second -v). Returns the new level. */
 enum log_level log_more_verbose(void);
+/* Also write every message up to level to f (NULL: stop), each line in
+ * CRIU's log form, errors as "Error (ferry): ..." (`ferry swrk`'s log_file).
+ * Only this process writes there, not a child it forks. */
+void log_tee(FILE *f, enum log_level level);
 void log_msg(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 #define pr_err(...) log_msg(LOG_ERROR, __VA_ARGS__)

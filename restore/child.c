@@ -123,7 +123,9 @@ pid_t rst_clone_pid(pid_t want, uint64_t flags)
 
 	memset(&ca, 0, sizeof(ca));
 	ca.flags = flags;
-	ca.exit_signal = SIGCHLD;
+	/* clone3 refuses an exit signal with CLONE_PARENT: the child gets
+	 * ferry's own (SIGCHLD for its parent, the runtime). */
+	ca.exit_signal = flags & CLONE_PARENT ? 0 : SIGCHLD;
 	if (want > 0) {
 		ca.set_tid = (uintptr_t)&want;
 		ca.set_tid_size = 1;

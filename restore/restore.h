@@ -38,6 +38,9 @@ struct rst_opts {
 	bool stopped;           /* leave it stopped (SIGSTOP); SIGCONT lets it run */
 	bool pid_ns;            /* in a new PID namespace, under an init of ferry's */
 	bool shell_job;         /* a dump --shell-job: its terminal fds get ours */
+	bool sibling;           /* the root (or --pid-ns's init) becomes a child of
+				   the caller's parent (CLONE_PARENT), as criu's
+				   rst_sibling: a runtime's restored container init */
 	/* --inherit-fd fd[N]:KEY (as criu): every dumped fd that was KEY (what
 	 * /proc/PID/fd showed: "pipe:[INO]", "socket:[INO]", or a file's path)
 	 * gets ferry's fd N instead, e.g. the new end of a pipe whose other end
@@ -71,7 +74,7 @@ struct rst_result {
 void __attribute__((noreturn)) rst_pidns_init(void);
 
 /* Restore the final dump in opts->dir. On success the process runs, as a
- * child of the caller, no longer traced. */
+ * child of the caller (of its parent with opts->sibling), no longer traced. */
 int __attribute__((warn_unused_result))
 rst_restore(const struct rst_opts *opts, struct rst_result *res, struct ferr *err);
 

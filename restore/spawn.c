@@ -207,17 +207,18 @@ static int resume(struct rst_tree *t, pid_t *pids, const bool *go, struct ferr *
  * may take another PID; a tree's processes must keep theirs). */
 static pid_t clone_root(struct rst_tree *t, struct ferr *err)
 {
+	uint64_t flags = t->opts->sibling ? CLONE_PARENT : 0;
 	pid_t want = (pid_t)t->tp[0]->pid, pid;
 
 	/* The init of the tree's own PID namespace: PID 1 in a new one. */
 	if (t->pidns_init) {
-		pid = rst_clone_pid(0, CLONE_NEWPID);
+		pid = rst_clone_pid(0, CLONE_NEWPID | flags);
 		if (pid < 0)
 			return ferr_sys(err, errno, "create the tree's PID namespace (clone3 "
 					"CLONE_NEWPID)");
 		return pid;
 	}
-	pid = rst_clone_pid(want, 0);
+	pid = rst_clone_pid(want, flags);
 	/* EPERM: choosing a PID needs CAP_CHECKPOINT_RESTORE (or CAP_SYS_ADMIN). */
 	if (pid < 0 && want > 0 && (errno == EEXIST || errno == EPERM)) {
 		const char *why = errno == EEXIST ? "is in use" : "cannot be chosen by this caller";
@@ -231,7 +232,7 @@ static pid_t clone_root(struct rst_tree *t, struct ferr *err)
 		}
 		pr_warn("PID %d %s: the process gets another one", want, why);
 		t->same_pid = false;
-		pid = rst_clone_pid(0, 0);
+		pid = rst_clone_pid(0, flags);
 	}
 	if (pid < 0)
 		return ferr_sys(err, errno, "create the process (clone3%s)", want ? " with set_tid" : "");
@@ -374,7 +375,8 @@ static int tree_create(struct rst_tree *t, struct ferr *err)
 
 		sigfillset(&all);
 		sigprocmask(SIG_SETMASK, &all, &old);
-		t->init = rst_clone_pid(0, CLONE_NEWPID);
+		t->init = rst_clone_pid(0, CLONE_NEWPID |
+					(t->opts->sibling ? CLONE_PARENT : 0));
 		if (t->init == 0)
 			rst_ns_init_main(t, go_rd, err_wr);
 		sigprocmask(SIG_SETMASK, &old, NULL);

@@ -4,7 +4,7 @@
 set -eu
 PKGS="build-essential pkg-config protobuf-c-compiler libprotobuf-c-dev liburing-dev
 libnl-3-dev libxxhash-dev libssl-dev libzstd-dev libcmocka-dev clang libclang-rt-14-dev python3 iproute2 procps openssl
-gdb qemu-system-x86 busybox-static"
+gdb qemu-system-x86 busybox-static runc"
 missing=""
 for p in $PKGS; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

@@ -1,0 +1,207 @@
+/* DUMP, PRE_DUMP and RESTORE as CRIU's RPC asks for them, run by ferry's
+ * dump job (dump/job.h) and restorer (restore/restore.h). What ferry
+ * cannot do yet is refused before the process is touched: options by name
+ * (criu/opts.c), namespaces by inode (criu/ns.c). Failures go into the
+ * answer's cr_errmsg and, as "Error" lines, into the log file runtimes
+ * quote to their users. */
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/wait.h>
+
+#include "common/log.h"
+#include "criu/jobs.h"
+#include "criu/ns.h"
+#include "criu/opts.h"
+#include "dump/job.h"
+#include "restore/restore.h"
+
+/* The answer to a request that failed: its error in the log, as CRIU
+ * writes one, and in cr_errmsg. */
+static int answer_error(struct swrk_req *q, CriuReqType t, const struct ferr *e,
+			struct ferr *err)
+{
+	pr_err("%s", e->msg);
+	return rpc_send_error(q->s->sk, t, e, err);
+}
+
+/* CRIU's post-dump moment: the images are complete and the tree is still
+ * frozen. The runtime says go, and it ends; a failure resumes it. */
+static int post_dump_frozen(void *arg, const struct dump_frozen *f, struct ferr *err)
+{
+	struct swrk_req *q = arg;
+	int ret = rpc_notify(q, "post-dump", 0, err);
+
+	if (ret)
+		return ferr_wrap(err, "the images in %s are complete; the process was resumed",
+				 q->dir);
+	dump_frozen_kill(f);
+	return 0;
+}
+
+static int dump_checked(struct swrk_req *q, bool pre, struct dump_result *r, struct ferr *err)
+{
+	struct dump_handover post = { post_dump_frozen, q };
+	const CriuOpts *o = q->o;
+	struct dump_choice choice = { "auto", "auto", "auto", "auto" };
+	struct dump_opts d = { 0 };
+	int ret;
+
+	/* CRIU dumps its caller when no pid is given; ferry never freezes the
+	 * process that is waiting for its answer. */
+	if (!o->has_pid || o->pid <= 0)
+		return ferr_new(err, EINVAL, "no pid: ferry does not dump the runtime itself");
+	/* First, as it is what stops a container today, whatever it asks. */
+	ret = swrk_ns_refuse(o->pid, err);
+	if (!ret)
+		ret = swrk_opts_check(q, pre ? SWRK_PRE_DUMP : SWRK_DUMP, err);
+	if (ret)
+		return ret;
+	d.pid = o->pid;
+	d.dir = q->dir;
+	d.pre = pre;
+	d.tree = true;
+	d.leave_running = o->has_leave_running && o->leave_running;
+	d.shell_job = o->has_shell_job && o->shell_job;
+	d.file_locks = o->has_file_locks && o->file_locks;
+	d.parent = o->parent_img;
+	ret = dump_choose_backends(&d, &choice, swrk_kd(q->s), err);
+	if (ret)
+		return ret;
+	/* CRIU runs pre-dump before a dump freezes anything, and none for a
+	 * pre-dump. network-lock and network-unlock it runs only for a
+	 * process with a network namespace of its own, which ferry refused. */
+	if (!pre) {
+		ret = rpc_notify(q, "pre-dump", 0, err);
+		/* The runtime's hooks ran meanwhile: the tree may have grown. */
+		if (!ret)
+			ret = swrk_ns_refuse(o->pid, err);
+		if (ret)
+			return ret;
+	}
+	/* A dump that ends the process calls back while it is still frozen. */
+	ret = dump_job_round(&d, &choice, swrk_kd(q->s),
+			     !pre && q->notify && !d.leave_running ? &post : NULL, r, err);
+	if (ret) {
+		ferr_wrap(err, "%s of process %d into %s (process %s)", pre ? "pre-dump" : "dump",
+			  o->pid, q->dir, err->code == ESRCH ? "gone" : "left running");
+		return ret;
+	}
+	pr_info("%s process %d into %s: %zu threads, %" PRIu64 " pages copied, %" PRIu64
+		" in parent, tracker %s, %s", pre ? "pre-dumped" : "dumped", o->pid, q->dir,
+		r->threads, r->data_pages, r->parent_pages, r->tracker ? r->tracker : "none",
+		r->killed ? "process ended" : "process running");
+	/* leave_running: the process runs on already; the runtime hears of it
+	 * all the same. */
+	if (!pre && d.leave_running) {
+		ret = rpc_notify(q, "post-dump", 0, err);
+		if (ret)
+			return ferr_wrap(err, "the snapshot in %s is complete and the process runs "
+					 "on", q->dir);
+	}
+	return 0;
+}
+
+int swrk_dump(struct swrk_req *q, bool pre, struct ferr *err)
+{
+	CriuReqType t = pre ? CRIU_REQ_TYPE__PRE_DUMP : CRIU_REQ_TYPE__DUMP;
+	CriuResp resp = CRIU_RESP__INIT;
+	CriuDumpResp dr = CRIU_DUMP_RESP__INIT;
+	struct dump_result r;
+	struct ferr e;
+
+	memset(&r, 0, sizeof(r));
+	ferr_clear(&e);
+	if (dump_checked(q, pre, &r, &e))
+		return answer_error(q, t, &e, err);
+	resp.type = t;
+	resp.success = true;
+	if (!pre) {
+		dr.has_restored = true;
+		dr.restored = false;
+		resp.dump = &dr;
+	}
+	return rpc_send(q->s->sk, &resp, err);
+}
+
+/* A restored process the runtime refused in a callback: ended again. */
+static void kill_restored(pid_t pid)
+{
+	kill(pid, SIGKILL);
+	/* Ferry's child unless it is the runtime's (rst_sibling): reap it if so. */
+	waitpid(pid, NULL, WNOHANG);
+}
+
+static int restore_checked(struct swrk_req *q, pid_t *pid, struct ferr *err)
+{
+	const CriuOpts *o = q->o;
+	cleanup_free struct rst_inherit *inherit = NULL;
+	struct rst_opts ro = { 0 };
+	struct rst_result r;
+	int ret;
+
+	ret = swrk_opts_check(q, SWRK_RESTORE, err);
+	if (ret)
+		return ret;
+	/* inherit_fd: fds the runtime gave this process (runc: extra files
+	 * from fd 4 on), each in place of a dumped fd that was KEY. */
+	inherit = calloc(o->n_inherit_fd ? o->n_inherit_fd : 1, sizeof(*inherit));
+	if (!inherit)
+		return ferr_sys(err, ENOMEM, "inherit_fd");
+	for (size_t i = 0; i < o->n_inherit_fd; i++) {
+		const InheritFd *in = o->inherit_fd[i];
+
+		if (in->fd < 0 || fcntl(in->fd, F_GETFD) < 0)
+			return ferr_new(err, EBADF, "inherit_fd %d (for %s) is not open in ferry: the "
+					"runtime must pass it", in->fd, in->key);
+		inherit[i] = (struct rst_inherit){ .fd = in->fd, .key = in->key };
+	}
+	ro.inherit = inherit;
+	ro.nr_inherit = o->n_inherit_fd;
+	ro.dir = q->dir;
+	ro.shell_job = o->has_shell_job && o->shell_job;
+	ro.sibling = o->has_rst_sibling && o->rst_sibling;
+	ro.kd = swrk_kd(q->s);
+	ret = rpc_notify(q, "pre-restore", 0, err);
+	if (ret)
+		return ret;
+	ret = rst_restore(&ro, &r, err);
+	if (ret)
+		return ferr_wrap(err, "restore from %s", q->dir);
+	pr_info("restored process %d from %s%s: %u threads, %" PRIu64 " pages%s", r.pid, q->dir,
+		ro.sibling ? " as the runtime's child" : "", r.threads, r.pages,
+		r.same_pid ? "" : "; PIDs changed");
+	/* The process runs already: ferry builds it with no namespaces to set
+	 * up and resumes it inside the restore, so setup-namespaces,
+	 * post-setup-namespaces and pre-resume have no moment of their own.
+	 * post-restore is where runtimes learn the PID (runc takes the
+	 * process over there). */
+	ret = rpc_notify(q, "post-restore", r.pid, err);
+	if (!ret)
+		ret = rpc_notify(q, "post-resume", 0, err);
+	if (ret) {
+		kill_restored(r.pid);
+		return ferr_wrap(err, "restored process %d killed again", r.pid);
+	}
+	*pid = r.pid;
+	return 0;
+}
+
+int swrk_restore(struct swrk_req *q, struct ferr *err)
+{
+	CriuResp resp = CRIU_RESP__INIT;
+	CriuRestoreResp rr = CRIU_RESTORE_RESP__INIT;
+	struct ferr e;
+	pid_t pid = 0;
+
+	ferr_clear(&e);
+	if (restore_checked(q, &pid, &e))
+		return answer_error(q, CRIU_REQ_TYPE__RESTORE, &e, err);
+	resp.type = CRIU_REQ_TYPE__RESTORE;
+	resp.success = true;
+	rr.pid = pid;
+	resp.restore = &rr;
+	return rpc_send(q->s->sk, &resp, err);
+}

@@ -1,0 +1,313 @@
+#!/bin/sh
+# `ferry swrk FD`: CRIU's RPC as container runtimes speak it. tests/tools/
+# swrkc.c is the runtime's side, as runc does it (socketpair, `ferry swrk 3`,
+# criu_req after criu_req on one connection, NOTIFY callbacks answered).
+# Asked: VERSION, FEATURE_CHECK, CHECK; a PRE_DUMP and a DUMP of a real
+# process tree (treecheck, self-checking) into images_dir_fd with a
+# log_file, and its RESTORE as the runtime's child (rst_sibling); PRE_DUMP,
+# PRE_DUMP, DUMP of one process on one connection; and what is refused: an unknown type, bytes
+# that are no criu_req, a process in namespaces of its own (a container),
+# tcp_established, a failed callback, each named, with the process running
+# on and the connection still usable.
+. "$(dirname "$0")/lib.sh"
+SWRKC="$TOOLS/tools/swrkc"
+TREECHECK="$TOOLS/workloads/treecheck"
+DIRTIER="$TOOLS/workloads/dirtier"
+PIDS=""
+CTR=""
+trap 'for p in $PIDS; do kill -9 $p 2>/dev/null; done
+[ -n "$CTR" ] && { runc delete -f "$CTR"; runc delete -f "$CTR-r"; } >/dev/null 2>&1
+rm -rf "$T"' EXIT
+
+# rpc DESC STEP...: the client's answers in $T/rpc (its stderr, ferry's, in
+# $T/rpc.err); the connection itself must work and ferry must end with 0.
+rpc() {
+	desc=$1; shift
+	"$SWRKC" "$FERRY" "$@" >"$T/rpc" 2>"$T/rpc.err"
+	rc=$?
+	if [ $rc -eq 0 ] && grep -q "^ferry exit 0$" "$T/rpc"; then
+		ok "$desc: the connection worked"
+	else
+		fail "$desc: client exit $rc: $(cat "$T/rpc" "$T/rpc.err" | head -c 600)"
+	fi
+}
+# answer LINE-PREFIX DESC: the client printed a line starting so.
+answer() {
+	if grep -q "^$1" "$T/rpc"; then ok "$2"; else fail "$2: no \"$1\" in: $(head -c 600 "$T/rpc")"; fi
+}
+# running PID DESC: alive, and not left stopped or traced.
+running() {
+	st=$(awk '/^State:/ {print $2}' /proc/$1/status 2>/dev/null)
+	tr=$(awk '/^TracerPid:/ {print $2}' /proc/$1/status 2>/dev/null)
+	case "$st" in
+	S|R|D) [ "$tr" = 0 ] && ok "$2" || fail "$2: traced by $tr" ;;
+	*) fail "$2: state '${st:-gone}'" ;;
+	esac
+}
+
+# 1. The questions runtimes ask first. runc needs 3.0 (30000) to checkpoint
+#    at all; mem_track must say what `ferry check` says a tracker can do.
+rpc "version, features, check" version features check
+V=$(awk '/^version ok/ {print $3}' "$T/rpc")
+major=${V%%.*}
+[ -n "$V" ] && [ "$major" -ge 3 ] && ok "VERSION reports $V, which runc accepts" ||
+	fail "VERSION: $(head -c 300 "$T/rpc")"
+answer "version ok .* name=ferry" "VERSION names ferry"
+# tracks FILE: ferry check --json says a tracker other than page hashes works.
+tracks() {
+	python3 -c 'import json, sys
+u = json.load(open(sys.argv[1]))["backends"]["tracker"]["usable"]
+sys.exit(0 if set(u) & {"uffd-wp", "soft-dirty"} else 1)' "$1"
+}
+"$FERRY" check --json >"$T/check.json" 2>/dev/null
+if tracks "$T/check.json"; then
+	answer "features ok mem_track=1 lazy_pages=0" "FEATURE_CHECK: mem_track where ferry tracks, no lazy_pages"
+else
+	answer "features ok mem_track=0 lazy_pages=0" "FEATURE_CHECK: no mem_track without a tracker"
+fi
+answer "check ok" "CHECK succeeds here"
+# Forced: the kernel's trackers hidden, as on a kernel without them.
+export FERRY_HIDE_FEATURES=uffd_wp_async,soft_dirty
+rpc "features, trackers hidden" features
+unset FERRY_HIDE_FEATURES
+answer "features ok mem_track=0 lazy_pages=0" "FEATURE_CHECK: no mem_track when neither uffd-wp nor soft-dirty works"
+
+# 2. Refusals that keep the connection: an unknown type, a packet that is no
+#    criu_req, a truncated one; VERSION still answered after each.
+rpc "bad requests" type=77 version garbage version truncated version type=11 version
+answer "type=77 fail type=77 errno=95 msg=request type 77 is not supported" "an unknown type is refused by name"
+answer "type=11 fail type=11 errno=95 msg=request WAIT_PID is not supported" "a CRIU type ferry does not serve is refused by name"
+answer "garbage fail type=0 errno=74 msg=.*not a criu_req" "bytes that are no criu_req: a clear error"
+answer "truncated fail type=0 errno=74 msg=.*not a criu_req" "a truncated request: a clear error"
+[ "$(grep -c '^version ok' "$T/rpc")" = 4 ] && ok "the connection served VERSION after every bad request" ||
+	fail "VERSION answers: $(grep -c '^version ok' "$T/rpc") of 4"
+expect_rc 1 "swrk on an fd that is no socket fails" "$FERRY" swrk 0
+expect_in "$T/err" "not a socket" "and says so"
+expect_rc 2 "swrk without FD is a usage error" "$FERRY" swrk
+
+# 3. A DUMP of a real process tree, as runc asks for one: images_dir_fd,
+#    log_file at runc's level 4, notify_scripts; options runc sets that
+#    ferry ignores are noted in the log.
+R=$("$TREECHECK" "$T/tc")
+[ -n "$R" ] || { fail "treecheck did not start"; finish; }
+PIDS="$R"
+wait_for "$T/tc.pids" || fail "treecheck wrote no pids"
+ALL=$(cat "$T/tc.pids")
+PIDS="$ALL"
+sleep 0.5
+moving "$T/tc" "the tree runs before any dump"
+# A PRE_DUMP of the tree, then the DUMP on top of it (parent_img relative
+# to the images directory, as runc sends it): main pre-copies trees.
+mkdir -p "$T/tp" "$T/d"
+rpc "pre-dump of the tree" "pre_dump,dir=$T/tp,log=pre.log,pid=$R"
+answer "pre_dump ok type=4" "PRE_DUMP of the tree"
+moving "$T/tc" "the tree runs on after its pre-dump"
+rpc "dump of the tree" "dump,dir=$T/d,log=dump.log,pid=$R,parent=../tp,notify,freeze=/sys/fs/cgroup/freezer/x,extmnt=/k:/v"
+answer "notify pre-dump pid=0" "DUMP: pre-dump callback"
+answer "notify post-dump pid=0" "DUMP: post-dump callback"
+answer "dump ok type=1" "DUMP of the tree succeeds"
+sed -n '/^notify pre-dump/,$p' "$T/rpc" | grep -q "^notify post-dump" && ok "pre-dump comes before post-dump" ||
+	fail "callback order: $(cat "$T/rpc")"
+[ -s "$T/d/inventory.img" ] && ok "the images are in the runtime's images_dir_fd" || fail "no inventory in $T/d"
+[ -s "$T/d/dump.log" ] && ok "log_file written in the images directory" || fail "no $T/d/dump.log"
+expect_in "$T/d/dump.log" "opt images_dir_fd = " "the log records the request's options (level 4)"
+expect_in "$T/d/dump.log" "option freeze_cgroup is ignored" "freeze_cgroup: ignored, and said so"
+expect_in "$T/d/dump.log" "option ext_mnt is ignored" "ext_mnt: ignored, and said so"
+pp=$(sed -n 's/.* \([0-9]*\) in parent.*/\1/p' "$T/d/dump.log" | tail -1)
+[ "${pp:-0}" -gt 0 ] && ok "the tree's dump left $pp unchanged pages in its pre-dump" ||
+	fail "the tree's dump has no pages in parent: $(grep -i parent "$T/d/dump.log" | tail -2)"
+expect_rc 0 "the tree's chain verifies" "$FERRY" show --verify "$T/d"
+for p in $ALL; do
+	for _ in $(seq 100); do gone $p && break; sleep 0.05; done
+	gone $p || fail "process $p still runs after the dump"
+done
+ok "every process of the tree ended"
+
+# 4. RESTORE with rst_sibling: the restored root is the runtime's child, its
+#    PID in the answer; the stream goes on from where it was.
+rpc "restore of the tree" "restore,dir=$T/d,log=restore.log,notify,sibling"
+answer "restore ok pid=$R parent=client" "RESTORE: the root has its PID and is the runtime's child"
+answer "notify post-restore pid=$R" "post-restore callback carries the restored PID"
+answer "notify post-resume" "post-resume callback"
+expect_in "$T/d/restore.log" "as the runtime's child" "restore.log says how it was restored"
+moving "$T/tc" "the restored tree's stream goes on"
+for p in $ALL; do kill -9 $p 2>/dev/null; done
+
+# 5. PRE_DUMP, PRE_DUMP, DUMP on one connection, of one process, each round
+#    on top of the last (parent_img relative to the images directory, as
+#    runc sends it); then RESTORE, and every page is right.
+rm -f "$T/w".*
+"$DIRTIER" "$T/w" --mb 16 --rate 16 </dev/null >/dev/null 2>&1 &
+D=$!
+PIDS="$PIDS $D"
+wait_for "$T/w.ready" || fail "dirtier did not start"
+mkdir -p "$T/c/p1" "$T/c/p2" "$T/c/d"
+rpc "pre-dump, pre-dump, dump" "pre_dump,dir=$T/c/p1,log=pre.log,pid=$D" \
+	"pre_dump,dir=$T/c/p2,log=pre.log,pid=$D,parent=../p1" \
+	"dump,dir=$T/c/d,log=dump.log,pid=$D,parent=../p2,notify"
+answer "pre_dump ok" "PRE_DUMP 1"
+[ "$(grep -c '^pre_dump ok' "$T/rpc")" = 2 ] && ok "PRE_DUMP 2 on the same connection" ||
+	fail "pre-dumps: $(cat "$T/rpc")"
+answer "dump ok" "DUMP on top of them, same connection"
+expect_in "$T/c/p2/pre.log" "pre-dumped process $D" "pre-dump 2 logged"
+grep -q "copying every page" "$T/c/p2/pre.log" "$T/c/d/dump.log" &&
+	fail "tracking was lost between the rounds" || ok "the tracker carried over between rounds"
+pp=$(sed -n 's/.* \([0-9]*\) in parent.*/\1/p' "$T/c/d/dump.log" | tail -1)
+[ "${pp:-0}" -gt 0 ] && ok "the final dump left $pp unchanged pages in its parent" ||
+	fail "the final dump has no pages in parent: $(grep -i parent "$T/c/d/dump.log" | tail -2)"
+expect_rc 0 "the chain verifies" "$FERRY" show --verify "$T/c/d"
+reap $D
+rpc "restore of the pre-copied process" "restore,dir=$T/c/d,log=restore.log,sibling"
+RP=$(sed -n 's/^restore ok pid=\([0-9]*\).*/\1/p' "$T/rpc")
+if [ -n "$RP" ]; then
+	PIDS="$PIDS $RP"
+	check_mem "$T/w" $RP "every page right after pre-dump, pre-dump, dump and restore over RPC"
+	kill -9 $RP 2>/dev/null
+else
+	fail "restore: $(cat "$T/rpc")"
+fi
+
+# 5b. inherit_fd, as runc sends it for a container whose stdio were pipes:
+#     a process writing into a pipe read outside it is dumped, and restored
+#     with the runtime's new pipe (an fd ferry inherits) in place of it.
+mkdir -p "$T/ih/d"
+setsid sh -c "echo \$\$ >\"$T/ih/pid\"; exec 0</dev/null 2>/dev/null; while :; do echo tick; sleep 0.05; done" |
+	cat >"$T/ih/out1" &
+wait_for "$T/ih/pid" || fail "the writer did not start"
+H=$(cat "$T/ih/pid")
+PIDS="$PIDS $H"
+sleep 0.3
+KEY=$(readlink /proc/$H/fd/1)
+rpc "dump of a process writing into a pipe" "dump,dir=$T/ih/d,log=dump.log,pid=$H"
+answer "dump ok" "DUMP of a process whose stdout is a pipe read outside it"
+mkfifo "$T/ih/f"
+cat "$T/ih/f" >"$T/ih/out2" &
+CAT=$!
+PIDS="$PIDS $CAT"
+"$SWRKC" "$FERRY" "restore,dir=$T/ih/d,log=restore.log,sibling,inherit=4:$KEY" \
+	>"$T/rpc" 2>"$T/rpc.err" 4>"$T/ih/f"
+answer "restore ok pid=$H " "RESTORE with inherit_fd fd 4 for $KEY"
+sleep 0.5
+[ "$(grep -c '^tick$' "$T/ih/out2")" -gt 2 ] && [ -d /proc/$H ] &&
+	ok "it writes on into the runtime's new pipe" ||
+	fail "into the new pipe: $(wc -l <"$T/ih/out2") lines; $(cat "$T/rpc")"
+kill -9 $H $CAT 2>/dev/null
+rpc "inherit_fd not passed" "restore,dir=$T/ih/d,log=restore2.log,inherit=9:$KEY"
+answer "restore fail type=2 errno=9 msg=inherit_fd 9 (for pipe:.*) is not open in ferry" \
+	"an inherit_fd ferry was not given is refused by name"
+
+# 6. Refused before anything is frozen, named, the process running on, the
+#    error in the log as an "Error" line runtimes quote.
+sleep 600 </dev/null >/dev/null 2>&1 &
+S=$!
+PIDS="$PIDS $S"
+mkdir -p "$T/r1" "$T/r2" "$T/r3" "$T/r4"
+rpc "tcp_established and failed callbacks" "dump,dir=$T/r1,log=dump.log,pid=$S,tcp" \
+	"dump,dir=$T/r2,log=dump.log,pid=$S,leave,notify,failnotify=pre-dump" \
+	"dump,dir=$T/r4,log=dump.log,pid=$S,notify,failnotify=post-dump" \
+	"dump,dir=$T/r3,log=dump.log,pid=$S,leave"
+answer "dump fail type=1 errno=95 msg=option tcp_established is refused" "tcp_established is refused by name"
+expect_in "$T/r1/dump.log" "Error (ferry): option tcp_established is refused" "the refusal is an Error line in the log"
+answer "dump fail type=1 .*pre-dump callback failed" "a failed pre-dump callback fails the dump"
+[ -e "$T/r2/inventory.img" ] && fail "a dump went on after its pre-dump callback failed" ||
+	ok "nothing was dumped after the failed callback"
+answer "dump fail type=1 .*the process was resumed: the runtime reported that its post-dump callback failed" \
+	"a failed post-dump callback (the process still frozen) resumes it"
+answer "dump ok" "the next request on the connection still works"
+running $S "the process runs on, neither stopped nor traced"
+
+if unshare -u true 2>/dev/null; then
+	unshare -u sleep 600 </dev/null >/dev/null 2>&1 &
+	U=$!
+	PIDS="$PIDS $U"
+	sleep 0.3
+	mkdir -p "$T/n1"
+	rpc "a process in its own UTS namespace" "dump,dir=$T/n1,log=dump.log,pid=$U,notify"
+	answer "dump fail type=1 errno=95 msg=process $U is in namespaces of its own (uts)" \
+		"DUMP of a process in another UTS namespace is refused, naming uts"
+	grep -q "^notify" "$T/rpc" && fail "a callback ran before the refusal" || ok "refused before any callback"
+	expect_in "$T/n1/dump.log" "Error (ferry): process $U is in namespaces of its own (uts)" \
+		"the namespace refusal is an Error line in the log"
+	running $U "the process in its own namespace runs on"
+else
+	skip_case "the UTS namespace refusal: unshare -u is not allowed here"
+fi
+if unshare -p -f --mount-proc true 2>/dev/null; then
+	unshare -p -f --mount-proc sleep 600 </dev/null >/dev/null 2>&1 &
+	U2=$!
+	PIDS="$PIDS $U2"
+	sleep 0.3
+	IN=$(awk -v p=$U2 '$4 == p {print $1}' /proc/[0-9]*/stat 2>/dev/null | head -1)
+	# The namespace's init outlives a killed unshare: killed by the trap too.
+	PIDS="$PIDS $IN"
+	mkdir -p "$T/n2"
+	rpc "a container-like tree (PID and mount namespaces)" "pre_dump,dir=$T/n2,log=pre.log,pid=$U2" \
+		"dump,dir=$T/n2,log=dump.log,pid=$U2"
+	answer "pre_dump fail type=4 errno=95 msg=process $U2 is in namespaces of its own (mnt)" \
+		"PRE_DUMP of unshare --mount-proc names its mount namespace"
+	answer "dump fail type=1 errno=95 msg=process $U2 is in namespaces of its own (mnt)" \
+		"DUMP is refused the same way"
+	running $U2 "unshare runs on"
+	[ -n "$IN" ] && running $IN "the process in the new PID namespace runs on"
+else
+	skip_case "the PID namespace refusal: unshare -p is not allowed here"
+fi
+
+# 7. Real runc (Debian's), ferry as its CRIU: a busybox container is refused
+#    for its namespaces, runc says the dump failed and where the log is, the
+#    log holds ferry's Error line, and the container runs on.
+BB=$(command -v busybox)
+if command -v runc >/dev/null 2>&1 && [ -n "$BB" ] && ldd "$BB" 2>&1 | grep -q "not a dynamic"; then
+	B="$T/bundle"
+	mkdir -p "$B/rootfs/bin" "$B/rootfs/proc" "$B/rootfs/sys" "$B/rootfs/dev" "$B/rootfs/tmp"
+	cp "$BB" "$B/rootfs/bin/busybox"
+	for a in sh sleep; do ln -s busybox "$B/rootfs/bin/$a"; done
+	(cd "$B" && runc spec)
+	python3 - "$B/config.json" <<'PY'
+import json, sys
+c = json.load(open(sys.argv[1]))
+c["process"]["terminal"] = False
+c["process"]["args"] = ["sh", "-c", "i=0; while true; do i=$((i+1)); echo $i >/tmp/count; sleep 0.1; done"]
+c["root"]["readonly"] = False
+json.dump(c, open(sys.argv[1], "w"))
+PY
+	CTR="ferry-swrk-$$"
+	if (cd "$B" && runc run -d "$CTR" </dev/null >"$T/run.out" 2>&1); then
+		count() { cat "$B/rootfs/tmp/count" 2>/dev/null || echo 0; }
+		advancing() {
+			c0=$(count); sleep 0.5; c1=$(count)
+			[ "$c1" -gt "$c0" ] && ok "$1 ($c0 -> $c1)" || fail "$1: counter stuck at $c1"
+		}
+		sleep 0.3
+		advancing "the container runs"
+		expect_rc 1 "runc checkpoint through ferry fails" runc --criu "$FERRY" checkpoint \
+			--image-path "$T/ck" "$CTR"
+		expect_in "$T/err" "criu failed: type DUMP errno 95" "runc reports the failed DUMP"
+		expect_in "$T/ck/dump.log" "Error (ferry): process" "ferry's Error line is in runc's dump.log"
+		expect_in "$T/ck/dump.log" "is in namespaces of its own (pid, mnt, uts, ipc, net)" \
+			"and names the container's namespaces"
+		expect_in "$T/ck/dump.log" "opt root = " "the log records what runc sent"
+		expect_rc 1 "runc checkpoint --pre-dump through ferry fails" runc --criu "$FERRY" \
+			checkpoint --pre-dump --image-path "$T/pre" "$CTR"
+		expect_in "$T/err" "type PRE_DUMP errno 95" "runc passed the mem_track check and sent PRE_DUMP"
+		# A RESTORE as runc sends it (an images directory with runc's
+		# descriptors.json) is refused by name, and nothing is left behind.
+		mkdir -p "$T/rimg"
+		echo '["/dev/null","/dev/null","/dev/null"]' >"$T/rimg/descriptors.json"
+		expect_rc 1 "runc restore through ferry fails" sh -c "cd '$B' && exec runc --criu '$FERRY' \
+			restore -d --image-path '$T/rimg' '$CTR-r' </dev/null"
+		expect_in "$T/err" "type RESTORE errno 95" "runc reports the failed RESTORE"
+		expect_in "$T/rimg/restore.log" "opt rst_sibling = true" "runc asked for rst_sibling"
+		expect_in "$T/rimg/restore.log" "Error (ferry): option " "the refusal names the option"
+		runc state "$CTR-r" >/dev/null 2>&1 && fail "runc keeps a container for the failed restore" ||
+			ok "no container is left from the failed restore"
+		runc state "$CTR" >"$T/state" 2>&1
+		expect_in "$T/state" '"status": "running"' "runc still sees the container running"
+		advancing "the container runs on after both refusals"
+	else
+		skip_case "runc with ferry: runc run failed here: $(head -c 300 "$T/run.out")"
+	fi
+else
+	skip_case "runc with ferry: needs runc and a static busybox (make deps installs them)"
+fi
+finish

@@ -1,0 +1,105 @@
+/* Unit tests of criu/: every option of CRIU's RPC has its rule, refused
+ * options are refused by name for the requests they concern and ignored for
+ * the others, and a request's log file gets errors in CRIU's form. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "criu/opts.h"
+
+/* A new field in proto/criu-rpc.proto must be given a rule (and a line in
+ * docs/CONTAINERS.md), and a rule must name a real field. */
+static void test_every_option_placed(void **state)
+{
+	(void)state;
+	const char *name = swrk_opts_unclassified();
+
+	if (name)
+		fail_msg("criu_opts field or rule `%s` has no place in criu/opts.c", name);
+}
+
+static int check(CriuOpts *o, enum swrk_kind kind, struct ferr *err)
+{
+	struct swrk_req q = { .o = o };
+
+	ferr_clear(err);
+	return swrk_opts_check(&q, kind, err);
+}
+
+static void test_refusals(void **state)
+{
+	CriuOpts o = CRIU_OPTS__INIT;
+	struct ferr err;
+
+	(void)state;
+	assert_int_equal(check(&o, SWRK_DUMP, &err), 0);
+	/* Set to false, as runc sends it: not refused. */
+	o.has_tcp_established = true;
+	assert_int_equal(check(&o, SWRK_DUMP, &err), 0);
+	o.tcp_established = true;
+	assert_int_equal(check(&o, SWRK_DUMP, &err), -EOPNOTSUPP);
+	assert_non_null(strstr(err.msg, "option tcp_established is refused"));
+	o.tcp_established = false;
+	/* empty_ns: a restore's business only. */
+	o.has_empty_ns = true;
+	o.empty_ns = 0x40000000;
+	assert_int_equal(check(&o, SWRK_DUMP, &err), 0);
+	assert_int_equal(check(&o, SWRK_RESTORE, &err), -EOPNOTSUPP);
+	assert_non_null(strstr(err.msg, "empty_ns"));
+	o.has_empty_ns = false;
+	/* root: ignored on a dump, refused on a restore unless "/". */
+	o.root = (char *)"/tmp/rootfs";
+	assert_int_equal(check(&o, SWRK_DUMP, &err), 0);
+	assert_int_equal(check(&o, SWRK_RESTORE, &err), -EOPNOTSUPP);
+	o.root = (char *)"/";
+	assert_int_equal(check(&o, SWRK_RESTORE, &err), 0);
+	/* A configuration file that does not exist configures nothing. */
+	o.config_file = (char *)"/nonexistent/criu/runc.conf";
+	assert_int_equal(check(&o, SWRK_DUMP, &err), 0);
+	o.config_file = (char *)"/proc/self/status";
+	assert_int_equal(check(&o, SWRK_DUMP, &err), -EOPNOTSUPP);
+}
+
+static void test_log_form(void **state)
+{
+	char line[512];
+	FILE *f = tmpfile();
+	enum log_level was = log_get_level();
+
+	(void)state;
+	assert_non_null(f);
+	log_set_level(LOG_ERROR); /* nothing on stderr below errors */
+	log_tee(f, LOG_WARN);
+	pr_err("refused %d", 7);
+	pr_warn("careful");
+	pr_info("not at this level");
+	log_tee(NULL, LOG_ERROR);
+	pr_err("not in the file");
+	log_set_level(was);
+	rewind(f);
+	assert_non_null(fgets(line, sizeof(line), f));
+	assert_non_null(strstr(line, ") Error (ferry): refused 7"));
+	assert_int_equal(line[0], '(');
+	assert_non_null(fgets(line, sizeof(line), f));
+	assert_non_null(strstr(line, ") Warn  (ferry): careful"));
+	assert_null(fgets(line, sizeof(line), f));
+	fclose(f);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_every_option_placed),
+		cmocka_unit_test(test_refusals),
+		cmocka_unit_test(test_log_form),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
