@@ -74,6 +74,21 @@ moving() {
 	esac
 }
 
+# pipe_writer DIR: a process (H) writing "tick" lines into a pipe that a
+# `cat >DIR/out1` outside it reads; KEY is that pipe as /proc/H/fd/1 shows
+# it (pipe:[INO]). DIR/f is a FIFO read into DIR/out2, to hand over.
+pipe_writer() {
+	mkdir -p "$1"
+	setsid sh -c "echo \$\$ >\"$1/pid\"; exec 0</dev/null 2>/dev/null 3>&- 4>&- 5>&- 6>&- 7>&- 8>&- 9>&-; while :; do echo tick; sleep 0.05; done" |
+		cat >"$1/out1" &
+	wait_for "$1/pid" || fail "the pipe writer did not start"
+	H=$(cat "$1/pid")
+	PIDS="${PIDS:-} $H"
+	sleep 0.3
+	KEY=$(readlink /proc/$H/fd/1)
+	mkfifo "$1/f"
+}
+
 # gone PID: the process has ended (no such process, or a zombie).
 gone() {
 	st=$(grep '^State:' /proc/$1/status 2>/dev/null) || return 0

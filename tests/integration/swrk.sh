@@ -170,17 +170,10 @@ fi
 # 5b. inherit_fd, as runc sends it for a container whose stdio were pipes:
 #     a process writing into a pipe read outside it is dumped, and restored
 #     with the runtime's new pipe (an fd ferry inherits) in place of it.
+pipe_writer "$T/ih"
 mkdir -p "$T/ih/d"
-setsid sh -c "echo \$\$ >\"$T/ih/pid\"; exec 0</dev/null 2>/dev/null; while :; do echo tick; sleep 0.05; done" |
-	cat >"$T/ih/out1" &
-wait_for "$T/ih/pid" || fail "the writer did not start"
-H=$(cat "$T/ih/pid")
-PIDS="$PIDS $H"
-sleep 0.3
-KEY=$(readlink /proc/$H/fd/1)
 rpc "dump of a process writing into a pipe" "dump,dir=$T/ih/d,log=dump.log,pid=$H"
 answer "dump ok" "DUMP of a process whose stdout is a pipe read outside it"
-mkfifo "$T/ih/f"
 cat "$T/ih/f" >"$T/ih/out2" &
 CAT=$!
 PIDS="$PIDS $CAT"

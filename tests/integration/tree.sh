@@ -312,16 +312,8 @@ kill -9 $O $OC
 
 # 14. A pipe whose other end is outside the tree (the process's stdout into
 #     a `| cat`): --inherit-fd gives the restored process a new pipe.
-mkdir "$T/ih"
-setsid sh -c "echo \$\$ >\"$T/ih/pid\"; exec 0</dev/null 2>/dev/null 3>&- 4>&- 5>&- 6>&- 7>&- 8>&- 9>&-; while :; do echo tick; sleep 0.05; done" |
-	cat >"$T/ih/out1" &
-wait_for "$T/ih/pid" || fail "the writer did not start"
-H=$(cat "$T/ih/pid")
-PIDS="$PIDS $H"
-sleep 0.3
-KEY=$(readlink /proc/$H/fd/1)
+pipe_writer "$T/ih"
 expect_rc 0 "dump a process writing into a pipe read outside it" "$FERRY" dump -t $H -D "$T/ih/d"
-mkfifo "$T/ih/f"
 cat "$T/ih/f" >"$T/ih/out2" &
 CAT=$!
 expect_rc 0 "restore it with --inherit-fd fd[3]:$KEY" "$FERRY" restore -D "$T/ih/d" -d \
