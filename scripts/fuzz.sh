@@ -39,10 +39,11 @@ tail -3 "$FB/log"
 # The page server's stream reader, seeded with a valid client stream.
 clang -std=gnu11 -g -O1 -Wall -Wextra -Werror -fsanitize=fuzzer,address,undefined \
 	-fno-sanitize-recover=all -D_GNU_SOURCE -I. -I"$B/gen" \
-	$(pkg-config --cflags libprotobuf-c) \
-	common/err.c common/log.c common/cancel.c migrate/net.c common/util.c migrate/receive.c \
-	"$B"/gen/proto/migrate.pb-c.c tests/fuzz/fuzz_stream.c \
-	-o "$FB/fuzz_stream" $(pkg-config --libs libprotobuf-c libssl libcrypto libzstd)
+	$(pkg-config --cflags libprotobuf-c libxxhash) \
+	common/err.c common/log.c common/cancel.c common/par.c migrate/net.c common/util.c \
+	migrate/receive.c images/*.c proc/tree.c proc/target.c \
+	"$B"/gen/proto/migrate.pb-c.c "$B"/gen/proto/images.pb-c.c tests/fuzz/fuzz_stream.c \
+	-o "$FB/fuzz_stream" $(pkg-config --libs libprotobuf-c libssl libcrypto libzstd libxxhash)
 mkdir -p "$FB/stream-seeds" "$FB/stream-corpus"
 python3 tests/fuzz/stream_seed.py "$FB/stream-seeds"
 echo "fuzz: stream reader for ${SECS}s ($FB/fuzz_stream)"
