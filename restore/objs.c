@@ -132,14 +132,73 @@ static int make_shm(struct rst_pool *p, struct rst_obj *o, struct ferr *err)
 	return o->fd[0] < 0 ? -err->code : 0;
 }
 
+static int make_socket(struct rst_pool *p, struct rst_obj *o, struct ferr *err);
+
+/* The listening socket of the tree that s was accepted on: s is connected
+ * and has the listener's name (an accepted socket shares its address). */
+static struct rst_obj *listener_of(struct rst_pool *p, const Ferry__UnixSk *s)
+{
+	if (!s->has_name || s->state != 1)
+		return NULL;
+	for (size_t i = 0; i < p->n; i++) {
+		const Ferry__UnixSk *l = p->o[i].it->sk;
+
+		if (l && l->state == 10 && l->has_name && l->type == s->type &&
+		    l->name.len == s->name.len && !memcmp(l->name.data, s->name.data, s->name.len))
+			return &p->o[i];
+	}
+	return NULL;
+}
+
+/* A connection accepted on a listener of the tree is made again the same
+ * way, connect and accept, not as a socketpair: the accepted end keeps the
+ * listener's name (getsockname), which the other end sees as its peer's
+ * (getpeername); the other end is bound first if it was. */
+static int accept_pair(struct rst_pool *p, struct rst_obj *srv, struct rst_obj *cli,
+		       struct rst_obj *l, struct ferr *err)
+{
+	const Ferry__UnixSk *ls = l->it->sk;
+	struct sockaddr_un a;
+	int c, s, ret = l->fd[0] < 0 ? make_socket(p, l, err) : 0;
+
+	if (ret)
+		return ret;
+	c = socket(AF_UNIX, (int)ls->type | SOCK_CLOEXEC, 0);
+	if (c < 0)
+		return ferr_sys(err, errno, "socket");
+	ret = cli->it->sk->has_name ? sk_bind(c, cli->it->sk, err) : 0;
+	if (!ret && connect(c, (struct sockaddr *)&a, sk_addr(&ls->name, &a)) < 0)
+		ret = ferr_sys(err, errno, "connect Unix socket %" PRIu64 " to listener %" PRIu64,
+			       cli->id, l->id);
+	s = ret ? -1 : accept4(l->fd[0], NULL, NULL, SOCK_CLOEXEC);
+	if (!ret && s < 0)
+		ret = ferr_sys(err, errno, "accept Unix socket %" PRIu64 " on listener %" PRIu64,
+			       srv->id, l->id);
+	if (ret) {
+		close(c);
+		return ret;
+	}
+	srv->fd[0] = place(p, s, err);
+	cli->fd[0] = srv->fd[0] < 0 ? -1 : place(p, c, err);
+	return srv->fd[0] < 0 || cli->fd[0] < 0 ? -err->code : 0;
+}
+
 static int make_socket(struct rst_pool *p, struct rst_obj *o, struct ferr *err)
 {
 	const Ferry__UnixSk *s = o->it->sk;
 	struct rst_obj *peer = s->has_peer ? obj_by_id(p, s->peer) : NULL;
+	struct rst_obj *l;
 	int fd = -1, q[2], ret;
 
 	if (o->fd[0] >= 0)
 		return 0; /* made with its pair */
+	if (peer && peer->it->sk && peer->it->sk->has_peer && peer->it->sk->peer == s->id &&
+	    s->type != SOCK_DGRAM) {
+		if ((l = listener_of(p, s)))
+			return accept_pair(p, o, peer, l, err);
+		if ((l = listener_of(p, peer->it->sk)))
+			return accept_pair(p, peer, o, l, err);
+	}
 	if (peer && peer->it->sk && peer->it->sk->has_peer && peer->it->sk->peer == s->id) {
 		if (socketpair(AF_UNIX, (int)s->type | SOCK_CLOEXEC, 0, q) < 0)
 			return ferr_sys(err, errno, "socketpair for Unix sockets %" PRIu64 " and %"

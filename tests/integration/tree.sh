@@ -166,7 +166,7 @@ expect_rc 0 "restore it" "$FERRY" restore -D "$T/skd" -d
 kill -USR1 $K
 wait_for "$T/sk/o.check" || fail "skcheck did not answer"
 case "$(cat "$T/sk/o.check" 2>/dev/null)" in
-ok*) ok "queued data, pipe size and flags, FIFO, seqpacket boundaries, credentials, half-closed stream, listeners: all as dumped" ;;
+ok*) ok "queued data, pipe size and flags, FIFO, seqpacket boundaries, credentials, half-closed stream, listeners, an accepted connection and its names: all as dumped" ;;
 *) fail "skcheck after restore: $(cat "$T/sk/o.check" 2>/dev/null)" ;;
 esac
 

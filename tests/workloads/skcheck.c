@@ -32,7 +32,7 @@
 
 static volatile sig_atomic_t check;
 static const char *out;
-static int p[2], fifo, sq[2], dg[2], half, lpath, labs_, bound;
+static int p[2], fifo, sq[2], dg[2], half, lpath, labs_, bound, acc, conn;
 static char bad[512];
 
 static void onusr1(int sig)
@@ -143,6 +143,30 @@ static void check_listener(int l, const char *name, int abstract_)
 	close(c);
 }
 
+/* The connection accepted on the path listener: the accepted end is named
+ * after the listener, which the connecting end sees as its peer's name;
+ * what each side sent before the dump is there to read. */
+static void check_accepted(const char *path)
+{
+	struct sockaddr_un a;
+	socklen_t len = sizeof(a);
+	char buf[16];
+
+	if (getsockname(acc, (struct sockaddr *)&a, &len) < 0 || len <= sizeof(sa_family_t) ||
+	    strcmp(a.sun_path, path))
+		failf("accepted socket named `%.*s`, not `%s`",
+		      (int)(len > sizeof(sa_family_t) ? len - sizeof(sa_family_t) : 0), a.sun_path, path);
+	len = sizeof(a);
+	if (getpeername(conn, (struct sockaddr *)&a, &len) < 0 || len <= sizeof(sa_family_t) ||
+	    strcmp(a.sun_path, path))
+		failf("connected socket's peer is `%.*s`, not `%s`",
+		      (int)(len > sizeof(sa_family_t) ? len - sizeof(sa_family_t) : 0), a.sun_path, path);
+	if (recv(acc, buf, sizeof(buf), MSG_DONTWAIT) != 5 || memcmp(buf, "hello", 5))
+		failf("accepted socket lost what was sent to it");
+	if (recv(conn, buf, sizeof(buf), MSG_DONTWAIT) != 5 || memcmp(buf, "world", 5))
+		failf("connected socket lost what was sent to it");
+}
+
 static void run_checks(void)
 {
 	char buf[64], name[128], path[4200];
@@ -165,6 +189,7 @@ static void run_checks(void)
 		failf("half-closed stream: no end of file (%zd)", n);
 	expect_msg(bound, "to-bound", "bound datagram");
 	snprintf(path, sizeof(path), "%s.sock", out);
+	check_accepted(path);
 	check_listener(lpath, path, 0);
 	snprintf(name, sizeof(name), "ferry-skcheck-%d", getpid());
 	check_listener(labs_, name, 1);
@@ -212,6 +237,12 @@ int main(int argc, char **argv)
 	snprintf(path, sizeof(path), "%s.sock", out);
 	lpath = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (bind(lpath, (struct sockaddr *)&a, addr(&a, path, 0)) || listen(lpath, 8))
+		return 1;
+	/* One connection accepted on it, with a message queued each way. */
+	conn = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (connect(conn, (struct sockaddr *)&a, addr(&a, path, 0)) ||
+	    (acc = accept4(lpath, NULL, NULL, SOCK_CLOEXEC)) < 0 || write(conn, "hello", 5) != 5 ||
+	    write(acc, "world", 5) != 5)
 		return 1;
 	snprintf(name, sizeof(name), "ferry-skcheck-%d", getpid());
 	labs_ = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
