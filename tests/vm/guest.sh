@@ -58,7 +58,7 @@ echo "guest time: unixdiag-absent $(($(date +%s) - t0)) s"
 # put it in /ferry/modules): Unix sockets are dumped as on the host.
 UXD=
 if [ ! -e /ferry/modules/unix_diag.ko ]; then
-	UXD="the kernel package has no unix_diag.ko to load"
+	UXD="no unix_diag.ko to load (not in the kernel package, or not downloaded)"
 	echo "GUEST: skip unix_diag-loaded: $UXD"
 elif insmod /ferry/modules/unix_diag.ko 2>/tmp/insmod.err &&
 	"$FERRY" check --json | grep -q '"unix_diag":true'; then
