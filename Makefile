@@ -5,7 +5,7 @@
 #   make test          deps, then unit + integration tests, normal and ASan+UBSan, and a short fuzz run
 #   make demo          deps, then the built-in demo (README's first command)
 #   make bench         benchmark table (docs/PERFORMANCE.md)
-#   make fuzz          longer libFuzzer run of the image reader (clang)
+#   make fuzz          longer libFuzzer runs: image reader, stream reader, restore (clang)
 #   make install PREFIX=/usr/local DESTDIR=
 #   make clean
 

@@ -3,6 +3,9 @@
  * still do nothing (soft-dirty compiled out accepts clear_refs "4"). */
 #include <fcntl.h>
 #include <liburing.h>
+#include <linux/netlink.h>
+#include <linux/sock_diag.h>
+#include <linux/unix_diag.h>
 #include <linux/sched.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -11,6 +14,8 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/ptrace.h>
 #include <sys/uio.h>
 #include <sys/user.h>
@@ -44,6 +49,8 @@ const struct kd_feature_desc kd_features[KD_NR_FEATURES] = {
 	[KD_IO_URING_WRITE] = { "io_uring_write", "io_uring opcode IORING_OP_WRITE", false },
 	[KD_IO_URING_SEND] = { "io_uring_send", "io_uring opcode IORING_OP_SEND", false },
 	[KD_IO_URING_SEND_ZC] = { "io_uring_send_zc", "io_uring opcode IORING_OP_SEND_ZC", false },
+	[KD_UNIX_DIAG] = { "unix_diag",
+			   "NETLINK_SOCK_DIAG answers for Unix sockets (finds a socket's peer)", false },
 };
 
 static bool kd_no(struct kerndat *kd, enum kd_feature f, const char *fmt, ...)
@@ -491,6 +498,92 @@ static bool probe_io_uring(struct kerndat *kd)
 	return kd_yes(kd, KD_IO_URING);
 }
 
+/* The peer of the first end of a socketpair, as NETLINK_SOCK_DIAG reports
+ * it (0 when it does not): ino is that end's inode. */
+static int unix_diag_peer(int nl, ino_t ino, uint32_t *peer)
+{
+	struct {
+		struct nlmsghdr h;
+		struct unix_diag_req r;
+	} req = { 0 };
+	union {
+		struct nlmsghdr h;
+		char buf[4096];
+	} ans;
+	ssize_t n;
+
+	req.h.nlmsg_len = sizeof(req);
+	req.h.nlmsg_type = SOCK_DIAG_BY_FAMILY;
+	req.h.nlmsg_flags = NLM_F_REQUEST;
+	req.r.sdiag_family = AF_UNIX;
+	req.r.udiag_ino = (uint32_t)ino;
+	req.r.udiag_show = UDIAG_SHOW_PEER;
+	req.r.udiag_cookie[0] = req.r.udiag_cookie[1] = ~0u; /* any socket of that inode */
+	if (send(nl, &req, sizeof(req), 0) != (ssize_t)sizeof(req))
+		return -errno;
+	n = recv(nl, &ans, sizeof(ans), MSG_DONTWAIT);
+	if (n < 0)
+		return -errno;
+	*peer = 0;
+	for (struct nlmsghdr *h = &ans.h; NLMSG_OK(h, (size_t)n); h = NLMSG_NEXT(h, n)) {
+		const struct unix_diag_msg *m = NLMSG_DATA(h);
+		const struct nlattr *a = (const void *)(m + 1);
+		size_t left;
+
+		if (h->nlmsg_type == NLMSG_ERROR) {
+			const struct nlmsgerr *e = NLMSG_DATA(h);
+
+			return e->error ? e->error : -EIO;
+		}
+		if (h->nlmsg_type != SOCK_DIAG_BY_FAMILY ||
+		    h->nlmsg_len < NLMSG_LENGTH(sizeof(*m)))
+			continue;
+		left = h->nlmsg_len - NLMSG_LENGTH(sizeof(*m));
+		while (left >= sizeof(*a) && a->nla_len >= sizeof(*a) && a->nla_len <= left) {
+			if (a->nla_type == UNIX_DIAG_PEER && a->nla_len >= sizeof(*a) + 4)
+				memcpy(peer, a + 1, 4);
+			size_t step = (size_t)NLA_ALIGN(a->nla_len);
+
+			if (step >= left)
+				break;
+			left -= step;
+			a = (const void *)((const char *)a + step);
+		}
+	}
+	return 0;
+}
+
+/* unix_diag (CONFIG_UNIX_DIAG; a module on Debian, absent from an
+ * initramfs without modules): asked for one end of a socketpair, the kernel
+ * must name the other end as its peer. Without it a dump cannot find a Unix
+ * socket's peer. */
+static bool probe_unix_diag(struct kerndat *kd)
+{
+	cleanup_close int nl = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
+	cleanup_close int a = -1;
+	cleanup_close int b = -1;
+	struct stat sa, sb;
+	uint32_t peer;
+	int sp[2], ret;
+
+	if (nl < 0)
+		return kd_no(kd, KD_UNIX_DIAG, "NETLINK_SOCK_DIAG socket: %s", strerror(errno));
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) < 0)
+		return kd_no(kd, KD_UNIX_DIAG, "socketpair: %s", strerror(errno));
+	a = sp[0];
+	b = sp[1];
+	if (fstat(a, &sa) < 0 || fstat(b, &sb) < 0)
+		return kd_no(kd, KD_UNIX_DIAG, "fstat a socket: %s", strerror(errno));
+	ret = unix_diag_peer(nl, sa.st_ino, &peer);
+	if (ret < 0)
+		return kd_no(kd, KD_UNIX_DIAG, "%s: this kernel has no unix_diag (CONFIG_UNIX_DIAG; "
+			     "modprobe unix_diag)", strerror(-ret));
+	if (peer != (uint32_t)sb.st_ino)
+		return kd_no(kd, KD_UNIX_DIAG, "a socketpair's peer reported as inode %u, not %lu",
+			     peer, (unsigned long)sb.st_ino);
+	return kd_yes(kd, KD_UNIX_DIAG);
+}
+
 static bool probe_vm_pidfd(struct kerndat *kd)
 {
 	return probe_process_vm_flag(kd, KD_PROCESS_VM_PIDFD, PROCESS_VM_PIDFD);
@@ -520,6 +613,7 @@ static bool (*const probes[KD_NR_FEATURES])(struct kerndat *) = {
 	[KD_CLONE3_SET_TID] = probe_clone3_set_tid,
 	[KD_PTRACE] = probe_ptrace,
 	[KD_IO_URING] = probe_io_uring,
+	[KD_UNIX_DIAG] = probe_unix_diag,
 };
 
 bool kerndat_probe_one(struct kerndat *kd, enum kd_feature f)

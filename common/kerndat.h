@@ -28,6 +28,7 @@ enum kd_feature {
 	KD_IO_URING_WRITE,
 	KD_IO_URING_SEND,
 	KD_IO_URING_SEND_ZC,
+	KD_UNIX_DIAG,
 	KD_NR_FEATURES,
 };
 

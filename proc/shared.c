@@ -22,6 +22,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "common/kerndat.h"
 #include "common/log.h"
 #include "proc/shared.h"
 
@@ -130,6 +131,39 @@ static int ux_load(struct objs *o, struct ferr *err)
 			ux_parse(&o->ux[o->nux++], NLMSG_DATA(h), h->nlmsg_len - NLMSG_LENGTH(0));
 		}
 	}
+}
+
+/* Can NETLINK_SOCK_DIAG describe Unix sockets here? Asked once per dump. */
+static bool ux_diag_works(struct objs *o)
+{
+	if (!o->ux_probed) {
+		struct kerndat kd;
+
+		memset(&kd, 0, sizeof(kd));
+		o->ux_diag = kerndat_probe_feature(&kd, KD_UNIX_DIAG);
+		o->ux_probed = true;
+	}
+	return o->ux_diag;
+}
+
+/* Without unix_diag: is inode ino a Unix socket of t's netns? Its
+ * /proc/PID/net/unix lists them all, by inode. */
+static bool ux_listed(struct target *t, uint64_t ino)
+{
+	cleanup_close int fd = openat(t->procfd, "net/unix", O_RDONLY | O_CLOEXEC);
+	cleanup_fclose FILE *f = fd >= 0 ? fdopen(fd, "r") : NULL;
+	char line[512];
+
+	if (!f)
+		return false;
+	fd = -1; /* the FILE owns it */
+	while (fgets(line, sizeof(line), f)) {
+		unsigned long long i;
+
+		if (sscanf(line, "%*s %*s %*s %*s %*s %*s %llu", &i) == 1 && i == ino)
+			return true;
+	}
+	return false;
 }
 
 static const struct unix_diag_info *ux_find(const struct objs *o, uint64_t ino)
@@ -376,6 +410,8 @@ static int note_socket(struct objs *o, struct target *t, Ferry__Fd *f, struct fe
 	snprintf(path, sizeof(path), "fd/%u", f->fd);
 	if (fstatat(t->procfd, path, &st, 0) < 0)
 		return ferr_sys(err, errno, "process %d fd %u", t->pid, f->fd);
+	if (!ux_diag_works(o))
+		return 0; /* unsupported: refused before the freeze, or skipped */
 	if (!o->ux_loaded) {
 		ret = ux_load(o, err);
 		if (ret)
@@ -436,6 +472,14 @@ int objs_sock_takeable(struct objs *o, struct target *t, const Ferry__Fd *f, boo
 	snprintf(path, sizeof(path), "fd/%u", f->fd);
 	if (fstatat(t->procfd, path, &st, 0) < 0)
 		return 0; /* closed meanwhile */
+	if (!ux_diag_works(o)) {
+		if (!ux_listed(t, st.st_ino))
+			return 0; /* another family: unsupported, named by the caller */
+		return ferr_new(err, EOPNOTSUPP, "process %d fd %u (socket:[%llu]) is a Unix socket, "
+				"and this kernel has no unix_diag (CONFIG_UNIX_DIAG; modprobe "
+				"unix_diag): ferry cannot find its peer without it", t->pid, f->fd,
+				(unsigned long long)st.st_ino);
+	}
 	if (!o->ux_loaded) {
 		ret = ux_load(o, err);
 		if (ret)

@@ -22,6 +22,8 @@ struct objs {
 	struct unix_diag_info *ux;    /* every Unix socket of this netns, by inode */
 	size_t nux;
 	bool ux_loaded;
+	bool ux_probed;               /* ux_diag holds the unix_diag probe's answer */
+	bool ux_diag;
 };
 
 /* Record the objects behind t's pipe and socket fds (setting Fd.obj_id), with
@@ -31,7 +33,9 @@ struct objs {
 int __must_check objs_note_fds(struct objs *o, struct target *t, struct fd_list *fl,
 			       struct ferr *err);
 /* Before the freeze: does fd f of t hold a socket ferry can take (a Unix
- * socket of this netns)? */
+ * socket of this netns)? A Unix socket on a kernel without unix_diag (the
+ * probe KD_UNIX_DIAG, which $FERRY_HIDE_FEATURES can hide) is refused
+ * here, naming the fd and the missing module. */
 int __must_check objs_sock_takeable(struct objs *o, struct target *t, const Ferry__Fd *f,
 				    bool *yes, struct ferr *err);
 /* A MAP_SHARED anonymous VMA: its shmem object (id by inode, size grown

@@ -2,7 +2,8 @@
 # Build the fuzzers (clang, libFuzzer, ASan+UBSan) for the image reader,
 # the page server's stream reader and the restore path, seed them with valid
 # inputs (image directories made by tests/tools/mkimage, client streams from
-# tests/fuzz/stream_seed.py, real dumps from tests/fuzz/restore_seeds.sh),
+# tests/fuzz/stream_seed.py, real dumps from tests/fuzz/restore_seeds.sh,
+# trees and fdata.img among them, for the image reader too),
 # and run each for FUZZ_SECONDS (default 20).
 # Exit status is libFuzzer's: non-zero on a crash. The restore fuzzer needs
 # root: without it, or a kernel feature, it is skipped with the reason
@@ -11,12 +12,13 @@ set -eu
 B=${BUILD:-build}
 FB=$B/fuzz
 SECS=${FUZZ_SECONDS:-20}
-make -s --no-print-directory BUILD="$B" "$B/tests/tools/mkimage" "$B/ferry"
+make -s --no-print-directory BUILD="$B" "$B/tests/tools/mkimage" "$B/ferry" \
+	"$B/tests/workloads/treecheck" "$B/tests/workloads/fdcheck"
 mkdir -p "$FB/seeds" "$FB/corpus"
 clang -std=gnu11 -g -O1 -Wall -Wextra -Werror -fsanitize=fuzzer,address,undefined \
 	-fno-sanitize-recover=all -D_GNU_SOURCE -I. -I"$B/gen" \
 	$(pkg-config --cflags libprotobuf-c libxxhash) \
-	common/err.c common/par.c common/util.c images/*.c "$B"/gen/proto/*.pb-c.c tests/fuzz/fuzz_images.c \
+	common/err.c common/par.c common/util.c images/*.c "$B"/gen/proto/*.pb-c.c tests/fuzz/unpack.c tests/fuzz/fuzz_images.c \
 	-o "$FB/fuzz_images" $(pkg-config --libs libprotobuf-c libxxhash)
 
 # Seeds: a full dump, a pre-dump, and a dump with a parent at DIR/p.
@@ -31,9 +33,17 @@ mkdir -p "$T/chain"
 for s in full pre chain; do
 	python3 tests/fuzz/pack.py "$T/$s" "$FB/seeds/$s"
 done
+# Real dumps (a tree with tree.img and pid-PID/ directories, fdata.img) seed
+# the image reader and the restore alike; making them needs root.
+mkdir -p "$FB/restore-seeds" "$FB/restore-work"
+REAL=
+if [ "$(id -u)" = 0 ]; then
+	tests/fuzz/restore_seeds.sh "$B" "$FB/restore-seeds" "$FB/restore-work"
+	REAL="$FB/restore-seeds"
+fi
 echo "fuzz: image reader for ${SECS}s ($FB/fuzz_images)"
 "$FB/fuzz_images" -max_total_time="$SECS" -print_final_stats=0 -rss_limit_mb=2048 \
-	"$FB/corpus" "$FB/seeds" 2>"$FB/log" || { tail -50 "$FB/log"; exit 1; }
+	"$FB/corpus" "$FB/seeds" $REAL 2>"$FB/log" || { tail -50 "$FB/log"; exit 1; }
 tail -3 "$FB/log"
 
 # The page server's stream reader, seeded with a valid client stream.
@@ -65,10 +75,10 @@ fi
 clang -std=gnu11 -g -O1 -Wall -Wextra -Werror -fsanitize=fuzzer,address,undefined \
 	-fno-sanitize-recover=all -D_GNU_SOURCE -I. -I"$B/gen" \
 	$(pkg-config --cflags libprotobuf-c libxxhash liburing) \
-	common/*.c images/*.c proc/*.c restore/*.c "$B"/gen/proto/*.pb-c.c tests/fuzz/fuzz_restore.c \
+	common/*.c images/*.c proc/*.c restore/*.c "$B"/gen/proto/*.pb-c.c tests/fuzz/unpack.c \
+	tests/fuzz/fuzz_restore.c \
 	-o "$FB/fuzz_restore" $(pkg-config --libs libprotobuf-c libxxhash liburing) -lpthread
-mkdir -p "$FB/restore-seeds" "$FB/restore-corpus" "$FB/restore-work"
-tests/fuzz/restore_seeds.sh "$B" "$FB/restore-seeds" "$FB/restore-work"
+mkdir -p "$FB/restore-corpus"
 echo "fuzz: restore for ${SECS}s ($FB/fuzz_restore)"
 rc=0
 FERRY_FUZZ_DIR="$FB/restore-work" "$FB/fuzz_restore" -max_total_time="$SECS" -timeout=10 \

@@ -1,8 +1,9 @@
 /* libFuzzer target for the restore path: each input is an image directory
- * (packed as tests/fuzz/fuzz_images.c reads it, by tests/fuzz/pack.py), which
+ * tree (tests/fuzz/unpack.h; packed by tests/fuzz/pack.py), which
  * rst_restore() turns into a stopped process that is then killed and reaped.
  * Every input must end in success or a clean error, with no child and no fd
- * left behind. Restoring runs as root on untrusted images, so the fuzzer
+ * left behind. A restored tree's other processes (its root's children, ours
+ * once the root is killed) are killed and reaped with it. Restoring runs as root on untrusted images, so the fuzzer
  * first shuts itself in: a PID namespace it is init of (its death kills
  * whatever it made) and a mount namespace where everything is read-only and
  * nodev except the work directory, libFuzzer's corpus and artifact
@@ -35,6 +36,7 @@
 #include "common/log.h"
 #include "images/img.h"
 #include "restore/restore.h"
+#include "tests/fuzz/unpack.h"
 
 #define EXIT_SKIP 77
 #define WRITABLE_MAX 16
@@ -43,7 +45,6 @@
 static struct {
 	char work[PATH_MAX];     /* FERRY_FUZZ_DIR */
 	char img[PATH_MAX + 8];  /* work/img: a tmpfs, rewritten per input */
-	char parent[PATH_MAX + 16];
 	struct kerndat kd;
 	bool verbose;
 } H;
@@ -192,7 +193,6 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 			skip("mkdtemp: %s", strerror(errno));
 	}
 	snprintf(H.img, sizeof(H.img), "%s/img", H.work);
-	snprintf(H.parent, sizeof(H.parent), "%s/p", H.img);
 	writable[n++] = H.work;
 	if (getcwd(cwd, sizeof(cwd)))
 		writable[n++] = cwd; /* crash-* files, profiles */
@@ -234,68 +234,84 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 
 /* ---- one input ------------------------------------------------------------- */
 
-static void write_file(const char *dir, int type, const uint8_t *data, size_t len)
-{
-	char path[PATH_MAX + 32];
-	int fd;
+#define TREE_MAX 64
 
-	snprintf(path, sizeof(path), "%s/%s", dir, img_type_file((enum img_type)type));
-	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (fd < 0)
-		return;
-	if (write(fd, data, len) < 0) {
-		/* a short file is one more input to handle */
-	}
-	close(fd);
+/* /proc/NAME/stat's state, parent and comm; false when it is gone. */
+static bool proc_stat(const char *name, char *state, int *ppid, char *comm, size_t len)
+{
+	char path[64], buf[512], *lp, *rp;
+
+	snprintf(path, sizeof(path), "/proc/%s/stat", name);
+	if (read_small_file_at(AT_FDCWD, path, buf, sizeof(buf)) <= 0)
+		return false;
+	lp = strchr(buf, '(');
+	rp = strrchr(buf, ')');
+	if (!lp || !rp || sscanf(rp + 1, " %c %d", state, ppid) != 2)
+		return false;
+	*rp = '\0';
+	snprintf(comm, len, "%s", lp + 1);
+	return true;
 }
 
-/* The input's records <u8 slot><u32 LE length><bytes> into img/ (slots
- * 1..8) and img/p/ (9..16), as fuzz_images.c reads them. */
-static void unpack(const uint8_t *data, size_t size)
+/* root and every process below it (a restored tree's), root first. */
+static size_t descendants(pid_t root, pid_t *out, size_t max)
 {
-	char path[PATH_MAX + 32];
+	pid_t pid[1024], ppid[1024];
+	size_t n = 0, k = 0, found = 1;
+	cleanup_dir DIR *d = opendir("/proc");
+	struct dirent *e;
 
-	for (int t = 1; t < IMG_NR_TYPES; t++) {
-		snprintf(path, sizeof(path), "%s/%s", H.img, img_type_file((enum img_type)t));
-		unlink(path);
-		snprintf(path, sizeof(path), "%s/%s", H.parent, img_type_file((enum img_type)t));
-		unlink(path);
-	}
-	mkdir(H.parent, 0700);
-	while (size >= 5) {
-		uint8_t slot = data[0];
-		uint32_t len;
+	while (d && n < 1024 && (e = readdir(d))) {
+		char state, comm[32];
+		int pp;
 
-		memcpy(&len, data + 1, 4);
-		len = le32toh(len);
-		data += 5;
-		size -= 5;
-		if (len > size)
-			len = (uint32_t)size;
-		/* 1..8: the first eight files, 9..16 the parent's; 17: fdata.img */
-		if (slot >= 1 && slot <= 8)
-			write_file(H.img, slot, data, len);
-		else if (slot >= 9 && slot <= 16)
-			write_file(H.parent, slot - 8, data, len);
-		else if (slot == 17)
-			write_file(H.img, IMG_FDATA, data, len);
-		data += len;
-		size -= len;
+		if (e->d_name[0] >= '1' && e->d_name[0] <= '9' &&
+		    proc_stat(e->d_name, &state, &pp, comm, sizeof(comm))) {
+			pid[n] = atoi(e->d_name);
+			ppid[n++] = pp;
+		}
 	}
+	out[0] = root;
+	for (; k < found; k++)
+		for (size_t i = 0; i < n && found < max; i++)
+			if (ppid[i] == out[k])
+				out[found++] = pid[i];
+	return found;
 }
 
-/* Kill and reap the restored process: it never runs a user instruction. */
-static void end_process(pid_t pid)
+/* Kill and reap the restored process, and the rest of its tree if it is
+ * one (ours to reap once their parents are gone): none of them ever runs
+ * a user instruction. */
+static void end_process(pid_t root)
 {
+	pid_t all[TREE_MAX];
+	size_t n = descendants(root, all, TREE_MAX);
 	int status;
 
-	if (kill(pid, SIGKILL) < 0)
-		fail("restored process %d: kill: %s", pid, strerror(errno));
+	for (size_t i = 0; i < n; i++)
+		if (kill(all[i], SIGKILL) < 0 && i == 0)
+			fail("restored process %d: kill: %s", root, strerror(errno));
 	for (;;) {
-		if (waitpid(pid, &status, __WALL) < 0)
-			fail("restored process %d: wait: %s", pid, strerror(errno));
+		if (waitpid(root, &status, __WALL) < 0)
+			fail("restored process %d: wait: %s", root, strerror(errno));
 		if (WIFEXITED(status) || WIFSIGNALED(status))
-			return;
+			break;
+	}
+	for (size_t i = 1; i < n; i++) {
+		char name[32];
+
+		snprintf(name, sizeof(name), "/proc/%d", all[i]);
+		/* Ours once its parent is reaped: wait until then (2 s at most;
+		 * check_clean names one left over). */
+		for (int tries = 0; tries < 2000; tries++) {
+			pid_t r = waitpid(all[i], &status, __WALL | WNOHANG);
+
+			if (r == all[i] && (WIFEXITED(status) || WIFSIGNALED(status)))
+				break;
+			if (r < 0 && errno == ECHILD && access(name, F_OK) < 0)
+				break;
+			usleep(1000);
+		}
 	}
 }
 
@@ -309,23 +325,14 @@ static bool find_child(char *desc, size_t len)
 	struct dirent *e;
 
 	while (d && (e = readdir(d))) {
-		char path[64], buf[512], *comm, *rp;
+		char comm[32], state;
 		int ppid = 0;
-		char state;
 
-		if (e->d_name[0] < '1' || e->d_name[0] > '9')
+		if (e->d_name[0] < '1' || e->d_name[0] > '9' ||
+		    !proc_stat(e->d_name, &state, &ppid, comm, sizeof(comm)) || ppid != self ||
+		    !strcmp(comm, "llvm-symbolizer"))
 			continue;
-		snprintf(path, sizeof(path), "/proc/%s/stat", e->d_name);
-		if (read_small_file_at(AT_FDCWD, path, buf, sizeof(buf)) <= 0)
-			continue;
-		comm = strchr(buf, '(');
-		rp = strrchr(buf, ')');
-		if (!comm || !rp || sscanf(rp + 1, " %c %d", &state, &ppid) != 2 || ppid != self)
-			continue;
-		*rp = '\0';
-		if (!strcmp(comm + 1, "llvm-symbolizer"))
-			continue;
-		snprintf(desc, len, "%s (%s) %c", e->d_name, comm + 1, state);
+		snprintf(desc, len, "%s (%s) %c", e->d_name, comm, state);
 		return true;
 	}
 	return false;
@@ -365,7 +372,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	int ret, free_fd = lowest_free_fd();
 	struct ferr err;
 
-	unpack(data, size);
+	fuzz_unpack(H.img, data, size);
 	ferr_clear(&err);
 	ret = rst_restore(&o, &res, &err);
 	if (ret == 0) {

@@ -1,26 +1,38 @@
 #!/usr/bin/env python3
-"""Pack an image directory (and its parent at DIR/p, if any) into one input
-for tests/fuzz/fuzz_images.c: records of <u8 slot><u32 LE length><bytes>."""
+"""Pack a dump directory tree (the dump, its parent at p/, a tree's other
+processes at pid-PID/ and their parents) into one fuzz input, as
+tests/fuzz/unpack.h reads it: records of <u8 slot><u32 LE length><bytes>,
+slot 0 naming the directory the next files go into, slots 1..10 the image
+files by type."""
 import os
 import struct
 import sys
 
+# enum img_type order (images/img.h), from 1.
 FILES = ["inventory.img", "process.img", "threads.img", "vmas.img", "fds.img",
-         "pagemap.img", "pages.img"]
+         "pagemap.img", "pages.img", "hashes.img", "fdata.img", "tree.img"]
+DIR_SLOT = 0
 
 
-def pack(d):
+def record(slot, data):
+    return struct.pack("<BI", slot, len(data)) + data
+
+
+def pack(root):
     out = b""
-    for base, sub in ((0, d), (8, os.path.join(d, "p"))):
-        for i, name in enumerate(FILES, start=1):
-            p = os.path.join(sub, name)
-            if os.path.exists(p):
-                data = open(p, "rb").read()
-                out += struct.pack("<BI", base + i, len(data)) + data
-    p = os.path.join(d, "fdata.img")
-    if os.path.exists(p):
-        data = open(p, "rb").read()
-        out += struct.pack("<BI", 17, len(data)) + data
+    for d, subdirs, _ in sorted(os.walk(root)):
+        subdirs.sort()
+        rel = os.path.relpath(d, root)
+        if rel.count(os.sep) >= 3:
+            continue
+        files = [(i, os.path.join(d, n)) for i, n in enumerate(FILES, start=1)
+                 if os.path.isfile(os.path.join(d, n))]
+        if not files:
+            continue
+        out += record(DIR_SLOT, b"" if rel == "." else rel.encode())
+        for slot, p in files:
+            with open(p, "rb") as f:
+                out += record(slot, f.read())
     return out
 
 

@@ -7,11 +7,16 @@
 #   creds    sleep run as nobody with no groups: the restore sets
 #            credentials
 #   chain    a pre-dump and the dump on top of it (pages in the parent)
+#   tree     tests/workloads/treecheck's tree of five (tree.img, pid-PID/
+#            directories, a pipe, socketpairs with data queued, shared
+#            memory, a zombie)
+#   fdkinds  tests/workloads/fdcheck: eventfd, timerfd, signalfd, epoll,
+#            inotify, a memfd and a deleted file (fdata.img)
 # plus a synthetic image from tests/tools/mkimage. The files the seeds'
 # fds name stay in WORK/files (the fuzzer's FERRY_FUZZ_DIR) for the run.
 # usage: restore_seeds.sh BUILD SEEDS_DIR WORK_DIR   (as root)
 set -eu
-B=$1
+B=$(cd "$1" && pwd) # the workloads run in /
 OUT=$2
 WORK=$3
 FERRY=$B/ferry
@@ -70,6 +75,24 @@ mkdir -p "$T/chain"
 "$FERRY" -q pre-dump -t $P -D "$T/chain/p" >/dev/null
 dump "$T/chain" $P --prev-images-dir p
 python3 tests/fuzz/pack.py "$T/chain" "$OUT/chain"
+
+# a tree (daemonized: it is no child of this shell)
+(cd / && exec "$B/tests/workloads/treecheck" "$WORK/files/tc" </dev/null >"$T/tc.root" 2>/dev/null)
+for _ in $(seq 100); do [ -s "$WORK/files/tc.pids" ] && break; sleep 0.05; done
+PIDS="$PIDS $(cat "$WORK/files/tc.pids")"
+P=$(cat "$T/tc.root")
+sleep 0.2
+dump "$T/tree" $P
+python3 tests/fuzz/pack.py "$T/tree" "$OUT/tree"
+
+# fds of every kind that is a kernel object of one process
+mkdir -p "$WORK/files/fd"
+(cd / && exec "$B/tests/workloads/fdcheck" "$WORK/files/fd" </dev/null >/dev/null 2>&1) &
+P=$!
+PIDS="$PIDS $P"
+for _ in $(seq 100); do [ -s "$WORK/files/fd/ready" ] && break; sleep 0.05; done
+dump "$T/fdkinds" $P
+python3 tests/fuzz/pack.py "$T/fdkinds" "$OUT/fdkinds"
 
 "$B/tests/tools/mkimage" "$T/synthetic" --pages 8 >/dev/null
 python3 tests/fuzz/pack.py "$T/synthetic" "$OUT/synthetic"

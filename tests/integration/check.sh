@@ -19,7 +19,7 @@ doc = json.load(open(sys.argv[1]))
 feat = doc["features"]
 keys = ["procmap_query", "pagemap_scan", "uffd_wp_async", "soft_dirty", "process_vm_pidfd",
         "process_vm_nowait", "process_vmsplice", "pidfd_getfd", "clone3_set_tid", "io_uring",
-        "ptrace", "pidfd_open", "proc_pagemap", "process_vm_readv"]
+        "ptrace", "pidfd_open", "proc_pagemap", "process_vm_readv", "unix_diag"]
 bad = [k for k in keys if not isinstance(feat.get(k), bool)]
 assert not bad, f"missing or non-boolean keys: {bad}"
 for fam in ("layout", "pages", "tracker", "reader", "sink"):
@@ -80,7 +80,27 @@ def vm_flag(flag):
     r = libc.syscall(310, os.getpid(), None, 1, None, 1, ctypes.c_ulong(flag))
     return r < 0 and ctypes.get_errno() == 14
 
-mine = {"procmap_query": procmap_query(), "pagemap_scan": pagemap_scan(),
+# unix_diag: NETLINK_SOCK_DIAG asked for one end of a socketpair by inode
+# names the other end as its peer (UNIX_DIAG_PEER, attribute 2).
+def unix_diag():
+    import socket
+    a, b = socket.socketpair()
+    nl = socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, 4)
+    req = struct.pack("<BBHIIIII", socket.AF_UNIX, 0, 0, 0, os.fstat(a.fileno()).st_ino, 1 << 2,
+                      0xffffffff, 0xffffffff)
+    nl.send(struct.pack("<IHHII", 16 + len(req), 20, 1, 0, 0) + req)
+    ans = nl.recv(4096)
+    if struct.unpack_from("<H", ans, 4)[0] != 20:
+        return False
+    off = 16 + 16
+    while off + 4 <= len(ans):
+        alen, atype = struct.unpack_from("<HH", ans, off)
+        if atype == 2:
+            return struct.unpack_from("<I", ans, off + 4)[0] == os.fstat(b.fileno()).st_ino
+        off += (alen + 3) & ~3
+    return False
+
+mine = {"procmap_query": procmap_query(), "pagemap_scan": pagemap_scan(), "unix_diag": unix_diag(),
         "soft_dirty": soft_dirty(), "process_vm_pidfd": vm_flag(1),
         "process_vm_nowait": vm_flag(2)}
 wrong = {k: (feat[k], v) for k, v in mine.items() if feat[k] != v}

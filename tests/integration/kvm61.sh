@@ -6,8 +6,10 @@
 # (kvm_pvm: it boots only PVM-enabled guest kernels, and a stock one hangs
 # silently), so there qemu emulates (TCG), about ten times slower.
 # The guest runs tests/vm/guest.sh: a dump and restore that must take the
-# maps and pagemap paths because nothing better is there, and predump.sh
-# with the trackers that kernel has, soft-dirty included.
+# maps and pagemap paths because nothing better is there, predump.sh with
+# the trackers that kernel has, soft-dirty included, the unix_diag refusal
+# on a kernel that really lacks the module, then, with the module loaded,
+# the tree, fd-kind and process-state tests.
 #
 # The kernel package is downloaded once (apt-get download) into
 # $FERRY_KVM_CACHE (default /var/cache/ferry-kvm). Emulates without a usable
@@ -26,14 +28,29 @@ command -v qemu-system-x86_64 >/dev/null || skip "no qemu-system-x86_64 (make de
 command -v busybox >/dev/null || skip "no busybox (make deps installs busybox-static)"
 ldd "$FERRY" | grep -q libasan && skip "the guest runs the normal build only"
 
-# The kernel: the 6.1 image Debian 12's linux-image-amd64 points at.
-if [ ! -e "$CACHE/vmlinuz" ]; then
-	mkdir -p "$CACHE/dl"
+# The kernel: the 6.1 image Debian 12's linux-image-amd64 points at, and
+# from the same package the one module the tests load (unix_diag: Debian
+# builds CONFIG_UNIX_DIAG=m, and without it no Unix socket can be dumped;
+# it depends on no other module). A cache from before modules were kept is
+# filled again, so that kernel and module match; if that download fails the
+# cached kernel boots without the module (guest.sh skips what needs it).
+fetch_kernel() {
+	rm -rf "$CACHE/x" "$CACHE/dl" && mkdir -p "$CACHE/dl"
 	pkg=$(apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-6\.1/ {print $2; exit}')
-	[ -n "$pkg" ] || skip "apt knows no Debian 6.1 kernel package"
-	(cd "$CACHE/dl" && apt-get download "$pkg" >/dev/null 2>&1) || skip "cannot download $pkg"
-	dpkg-deb -x "$CACHE"/dl/"$pkg"_*.deb "$CACHE/x" || fail "unpack $pkg"
-	cp "$CACHE"/x/boot/vmlinuz-* "$CACHE/vmlinuz"
+	[ -n "$pkg" ] || { why="apt knows no Debian 6.1 kernel package"; return 1; }
+	(cd "$CACHE/dl" && apt-get download "$pkg" >/dev/null 2>&1) || { why="cannot download $pkg"; return 1; }
+	dpkg-deb -x "$CACHE"/dl/"$pkg"_*.deb "$CACHE/x" || { why="cannot unpack $pkg"; return 1; }
+	cp "$CACHE"/x/boot/vmlinuz-* "$CACHE/vmlinuz.new" && mv "$CACHE/vmlinuz.new" "$CACHE/vmlinuz" ||
+		{ why="no vmlinuz in $pkg"; return 1; }
+	rm -rf "$CACHE/modules.new" && mkdir -p "$CACHE/modules.new"
+	find "$CACHE/x/lib/modules" -name 'unix_diag.ko*' -exec cp {} "$CACHE/modules.new/" \;
+	rm -rf "$CACHE/modules" && mv "$CACHE/modules.new" "$CACHE/modules"
+	rm -rf "$CACHE/x" "$CACHE/dl"
+}
+if [ ! -e "$CACHE/vmlinuz" ] || [ ! -d "$CACHE/modules" ]; then
+	why=
+	fetch_kernel || [ -e "$CACHE/vmlinuz" ] || skip "$why"
+	[ -n "$why" ] && echo "note: $why: the guest boots without unix_diag.ko"
 	rm -rf "$CACHE/x" "$CACHE/dl"
 fi
 
@@ -50,12 +67,33 @@ cp "$FERRY" "$R/ferry/ferry"
 cp "$TOOLS"/tools/* "$R/ferry/tests/tools/"
 cp "$TOOLS"/workloads/* "$R/ferry/tests/workloads/"
 here=$(cd "$(dirname "$0")/../.." && pwd)
-cp "$here"/tests/integration/lib.sh "$here"/tests/integration/predump.sh "$R/ferry/tests/integration/"
+for t in lib predump unixdiag fdkinds pstate tree; do
+	cp "$here/tests/integration/$t.sh" "$R/ferry/tests/integration/"
+done
+# The module, uncompressed for busybox's insmod. For the tests guest.sh
+# runs as the host does, in /ferry/bin: dash as their sh (busybox's sh runs
+# its own applets whatever PATH says), procps' ps (tree.sh asks for options
+# busybox's lacks) and coreutils' sleep, as the host's tests run it (a static
+# busybox sleep fails to restore on 6.1: "no room to move the vdso through",
+# a restore bug of its own); their libraries come below. No bash or
+# script(1): the cases that need them skip.
+mkdir -p "$R/ferry/modules" "$R/ferry/bin"
+for m in "$CACHE"/modules/unix_diag.ko*; do
+	case $m in
+	*.xz) xz -dc "$m" >"$R/ferry/modules/unix_diag.ko" ;;
+	*.zst) zstd -qdc "$m" >"$R/ferry/modules/unix_diag.ko" ;;
+	*.ko) cp "$m" "$R/ferry/modules/" ;;
+	esac
+done
+for b in ps dash sleep; do
+	p=$(command -v $b) && cp "$p" "$R/ferry/bin/"
+done
+ln -s dash "$R/ferry/bin/sh"
 mkdir -p "$R/ferry/scripts" && cp "$here"/scripts/copies.sh "$R/ferry/scripts/"
 cp "$here"/tests/vm/guest.sh "$here"/tests/vm/fallback.sh "$R/ferry/tests/vm/"
 cp "$here"/tests/vm/init "$R/init"
 chmod +x "$R/init"
-for b in "$R"/ferry/ferry "$R"/ferry/tests/tools/* "$R"/ferry/tests/workloads/*; do
+for b in "$R"/ferry/ferry "$R"/ferry/tests/tools/* "$R"/ferry/tests/workloads/* "$R"/ferry/bin/*; do
 	ldd "$b" 2>/dev/null | awk '/=> \// {print $3} /^\t\/lib/ {print $1}'
 done | sort -u | while read -r lib; do
 	mkdir -p "$R$(dirname "$lib")"

@@ -45,3 +45,41 @@ result $? fallback-dump-restore
 # The iterative pre-dump tests, with the trackers this kernel has.
 TEST_ID=predump timeout -k 10 "$TEST_TIMEOUT" $SUB sh tests/integration/predump.sh
 result $? predump
+
+# This initramfs holds no modules, so this kernel really has no unix_diag
+# (Debian: CONFIG_UNIX_DIAG=m): ferry check says so, and a dump of a process
+# holding a Unix socket is refused before the freeze, naming the fd.
+t0=$(date +%s)
+TEST_ID=unixdiag-absent timeout -k 10 "$TEST_TIMEOUT" $SUB sh tests/integration/unixdiag.sh
+result $? unixdiag-absent
+echo "guest time: unixdiag-absent $(($(date +%s) - t0)) s"
+
+# Then the module from the kernel's own package (tests/integration/kvm61.sh
+# put it in /ferry/modules): Unix sockets are dumped as on the host.
+UXD=
+if [ ! -e /ferry/modules/unix_diag.ko ]; then
+	UXD="no unix_diag.ko to load (not in the kernel package, or not downloaded)"
+	echo "GUEST: skip unix_diag-loaded: $UXD"
+elif insmod /ferry/modules/unix_diag.ko 2>/tmp/insmod.err &&
+	"$FERRY" check --json | grep -q '"unix_diag":true'; then
+	echo "GUEST: pass unix_diag-loaded"
+else
+	UXD="unix_diag.ko did not load: $(cat /tmp/insmod.err)"
+	echo "GUEST: fail unix_diag-loaded: $UXD"
+fi
+
+# Fd kinds, process state and trees, on this kernel's own paths (procfs
+# text, no PROCMAP_QUERY), with the host's sh (dash), ps and sleep from
+# /ferry/bin first in PATH (tests/integration/kvm61.sh says why); tree.sh's
+# cases needing bash or script(1), not in this initramfs, skip.
+export PATH=/ferry/bin:$PATH
+for t in fdkinds pstate tree; do
+	if [ "$t" = tree ] && [ -n "$UXD" ]; then
+		echo "GUEST: skip tree: no unix_diag ($UXD): the tree holds Unix sockets"
+		continue
+	fi
+	t0=$(date +%s)
+	TEST_ID=$t timeout -k 10 "$TEST_TIMEOUT" $SUB /ferry/bin/sh tests/integration/$t.sh
+	result $? $t
+	echo "guest time: $t $(($(date +%s) - t0)) s"
+done

@@ -199,6 +199,26 @@ static unsigned ready_set(void)
 	return set;
 }
 
+/* Does this kernel show EFD_SEMAPHORE in fdinfo (6.7 and later)? Before,
+ * no one can see it, ferry included, and the restored eventfd is an
+ * ordinary one of the same count (tests/integration/fdkinds.sh skips the
+ * case, saying so). */
+static bool semaphore_visible(void)
+{
+	char path[64], buf[1024];
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", sem);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return true;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	buf[n > 0 ? n : 0] = '\0';
+	return strstr(buf, "eventfd-semaphore:") != NULL;
+}
+
 static void check(void)
 {
 	struct itimerspec its;
@@ -215,10 +235,15 @@ static void check(void)
 	rs = ready_set();
 	CHECK(rs == 3, "epoll: ready set 0x%x after a write, want 0x3", rs);
 	CHECK(read(efd, &v, 8) == 8 && v == 5, "eventfd count %llu, want 5", (unsigned long long)v);
-	CHECK(read(sem, &v, 8) == 8 && v == 1, "semaphore eventfd read %llu, want 1",
-	      (unsigned long long)v);
-	CHECK(read(sem, &v, 8) == 8 && read(sem, &v, 8) == 8 && read(sem, &v, 8) < 0,
-	      "semaphore eventfd: not 3 reads of 1");
+	if (semaphore_visible()) {
+		CHECK(read(sem, &v, 8) == 8 && v == 1, "semaphore eventfd read %llu, want 1",
+		      (unsigned long long)v);
+		CHECK(read(sem, &v, 8) == 8 && read(sem, &v, 8) == 8 && read(sem, &v, 8) < 0,
+		      "semaphore eventfd: not 3 reads of 1");
+	} else {
+		CHECK(read(sem, &v, 8) == 8 && (v == 3 || v == 1), "semaphore eventfd read %llu, "
+		      "want its count", (unsigned long long)v);
+	}
 
 	CHECK(timerfd_gettime(tfd, &its) == 0, "timerfd_gettime: %s", strerror(errno));
 	CHECK((its.it_value.tv_sec || its.it_value.tv_nsec) && its.it_value.tv_sec < 100 +
