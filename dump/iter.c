@@ -180,8 +180,8 @@ static int pre_round(const struct iter_opts *o, struct target *t, struct iter_se
 
 /* The final dump on top of the last round: never with the target held
  * stopped by the throttle (the caller ended it). */
-static int final_round(const struct iter_opts *o, struct target *t, struct iter_set *set,
-		       struct iter_result *res, struct ferr *err)
+static int final_round(const struct iter_opts *o, struct iter_set *set, struct iter_result *res,
+		       struct ferr *err)
 {
 	const struct dump_member_ops mops = { set_round, set };
 	const struct dump_handover h = { o->handover, o->hook_arg };
@@ -193,30 +193,14 @@ static int final_round(const struct iter_opts *o, struct target *t, struct iter_
 	d.pre = false;
 	d.parent = parent;
 	d.member = &mops;
-	if (has_children(o, err)) {
-		/* Frozen as one, each process on top of its last round. */
-		ret = dump_tree(&d, o->handover ? &h : NULL, &res->final, err);
-		if (ret)
-			return ferr_wrap(err, "final dump");
-		res->total_bytes += res->final.data_pages * (uint64_t)ferry_page_size();
-		return 0;
-	}
-	d.hold = o->handover != NULL;
-	ret = set_round(set, t, &d, &res->final, err);
+	/* A tree round, of one process too (its pipes and sockets are
+	 * tree.img's objects): frozen as one, each process on top of its last
+	 * round, still frozen through the hand-over. */
+	ret = dump_tree(&d, o->handover ? &h : NULL, &res->final, err);
 	if (ret)
 		return ferr_wrap(err, "final dump");
 	res->total_bytes += res->final.data_pages * (uint64_t)ferry_page_size();
-	if (o->handover) {
-		/* Still frozen: the freeze lasts until the hand-over ends. */
-		struct dump_frozen f = { .root = t };
-
-		ret = o->handover(o->hook_arg, &f, err);
-		res->final.freeze_ns = now_ns() - t->freeze_start_ns;
-		res->final.killed = !ret;
-		if (ret)
-			target_release(t);
-	}
-	return ret;
+	return 0;
 }
 
 /* Pre-dump rounds until the model says stop; the throttle it asks for is
@@ -301,7 +285,7 @@ int iter_run(const struct iter_opts *o, struct iter_result *res, iter_round_cb c
 	if (!ret && (ret = cancel_check(err)))
 		ferr_wrap(err, "before the final dump");
 	if (!ret)
-		ret = final_round(o, &t, &set, res, err);
+		ret = final_round(o, &set, res, err);
 	if (ret && !target_alive(&t) && err->code != ESRCH) {
 		ferr_wrap(err, "process %d exited", t.pid);
 		err->code = ESRCH;

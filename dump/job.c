@@ -198,38 +198,32 @@ int dump_job_round(struct dump_opts *o, const struct dump_choice *c, const struc
 	bool tree;
 	int ret;
 
-	if (!o->pre && !o->parent && !h) {
+	if (!o->pre) {
+		/* A final dump is a tree round, of one process too: frozen as
+		 * one, its pipes, sockets and shared memory in tree.img, each
+		 * process on top of its own previous images. */
 		pr_info("dump %s process %d with --layout %s --pages %s", o->tree ? "the tree of" :
 			"only", o->pid, o->layout->name, o->pages->name);
-		return dump_tree(o, NULL, r, err);
+		o->member = &mops;
+		ret = dump_tree(o, h, r, err);
+		o->member = NULL;
+		return ret;
 	}
 	ret = is_tree(o, &tree, err);
 	if (ret)
 		return ret;
-	pr_info("%s %s process %d with --layout %s --pages %s", o->pre ? "pre-dump" : "dump",
-		tree ? "the tree of" : "only", o->pid, o->layout->name, o->pages->name);
+	pr_info("pre-dump %s process %d with --layout %s --pages %s", tree ? "the tree of" : "only",
+		o->pid, o->layout->name, o->pages->name);
 	if (tree) {
 		/* Each process on top of its own previous images. */
 		o->member = &mops;
-		ret = o->pre ? dump_tree_pre(o, r, err) : dump_tree(o, h, r, err);
+		ret = dump_tree_pre(o, r, err);
 		o->member = NULL;
 		return ret;
 	}
 	ret = target_open(&t, o->pid, err);
-	o->hold = h && !o->pre && !o->leave_running;
 	if (!ret)
 		ret = tracked_round(&j, &t, o, r, err);
-	if (!ret && o->hold) {
-		/* Still frozen: it ends only once its images are safe. */
-		struct dump_frozen f = { .root = &t };
-
-		ret = h->fn(h->arg, &f, err);
-		r->freeze_ns = now_ns() - t.freeze_start_ns;
-		r->killed = !ret;
-		if (ret)
-			target_release(&t);
-	}
-	o->hold = false;
 	target_close(&t);
 	return ret;
 }

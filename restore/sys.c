@@ -37,8 +37,14 @@ uint64_t rst_hole(const struct img_image *img, uint64_t len, unsigned n)
 			continue;
 		if (lo < HOLE_LOW)
 			lo = HOLE_LOW;
-		if (hi > lo && hi - lo >= len + 2 * HOLE_MARGIN && n-- == 0)
-			return (hi - HOLE_MARGIN - len) & ~((uint64_t)ferry_page_size() - 1);
+		/* Up to four places in each free region, from its top down: a
+		 * layout with one region free (a static program on a kernel
+		 * that puts the vdso above the stack) still has room for the
+		 * scratch pages and, below them, the vdso on its way. */
+		for (uint64_t k = 1; k <= 4 && hi > lo && hi - lo >= k * (len + HOLE_MARGIN) + HOLE_MARGIN;
+		     k++)
+			if (n-- == 0)
+				return (hi - k * (len + HOLE_MARGIN)) & ~((uint64_t)ferry_page_size() - 1);
 		if (i && img->vmas[i - 1]->start < hi)
 			hi = img->vmas[i - 1]->start;
 		if (hi <= HOLE_LOW)

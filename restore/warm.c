@@ -535,9 +535,14 @@ static int process_setup(struct rst_warm *w, struct ferr *err)
 		char link[32];
 		struct stat st;
 
-		if (fd_supported(f) && rst_fdkind_owns(f))
+		if ((fd_supported(f) && rst_fdkind_owns(f)) || f->has_obj_id)
 			return ferr_new(err, EOPNOTSUPP, "fd %u (%s): a warm restore does not "
 					"re-create it", f->fd, f->path ? f->path : "?");
+		for (size_t k = 0; f->has_desc && k < i; k++)
+			if (r->fds[k]->has_desc && r->fds[k]->desc == f->desc)
+				return ferr_new(err, EOPNOTSUPP, "fds %u and %u share an open file "
+						"description: a warm restore opens each on its own",
+						r->fds[k]->fd, f->fd);
 		if (!f->path || !fd_supported(f))
 			continue;
 		ret = rst_scratch_put(r, 0, f->path, strlen(f->path) + 1, &at, err);

@@ -33,7 +33,7 @@ rpc() {
 }
 # answer LINE-PREFIX DESC: the client printed a line starting so.
 answer() {
-	if grep -q "^$1" "$T/rpc"; then ok "$2"; else fail "$2: no \"$1\" in: $(head -c 600 "$T/rpc")"; fi
+	if grep -q "^$1" "$T/rpc"; then ok "$2"; else fail "$2: no \"$1\" in: $(cat "$T/rpc")"; fi
 }
 # running PID DESC: alive, and not left stopped or traced.
 running() {

@@ -59,6 +59,35 @@ static void fake_from_self(struct fake *f)
 	assert_true(n >= 2); /* a vdso and at least one vvar */
 }
 
+/* rst_hole: a layout with a single free region (below 4 GiB a program,
+ * above 0x7ff000000000 nothing asked for, one mapping at 0x10000000000)
+ * still offers several non-overlapping places in it, the top one first. */
+static void test_hole_places_in_one_region(void **state)
+{
+	struct fake f;
+	const uint64_t len = 64 << 10, top = 0x10000000000ULL;
+	uint64_t at[3];
+
+	(void)state;
+	memset(&f, 0, sizeof(f));
+	ferry__vma__init(&f.vma[0]);
+	ferry__vma__init(&f.vma[1]);
+	f.vma[0].start = 0x400000;
+	f.vma[0].end = 0x500000;
+	f.vma[1].start = top;
+	f.vma[1].end = 0x7ff000000000ULL; /* nothing free above it */
+	f.vmas[0] = &f.vma[0];
+	f.vmas[1] = &f.vma[1];
+	f.img.vmas = f.vmas;
+	f.img.nr_vmas = 2;
+	for (unsigned n = 0; n < 3; n++) {
+		at[n] = rst_hole(&f.img, len, n);
+		assert_true(at[n] >= (1ULL << 32) && at[n] + len <= top);
+	}
+	assert_true(at[0] > at[1] && at[1] + len <= at[0]);
+	assert_true(at[1] > at[2] && at[2] + len <= at[1]);
+}
+
 static Ferry__Vma *find(struct fake *f, Ferry__VmaKind k)
 {
 	for (size_t i = 0; i < f->img.nr_vmas; i++)
@@ -217,6 +246,7 @@ static void test_creds_within_caller(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_hole_places_in_one_region),
 		cmocka_unit_test(test_own_layout_fits),
 		cmocka_unit_test(test_bigger_vdso_refused),
 		cmocka_unit_test(test_vvar_elsewhere_refused),
