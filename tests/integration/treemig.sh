@@ -215,13 +215,17 @@ left=$(ps -eo pid=,args= | grep -c "[t]reecheck $T/tf")
 [ "$left" -eq 4 ] && ok "no process of the failed restore is left there" ||
 	fail "$left treecheck processes of $T/tf (the original has 4 live)"
 
-# 6. ferry itself killed (SIGKILL) in the middle of a tree's migration: the
-#    tree runs on, untraced.
-server kd
+# 6. ferry itself killed (SIGKILL) in the hand-over, the whole tree frozen
+#    and its final dump on the destination, which has not answered yet (and
+#    restores nothing: no copy of the tree runs there): the tree runs on,
+#    untraced.
+SFAULT=FERRY_FAULT=stall-before-result server kd
 ip netns exec $NS_SRC "$FERRY" migrate -t $R --to $DST_IP:$PORT --auth-key "$T/key" \
-	--downtime-limit 1 --max-rounds 50 >"$T/out" 2>"$T/err" &
+	>"$T/out" 2>"$T/err" &
 M=$!
-wait_for "$T/kd/pre-2/inventory.img" || fail "no second round arrived"
+wait_for "$T/kd/inventory.img" || fail "no final dump arrived"
+[ -e "$T/kd/pid-$A/inventory.img" ] && ok "the final dump of each process arrived" ||
+	fail "no final dump of process $A there"
 kill -9 $M
 wait $M 2>/dev/null
 kill -9 $S 2>/dev/null
