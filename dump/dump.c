@@ -54,19 +54,6 @@ static int refuse_unsupported_fds(const struct fd_list *l, pid_t pid, struct fer
 
 /* Refuse before freezing, so an unsupported fd costs the target nothing;
  * the list is taken again once frozen, as it may have changed. */
-static int check_fds_early(struct target *t, bool locks, struct ferr *err)
-{
-	struct fd_list l;
-	int ret = fds_collect(t, &l, err);
-
-	if (!ret)
-		ret = refuse_unsupported_fds(&l, t->pid, err);
-	if (!ret)
-		ret = dump_refuse_locks(&l, t->pid, locks, err);
-	fds_free(&l);
-	return ret;
-}
-
 static int write_vmas(struct target *t, struct img_writer *w, const struct vma_list *vl,
 		      const struct dump_state *st, struct filesum_cache *fs,
 		      struct dump_tree_ctx *tc, struct ferr *err)
@@ -343,7 +330,6 @@ struct round {
 	struct img_writer *w;
 	struct page_path pp;
 	struct filesum_cache fs;   /* content checksums of the files behind it */
-	struct dump_descs descs;   /* a lone process's open file descriptions */
 };
 
 /* The round's steps; whatever it took is released by the caller. */
@@ -376,8 +362,6 @@ static int round_steps(struct target *t, const struct dump_opts *o, struct round
 		ret = check_parent_proc(o, t, wo.start_time, &rd->pimg, &wo, err);
 	if (!ret)
 		ret = dump_fileid_seed(&rd->fs, rd->pimg, err);
-	if (!ret && !o->pre && !o->skip_unsupported_fds && !o->tc)
-		ret = check_fds_early(t, o->file_locks, err);
 	if (!ret)
 		ret = img_writer_create(&rd->w, o->dir, &wo, err);
 	if (!ret)
@@ -385,14 +369,11 @@ static int round_steps(struct target *t, const struct dump_opts *o, struct round
 	if (!ret && !o->pre)
 		dump_fileid_prehash(&rd->fs, t, o->layout);
 	if (!ret && !o->pre) {
-		/* A tree's processes were all frozen together before. */
-		ret = o->tc ? 0 : target_freeze(t, err);
-		if (!ret) {
-			res->threads = t->nr_th;
-			pr_debug("frozen %zu threads after %.1f ms", t->nr_th, (now_ns() - t0) / 1e6);
-			ret = state_collect(t, &rd->st, err);
-			pr_debug("state collected at %.1f ms", (now_ns() - t0) / 1e6);
-		}
+		/* The tree's processes were all frozen together before. */
+		res->threads = t->nr_th;
+		pr_debug("frozen %zu threads after %.1f ms", t->nr_th, (now_ns() - t0) / 1e6);
+		ret = state_collect(t, &rd->st, err);
+		pr_debug("state collected at %.1f ms", (now_ns() - t0) / 1e6);
 	}
 	if (!ret)
 		ret = cancel_check(err);
@@ -402,8 +383,6 @@ static int round_steps(struct target *t, const struct dump_opts *o, struct round
 		ret = fds_collect(t, &rd->fl, err);
 	if (!ret && o->tc)
 		ret = dump_tree_note(o->tc, t, &rd->fl, err);
-	else if (!ret && !o->pre)
-		ret = dump_note_descs(&rd->descs, t, &rd->fl, err);
 	if (!ret && !o->pre && !o->skip_unsupported_fds)
 		ret = refuse_unsupported_fds(&rd->fl, t->pid, err);
 	if (!ret && !o->pre)
@@ -462,11 +441,6 @@ static int round_steps(struct target *t, const struct dump_opts *o, struct round
 	if (ret)
 		return ret;
 	memcpy(res->id, img_writer_id(rd->w), IMG_ID_SIZE);
-	if (!o->pre && !o->leave_running && !o->hold) {
-		/* Ended only once its images are safely on disk. */
-		syscall(SYS_pidfd_send_signal, t->pidfd, SIGKILL, NULL, 0);
-		res->killed = true;
-	}
 	return 0;
 }
 
@@ -478,6 +452,9 @@ int dump_round(struct target *t, const struct dump_opts *o, struct dump_result *
 	int ret;
 
 	memset(res, 0, sizeof(*res));
+	/* A final round runs inside a tree round (dump_tree), which froze it. */
+	if (!o->pre && !o->tc)
+		return ferr_new(err, EINVAL, "process %d: a final dump is a tree round", o->pid);
 	ret = round_steps(t, o, &rd, res, t0, err);
 	/* Whatever call noticed it, a dead target is the error to report. */
 	if (ret && t->pidfd >= 0 && !target_alive(t) && !strstr(err->msg, "exited")) {
@@ -488,7 +465,8 @@ int dump_round(struct target *t, const struct dump_opts *o, struct dump_result *
 	/* In this order: the pipe leaves the target while it is still
 	 * frozen, and the workers stop before the writer goes. */
 	ret = page_path_unsplice(&rd.pp, ret, err);
-	if (ret || !o->hold)
+	/* A final round's process stays frozen: its tree round lets it go. */
+	if (ret || o->pre)
 		target_release(t);
 	page_path_fini(&rd.pp);
 	if (rd.w)
@@ -500,19 +478,5 @@ int dump_round(struct target *t, const struct dump_opts *o, struct dump_result *
 	fds_free(&rd.fl);
 	range_list_free(&rd.dirty);
 	filesum_cache_free(&rd.fs);
-	dump_descs_free(&rd.descs);
-	return ret;
-}
-
-int dump_run(const struct dump_opts *o, struct dump_result *res, struct ferr *err)
-{
-	struct target t;
-	int ret = target_open(&t, o->pid, err);
-
-	if (!ret)
-		ret = dump_round(&t, o, res, err);
-	else
-		memset(res, 0, sizeof(*res));
-	target_close(&t);
 	return ret;
 }

@@ -22,8 +22,6 @@ struct dump_opts {
 	const char *dir;
 	bool pre;                  /* pre-dump round: memory only, the target keeps running */
 	bool leave_running;
-	bool hold;                 /* final dump: leave the target frozen for the caller
-				      to end or resume (a migration's hand-over) */
 	bool skip_unsupported_fds;
 	bool file_locks;           /* --file-locks: dump the locks the process holds */
 	bool shell_job;            /* --shell-job: a controlling terminal is allowed */
@@ -73,15 +71,16 @@ struct dump_member_ops {
 	void *arg;
 };
 
-/* What a final dump leaves frozen for its hand-over: one process, or every
- * process of a tree. */
+/* What a final dump leaves frozen for its hand-over: every process of the
+ * tree it took (one, with --tree=no or without children). */
 struct ptree;
 struct dump_frozen {
-	struct target *root;
-	struct ptree *pt;          /* a tree's, or NULL */
+	struct target *root;       /* pt's first */
+	struct ptree *pt;
 };
-/* SIGKILL every process of f: frozen, none of them runs again. */
-void dump_frozen_kill(const struct dump_frozen *f);
+/* SIGKILL every process of f: frozen, none of them runs again. 0, or the
+ * first failure (-errno). */
+int dump_frozen_kill(const struct dump_frozen *f);
 /* Let every process of f go (children first). */
 void dump_frozen_release(const struct dump_frozen *f);
 
@@ -102,6 +101,9 @@ struct dump_tree_ctx;
 struct img_writer;
 int __must_check dump_tree(const struct dump_opts *o, const struct dump_handover *h,
 			   struct dump_result *res, struct ferr *err);
+/* Does o take a tree of more than one process (o->tree and PID has
+ * descendants now)? */
+bool dump_is_tree(const struct dump_opts *o);
 /* A pre-dump round of a tree (o->pre), while it runs: each process found
  * now, in DIR/pid-PID and the root in DIR, parents as dump_tree's. A
  * process other than the root that exits meanwhile is left out. */
@@ -116,30 +118,13 @@ int __must_check dump_tree_shm(struct dump_tree_ctx *tc, struct target *t, Ferry
 int __must_check dump_tree_write(struct dump_tree_ctx *tc, struct img_writer *w,
 				 struct ferr *err);
 
-/* Open file descriptions of regular files seen so far in a dump (of one
- * process, or of a tree's processes in turn): an fd gets the desc of an
- * earlier one that kcmp(2) says shares its description, else a new one. */
-struct dump_desc_seen {
-	pid_t pid;
-	uint32_t fd;
-	uint64_t dev, ino, desc;
-};
-struct dump_descs {
-	struct dump_desc_seen *v;
-	size_t n;
-	uint64_t last;
-};
-int __must_check dump_note_descs(struct dump_descs *d, const struct target *t,
-				 struct fd_list *l, struct ferr *err);
-void dump_descs_free(struct dump_descs *d);
-
 /* Refuse l's locks unless allowed (--file-locks). */
 int __must_check dump_refuse_locks(const struct fd_list *l, pid_t pid, bool allowed,
 				   struct ferr *err);
 
-/* Open the target, run one round, close it. */
-int __must_check dump_run(const struct dump_opts *o, struct dump_result *res, struct ferr *err);
-/* One round against a target already open (and not frozen). */
+/* One round against a target already open: a pre-dump (not frozen), or a
+ * final dump as one process of a tree round (dump_tree: frozen, and ended
+ * or let go by it). */
 int __must_check dump_round(struct target *t, const struct dump_opts *o, struct dump_result *res,
 			    struct ferr *err);
 

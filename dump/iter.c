@@ -116,15 +116,6 @@ static int set_round(void *arg, struct target *t, const struct dump_opts *mo,
 	return o.tr ? dump_round(t, &o, r, err) : -err->code;
 }
 
-/* Is the target a tree of more than one process now? */
-static bool has_children(const struct iter_opts *o, struct ferr *err)
-{
-	cleanup_free pid_t *pids = NULL;
-	size_t n = 0;
-
-	return o->base.tree && ptree_scan(o->base.pid, &pids, &n, err) == 0 && n > 1;
-}
-
 /* One pre-dump round into DIR/pre-k on top of pre-(k-1): its measurements
  * go to *in for the model, its counts to *row. */
 static int pre_round(const struct iter_opts *o, struct target *t, struct iter_set *set,
@@ -146,8 +137,7 @@ static int pre_round(const struct iter_opts *o, struct target *t, struct iter_se
 	in->start_ns = now_ns();
 	/* The tree as it is now: a child forked since the last round joins
 	 * with a tracker of its own. */
-	ret = has_children(o, err) ? dump_tree_pre(&d, &r, err)
-				   : set_round(set, t, &d, &r, err);
+	ret = dump_is_tree(&d) ? dump_tree_pre(&d, &r, err) : set_round(set, t, &d, &r, err);
 	if (ret)
 		return ferr_wrap(err, "round %u", k);
 	row->pages = r.data_pages;

@@ -9,7 +9,6 @@
 #include "dump/job.h"
 #include "dump/keeper.h"
 #include "proc/backend.h"
-#include "proc/tree.h"
 
 int dump_choose_backends(struct dump_opts *o, const struct dump_choice *c,
 			 const struct kerndat *kd, struct ferr *err)
@@ -174,21 +173,6 @@ static int tracked_round(void *arg, struct target *t, const struct dump_opts *mo
 	return ret;
 }
 
-/* Does o name a tree of more than one process? */
-static int is_tree(const struct dump_opts *o, bool *tree, struct ferr *err)
-{
-	cleanup_free pid_t *pids = NULL;
-	size_t n = 0;
-	int ret;
-
-	*tree = false;
-	if (!o->tree)
-		return 0;
-	ret = ptree_scan(o->pid, &pids, &n, err);
-	*tree = !ret && n > 1;
-	return ret;
-}
-
 int dump_job_round(struct dump_opts *o, const struct dump_choice *c, const struct kerndat *kd,
 		   const struct dump_handover *h, struct dump_result *r, struct ferr *err)
 {
@@ -209,9 +193,7 @@ int dump_job_round(struct dump_opts *o, const struct dump_choice *c, const struc
 		o->member = NULL;
 		return ret;
 	}
-	ret = is_tree(o, &tree, err);
-	if (ret)
-		return ret;
+	tree = dump_is_tree(o);
 	pr_info("pre-dump %s process %d with --layout %s --pages %s", tree ? "the tree of" : "only",
 		o->pid, o->layout->name, o->pages->name);
 	if (tree) {

@@ -8,9 +8,10 @@
  * as complete only once the root's inventory is in: its old inventory goes
  * first. */
 #include <fcntl.h>
-#include <signal.h>
 #include <limits.h>
+#include <linux/kcmp.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -24,12 +25,63 @@
 #include "proc/shared.h"
 #include "proc/tree.h"
 
+struct desc_seen {
+	pid_t pid;
+	uint32_t fd;
+	uint64_t dev, ino, desc;
+};
+struct descs {
+	struct desc_seen *v;
+	size_t n;
+	uint64_t last;
+};
+
+/* The regular files' fds of the tree's processes in turn: an fd gets the
+ * desc of an earlier one that kcmp(2) says shares its open file
+ * description, else a new one. Candidates are the fds of the same file
+ * (device and inode) only, so the kcmp calls stay few whatever the number
+ * of fds. */
+static int note_descs(struct descs *d, const struct target *t, struct fd_list *l,
+		    struct ferr *err)
+{
+	for (size_t i = 0; i < l->n; i++) {
+		Ferry__Fd *f = l->fds[i];
+		struct desc_seen *n;
+		uint64_t desc = 0;
+
+		if (f->kind != FERRY__FD_KIND__FD_REG || !f->file)
+			continue;
+		for (size_t k = 0; k < d->n && !desc; k++) {
+			const struct desc_seen *s = &d->v[k];
+
+			if (s->dev == f->file->dev && s->ino == f->file->ino &&
+			    syscall(SYS_kcmp, s->pid, t->pid, KCMP_FILE, s->fd, f->fd) == 0)
+				desc = s->desc;
+		}
+		n = realloc(d->v, (d->n + 1) * sizeof(*n));
+		if (!n)
+			return ferr_sys(err, ENOMEM, "open file descriptions");
+		d->v = n;
+		d->v[d->n++] = (struct desc_seen){ t->pid, f->fd, f->file->dev, f->file->ino,
+						       desc ? desc : ++d->last };
+		f->has_desc = true;
+		f->desc = d->v[d->n - 1].desc;
+	}
+	return 0;
+}
+
+static void descs_free(struct descs *d)
+{
+	free(d->v);
+	memset(d, 0, sizeof(*d));
+}
+
 struct dump_tree_ctx {
 	struct ptree *pt;
 	struct objs objs;
 	bool shell_job;
 	bool pidns_init;           /* the root is the init of the tree's PID namespace */
-	struct dump_descs descs;   /* open file descriptions, across the tree */
+	struct descs descs;   /* open file descriptions, across the tree */
 };
 
 /* --shell-job: the fds on a process's controlling terminal (or /dev/tty)
@@ -58,7 +110,7 @@ int dump_tree_note(struct dump_tree_ctx *tc, struct target *t, struct fd_list *f
 	if (tc->shell_job)
 		mark_tty(tc->pt, t, fl);
 	ret = objs_note_fds(&tc->objs, t, fl, err);
-	return ret ? ret : dump_note_descs(&tc->descs, t, fl, err);
+	return ret ? ret : note_descs(&tc->descs, t, fl, err);
 }
 
 int dump_tree_shm(struct dump_tree_ctx *tc, struct target *t, Ferry__Vma *v, struct ferr *err)
@@ -220,20 +272,14 @@ static int start_dir(const char *dir, struct ferr *err)
 	return 0;
 }
 
-void dump_frozen_kill(const struct dump_frozen *f)
+int dump_frozen_kill(const struct dump_frozen *f)
 {
-	if (f->pt)
-		ptree_kill(f->pt);
-	else
-		syscall(SYS_pidfd_send_signal, f->root->pidfd, SIGKILL, NULL, 0);
+	return ptree_kill(f->pt);
 }
 
 void dump_frozen_release(const struct dump_frozen *f)
 {
-	if (f->pt)
-		ptree_release(f->pt);
-	else
-		target_release(f->root);
+	ptree_release(f->pt);
 }
 
 /* Process pid's options in a tree round: its directory, and as parent its
@@ -301,7 +347,6 @@ static int dump_member(struct dump_tree_ctx *tc, struct ptree_proc *p, const str
 		return ret;
 	mo.tc = tc;
 	mo.tc_root = false;
-	mo.hold = true;
 	mo.tr = NULL;
 	ret = member_round(o, &p->t, &mo, false, &r, err);
 	if (ret)
@@ -345,7 +390,6 @@ int dump_tree(const struct dump_opts *o, const struct dump_handover *h, struct d
 	if (!ret) {
 		ro.tc = &tc;
 		ro.tc_root = true;
-		ro.hold = true;
 		ro.leave_running = false;
 		ret = member_round(o, &pt.p[0].t, &ro, true, res, err);
 	}
@@ -373,9 +417,18 @@ int dump_tree(const struct dump_opts *o, const struct dump_handover *h, struct d
 	}
 	ptree_release(&pt);
 	objs_free(&tc.objs);
-	dump_descs_free(&tc.descs);
+	descs_free(&tc.descs);
 	res->seconds = (now_ns() - t0) / 1e9;
 	return ret;
+}
+
+bool dump_is_tree(const struct dump_opts *o)
+{
+	cleanup_free pid_t *pids = NULL;
+	struct ferr err;
+	size_t n = 0;
+
+	return o->tree && ptree_scan(o->pid, &pids, &n, &err) == 0 && n > 1;
 }
 
 int dump_tree_pre(const struct dump_opts *o, struct dump_result *res, struct ferr *err)

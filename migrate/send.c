@@ -8,7 +8,6 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 #include <zstd.h>
 
@@ -432,11 +431,9 @@ int mig_handover(struct mig_conn *c, const struct dump_frozen *f, struct ferr *e
 	 * before it returns to user space, so the copy may go at once; its
 	 * teardown (a second for a large process) is waited for afterwards.
 	 * A tree ends whole, each process by its pidfd. */
-	if (!f->pt && syscall(SYS_pidfd_send_signal, t->pidfd, SIGKILL, NULL, 0) < 0 &&
-	    errno != ESRCH)
-		return ferr_sys(err, errno, "end the original process %d", t->pid);
-	if (f->pt)
-		dump_frozen_kill(f);
+	ret = dump_frozen_kill(f);
+	if (ret)
+		return ferr_sys(err, -ret, "end the original process %d", t->pid);
 	c->ended = true;
 	/* The copy must be let go now, signal or not. */
 	c->nc.no_cancel = true;

@@ -189,6 +189,15 @@ static pid_t ns_field(const char *status, const char *name)
 	return (pid_t)v;
 }
 
+pid_t ptree_ns_pid(pid_t pid)
+{
+	char path[48], buf[4096];
+
+	snprintf(path, sizeof(path), "/proc/%d/status", pid);
+	return read_small_file_at(AT_FDCWD, path, buf, sizeof(buf)) > 0 ? ns_field(buf, "\nNSpid:")
+									  : 0;
+}
+
 /* p's IDs in its own PID namespace, and which namespace that is. */
 static void take_ns_ids(struct ptree_proc *p)
 {
@@ -328,11 +337,16 @@ void ptree_release(struct ptree *pt)
 		target_release(&pt->p[i].t);
 }
 
-void ptree_kill(struct ptree *pt)
+int ptree_kill(struct ptree *pt)
 {
+	int ret = 0;
+
 	for (size_t i = 0; i < pt->n; i++)
-		if (pt->p[i].t.pidfd >= 0)
-			syscall(SYS_pidfd_send_signal, pt->p[i].t.pidfd, SIGKILL, NULL, 0);
+		if (pt->p[i].t.pidfd >= 0 &&
+		    syscall(SYS_pidfd_send_signal, pt->p[i].t.pidfd, SIGKILL, NULL, 0) < 0 &&
+		    errno != ESRCH && !ret)
+			ret = -errno;
+	return ret;
 }
 
 void ptree_close(struct ptree *pt)

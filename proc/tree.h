@@ -46,8 +46,13 @@ int __must_check ptree_freeze(struct ptree *pt, bool whole, struct ferr *err);
  * boot) through its /proc directory: with the PID, what tells it from a
  * later process given the same PID. -1 if it cannot be read. */
 int ptree_start_time(int procfd, uint64_t *out);
+/* Process pid's PID in its own (innermost) PID namespace (NSpid's last
+ * field), or 0 if it cannot be read. */
+pid_t ptree_ns_pid(pid_t pid);
 void ptree_release(struct ptree *pt);   /* every process resumes */
-void ptree_kill(struct ptree *pt);      /* SIGKILL every live process, by pidfd */
+/* SIGKILL every live process, by pidfd: 0, or the first failure (-errno)
+ * other than a process gone already. */
+int ptree_kill(struct ptree *pt);
 void ptree_close(struct ptree *pt);     /* release, close, free; fine on a zeroed tree */
 DEFINE_CLEANUP_VAL(ptree, ptree_close)
 

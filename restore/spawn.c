@@ -4,7 +4,6 @@
  * namespace), the queued data put back between the phases, the processes
  * opened for the steps that follow; and, on any failure, every process of
  * ferry's killed and reaped, and no other. */
-#include <ctype.h>
 #include <fcntl.h>
 #include <linux/sched.h>
 #include <signal.h>
@@ -18,6 +17,7 @@
 
 #include "common/cancel.h"
 #include "common/log.h"
+#include "proc/tree.h"
 #include "restore/rst.h"
 
 /* Is pid one of ours: a child or tracee of ferry? Only those may be killed:
@@ -79,19 +79,13 @@ enum stub_state { STUB_WAITING, STUB_STOPPED, STUB_EXITED };
 static void map_forked(struct rst_tree *t, pid_t *pids, pid_t parent)
 {
 	unsigned long msg = 0;
-	char path[48], buf[2048], *p;
-	long inner = -1;
+	pid_t inner;
 
 	if (ptrace(PTRACE_GETEVENTMSG, parent, NULL, &msg) < 0 || !msg)
 		return;
-	snprintf(path, sizeof(path), "/proc/%lu/status", msg);
-	if (read_small_file_at(AT_FDCWD, path, buf, sizeof(buf)) < 0 || !(p = strstr(buf, "NSpid:")))
-		return;
-	for (char *tok = strtok(p + 6, " \t\n"); tok && isdigit((unsigned char)*tok);
-	     tok = strtok(NULL, " \t\n"))
-		inner = atol(tok);
-	for (size_t i = 0; i < t->n; i++)
-		if ((long)t->tp[i]->pid == inner && !pids[i])
+	inner = ptree_ns_pid((pid_t)msg);
+	for (size_t i = 0; inner && i < t->n; i++)
+		if ((pid_t)t->tp[i]->pid == inner && !pids[i])
 			pids[i] = (pid_t)msg;
 }
 
