@@ -96,12 +96,19 @@ gone() {
 	return 1
 }
 
+# all_gone PID...: every one ended (or a zombie) within 5 s in all; else 1.
+all_gone() {
+	for _ag in "$@"; do
+		for _ in $(seq 100); do gone "$_ag" && break; sleep 0.05; done
+		gone "$_ag" || return 1
+	done
+}
+
 # reap PID: wait for a child of this shell that a dump should have ended.
 # If a failed dump left it running, kill it after 5 s so that the script
 # goes on to report the failure instead of waiting for it for ever.
 reap() {
-	for _ in $(seq 100); do gone "$1" && break; sleep 0.05; done
-	gone "$1" || kill -9 "$1" 2>/dev/null
+	all_gone "$1" || kill -9 "$1" 2>/dev/null
 	wait "$1" 2>/dev/null
 }
 

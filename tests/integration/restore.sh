@@ -80,7 +80,7 @@ R2=$(cat "$T/out"); PIDS="$PIDS $R2"
 expect_in "$T/err" "is in use" "warns about the new PID"
 [ -n "$R2" ] && [ "$R2" != "$W" ] && memtest_check "$T/m.desc" "$R2" "the copy under PID $R2 checks out"
 kill -9 "$R2" "$RP"
-for _ in $(seq 100); do gone "$RP" && break; sleep 0.05; done
+all_gone "$RP"
 # This time with the fallback page path forced: process_vm_writev only.
 FERRY_HIDE_FEATURES=userfaultfd "$FERRY" -vv restore -D "$T/m" -d >"$T/out" 2>"$T/err"
 RP=$(cat "$T/out"); PIDS="$PIDS $RP"

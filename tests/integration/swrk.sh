@@ -117,10 +117,7 @@ pp=$(sed -n 's/.* \([0-9]*\) in parent.*/\1/p' "$T/d/dump.log" | tail -1)
 [ "${pp:-0}" -gt 0 ] && ok "the tree's dump left $pp unchanged pages in its pre-dump" ||
 	fail "the tree's dump has no pages in parent: $(grep -i parent "$T/d/dump.log" | tail -2)"
 expect_rc 0 "the tree's chain verifies" "$FERRY" show --verify "$T/d"
-for p in $ALL; do
-	for _ in $(seq 100); do gone $p && break; sleep 0.05; done
-	gone $p || fail "process $p still runs after the dump"
-done
+for p in $ALL; do all_gone $p || fail "process $p still runs after the dump"; done
 ok "every process of the tree ended"
 
 # 4. RESTORE with rst_sibling: the restored root is the runtime's child, its

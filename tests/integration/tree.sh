@@ -44,10 +44,7 @@ moving "$T/tc" "the tree runs on after dump -R"
 # 3. The real dump ends every process of the tree.
 expect_rc 0 "dump of the tree" "$FERRY" dump -t $R -D "$T/d"
 B=$(bytes "$T/tc")
-for p in $ALL; do
-	for _ in $(seq 100); do gone $p && break; sleep 0.05; done
-	gone $p || fail "process $p still runs after the dump"
-done
+for p in $ALL; do all_gone $p || fail "process $p still runs after the dump"; done
 ok "every process of the tree ended"
 
 # 4. Restored: the same PIDs, parents (the root's is ferry's caller, the
@@ -114,7 +111,7 @@ moving "$T/tc" "the original runs on once the copies' namespaces are killed"
 
 # 6. A restored tree dumps and restores again.
 expect_rc 0 "dump the restored tree" "$FERRY" dump -t $R -D "$T/d2"
-for p in $ALL; do for _ in $(seq 100); do gone $p && break; sleep 0.05; done; done
+for p in $ALL; do all_gone $p; done
 expect_rc 0 "restore it again" "$FERRY" restore -D "$T/d2" -d
 sleep 0.5
 moving "$T/tc" "the twice-restored tree still checks out"
@@ -122,7 +119,7 @@ moving "$T/tc" "the twice-restored tree still checks out"
 # 6b. A PID of the tree held by an unrelated process: the restore fails,
 #     and never kills that process (it is not ferry's).
 expect_rc 0 "dump the tree again" "$FERRY" dump -t $R -D "$T/d3"
-for p in $ALL; do for _ in $(seq 100); do gone $p && break; sleep 0.05; done; done
+for p in $ALL; do all_gone $p; done
 C=$(echo $ALL | cut -d' ' -f4)
 "$TOOLS/tools/holdpid" $C && PIDS="$PIDS $C"
 if [ -d /proc/$C ]; then
@@ -132,7 +129,7 @@ if [ -d /proc/$C ]; then
 		fail "ferry killed the process holding PID $C"
 	for p in $(echo $ALL | cut -d' ' -f1-3); do gone $p || fail "process $p of the failed restore is left"; done
 	kill -9 $C
-	for _ in $(seq 100); do gone $C && break; sleep 0.05; done
+	all_gone $C
 else
 	fail "holdpid could not take PID $C"
 fi

@@ -41,13 +41,6 @@ start_tree() {
 	PIDS="$PIDS $ALL"
 	sleep 0.5
 }
-# all_gone PID...: every one ended (or a zombie) within 5 s.
-all_gone() {
-	for p in "$@"; do
-		for _ in $(seq 100); do gone $p && break; sleep 0.05; done
-		gone $p || return 1
-	done
-}
 # same_tree OUT PID...: the processes run again, the root's children with
 # the root as parent and session, the zombie a zombie; the stream goes on.
 same_tree() {

@@ -80,7 +80,7 @@ restore_fk() {
 end_fk() {
 	[ -n "${RP:-}" ] || return 0
 	kill -9 "$RP" 2>/dev/null
-	for _ in $(seq 100); do gone "$RP" && break; sleep 0.05; done
+	all_gone "$RP"
 	RP=""
 }
 
