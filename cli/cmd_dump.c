@@ -62,6 +62,13 @@ void cmd_dump_help(FILE *out)
 		"      --file-locks         dump the file locks (flock, POSIX, OFD) the processes\n"
 		"                           hold; restore takes them again (without it a\n"
 		"                           process holding one is refused, as with criu)\n"
+		"      --ext-mount-map MNT:KEY  a tree in a mount namespace of its own (a\n"
+		"                           container): the mount at MNT (as the container\n"
+		"                           sees it) is the caller's, recorded as KEY only;\n"
+		"                           restore --ext-mount-map KEY:PATH binds PATH there\n"
+		"      --empty-ns net       a network namespace of its own is not dumped: the\n"
+		"                           restore makes an empty one (loopback up), for the\n"
+		"                           caller to set up (as runtimes do)\n"
 		"      --skip-unsupported-fds  record fds ferry cannot restore (sockets other\n"
 		"                           than Unix ones, userfaultfd, ...) and go on;\n"
 		"                           without it the dump refuses before touching memory\n"
@@ -320,6 +327,29 @@ static int dump_opt(void *ctx, int ch, char *arg)
 	case 'J':
 		c->o.shell_job = true;
 		break;
+	case 'E': {
+		const char *colon = strchr(arg, ':');
+		struct dump_ext_mnt *e = &c->ext[c->o.ns.nr_ext];
+
+		if (c->o.ns.nr_ext == ARRAY_SIZE(c->ext))
+			return cli_usage_error(cmd, "at most %zu --ext-mount-map", ARRAY_SIZE(c->ext));
+		if (arg[0] != '/' || !colon || !colon[1] ||
+		    colon - arg >= (ptrdiff_t)sizeof(c->ext_point[0]))
+			return cli_usage_error(cmd, "--ext-mount-map is MNT:KEY, MNT an absolute path "
+					       "(under 256 bytes), not `%s`", arg);
+		snprintf(c->ext_point[c->o.ns.nr_ext], sizeof(c->ext_point[0]), "%.*s",
+			 (int)(colon - arg), arg);
+		e->point = c->ext_point[c->o.ns.nr_ext];
+		e->key = colon + 1;
+		c->o.ns.nr_ext++;
+		c->o.ns.ext = c->ext;
+		break;
+	}
+	case 'e':
+		if (strcmp(arg, "net"))
+			return cli_usage_error(cmd, "--empty-ns takes net only, not `%s`", arg);
+		c->o.ns.empty_net = true;
+		break;
 	case 'p':
 		c->o.parent = arg;
 		break;
@@ -407,6 +437,8 @@ static int dump_cli_parse(int argc, char **argv, struct dump_cli *c, void (*help
 		{ "skip-unsupported-fds", no_argument, NULL, 'S' },
 		{ "file-locks", no_argument, NULL, 'l' },
 		{ "shell-job", no_argument, NULL, 'J' },
+		{ "ext-mount-map", required_argument, NULL, 'E' },
+		{ "empty-ns", required_argument, NULL, 'e' },
 		{ "prev-images-dir", required_argument, NULL, 'p' },
 		{ "track", required_argument, NULL, 'T' },
 		{ "iterative", no_argument, NULL, 'I' },

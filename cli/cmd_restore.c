@@ -15,7 +15,8 @@ void cmd_restore_help(FILE *out)
 	fprintf(out,
 		"Usage: ferry restore -D DIR [-d|--restore-detached] [--pidfile FILE]\n"
 		"                     [--require-same-pid] [--pid-ns] [--shell-job]\n"
-		"                     [--inherit-fd fd[N]:KEY]... [--file-validation MODE] [-v]\n"
+		"                     [--inherit-fd fd[N]:KEY]... [--file-validation MODE]\n"
+		"                     [--root DIR [--ext-mount-map KEY:PATH]...] [-v]\n"
 		"\n"
 		"Re-create the process tree dumped in DIR (and its parent chain) and let it\n"
 		"run on from where it was frozen, as `criu restore` does: every process with\n"
@@ -54,6 +55,16 @@ void cmd_restore_help(FILE *out)
 		"                           ferry's fd N instead: a pipe whose other end was\n"
 		"                           outside the dumped tree is otherwise restored with\n"
 		"                           that end closed. Repeatable\n"
+		"      --root DIR           a tree dumped with namespaces of its own (a\n"
+		"                           container): DIR holds its root filesystem (the\n"
+		"                           same files, or copies). The tree gets new mount,\n"
+		"                           UTS, IPC and network namespaces as it had: its\n"
+		"                           mounts rebuilt on DIR (proc, sysfs, devpts, mqueue\n"
+		"                           and tmpfs anew, tmpfs with its files; binds), its\n"
+		"                           hostname, loopback up; and DIR becomes its root\n"
+		"      --ext-mount-map KEY:PATH  the mount dumped as external under KEY (dump\n"
+		"                           --ext-mount-map MNT:KEY) is PATH, bound there.\n"
+		"                           Repeatable\n"
 		"      --file-validation MODE  what is checked of each file behind the process:\n"
 		"                           content (default): type, size, build-id and the\n"
 		"                           XXH3-128 of its content; size: type and size;\n"
@@ -78,6 +89,8 @@ struct restore_cli {
 	const char *pidfile;
 	bool detached;
 	struct rst_inherit inherit[INHERIT_MAX];
+	struct rst_ext_mnt ext[64];
+	char ext_key[64][256];
 };
 
 /* fd[N]:KEY, N an fd open here. */
@@ -128,6 +141,26 @@ static int restore_opt(void *ctx, int c, char *arg)
 		break;
 	case 'I':
 		return parse_inherit(rc, arg);
+	case 'r':
+		rc->o.root = arg;
+		break;
+	case 'E': {
+		const char *colon = strchr(arg, ':');
+		size_t k = rc->o.nr_ext;
+
+		if (k == ARRAY_SIZE(rc->ext))
+			return cli_usage_error("restore", "at most %zu --ext-mount-map",
+					       ARRAY_SIZE(rc->ext));
+		if (!colon || colon == arg || colon[1] != '/' ||
+		    colon - arg >= (ptrdiff_t)sizeof(rc->ext_key[0]))
+			return cli_usage_error("restore", "--ext-mount-map is KEY:PATH, PATH an "
+					       "absolute path, not `%s`", arg);
+		snprintf(rc->ext_key[k], sizeof(rc->ext_key[0]), "%.*s", (int)(colon - arg), arg);
+		rc->ext[k] = (struct rst_ext_mnt){ rc->ext_key[k], colon + 1 };
+		rc->o.ext = rc->ext;
+		rc->o.nr_ext++;
+		break;
+	}
 	case 'F':
 		if (rst_file_validation_parse(arg, &rc->o.files))
 			return cli_usage_error("restore", "--file-validation is content, size or "
@@ -147,6 +180,8 @@ int cmd_restore(int argc, char **argv)
 		{ "pid-ns", no_argument, NULL, 'N' },
 		{ "shell-job", no_argument, NULL, 'J' },
 		{ "inherit-fd", required_argument, NULL, 'I' },
+		{ "root", required_argument, NULL, 'r' },
+		{ "ext-mount-map", required_argument, NULL, 'E' },
 		{ "file-validation", required_argument, NULL, 'F' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },

@@ -32,6 +32,8 @@ struct dump_cli {
 	char ps_to[300];
 	struct mig_dest dest;  /* --to or the page server; --auth-key, --compress */
 	const struct iter_opts *io;  /* the iterative run, for the round table */
+	struct dump_ext_mnt ext[64];   /* --ext-mount-map MNT:KEY */
+	char ext_point[64][256];
 };
 
 /* Options parsed and checked, kd probed, backends chosen: 0, CLI_HELP_SHOWN

@@ -8,6 +8,7 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <signal.h>
+#include <sched.h>
 #include <string.h>
 #include <sys/wait.h>
 
@@ -46,6 +47,7 @@ static int dump_checked(struct swrk_req *q, bool pre, struct dump_result *r, str
 	struct dump_handover post = { post_dump_frozen, q };
 	const CriuOpts *o = q->o;
 	struct dump_choice choice = { "auto", "auto", "auto", "auto" };
+	cleanup_free struct dump_ext_mnt *ext = NULL;
 	struct dump_opts d = { 0 };
 	int ret;
 
@@ -67,6 +69,15 @@ static int dump_checked(struct swrk_req *q, bool pre, struct dump_result *r, str
 	d.shell_job = o->has_shell_job && o->shell_job;
 	d.file_locks = o->has_file_locks && o->file_locks;
 	d.parent = o->parent_img;
+	/* ext_mnt on a dump: {key = the mount point, val = its name}. */
+	ext = calloc(o->n_ext_mnt ? o->n_ext_mnt : 1, sizeof(*ext));
+	if (!ext)
+		return ferr_sys(err, ENOMEM, "ext_mnt");
+	for (size_t i = 0; i < o->n_ext_mnt; i++)
+		ext[i] = (struct dump_ext_mnt){ o->ext_mnt[i]->key, o->ext_mnt[i]->val };
+	d.ns.ext = ext;
+	d.ns.nr_ext = o->n_ext_mnt;
+	d.ns.empty_net = o->has_empty_ns && (o->empty_ns & CLONE_NEWNET);
 	ret = dump_choose_backends(&d, &choice, swrk_kd(q->s), err);
 	if (ret)
 		return ret;
@@ -138,6 +149,7 @@ static int restore_checked(struct swrk_req *q, pid_t *pid, struct ferr *err)
 {
 	const CriuOpts *o = q->o;
 	cleanup_free struct rst_inherit *inherit = NULL;
+	cleanup_free struct rst_ext_mnt *ext = NULL;
 	struct rst_opts ro = { 0 };
 	struct rst_result r;
 	int ret;
@@ -160,6 +172,15 @@ static int restore_checked(struct swrk_req *q, pid_t *pid, struct ferr *err)
 	}
 	ro.inherit = inherit;
 	ro.nr_inherit = o->n_inherit_fd;
+	/* ext_mnt on a restore: {key = the name, val = the path to bind}. */
+	ext = calloc(o->n_ext_mnt ? o->n_ext_mnt : 1, sizeof(*ext));
+	if (!ext)
+		return ferr_sys(err, ENOMEM, "ext_mnt");
+	for (size_t i = 0; i < o->n_ext_mnt; i++)
+		ext[i] = (struct rst_ext_mnt){ o->ext_mnt[i]->key, o->ext_mnt[i]->val };
+	ro.ext = ext;
+	ro.nr_ext = o->n_ext_mnt;
+	ro.root = o->root && strcmp(o->root, "/") ? o->root : NULL;
 	ro.dir = q->dir;
 	ro.shell_job = o->has_shell_job && o->shell_job;
 	ro.sibling = o->has_rst_sibling && o->rst_sibling;

@@ -1,7 +1,7 @@
-/* Namespaces ferry does not dump yet: a container's processes live in
- * their own PID, mount, UTS, IPC and network namespaces. Until ferry dumps
- * them, a request for such a process is refused here, before the dump
- * engine opens or freezes anything, so the container runs on untouched. */
+/* Namespaces ferry does not dump yet (cgroup, user, time), and namespaces
+ * nested inside the tree's, are refused here, before the dump engine opens
+ * or freezes anything, so the container runs on untouched. A container's
+ * own PID, mount, UTS, IPC and network namespaces are dumped (dump/ns.c). */
 #include <stdio.h>
 #include <sys/stat.h>
 
@@ -11,17 +11,21 @@
 static const char *const ns_names[] = { "pid", "mnt", "uts", "ipc", "net", "cgroup", "user",
 					"time" };
 #define NR_NS (sizeof(ns_names) / sizeof(ns_names[0]))
+#define DUMPED 0x1fu    /* pid (its init's tree), mnt, uts, ipc, net: dump/ns.c */
 
-/* Which of the namespaces differ between pid and ferry: a bit per ns_names
- * entry. A namespace the kernel does not have (no link) is never refused. */
-static int ns_diff(pid_t pid, unsigned *mask, struct ferr *err)
+/* Which of the namespaces differ between pid and ref (0: ferry): a bit per
+ * ns_names entry. A namespace the kernel does not have is never refused. */
+static int ns_diff(pid_t pid, pid_t ref, unsigned *mask, struct ferr *err)
 {
 	*mask = 0;
 	for (size_t i = 0; i < NR_NS; i++) {
 		char path[64];
 		struct stat self, st;
 
-		snprintf(path, sizeof(path), "/proc/self/ns/%s", ns_names[i]);
+		if (ref)
+			snprintf(path, sizeof(path), "/proc/%d/ns/%s", ref, ns_names[i]);
+		else
+			snprintf(path, sizeof(path), "/proc/self/ns/%s", ns_names[i]);
 		if (stat(path, &self) < 0)
 			continue;
 		snprintf(path, sizeof(path), "/proc/%d/ns/%s", pid, ns_names[i]);
@@ -36,36 +40,46 @@ static int ns_diff(pid_t pid, unsigned *mask, struct ferr *err)
 	return 0;
 }
 
+static void names_of(unsigned mask, char *out, size_t len)
+{
+	size_t used = 0;
+
+	out[0] = '\0';
+	for (size_t k = 0; k < NR_NS; k++)
+		if (mask & (1u << k))
+			used += (size_t)snprintf(out + used, len - used, "%s%s", used ? ", " : "",
+						 ns_names[k]);
+}
+
 int swrk_ns_refuse(pid_t pid, struct ferr *err)
 {
 	cleanup_free pid_t *tree = NULL;
+	char names[128];
+	unsigned mask;
 	size_t n;
 	int ret = ptree_scan(pid, &tree, &n, err);
 
+	if (!ret)
+		ret = ns_diff(pid, 0, &mask, err);
 	if (ret)
 		return ret;
-	for (size_t i = 0; i < n; i++) {
-		char names[128] = "";
-		size_t used = 0;
-		unsigned mask;
-
-		ret = ns_diff(tree[i], &mask, err);
-		if (ret == -ESRCH && i > 0)
+	if (mask & ~DUMPED) {
+		names_of(mask & ~DUMPED, names, sizeof(names));
+		return ferr_new(err, EOPNOTSUPP, "process %d is in namespaces of its own that ferry "
+				"does not dump yet (%s); nothing was frozen and it runs on", pid,
+				names);
+	}
+	for (size_t i = 1; i < n; i++) {
+		ret = ns_diff(tree[i], pid, &mask, err);
+		if (ret == -ESRCH)
 			continue; /* a descendant that exited meanwhile */
 		if (ret)
 			return ret;
 		if (!mask)
 			continue;
-		for (size_t k = 0; k < NR_NS; k++)
-			if (mask & (1u << k))
-				used += (size_t)snprintf(names + used, sizeof(names) - used, "%s%s",
-							 used ? ", " : "", ns_names[k]);
-		if (i == 0)
-			return ferr_new(err, EOPNOTSUPP, "process %d is in namespaces of its own "
-					"(%s): ferry cannot dump namespaces yet (a container); "
-					"nothing was frozen and it runs on", pid, names);
+		names_of(mask, names, sizeof(names));
 		return ferr_new(err, EOPNOTSUPP, "process %d, a descendant of %d, is in namespaces "
-				"of its own (%s): ferry cannot dump namespaces yet; nothing was "
+				"of its own (%s): nested namespaces are not dumped; nothing was "
 				"frozen and the tree runs on", tree[i], pid, names);
 	}
 	return 0;

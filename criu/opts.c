@@ -3,6 +3,7 @@
  * here the ones ferry refuses, and the ones it ignores, with the reason;
  * then the directories and the log file a request names. */
 #include <fcntl.h>
+#include <sched.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -24,8 +25,8 @@ struct opt_rule {
 
 #define NO_TCP "ferry does not dump or restore established TCP connections yet"
 #define NO_NS "ferry dumps and restores processes in its own namespaces only, so far"
-#define NO_MNT "ferry dumps no mount namespace yet (a process in another is refused): " \
-	"there are no mounts to mark"
+#define NO_MNT "ferry takes a container's mounts as it finds them (ext_mnt names the " \
+	"external ones): nothing more to mark"
 #define NO_CG "ferry does not dump or restore cgroups yet: a restored process stays in " \
 	"the cgroup of the ferry that restored it (where the runtime put it)"
 
@@ -48,14 +49,12 @@ static const struct opt_rule rules[] = {
 	{ "exec_cmd", K_ALL, "ferry runs no command after a restore" },
 	{ "external", K_ALL, NO_NS },
 	{ "join_ns", K_ALL, NO_NS },
-	{ "empty_ns", SWRK_RESTORE, NO_NS },
 	{ "veths", K_ALL, NO_NS },
 	{ "lsm_profile", K_ALL, "ferry sets no LSM profile" },
 	{ "lsm_mount_context", K_ALL, "ferry sets no LSM profile" },
 	{ "leave_stopped", K_ALL, "ferry leaves a process running or ended, not stopped" },
 	{ "unprivileged", K_ALL, "ferry runs as root" },
 	{ "auto_dedup", K_ALL, "ferry never punches holes in parent images" },
-	{ "ext_mnt", 0, NO_MNT },
 	{ "auto_ext_mnt", 0, NO_MNT },
 	{ "ext_sharing", 0, NO_MNT },
 	{ "ext_masters", 0, NO_MNT },
@@ -94,7 +93,7 @@ static const struct opt_rule rules[] = {
 static const char *const honoured[] = {
 	"images_dir_fd", "images_dir", "pid", "leave_running", "shell_job", "file_locks",
 	"log_level", "log_file", "log_to_stderr", "work_dir_fd", "notify_scripts", "parent_img",
-	"rst_sibling", "inherit_fd", "root", "config_file",
+	"rst_sibling", "inherit_fd", "root", "config_file", "ext_mnt", "empty_ns",
 };
 
 const char *swrk_opts_unclassified(void)
@@ -159,12 +158,12 @@ int swrk_opts_check(struct swrk_req *q, enum swrk_kind kind, struct ferr *err)
 					"reads no CRIU configuration file", q->o->config_file);
 		pr_info("option config_file is ignored: %s does not exist", q->o->config_file);
 	}
-	/* Where the restored process's files are found. */
-	if (kind == SWRK_RESTORE && q->o->root && strcmp(q->o->root, "/"))
-		return ferr_new(err, EOPNOTSUPP, "option root (%s) is refused: ferry restores no "
-				"mount namespace or root yet", q->o->root);
-	if (q->o->root)
-		pr_info("option root is ignored: %s", NO_MNT);
+	/* empty_ns: runc always asks for the network namespace (it sets
+	 * none up); the others ferry would have to leave unset, which it
+	 * does not do. */
+	if (q->o->has_empty_ns && (q->o->empty_ns & ~(uint32_t)CLONE_NEWNET))
+		return ferr_new(err, EOPNOTSUPP, "option empty_ns (%#x) is refused: ferry makes "
+				"only a network namespace empty (CLONE_NEWNET)", q->o->empty_ns);
 	return 0;
 }
 

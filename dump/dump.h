@@ -13,6 +13,7 @@
 #include "proc/layout.h"
 #include "proc/pages.h"
 #include "proc/target.h"
+#include "dump/ns.h"
 #include "dump/track.h"
 
 struct fd_list;
@@ -38,6 +39,7 @@ struct dump_opts {
 	bool splice;               /* frozen rounds: pages leave through a pipe the target
 				      vmsplices into (--reader vmsplice), not a buffer */
 	bool tree;                 /* PID and all its descendants (--tree) */
+	struct dump_ns_opts ns;    /* a tree with namespaces of its own: external mounts... */
 	/* A tree round: how each process's round is run (dump/job.c and
 	 * iter.c give it its tracker), or NULL for dump_round as it is; */
 	const struct dump_member_ops *member;

@@ -82,6 +82,7 @@ struct dump_tree_ctx {
 	bool shell_job;
 	bool pidns_init;           /* the root is the init of the tree's PID namespace */
 	struct descs descs;   /* open file descriptions, across the tree */
+	struct dump_ns ns;         /* its own namespaces (dump/ns.h), written last */
 };
 
 /* --shell-job: the fds on a process's controlling terminal (or /dev/tty)
@@ -188,6 +189,8 @@ int dump_tree_write(struct dump_tree_ctx *tc, struct img_writer *w, struct ferr 
 	}
 	for (size_t i = 0; !ret && i < tc->objs.n; i++)
 		ret = img_write_tree_item(w, tc->objs.items[i], err);
+	for (size_t i = 0; !ret && i < tc->ns.n; i++)
+		ret = img_write_tree_item(w, tc->ns.items[i], err);
 	return ret;
 }
 
@@ -377,6 +380,8 @@ int dump_tree(const struct dump_opts *o, const struct dump_handover *h, struct d
 		ret = check_ttys(&pt, o->shell_job, err);
 	if (!ret)
 		ret = check_pidns(&pt, &tc.pidns_init, err);
+	if (!ret)
+		ret = dump_ns_collect(&pt, &o->ns, &tc.ns, err);
 	if (ret) {
 		ptree_release(&pt);
 		objs_free(&tc.objs);
@@ -418,6 +423,7 @@ int dump_tree(const struct dump_opts *o, const struct dump_handover *h, struct d
 	ptree_release(&pt);
 	objs_free(&tc.objs);
 	descs_free(&tc.descs);
+	dump_ns_free(&tc.ns);
 	res->seconds = (now_ns() - t0) / 1e9;
 	return ret;
 }

@@ -11,6 +11,7 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 
 #include "images/load.h"
 
@@ -327,12 +328,113 @@ static bool ids_unique(uint64_t *ids, size_t n)
 	return true;
 }
 
+/* A path of the namespace items: absolute (a mount point) or relative (in a
+ * tmpfs), with no ".." component, so that it stays under where it is put. */
+static bool ns_path_ok(const char *p, bool absolute)
+{
+	if (!p || !str_ok(p) || (p[0] == '/') != absolute || (!absolute && !*p))
+		return false;
+	for (const char *c = p; *c;) {
+		size_t len = strcspn(c, "/");
+
+		if (len == 2 && c[0] == '.' && c[1] == '.')
+			return false;
+		c += len;
+		if (*c)
+			c++;
+	}
+	return true;
+}
+
+#define NS_FLAGS_KNOWN 0x4c020000u  /* CLONE_NEWNS|NEWUTS|NEWIPC|NEWNET */
+#define MNT_FLAGS_KNOWN 0x1200c0fu  /* MS_RDONLY..NOEXEC, NOATIME, NODIRATIME, RELATIME,
+				      STRICTATIME */
+#define TMPFS_CHUNK_MAX (4u << 20)
+
+/* The namespace items: one NsInfo; mounts with unique ids, the root first,
+ * each parent (and bound mount) listed before; tmpfs files of a tmpfs
+ * listed before them, with paths that stay inside it. */
+static const char *check_ns_items(Ferry__TreeItem *const *t, size_t n)
+{
+	cleanup_free const Ferry__MountItem **m = calloc(n, sizeof(*m));
+	const Ferry__NsInfo *ns = NULL;
+	size_t nm = 0;
+
+	if (!m)
+		return "out of memory";
+	for (size_t i = 0; i < n; i++) {
+		const Ferry__MountItem *mi = t[i]->mnt;
+		const Ferry__TmpfsFile *f = t[i]->tfile;
+		bool parent = false, bound = false, tmpfs = false;
+
+		if (t[i]->ns) {
+			if (ns)
+				return "two namespace entries";
+			ns = t[i]->ns;
+			if (ns->flags & ~NS_FLAGS_KNOWN || !ns->flags)
+				return "namespace flags unknown";
+			if ((ns->hostname && strlen(ns->hostname) > 64) ||
+			    (ns->domainname && strlen(ns->domainname) > 64))
+				return "hostname longer than 64 bytes";
+		}
+		if (mi) {
+			if (!ns || !(ns->flags & 0x00020000u))
+				return "a mount without a mount namespace";
+			if (!ns_path_ok(mi->point, true) || (mi->flags & ~MNT_FLAGS_KNOWN) ||
+			    !str_ok(mi->fstype) || !str_ok(mi->source) || !str_ok(mi->data) ||
+			    !str_ok(mi->ext_key))
+				return "mount point or options out of range";
+			if ((mi->kind == FERRY__MOUNT_KIND__MNT_ROOT) != (nm == 0) ||
+			    (nm == 0 && (mi->parent || strcmp(mi->point, "/"))))
+				return "the root mount is not first, or not at /";
+			for (size_t k = 0; k < nm; k++) {
+				if (m[k]->id == mi->id)
+					return "a mount is listed twice";
+				parent |= m[k]->id == mi->parent;
+				bound |= mi->has_bind_of && m[k]->id == mi->bind_of;
+			}
+			if (nm && !parent)
+				return "a mount's parent is not listed before it";
+			if (mi->kind == FERRY__MOUNT_KIND__MNT_BIND &&
+			    (!bound || !ns_path_ok(mi->bind_root, true)))
+				return "a bind mount of no earlier mount";
+			if (mi->kind == FERRY__MOUNT_KIND__MNT_FRESH && (!mi->fstype || !mi->source))
+				return "a mount without a type";
+			if (mi->kind == FERRY__MOUNT_KIND__MNT_EXTERNAL && (!mi->ext_key || !*mi->ext_key))
+				return "an external mount without a name";
+			m[nm++] = mi;
+		}
+		if (f) {
+			for (size_t k = 0; k < nm; k++)
+				tmpfs |= m[k]->id == f->mnt && m[k]->kind ==
+					FERRY__MOUNT_KIND__MNT_FRESH && !strcmp(m[k]->fstype, "tmpfs");
+			if (!tmpfs)
+				return "a tmpfs file of no tmpfs listed before it";
+			if (strcmp(f->path, ".") && !ns_path_ok(f->path, false))
+				return "a tmpfs file's path leaves its mount";
+			if (f->data.len > TMPFS_CHUNK_MAX || f->offset > (1ull << 40) ||
+			    !str_ok(f->target))
+				return "a tmpfs file's data out of range";
+			switch (f->mode & S_IFMT) {
+			case S_IFDIR: case S_IFREG: case S_IFLNK: case S_IFCHR: case S_IFBLK:
+			case S_IFIFO:
+				break;
+			default:
+				return "a tmpfs file of an unknown type";
+			}
+			if (S_ISLNK(f->mode) && !f->target)
+				return "a symlink without a target";
+		}
+	}
+	return NULL;
+}
+
 static const char *check_tree_item(const Ferry__TreeItem *t, size_t i)
 {
-	int set = !!t->proc + !!t->pipe + !!t->sk + !!t->shm;
+	int set = !!t->proc + !!t->pipe + !!t->sk + !!t->shm + !!t->ns + !!t->mnt + !!t->tfile;
 
 	if (set != 1)
-		return "not exactly one of proc, pipe, sk, shm";
+		return "not exactly one of proc, pipe, sk, shm, ns, mnt, tfile";
 	if (t->proc) {
 		const Ferry__TreeProc *p = t->proc;
 
@@ -392,7 +494,7 @@ int img_check_tree(const char *what, Ferry__TreeItem *const *t, size_t n, struct
 			return ferr_new(err, EBADMSG, "%s: entry %zu: %s", what, i, why);
 		if (t[i]->proc)
 			pids[np++] = t[i]->proc->pid;
-		else
+		else if (t[i]->pipe || t[i]->sk || t[i]->shm)
 			objs[no++] = t[i]->pipe ? t[i]->pipe->id : t[i]->sk ? t[i]->sk->id :
 				     t[i]->shm->id;
 	}
@@ -424,5 +526,9 @@ int img_check_tree(const char *what, Ferry__TreeItem *const *t, size_t n, struct
 	}
 	if (!ids_unique(objs, no))
 		return ferr_new(err, EBADMSG, "%s: an object is listed twice", what);
+	const char *why = check_ns_items(t, n);
+
+	if (why)
+		return ferr_new(err, EBADMSG, "%s: namespaces: %s", what, why);
 	return 0;
 }

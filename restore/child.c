@@ -414,6 +414,11 @@ static void phase_two(const struct rst_tree *t, size_t i, int errfd)
 
 void rst_stub_main(const struct rst_tree *t, size_t i, int errfd)
 {
+	char why[400];
+
+	/* The root makes the tree's namespaces before anything of its own. */
+	if (i == 0 && rst_ns_build(t->ns, why, sizeof(why)))
+		child_fail(errfd, "%s", why);
 	phase_one(t, i, errfd);
 	stop_self();
 	if (t->tp[i]->zombie)

@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <linux/openat2.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "restore/validate.h"
@@ -55,10 +57,55 @@ static struct rst_file_seen *seen_at(const struct rst_files *f, const char *path
 	return NULL;
 }
 
+/* On a mount of the view other than its root: the innermost point path
+ * lies under. */
+static bool on_later_mount(const struct rst_view *v, const char *path)
+{
+	for (size_t i = 0; v && i < v->nr_points; i++) {
+		size_t n = strlen(v->points[i]);
+
+		if (!strncmp(path, v->points[i], n) && (path[n] == '\0' || path[n] == '/'))
+			return true;
+	}
+	return false;
+}
+
+int rst_view_open(const struct rst_view *v, const char *path, int flags, int *fd)
+{
+	struct open_how how = { .flags = (uint64_t)(flags | O_CLOEXEC), .resolve = RESOLVE_IN_ROOT };
+
+	if (!v || v->rootfd < 0) {
+		*fd = open(path, flags | O_CLOEXEC);
+		return *fd < 0 ? -errno : 1;
+	}
+	if (on_later_mount(v, path))
+		return 0;
+	/* Symlinks inside resolve in the container's root, not ferry's. */
+	*fd = (int)syscall(SYS_openat2, v->rootfd, path, &how, sizeof(how));
+	return *fd < 0 ? -errno : 1;
+}
+
+int rst_view_stat(const struct rst_view *v, const char *path, struct stat *st)
+{
+	int fd, ret;
+
+	if (!v || v->rootfd < 0)
+		return stat(path, st) < 0 ? -errno : 1;
+	ret = rst_view_open(v, path, O_PATH, &fd);
+	if (ret <= 0)
+		return ret;
+	ret = fstat(fd, st) < 0 ? -errno : 1;
+	close(fd);
+	return ret;
+}
+
 bool rst_file_is(const struct rst_files *f, const char *path, const struct stat *st)
 {
 	const struct rst_file_seen *s = seen_at(f, path);
 
+	/* What a later mount holds could not be checked before it was built. */
+	if (!s && f->view && on_later_mount(f->view, path))
+		return true;
 	return s && s->dev == st->st_dev && s->ino == st->st_ino;
 }
 
@@ -141,9 +188,9 @@ static int check_content(struct rst_files *f, struct rst_file_seen *s, const cha
 				"--file-validation=size accepts it by its size", what, path);
 	if (s->summed && s->sum_len == id->size && !memcmp(s->sum, id->xxh128.data, FILESUM_LEN))
 		return 0;
-	fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
-	if (fd < 0)
-		return ferr_sys(err, errno, "%s `%s`", what, path);
+	ret = rst_view_open(f->view, path, O_RDONLY | O_NONBLOCK | O_NOCTTY, &fd);
+	if (ret <= 0)
+		return ferr_sys(err, ret ? -ret : ENOENT, "%s `%s`", what, path);
 	if (fstat(fd, &st) < 0)
 		return ferr_sys(err, errno, "%s `%s`", what, path);
 	if (st.st_dev != s->dev || st.st_ino != s->ino)
@@ -183,14 +230,18 @@ int rst_file_check(struct rst_files *f, const char *what, const char *path,
 {
 	struct rst_file_seen *s;
 	struct stat st;
+	int ret;
 
 	if (!path || !id)
 		return 0;
 	if (strstr(path, " (deleted)"))
 		return ferr_new(err, ENOENT, "%s `%s` was already deleted when dumped: ferry cannot "
 				"restore it", what, path);
-	if (stat(path, &st) < 0)
-		return ferr_sys(err, errno, "%s `%s`", what, path);
+	ret = rst_view_stat(f->view, path, &st);
+	if (ret == 0)
+		return 0; /* on a mount the restore builds: not there yet */
+	if (ret < 0)
+		return ferr_sys(err, -ret, "%s `%s`", what, path);
 	if (id->has_mode && (st.st_mode & S_IFMT) != (id->mode & S_IFMT))
 		return ferr_new(err, ESTALE, "%s `%s` was %s when dumped, it is %s now", what, path,
 				type_name(id->mode), type_name(st.st_mode));

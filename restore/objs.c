@@ -256,13 +256,16 @@ int rst_pool_create(struct rst_pool *p, Ferry__TreeItem *const *items, size_t n,
 
 	memset(p, 0, sizeof(*p));
 	p->base = p->top = base;
+	/* The objects: pipes, sockets and shared memory (not processes, nor
+	 * the namespace items, restore/ns.c's). */
+#define IS_OBJ(it) ((it)->pipe || (it)->sk || (it)->shm)
 	for (size_t i = 0; i < n; i++)
-		p->n += !items[i]->proc;
+		p->n += IS_OBJ(items[i]);
 	p->o = calloc(p->n ? p->n : 1, sizeof(*p->o));
 	if (!p->o)
 		return ferr_sys(err, ENOMEM, "objects");
 	for (size_t i = 0, k = 0; i < n; i++) {
-		if (items[i]->proc)
+		if (!IS_OBJ(items[i]))
 			continue;
 		p->o[k].it = items[i];
 		p->o[k].id = items[i]->pipe ? items[i]->pipe->id : items[i]->sk ? items[i]->sk->id :

@@ -183,18 +183,24 @@ static int restore_cold(const struct rst_opts *opts, struct rst_result *res, uin
 	struct rst_check_report rep;
 	Ferry__TreeItem **items = NULL;
 	size_t nitems = 0;
+	struct rst_ns ns = { .view.rootfd = -1 };
 	struct kerndat kd;
 	uint64_t t1;
 	int ret;
 
 	r.files.mode = opts->files;
 	ret = img_open(&r.img, opts->dir, err);
+	/* The tree first: a container's files are looked up in its root. */
+	if (!ret)
+		ret = img_read_tree(r.img, &items, &nitems, err);
+	if (!ret)
+		ret = rst_ns_load(&ns, items, nitems, opts, err);
+	if (!ret && ns.view.rootfd >= 0)
+		r.files.view = &ns.view;
 	if (!ret)
 		ret = rst_validate(r.img, &rep, true, &r.files, err);
 	if (!ret)
 		ret = rst_vdso_fits(r.img, err);
-	if (!ret)
-		ret = img_read_tree(r.img, &items, &nitems, err);
 	if (!ret && nitems) {
 		struct img_image *root = steal_ptr(r.img);
 
@@ -202,12 +208,15 @@ static int restore_cold(const struct rst_opts *opts, struct rst_result *res, uin
 		res->validate_ns = now_ns() - t0;
 		if (!opts->kd)
 			rst_probe(&kd);
-		ret = rst_restore_tree(opts, res, root, &r.files, items, nitems,
+		ret = rst_restore_tree(opts, res, root, &r.files, items, nitems, &ns,
 				       opts->kd ? opts->kd : &kd, err);
+		rst_ns_free(&ns);
 		img_free_entries(items, nitems);
 		res->build_ns = now_ns() - t0 - res->validate_ns;
 		return ret;
 	}
+	rst_ns_free(&ns);
+	img_free_entries(items, nitems);
 	if (!ret)
 		ret = rst_load_entries(&r, err);
 	if (ret)

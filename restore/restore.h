@@ -50,6 +50,14 @@ struct rst_opts {
 		const char *key;
 	} *inherit;
 	size_t nr_inherit;
+	/* A tree with a mount namespace of its own (a container): root is the
+	 * directory its root mount is rebuilt on (criu's --root), and ext the
+	 * caller's paths for its external mounts (--ext-mount-map KEY:PATH). */
+	const char *root;
+	const struct rst_ext_mnt {
+		const char *key, *path;
+	} *ext;
+	size_t nr_ext;
 	/* The caller's kernel feature probe (common/kerndat.h), whose answers
 	 * (FERRY_HIDE_FEATURES included) choose how pages are written; NULL:
 	 * the restore probes once itself. */

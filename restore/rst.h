@@ -14,6 +14,7 @@
 #include "proc/inject.h"
 #include "images/img.h"
 #include "restore/restore.h"
+#include "restore/ns.h"
 #include "restore/validate.h"
 
 struct rst_thread {
@@ -117,6 +118,7 @@ struct rst_tree {
 	size_t nr_descs;
 	int tty_fd;                       /* --shell-job: ferry's terminal, above every fd; or -1 */
 	int *inherit_fd;                  /* opts->inherit's fds, moved above every fd */
+	const struct rst_ns *ns;          /* the tree's own namespaces (restore/ns.h) */
 };
 
 /* spawn.c: the whole tree, every live process stopped and seized, its fds,
@@ -134,8 +136,8 @@ void __attribute__((noreturn)) rst_ns_init_main(struct rst_tree *t, int go_rd, i
  * passes to it). */
 int rst_restore_tree(const struct rst_opts *opts, struct rst_result *res,
 		     struct img_image *root, struct rst_files *root_files,
-		     Ferry__TreeItem *const *items, size_t nitems, const struct kerndat *kd,
-		     struct ferr *err);
+		     Ferry__TreeItem *const *items, size_t nitems, const struct rst_ns *ns,
+		     const struct kerndat *kd, struct ferr *err);
 /* child.c: reject what a tree cannot be created as before anything is made. */
 int rst_tree_check(const struct rst_tree *t, struct ferr *err);
 /* spawn.c: every process of t that is ferry's child or tracee killed and

@@ -201,7 +201,7 @@ static int resume(struct rst_tree *t, pid_t *pids, const bool *go, struct ferr *
  * may take another PID; a tree's processes must keep theirs). */
 static pid_t clone_root(struct rst_tree *t, struct ferr *err)
 {
-	uint64_t flags = t->opts->sibling ? CLONE_PARENT : 0;
+	uint64_t flags = (t->opts->sibling ? CLONE_PARENT : 0) | rst_ns_clone_flags(t->ns);
 	pid_t want = (pid_t)t->tp[0]->pid, pid;
 
 	/* The init of the tree's own PID namespace: PID 1 in a new one. */

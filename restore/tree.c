@@ -182,8 +182,8 @@ static int build(struct tree_restore *x, struct rst_result *res, struct ferr *er
 
 int rst_restore_tree(const struct rst_opts *opts, struct rst_result *res,
 		     struct img_image *root, struct rst_files *root_files,
-		     Ferry__TreeItem *const *items, size_t nitems, const struct kerndat *kd,
-		     struct ferr *err)
+		     Ferry__TreeItem *const *items, size_t nitems, const struct rst_ns *ns,
+		     const struct kerndat *kd, struct ferr *err)
 {
 	struct tree_restore x = { 0 };
 	size_t n = 0, files = 0;
@@ -206,6 +206,7 @@ int rst_restore_tree(const struct rst_opts *opts, struct rst_result *res,
 	for (size_t i = 0; i < n; i++) {
 		x.rs[i] = (struct rst){ .opts = opts, .res = res, .procfd = -1 };
 		x.rs[i].files.mode = opts->files;
+		x.rs[i].files.view = ns->view.rootfd >= 0 ? &ns->view : NULL;
 		if (!x.tp[i]->zombie)
 			x.r[i] = &x.rs[i];
 	}
@@ -218,7 +219,7 @@ int rst_restore_tree(const struct rst_opts *opts, struct rst_result *res,
 		ret = ferr_new(err, EBADMSG, "%s: the root process is a zombie", opts->dir);
 	}
 	x.t = (struct rst_tree){ .opts = opts, .n = n, .r = x.r, .tp = x.tp, .pool = &x.pool,
-				 .same_pid = true, .tty_fd = -1 };
+				 .same_pid = true, .tty_fd = -1, .ns = ns };
 	for (size_t i = 0; !ret && i < n; i++)
 		if (x.r[i])
 			ret = load_proc(&x, i, opts->dir, root, kd, &files, err);

@@ -33,22 +33,26 @@ bool rst_fd_type_fits(const Ferry__Fd *f, mode_t mode)
 
 /* What a path names now, for a check of its kind before anything opens it
  * (stat, as open would follow it). */
-static int kind_now(const char *what, const char *path, struct stat *st, struct ferr *err)
+static int kind_now(const struct rst_files *f, const char *what, const char *path,
+		    struct stat *st, struct ferr *err)
 {
-	if (stat(path, st) < 0)
-		return ferr_sys(err, errno, "%s `%s`", what, path);
-	return 0;
+	int ret = rst_view_stat(f->view, path, st);
+
+	if (ret < 0)
+		return ferr_sys(err, -ret, "%s `%s`", what, path);
+	return ret ? 0 : 1; /* 1: on a mount the restore builds, not there yet */
 }
 
 /* Mappings and the executable are regular files (or /dev/zero and its
  * kin): a FIFO or another device there would block or act when opened. */
-static int mappable(const char *what, const char *path, struct ferr *err)
+static int mappable(const struct rst_files *f, const char *what, const char *path,
+		    struct ferr *err)
 {
 	struct stat st;
-	int ret = kind_now(what, path, &st, err);
+	int ret = kind_now(f, what, path, &st, err);
 
 	if (ret)
-		return ret;
+		return ret < 0 ? ret : 0;
 	if (!S_ISREG(st.st_mode) && !(S_ISCHR(st.st_mode) && rst_dev_harmless(st.st_rdev)))
 		return ferr_new(err, EACCES, "%s `%s` is neither a regular file nor a harmless device: "
 				"ferry does not open it", what, path);
@@ -71,7 +75,7 @@ static int check_mappings(struct img_image *img, Ferry__Fd *const *fds, size_t n
 		snprintf(what, sizeof(what), "file mapped at 0x%" PRIx64 "-0x%" PRIx64, v->start, v->end);
 		ret = rst_file_check(files, what, v->path, v->file, 0, err);
 		if (!ret && v->path && !strstr(v->path, " (deleted)"))
-			ret = mappable(what, v->path, err);
+			ret = mappable(files, what, v->path, err);
 		if (ret)
 			return ret;
 		(*checked)++;
@@ -116,7 +120,7 @@ int rst_validate(struct img_image *img, struct rst_check_report *rep, bool chain
 		ret = rst_file_check(files, "executable", proc->mm->exe_path, proc->mm->exe_id, 0,
 				     err);
 		if (!ret && proc->mm->exe_path)
-			ret = mappable("executable", proc->mm->exe_path, err);
+			ret = mappable(files, "executable", proc->mm->exe_path, err);
 		rep->files_checked += !ret;
 	}
 	for (size_t i = 0; !ret && i < nfds; i++) {
@@ -134,8 +138,10 @@ int rst_validate(struct img_image *img, struct rst_check_report *rep, bool chain
 				     (fds[i]->flags & O_APPEND) ? RST_FILE_MAY_GROW : 0, err);
 		rep->files_checked += !ret && fds[i]->file;
 		/* A FIFO where the image says file would hang the open. */
-		if (!ret)
-			ret = kind_now(what, fds[i]->path, &st, err);
+		if (!ret && (ret = kind_now(files, what, fds[i]->path, &st, err)) == 1) {
+			ret = 0;
+			continue;
+		}
 		if (!ret && !rst_fd_type_fits(fds[i], st.st_mode))
 			ret = ferr_new(err, EACCES, "%s `%s` is not the kind of file the image says "
 				       "(a FIFO, socket or device where a file was): ferry does not "

@@ -22,14 +22,31 @@ struct rst_file_seen {
 
 /* The files one restore checked (a warm restore's across its rounds: a file
  * unchanged since an earlier round is not read again). */
+/* Where the paths of the images are looked up: ferry's own root, or a
+ * container's (restore --root) through rootfd, whose other mounts (points:
+ * mounted anew, bound or external) the restore builds only later: a path
+ * on one of them is not checked here. */
+struct rst_view {
+	int rootfd;
+	const char *const *points;
+	size_t nr_points;
+};
+
 struct rst_files {
 	enum rst_file_validation mode;
+	const struct rst_view *view;   /* NULL: ferry's root */
 	struct rst_file_seen *v;
 	size_t n;
 	uint64_t hashed_files, hashed_bytes, hash_ns;
 };
 
 void rst_files_free(struct rst_files *f);
+
+/* stat or open path as the restored process will see it: 1 and st (or the
+ * fd) where it can be seen now, 0 where it lies on a mount the restore
+ * builds later, -errno where it cannot be looked up. */
+int rst_view_stat(const struct rst_view *v, const char *path, struct stat *st);
+int rst_view_open(const struct rst_view *v, const char *path, int flags, int *fd);
 
 #define RST_FILE_MAY_GROW 1u      /* an O_APPEND fd's file: may be larger now */
 

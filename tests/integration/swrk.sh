@@ -6,7 +6,8 @@
 # process tree (treecheck, self-checking) into images_dir_fd with a
 # log_file, and its RESTORE as the runtime's child (rst_sibling); PRE_DUMP,
 # PRE_DUMP, DUMP of one process on one connection; and what is refused: an unknown type, bytes
-# that are no criu_req, a process in namespaces of its own (a container),
+# that are no criu_req, a process in a namespace ferry does not dump, a
+# namespace nested inside the tree,
 # tcp_established, a failed callback, each named, with the process running
 # on and the connection still usable.
 . "$(dirname "$0")/lib.sh"
@@ -14,9 +15,7 @@ SWRKC="$TOOLS/tools/swrkc"
 TREECHECK="$TOOLS/workloads/treecheck"
 DIRTIER="$TOOLS/workloads/dirtier"
 PIDS=""
-CTR=""
 trap 'for p in $PIDS; do kill -9 $p 2>/dev/null; done
-[ -n "$CTR" ] && { runc delete -f "$CTR"; runc delete -f "$CTR-r"; } >/dev/null 2>&1
 rm -rf "$T"' EXIT
 
 # rpc DESC STEP...: the client's answers in $T/rpc (its stderr, ferry's, in
@@ -112,7 +111,7 @@ sed -n '/^notify pre-dump/,$p' "$T/rpc" | grep -q "^notify post-dump" && ok "pre
 [ -s "$T/d/dump.log" ] && ok "log_file written in the images directory" || fail "no $T/d/dump.log"
 expect_in "$T/d/dump.log" "opt images_dir_fd = " "the log records the request's options (level 4)"
 expect_in "$T/d/dump.log" "option freeze_cgroup is ignored" "freeze_cgroup: ignored, and said so"
-expect_in "$T/d/dump.log" "option ext_mnt is ignored" "ext_mnt: ignored, and said so"
+expect_in "$T/d/dump.log" "opt ext_mnt[0] = " "ext_mnt is read (it names a container's external mounts)"
 pp=$(sed -n 's/.* \([0-9]*\) in parent.*/\1/p' "$T/d/dump.log" | tail -1)
 [ "${pp:-0}" -gt 0 ] && ok "the tree's dump left $pp unchanged pages in its pre-dump" ||
 	fail "the tree's dump has no pages in parent: $(grep -i parent "$T/d/dump.log" | tail -2)"
@@ -206,21 +205,24 @@ answer "dump fail type=1 .*the process was resumed: the runtime reported that it
 answer "dump ok" "the next request on the connection still works"
 running $S "the process runs on, neither stopped nor traced"
 
-if unshare -u true 2>/dev/null; then
-	unshare -u sleep 600 </dev/null >/dev/null 2>&1 &
+# Namespaces ferry does not dump (cgroup, user, time) are refused before
+# anything is frozen; a container's (PID, mount, UTS, IPC, network) are
+# dumped: tests/integration/runc.sh.
+if unshare -C true 2>/dev/null; then
+	unshare -C sleep 600 </dev/null >/dev/null 2>&1 &
 	U=$!
 	PIDS="$PIDS $U"
 	sleep 0.3
 	mkdir -p "$T/n1"
-	rpc "a process in its own UTS namespace" "dump,dir=$T/n1,log=dump.log,pid=$U,notify"
-	answer "dump fail type=1 errno=95 msg=process $U is in namespaces of its own (uts)" \
-		"DUMP of a process in another UTS namespace is refused, naming uts"
+	rpc "a process in its own cgroup namespace" "dump,dir=$T/n1,log=dump.log,pid=$U,notify"
+	answer "dump fail type=1 errno=95 msg=process $U is in namespaces of its own that ferry does not dump yet (cgroup)" \
+		"DUMP of a process in another cgroup namespace is refused, naming it"
 	grep -q "^notify" "$T/rpc" && fail "a callback ran before the refusal" || ok "refused before any callback"
-	expect_in "$T/n1/dump.log" "Error (ferry): process $U is in namespaces of its own (uts)" \
+	expect_in "$T/n1/dump.log" "Error (ferry): process $U is in namespaces of its own that ferry does not dump yet (cgroup)" \
 		"the namespace refusal is an Error line in the log"
 	running $U "the process in its own namespace runs on"
 else
-	skip_case "the UTS namespace refusal: unshare -u is not allowed here"
+	skip_case "the cgroup namespace refusal: unshare -C is not allowed here"
 fi
 if unshare -p -f --mount-proc true 2>/dev/null; then
 	unshare -p -f --mount-proc sleep 600 </dev/null >/dev/null 2>&1 &
@@ -233,9 +235,11 @@ if unshare -p -f --mount-proc true 2>/dev/null; then
 	mkdir -p "$T/n2"
 	rpc "a container-like tree (PID and mount namespaces)" "pre_dump,dir=$T/n2,log=pre.log,pid=$U2" \
 		"dump,dir=$T/n2,log=dump.log,pid=$U2"
-	answer "pre_dump fail type=4 errno=95 msg=process $U2 is in namespaces of its own (mnt)" \
-		"PRE_DUMP of unshare --mount-proc names its mount namespace"
-	answer "dump fail type=1 errno=95 msg=process $U2 is in namespaces of its own (mnt)" \
+	# unshare stays in ferry's PID namespace; its child is the init of
+	# another: a namespace nested inside the tree.
+	answer "pre_dump fail type=4 errno=95 msg=process $IN, a descendant of $U2, is in namespaces of its own (pid): nested" \
+		"PRE_DUMP of unshare -p -f names the nested PID namespace"
+	answer "dump fail type=1 errno=95 msg=process $IN, a descendant of $U2, is in namespaces of its own (pid): nested" \
 		"DUMP is refused the same way"
 	running $U2 "unshare runs on"
 	[ -n "$IN" ] && running $IN "the process in the new PID namespace runs on"
@@ -243,61 +247,5 @@ else
 	skip_case "the PID namespace refusal: unshare -p is not allowed here"
 fi
 
-# 7. Real runc (Debian's), ferry as its CRIU: a busybox container is refused
-#    for its namespaces, runc says the dump failed and where the log is, the
-#    log holds ferry's Error line, and the container runs on.
-BB=$(command -v busybox)
-if command -v runc >/dev/null 2>&1 && [ -n "$BB" ] && ldd "$BB" 2>&1 | grep -q "not a dynamic"; then
-	B="$T/bundle"
-	mkdir -p "$B/rootfs/bin" "$B/rootfs/proc" "$B/rootfs/sys" "$B/rootfs/dev" "$B/rootfs/tmp"
-	cp "$BB" "$B/rootfs/bin/busybox"
-	for a in sh sleep; do ln -s busybox "$B/rootfs/bin/$a"; done
-	(cd "$B" && runc spec)
-	python3 - "$B/config.json" <<'PY'
-import json, sys
-c = json.load(open(sys.argv[1]))
-c["process"]["terminal"] = False
-c["process"]["args"] = ["sh", "-c", "i=0; while true; do i=$((i+1)); echo $i >/tmp/count; sleep 0.1; done"]
-c["root"]["readonly"] = False
-json.dump(c, open(sys.argv[1], "w"))
-PY
-	CTR="ferry-swrk-$$"
-	if (cd "$B" && runc run -d "$CTR" </dev/null >"$T/run.out" 2>&1); then
-		count() { cat "$B/rootfs/tmp/count" 2>/dev/null || echo 0; }
-		advancing() {
-			c0=$(count); sleep 0.5; c1=$(count)
-			[ "$c1" -gt "$c0" ] && ok "$1 ($c0 -> $c1)" || fail "$1: counter stuck at $c1"
-		}
-		sleep 0.3
-		advancing "the container runs"
-		expect_rc 1 "runc checkpoint through ferry fails" runc --criu "$FERRY" checkpoint \
-			--image-path "$T/ck" "$CTR"
-		expect_in "$T/err" "criu failed: type DUMP errno 95" "runc reports the failed DUMP"
-		expect_in "$T/ck/dump.log" "Error (ferry): process" "ferry's Error line is in runc's dump.log"
-		expect_in "$T/ck/dump.log" "is in namespaces of its own (pid, mnt, uts, ipc, net)" \
-			"and names the container's namespaces"
-		expect_in "$T/ck/dump.log" "opt root = " "the log records what runc sent"
-		expect_rc 1 "runc checkpoint --pre-dump through ferry fails" runc --criu "$FERRY" \
-			checkpoint --pre-dump --image-path "$T/pre" "$CTR"
-		expect_in "$T/err" "type PRE_DUMP errno 95" "runc passed the mem_track check and sent PRE_DUMP"
-		# A RESTORE as runc sends it (an images directory with runc's
-		# descriptors.json) is refused by name, and nothing is left behind.
-		mkdir -p "$T/rimg"
-		echo '["/dev/null","/dev/null","/dev/null"]' >"$T/rimg/descriptors.json"
-		expect_rc 1 "runc restore through ferry fails" sh -c "cd '$B' && exec runc --criu '$FERRY' \
-			restore -d --image-path '$T/rimg' '$CTR-r' </dev/null"
-		expect_in "$T/err" "type RESTORE errno 95" "runc reports the failed RESTORE"
-		expect_in "$T/rimg/restore.log" "opt rst_sibling = true" "runc asked for rst_sibling"
-		expect_in "$T/rimg/restore.log" "Error (ferry): option " "the refusal names the option"
-		runc state "$CTR-r" >/dev/null 2>&1 && fail "runc keeps a container for the failed restore" ||
-			ok "no container is left from the failed restore"
-		runc state "$CTR" >"$T/state" 2>&1
-		expect_in "$T/state" '"status": "running"' "runc still sees the container running"
-		advancing "the container runs on after both refusals"
-	else
-		skip_case "runc with ferry: runc run failed here: $(head -c 300 "$T/run.out")"
-	fi
-else
-	skip_case "runc with ferry: needs runc and a static busybox (make deps installs them)"
-fi
+# Real runc with ferry as its CRIU: tests/integration/runc.sh.
 finish

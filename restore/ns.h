@@ -1,0 +1,36 @@
+/* A tree's own namespaces, made again (restore side of dump/ns.h): the
+ * flags its root is cloned with, and, inside that new root process before
+ * anything of the process is made, the hostname, loopback, and the mount
+ * tree built on the caller's --root and pivoted into. */
+#ifndef FERRY_RESTORE_NS_H
+#define FERRY_RESTORE_NS_H
+
+#include <stdint.h>
+
+#include "common/err.h"
+#include "proto/images.pb-c.h"
+#include "restore/restore.h"
+#include "restore/validate.h"
+
+struct rst_ns {
+	const Ferry__NsInfo *info;        /* NULL: the tree has none of its own */
+	const Ferry__MountItem **mnt;     /* the root first, parents before children */
+	size_t nr_mnt;
+	const Ferry__TmpfsFile **tf;
+	size_t nr_tf;
+	const char **ext;                 /* per mount: the caller's path of an external one */
+	const char *root;                 /* --root */
+	char **points;                    /* every mount point but "/" (the view's) */
+	struct rst_view view;             /* paths as the tree sees them, for the checks */
+};
+
+/* The namespace items among a tree's, checked against what the caller gave
+ * (--root for a mount namespace, a path for each external mount). */
+int __must_check rst_ns_load(struct rst_ns *ns, Ferry__TreeItem *const *items, size_t n,
+			     const struct rst_opts *o, struct ferr *err);
+uint64_t rst_ns_clone_flags(const struct rst_ns *ns);
+/* In the new root process: 0, or -1 with why written. */
+int rst_ns_build(const struct rst_ns *ns, char *why, size_t len);
+void rst_ns_free(struct rst_ns *ns);
+
+#endif
