@@ -108,6 +108,11 @@ fuzz: deps
 install: $(BUILD)/ferry
 	install -D -m 0755 $(BUILD)/ferry $(DESTDIR)$(PREFIX)/bin/ferry
 	install -D -m 0644 docs/ferry.1 $(DESTDIR)$(PREFIX)/share/man/man1/ferry.1
+	@# A `criu` name for tools that look criu up in PATH (podman, libcriu):
+	@# a directory of its own, put first in PATH only where wanted, so a
+	@# system CRIU is never replaced.
+	install -d $(DESTDIR)$(PREFIX)/lib/ferry/criu-path
+	ln -sf $(PREFIX)/bin/ferry $(DESTDIR)$(PREFIX)/lib/ferry/criu-path/criu
 
 clean:
 	rm -rf build

@@ -316,6 +316,38 @@ static size_t sk_queued(const Ferry__UnixSk *s)
 	return b;
 }
 
+static const char *mnt_kind(Ferry__MountKind k)
+{
+	switch (k) {
+	case FERRY__MOUNT_KIND__MNT_ROOT:
+		return "root";
+	case FERRY__MOUNT_KIND__MNT_FRESH:
+		return "anew";
+	case FERRY__MOUNT_KIND__MNT_BIND:
+		return "bind";
+	case FERRY__MOUNT_KIND__MNT_EXTERNAL:
+		return "external";
+	default:
+		return "?";
+	}
+}
+
+/* A container's namespaces, mounts and tmpfs files (dump/ns.h). */
+static void show_ns_text(const Ferry__TreeItem *t)
+{
+	if (t->ns)
+		printf("  namespaces 0x%x  hostname \"%s\"%s\n", t->ns->flags,
+		       t->ns->hostname ? t->ns->hostname : "",
+		       t->ns->net_empty ? ", network made empty" : "");
+	else if (t->mnt)
+		printf("  mount %u (in %u)  %s  %s %s%s%s\n", t->mnt->id, t->mnt->parent,
+		       t->mnt->point, mnt_kind(t->mnt->kind), t->mnt->fstype ? t->mnt->fstype : "",
+		       t->mnt->ext_key ? " as " : "", t->mnt->ext_key ? t->mnt->ext_key : "");
+	else if (t->tfile)
+		printf("  tmpfs file (mount %u)  %s  mode %o  %zu bytes\n", t->tfile->mnt,
+		       t->tfile->path, t->tfile->mode, t->tfile->data.len);
+}
+
 /* tree.img: the processes of a tree dump and the objects they share. */
 static void show_tree_text(Ferry__TreeItem **t, size_t n)
 {
@@ -346,9 +378,11 @@ static void show_tree_text(Ferry__TreeItem **t, size_t n)
 			printf("  unix socket %" PRIu64 "  %s %s, peer %" PRIu64 ", %zu message%s "
 			       "(%zu bytes) queued\n", s->id, sk_type(s->type), sk_state(s->state),
 			       s->peer, s->n_queue, s->n_queue == 1 ? "" : "s", sk_queued(s));
-		else
+		else if (t[i]->shm)
 			printf("  shared memory %" PRIu64 "  %" PRIu64 " bytes\n", t[i]->shm->id,
 			       t[i]->shm->size);
+		else
+			show_ns_text(t[i]);
 	}
 }
 
@@ -389,10 +423,29 @@ static void show_tree_json(struct json *j, Ferry__TreeItem **t, size_t n)
 			json_u64(j, "peer", t[i]->sk->peer);
 			json_u64(j, "messages", t[i]->sk->n_queue);
 			json_u64(j, "queued", sk_queued(t[i]->sk));
-		} else {
+		} else if (t[i]->shm) {
 			json_str(j, "kind", "shm");
 			json_u64(j, "id", t[i]->shm->id);
 			json_u64(j, "size", t[i]->shm->size);
+		} else if (t[i]->ns) {
+			json_str(j, "kind", "namespaces");
+			json_u64(j, "flags", t[i]->ns->flags);
+			json_str(j, "hostname", t[i]->ns->hostname);
+			json_bool(j, "net_empty", t[i]->ns->net_empty);
+		} else if (t[i]->mnt) {
+			json_str(j, "kind", "mount");
+			json_u64(j, "id", t[i]->mnt->id);
+			json_u64(j, "parent", t[i]->mnt->parent);
+			json_str(j, "point", t[i]->mnt->point);
+			json_str(j, "how", mnt_kind(t[i]->mnt->kind));
+			json_str(j, "fstype", t[i]->mnt->fstype);
+			json_str(j, "ext_key", t[i]->mnt->ext_key);
+		} else if (t[i]->tfile) {
+			json_str(j, "kind", "tmpfs_file");
+			json_u64(j, "mount", t[i]->tfile->mnt);
+			json_str(j, "path", t[i]->tfile->path);
+			json_u64(j, "mode", t[i]->tfile->mode);
+			json_u64(j, "bytes", t[i]->tfile->data.len);
 		}
 		json_obj_end(j);
 	}

@@ -594,6 +594,24 @@ static int process_setup(struct rst_warm *w, struct ferr *err)
 	return ret;
 }
 
+/* A tree with namespaces of its own (a container) is made in them from
+ * scratch: the warm child was built in ferry's. */
+static int no_namespaces(struct img_image *img, struct ferr *err)
+{
+	Ferry__TreeItem **items = NULL;
+	size_t n = 0;
+	bool ns = false;
+	int ret = img_read_tree(img, &items, &n, err);
+
+	for (size_t i = 0; !ret && i < n; i++)
+		ns |= items[i]->ns != NULL;
+	img_free_entries(items, n);
+	if (!ret && ns)
+		ret = ferr_new(err, EOPNOTSUPP, "the tree has namespaces of its own: it is made in "
+			       "new ones");
+	return ret;
+}
+
 int rst_warm_finish(struct rst_warm *w, const struct rst_opts *opts, struct rst_result *res,
 		    struct ferr *err)
 {
@@ -608,6 +626,8 @@ int rst_warm_finish(struct rst_warm *w, const struct rst_opts *opts, struct rst_
 		return ferr_new(err, EIO, "warm restore failing on purpose (FERRY_FAULT)");
 	r->files.mode = opts->files;
 	ret = open_round(opts->dir, r->img, true, &r->files, &img, err);
+	if (!ret)
+		ret = no_namespaces(img, err);
 	if (!ret)
 		ret = apply(w, img, err);
 	res->validate_ns = now_ns() - t0;
