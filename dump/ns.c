@@ -49,18 +49,6 @@ static const struct {
 	{ "time", CLONE_NEWTIME, false },
 };
 
-/* The fstypes a restore mounts anew (their whole filesystem, root "/"). */
-static bool fresh_type(const char *t)
-{
-	static const char *const ok[] = { "proc", "sysfs", "tmpfs", "devpts", "mqueue",
-					  "cgroup", "cgroup2" };
-
-	for (size_t i = 0; i < ARRAY_SIZE(ok); i++)
-		if (!strcmp(t, ok[i]))
-			return true;
-	return false;
-}
-
 static int ns_id(int procfd, const char *name, struct stat *st)
 {
 	char path[32];
@@ -208,7 +196,7 @@ static int mount_item(struct dump_ns *ns, const struct dump_ns_opts *o, struct c
 			mi->bind_root = dup_or_null(!strcmp(e->root, "/") ? m->root :
 						    m->root[el] ? m->root + el : "/", &oom);
 		}
-		if (!mi->kind && fresh_type(m->fstype) && !strcmp(m->root, "/")) {
+		if (!mi->kind && mnt_fresh_type(m->fstype) && !strcmp(m->root, "/")) {
 			char *data = m->super;
 
 			mi->kind = FERRY__MOUNT_KIND__MNT_FRESH;

@@ -182,3 +182,14 @@ bool mnt_path_under(const char *path, const char *dir)
 		return path[0] == '/';
 	return !strncmp(path, dir, n) && (path[n] == '\0' || path[n] == '/');
 }
+
+bool mnt_fresh_type(const char *t)
+{
+	static const char *const ok[] = { "proc", "sysfs", "tmpfs", "devpts", "mqueue",
+					  "cgroup", "cgroup2" };
+
+	for (size_t i = 0; t && i < ARRAY_SIZE(ok); i++)
+		if (!strcmp(t, ok[i]))
+			return true;
+	return false;
+}

@@ -38,6 +38,9 @@ void mnt_info_free(struct mnt_info *m);
 DEFINE_CLEANUP_VAL(mnt_table, mnt_table_free)
 /* The mount with this id, or NULL. */
 const struct mnt_info *mnt_by_id(const struct mnt_table *t, uint32_t id);
+/* The filesystem types a restore mounts anew (their whole filesystem):
+ * proc, sysfs, tmpfs, devpts, mqueue, cgroup, cgroup2. */
+bool mnt_fresh_type(const char *fstype);
 /* Is path at or below dir ("/" is above everything)? */
 bool mnt_path_under(const char *path, const char *dir);
 

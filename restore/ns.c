@@ -24,20 +24,10 @@
 #include <unistd.h>
 
 #include "common/util.h"
+#include "proc/mounts.h"
 #include "restore/ns.h"
 
 #define NS_FLAGS (CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWNET)
-
-static bool fresh_type(const char *t)
-{
-	static const char *const ok[] = { "proc", "sysfs", "tmpfs", "devpts", "mqueue",
-					  "cgroup", "cgroup2" };
-
-	for (size_t i = 0; t && i < ARRAY_SIZE(ok); i++)
-		if (!strcmp(t, ok[i]))
-			return true;
-	return false;
-}
 
 static bool grow(void *pv, size_t n, size_t size)
 {
@@ -85,7 +75,7 @@ static int load_mounts(struct rst_ns *ns, const struct rst_opts *o, struct ferr 
 
 		if (i && !(ns->points[ns->view.nr_points++] = strdup(m->point)))
 			return ferr_sys(err, ENOMEM, "mounts");
-		if (m->kind == FERRY__MOUNT_KIND__MNT_FRESH && !fresh_type(m->fstype))
+		if (m->kind == FERRY__MOUNT_KIND__MNT_FRESH && !mnt_fresh_type(m->fstype))
 			return ferr_new(err, EBADMSG, "mount %s: ferry does not mount %s anew",
 					m->point, m->fstype);
 		if (m->kind != FERRY__MOUNT_KIND__MNT_EXTERNAL)
@@ -189,26 +179,37 @@ static int point_fd(int rfd, const char *point, bool dir)
 	return at_in(rfd, rel, O_PATH, RESOLVE_IN_ROOT);
 }
 
+/* The directory a tmpfs file's path is in, below the mount and reached
+ * through no symlink (mfd itself for a file at the top), and its name. */
+static int parent_in(int mfd, const char *path, const char **name)
+{
+	const char *slash = strrchr(path, '/');
+	char parent[PATH_MAX];
+
+	*name = slash ? slash + 1 : path;
+	if (!slash)
+		return mfd;
+	snprintf(parent, sizeof(parent), "%.*s", (int)(slash - path), path);
+	return at_in(mfd, parent, O_PATH | O_DIRECTORY,
+		     RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_XDEV);
+}
+
 static int put_file(int mfd, const Ferry__TmpfsFile *f)
 {
-	const char *slash = strrchr(f->path, '/'), *name = slash ? slash + 1 : f->path;
-	char parent[PATH_MAX];
-	int pfd = mfd, fd, ret = 0;
+	const char *name;
+	char self[40];
+	int pfd, fd, ret = 0;
 	mode_t type = f->mode & S_IFMT;
 
 	if (!strcmp(f->path, ".")) {
 		if (fchownat(mfd, "", f->uid, f->gid, AT_EMPTY_PATH) < 0)
 			return -1;
-		snprintf(parent, sizeof(parent), "/proc/self/fd/%d", mfd);
-		return chmod(parent, f->mode & 07777);
+		snprintf(self, sizeof(self), "/proc/self/fd/%d", mfd);
+		return chmod(self, f->mode & 07777);
 	}
-	if (slash) {
-		snprintf(parent, sizeof(parent), "%.*s", (int)(slash - f->path), f->path);
-		pfd = at_in(mfd, parent, O_PATH | O_DIRECTORY,
-			    RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_XDEV);
-		if (pfd < 0)
-			return -1;
-	}
+	pfd = parent_in(mfd, f->path, &name);
+	if (pfd < 0)
+		return -1;
 	if (type == S_IFREG) {
 		fd = openat(pfd, name, O_WRONLY | O_NOFOLLOW | O_CLOEXEC |
 			    (f->offset ? 0 : O_CREAT | O_EXCL), 0600);
@@ -246,9 +247,8 @@ static int put_file(int mfd, const Ferry__TmpfsFile *f)
 static void put_time(int mfd, const Ferry__TmpfsFile *f)
 {
 	struct timespec ts[2];
-	const char *slash = strrchr(f->path, '/');
-	char parent[PATH_MAX];
-	int pfd = mfd;
+	const char *name;
+	int pfd;
 
 	if (!f->has_mtime_ns)
 		return;
@@ -258,14 +258,10 @@ static void put_time(int mfd, const Ferry__TmpfsFile *f)
 		utimensat(mfd, "", ts, AT_EMPTY_PATH);
 		return;
 	}
-	if (slash) {
-		snprintf(parent, sizeof(parent), "%.*s", (int)(slash - f->path), f->path);
-		pfd = at_in(mfd, parent, O_PATH | O_DIRECTORY,
-			    RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_XDEV);
-		if (pfd < 0)
-			return;
-	}
-	utimensat(pfd, slash ? slash + 1 : f->path, ts, AT_SYMLINK_NOFOLLOW);
+	pfd = parent_in(mfd, f->path, &name);
+	if (pfd < 0)
+		return;
+	utimensat(pfd, name, ts, AT_SYMLINK_NOFOLLOW);
 	if (pfd != mfd)
 		close(pfd);
 }
