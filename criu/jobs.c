@@ -17,6 +17,7 @@
 #include "criu/ns.h"
 #include "criu/opts.h"
 #include "dump/job.h"
+#include "migrate/migrate.h"
 #include "restore/restore.h"
 
 /* The answer to a request that failed: its error in the log, as CRIU
@@ -40,6 +41,44 @@ static int post_dump_frozen(void *arg, const struct dump_frozen *f, struct ferr 
 				 q->dir);
 	dump_frozen_kill(f);
 	return 0;
+}
+
+/* ps: the pages and images go to ferry's page server at ADDRESS:PORT
+ * (runc's --page-server), over TLS 1.3 with the key file named by
+ * FERRY_AUTH_KEY or the certificates FERRY_TLS_CERT, FERRY_TLS_KEY and
+ * FERRY_TLS_CACERT in ferry's environment (the runtime's): CRIU's RPC has
+ * no field for a key, and ferry's page server takes no connection without
+ * one. */
+static int to_page_server(struct swrk_req *q, struct dump_opts *d,
+			  const struct dump_choice *choice, struct dump_result *r, struct ferr *err)
+{
+	const CriuPageServerInfo *ps = q->o->ps;
+	struct mig_dest dest = { .handover_s = 60 };
+	struct mig_result mr;
+	char to[300];
+	int ret;
+
+	if (!ps->address || !ps->has_port || ps->port <= 0 || ps->port > 65535)
+		return ferr_new(err, EINVAL, "option ps: an address and a port are needed");
+	snprintf(to, sizeof(to), strchr(ps->address, ':') ? "[%s]:%d" : "%s:%d", ps->address,
+		 ps->port);
+	dest.to = to;
+	dest.auth_key = getenv("FERRY_AUTH_KEY");
+	dest.tls_cert = getenv("FERRY_TLS_CERT");
+	dest.tls_key = getenv("FERRY_TLS_KEY");
+	dest.tls_cacert = getenv("FERRY_TLS_CACERT");
+	if (!dest.auth_key && !dest.tls_cert)
+		return ferr_new(err, EACCES, "option ps (%s): ferry's page server takes only "
+				"authenticated connections: name the key file in FERRY_AUTH_KEY (or "
+				"the certificates in FERRY_TLS_CERT, FERRY_TLS_KEY, FERRY_TLS_CACERT) "
+				"in the runtime's environment", to);
+	memset(&mr, 0, sizeof(mr));
+	ret = mig_dump_round(d, choice, swrk_kd(q->s), &dest, &mr, err);
+	*r = mr.round;
+	if (!ret)
+		pr_info("sent to the page server at %s: %.1f MiB", to, mr.bytes / 1048576.0);
+	mig_result_free(&mr);
+	return ret;
 }
 
 static int dump_checked(struct swrk_req *q, bool pre, struct dump_result *r, struct ferr *err)
@@ -91,6 +130,14 @@ static int dump_checked(struct swrk_req *q, bool pre, struct dump_result *r, str
 			ret = swrk_ns_refuse(o->pid, err);
 		if (ret)
 			return ret;
+	}
+	if (o->ps) {
+		/* To ferry's page server: the tree ends once the server has
+		 * its images on disk, and the runtime hears of it after. */
+		ret = to_page_server(q, &d, &choice, r, err);
+		if (!ret && !pre && !d.leave_running)
+			ret = rpc_notify(q, "post-dump", 0, err);
+		return ret;
 	}
 	/* A dump that ends the process calls back while it is still frozen. */
 	ret = dump_job_round(&d, &choice, swrk_kd(q->s),

@@ -37,8 +37,8 @@ static const struct opt_rule rules[] = {
 	{ "ext_unix_sk", K_ALL, "ferry refuses a Unix socket whose peer is outside the dumped "
 	  "tree; it has no external sockets yet" },
 	{ "unix_sk_ino", K_ALL, "ferry has no external Unix sockets yet" },
-	{ "ps", K_ALL, "ferry's page server speaks its own protocol over TLS 1.3: `ferry "
-	  "migrate` and `ferry page-server` do this" },
+	{ "ps", SWRK_RESTORE, "a restore reads its pages from the images directory (the page "
+	  "server's, after a dump sent there); ferry has no lazy pages" },
 	{ "lazy_pages", K_ALL, "ferry has no post-copy (lazy) restore yet" },
 	{ "tls", K_ALL, "ferry's TLS is its page server's (`ferry page-server`)" },
 	{ "tls_cacert", 0, "it goes with tls, which is refused" },

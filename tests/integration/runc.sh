@@ -13,13 +13,23 @@
 #     on a "second host": a copy of the bundle (other inodes), another id.
 #  4. pre-dump, pre-dump, checkpoint --parent-path: the final dump copies
 #     less than the first pre-dump; restore; every page right.
+#  5. Migration to a second "host" (network namespaces joined by a veth
+#     pair, the bundle copied): runc's --page-server sends two pre-dumps
+#     and the final checkpoint to ferry's page server there while the
+#     container runs (TLS, the key named in FERRY_AUTH_KEY), and runc
+#     restores it there from the server's images.
 . "$(dirname "$0")/lib.sh"
 BB=$(command -v busybox || true)
 command -v runc >/dev/null 2>&1 || skip "needs runc (make deps installs it)"
 [ -n "$BB" ] && ldd "$BB" 2>&1 | grep -q "not a dynamic" ||
 	skip "needs a static busybox (busybox-static; make deps installs it)"
 CTRS=""
-trap 'for c in $CTRS; do runc delete -f "$c" >/dev/null 2>&1; done; rm -rf "$T"' EXIT
+PIDS=""
+. "$(dirname "$0")/../../scripts/twohosts.sh"
+NS_SRC=ferry-rs$$
+NS_DST=ferry-rd$$
+trap 'for c in $CTRS; do runc delete -f "$c" >/dev/null 2>&1; done
+for p in $PIDS; do kill -9 $p 2>/dev/null; done; twohosts_down $NS_SRC $NS_DST; rm -rf "$T"' EXIT
 
 B="$T/bundle"
 R="$B/rootfs"
@@ -184,4 +194,50 @@ last=$(grep "dumped process .* tracker uffd-wp\|dumped process .* tracker soft-d
 restore_in "$B" "$C4" "$T/fin"
 advancing "$B" "the pre-copied container runs again"
 selfcheck "$B" "every page right after pre-dumps and the final dump" "$C4"
+runc delete -f "$C4" >/dev/null 2>&1
+
+# 5. To a second host through ferry's page server.
+NET=10.$((200 + $$ % 50)).$(($$ % 250)).0
+NET=${NET%.0}
+if twohosts_up $NS_SRC $NS_DST $NET vr$$; then
+	new_key "$T/key"
+	PORT=$((20000 + ($$ + 11) % 20000))
+	rm -f "$R/tmp/ctl.ready" "$R/tmp/count"
+	C5="ferry-runc-$$-e"
+	start "$C5" || fail "the container did not start for the migration"
+	ip netns exec $NS_DST "$FERRY" page-server -D "$T/dst" --address $NET.2 --port $PORT \
+		--auth-key "$T/key" -v >"$T/ps.out" 2>"$T/ps.err" &
+	S=$!
+	PIDS="$PIDS $S"
+	for _ in $(seq 100); do grep -q listening "$T/ps.out" 2>/dev/null && break; sleep 0.05; done
+	# runc in the host's network namespace only (nsenter --net): `ip netns
+	# exec` would also give it a /sys without the cgroup mounts it names.
+	ck() { nsenter --net=/run/netns/$NS_SRC env FERRY_AUTH_KEY="$T/key" runc --criu "$FERRY" checkpoint \
+		--page-server $NET.2:$PORT "$@" "$C5"; }
+	expect_rc 0 "runc checkpoint --pre-dump --page-server to the second host" ck --pre-dump \
+		--image-path "$T/m/p1"
+	advancing "$B" "the container runs on while its memory is copied"
+	expect_rc 0 "a second pre-dump there" ck --pre-dump --parent-path ../p1 --image-path "$T/m/p2"
+	expect_rc 0 "the final checkpoint there" ck --parent-path ../p2 --image-path "$T/m/fin"
+	wait $S && ok "the page server took the rounds and the checkpoint, and exits 0" ||
+		fail "page server: $(tail -3 "$T/ps.err"; grep Error "$T/m/fin/dump.log")"
+	[ -z "$(init_pid "$C5")" ] && ok "the container is gone from the source" ||
+		fail "the container still runs on the source"
+	[ -s "$T/dst/fin/inventory.img" ] && [ -s "$T/dst/p2/inventory.img" ] &&
+		ok "the images are on the second host" || fail "no images there: $(ls "$T/dst" | head)"
+	# runc's own file from the source, as with CRIU's page server.
+	cp "$T/m/fin/descriptors.json" "$T/dst/fin/"
+	B3="$T/host3"
+	cp -a "$B" "$B3"
+	CTRS="$CTRS $C5"
+	(cd "$B3" && exec nsenter --net=/run/netns/$NS_DST runc --criu "$FERRY" restore -d --image-path "$T/dst/fin" \
+		"$C5" </dev/null 2>"$T/rst5.err" | cat >/dev/null) &
+	for _ in $(seq 200); do [ -n "$(init_pid "$C5")" ] && break; sleep 0.05; done
+	[ -n "$(init_pid "$C5")" ] && ok "runc restores it on the second host" ||
+		fail "restore there: $(cat "$T/rst5.err"; tail -3 "$T/dst/fin/restore.log")"
+	advancing "$B3" "the migrated container runs on the second host"
+	selfcheck "$B3" "every page of the migrated dirtier is right" "$C5"
+else
+	skip_case "migration through the page server: cannot create network namespaces here"
+fi
 finish
