@@ -123,6 +123,39 @@ int dump_tree_shm(struct dump_tree_ctx *tc, struct target *t, Ferry__Vma *v, str
 	return ret;
 }
 
+/* Every process of the namespace is below its init: one joined from
+ * outside (`runc exec`, nsenter) has its parent out here, would not be
+ * dumped, and would be lost with the namespace. */
+static int whole_pidns(const struct ptree *pt, struct ferr *err)
+{
+	cleanup_dir DIR *d = opendir("/proc");
+	struct dirent *de;
+
+	if (!d)
+		return ferr_sys(err, errno, "/proc");
+	while ((de = readdir(d))) {
+		char path[300];
+		struct stat st;
+		bool ours = false;
+		char *end;
+		long pid = strtol(de->d_name, &end, 10);
+
+		if (*end || pid <= 0)
+			continue;
+		snprintf(path, sizeof(path), "/proc/%ld/ns/pid", pid);
+		if (stat(path, &st) < 0 || st.st_ino != pt->p[0].pidns)
+			continue;
+		for (size_t i = 0; i < pt->n && !ours; i++)
+			ours = pt->p[i].pid == (pid_t)pid;
+		if (!ours)
+			return ferr_new(err, EOPNOTSUPP, "process %ld is in the tree's PID namespace "
+					"but not below its init (joined from outside, as `runc exec` "
+					"does): it would be lost; nothing was changed and the tree "
+					"runs on", pid);
+	}
+	return 0;
+}
+
 /* The tree in its own PID namespace: ferry's (nothing to record), or one
  * whose init is the root (each process's IDs there recorded), every process
  * in that one. A process in a namespace that is not the tree's own is
@@ -147,7 +180,7 @@ static int check_pidns(const struct ptree *pt, bool *init, struct ferr *err)
 			return ferr_new(err, EOPNOTSUPP, "process %d is in a PID namespace of its own "
 					"below the tree's: nested PID namespaces are not dumped",
 					pt->p[i].pid);
-	return 0;
+	return *init ? whole_pidns(pt, err) : 0;
 }
 
 int dump_tree_write(struct dump_tree_ctx *tc, struct img_writer *w, struct ferr *err)

@@ -5,7 +5,9 @@
 # stderr on a pipe, as runtimes give them.
 #  1. What ferry cannot take is refused with an Error line runc shows its
 #     user, and the container runs on: stdio on a host file (outside the
-#     container's mounts), a mount ferry cannot make again.
+#     container's mounts), a mount ferry cannot make again, a process
+#     joined by `runc exec` (not below the init: it would be lost), an
+#     established TCP connection.
 #  2. checkpoint, then restore -d: the tree runs again in new namespaces,
 #     with the same PIDs inside, its hostname, its tmpfs file, every page
 #     of the dirtier right, the counter going on.
@@ -35,7 +37,7 @@ B="$T/bundle"
 R="$B/rootfs"
 mkdir -p "$R/bin" "$R/proc" "$R/sys" "$R/dev" "$R/tmp"
 cp "$BB" "$R/bin/busybox"
-for a in sh sleep cat echo hostname mount umount; do ln -s busybox "$R/bin/$a"; done
+for a in sh sleep cat echo hostname mount umount nc; do ln -s busybox "$R/bin/$a"; done
 # The dirtier with the libraries it loads, where it looks for them.
 cp "$TOOLS/workloads/dirtier" "$R/bin/dirtier"
 for lib in $(ldd "$TOOLS/workloads/dirtier" | grep -o '/[^ ]*'); do
@@ -124,7 +126,45 @@ if nsenter -t "$P" -m /bin/busybox mount -t ramfs ferryram /mnt 2>/dev/null; the
 else
 	skip_case "a mount ferry cannot make: nsenter could not mount a ramfs in the container"
 fi
+if runc exec -d --pid-file "$T/ex.pid" "$C2" sleep 1000 && [ -s "$T/ex.pid" ]; then
+	expect_rc 1 "checkpoint of a container with a process joined by runc exec is refused" \
+		runc --criu "$FERRY" checkpoint --image-path "$T/ck2" "$C2"
+	expect_in "$T/ck2/dump.log" "is in the tree's PID namespace but not below its init" \
+		"the Error line says the process would be lost"
+	kill -9 "$(cat "$T/ex.pid")"
+	advancing "$B" "and the container runs on"
+else
+	skip_case "a process joined by runc exec: runc exec -d failed here"
+fi
 selfcheck "$B" "the dirtier is intact before the checkpoint" "$C2"
+# An established TCP connection, in a container of its own.
+B0="$T/tcp"
+mkdir -p "$B0"
+cp -a "$R" "$B0/rootfs"
+python3 - "$B/config.json" "$B0/config.json" <<'PY'
+import json, sys
+c = json.load(open(sys.argv[1]))
+# Both ends keep a stdin that never ends: busybox nc quits at its EOF.
+c["process"]["args"] = ["sh", "-c", "sleep 100000 | nc -l -p 5555 >/dev/null & sleep 0.3; "
+    "sleep 100000 | nc 127.0.0.1 5555 >/dev/null"]
+json.dump(c, open(sys.argv[2], "w"))
+PY
+C0="ferry-runc-$$-t"
+CTRS="$CTRS $C0"
+(cd "$B0" && runc run -d "$C0" </dev/null 2>&1 | cat >/dev/null) &
+for _ in $(seq 100); do [ -n "$(init_pid "$C0")" ] && break; sleep 0.05; done
+sleep 0.6
+if grep -q " 01 " /proc/"$(init_pid "$C0")"/net/tcp 2>/dev/null; then
+	expect_rc 1 "checkpoint of a container with an established TCP connection is refused" \
+		runc --criu "$FERRY" checkpoint --image-path "$T/ck3" "$C0"
+	expect_in "$T/ck3/dump.log" "(socket:[" \
+		"the Error line names the socket"
+	runc state "$C0" 2>/dev/null | grep -q '"status": "running"' &&
+		ok "and the container runs on" || fail "the TCP container is not running"
+else
+	skip_case "an established TCP connection: busybox nc did not connect in the container"
+fi
+runc delete -f "$C0" >/dev/null 2>&1
 # A restore from a directory without images fails, and runc keeps nothing.
 mkdir -p "$T/rimg"
 echo '["/dev/null","/dev/null","/dev/null"]' >"$T/rimg/descriptors.json"
