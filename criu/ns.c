@@ -55,12 +55,13 @@ int swrk_ns_refuse(pid_t pid, struct ferr *err)
 {
 	cleanup_free pid_t *tree = NULL;
 	char names[128];
-	unsigned mask;
+	unsigned mask, root_mask = 0;
 	size_t n;
 	int ret = ptree_scan(pid, &tree, &n, err);
 
 	if (!ret)
-		ret = ns_diff(pid, 0, &mask, err);
+		ret = ns_diff(pid, 0, &root_mask, err);
+	mask = root_mask;
 	if (ret)
 		return ret;
 	if (mask & ~DUMPED) {
@@ -81,6 +82,15 @@ int swrk_ns_refuse(pid_t pid, struct ferr *err)
 		return ferr_new(err, EOPNOTSUPP, "process %d, a descendant of %d, is in namespaces "
 				"of its own (%s): nested namespaces are not dumped; nothing was "
 				"frozen and the tree runs on", tree[i], pid, names);
+	}
+	/* Namespaces are a container's, dumped from its init: CRIU would dump
+	 * them for any process, and ferry would restore them in its own. */
+	if (root_mask && !(root_mask & 1u)) {
+		names_of(root_mask, names, sizeof(names));
+		return ferr_new(err, EOPNOTSUPP, "process %d is in namespaces of its own (%s) but "
+				"not in a PID namespace of its own: ferry dumps a container's "
+				"namespaces from the init of its PID namespace; nothing was frozen "
+				"and it runs on", pid, names);
 	}
 	return 0;
 }

@@ -413,7 +413,10 @@ int dump_tree(const struct dump_opts *o, const struct dump_handover *h, struct d
 		ret = check_ttys(&pt, o->shell_job, err);
 	if (!ret)
 		ret = check_pidns(&pt, &tc.pidns_init, err);
-	if (!ret)
+	/* A container's namespaces are dumped from its init; a process that
+	 * is only in other mount or network namespaces (`ip netns exec`) is
+	 * restored in the restorer's, as it always was. */
+	if (!ret && tc.pidns_init)
 		ret = dump_ns_collect(&pt, &o->ns, &tc.ns, err);
 	if (ret) {
 		ptree_release(&pt);

@@ -115,7 +115,8 @@ int mnt_parse_line(const char *line, struct mnt_info *m)
 	m->fstype = field(&s);
 	m->source = field(&s);
 	m->super = field(&s);
-	if (!m->fstype || !m->source || !m->super || m->root[0] != '/' || m->point[0] != '/')
+	/* root is a path, or for nsfs what the file is ("net:[4026532242]"). */
+	if (!m->fstype || !m->source || !m->super || m->point[0] != '/')
 		goto bad;
 	return 0;
 bad:

@@ -40,6 +40,11 @@ static void test_parse_line(void **state)
 	assert_int_equal(m.flags, MS_RDONLY | MS_NODEV | MS_STRICTATIME);
 	assert_true(m.propagates);
 	mnt_info_free(&m);
+	/* An nsfs file bound somewhere: its root is no path. */
+	assert_int_equal(mnt_parse_line("247 246 0:4 net:[4026532242] /run/netns/x rw master:2 - "
+					 "nsfs nsfs rw", &m), 0);
+	assert_string_equal(m.root, "net:[4026532242]");
+	mnt_info_free(&m);
 	/* Not mountinfo: no separator, a relative point, a short line. */
 	assert_int_equal(mnt_parse_line("1 2 0:3 / /x rw tmpfs tmpfs rw", &m), -EINVAL);
 	assert_int_equal(mnt_parse_line("1 2 0:3 / x rw - tmpfs tmpfs rw", &m), -EINVAL);
