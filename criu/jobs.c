@@ -192,6 +192,14 @@ static void kill_restored(pid_t pid)
 	waitpid(pid, NULL, WNOHANG);
 }
 
+/* CRIU's callbacks inside a restore: setup-namespaces and
+ * post-setup-namespaces with the root's PID (runc runs its prestart hooks
+ * there), pre-resume before the tree runs. */
+static int restore_stage(void *arg, const char *name, pid_t pid, struct ferr *err)
+{
+	return rpc_notify(arg, name, strcmp(name, "pre-resume") ? pid : 0, err);
+}
+
 static int restore_checked(struct swrk_req *q, pid_t *pid, struct ferr *err)
 {
 	const CriuOpts *o = q->o;
@@ -232,6 +240,8 @@ static int restore_checked(struct swrk_req *q, pid_t *pid, struct ferr *err)
 	ro.shell_job = o->has_shell_job && o->shell_job;
 	ro.sibling = o->has_rst_sibling && o->rst_sibling;
 	ro.kd = swrk_kd(q->s);
+	ro.stage = restore_stage;
+	ro.stage_arg = q;
 	ret = rpc_notify(q, "pre-restore", 0, err);
 	if (ret)
 		return ret;
@@ -241,11 +251,8 @@ static int restore_checked(struct swrk_req *q, pid_t *pid, struct ferr *err)
 	pr_info("restored process %d from %s%s: %u threads, %" PRIu64 " pages%s", r.pid, q->dir,
 		ro.sibling ? " as the runtime's child" : "", r.threads, r.pages,
 		r.same_pid ? "" : "; PIDs changed");
-	/* The process runs already: ferry builds it with no namespaces to set
-	 * up and resumes it inside the restore, so setup-namespaces,
-	 * post-setup-namespaces and pre-resume have no moment of their own.
-	 * post-restore is where runtimes learn the PID (runc takes the
-	 * process over there). */
+	/* The process runs already. post-restore is where runtimes learn the
+	 * PID (runc takes the process over there). */
 	ret = rpc_notify(q, "post-restore", r.pid, err);
 	if (!ret)
 		ret = rpc_notify(q, "post-resume", 0, err);

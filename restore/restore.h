@@ -58,6 +58,13 @@ struct rst_opts {
 		const char *key, *path;
 	} *ext;
 	size_t nr_ext;
+	/* A tree's restore calls stage (when set) at CRIU's moments: with
+	 * "setup-namespaces" and "post-setup-namespaces" once the root exists
+	 * in its new namespaces, stopped (pid: the root as seen from here),
+	 * and "pre-resume" once everything is built, just before the tree
+	 * runs. A failure fails the restore: everything is killed. */
+	int (*stage)(void *arg, const char *name, pid_t pid, struct ferr *err);
+	void *stage_arg;
 	/* The caller's kernel feature probe (common/kerndat.h), whose answers
 	 * (FERRY_HIDE_FEATURES included) choose how pages are written; NULL:
 	 * the restore probes once itself. */

@@ -153,10 +153,24 @@ static int close_shm(struct tree_restore *x, struct ferr *err)
 	return 0;
 }
 
+static int stage(struct tree_restore *x, const char *name, struct ferr *err)
+{
+	const struct rst_opts *o = x->t.opts;
+
+	return o->stage ? o->stage(o->stage_arg, name, x->r[0]->pid, err) : 0;
+}
+
 static int build(struct tree_restore *x, struct rst_result *res, struct ferr *err)
 {
 	size_t n = x->t.n;
 	int ret = rst_tree_create(&x->t, err);
+
+	/* The tree exists in its namespaces, nothing of it built yet: where a
+	 * runtime sets them up (runc runs its prestart hooks). */
+	if (!ret)
+		ret = stage(x, "setup-namespaces", err);
+	if (!ret)
+		ret = stage(x, "post-setup-namespaces", err);
 
 	for (size_t i = 0; !ret && i < n; i++)
 		if (x->r[i])
@@ -166,6 +180,8 @@ static int build(struct tree_restore *x, struct rst_result *res, struct ferr *er
 	for (size_t i = 0; !ret && i < n; i++)
 		if (x->r[i])
 			ret = rst_build_state(x->r[i], err);
+	if (!ret)
+		ret = stage(x, "pre-resume", err);
 	/* All built: children first, so a parent never sees one stopped. */
 	for (size_t i = n; !ret && i-- > 0;)
 		if (x->r[i])

@@ -45,7 +45,7 @@ for lib in $(ldd "$TOOLS/workloads/dirtier" | grep -o '/[^ ]*'); do
 	cp "$lib" "$R$lib"
 done
 (cd "$B" && runc spec) || skip "runc spec failed"
-python3 - "$B/config.json" <<'PY'
+python3 - "$B/config.json" "$T/hook.json" <<'PY'
 import json, sys
 c = json.load(open(sys.argv[1]))
 c["process"]["terminal"] = False
@@ -54,9 +54,20 @@ c["process"]["args"] = ["sh", "-c", "echo note-$$ >/dev/shm/note; "
     "while true; do i=$((i+1)); echo $i >/tmp/count; sleep 0.1; done"]
 c["root"]["readonly"] = False
 c["hostname"] = "ferryctr"
+# A prestart hook, as a runtime's network setup would be: it gets the
+# container's state (its init's PID) on stdin, at creation and, through
+# ferry's setup-namespaces callback, at a restore.
+c["hooks"] = {"prestart": [{"path": "/bin/sh", "args": ["sh", "-c", "cat >" + sys.argv[2]]}]}
 json.dump(c, open(sys.argv[1], "w"))
 PY
-count() { cat "$1/rootfs/tmp/count" 2>/dev/null || echo 0; }
+# The counter (the container rewrites it: empty for a moment, read again).
+count() {
+	for _ in 1 2 3 4 5; do
+		c=$(cat "$1/rootfs/tmp/count" 2>/dev/null)
+		case "$c" in ''|*[!0-9]*) sleep 0.02 ;; *) echo "$c"; return ;; esac
+	done
+	echo 0
+}
 advancing() { # BUNDLE DESC
 	c0=$(count "$1"); sleep 0.5; c1=$(count "$1")
 	[ "$c1" -gt "$c0" ] && ok "$2 (counter $c0 -> $c1)" || fail "$2: counter stuck at $c1"
@@ -176,11 +187,15 @@ runc state "$C2-r" >/dev/null 2>&1 && fail "runc keeps a container for the faile
 
 # 2. checkpoint, restore.
 expect_rc 0 "runc checkpoint through ferry" runc --criu "$FERRY" checkpoint --image-path "$T/ck" "$C2"
+rm -f "$T/hook.json"
 [ -z "$(init_pid "$C2")" ] && ok "the container is gone after the checkpoint" ||
 	fail "runc still has the container after the checkpoint"
 gone "$P" && ok "its init ended" || fail "its init $P still runs"
 restore_in "$B" "$C2" "$T/ck"
 P2=$(init_pid "$C2")
+grep -q "\"pid\": *$P2[,}]" "$T/hook.json" 2>/dev/null &&
+	ok "runc's prestart hook ran in the restore (setup-namespaces) with the new init's PID" ||
+	fail "prestart hook at the restore: $(cat "$T/hook.json" 2>&1)"
 [ "$(nspid "$P2")" = 1 ] && ok "the restored init is PID 1 in its namespace" ||
 	fail "restored init: NSpid $(nspid "$P2")"
 D2=$(dirtier_pid "$P2")

@@ -125,8 +125,23 @@ rpc "restore of the tree" "restore,dir=$T/d,log=restore.log,notify,sibling"
 answer "restore ok pid=$R parent=client" "RESTORE: the root has its PID and is the runtime's child"
 answer "notify post-restore pid=$R" "post-restore callback carries the restored PID"
 answer "notify post-resume" "post-resume callback"
+answer "notify setup-namespaces pid=$R" "setup-namespaces callback with the root's PID"
+answer "notify post-setup-namespaces pid=$R" "post-setup-namespaces callback"
+answer "notify pre-resume" "pre-resume callback"
+order=$(grep "^notify" "$T/rpc" | cut -d' ' -f2 | tr '\n' ' ')
+[ "$order" = "pre-restore setup-namespaces post-setup-namespaces pre-resume post-restore post-resume " ] &&
+	ok "the restore's callbacks come in CRIU's order" || fail "callback order: $order"
 expect_in "$T/d/restore.log" "as the runtime's child" "restore.log says how it was restored"
 moving "$T/tc" "the restored tree's stream goes on"
+for p in $ALL; do kill -9 $p 2>/dev/null; done
+all_gone $ALL
+# A failed setup-namespaces (a runtime's hook) fails the restore: nothing is
+# left of the tree, and the images restore again.
+rpc "restore, its setup-namespaces failing" "restore,dir=$T/d,log=restore2.log,notify,sibling,failnotify=setup-namespaces" \
+	"restore,dir=$T/d,log=restore3.log,notify,sibling"
+answer "restore fail type=2 .*setup-namespaces callback failed" "a failed setup-namespaces fails the restore"
+answer "restore ok pid=$R" "and the next RESTORE on the connection brings the tree back"
+moving "$T/tc" "the tree restored after the failure runs on"
 for p in $ALL; do kill -9 $p 2>/dev/null; done
 
 # 5. PRE_DUMP, PRE_DUMP, DUMP on one connection, of one process, each round
