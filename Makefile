@@ -1,6 +1,6 @@
 # ferry — build, test, bench, fuzz, install.
 #
-#   make               build/ferry
+#   make               build/ferry, build/ferryd
 #   make deps          install Debian build and test dependencies (apt-get)
 #   make test          deps, then unit + integration tests, normal and ASan+UBSan, and a short fuzz run
 #   make demo          deps, then the built-in demo (README's first command)
@@ -40,6 +40,8 @@ FERRY_SRCS := $(wildcard cli/*.c)
 LIB_SRCS := $(wildcard common/*.c images/*.c proc/*.c dump/*.c restore/*.c migrate/*.c criu/*.c)
 LIB_OBJS := $(patsubst %.c,$(BUILD)/obj/%.o,$(LIB_SRCS)) $(GEN_C:.c=.o)
 FERRY_OBJS := $(patsubst %.c,$(BUILD)/obj/%.o,$(FERRY_SRCS))
+# The service (service/): its own binary beside ferry, whose jobs run ferry.
+FERRYD_OBJS := $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard service/*.c))
 
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
@@ -49,7 +51,7 @@ BENCH_BINS := $(patsubst bench/%.c,$(BUILD)/bench/%,$(wildcard bench/*.c))
 
 .PHONY: all deps test demo bench fuzz install clean check-build test-bins
 
-all: $(BUILD)/ferry
+all: $(BUILD)/ferry $(BUILD)/ferryd
 
 deps:
 	@scripts/deps.sh
@@ -71,6 +73,9 @@ $(BUILD)/libferry.a: $(LIB_OBJS)
 $(BUILD)/ferry: $(FERRY_OBJS) $(BUILD)/libferry.a
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS)
 
+$(BUILD)/ferryd: $(FERRYD_OBJS) $(BUILD)/libferry.a
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS)
+
 $(BUILD)/tests/test_%: $(BUILD)/obj/tests/unit/test_%.o $(BUILD)/libferry.a
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CMOCKA_LIBS) $(PKG_LIBS)
@@ -87,7 +92,7 @@ $(BUILD)/bench/%: $(BUILD)/obj/bench/%.o $(BUILD)/libferry.a
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS)
 
-test-bins: $(BUILD)/ferry $(UNIT_BINS) $(TOOL_BINS) $(BENCH_BINS)
+test-bins: $(BUILD)/ferry $(BUILD)/ferryd $(UNIT_BINS) $(TOOL_BINS) $(BENCH_BINS)
 
 # The README's test command. Installs what it needs, then runs the suite
 # twice: a normal build and an ASan+UBSan build, then a short fuzz run.
@@ -105,7 +110,7 @@ bench: deps
 fuzz: deps
 	@FUZZ_SECONDS=$${FUZZ_SECONDS:-300} scripts/fuzz.sh
 
-install: $(BUILD)/ferry
+install: $(BUILD)/ferry $(BUILD)/ferryd
 	install -D -m 0755 $(BUILD)/ferry $(DESTDIR)$(PREFIX)/bin/ferry
 	install -D -m 0644 docs/ferry.1 $(DESTDIR)$(PREFIX)/share/man/man1/ferry.1
 	@# A `criu` name for tools that look criu up in PATH (podman, libcriu):

@@ -38,6 +38,11 @@ void cmd_show_help(FILE *out);
 int cmd_swrk(int argc, char **argv);
 void cmd_swrk_help(FILE *out);
 
+/* connect.c: COMMAND ARGS run as a job of the ferryd listening at path
+ * (`ferry --connect PATH ...`); `jobs` and `cancel ID` ask it about jobs.
+ * Returns the job's exit status. */
+int cli_connect(const char *path, int argc, char **argv);
+
 /* ---- cli.c: what every command shares ------------------------------------- */
 
 /* One option of a command (getopt's return and optarg): 0 to go on, or an

@@ -58,6 +58,10 @@ static void usage(FILE *out)
 		"\n"
 		"Global options:\n"
 		"  -v, --verbose  more messages (repeat for debug)\n"
+		"  --connect PATH run the command as a job of the ferryd listening at PATH\n"
+		"                 (or $FERRY_SOCKET), with this caller's credentials, working\n"
+		"                 directory and stdio; `jobs` lists the jobs, `cancel ID`\n"
+		"                 stops one\n"
 		"  -q, --quiet    errors only\n"
 		"  -V, --version  print the version\n"
 		"  -h, --help     this help\n"
@@ -86,8 +90,10 @@ int main(int argc, char **argv)
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "version", no_argument, NULL, 'V' },
 		{ "help", no_argument, NULL, 'h' },
+		{ "connect", required_argument, NULL, 'C' },
 		{ NULL, 0, NULL, 0 },
 	};
+	const char *sock = getenv("FERRY_SOCKET");
 	int level = LOG_WARN, c;
 	const struct ferry_cmd *cmd;
 
@@ -99,6 +105,9 @@ int main(int argc, char **argv)
 			break;
 		case 'q':
 			level = LOG_ERROR;
+			break;
+		case 'C':
+			sock = optarg;
 			break;
 		case 'V':
 			printf("ferry %s\n", FERRY_VERSION);
@@ -128,6 +137,14 @@ int main(int argc, char **argv)
 		}
 		cmd->help(stdout);
 		return EXIT_OK;
+	}
+	/* Through the service: the job gets the same words, verbosity first. */
+	if (sock && *sock) {
+		if (level != LOG_WARN)
+			argv[--optind] = level > LOG_WARN ? (char *)"-v" : (char *)"-q";
+		if (level > LOG_INFO && optind > 0)
+			argv[--optind] = (char *)"-v";
+		return cli_connect(sock, argc - optind, argv + optind);
 	}
 	cmd = find_cmd(argv[optind]);
 	if (!cmd) {

@@ -1,0 +1,636 @@
+/* ferryd: ferry as a service (docs/RPC.md). It listens on a Unix
+ * SOCK_SEQPACKET socket; each RUN request becomes a job: a worker process
+ * that runs the ferry command asked for, with the caller's credentials (a
+ * user gets nothing they could not do themselves: the kernel's own checks
+ * on ptrace, files and capabilities apply to the job), the caller's working
+ * directory and stdio (passed as fds), so its output and exit status are
+ * the command's own. Jobs run side by side, each in its own process: one
+ * that fails, hangs or crashes harms no other, nor the service. A worker
+ * gets SIGTERM when ferryd dies, which ferry's dump, pre-dump and migrate
+ * answer by letting their target go untouched (docs/SECURITY.md,
+ * "Signals"); SIGTERM to ferryd does the same to every job, then it exits.
+ * One thread and poll(2): a client that never speaks is dropped after its
+ * deadline, a malformed or oversized packet answered with an error. */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <grp.h>
+#include <libgen.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/fdpass.h"
+#include "proto/rpc.pb-c.h"
+
+#ifndef FERRY_VERSION
+#define FERRY_VERSION "0.0.0-dev"
+#endif
+
+#define MAX_CONNS 128
+#define MAX_JOBS 1024
+#define PACKET_MAX 65536
+#define ARGV_MAX 256
+#define STOP_GRACE_MS 30000     /* SIGTERM: how long jobs get to end */
+
+struct conn {
+	int fd;
+	uid_t uid;
+	gid_t gid;
+	pid_t pid;
+	uint64_t deadline_ms;   /* 0 once it has spoken */
+	uint32_t job;           /* the job it waits for, or 0 */
+};
+
+struct job {
+	uint32_t id;
+	pid_t pid;
+	uid_t uid;
+	char *command;
+	uint64_t started_ms;
+	bool running;
+	int status;             /* wait status once ended */
+};
+
+static struct conn conns[MAX_CONNS];
+static size_t nconns;
+static struct job jobs[MAX_JOBS];
+static size_t njobs;
+static uint32_t next_job = 1;
+static const char *ferry_bin;
+static int verbose;
+static uint64_t first_word_ms = 10000; /* a client that connects and never speaks */
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static uint64_t wall_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void __attribute__((format(printf, 1, 2))) say(const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "ferryd: ");
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+static void send_resp(int fd, Ferry__Rpc__Response *r)
+{
+	uint8_t buf[PACKET_MAX];
+	size_t len = ferry__rpc__response__get_packed_size(r);
+
+	if (len > sizeof(buf))
+		return;
+	ferry__rpc__response__pack(r, buf);
+	(void)fdpass_send(fd, buf, len, NULL, 0);
+}
+
+static int send_error(int fd, int err, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int send_error(int fd, int err, const char *fmt, ...)
+{
+	Ferry__Rpc__Response r = FERRY__RPC__RESPONSE__INIT;
+	char msg[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	r.type = FERRY__RPC__RESP_TYPE__ERROR;
+	r.has_err = true;
+	r.err = err;
+	r.msg = msg;
+	send_resp(fd, &r);
+	return -err;
+}
+
+static struct job *job_by_id(uint32_t id)
+{
+	for (size_t i = 0; i < njobs; i++)
+		if (jobs[i].id == id)
+			return &jobs[i];
+	return NULL;
+}
+
+/* The caller's supplementary groups, from its /proc status: the job gets
+ * exactly the caller's credentials. */
+static int caller_groups(pid_t pid, gid_t *g, size_t max)
+{
+	char path[64], line[4096];
+	FILE *f;
+	int n = -1;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", pid);
+	f = fopen(path, "re");
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f)) {
+		char *p = line + 7, *end;
+
+		if (strncmp(line, "Groups:", 7))
+			continue;
+		n = 0;
+		while ((size_t)n < max) {
+			unsigned long v = strtoul(p, &end, 10);
+
+			if (end == p)
+				break;
+			g[n++] = (gid_t)v;
+			p = end;
+		}
+	}
+	fclose(f);
+	return n;
+}
+
+/* The worker: the caller's credentials, cwd and stdio, then ferry. */
+static void __attribute__((noreturn)) worker(const struct conn *c, const int *fds, char **argv,
+					      size_t argc)
+{
+	gid_t groups[256];
+	int ng = c->uid ? caller_groups(c->pid, groups, 256) : -1;
+	char **args = calloc(argc + 2, sizeof(*args));
+
+	prctl(PR_SET_PDEATHSIG, SIGTERM);
+	if (getppid() == 1)
+		_exit(127); /* ferryd is gone already */
+	setsid();
+	if (c->uid && (ng < 0 || setgroups((size_t)ng, groups) < 0 ||
+		       setresgid(c->gid, c->gid, c->gid) < 0 ||
+		       setresuid(c->uid, c->uid, c->uid) < 0)) {
+		dprintf(fds[3], "ferryd: cannot take the caller's credentials: %s\n", strerror(errno));
+		_exit(126);
+	}
+	if (fchdir(fds[0]) < 0 || dup2(fds[1], 0) < 0 || dup2(fds[2], 1) < 0 ||
+	    dup2(fds[3], 2) < 0 || !args) {
+		dprintf(fds[3], "ferryd: cannot set the job up: %s\n", strerror(errno));
+		_exit(126);
+	}
+	for (int fd = 3; fd < 1024; fd++)
+		close(fd);
+	args[0] = (char *)"ferry";
+	for (size_t i = 0; i < argc; i++)
+		args[i + 1] = argv[i];
+	unsetenv("FERRY_SOCKET");
+	signal(SIGPIPE, SIG_DFL);
+	execv(ferry_bin, args);
+	fprintf(stderr, "ferryd: cannot run %s: %s\n", ferry_bin, strerror(errno));
+	_exit(127);
+}
+
+static int run_job(struct conn *c, Ferry__Rpc__Request *q, const int *fds, size_t nfds)
+{
+	Ferry__Rpc__Response r = FERRY__RPC__RESPONSE__INIT;
+	char cmd[1024] = "";
+	size_t used = 0;
+	struct job *j;
+	sigset_t all, old;
+	pid_t pid;
+
+	if (nfds != 4)
+		return send_error(c->fd, EINVAL, "RUN takes 4 fds (cwd, stdin, stdout, stderr), "
+				  "not %zu", nfds);
+	if (!q->n_argv || q->n_argv > ARGV_MAX)
+		return send_error(c->fd, EINVAL, "RUN takes 1 to %d arguments", ARGV_MAX);
+	if (c->job)
+		return send_error(c->fd, EBUSY, "this connection runs job %u already", c->job);
+	if (njobs == MAX_JOBS) {
+		/* Forget the oldest ended job to make room. */
+		size_t k = 0;
+
+		while (k < njobs && jobs[k].running)
+			k++;
+		if (k == njobs)
+			return send_error(c->fd, EAGAIN, "%d jobs run already", MAX_JOBS);
+		free(jobs[k].command);
+		memmove(&jobs[k], &jobs[k + 1], (njobs - k - 1) * sizeof(*jobs));
+		njobs--;
+	}
+	for (size_t i = 0; i < q->n_argv && used + 1 < sizeof(cmd); i++)
+		used += (size_t)snprintf(cmd + used, sizeof(cmd) - used, "%s%s", i ? " " : "",
+					 q->argv[i]);
+	fflush(NULL);
+	sigfillset(&all);
+	sigprocmask(SIG_SETMASK, &all, &old);
+	pid = fork();
+	if (pid == 0) {
+		sigset_t none;
+
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, NULL);
+		signal(SIGTERM, SIG_DFL);
+		signal(SIGINT, SIG_DFL);
+		worker(c, fds, q->argv, q->n_argv);
+	}
+	sigprocmask(SIG_SETMASK, &old, NULL);
+	if (pid < 0)
+		return send_error(c->fd, errno, "fork: %s", strerror(errno));
+	j = &jobs[njobs++];
+	*j = (struct job){ .id = next_job++, .pid = pid, .uid = c->uid, .command = strdup(cmd),
+			   .started_ms = wall_ms(), .running = true };
+	c->job = j->id;
+	say("job %u (uid %u, pid %d): %s: started as %d", j->id, c->uid, c->pid, cmd, pid);
+	r.type = FERRY__RPC__RESP_TYPE__STARTED;
+	r.has_job = r.has_pid = true;
+	r.job = j->id;
+	r.pid = (uint32_t)pid;
+	send_resp(c->fd, &r);
+	return 0;
+}
+
+static int list_jobs(struct conn *c)
+{
+	Ferry__Rpc__Response r = FERRY__RPC__RESPONSE__INIT;
+	Ferry__Rpc__Job *v = calloc(njobs ? njobs : 1, sizeof(*v));
+	Ferry__Rpc__Job **p = calloc(njobs ? njobs : 1, sizeof(*p));
+
+	if (!v || !p) {
+		free(v);
+		free(p);
+		return send_error(c->fd, ENOMEM, "out of memory");
+	}
+	r.type = FERRY__RPC__RESP_TYPE__JOBS;
+	for (size_t i = 0; i < njobs; i++) {
+		const struct job *j = &jobs[i];
+		Ferry__Rpc__Job *o = &v[r.n_jobs];
+
+		if (c->uid && j->uid != c->uid)
+			continue; /* another user's */
+		ferry__rpc__job__init(o);
+		o->id = j->id;
+		o->pid = (uint32_t)j->pid;
+		o->uid = j->uid;
+		o->command = j->command ? j->command : (char *)"?";
+		o->started_ms = j->started_ms;
+		o->has_running = true;
+		o->running = j->running;
+		if (!j->running && WIFEXITED(j->status)) {
+			o->has_exit_status = true;
+			o->exit_status = WEXITSTATUS(j->status);
+		} else if (!j->running) {
+			o->has_signal = true;
+			o->signal = WTERMSIG(j->status);
+		}
+		p[r.n_jobs++] = o;
+	}
+	r.jobs = p;
+	send_resp(c->fd, &r);
+	free(v);
+	free(p);
+	return 0;
+}
+
+static int cancel_job(struct conn *c, uint32_t id)
+{
+	Ferry__Rpc__Response r = FERRY__RPC__RESPONSE__INIT;
+	struct job *j = job_by_id(id);
+
+	if (!j || (c->uid && j->uid != c->uid))
+		return send_error(c->fd, j ? EPERM : ESRCH, "no job %u of yours", id);
+	if (!j->running)
+		return send_error(c->fd, ESRCH, "job %u has ended", id);
+	kill(j->pid, SIGTERM);
+	say("job %u: cancelled by uid %u (pid %d)", id, c->uid, c->pid);
+	r.type = FERRY__RPC__RESP_TYPE__CANCELLED;
+	r.has_job = true;
+	r.job = id;
+	send_resp(c->fd, &r);
+	return 0;
+}
+
+static void drop_conn(size_t i)
+{
+	struct job *j = conns[i].job ? job_by_id(conns[i].job) : NULL;
+
+	/* A caller that went away takes its job with it, as a command ended
+	 * by its terminal would end. */
+	if (j && j->running) {
+		kill(j->pid, SIGTERM);
+		say("job %u: its caller hung up: cancelled", j->id);
+	}
+	close(conns[i].fd);
+	conns[i] = conns[--nconns];
+}
+
+/* One packet from connection i: false if the connection is to go. */
+static bool serve(size_t i)
+{
+	struct conn *c = &conns[i];
+	uint8_t buf[PACKET_MAX];
+	int fds[FDPASS_MAX_FDS];
+	size_t nfds = 0;
+	ssize_t n = fdpass_recv(c->fd, buf, sizeof(buf), fds, &nfds);
+	Ferry__Rpc__Request *q;
+
+	if (n == 0 || n == -ECONNRESET)
+		return false;
+	if (n < 0) {
+		send_error(c->fd, -(int)n, "%s", n == -EMSGSIZE ? "request larger than 64 KiB" :
+			   strerror(-(int)n));
+		say("uid %u pid %d: a bad packet: %s", c->uid, c->pid, strerror(-(int)n));
+		return n != -ENOTCONN;
+	}
+	c->deadline_ms = 0;
+	q = ferry__rpc__request__unpack(NULL, (size_t)n, buf);
+	if (!q) {
+		send_error(c->fd, EBADMSG, "not a ferry request");
+		say("uid %u pid %d: a packet that is no request", c->uid, c->pid);
+	} else if (q->type == FERRY__RPC__REQ_TYPE__RUN) {
+		run_job(c, q, fds, nfds);
+	} else if (q->type == FERRY__RPC__REQ_TYPE__LIST) {
+		list_jobs(c);
+	} else if (q->type == FERRY__RPC__REQ_TYPE__CANCEL && q->has_job) {
+		cancel_job(c, q->job);
+	} else {
+		send_error(c->fd, EINVAL, "request type %d unknown", q->type);
+	}
+	for (size_t k = 0; k < nfds; k++)
+		close(fds[k]);
+	if (q)
+		ferry__rpc__request__free_unpacked(q, NULL);
+	return true;
+}
+
+static void reap(void)
+{
+	int status;
+	pid_t pid;
+
+	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+		for (size_t i = 0; i < njobs; i++) {
+			struct job *j = &jobs[i];
+			Ferry__Rpc__Response r = FERRY__RPC__RESPONSE__INIT;
+
+			if (j->pid != pid || !j->running)
+				continue;
+			j->running = false;
+			j->status = status;
+			if (WIFEXITED(status))
+				say("job %u: exit %d", j->id, WEXITSTATUS(status));
+			else
+				say("job %u: ended by signal %d", j->id, WTERMSIG(status));
+			r.type = FERRY__RPC__RESP_TYPE__DONE;
+			r.has_job = true;
+			r.job = j->id;
+			r.has_exit_status = WIFEXITED(status);
+			r.exit_status = WIFEXITED(status) ? WEXITSTATUS(status) : 0;
+			r.has_signal = WIFSIGNALED(status);
+			r.signal = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
+			for (size_t k = 0; k < nconns; k++)
+				if (conns[k].job == j->id) {
+					send_resp(conns[k].fd, &r);
+					conns[k].job = 0;
+				}
+		}
+	}
+}
+
+static void accept_one(int lfd)
+{
+	struct ucred cr;
+	socklen_t len = sizeof(cr);
+	int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+
+	if (fd < 0)
+		return;
+	if (nconns == MAX_CONNS || getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) < 0) {
+		say("refused a connection: %s", nconns == MAX_CONNS ? "too many" : strerror(errno));
+		close(fd);
+		return;
+	}
+	conns[nconns++] = (struct conn){ .fd = fd, .uid = cr.uid, .gid = cr.gid, .pid = cr.pid,
+					 .deadline_ms = now_ms() + first_word_ms };
+	if (verbose)
+		say("connection from uid %u pid %d", cr.uid, cr.pid);
+}
+
+static bool any_running(void)
+{
+	for (size_t i = 0; i < njobs; i++)
+		if (jobs[i].running)
+			return true;
+	return false;
+}
+
+/* The socket: systemd's (socket activation), or one made at path. */
+static int listen_on(const char *path)
+{
+	struct sockaddr_un a = { .sun_family = AF_UNIX };
+	const char *pid = getenv("LISTEN_PID"), *nfd = getenv("LISTEN_FDS");
+	char dir[sizeof(a.sun_path)];
+	struct stat st;
+	int fd;
+
+	if (pid && nfd && atoi(pid) == getpid() && atoi(nfd) == 1) {
+		unsetenv("LISTEN_PID");
+		unsetenv("LISTEN_FDS");
+		fcntl(3, F_SETFD, FD_CLOEXEC);
+		return 3;
+	}
+	if (strlen(path) >= sizeof(a.sun_path)) {
+		say("socket path too long: %s", path);
+		return -1;
+	}
+	strcpy(a.sun_path, path);
+	snprintf(dir, sizeof(dir), "%s", path);
+	mkdir(dirname(dir), 0755);
+	fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -1;
+	/* A socket left by a ferryd that died is replaced; a live one is not. */
+	if (lstat(path, &st) == 0 && S_ISSOCK(st.st_mode)) {
+		if (connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0) {
+			say("another ferryd listens on %s", path);
+			close(fd);
+			return -1;
+		}
+		unlink(path);
+	}
+	if (bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0 || chmod(path, 0666) < 0 ||
+	    listen(fd, 64) < 0) {
+		say("listen on %s: %s", path, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+		"Usage: ferryd [--socket PATH] [--foreground] [--ferry PATH] [--idle-timeout S] [-v]\n"
+		"\n"
+		"ferry as a service: every `ferry --connect PATH COMMAND ...` runs as a job\n"
+		"here, with the caller's credentials, working directory and stdio.\n"
+		"\n"
+		"  --socket PATH   where to listen (default /run/ferry/ferryd.sock); a\n"
+		"                  socket passed by systemd (socket activation) is used instead\n"
+		"  --foreground    stay in the foreground (default: detach once listening)\n"
+		"  --ferry PATH    the ferry binary jobs run (default: the one beside ferryd)\n"
+		"  --idle-timeout S  drop a client that says nothing for S seconds (10)\n"
+		"  -v              log connections too\n");
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "socket", required_argument, NULL, 's' },
+		{ "foreground", no_argument, NULL, 'f' },
+		{ "ferry", required_argument, NULL, 'F' },
+		{ "idle-timeout", required_argument, NULL, 'i' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "version", no_argument, NULL, 'V' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *path = "/run/ferry/ferryd.sock";
+	static char self[4096];
+	bool fg = false, stopping = false;
+	uint64_t stop_deadline = 0;
+	sigset_t set;
+	int c, lfd, sfd;
+
+	while ((c = getopt_long(argc, argv, "vh", opts, NULL)) != -1) {
+		switch (c) {
+		case 's':
+			path = optarg;
+			break;
+		case 'f':
+			fg = true;
+			break;
+		case 'F':
+			ferry_bin = optarg;
+			break;
+		case 'i': {
+			char *end;
+			double sec = strtod(optarg, &end);
+
+			if (*end || sec <= 0 || sec > 3600) {
+				say("--idle-timeout takes seconds (0 to 3600), not `%s`", optarg);
+				return 2;
+			}
+			first_word_ms = (uint64_t)(sec * 1000);
+			break;
+		}
+		case 'v':
+			verbose++;
+			break;
+		case 'V':
+			printf("ferryd %s\n", FERRY_VERSION);
+			return 0;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (!ferry_bin) {
+		ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 8);
+
+		if (n <= 0)
+			return 1;
+		self[n] = '\0';
+		strcat(dirname(self), "/ferry");
+		ferry_bin = self;
+	}
+	if (access(ferry_bin, X_OK) < 0) {
+		say("no ferry binary at %s (--ferry PATH)", ferry_bin);
+		return 1;
+	}
+	signal(SIGPIPE, SIG_IGN);
+	sigemptyset(&set);
+	sigaddset(&set, SIGCHLD);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigprocmask(SIG_BLOCK, &set, NULL);
+	sfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+	lfd = listen_on(path);
+	if (lfd < 0 || sfd < 0)
+		return 1;
+	fcntl(lfd, F_SETFL, O_NONBLOCK);
+	if (!fg && daemon(0, 1) < 0)
+		return 1;
+	say("listening on %s, jobs run %s", path, ferry_bin);
+	for (;;) {
+		struct pollfd p[MAX_CONNS + 2];
+		uint64_t now = now_ms();
+
+		p[0] = (struct pollfd){ .fd = sfd, .events = POLLIN };
+		p[1] = (struct pollfd){ .fd = stopping ? -1 : lfd, .events = POLLIN };
+		for (size_t i = 0; i < nconns; i++)
+			p[i + 2] = (struct pollfd){ .fd = conns[i].fd, .events = POLLIN };
+		if (poll(p, nconns + 2, 200) < 0 && errno != EINTR)
+			return 1;
+		if (p[0].revents & POLLIN) {
+			struct signalfd_siginfo si;
+
+			while (read(sfd, &si, sizeof(si)) == sizeof(si)) {
+				if (si.ssi_signo == SIGCHLD)
+					continue;
+				if (!stopping) {
+					say("SIG%s: every job is told to stop", sigabbrev_np((int)si.ssi_signo));
+					for (size_t i = 0; i < njobs; i++)
+						if (jobs[i].running)
+							kill(jobs[i].pid, SIGTERM);
+					stopping = true;
+					stop_deadline = now + STOP_GRACE_MS;
+				}
+			}
+			reap();
+		}
+		/* From the last: drop_conn moves the last one into i. */
+		for (size_t i = nconns; i-- > 0;) {
+			bool keep = true;
+
+			if (p[i + 2].revents & POLLIN)
+				keep = serve(i);
+			else if (p[i + 2].revents & (POLLHUP | POLLERR))
+				keep = false;
+			if (keep && conns[i].deadline_ms && now > conns[i].deadline_ms) {
+				say("uid %u pid %d said nothing: dropped", conns[i].uid, conns[i].pid);
+				keep = false;
+			}
+			if (!keep)
+				drop_conn(i);
+		}
+		if (p[1].revents & POLLIN)
+			accept_one(lfd);
+		reap();
+		if (stopping && (!any_running() || now > stop_deadline)) {
+			for (size_t i = 0; i < njobs; i++)
+				if (jobs[i].running)
+					kill(jobs[i].pid, SIGKILL);
+			say("stopped");
+			if (lfd != 3)
+				unlink(path);
+			return 0;
+		}
+	}
+}

@@ -1,0 +1,180 @@
+#!/bin/sh
+# ferryd, the service: `ferry --connect SOCKET COMMAND ...` runs the command
+# as a job of ferryd with the caller's credentials, working directory and
+# stdio, and exits with its status.
+#  1. The same output and exit status as the command run directly: check,
+#     show, an unknown command, a failing dump; relative paths are the
+#     caller's.
+#  2. Three dumps at once through the service, each complete and right.
+#  3. A user (nobody) cannot get a root process dumped: the job runs as
+#     nobody, is refused by the kernel, writes nothing, the target runs on.
+#  4. Hostile clients: bytes that are no request, a packet over 64 KiB, a
+#     RUN without its fds, a client that never speaks (dropped), a
+#     hundred connections at once; the service answers the next caller.
+#  5. jobs and cancel; a caller's SIGINT cancels its job.
+#  6. ferryd SIGKILLed in the middle of an iterative dump: the target runs
+#     on, untraced, every page right; SIGTERM stops ferryd and its jobs.
+. "$(dirname "$0")/lib.sh"
+FERRYD="$(dirname "$FERRY")/ferryd"
+DIRTIER="$TOOLS/workloads/dirtier"
+[ -x "$FERRYD" ] || skip "no ferryd beside $FERRY"
+S="$T/ferryd.sock"
+PIDS=""
+trap 'for p in $PIDS; do kill -9 $p 2>/dev/null; done; rm -rf "$T"' EXIT
+
+start_ferryd() {
+	"$FERRYD" --socket "$S" --foreground --ferry "$FERRY" --idle-timeout 1 "$@" 2>>"$T/ferryd.log" &
+	FD=$!
+	PIDS="$PIDS $FD"
+	for _ in $(seq 100); do [ -S "$S" ] && break; sleep 0.05; done
+	[ -S "$S" ] && ok "ferryd listens" || fail "ferryd did not start: $(cat "$T/ferryd.log")"
+}
+# dirtier NAME [MB] [RATE]: a self-checking workload, its PID in $D.
+dirtier() {
+	rm -f "$T/$1".*
+	"$DIRTIER" "$T/$1" --mb "${2:-16}" --rate "${3:-8}" </dev/null >/dev/null 2>&1 &
+	D=$!
+	PIDS="$PIDS $D"
+	wait_for "$T/$1.ready" || fail "dirtier $1 did not start"
+}
+untraced() {
+	grep -q '^TracerPid:[[:space:]]*0$' /proc/"$1"/status 2>/dev/null &&
+		! grep -q '^State:.*[Tt]' /proc/"$1"/status && ok "$2" ||
+		fail "$2: $(grep -E '^(State|TracerPid)' /proc/"$1"/status 2>&1 | tr '\n' ' ')"
+}
+start_ferryd
+
+# 1. The same as direct.
+"$FERRY" check >"$T/c1" 2>&1; r1=$?
+"$FERRY" --connect "$S" check >"$T/c2" 2>&1; r2=$?
+[ $r1 = $r2 ] && diff "$T/c1" "$T/c2" >/dev/null && ok "check: the same output and status ($r1)" ||
+	fail "check: direct $r1, service $r2: $(diff "$T/c1" "$T/c2" | head -5)"
+expect_rc 2 "an unknown command: the command's usage status" "$FERRY" --connect "$S" bogus
+expect_in "$T/err" "unknown command \`bogus\`" "and its message on the caller's stderr"
+dirtier one
+mkdir -p "$T/wd"
+(cd "$T/wd" && "$FERRY" --connect "$S" dump -t $D -D rel -R >"$T/out" 2>&1) &&
+	ok "dump -R through the service" || fail "dump: $(cat "$T/out")"
+[ -s "$T/wd/rel/inventory.img" ] && ok "a relative -D is the caller's working directory" ||
+	fail "no $T/wd/rel/inventory.img: $(ls "$T/wd" "$T" 2>&1 | tr '\n' ' ')"
+"$FERRY" show "$T/wd/rel" >"$T/s1" 2>&1
+FERRY_SOCKET="$S" "$FERRY" show "$T/wd/rel" >"$T/s2" 2>&1
+diff "$T/s1" "$T/s2" >/dev/null && ok "show through FERRY_SOCKET prints what show prints" ||
+	fail "show differs: $(diff "$T/s1" "$T/s2" | head -5)"
+expect_rc 1 "a dump of no process fails with the command's status" "$FERRY" --connect "$S" \
+	dump -t 999999 -D "$T/none"
+expect_in "$T/err" "ferry dump:" "with the command's message"
+
+# 2. Three dumps at once.
+P3=""
+for k in a b c; do dirtier "$k" 32 8; P3="$P3 $D"; done
+k=0
+for p in $P3; do
+	k=$((k + 1))
+	"$FERRY" --connect "$S" dump -t $p -D "$T/cc$k" -R >"$T/cc$k.out" 2>&1 &
+	eval "J$k=\$!"
+done
+all=0
+for k in 1 2 3; do eval "wait \$J$k" || all=1; done
+[ $all = 0 ] && ok "three dumps at once, each exit 0" || fail "concurrent: $(cat "$T"/cc?.out)"
+bad=""
+for k in 1 2 3; do "$FERRY" show --verify "$T/cc$k" >/dev/null 2>&1 || bad="$bad $k"; done
+[ -z "$bad" ] && ok "each of the three verifies" || fail "dumps that do not verify:$bad"
+for k in a b c; do check_mem "$T/$k" "$(cut -d' ' -f1 "$T/$k.ready")" "dirtier $k intact after its dump"; done
+
+# 3. nobody and a root process.
+if command -v setpriv >/dev/null 2>&1; then
+	chmod 755 "$T"
+	expect_rc 1 "nobody's dump of a root process is refused" setpriv --reuid=65534 --regid=65534 \
+		--clear-groups "$FERRY" --connect "$S" dump -t $D -D "$T/nobody"
+	[ -e "$T/nobody" ] && fail "something was written for nobody" || ok "nothing was written"
+	grep -q "uid 65534" "$T/ferryd.log" && ok "the job ran as nobody (ferryd's log)" ||
+		fail "ferryd log: $(tail -3 "$T/ferryd.log")"
+	untraced $D "the target runs on, untraced"
+else
+	skip_case "a user's request: no setpriv here"
+fi
+
+# 4. Hostile clients.
+python3 - "$S" >"$T/hostile" 2>&1 <<'PY'
+import socket, sys, time
+path = sys.argv[1]
+def conn():
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    s.connect(path)
+    s.settimeout(5)
+    return s
+s = conn(); s.send(b"\xff\xfe garbage"); print("garbage", len(s.recv(65536)) > 0)
+s = conn(); s.send(b"x" * 100000); print("oversized", len(s.recv(65536)) > 0)
+s = conn(); s.send(bytes([8, 1, 18, 5]) + b"check"); print("nofds", len(s.recv(65536)) > 0)
+idle = conn(); time.sleep(1.6)
+try:
+    print("idle dropped", idle.recv(10) == b"")
+except Exception as e:
+    print("idle dropped", False, e)
+many = [conn() for _ in range(100)]
+print("many", len(many))
+PY
+expect_in "$T/hostile" "garbage True" "bytes that are no request are answered with an error"
+expect_in "$T/hostile" "oversized True" "a packet over 64 KiB is answered with an error"
+expect_in "$T/hostile" "nofds True" "a RUN without its fds is answered with an error"
+expect_in "$T/hostile" "idle dropped True" "a client that never speaks is dropped"
+expect_in "$T/ferryd.log" "a packet that is no request" "ferryd logs the bad request"
+expect_rc 0 "the service still answers" "$FERRY" --connect "$S" check
+
+# 5. jobs, cancel, a caller's SIGINT.
+"$FERRY" --connect "$S" page-server -D "$T/ps" --address "unix:$T/ps.sock" >/dev/null 2>"$T/ps.err" &
+C=$!
+sleep 0.5
+"$FERRY" --connect "$S" jobs >"$T/jobs" 2>&1
+expect_in "$T/jobs" "running      page-server" "jobs lists the running page server"
+ID=$(awk '/running +page-server/ {print $1}' "$T/jobs")
+expect_rc 0 "cancel it" "$FERRY" --connect "$S" cancel "$ID"
+wait $C
+rc=$?
+[ $rc = 143 ] && ok "its caller exits as the job did (SIGTERM: 143)" || fail "caller: exit $rc"
+expect_rc 1 "cancel of a job that has ended is refused" "$FERRY" --connect "$S" cancel "$ID"
+"$FERRY" --connect "$S" page-server -D "$T/ps2" --address "unix:$T/ps2.sock" >/dev/null 2>&1 &
+C=$!
+sleep 0.5
+kill -INT $C
+wait $C
+rc=$?
+[ $rc = 143 ] && ok "a caller's SIGINT cancels its job" || fail "after SIGINT: exit $rc"
+"$FERRY" --connect "$S" jobs >"$T/jobs" 2>&1
+grep -q "running" "$T/jobs" && fail "a job runs on: $(cat "$T/jobs")" || ok "no job runs on"
+
+# 6. ferryd killed mid-way through an iterative dump.
+# 512 MiB: its first round alone takes longer than the wait below.
+dirtier it 512 64
+"$FERRY" --connect "$S" dump -t $D -D "$T/it" --iterative --max-rounds 63 --downtime-limit 1 \
+	>"$T/it.out" 2>&1 &
+C=$!
+for _ in $(seq 100); do grep -q "dump -t $D .*started" "$T/ferryd.log" && break; sleep 0.02; done
+sleep 0.3
+kill -9 $FD
+wait $C
+rc=$?
+[ $rc = 1 ] && grep -q "ferryd went away" "$T/it.out" && ok "the caller hears ferryd went away" ||
+	fail "the caller: exit $rc: $(cat "$T/it.out")"
+grep -q "dumped process" "$T/it.out" && fail "the dump ended before ferryd was killed" ||
+	ok "ferryd died in the middle of the job"
+for _ in $(seq 100); do
+	grep -q '^TracerPid:[[:space:]]*0$' /proc/$D/status && ! grep -q '^State:.*[Tt]' /proc/$D/status &&
+		break
+	sleep 0.1
+done
+untraced $D "the target runs on, untraced, after ferryd's death"
+[ -e "$T/it/inventory.img" ] && fail "a final dump was written" || ok "no final dump was written"
+check_mem "$T/it" $D "every page of the target is right"
+rm -f "$S"
+start_ferryd
+"$FERRY" --connect "$S" page-server -D "$T/ps3" --address "unix:$T/ps3.sock" >/dev/null 2>&1 &
+C=$!
+sleep 0.5
+kill -TERM $FD
+wait $FD
+[ $? = 0 ] && ok "SIGTERM: ferryd stops its jobs and exits 0" || fail "ferryd after SIGTERM"
+wait $C
+[ ! -e "$S" ] && ok "and removes its socket" || fail "the socket is left"
+finish
