@@ -33,6 +33,8 @@ ALL_LDFLAGS = $(LDFLAGS) $(SANFLAGS) -Wl,--as-needed
 PROTOS := $(wildcard proto/*.proto)
 GEN_C := $(patsubst %.proto,$(BUILD)/gen/%.pb-c.c,$(PROTOS))
 GEN_H := $(GEN_C:.c=.h)
+# Generated sources are kept, not removed as intermediates.
+.SECONDARY: $(GEN_C) $(GEN_H)
 
 # The engine goes into libferry.a so tests can link any module; the command
 # line (cli/) only into the ferry binary.
