@@ -44,6 +44,12 @@ LIB_OBJS := $(patsubst %.c,$(BUILD)/obj/%.o,$(LIB_SRCS)) $(GEN_C:.c=.o)
 FERRY_OBJS := $(patsubst %.c,$(BUILD)/obj/%.o,$(FERRY_SRCS))
 # The service (service/): its own binary beside ferry, whose jobs run ferry.
 FERRYD_OBJS := $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard service/*.c))
+# libferry, ferryd's public C client (lib/, include/ferry/ferry.h): a shared
+# library exporting only its header's functions. (build/libferry.a is the
+# engine's internal archive for tests, never installed.)
+SOVER := 0
+LIBF_SO := $(BUILD)/lib/libferry.so.$(VERSION)
+LIBF_OBJS := $(BUILD)/pic/lib/ferry.o $(BUILD)/pic/common/fdpass.o $(BUILD)/pic/gen/proto/rpc.pb-c.o
 
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
@@ -53,7 +59,7 @@ BENCH_BINS := $(patsubst bench/%.c,$(BUILD)/bench/%,$(wildcard bench/*.c))
 
 .PHONY: all deps test demo bench fuzz install clean check-build test-bins
 
-all: $(BUILD)/ferry $(BUILD)/ferryd
+all: $(BUILD)/ferry $(BUILD)/ferryd $(LIBF_SO)
 
 deps:
 	@scripts/deps.sh
@@ -78,6 +84,21 @@ $(BUILD)/ferry: $(FERRY_OBJS) $(BUILD)/libferry.a
 $(BUILD)/ferryd: $(FERRYD_OBJS) $(BUILD)/libferry.a
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS)
 
+$(BUILD)/pic/gen/%.o: $(BUILD)/gen/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -fPIC -fvisibility=hidden -c -o $@ $<
+
+$(BUILD)/pic/%.o: %.c | $(GEN_H)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -fPIC -fvisibility=hidden -c -o $@ $<
+
+$(LIBF_SO): $(LIBF_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_LDFLAGS) -shared -Wl,-soname,libferry.so.$(SOVER) -Wl,--no-undefined -o $@ $^ \
+		$(shell pkg-config --libs libprotobuf-c)
+	ln -sf libferry.so.$(VERSION) $(BUILD)/lib/libferry.so.$(SOVER)
+	ln -sf libferry.so.$(SOVER) $(BUILD)/lib/libferry.so
+
 $(BUILD)/tests/test_%: $(BUILD)/obj/tests/unit/test_%.o $(BUILD)/libferry.a
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CMOCKA_LIBS) $(PKG_LIBS)
@@ -94,7 +115,7 @@ $(BUILD)/bench/%: $(BUILD)/obj/bench/%.o $(BUILD)/libferry.a
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS)
 
-test-bins: $(BUILD)/ferry $(BUILD)/ferryd $(UNIT_BINS) $(TOOL_BINS) $(BENCH_BINS)
+test-bins: $(BUILD)/ferry $(BUILD)/ferryd $(LIBF_SO) $(UNIT_BINS) $(TOOL_BINS) $(BENCH_BINS)
 
 # The README's test command. Installs what it needs, then runs the suite
 # twice: a normal build and an ASan+UBSan build, then a short fuzz run.
@@ -112,9 +133,22 @@ bench: deps
 fuzz: deps
 	@FUZZ_SECONDS=$${FUZZ_SECONDS:-300} scripts/fuzz.sh
 
-install: $(BUILD)/ferry $(BUILD)/ferryd
+install: $(BUILD)/ferry $(BUILD)/ferryd $(LIBF_SO)
 	install -D -m 0755 $(BUILD)/ferry $(DESTDIR)$(PREFIX)/bin/ferry
 	install -D -m 0644 docs/ferry.1 $(DESTDIR)$(PREFIX)/share/man/man1/ferry.1
+	install -D -m 0755 $(BUILD)/ferryd $(DESTDIR)$(PREFIX)/bin/ferryd
+	install -D -m 0644 docs/ferryd.8 $(DESTDIR)$(PREFIX)/share/man/man8/ferryd.8
+	install -D -m 0644 include/ferry/ferry.h $(DESTDIR)$(PREFIX)/include/ferry/ferry.h
+	install -D -m 0755 $(LIBF_SO) $(DESTDIR)$(PREFIX)/lib/libferry.so.$(VERSION)
+	ln -sf libferry.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libferry.so.$(SOVER)
+	ln -sf libferry.so.$(SOVER) $(DESTDIR)$(PREFIX)/lib/libferry.so
+	install -d $(DESTDIR)$(PREFIX)/lib/pkgconfig
+	sed -e 's|@PREFIX@|$(PREFIX)|; s|@VERSION@|$(VERSION)|' lib/ferry.pc.in \
+		>$(DESTDIR)$(PREFIX)/lib/pkgconfig/ferry.pc
+	install -D -m 0644 systemd/ferryd.socket $(DESTDIR)$(PREFIX)/lib/systemd/system/ferryd.socket
+	install -d $(DESTDIR)$(PREFIX)/lib/systemd/system
+	sed -e 's|@BINDIR@|$(PREFIX)/bin|' systemd/ferryd.service \
+		>$(DESTDIR)$(PREFIX)/lib/systemd/system/ferryd.service
 	@# A `criu` name for tools that look criu up in PATH (podman, libcriu):
 	@# a directory of its own, put first in PATH only where wanted, so a
 	@# system CRIU is never replaced.

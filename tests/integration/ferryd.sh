@@ -14,6 +14,10 @@
 #  5. jobs and cancel; a caller's SIGINT cancels its job.
 #  6. ferryd SIGKILLed in the middle of an iterative dump: the target runs
 #     on, untraced, every page right; SIGTERM stops ferryd and its jobs.
+#  7. libferry as a program gets it: `make install` into a staging root,
+#     examples/dump_client.c built with the installed header, library and
+#     pkg-config file, run against a ferryd started as systemd starts it
+#     (socket activation: the listening socket passed as fd 3).
 . "$(dirname "$0")/lib.sh"
 FERRYD="$(dirname "$FERRY")/ferryd"
 DIRTIER="$TOOLS/workloads/dirtier"
@@ -177,4 +181,64 @@ wait $FD
 [ $? = 0 ] && ok "SIGTERM: ferryd stops its jobs and exits 0" || fail "ferryd after SIGTERM"
 wait $C
 [ ! -e "$S" ] && ok "and removes its socket" || fail "the socket is left"
+
+# 7. libferry, installed, and socket activation.
+BUILD=$(dirname "$FERRY")
+SAN=0
+case "$BUILD" in *asan*) SAN=1 ;; esac
+if make -s install DESTDIR="$T/inst" PREFIX=/usr BUILD="$BUILD" SAN=$SAN >"$T/inst.out" 2>&1; then
+	ok "make install into a staging root"
+	[ -L "$T/inst/usr/lib/libferry.so.0" ] && [ -s "$T/inst/usr/lib/pkgconfig/ferry.pc" ] &&
+		[ -s "$T/inst/usr/lib/systemd/system/ferryd.socket" ] &&
+		objdump -p "$T/inst/usr/lib/libferry.so" | grep -q "SONAME.*libferry\.so\.0$" &&
+		ok "library (soname libferry.so.0), ferry.pc and systemd units installed" ||
+		fail "installed: $(cd "$T/inst" && find . | head -20 | tr '\n' ' ')"
+	exported=$(nm -D --defined-only "$T/inst/usr/lib/libferry.so.0" | awk '$2 == "T" {print $3}' |
+		grep -v '^ferry_' | tr '\n' ' ')
+	[ -z "$exported" ] && ok "libferry exports only ferry_* functions" ||
+		fail "libferry exports more: $exported"
+	SANFL=""
+	[ $SAN = 1 ] && SANFL="-fsanitize=address,undefined"
+	# shellcheck disable=SC2046
+	if cc $SANFL examples/dump_client.c $(PKG_CONFIG_PATH="$T/inst/usr/lib/pkgconfig" \
+		PKG_CONFIG_SYSROOT_DIR="$T/inst" pkg-config --cflags --libs ferry) -o "$T/dump_client" \
+		2>"$T/cc.err"; then
+		ok "examples/dump_client.c builds against the installed library with pkg-config"
+		python3 - "$S" "$FERRYD" "$FERRY" "$T/act.log" <<'PY' &
+import os, socket, sys
+path, ferryd, ferry, log = sys.argv[1:5]
+s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+s.bind(path); s.listen(16)
+fd = s.fileno()
+if fd != 3:
+    os.dup2(fd, 3)
+os.set_inheritable(3, True)
+out = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+os.dup2(out, 2)
+os.environ["LISTEN_FDS"] = "1"
+os.environ["LISTEN_PID"] = str(os.getpid())
+os.execv(ferryd, [ferryd, "--foreground", "--ferry", ferry, "--socket", path + ".unused"])
+PY
+		FD=$!
+		PIDS="$PIDS $FD"
+		for _ in $(seq 100); do grep -q listening "$T/act.log" 2>/dev/null && break; sleep 0.05; done
+		dirtier lib
+		LD_LIBRARY_PATH="$T/inst/usr/lib" "$T/dump_client" "$S" $D "$T/libdump" >"$T/dc.out" 2>&1
+		rc=$?
+		[ $rc = 0 ] && grep -q "ferry exited 0" "$T/dc.out" &&
+			ok "dump_client dumps a process through the socket-activated ferryd" ||
+			fail "dump_client: exit $rc: $(cat "$T/dc.out"; tail -3 "$T/act.log")"
+		[ ! -e "$S.unused" ] && ok "ferryd used the socket it was given, made none" ||
+			fail "ferryd made its own socket"
+		"$FERRY" show --verify "$T/libdump" >/dev/null 2>&1 && ok "the dump verifies" ||
+			fail "the dump does not verify"
+		check_mem "$T/lib" $D "the process runs on intact"
+		kill -TERM $FD
+		wait $FD
+	else
+		fail "dump_client does not build: $(cat "$T/cc.err")"
+	fi
+else
+	fail "make install: $(tail -5 "$T/inst.out")"
+fi
 finish

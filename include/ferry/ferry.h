@@ -1,0 +1,103 @@
+/* libferry: the C client of ferryd, ferry's checkpoint and migration
+ * service (docs/RPC.md). A program drives ferry through it as a person does
+ * with `ferry --connect`: each call runs one ferry command as a job of the
+ * service, with the caller's credentials (the service runs the job as the
+ * calling user), and gives back the command's exit status.
+ *
+ *   ferry_client *c;
+ *   int status;
+ *   if (ferry_connect(NULL, &c) == 0 && ferry_dump(c, pid, "/var/lib/img", 0, &status) == 0)
+ *           printf("dump: exit %d\n", status);
+ *
+ * Every function returns 0 or a negative errno value; ferry_error() says
+ * what went wrong in words. A client is one connection and runs one job at
+ * a time; use one client per thread. Build with
+ * `cc prog.c $(pkg-config --cflags --libs ferry)`. */
+#ifndef FERRY_FERRY_H
+#define FERRY_FERRY_H
+
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define FERRY_API_VERSION 1
+
+typedef struct ferry_client ferry_client;
+
+/* Connect to the ferryd at socket_path (NULL: $FERRY_SOCKET, else
+ * /run/ferry/ferryd.sock). */
+int ferry_connect(const char *socket_path, ferry_client **out);
+void ferry_close(ferry_client *c);
+/* The last failure on c in words (never NULL). */
+const char *ferry_error(const ferry_client *c);
+
+/* ---- synchronous ---- */
+
+/* Run `ferry argv[0] argv[1] ...` (argv ends with NULL) as a job: its
+ * stdin, stdout and stderr are the given fds (-1: /dev/null), its working
+ * directory the caller's. *status gets the command's exit status, or 128 +
+ * N for a job ended by signal N. */
+int ferry_run(ferry_client *c, const char *const argv[], int in_fd, int out_fd, int err_fd,
+	      int *status);
+
+#define FERRY_LEAVE_RUNNING 1u   /* dump -R: the process runs on */
+#define FERRY_TREE_NO 2u         /* --tree=no: the process only */
+
+/* `ferry dump -t pid -D dir`, its output to stderr_fd (-1: discarded). */
+int ferry_dump(ferry_client *c, int pid, const char *dir, unsigned flags, int err_fd,
+	       int *status);
+
+/* ---- asynchronous ---- */
+
+enum ferry_event_type {
+	FERRY_EV_STARTED = 1,    /* the job runs: job, pid */
+	FERRY_EV_DONE,           /* it ended: exit_status or signal */
+	FERRY_EV_ERROR,          /* the service refused or failed it: err, msg */
+};
+
+struct ferry_event {
+	enum ferry_event_type type;
+	unsigned job;
+	int pid;
+	int exit_status;         /* FERRY_EV_DONE: -1 if ended by a signal */
+	int signal;
+	int err;                 /* FERRY_EV_ERROR: an errno value */
+	const char *msg;         /* valid during the callback only */
+};
+
+typedef void (*ferry_event_cb)(void *arg, const struct ferry_event *ev);
+
+/* Start a job as ferry_run does; events come through cb from
+ * ferry_dispatch(), which reads one answer when ferry_fd(c) is readable
+ * (poll it) or blocks for one. ferry_dispatch returns 1 once the job has
+ * ended (DONE or ERROR), 0 while it runs. */
+int ferry_start(ferry_client *c, const char *const argv[], int in_fd, int out_fd, int err_fd,
+		ferry_event_cb cb, void *arg);
+int ferry_fd(const ferry_client *c);
+int ferry_dispatch(ferry_client *c);
+/* Ask the service to stop a job (as SIGTERM stops the command: a dump or
+ * migration lets its target go untouched). Usable on another client. */
+int ferry_cancel(ferry_client *c, unsigned job);
+
+/* ---- jobs ---- */
+
+struct ferry_job_info {
+	unsigned id, pid, uid;
+	char *command;
+	long long started_ms;    /* since the epoch */
+	int running;
+	int exit_status;         /* -1 while running or if ended by a signal */
+	int signal;
+};
+
+/* The caller's jobs (root: everyone's). Free with ferry_jobs_free. */
+int ferry_jobs(ferry_client *c, struct ferry_job_info **out, size_t *n);
+void ferry_jobs_free(struct ferry_job_info *jobs, size_t n);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,309 @@
+/* libferry (include/ferry/ferry.h): ferryd's RPC (proto/rpc.proto,
+ * docs/RPC.md) from a program. Only the header's functions are exported
+ * (built with -fvisibility=hidden); the protobuf code and common/fdpass.c
+ * are linked in privately. */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "common/fdpass.h"
+#include "include/ferry/ferry.h"
+#include "proto/rpc.pb-c.h"
+
+#define API __attribute__((visibility("default")))
+#define PACKET_MAX 65536
+
+struct ferry_client {
+	int sk;
+	char err[512];
+	ferry_event_cb cb;
+	void *arg;
+	unsigned job;
+};
+
+static int fail(ferry_client *c, int e, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int fail(ferry_client *c, int e, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(c->err, sizeof(c->err), fmt, ap);
+	va_end(ap);
+	return -e;
+}
+
+API int ferry_connect(const char *path, ferry_client **out)
+{
+	struct sockaddr_un a = { .sun_family = AF_UNIX };
+	ferry_client *c;
+
+	*out = NULL;
+	if (!path)
+		path = getenv("FERRY_SOCKET");
+	if (!path || !*path)
+		path = "/run/ferry/ferryd.sock";
+	if (strlen(path) >= sizeof(a.sun_path))
+		return -ENAMETOOLONG;
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		return -ENOMEM;
+	strcpy(a.sun_path, path);
+	c->sk = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	if (c->sk < 0 || connect(c->sk, (struct sockaddr *)&a, sizeof(a)) < 0) {
+		int e = errno;
+
+		if (c->sk >= 0)
+			close(c->sk);
+		free(c);
+		return -e;
+	}
+	snprintf(c->err, sizeof(c->err), "no error");
+	*out = c;
+	return 0;
+}
+
+API void ferry_close(ferry_client *c)
+{
+	if (!c)
+		return;
+	close(c->sk);
+	free(c);
+}
+
+API const char *ferry_error(const ferry_client *c)
+{
+	return c ? c->err : "no client";
+}
+
+API int ferry_fd(const ferry_client *c)
+{
+	return c->sk;
+}
+
+static int send_req(ferry_client *c, Ferry__Rpc__Request *q, const int *fds, size_t nfds)
+{
+	uint8_t buf[PACKET_MAX];
+	size_t len = ferry__rpc__request__get_packed_size(q);
+	int ret;
+
+	if (len > sizeof(buf))
+		return fail(c, EMSGSIZE, "request larger than 64 KiB");
+	ferry__rpc__request__pack(q, buf);
+	ret = fdpass_send(c->sk, buf, len, fds, nfds);
+	return ret ? fail(c, -ret, "send to ferryd: %s", strerror(-ret)) : 0;
+}
+
+static int recv_resp(ferry_client *c, Ferry__Rpc__Response **r)
+{
+	uint8_t buf[PACKET_MAX];
+	int fds[FDPASS_MAX_FDS];
+	size_t nfds;
+	ssize_t n = fdpass_recv(c->sk, buf, sizeof(buf), fds, &nfds);
+
+	for (size_t i = 0; i < nfds; i++)
+		close(fds[i]);
+	if (n <= 0)
+		return fail(c, n ? (int)-n : ECONNRESET, "ferryd went away");
+	*r = ferry__rpc__response__unpack(NULL, (size_t)n, buf);
+	return *r ? 0 : fail(c, EBADMSG, "ferryd's answer cannot be read");
+}
+
+API int ferry_start(ferry_client *c, const char *const argv[], int in_fd, int out_fd, int err_fd,
+		    ferry_event_cb cb, void *arg)
+{
+	Ferry__Rpc__Request q = FERRY__RPC__REQUEST__INIT;
+	int null = -1, fds[4];
+	size_t n = 0;
+	int ret;
+
+	while (argv[n])
+		n++;
+	if (!n)
+		return fail(c, EINVAL, "no command");
+	if (in_fd < 0 || out_fd < 0 || err_fd < 0)
+		null = open("/dev/null", O_RDWR | O_CLOEXEC);
+	fds[0] = open(".", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	fds[1] = in_fd >= 0 ? in_fd : null;
+	fds[2] = out_fd >= 0 ? out_fd : null;
+	fds[3] = err_fd >= 0 ? err_fd : null;
+	if (fds[0] < 0 || fds[1] < 0 || fds[2] < 0 || fds[3] < 0) {
+		ret = fail(c, errno ? errno : EBADF, "the working directory or /dev/null");
+	} else {
+		q.type = FERRY__RPC__REQ_TYPE__RUN;
+		q.n_argv = n;
+		q.argv = (char **)argv;
+		c->cb = cb;
+		c->arg = arg;
+		c->job = 0;
+		ret = send_req(c, &q, fds, 4);
+	}
+	if (fds[0] >= 0)
+		close(fds[0]);
+	if (null >= 0)
+		close(null);
+	return ret;
+}
+
+API int ferry_dispatch(ferry_client *c)
+{
+	Ferry__Rpc__Response *r;
+	struct ferry_event ev = { 0 };
+	int ret = recv_resp(c, &r);
+
+	if (ret)
+		return ret;
+	ev.job = r->has_job ? r->job : c->job;
+	switch (r->type) {
+	case FERRY__RPC__RESP_TYPE__STARTED:
+		ev.type = FERRY_EV_STARTED;
+		ev.pid = (int)r->pid;
+		c->job = r->job;
+		break;
+	case FERRY__RPC__RESP_TYPE__DONE:
+		ev.type = FERRY_EV_DONE;
+		ev.signal = r->has_signal ? r->signal : 0;
+		ev.exit_status = ev.signal ? -1 : r->exit_status;
+		ret = 1;
+		break;
+	case FERRY__RPC__RESP_TYPE__ERROR:
+		ev.type = FERRY_EV_ERROR;
+		ev.err = r->err;
+		ev.msg = r->msg;
+		fail(c, r->err, "ferryd: %s", r->msg ? r->msg : strerror(r->err));
+		ret = 1;
+		break;
+	default:
+		ret = fail(c, EPROTO, "ferryd answered a job with type %d", r->type);
+		ferry__rpc__response__free_unpacked(r, NULL);
+		return ret;
+	}
+	if (c->cb)
+		c->cb(c->arg, &ev);
+	ferry__rpc__response__free_unpacked(r, NULL);
+	return ret;
+}
+
+struct sync {
+	int status, err;
+	bool done;
+};
+
+static void on_sync(void *arg, const struct ferry_event *ev)
+{
+	struct sync *s = arg;
+
+	if (ev->type == FERRY_EV_DONE)
+		s->status = ev->signal ? 128 + ev->signal : ev->exit_status;
+	else if (ev->type == FERRY_EV_ERROR)
+		s->err = ev->err ? ev->err : EIO;
+}
+
+API int ferry_run(ferry_client *c, const char *const argv[], int in_fd, int out_fd, int err_fd,
+		  int *status)
+{
+	struct sync s = { .status = -1 };
+	int ret = ferry_start(c, argv, in_fd, out_fd, err_fd, on_sync, &s);
+
+	while (!ret)
+		ret = ferry_dispatch(c);
+	if (ret < 0)
+		return ret;
+	if (s.err)
+		return -s.err;
+	*status = s.status;
+	return 0;
+}
+
+API int ferry_dump(ferry_client *c, int pid, const char *dir, unsigned flags, int err_fd,
+		   int *status)
+{
+	char p[24];
+	const char *argv[8];
+	size_t n = 0;
+
+	snprintf(p, sizeof(p), "%d", pid);
+	argv[n++] = "dump";
+	argv[n++] = "-t";
+	argv[n++] = p;
+	argv[n++] = "-D";
+	argv[n++] = dir;
+	if (flags & FERRY_LEAVE_RUNNING)
+		argv[n++] = "-R";
+	if (flags & FERRY_TREE_NO)
+		argv[n++] = "--tree=no";
+	argv[n] = NULL;
+	return ferry_run(c, argv, -1, -1, err_fd, status);
+}
+
+API int ferry_cancel(ferry_client *c, unsigned job)
+{
+	Ferry__Rpc__Request q = FERRY__RPC__REQUEST__INIT;
+	Ferry__Rpc__Response *r;
+	int ret;
+
+	q.type = FERRY__RPC__REQ_TYPE__CANCEL;
+	q.has_job = true;
+	q.job = job;
+	ret = send_req(c, &q, NULL, 0);
+	if (!ret)
+		ret = recv_resp(c, &r);
+	if (ret)
+		return ret;
+	if (r->type != FERRY__RPC__RESP_TYPE__CANCELLED)
+		ret = fail(c, r->err ? r->err : EPROTO, "ferryd: %s", r->msg ? r->msg : "refused");
+	ferry__rpc__response__free_unpacked(r, NULL);
+	return ret;
+}
+
+API void ferry_jobs_free(struct ferry_job_info *jobs, size_t n)
+{
+	for (size_t i = 0; jobs && i < n; i++)
+		free(jobs[i].command);
+	free(jobs);
+}
+
+API int ferry_jobs(ferry_client *c, struct ferry_job_info **out, size_t *n)
+{
+	Ferry__Rpc__Request q = FERRY__RPC__REQUEST__INIT;
+	Ferry__Rpc__Response *r;
+	int ret;
+
+	*out = NULL;
+	*n = 0;
+	q.type = FERRY__RPC__REQ_TYPE__LIST;
+	ret = send_req(c, &q, NULL, 0);
+	if (!ret)
+		ret = recv_resp(c, &r);
+	if (ret)
+		return ret;
+	if (r->type != FERRY__RPC__RESP_TYPE__JOBS) {
+		ret = fail(c, r->err ? r->err : EPROTO, "ferryd: %s", r->msg ? r->msg : "refused");
+	} else if (r->n_jobs && !(*out = calloc(r->n_jobs, sizeof(**out)))) {
+		ret = -ENOMEM;
+	} else {
+		for (size_t i = 0; i < r->n_jobs; i++) {
+			const Ferry__Rpc__Job *j = r->jobs[i];
+			struct ferry_job_info *o = &(*out)[i];
+
+			o->id = j->id;
+			o->pid = j->pid;
+			o->uid = j->uid;
+			o->command = strdup(j->command);
+			o->started_ms = (long long)j->started_ms;
+			o->running = j->running;
+			o->exit_status = j->has_exit_status ? j->exit_status : -1;
+			o->signal = j->has_signal ? j->signal : 0;
+		}
+		*n = r->n_jobs;
+	}
+	ferry__rpc__response__free_unpacked(r, NULL);
+	return ret;
+}
