@@ -1,6 +1,6 @@
 #!/bin/sh
 # Build the fuzzers (clang, libFuzzer, ASan+UBSan) for the image reader,
-# the page server's stream reader and the restore path, seed them with valid
+# the page server's stream reader, ferryd's requests and the restore path, seed them with valid
 # inputs (image directories made by tests/tools/mkimage, client streams from
 # tests/fuzz/stream_seed.py, real dumps from tests/fuzz/restore_seeds.sh,
 # trees and fdata.img among them, for the image reader too),
@@ -61,6 +61,20 @@ echo "fuzz: stream reader for ${SECS}s ($FB/fuzz_stream)"
 	-rss_limit_mb=2048 "$FB/stream-corpus" "$FB/stream-seeds" 2>"$FB/stream.log" ||
 	{ tail -50 "$FB/stream.log"; exit 1; }
 tail -3 "$FB/stream.log"
+
+# ferryd's request checks, seeded with a RUN, a LIST and a CANCEL.
+clang -std=gnu11 -g -O1 -Wall -Wextra -Werror -fsanitize=fuzzer,address,undefined \
+	-fno-sanitize-recover=all -D_GNU_SOURCE -I. -I"$B/gen" $(pkg-config --cflags libprotobuf-c) \
+	service/request.c "$B"/gen/proto/rpc.pb-c.c tests/fuzz/fuzz_rpc.c \
+	-o "$FB/fuzz_rpc" $(pkg-config --libs libprotobuf-c)
+mkdir -p "$FB/rpc-seeds" "$FB/rpc-corpus"
+printf '\004\010\001\022\005check' >"$FB/rpc-seeds/run"
+printf '\000\010\002' >"$FB/rpc-seeds/list"
+printf '\000\010\003\030\007' >"$FB/rpc-seeds/cancel"
+echo "fuzz: ferryd requests for ${SECS}s ($FB/fuzz_rpc)"
+"$FB/fuzz_rpc" -max_total_time="$SECS" -max_len=65537 -print_final_stats=0 -rss_limit_mb=2048 \
+	"$FB/rpc-corpus" "$FB/rpc-seeds" 2>"$FB/rpc.log" || { tail -50 "$FB/rpc.log"; exit 1; }
+tail -3 "$FB/rpc.log"
 
 # The restore path: real dumps restored (stopped, then killed) in a sandbox
 # the fuzzer builds itself (tests/fuzz/fuzz_restore.c).

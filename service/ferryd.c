@@ -33,6 +33,7 @@
 #include <unistd.h>
 
 #include "common/fdpass.h"
+#include "service/request.h"
 #include "proto/rpc.pb-c.h"
 
 #ifndef FERRY_VERSION
@@ -42,7 +43,6 @@
 #define MAX_CONNS 128
 #define MAX_JOBS 1024
 #define PACKET_MAX 65536
-#define ARGV_MAX 256
 #define STOP_GRACE_MS 30000     /* SIGTERM: how long jobs get to end */
 
 struct conn {
@@ -203,7 +203,7 @@ static void __attribute__((noreturn)) worker(const struct conn *c, const int *fd
 	_exit(127);
 }
 
-static int run_job(struct conn *c, Ferry__Rpc__Request *q, const int *fds, size_t nfds)
+static int run_job(struct conn *c, Ferry__Rpc__Request *q, const int *fds)
 {
 	Ferry__Rpc__Response r = FERRY__RPC__RESPONSE__INIT;
 	char cmd[1024] = "";
@@ -212,11 +212,6 @@ static int run_job(struct conn *c, Ferry__Rpc__Request *q, const int *fds, size_
 	sigset_t all, old;
 	pid_t pid;
 
-	if (nfds != 4)
-		return send_error(c->fd, EINVAL, "RUN takes 4 fds (cwd, stdin, stdout, stderr), "
-				  "not %zu", nfds);
-	if (!q->n_argv || q->n_argv > ARGV_MAX)
-		return send_error(c->fd, EINVAL, "RUN takes 1 to %d arguments", ARGV_MAX);
 	if (c->job)
 		return send_error(c->fd, EBUSY, "this connection runs job %u already", c->job);
 	if (njobs == MAX_JOBS) {
@@ -346,6 +341,8 @@ static bool serve(size_t i)
 	size_t nfds = 0;
 	ssize_t n = fdpass_recv(c->fd, buf, sizeof(buf), fds, &nfds);
 	Ferry__Rpc__Request *q;
+	char why[256];
+	int err;
 
 	if (n == 0 || n == -ECONNRESET)
 		return false;
@@ -356,18 +353,16 @@ static bool serve(size_t i)
 		return n != -ENOTCONN;
 	}
 	c->deadline_ms = 0;
-	q = ferry__rpc__request__unpack(NULL, (size_t)n, buf);
+	q = rpc_request_parse(buf, (size_t)n, nfds, &err, why, sizeof(why));
 	if (!q) {
-		send_error(c->fd, EBADMSG, "not a ferry request");
-		say("uid %u pid %d: a packet that is no request", c->uid, c->pid);
+		send_error(c->fd, err, "%s", why);
+		say("uid %u pid %d: a bad request: %s", c->uid, c->pid, why);
 	} else if (q->type == FERRY__RPC__REQ_TYPE__RUN) {
-		run_job(c, q, fds, nfds);
+		run_job(c, q, fds);
 	} else if (q->type == FERRY__RPC__REQ_TYPE__LIST) {
 		list_jobs(c);
-	} else if (q->type == FERRY__RPC__REQ_TYPE__CANCEL && q->has_job) {
-		cancel_job(c, q->job);
 	} else {
-		send_error(c->fd, EINVAL, "request type %d unknown", q->type);
+		cancel_job(c, q->job);
 	}
 	for (size_t k = 0; k < nfds; k++)
 		close(fds[k]);

@@ -123,7 +123,7 @@ expect_in "$T/hostile" "garbage True" "bytes that are no request are answered wi
 expect_in "$T/hostile" "oversized True" "a packet over 64 KiB is answered with an error"
 expect_in "$T/hostile" "nofds True" "a RUN without its fds is answered with an error"
 expect_in "$T/hostile" "idle dropped True" "a client that never speaks is dropped"
-expect_in "$T/ferryd.log" "a packet that is no request" "ferryd logs the bad request"
+expect_in "$T/ferryd.log" "a bad request: not a ferry request" "ferryd logs the bad request"
 expect_rc 0 "the service still answers" "$FERRY" --connect "$S" check
 
 # 5. jobs, cancel, a caller's SIGINT.

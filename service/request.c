@@ -1,0 +1,51 @@
+/* ferryd's request checks (service/request.h). */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "service/request.h"
+
+static Ferry__Rpc__Request *refuse(Ferry__Rpc__Request *q, int e, int *err, char *why, size_t len,
+				   const char *msg, size_t n)
+{
+	*err = e;
+	snprintf(why, len, msg, n);
+	if (q)
+		ferry__rpc__request__free_unpacked(q, NULL);
+	return NULL;
+}
+
+Ferry__Rpc__Request *rpc_request_parse(const uint8_t *buf, size_t len, size_t nfds, int *err,
+				       char *why, size_t whylen)
+{
+	Ferry__Rpc__Request *q = ferry__rpc__request__unpack(NULL, len, buf);
+
+	if (!q)
+		return refuse(NULL, EBADMSG, err, why, whylen, "not a ferry request%.0zu", 0);
+	switch (q->type) {
+	case FERRY__RPC__REQ_TYPE__RUN:
+		if (nfds != 4)
+			return refuse(q, EINVAL, err, why, whylen,
+				      "RUN takes 4 fds (cwd, stdin, stdout, stderr), not %zu", nfds);
+		if (!q->n_argv || q->n_argv > RPC_ARGV_MAX)
+			return refuse(q, EINVAL, err, why, whylen, "RUN takes 1 to %zu words",
+				      (size_t)RPC_ARGV_MAX);
+		for (size_t i = 0; i < q->n_argv; i++)
+			if (strnlen(q->argv[i], RPC_ARG_MAX) == RPC_ARG_MAX)
+				return refuse(q, EINVAL, err, why, whylen, "word %zu is too long", i);
+		break;
+	case FERRY__RPC__REQ_TYPE__LIST:
+		break;
+	case FERRY__RPC__REQ_TYPE__CANCEL:
+		if (!q->has_job)
+			return refuse(q, EINVAL, err, why, whylen, "CANCEL without a job%.0zu", 0);
+		break;
+	default:
+		return refuse(q, EINVAL, err, why, whylen, "request type %zu unknown",
+			      (size_t)q->type);
+	}
+	if (q->type != FERRY__RPC__REQ_TYPE__RUN && nfds)
+		return refuse(q, EINVAL, err, why, whylen, "%zu fds with a request that takes none",
+			      nfds);
+	return q;
+}
