@@ -100,6 +100,8 @@ static int list(int sk)
 
 			if (j->running)
 				snprintf(st, sizeof(st), "running");
+			else if (j->cut_off)
+				snprintf(st, sizeof(st), "cut off");
 			else if (j->has_exit_status)
 				snprintf(st, sizeof(st), "exit %d", j->exit_status);
 			else

@@ -301,6 +301,7 @@ API int ferry_jobs(ferry_client *c, struct ferry_job_info **out, size_t *n)
 			o->running = j->running;
 			o->exit_status = j->has_exit_status ? j->exit_status : -1;
 			o->signal = j->has_signal ? j->signal : 0;
+			o->cut_off = j->has_cut_off && j->cut_off;
 		}
 		*n = r->n_jobs;
 	}

@@ -61,6 +61,7 @@ struct job {
 	char *command;
 	uint64_t started_ms;
 	bool running;
+	bool cut_off;           /* a ferryd before this one died while it ran */
 	int status;             /* wait status once ended */
 };
 
@@ -70,6 +71,7 @@ static struct job jobs[MAX_JOBS];
 static size_t njobs;
 static uint32_t next_job = 1;
 static const char *ferry_bin;
+static FILE *state;             /* the job record: "start ..." and "end ..." lines */
 static int verbose;
 static uint64_t first_word_ms = 10000; /* a client that connects and never speaks */
 
@@ -135,6 +137,83 @@ static struct job *job_by_id(uint32_t id)
 		if (jobs[i].id == id)
 			return &jobs[i];
 	return NULL;
+}
+
+/* ---- the job record ----
+ * One line per event, so that a ferryd started after one that died can tell
+ * which jobs that one left running (their workers got SIGTERM with it):
+ *   start ID PID UID MS COMMAND
+ *   end ID WAITSTATUS
+ * A new ferryd reads it, keeps the last jobs as ended (or cut off), writes
+ * them back compacted, and numbers its jobs on from the last. */
+static void record(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void record(const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!state)
+		return;
+	va_start(ap, fmt);
+	vfprintf(state, fmt, ap);
+	va_end(ap);
+	fflush(state);
+}
+
+static void load_record(const char *path)
+{
+	FILE *f = fopen(path, "re");
+	char line[1200], tmp[4300];
+
+	if (f) {
+		while (fgets(line, sizeof(line), f) && njobs < MAX_JOBS) {
+			unsigned id, pid, uid;
+			unsigned long long ms;
+			int st, used = 0;
+
+			line[strcspn(line, "\n")] = '\0';
+			if (sscanf(line, "start %u %u %u %llu %n", &id, &pid, &uid, &ms, &used) == 4 &&
+			    used) {
+				jobs[njobs++] = (struct job){ .id = id, .pid = (pid_t)pid, .uid = uid,
+							      .command = strdup(line + used),
+							      .started_ms = ms, .cut_off = true };
+				if (id >= next_job)
+					next_job = id + 1;
+			} else if (sscanf(line, "end %u %d", &id, &st) == 2) {
+				struct job *j = job_by_id(id);
+
+				if (j) {
+					j->cut_off = false;
+					j->status = st;
+				}
+			}
+		}
+		fclose(f);
+	}
+	/* The last half of the table at most, written back compacted. */
+	while (njobs > MAX_JOBS / 2) {
+		free(jobs[0].command);
+		memmove(&jobs[0], &jobs[1], (njobs - 1) * sizeof(*jobs));
+		njobs--;
+	}
+	snprintf(tmp, sizeof(tmp), "%s.new", path);
+	state = fopen(tmp, "we");
+	for (size_t i = 0; state && i < njobs; i++) {
+		const struct job *j = &jobs[i];
+
+		fprintf(state, "start %u %d %u %llu %s\n", j->id, j->pid, j->uid,
+			(unsigned long long)j->started_ms, j->command ? j->command : "?");
+		if (!j->cut_off)
+			fprintf(state, "end %u %d\n", j->id, j->status);
+		else
+			say("job %u (%s) was cut off when ferryd stopped", j->id,
+			    j->command ? j->command : "?");
+	}
+	if (state && (fflush(state) || rename(tmp, path) < 0)) {
+		fclose(state);
+		state = NULL;
+	}
+	if (!state)
+		say("no job record at %s: %s", path, strerror(errno));
 }
 
 /* The caller's supplementary groups, from its /proc status: the job gets
@@ -250,6 +329,7 @@ static int run_job(struct conn *c, Ferry__Rpc__Request *q, const int *fds)
 			   .started_ms = wall_ms(), .running = true };
 	c->job = j->id;
 	say("job %u (uid %u, pid %d): %s: started as %d", j->id, c->uid, c->pid, cmd, pid);
+	record("start %u %d %u %llu %s\n", j->id, pid, c->uid, (unsigned long long)j->started_ms, cmd);
 	r.type = FERRY__RPC__RESP_TYPE__STARTED;
 	r.has_job = r.has_pid = true;
 	r.job = j->id;
@@ -284,7 +364,10 @@ static int list_jobs(struct conn *c)
 		o->started_ms = j->started_ms;
 		o->has_running = true;
 		o->running = j->running;
-		if (!j->running && WIFEXITED(j->status)) {
+		o->has_cut_off = o->cut_off = j->cut_off;
+		if (j->cut_off) {
+			/* neither status nor signal: nobody saw it end */
+		} else if (!j->running && WIFEXITED(j->status)) {
 			o->has_exit_status = true;
 			o->exit_status = WEXITSTATUS(j->status);
 		} else if (!j->running) {
@@ -385,6 +468,7 @@ static void reap(void)
 				continue;
 			j->running = false;
 			j->status = status;
+			record("end %u %d\n", j->id, status);
 			if (WIFEXITED(status))
 				say("job %u: exit %d", j->id, WEXITSTATUS(status));
 			else
@@ -478,7 +562,8 @@ static int listen_on(const char *path)
 static void usage(FILE *out)
 {
 	fprintf(out,
-		"Usage: ferryd [--socket PATH] [--foreground] [--ferry PATH] [--idle-timeout S] [-v]\n"
+		"Usage: ferryd [--socket PATH] [--foreground] [--ferry PATH] [--idle-timeout S]\n"
+		"              [--state FILE] [-v]\n"
 		"\n"
 		"ferry as a service: every `ferry --connect PATH COMMAND ...` runs as a job\n"
 		"here, with the caller's credentials, working directory and stdio.\n"
@@ -488,6 +573,8 @@ static void usage(FILE *out)
 		"  --foreground    stay in the foreground (default: detach once listening)\n"
 		"  --ferry PATH    the ferry binary jobs run (default: the one beside ferryd)\n"
 		"  --idle-timeout S  drop a client that says nothing for S seconds (10)\n"
+		"  --state FILE    the job record (default: the socket's path + .jobs): a\n"
+		"                  ferryd started after one that died reports its jobs cut off\n"
 		"  -v              log connections too\n");
 }
 
@@ -498,12 +585,14 @@ int main(int argc, char **argv)
 		{ "foreground", no_argument, NULL, 'f' },
 		{ "ferry", required_argument, NULL, 'F' },
 		{ "idle-timeout", required_argument, NULL, 'i' },
+		{ "state", required_argument, NULL, 'S' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "version", no_argument, NULL, 'V' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *path = "/run/ferry/ferryd.sock";
+	const char *path = "/run/ferry/ferryd.sock", *state_path = NULL;
+	char state_buf[4200];
 	static char self[4096];
 	bool fg = false, stopping = false;
 	uint64_t stop_deadline = 0;
@@ -520,6 +609,9 @@ int main(int argc, char **argv)
 			break;
 		case 'F':
 			ferry_bin = optarg;
+			break;
+		case 'S':
+			state_path = optarg;
 			break;
 		case 'i': {
 			char *end;
@@ -570,6 +662,11 @@ int main(int argc, char **argv)
 	if (lfd < 0 || sfd < 0)
 		return 1;
 	fcntl(lfd, F_SETFL, O_NONBLOCK);
+	if (!state_path) {
+		snprintf(state_buf, sizeof(state_buf), "%s.jobs", path);
+		state_path = state_buf;
+	}
+	load_record(state_path);
 	if (!fg && daemon(0, 1) < 0)
 		return 1;
 	say("listening on %s, jobs run %s", path, ferry_bin);

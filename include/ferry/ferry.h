@@ -88,8 +88,9 @@ struct ferry_job_info {
 	char *command;
 	long long started_ms;    /* since the epoch */
 	int running;
-	int exit_status;         /* -1 while running or if ended by a signal */
+	int exit_status;         /* -1 while running, if ended by a signal, or cut off */
 	int signal;
+	int cut_off;             /* a ferryd before this one died while it ran */
 };
 
 /* The caller's jobs (root: everyone's). Free with ferry_jobs_free. */

@@ -173,6 +173,11 @@ untraced $D "the target runs on, untraced, after ferryd's death"
 check_mem "$T/it" $D "every page of the target is right"
 rm -f "$S"
 start_ferryd
+"$FERRY" --connect "$S" jobs >"$T/jobs" 2>&1
+grep -q "cut off .*dump -t $D -D $T/it --iterative" "$T/jobs" &&
+	ok "the restarted ferryd reports the iterative dump as cut off" || fail "jobs: $(cat "$T/jobs")"
+grep -q "exit 0 .*page-server" "$T/jobs" || grep -q "signal 15 .*page-server" "$T/jobs" &&
+	ok "and the jobs that ended before as they ended" || fail "jobs: $(cat "$T/jobs")"
 "$FERRY" --connect "$S" page-server -D "$T/ps3" --address "unix:$T/ps3.sock" >/dev/null 2>&1 &
 C=$!
 sleep 0.5
