@@ -34,6 +34,7 @@
 
 #include "common/fdpass.h"
 #include "service/request.h"
+#include "service/watch.h"
 #include "proto/rpc.pb-c.h"
 
 #ifndef FERRY_VERSION
@@ -63,6 +64,8 @@ struct job {
 	bool running;
 	bool cut_off;           /* a ferryd before this one died while it ran */
 	int status;             /* wait status once ended */
+	pid_t target;           /* the process it works on (-t PID), or 0 */
+	int err_fd;             /* the caller's stderr while it runs, or -1 */
 };
 
 static struct conn conns[MAX_CONNS];
@@ -175,7 +178,8 @@ static void load_record(const char *path)
 			    used) {
 				jobs[njobs++] = (struct job){ .id = id, .pid = (pid_t)pid, .uid = uid,
 							      .command = strdup(line + used),
-							      .started_ms = ms, .cut_off = true };
+							      .started_ms = ms, .cut_off = true,
+							      .err_fd = -1 };
 				if (id >= next_job)
 					next_job = id + 1;
 			} else if (sscanf(line, "end %u %d", &id, &st) == 2) {
@@ -326,7 +330,9 @@ static int run_job(struct conn *c, Ferry__Rpc__Request *q, const int *fds)
 		return send_error(c->fd, errno, "fork: %s", strerror(errno));
 	j = &jobs[njobs++];
 	*j = (struct job){ .id = next_job++, .pid = pid, .uid = c->uid, .command = strdup(cmd),
-			   .started_ms = wall_ms(), .running = true };
+			   .started_ms = wall_ms(), .running = true,
+			   .target = watch_target_of(q->argv, q->n_argv),
+			   .err_fd = fcntl(fds[3], F_DUPFD_CLOEXEC, 3) };
 	c->job = j->id;
 	say("job %u (uid %u, pid %d): %s: started as %d", j->id, c->uid, c->pid, cmd, pid);
 	record("start %u %d %u %llu %s\n", j->id, pid, c->uid, (unsigned long long)j->started_ms, cmd);
@@ -454,6 +460,23 @@ static bool serve(size_t i)
 	return true;
 }
 
+/* A process exited: a job working on it ends now, its caller told why. */
+static void target_gone(pid_t pid)
+{
+	for (size_t i = 0; i < njobs; i++) {
+		struct job *j = &jobs[i];
+
+		if (!j->running || j->target != pid)
+			continue;
+		say("job %u: its target %d exited: the job is ended", j->id, pid);
+		if (j->err_fd >= 0)
+			dprintf(j->err_fd, "ferryd: job %u: process %d exited; the job is ended\n",
+				j->id, pid);
+		kill(j->pid, SIGTERM);
+		j->target = 0;
+	}
+}
+
 static void reap(void)
 {
 	int status;
@@ -468,6 +491,9 @@ static void reap(void)
 				continue;
 			j->running = false;
 			j->status = status;
+			if (j->err_fd >= 0)
+				close(j->err_fd);
+			j->err_fd = -1;
 			record("end %u %d\n", j->id, status);
 			if (WIFEXITED(status))
 				say("job %u: exit %d", j->id, WEXITSTATUS(status));
@@ -597,7 +623,7 @@ int main(int argc, char **argv)
 	bool fg = false, stopping = false;
 	uint64_t stop_deadline = 0;
 	sigset_t set;
-	int c, lfd, sfd;
+	int c, lfd, sfd, wfd;
 
 	while ((c = getopt_long(argc, argv, "vh", opts, NULL)) != -1) {
 		switch (c) {
@@ -667,19 +693,30 @@ int main(int argc, char **argv)
 		state_path = state_buf;
 	}
 	load_record(state_path);
+	wfd = watch_open();
+	if (wfd < 0)
+		say("no proc connector (%s): a job learns of its target's exit itself",
+		    strerror(-wfd));
 	if (!fg && daemon(0, 1) < 0)
 		return 1;
 	say("listening on %s, jobs run %s", path, ferry_bin);
 	for (;;) {
-		struct pollfd p[MAX_CONNS + 2];
+		struct pollfd p[MAX_CONNS + 3];
 		uint64_t now = now_ms();
 
 		p[0] = (struct pollfd){ .fd = sfd, .events = POLLIN };
 		p[1] = (struct pollfd){ .fd = stopping ? -1 : lfd, .events = POLLIN };
 		for (size_t i = 0; i < nconns; i++)
 			p[i + 2] = (struct pollfd){ .fd = conns[i].fd, .events = POLLIN };
-		if (poll(p, nconns + 2, 200) < 0 && errno != EINTR)
+		p[nconns + 2] = (struct pollfd){ .fd = wfd, .events = POLLIN };
+		if (poll(p, nconns + 3, 200) < 0 && errno != EINTR)
 			return 1;
+		if (p[nconns + 2].revents & POLLIN) {
+			pid_t gone;
+
+			while ((gone = watch_next_exit(wfd)) > 0)
+				target_gone(gone);
+		}
 		if (p[0].revents & POLLIN) {
 			struct signalfd_siginfo si;
 

@@ -148,6 +148,40 @@ rc=$?
 "$FERRY" --connect "$S" jobs >"$T/jobs" 2>&1
 grep -q "running" "$T/jobs" && fail "a job runs on: $(cat "$T/jobs")" || ok "no job runs on"
 
+# 5b. A target that exits while its pre-dump waits on a page server that
+#     never answers: the kernel tells ferryd (the proc connector), which
+#     ends the job at once and tells its caller why.
+python3 - "$T/mute.sock" <<'PY' &
+import socket, sys, time
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.bind(sys.argv[1]); s.listen(4)
+c, _ = s.accept()
+time.sleep(60)
+PY
+M=$!
+PIDS="$PIDS $M"
+for _ in $(seq 100); do [ -S "$T/mute.sock" ] && break; sleep 0.05; done
+dirtier gone 16 0
+"$FERRY" --connect "$S" pre-dump -t $D -D "$T/gone" --page-server --address "unix:$T/mute.sock" \
+	>"$T/gone.out" 2>&1 &
+C=$!
+for _ in $(seq 100); do grep -q "pre-dump -t $D .*started" "$T/ferryd.log" && break; sleep 0.02; done
+sleep 0.5
+t0=$(date +%s%N)
+kill -9 $D
+wait $C
+rc=$?
+ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+kill -9 $M 2>/dev/null
+if grep -q "no proc connector" "$T/ferryd.log"; then
+	skip_case "a target's exit told by the kernel: $(grep "no proc connector" "$T/ferryd.log")"
+else
+	[ $rc != 0 ] && grep -q "process $D exited; the job is ended" "$T/gone.out" &&
+		ok "the job ended at once ($ms ms), its caller told the target exited" ||
+		fail "pre-dump of an exiting target: exit $rc after $ms ms: $(cat "$T/gone.out")"
+	expect_in "$T/ferryd.log" "its target $D exited" "ferryd heard it from the kernel"
+fi
+
 # 6. ferryd killed mid-way through an iterative dump.
 # 512 MiB: its first round alone takes longer than the wait below.
 dirtier it 512 64
