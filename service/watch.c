@@ -59,16 +59,18 @@ pid_t watch_next_exit(int sk)
 			return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -errno;
 		for (struct nlmsghdr *h = &u.align; NLMSG_OK(h, (size_t)n); h = NLMSG_NEXT(h, n)) {
 			struct cn_msg *cn = NLMSG_DATA(h);
-			struct proc_event *ev = (struct proc_event *)cn->data;
+			struct proc_event ev;
 
 			if (h->nlmsg_type == NLMSG_ERROR || h->nlmsg_type == NLMSG_NOOP)
 				continue;
-			if (cn->id.idx != CN_IDX_PROC || cn->len < sizeof(*ev))
+			if (cn->id.idx != CN_IDX_PROC || cn->len < sizeof(ev))
 				continue;
+			/* The event sits unaligned after the cn_msg header. */
+			memcpy(&ev, cn->data, sizeof(ev));
 			/* The thread-group leader's exit is the process's. */
-			if (ev->what == PROC_EVENT_EXIT &&
-			    ev->event_data.exit.process_pid == ev->event_data.exit.process_tgid)
-				return ev->event_data.exit.process_tgid;
+			if (ev.what == PROC_EVENT_EXIT &&
+			    ev.event_data.exit.process_pid == ev.event_data.exit.process_tgid)
+				return ev.event_data.exit.process_tgid;
 		}
 	}
 }
