@@ -9,6 +9,7 @@
 
 #include "cli/cli.h"
 #include "cli/dump_cli.h"
+#include "cli/events.h"
 #include "common/json.h"
 #include "migrate/migrate.h"
 
@@ -210,6 +211,7 @@ void dump_cli_round(const struct iter_round *r, void *arg)
 {
 	const struct dump_cli *c = arg;
 
+	cli_event_round(r);
 	if (c->json)
 		return;
 	if (r->n == 1 && c->migrate)
@@ -538,6 +540,9 @@ void dump_cli_progress(void *arg, const char *round, uint64_t bytes, bool done)
 {
 	const struct dump_cli *c = arg;
 
+	cli_event_bytes(round, bytes, done);
+	if (!isatty(STDERR_FILENO))
+		return;
 	if (done)
 		fprintf(stderr, "\r\033[K");
 	else
@@ -549,7 +554,7 @@ void dump_cli_progress(void *arg, const char *round, uint64_t bytes, bool done)
  * shown on a terminal. */
 void dump_cli_dest(struct dump_cli *c)
 {
-	if (isatty(STDERR_FILENO)) {
+	if (isatty(STDERR_FILENO) || cli_events_on()) {
 		c->dest.progress = dump_cli_progress;
 		c->dest.progress_arg = c;
 	}
@@ -558,6 +563,7 @@ void dump_cli_dest(struct dump_cli *c)
 /* A failed dump: what went wrong, and what became of the process. */
 static void report_failure(const struct dump_cli *c, const struct ferr *err)
 {
+	cli_event_failed(err->msg);
 	cli_error(c->cmd, "%s", err->msg);
 	cli_error(c->cmd, "no complete %s was written to %s; process %d %s",
 		  c->pre ? "pre-dump" : "dump", c->o.dir, c->o.pid,

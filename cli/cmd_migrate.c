@@ -5,6 +5,7 @@
 
 #include "cli/cli.h"
 #include "cli/dump_cli.h"
+#include "cli/events.h"
 #include "common/json.h"
 
 void cmd_migrate_help(FILE *out)
@@ -108,14 +109,17 @@ int cmd_migrate(int argc, char **argv)
 	ferr_clear(&err);
 	ret = mig_run(&io, &c.choice, &kd, &c.dest, &r, dump_cli_round, &c, &err);
 	if (ret) {
+		cli_event_failed(err.msg);
 		cli_error("migrate", "%s", err.msg);
 		if (!r.ended)
 			cli_error("migrate", "process %d %s", c.o.pid,
 				  err.code == ESRCH ? "is gone" : "was not moved and runs on here");
-	} else if (c.json) {
-		print_json(&c, &r);
 	} else {
-		print_text(&c, &r);
+		cli_event_handover(r.remote_pid, r.downtime_ns, r.handover_ns);
+		if (c.json)
+			print_json(&c, &r);
+		else
+			print_text(&c, &r);
 	}
 	mig_result_free(&r);
 	return ret ? EXIT_FAIL : EXIT_OK;

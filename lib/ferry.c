@@ -117,7 +117,7 @@ static int recv_resp(ferry_client *c, Ferry__Rpc__Response **r)
 }
 
 API int ferry_start(ferry_client *c, const char *const argv[], int in_fd, int out_fd, int err_fd,
-		    ferry_event_cb cb, void *arg)
+		    unsigned flags, ferry_event_cb cb, void *arg)
 {
 	Ferry__Rpc__Request q = FERRY__RPC__REQUEST__INIT;
 	int null = -1, fds[4];
@@ -140,6 +140,8 @@ API int ferry_start(ferry_client *c, const char *const argv[], int in_fd, int ou
 		q.type = FERRY__RPC__REQ_TYPE__RUN;
 		q.n_argv = n;
 		q.argv = (char **)argv;
+		q.has_events = true;
+		q.events = (flags & FERRY_EVENTS) != 0;
 		c->cb = cb;
 		c->arg = arg;
 		c->job = 0;
@@ -172,6 +174,10 @@ API int ferry_dispatch(ferry_client *c)
 		ev.signal = r->has_signal ? r->signal : 0;
 		ev.exit_status = ev.signal ? -1 : r->exit_status;
 		ret = 1;
+		break;
+	case FERRY__RPC__RESP_TYPE__EVENT:
+		ev.type = FERRY_EV_PROGRESS;
+		ev.json = r->event ? r->event : "{}";
 		break;
 	case FERRY__RPC__RESP_TYPE__ERROR:
 		ev.type = FERRY_EV_ERROR;
@@ -210,7 +216,7 @@ API int ferry_run(ferry_client *c, const char *const argv[], int in_fd, int out_
 		  int *status)
 {
 	struct sync s = { .status = -1 };
-	int ret = ferry_start(c, argv, in_fd, out_fd, err_fd, on_sync, &s);
+	int ret = ferry_start(c, argv, in_fd, out_fd, err_fd, 0, on_sync, &s);
 
 	while (!ret)
 		ret = ferry_dispatch(c);

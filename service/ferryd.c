@@ -66,6 +66,10 @@ struct job {
 	int status;             /* wait status once ended */
 	pid_t target;           /* the process it works on (-t PID), or 0 */
 	int err_fd;             /* the caller's stderr while it runs, or -1 */
+	int ev_fd;              /* the read end of its events (FERRY_EVENT_FD), or -1 */
+	bool events;            /* its caller wants them */
+	char ev_buf[4096];      /* a line not yet whole */
+	size_t ev_len;
 };
 
 static struct conn conns[MAX_CONNS];
@@ -179,7 +183,7 @@ static void load_record(const char *path)
 				jobs[njobs++] = (struct job){ .id = id, .pid = (pid_t)pid, .uid = uid,
 							      .command = strdup(line + used),
 							      .started_ms = ms, .cut_off = true,
-							      .err_fd = -1 };
+							      .err_fd = -1, .ev_fd = -1 };
 				if (id >= next_job)
 					next_job = id + 1;
 			} else if (sscanf(line, "end %u %d", &id, &st) == 2) {
@@ -252,8 +256,8 @@ static int caller_groups(pid_t pid, gid_t *g, size_t max)
 }
 
 /* The worker: the caller's credentials, cwd and stdio, then ferry. */
-static void __attribute__((noreturn)) worker(const struct conn *c, const int *fds, char **argv,
-					      size_t argc)
+static void __attribute__((noreturn)) worker(const struct conn *c, const int *fds, int ev_wr,
+					      char **argv, size_t argc)
 {
 	gid_t groups[256];
 	int ng = c->uid ? caller_groups(c->pid, groups, 256) : -1;
@@ -274,7 +278,12 @@ static void __attribute__((noreturn)) worker(const struct conn *c, const int *fd
 		dprintf(fds[3], "ferryd: cannot set the job up: %s\n", strerror(errno));
 		_exit(126);
 	}
-	for (int fd = 3; fd < 1024; fd++)
+	/* Events go to fd 3 (FERRY_EVENT_FD), everything else of ferryd's goes. */
+	if (ev_wr >= 0 && dup2(ev_wr, 3) == 3)
+		setenv("FERRY_EVENT_FD", "3", 1);
+	else
+		unsetenv("FERRY_EVENT_FD");
+	for (int fd = ev_wr >= 0 ? 4 : 3; fd < 1024; fd++)
 		close(fd);
 	args[0] = (char *)"ferry";
 	for (size_t i = 0; i < argc; i++)
@@ -293,6 +302,7 @@ static int run_job(struct conn *c, Ferry__Rpc__Request *q, const int *fds)
 	size_t used = 0;
 	struct job *j;
 	sigset_t all, old;
+	int ev[2];
 	pid_t pid;
 
 	if (c->job)
@@ -312,6 +322,8 @@ static int run_job(struct conn *c, Ferry__Rpc__Request *q, const int *fds)
 	for (size_t i = 0; i < q->n_argv && used + 1 < sizeof(cmd); i++)
 		used += (size_t)snprintf(cmd + used, sizeof(cmd) - used, "%s%s", i ? " " : "",
 					 q->argv[i]);
+	if (pipe2(ev, O_CLOEXEC) < 0)
+		ev[0] = ev[1] = -1;
 	fflush(NULL);
 	sigfillset(&all);
 	sigprocmask(SIG_SETMASK, &all, &old);
@@ -323,16 +335,24 @@ static int run_job(struct conn *c, Ferry__Rpc__Request *q, const int *fds)
 		sigprocmask(SIG_SETMASK, &none, NULL);
 		signal(SIGTERM, SIG_DFL);
 		signal(SIGINT, SIG_DFL);
-		worker(c, fds, q->argv, q->n_argv);
+		worker(c, fds, ev[1], q->argv, q->n_argv);
 	}
 	sigprocmask(SIG_SETMASK, &old, NULL);
-	if (pid < 0)
+	if (ev[1] >= 0)
+		close(ev[1]);
+	if (pid < 0) {
+		if (ev[0] >= 0)
+			close(ev[0]);
 		return send_error(c->fd, errno, "fork: %s", strerror(errno));
+	}
+	if (ev[0] >= 0)
+		fcntl(ev[0], F_SETFL, O_NONBLOCK);
 	j = &jobs[njobs++];
 	*j = (struct job){ .id = next_job++, .pid = pid, .uid = c->uid, .command = strdup(cmd),
 			   .started_ms = wall_ms(), .running = true,
 			   .target = watch_target_of(q->argv, q->n_argv),
-			   .err_fd = fcntl(fds[3], F_DUPFD_CLOEXEC, 3) };
+			   .err_fd = fcntl(fds[3], F_DUPFD_CLOEXEC, 3), .ev_fd = ev[0],
+			   .events = q->has_events && q->events };
 	c->job = j->id;
 	say("job %u (uid %u, pid %d): %s: started as %d", j->id, c->uid, c->pid, cmd, pid);
 	record("start %u %d %u %llu %s\n", j->id, pid, c->uid, (unsigned long long)j->started_ms, cmd);
@@ -458,6 +478,42 @@ static bool serve(size_t i)
 	if (q)
 		ferry__rpc__request__free_unpacked(q, NULL);
 	return true;
+}
+
+/* A job's events: whole lines to its caller if it asked, else dropped. */
+static void read_events(struct job *j)
+{
+	for (;;) {
+		ssize_t n = read(j->ev_fd, j->ev_buf + j->ev_len, sizeof(j->ev_buf) - 1 - j->ev_len);
+		char *line = j->ev_buf, *nl;
+
+		if (n <= 0) {
+			if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
+				close(j->ev_fd);
+				j->ev_fd = -1;
+			}
+			return;
+		}
+		j->ev_len += (size_t)n;
+		j->ev_buf[j->ev_len] = '\0';
+		while ((nl = strchr(line, '\n'))) {
+			Ferry__Rpc__Response r = FERRY__RPC__RESPONSE__INIT;
+
+			*nl = '\0';
+			r.type = FERRY__RPC__RESP_TYPE__EVENT;
+			r.has_job = true;
+			r.job = j->id;
+			r.event = line;
+			for (size_t k = 0; j->events && k < nconns; k++)
+				if (conns[k].job == j->id)
+					send_resp(conns[k].fd, &r);
+			line = nl + 1;
+		}
+		j->ev_len -= (size_t)(line - j->ev_buf);
+		memmove(j->ev_buf, line, j->ev_len);
+		if (j->ev_len == sizeof(j->ev_buf) - 1)
+			j->ev_len = 0; /* a line too long for an event: dropped */
+	}
 }
 
 /* A process exited: a job working on it ends now, its caller told why. */
@@ -701,7 +757,8 @@ int main(int argc, char **argv)
 		return 1;
 	say("listening on %s, jobs run %s", path, ferry_bin);
 	for (;;) {
-		struct pollfd p[MAX_CONNS + 3];
+		struct pollfd p[MAX_CONNS + 3 + MAX_JOBS];
+		size_t nev = 0;
 		uint64_t now = now_ms();
 
 		p[0] = (struct pollfd){ .fd = sfd, .events = POLLIN };
@@ -709,8 +766,14 @@ int main(int argc, char **argv)
 		for (size_t i = 0; i < nconns; i++)
 			p[i + 2] = (struct pollfd){ .fd = conns[i].fd, .events = POLLIN };
 		p[nconns + 2] = (struct pollfd){ .fd = wfd, .events = POLLIN };
-		if (poll(p, nconns + 3, 200) < 0 && errno != EINTR)
+		for (size_t i = 0; i < njobs; i++)
+			if (jobs[i].running && jobs[i].ev_fd >= 0)
+				p[nconns + 3 + nev++] = (struct pollfd){ .fd = jobs[i].ev_fd, .events = POLLIN };
+		if (poll(p, nconns + 3 + nev, 200) < 0 && errno != EINTR)
 			return 1;
+		for (size_t i = 0; i < njobs; i++)
+			if (jobs[i].running && jobs[i].ev_fd >= 0)
+				read_events(&jobs[i]);
 		if (p[nconns + 2].revents & POLLIN) {
 			pid_t gone;
 

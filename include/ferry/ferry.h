@@ -55,6 +55,9 @@ enum ferry_event_type {
 	FERRY_EV_STARTED = 1,    /* the job runs: job, pid */
 	FERRY_EV_DONE,           /* it ended: exit_status or signal */
 	FERRY_EV_ERROR,          /* the service refused or failed it: err, msg */
+	FERRY_EV_PROGRESS,       /* with FERRY_EVENTS: one of the command's events, a JSON
+				    object in json ("round", "bytes", "handover", "failed";
+				    docs/RPC.md) */
 };
 
 struct ferry_event {
@@ -65,7 +68,10 @@ struct ferry_event {
 	int signal;
 	int err;                 /* FERRY_EV_ERROR: an errno value */
 	const char *msg;         /* valid during the callback only */
+	const char *json;        /* FERRY_EV_PROGRESS: valid during the callback only */
 };
+
+#define FERRY_EVENTS 1u          /* ferry_start: deliver FERRY_EV_PROGRESS events */
 
 typedef void (*ferry_event_cb)(void *arg, const struct ferry_event *ev);
 
@@ -74,7 +80,7 @@ typedef void (*ferry_event_cb)(void *arg, const struct ferry_event *ev);
  * (poll it) or blocks for one. ferry_dispatch returns 1 once the job has
  * ended (DONE or ERROR), 0 while it runs. */
 int ferry_start(ferry_client *c, const char *const argv[], int in_fd, int out_fd, int err_fd,
-		ferry_event_cb cb, void *arg);
+		unsigned flags, ferry_event_cb cb, void *arg);
 int ferry_fd(const ferry_client *c);
 int ferry_dispatch(ferry_client *c);
 /* Ask the service to stop a job (as SIGTERM stops the command: a dump or

@@ -17,7 +17,9 @@
 #  7. libferry as a program gets it: `make install` into a staging root,
 #     examples/dump_client.c built with the installed header, library and
 #     pkg-config file, run against a ferryd started as systemd starts it
-#     (socket activation: the listening socket passed as fd 3).
+#     (socket activation: the listening socket passed as fd 3); and
+#     examples/watch_client.c watching a migration's events (rounds,
+#     hand-over, end) through the asynchronous API.
 . "$(dirname "$0")/lib.sh"
 FERRYD="$(dirname "$FERRY")/ferryd"
 DIRTIER="$TOOLS/workloads/dirtier"
@@ -272,6 +274,29 @@ PY
 		"$FERRY" show --verify "$T/libdump" >/dev/null 2>&1 && ok "the dump verifies" ||
 			fail "the dump does not verify"
 		check_mem "$T/lib" $D "the process runs on intact"
+		# The asynchronous API with events: a migration watched.
+		# shellcheck disable=SC2046
+		cc $SANFL examples/watch_client.c $(PKG_CONFIG_PATH="$T/inst/usr/lib/pkgconfig" \
+			PKG_CONFIG_SYSROOT_DIR="$T/inst" pkg-config --cflags --libs ferry) \
+			-o "$T/watch_client" 2>"$T/cc.err" ||
+			fail "watch_client does not build: $(cat "$T/cc.err")"
+		dirtier mv 32 8
+		"$FERRY" page-server -D "$T/mv" --address "unix:$T/mv.sock" --restore \
+			--pidfile "$T/mv.pid" >"$T/mv.out" 2>"$T/mv.err" &
+		PS=$!
+		PIDS="$PIDS $PS"
+		for _ in $(seq 100); do grep -q listening "$T/mv.out" 2>/dev/null && break; sleep 0.05; done
+		LD_LIBRARY_PATH="$T/inst/usr/lib" "$T/watch_client" "$S" migrate -t $D \
+			--to "unix:$T/mv.sock" >"$T/wc.out" 2>&1
+		rc=$?
+		[ $rc = 0 ] && ok "a migration through the service, watched with libferry" ||
+			fail "watch_client migrate: exit $rc: $(cat "$T/wc.out")"
+		expect_in "$T/wc.out" '"event":"round","round":1,' "its rounds come as events"
+		expect_in "$T/wc.out" '"event":"handover","remote_pid":' "and its hand-over"
+		expect_in "$T/wc.out" "done 0" "and its end, with the exit status"
+		wait $PS
+		RP=$(cat "$T/mv.pid" 2>/dev/null)
+		[ -n "$RP" ] && PIDS="$PIDS $RP" && check_mem "$T/mv" $RP "the migrated process is intact"
 		kill -TERM $FD
 		wait $FD
 	else
