@@ -104,6 +104,10 @@ FILE *fopen_at(int dirfd, const char *path);
 /* Read a whole small file (procfs, sysfs) into a NUL-terminated buffer. */
 int read_small_file_at(int dirfd, const char *path, char *buf, size_t size);
 
+/* openat2(2) with RESOLVE_* flags (resolve), close-on-exec: the fd, or -1
+ * with errno set. */
+int openat2_resolve(int dirfd, const char *path, int flags, uint64_t resolve);
+
 /* pwrite() all of buf at off, retrying short writes and EINTR. */
 int pwrite_all(int fd, const void *buf, size_t len, uint64_t off);
 /* pread() exactly len bytes; -EIO-like short read is reported as -ENODATA. */

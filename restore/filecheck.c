@@ -8,7 +8,6 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <linux/openat2.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "restore/validate.h"
@@ -72,8 +71,6 @@ static bool on_later_mount(const struct rst_view *v, const char *path)
 
 int rst_view_open(const struct rst_view *v, const char *path, int flags, int *fd)
 {
-	struct open_how how = { .flags = (uint64_t)(flags | O_CLOEXEC), .resolve = RESOLVE_IN_ROOT };
-
 	if (!v || v->rootfd < 0) {
 		*fd = open(path, flags | O_CLOEXEC);
 		return *fd < 0 ? -errno : 1;
@@ -81,7 +78,7 @@ int rst_view_open(const struct rst_view *v, const char *path, int flags, int *fd
 	if (on_later_mount(v, path))
 		return 0;
 	/* Symlinks inside resolve in the container's root, not ferry's. */
-	*fd = (int)syscall(SYS_openat2, v->rootfd, path, &how, sizeof(how));
+	*fd = openat2_resolve(v->rootfd, path, flags, RESOLVE_IN_ROOT);
 	return *fd < 0 ? -errno : 1;
 }
 

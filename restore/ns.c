@@ -146,19 +146,12 @@ static int fail(char *why, size_t len, const char *fmt, ...)
 	return -1;
 }
 
-static int at_in(int dirfd, const char *path, int flags, uint64_t resolve)
-{
-	struct open_how how = { .flags = (uint64_t)(flags | O_CLOEXEC), .resolve = resolve };
-
-	return (int)syscall(SYS_openat2, dirfd, path, &how, sizeof(how));
-}
-
 /* The mount point as an O_PATH fd inside the root, made (a directory, or
  * an empty file for a file bound there) if the root lacks it. */
 static int point_fd(int rfd, const char *point, bool dir)
 {
 	const char *rel = point[1] ? point + 1 : ".";
-	int fd = at_in(rfd, rel, O_PATH, RESOLVE_IN_ROOT);
+	int fd = openat2_resolve(rfd, rel, O_PATH, RESOLVE_IN_ROOT);
 	char parent[PATH_MAX];
 	const char *name;
 	int pfd;
@@ -167,7 +160,8 @@ static int point_fd(int rfd, const char *point, bool dir)
 		return fd;
 	name = strrchr(point, '/') + 1;
 	snprintf(parent, sizeof(parent), "%.*s", (int)(name - point), point);
-	pfd = at_in(rfd, parent[1] ? parent + 1 : ".", O_PATH | O_DIRECTORY, RESOLVE_IN_ROOT);
+	pfd = openat2_resolve(rfd, parent[1] ? parent + 1 : ".", O_PATH | O_DIRECTORY,
+			      RESOLVE_IN_ROOT);
 	if (pfd < 0)
 		return -1;
 	if (dir ? mkdirat(pfd, name, 0755) : mknodat(pfd, name, S_IFREG | 0644, 0))
@@ -176,7 +170,7 @@ static int point_fd(int rfd, const char *point, bool dir)
 			return -1;
 		}
 	close(pfd);
-	return at_in(rfd, rel, O_PATH, RESOLVE_IN_ROOT);
+	return openat2_resolve(rfd, rel, O_PATH, RESOLVE_IN_ROOT);
 }
 
 /* The directory a tmpfs file's path is in, below the mount and reached
@@ -190,7 +184,7 @@ static int parent_in(int mfd, const char *path, const char **name)
 	if (!slash)
 		return mfd;
 	snprintf(parent, sizeof(parent), "%.*s", (int)(slash - path), path);
-	return at_in(mfd, parent, O_PATH | O_DIRECTORY,
+	return openat2_resolve(mfd, parent, O_PATH | O_DIRECTORY,
 		     RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_XDEV);
 }
 
@@ -270,7 +264,7 @@ static int fill_tmpfs(const struct rst_ns *ns, int rfd, const Ferry__MountItem *
 		      size_t len)
 {
 	const char *rel = m->point[1] ? m->point + 1 : ".";
-	int mfd = at_in(rfd, rel, O_RDONLY | O_DIRECTORY, RESOLVE_IN_ROOT);
+	int mfd = openat2_resolve(rfd, rel, O_RDONLY | O_DIRECTORY, RESOLVE_IN_ROOT);
 
 	if (mfd < 0)
 		return fail(why, len, "tmpfs at %s", m->point);
@@ -314,7 +308,7 @@ static int one_mount(const struct rst_ns *ns, size_t i, int rfd, char *why, size
 
 		if (n >= (int)sizeof(src))
 			return fail(why, len, "mount %s: path too long", m->point);
-		sfd = at_in(rfd, src[1] ? src + 1 : ".", O_PATH, RESOLVE_IN_ROOT);
+		sfd = openat2_resolve(rfd, src[1] ? src + 1 : ".", O_PATH, RESOLVE_IN_ROOT);
 		if (sfd < 0 || fstat(sfd, &st) < 0)
 			return fail(why, len, "mount %s: its source %s", m->point, src);
 		dir = S_ISDIR(st.st_mode);
@@ -352,9 +346,11 @@ static int one_mount(const struct rst_ns *ns, size_t i, int rfd, char *why, size
 		 * names now, not the directory fd was opened on. */
 		if (!ret && flags) {
 			close(fd);
-			fd = at_in(rfd, m->point[1] ? m->point + 1 : ".", O_PATH, RESOLVE_IN_ROOT);
+			fd = openat2_resolve(rfd, m->point[1] ? m->point + 1 : ".", O_PATH,
+					     RESOLVE_IN_ROOT);
 			snprintf(tgt, sizeof(tgt), "/proc/self/fd/%d", fd);
-			ret = fd < 0 ? -1 : mount(NULL, tgt, NULL, MS_REMOUNT | MS_BIND | flags, NULL);
+			ret = fd < 0 ? -1 :
+			      mount(NULL, tgt, NULL, MS_REMOUNT | MS_BIND | flags, NULL);
 		}
 	}
 	if (fd >= 0)
