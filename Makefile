@@ -41,7 +41,8 @@ GEN_H := $(GEN_C:.c=.h)
 FERRY_SRCS := $(wildcard cli/*.c)
 LIB_SRCS := $(wildcard common/*.c images/*.c proc/*.c dump/*.c restore/*.c migrate/*.c criu/*.c)
 LIB_OBJS := $(patsubst %.c,$(BUILD)/obj/%.o,$(LIB_SRCS)) $(GEN_C:.c=.o)
-FERRY_OBJS := $(patsubst %.c,$(BUILD)/obj/%.o,$(FERRY_SRCS))
+# `ferry --connect` speaks to ferryd through libferry's code (lib/ferry.c).
+FERRY_OBJS := $(patsubst %.c,$(BUILD)/obj/%.o,$(FERRY_SRCS)) $(BUILD)/obj/lib/ferry.o
 # The service (service/): its own binary beside ferry, whose jobs run ferry.
 FERRYD_OBJS := $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard service/*.c))
 # libferry, ferryd's public C client (lib/, include/ferry/ferry.h): a shared
