@@ -32,14 +32,8 @@ trap "exit 1" INT TERM
 # The bundle: busybox, the dirtier with the libraries it loads.
 BUN="$T/bundle"
 R="$BUN/rootfs"
-mkdir -p "$R/bin" "$R/proc" "$R/sys" "$R/dev" "$R/tmp"
-cp "$BB" "$R/bin/busybox"
-for a in sh sleep; do ln -s busybox "$R/bin/$a"; done
-cp "$B/tests/workloads/dirtier" "$R/bin/dirtier"
-for lib in $(ldd "$B/tests/workloads/dirtier" | grep -o '/[^ ]*'); do
-	mkdir -p "$R$(dirname "$lib")"
-	cp "$lib" "$R$lib"
-done
+. scripts/bundle.sh
+bundle_rootfs "$R" "$B/tests/workloads/dirtier" sh sleep
 (cd "$BUN" && runc spec)
 python3 - "$BUN/config.json" "$MB" <<'PY'
 import json, sys

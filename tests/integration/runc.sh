@@ -35,15 +35,9 @@ for p in $PIDS; do kill -9 $p 2>/dev/null; done; twohosts_down $NS_SRC $NS_DST; 
 
 B="$T/bundle"
 R="$B/rootfs"
-mkdir -p "$R/bin" "$R/proc" "$R/sys" "$R/dev" "$R/tmp"
-cp "$BB" "$R/bin/busybox"
-for a in sh sleep cat echo hostname mount umount nc; do ln -s busybox "$R/bin/$a"; done
-# The dirtier with the libraries it loads, where it looks for them.
-cp "$TOOLS/workloads/dirtier" "$R/bin/dirtier"
-for lib in $(ldd "$TOOLS/workloads/dirtier" | grep -o '/[^ ]*'); do
-	mkdir -p "$R$(dirname "$lib")"
-	cp "$lib" "$R$lib"
-done
+. "$(dirname "$0")/../../scripts/bundle.sh"
+bundle_rootfs "$R" "$TOOLS/workloads/dirtier" sh sleep cat echo hostname mount umount nc ||
+	skip "cannot build the container's rootfs"
 (cd "$B" && runc spec) || skip "runc spec failed"
 python3 - "$B/config.json" "$T/hook.json" <<'PY'
 import json, sys
