@@ -17,6 +17,7 @@
 #include <elf.h>
 
 #include "common/log.h"
+#include "proc/tree.h"
 #include "restore/rst.h"
 
 #ifndef SS_AUTODISARM
@@ -184,6 +185,14 @@ static int rlimits(struct rst *r, struct ferr *err)
 static int queue_signals(struct rst *r, struct rst_thread *t, ProtobufCBinaryData *infos,
 			 size_t n, bool shared, struct ferr *err)
 {
+	/* The kernel lets a process queue a siginfo of the kernel's own
+	 * (si_code >= 0, as SIGCHLD's) only to itself, named by the PID and
+	 * TID it has in its own PID namespace: a container's are not ferry's. */
+	pid_t pid = n ? ptree_ns_pid(r->pid) : 0;
+	pid_t tid = n ? ptree_ns_pid(t->tid) : 0;
+
+	if (n && (pid <= 0 || tid <= 0))
+		return ferr_new(err, ESRCH, "the PID of process %d in its own namespace", r->pid);
 	for (size_t i = 0; i < n; i++) {
 		siginfo_t si;
 		uint64_t at;
@@ -198,11 +207,11 @@ static int queue_signals(struct rst *r, struct rst_thread *t, ProtobufCBinaryDat
 			continue;
 		ret = rst_scratch_put(r, 0, &si, sizeof(si), &at, err);
 		if (!ret && shared)
-			ret = rst_sys(t, "rt_sigqueueinfo", &rv, err, __NR_rt_sigqueueinfo, r->pid,
+			ret = rst_sys(t, "rt_sigqueueinfo", &rv, err, __NR_rt_sigqueueinfo, pid,
 				      (uint64_t)si.si_signo, at, 0, 0, 0);
 		else if (!ret)
-			ret = rst_sys(t, "rt_tgsigqueueinfo", &rv, err, __NR_rt_tgsigqueueinfo, r->pid,
-				      t->tid, (uint64_t)si.si_signo, at, 0, 0);
+			ret = rst_sys(t, "rt_tgsigqueueinfo", &rv, err, __NR_rt_tgsigqueueinfo, pid,
+				      tid, (uint64_t)si.si_signo, at, 0, 0);
 		if (ret)
 			return ferr_wrap(err, "pending signal %d", si.si_signo);
 	}

@@ -44,12 +44,16 @@ skip_case() {
 	echo "skip $TEST_ID: $*" >>"$RESULTS"
 }
 
-# expect_rc WANT DESC CMD...: run CMD, compare its exit status.
+# expect_rc WANT DESC CMD...: run CMD, compare its exit status; returns 1
+# when it differs, so a caller can show more (a log) after the FAIL line.
 expect_rc() {
 	want=$1; desc=$2; shift 2
 	"$@" >"$T/out" 2>"$T/err"
 	rc=$?
-	if [ "$rc" -eq "$want" ]; then ok "$desc"; else fail "$desc: exit $rc, want $want: $(head -c 400 "$T/err")"; fi
+	if [ "$rc" -eq "$want" ]; then ok "$desc"; else
+		fail "$desc: exit $rc, want $want: $(head -c 400 "$T/err")"
+		return 1
+	fi
 }
 
 # expect_in FILE TEXT DESC

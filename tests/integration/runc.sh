@@ -44,7 +44,7 @@ import json, sys
 c = json.load(open(sys.argv[1]))
 c["process"]["terminal"] = False
 c["process"]["args"] = ["sh", "-c", "echo note-$$ >/dev/shm/note; "
-    "dirtier /tmp/ctl --mb 64 --rate 16 & i=0; "
+    "dirtier /tmp/ctl --mb 64 --rate 16 --pending-chld & i=0; "
     "while true; do i=$((i+1)); echo $i >/tmp/count; sleep 0.1; done"]
 c["root"]["readonly"] = False
 c["hostname"] = "ferryctr"
@@ -96,10 +96,14 @@ start() {
 # restore_in BUNDLE ID IMAGES: runc restore -d from BUNDLE, stdio a pipe.
 restore_in() {
 	CTRS="$CTRS $2"
-	(cd "$1" && exec runc --criu "$FERRY" restore -d --image-path "$3" "$2" </dev/null 2>"$T/rst.err" |
-		cat >"$T/$2.out") &
-	for _ in $(seq 200); do [ -n "$(init_pid "$2")" ] && break; sleep 0.05; done
-	[ -n "$(init_pid "$2")" ] && ok "runc restore -d of $3 from $(basename "$1"): running as $(init_pid "$2")" ||
+	rm -f "$T/rst.rc"
+	# runc restore -d exits once the container runs; its stdout, a pipe, is
+	# the container's and stays open, so its status goes to a file.
+	( (cd "$1" && runc --criu "$FERRY" restore -d --image-path "$3" "$2" </dev/null 2>"$T/rst.err"
+		echo $? >"$T/rst.rc") | cat >"$T/$2.out") &
+	for _ in $(seq 300); do [ -s "$T/rst.rc" ] && break; sleep 0.05; done
+	[ "$(cat "$T/rst.rc" 2>/dev/null)" = 0 ] && [ -n "$(init_pid "$2")" ] &&
+		ok "runc restore -d of $3 from $(basename "$1"): running as $(init_pid "$2")" ||
 		fail "runc restore -d of $3: $(cat "$T/rst.err"; tail -3 "$3/restore.log" 2>/dev/null)"
 }
 
@@ -211,13 +215,15 @@ selfcheck "$B" "every page of the restored dirtier is right" "$C2"
 
 # 3. --leave-running, and a restore from a copy of the bundle.
 expect_rc 0 "runc checkpoint --leave-running" runc --criu "$FERRY" checkpoint --leave-running \
-	--image-path "$T/lr" "$C2"
+	--image-path "$T/lr" "$C2" || tail -n 15 "$T/lr/dump.log"
 advancing "$B" "the container runs on after a --leave-running checkpoint"
 runc delete -f "$C2" >/dev/null 2>&1
 B2="$T/host2"
 cp -a "$B" "$B2"
 [ "$(stat -c %i "$B/rootfs/bin/dirtier")" != "$(stat -c %i "$B2/rootfs/bin/dirtier")" ] &&
 	ok "the second host's bundle is a copy (other inodes)" || fail "the copy shares inodes"
+# The copy's counter is the source's last, ahead of the checkpoint's.
+rm -f "$B2/rootfs/tmp/count"
 C3="ferry-runc-$$-c"
 restore_in "$B2" "$C3" "$T/lr"
 advancing "$B2" "the container runs on the second host"

@@ -19,6 +19,10 @@
  *              JVM heap) and touch one page of it
  *   --own-uffd register the first churn region with a userfaultfd of its own
  *              (missing mode), as a process that uses userfaultfd would
+ *   --pending-chld  block SIGCHLD and reap a child that exited, so that a
+ *              SIGCHLD with the kernel's siginfo (CLD_EXITED, the child's
+ *              PID) stays pending; the SIGUSR1 check takes it, checks it,
+ *              and makes another
  *
  * CTL.ready gets "PID MAINADDR NPAGES" once it runs. SIGUSR1: check every page
  * and write "ok PAGES" or "bad ..." to CTL.check. SIGUSR2: write the largest
@@ -34,6 +38,7 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -119,6 +124,36 @@ static void put_file(const char *suffix, const char *text)
 		perror("write");
 	close(fd);
 	rename(tmp, path);
+}
+
+/* A child that exits at once, reaped: its SIGCHLD stays pending (blocked),
+ * with its PID (as this process's namespace sees it). */
+static pid_t pend_chld(void)
+{
+	pid_t c = fork();
+
+	if (c == 0)
+		_exit(0);
+	if (c > 0)
+		waitpid(c, NULL, 0);
+	return c;
+}
+
+/* NULL if the pending SIGCHLD is the one pend_chld made, then another made. */
+static const char *check_chld(pid_t *child)
+{
+	sigset_t set;
+	siginfo_t si;
+	struct timespec zero = { 0, 0 };
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGCHLD);
+	if (sigtimedwait(&set, &si, &zero) != SIGCHLD)
+		return "no SIGCHLD pending";
+	if (si.si_code != CLD_EXITED || si.si_pid != *child || si.si_status != 0)
+		return "pending SIGCHLD siginfo changed";
+	*child = pend_chld();
+	return NULL;
 }
 
 static void on_sig(int sig)
@@ -209,7 +244,8 @@ static void churn_once(void)
 int main(int argc, char **argv)
 {
 	size_t mb = 64, rate = 0, churn_ms = 0;
-	int busy = 0, manual = 0, own_uffd = 0;
+	int busy = 0, manual = 0, own_uffd = 0, pending_chld = 0;
+	pid_t chld = 0;
 	size_t reserve_gb = 0;
 	uint64_t start, last, max_gap = 0, work = 0, written = 0, stats_from;
 	char buf[256];
@@ -235,6 +271,8 @@ int main(int argc, char **argv)
 			reserve_gb = strtoul(argv[++i], NULL, 0);
 		else if (!strcmp(argv[i], "--own-uffd"))
 			own_uffd = 1;
+		else if (!strcmp(argv[i], "--pending-chld"))
+			pending_chld = 1;
 		else {
 			fprintf(stderr, "dirtier: bad argument %s\n", argv[i]);
 			return 2;
@@ -291,6 +329,18 @@ int main(int argc, char **argv)
 		heap.id = 100;
 		heap.ver = heap_ver;
 	}
+	if (pending_chld) {
+		sigset_t set;
+
+		sigemptyset(&set);
+		sigaddset(&set, SIGCHLD);
+		sigprocmask(SIG_BLOCK, &set, NULL);
+		chld = pend_chld();
+		if (chld < 0) {
+			perror("fork");
+			return 1;
+		}
+	}
 	signal(SIGUSR1, on_sig);
 	signal(SIGUSR2, on_sig);
 	signal(SIGHUP, on_sig);
@@ -344,7 +394,11 @@ int main(int argc, char **argv)
 				bad = check_region(&heap);
 				where = "heap";
 			}
-			if (bad)
+			const char *chld_bad = pending_chld && !bad ? check_chld(&chld) : NULL;
+
+			if (chld_bad)
+				snprintf(buf, sizeof(buf), "bad %s\n", chld_bad);
+			else if (bad)
 				snprintf(buf, sizeof(buf), "bad %s page %zu\n", where, bad - 1);
 			else
 				snprintf(buf, sizeof(buf), "ok %zu\n",
