@@ -267,6 +267,13 @@ static int check_early(pid_t root, bool whole, bool locks, struct ferr *err)
 			ret = ferr_new(err, EOPNOTSUPP, "process %d has file descriptors ferry cannot "
 				       "dump: %s", pids[i], desc);
 		}
+		if (ret && i && !target_alive(&t)) {
+			/* It exited while its fds were read (a shell loop's
+			 * sleep): its /proc went with it, and the freeze will
+			 * not find it. */
+			ferr_clear(err);
+			ret = 0;
+		}
 	}
 	return ret;
 }
