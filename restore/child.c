@@ -355,6 +355,7 @@ static void __attribute__((noreturn)) zombie_exit(const Ferry__TreeProc *p)
 static void phase_one(const struct rst_tree *t, size_t i, int errfd)
 {
 	const Ferry__TreeProc *p = t->tp[i];
+	char why[400];
 
 	if (!p->zombie && p->sid == p->pid) {
 		if (setsid() < 0)
@@ -363,6 +364,9 @@ static void phase_one(const struct rst_tree *t, size_t i, int errfd)
 		child_fail(errfd, "setpgid: %s", strerror(errno));
 	}
 	open_descs(t, i, errfd);
+	/* Before the children: what they inherit copy-on-write. */
+	if (rst_cow_premap(t, i, why, sizeof(why)))
+		child_fail(errfd, "%s", why);
 	for (size_t k = 1; k < t->n; k++) {
 		const Ferry__TreeProc *c = t->tp[k];
 		uint64_t flags = 0;

@@ -76,9 +76,11 @@ static bool uffd_kind(const Ferry__Vma *v)
 		v->kind == FERRY__VMA_KIND__VMA_STACK);
 }
 
+/* A VMA held copy-on-write has pages already: not a userfaultfd's to fill
+ * (process_vm_writev into a registered range would wait on it). */
 static bool by_uffd(const struct fill *f, const Ferry__Vma *v)
 {
-	return f->uffd >= 0 && uffd_kind(v);
+	return f->uffd >= 0 && uffd_kind(v) && !rst_cow_held(f->r, v->start, v->end);
 }
 
 /* ---- the userfaultfd ------------------------------------------------------ */
@@ -105,7 +107,8 @@ static int uffd_open(struct fill *f, struct ferr *err)
 		struct uffdio_register reg = { .range = { v->start, v->end - v->start },
 					       .mode = UFFDIO_REGISTER_MODE_MISSING };
 
-		if (!uffd_kind(v) || !img_has_runs(r->img, v->start, v->end))
+		if (!uffd_kind(v) || !img_has_runs(r->img, v->start, v->end) ||
+		    rst_cow_held(r, v->start, v->end))
 			continue;
 		ret = rst_scratch_put(r, 0, &reg, sizeof(reg), &at, err);
 		if (!ret)
@@ -254,6 +257,102 @@ static int fill_segment(struct fill *f, uint64_t vaddr, uint64_t npages, struct 
 	return 0;
 }
 
+/* A run of the pagemap, but for the VMAs the process holds copy-on-write:
+ * the owner's stub filled them; cow_diff does the rest. */
+static int fill_run(struct fill *f, uint64_t vaddr, uint64_t npages, struct ferr *err)
+{
+	uint64_t ps = f->r->img->page_size, end = vaddr + npages * ps;
+
+	while (vaddr < end) {
+		const Ferry__Vma *v = img_vma_at(f->r->img, vaddr);
+		uint64_t to = v && v->end < end ? v->end : end;
+		int ret;
+
+		if (!v || !rst_cow_held(f->r, v->start, v->end)) {
+			ret = fill_segment(f, vaddr, (to - vaddr) / ps, err);
+			if (ret)
+				return ret;
+		}
+		vaddr = to;
+	}
+	return 0;
+}
+
+/* The page at vaddr in img's chain, or NULL where it is zero (or not in the
+ * dump: fresh anonymous memory). */
+static const uint8_t *page_at(struct fill *f, const struct img_image *img, uint64_t vaddr,
+			      struct ferr *err, int *ret)
+{
+	struct img_page_loc loc;
+	const uint8_t *base;
+	uint64_t off;
+
+	*ret = 0;
+	if (img_resolve(img, vaddr, &loc) || (loc.run->flags & IMG_RUN_ZERO))
+		return NULL;
+	base = image_data(f, loc.img, err);
+	off = loc.run->offset + (vaddr - loc.run->vaddr);
+	if (!base || off + img->page_size > f->map_len[loc.img->depth]) {
+		*ret = base ? ferr_new(err, EBADMSG, "%s/pages.img is shorter than its pagemap",
+				       loc.img->path) : -err->code;
+		return NULL;
+	}
+	return base + off;
+}
+
+static int drop_pages(struct fill *f, uint64_t start, uint64_t end, struct ferr *err)
+{
+	long rv;
+
+	if (start == end)
+		return 0;
+	return rst_sys(&f->r->th[0], "madvise(MADV_DONTNEED) a page the owner had", &rv, err,
+		       __NR_madvise, start, end - start, MADV_DONTNEED, 0, 0, 0);
+}
+
+/* A VMA inherited copy-on-write from c->owner: the pages in which this
+ * process differs are written, those it does not have dropped, the rest
+ * stay the owner's. */
+static int cow_diff(struct fill *f, const struct rst_cow *c, struct ferr *err)
+{
+	const struct img_image *top = f->r->img, *own = c->owner->img;
+	cleanup_val(fill) struct fill of = { .r = (struct rst *)c->owner, .uffd = -1 };
+	uint64_t ps = top->page_size, drop = 0, shared = 0;
+	int ret = 0;
+
+	for (const struct img_image *i = own; i; i = i->parent)
+		of.depth = i->depth + 1;
+	of.maps = calloc(of.depth, sizeof(*of.maps));
+	of.map_len = calloc(of.depth, sizeof(*of.map_len));
+	if (!of.maps || !of.map_len)
+		return ferr_sys(err, ENOMEM, "restore buffers");
+	for (uint64_t a = c->start; !ret && a < c->end; a += ps) {
+		const uint8_t *mine = page_at(f, top, a, err, &ret);
+		const uint8_t *theirs = ret ? NULL : page_at(&of, own, a, err, &ret);
+
+		if (ret)
+			break;
+		if (!mine && theirs) {
+			if (!drop)
+				drop = a;
+			continue;
+		}
+		ret = drop_pages(f, drop ? drop : a, a, err);
+		drop = 0;
+		if (ret || (!mine && !theirs))
+			continue;
+		if (theirs && !memcmp(mine, theirs, ps))
+			shared++;
+		else
+			ret = fill_add(f, a, mine, ps, err);
+	}
+	if (!ret && drop)
+		ret = drop_pages(f, drop, c->end, err);
+	pr_debug("0x%" PRIx64 "-0x%" PRIx64 ": %" PRIu64 " page(s) shared with process %d",
+		 c->start, c->end, shared, c->owner->tp ? (int)c->owner->tp->pid : 0);
+	return ret;
+}
+
 /* ---- writing ------------------------------------------------------------------ */
 
 struct writer {
@@ -374,8 +473,11 @@ int rst_fill_pages(struct rst *r, struct ferr *err)
 	}
 	pr_debug("pages by %s", f.uffd >= 0 ? "UFFDIO_COPY and process_vm_writev" :
 		 "process_vm_writev");
+	for (size_t i = 0; !ret && i < r->nr_cow; i++)
+		if (r->cow[i]->owner != r)
+			ret = cow_diff(&f, r->cow[i], err);
 	for (size_t i = 0; !ret && i < r->img->nr_runs; i++)
-		ret = fill_segment(&f, r->img->runs[i].vaddr, r->img->runs[i].nr_pages, err);
+		ret = fill_run(&f, r->img->runs[i].vaddr, r->img->runs[i].nr_pages, err);
 	if (!ret)
 		ret = write_all(&f, err);
 	if (uffd_close(&f, err) && !ret)

@@ -125,7 +125,8 @@ static int move_specials(struct rst *r, const struct vma_list *cur, struct ferr 
 		if (!tmp)
 			return ferr_new(err, ENOMEM, "no room to move the vdso through");
 		if (overlaps(tmp, tmp + hi - lo, lo, hi) ||
-		    overlaps(tmp, tmp + hi - lo, r->scratch, r->scratch + r->scratch_size))
+		    overlaps(tmp, tmp + hi - lo, r->scratch, r->scratch + r->scratch_size) ||
+		    overlaps(tmp, tmp + hi - lo, r->cow_lo, r->cow_hi))
 			tmp = 0;
 	}
 	/* Step 1: the whole block to tmp, keeping its shape. */
@@ -157,6 +158,16 @@ static int move_specials(struct rst *r, const struct vma_list *cur, struct ferr 
 	return 0;
 }
 
+/* Is c a copy-on-write VMA r's stub holds for it (cow.c)? */
+static bool kept(const struct rst *r, const struct vma *c)
+{
+	for (size_t i = 0; i < r->nr_cow; i++)
+		if (r->cow[i]->tmp == c->start && c->end - c->start == r->cow[i]->end -
+		    r->cow[i]->start)
+			return true;
+	return false;
+}
+
 int rst_mm_clear(struct rst *r, struct ferr *err)
 {
 	struct vma_list cur = { 0 };
@@ -167,7 +178,7 @@ int rst_mm_clear(struct rst *r, struct ferr *err)
 		const struct vma *c = &cur.v[i];
 		long rv;
 
-		if (is_special(c->kind) || c->start == r->scratch)
+		if (is_special(c->kind) || c->start == r->scratch || kept(r, c))
 			continue;
 		ret = rst_sys(&r->th[0], "unmap ferry's memory from the new process", &rv, err,
 			      __NR_munmap, c->start, c->end - c->start, 0, 0, 0, 0);
@@ -305,6 +316,20 @@ static int map_vma(struct build *b, const Ferry__Vma *v, struct ferr *err)
 }
 
 
+/* A VMA the stub holds copy-on-write (cow.c): moved from its place in the
+ * area to its own (1: not one of those). */
+static int held_vma(struct rst *r, const Ferry__Vma *v, struct ferr *err)
+{
+	const struct rst_cow *c = rst_cow_held(r, v->start, v->end);
+	long rv;
+
+	if (!c)
+		return 1;
+	return rst_sys(&r->th[0], "move a copy-on-write mapping into place (mremap)", &rv, err,
+		       __NR_mremap, c->tmp, v->end - v->start, v->end - v->start,
+		       MREMAP_MAYMOVE | MREMAP_FIXED, v->start, 0);
+}
+
 /* The files opened in the child for mapping are closed there (after an
  * error the child is killed: nothing to close). */
 static int build_done(struct build *b, int ret, struct ferr *err)
@@ -338,7 +363,8 @@ static int protect(struct rst *r, bool changed_only, struct ferr *err)
 		long rv;
 
 		if (is_special(v->kind) || v->kind == FERRY__VMA_KIND__VMA_SPECIAL ||
-		    (changed_only && fill_prot(r->img, v) == v->prot))
+		    (changed_only && fill_prot(r->img, v) == v->prot &&
+		     !rst_cow_held(r, v->start, v->end)))
 			continue;
 		ret = rst_sys(&r->th[0], "mprotect", &rv, err, __NR_mprotect, v->start,
 			      v->end - v->start, v->prot, 0, 0, 0);
@@ -366,7 +392,9 @@ int rst_mm_build(struct rst *r, struct ferr *err)
 				"re-create it", v->name ? v->name : "?", v->start);
 			continue;
 		}
-		ret = map_vma(&b, v, err);
+		ret = held_vma(r, v, err);
+		if (ret > 0)
+			ret = map_vma(&b, v, err);
 		r->res->vmas += !ret;
 	}
 	if (!ret)

@@ -92,6 +92,24 @@ struct rst {
 	const Ferry__TreeProc *tp;
 	const struct rst_pool *pool;
 	bool hold_detach;
+
+	/* cow.c: the private VMAs this process's stub holds, filled, at a
+	 * place of their own when ferry takes it over (inherited from its
+	 * parent's stub, or filled by its own for its children), and the
+	 * area all such places lie in. */
+	const struct rst_cow **cow;
+	size_t nr_cow;
+	uint64_t cow_lo, cow_hi;
+};
+
+/* One private anonymous VMA a parent and its children had copy-on-write:
+ * its owner's stub maps it at tmp and fills it with the owner's pages
+ * before it forks; each descendant that has the same VMA inherits it, and
+ * gets only the pages in which it differs from the owner. */
+struct rst_cow {
+	uint64_t start, end;              /* as dumped */
+	uint64_t tmp;                     /* in the stubs */
+	const struct rst *owner;
 };
 
 /* The processes of one restore, created together (child.c): parents fork
@@ -119,7 +137,25 @@ struct rst_tree {
 	int tty_fd;                       /* --shell-job: ferry's terminal, above every fd; or -1 */
 	int *inherit_fd;                  /* opts->inherit's fds, moved above every fd */
 	const struct rst_ns *ns;          /* the tree's own namespaces (restore/ns.h) */
+	/* cow.c: the shared VMAs, and ferry's reservation of their area
+	 * (inherited by the stubs, given up once they exist). */
+	struct rst_cow *cow;
+	size_t nr_cow;
+	void *cow_area;
+	size_t cow_len;
 };
+
+/* cow.c. Plan the VMAs the tree's stubs pass on to their children (none
+ * found, or no room: nothing shared, no error), and reserve their area in
+ * ferry; give the reservation up; free the plan. */
+int rst_cow_plan(struct rst_tree *t, struct ferr *err);
+void rst_cow_unreserve(struct rst_tree *t);
+void rst_cow_free(struct rst_tree *t);
+/* In the stub of process i, before it forks: its own VMAs for its
+ * children mapped and filled. NULL, or what failed. */
+const char *rst_cow_premap(const struct rst_tree *t, size_t i, char *why, size_t len);
+/* The shared VMA of r at exactly [start, end), or NULL. */
+const struct rst_cow *rst_cow_held(const struct rst *r, uint64_t start, uint64_t end);
 
 /* spawn.c: the whole tree, every live process stopped and seized, its fds,
  * cwd, umask, session and group in place; zombies exited. On error nothing

@@ -25,6 +25,8 @@ struct tree_restore {
 
 static void tree_restore_free(struct tree_restore *x, size_t n)
 {
+	if (x->r)
+		rst_cow_free(&x->t);
 	for (size_t i = 0; x->rs && i < n; i++)
 		if (x->r[i])
 			rst_free(&x->rs[i]);
@@ -163,7 +165,12 @@ static int stage(struct tree_restore *x, const char *name, struct ferr *err)
 static int build(struct tree_restore *x, struct rst_result *res, struct ferr *err)
 {
 	size_t n = x->t.n;
-	int ret = rst_tree_create(&x->t, err);
+	int ret = rst_cow_plan(&x->t, err);
+
+	if (!ret)
+		ret = rst_tree_create(&x->t, err);
+	/* The stubs have the area now (or nothing will). */
+	rst_cow_unreserve(&x->t);
 
 	/* The tree exists in its namespaces, nothing of it built yet: where a
 	 * runtime sets them up (runc runs its prestart hooks). */

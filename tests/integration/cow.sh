@@ -1,0 +1,108 @@
+#!/bin/sh
+# Private memory a tree shares copy-on-write comes back shared (restore/cow.c).
+# tests/workloads/cowtree: a parent with 64 MiB, three children and a
+# grandchild, each having rewritten or dropped a part of its copy after the
+# fork, each checking every page of its own on SIGUSR1.
+#  1. dump, restore: every process's pages right; the tree's memory (the sum
+#     of its processes' Pss) about what it was before the dump.
+#  2. The same restore with the sharing turned off (FERRY_FAULT=restore-no-cow,
+#     the path taken when there is no room for it): pages right, and the
+#     memory several times larger -- what check 1 would see if it broke.
+#  3. pre-dump + dump on top: shared again from the chain of images.
+. "$(dirname "$0")/lib.sh"
+MB=64
+PIDS=""
+trap 'for p in $PIDS; do kill -9 $p 2>/dev/null; done; rm -rf "$T"' EXIT
+
+# start: a fresh cowtree; its five PIDs in $PIDS, the parent's in $R.
+start() {
+	rm -f "$T"/ctl.*
+	R=$("$TOOLS/workloads/cowtree" "$T/ctl" $MB)
+	wait_for "$T/ctl.ready" || fail "cowtree did not start"
+	PIDS=$(cat "$T/ctl.ready")
+}
+# pss: the tree's memory in MiB, the sum of its processes' Pss.
+pss() {
+	t=0
+	for p in $PIDS; do
+		v=$(awk '/^Pss:/ {print $2}' /proc/"$p"/smaps_rollup 2>/dev/null || echo 0)
+		t=$((t + ${v:-0}))
+	done
+	echo $((t / 1024))
+}
+# checked WHAT: every process says its pages are right.
+checked() {
+	k=0 bad=""
+	for p in $PIDS; do
+		rm -f "$T/ctl.$k"
+		kill -USR1 "$p" 2>/dev/null || bad="$bad $p:gone"
+		k=$((k + 1))
+	done
+	k=0
+	for p in $PIDS; do
+		wait_for "$T/ctl.$k" || bad="$bad $p:silent"
+		v=$(cat "$T/ctl.$k" 2>/dev/null)
+		[ "$v" = ok ] || bad="$bad $p:${v:-nothing}"
+		k=$((k + 1))
+	done
+	[ -z "$bad" ] && ok "$1" || fail "$1:$bad"
+}
+# restored DIR DESC [ENV]: restore -d, every PID back.
+restored() {
+	d=$1 desc=$2; shift 2
+	if env "$@" "$FERRY" -v restore -D "$d" -d >"$T/rst.out" 2>&1; then
+		missing=""
+		for p in $PIDS; do [ -d /proc/"$p" ] || missing="$missing $p"; done
+		[ -z "$missing" ] && ok "$desc: the five processes are back" ||
+			fail "$desc: missing$missing"
+	else
+		fail "$desc: $(tail -3 "$T/rst.out")"
+	fi
+}
+end_tree() {
+	for p in $PIDS; do kill -9 "$p" 2>/dev/null; done
+	for p in $PIDS; do for _ in $(seq 100); do gone "$p" && break; sleep 0.05; done; done
+}
+
+# 1.
+start
+checked "before the dump, every process's pages are right"
+before=$(pss)
+[ "$before" -ge $MB ] && [ "$before" -lt $((MB * 2)) ] &&
+	ok "the tree shares its memory before the dump (Pss ${before} MiB for ${MB} MiB x 5)" ||
+	fail "cowtree's memory is not shared to begin with: Pss ${before} MiB"
+expect_rc 0 "dump of the tree" "$FERRY" dump -t "$R" -D "$T/d"
+all_gone $PIDS || fail "the dumped tree did not end"
+restored "$T/d" "restore"
+after=$(pss)
+checked "after the restore, every process's pages are right (dropped ones zero)"
+[ "$after" -le $((before * 5 / 4 + 4)) ] &&
+	ok "the restored tree shares its memory again: Pss ${after} MiB, ${before} MiB before" ||
+	fail "the restored tree takes Pss ${after} MiB, ${before} MiB before the dump"
+end_tree
+
+# 2.
+restored "$T/d" "restore without sharing (FERRY_FAULT=restore-no-cow)" FERRY_FAULT=restore-no-cow
+expect_in "$T/rst.out" "not kept (FERRY_FAULT)" "ferry says the sharing was not kept"
+unshared=$(pss)
+checked "without sharing, every process's pages are right too"
+[ "$unshared" -ge $((before * 2)) ] &&
+	ok "without sharing the tree takes Pss ${unshared} MiB: the Pss check above can fail" ||
+	fail "without sharing the tree takes only Pss ${unshared} MiB (${before} MiB before)"
+end_tree
+
+# 3.
+start
+before=$(pss)
+expect_rc 0 "pre-dump of the tree" "$FERRY" pre-dump -t "$R" -D "$T/p1"
+expect_rc 0 "dump on top of it" "$FERRY" dump -t "$R" -D "$T/f" --prev-images-dir ../p1
+all_gone $PIDS || fail "the dumped tree did not end"
+restored "$T/f" "restore from the chain"
+after=$(pss)
+checked "from the chain, every process's pages are right"
+[ "$after" -le $((before * 5 / 4 + 4)) ] &&
+	ok "from the chain the tree shares its memory again: Pss ${after} MiB, ${before} MiB before" ||
+	fail "from the chain the tree takes Pss ${after} MiB, ${before} MiB before the dump"
+end_tree
+
+[ $fails -eq 0 ]
