@@ -67,7 +67,7 @@ cp "$FERRY" "$R/ferry/ferry"
 cp "$TOOLS"/tools/* "$R/ferry/tests/tools/"
 cp "$TOOLS"/workloads/* "$R/ferry/tests/workloads/"
 here=$(cd "$(dirname "$0")/../.." && pwd)
-for t in lib predump unixdiag fdkinds pstate tree; do
+for t in lib predump unixdiag fdkinds pstate tree cow; do
 	cp "$here/tests/integration/$t.sh" "$R/ferry/tests/integration/"
 done
 # The module, uncompressed for busybox's insmod. For the tests guest.sh

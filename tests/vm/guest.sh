@@ -68,12 +68,12 @@ else
 	echo "GUEST: fail unix_diag-loaded: $UXD"
 fi
 
-# Fd kinds, process state and trees, on this kernel's own paths (procfs
+# Fd kinds, process state, trees and their shared memory, on this kernel's own paths (procfs
 # text, no PROCMAP_QUERY), with the host's sh (dash), ps and sleep from
 # /ferry/bin first in PATH (tests/integration/kvm61.sh says why); tree.sh's
 # cases needing bash or script(1), not in this initramfs, skip.
 export PATH=/ferry/bin:$PATH
-for t in fdkinds pstate tree; do
+for t in fdkinds pstate tree cow; do
 	if [ "$t" = tree ] && [ -n "$UXD" ]; then
 		echo "GUEST: skip tree: no unix_diag ($UXD): the tree holds Unix sockets"
 		continue

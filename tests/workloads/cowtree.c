@@ -13,8 +13,8 @@
  * CTL.K (K: 0 the parent, 1-3 the children, 4 the grandchild).
  *
  * usage: cowtree CTL [MB]. CTL.ready gets the five PIDs once all have
- * written; the launcher prints the parent's PID and exits (the parent leads
- * a session of its own). */
+ * written (each says so in CTL.r.K); the launcher prints the parent's PID and
+ * exits (the parent leads a session of its own). */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -83,14 +83,33 @@ static void report(void)
 	rename(tmp, path);
 }
 
+/* CTL.r.K: process K has written what it writes; its PID. */
+static void done(void)
+{
+	char path[4096], tmp[4200];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s.r.%d", ctl, me);
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	f = fopen(tmp, "w");
+	if (!f)
+		return;
+	fprintf(f, "%d\n", (int)getpid());
+	fclose(f);
+	rename(tmp, path);
+}
+
+/* SIGUSR1 is blocked but here: one sent before the loop is not lost. */
 static void __attribute__((noreturn)) live(void)
 {
+	sigset_t none;
+
+	sigemptyset(&none);
 	for (;;) {
-		pause();
-		if (want_check) {
-			want_check = 0;
-			report();
-		}
+		while (!want_check)
+			sigsuspend(&none);
+		want_check = 0;
+		report();
 	}
 }
 
@@ -106,26 +125,19 @@ static pid_t child(int who)
 			fill(i, writer(i, who));
 	if (who == 2)
 		madvise(mem + npages / 4 * ps, (npages / 2 - npages / 4) * ps, MADV_DONTNEED);
-	if (who == 3) {
-		pid_t g = child(4);
-		char path[4096];
-		FILE *f;
-
-		snprintf(path, sizeof(path), "%s.gc", ctl);
-		f = fopen(path, "w");
-		if (f) {
-			fprintf(f, "%d\n", (int)g);
-			fclose(f);
-		}
-	}
+	if (who == 3)
+		child(4);
+	done();
 	live();
 }
 
 int main(int argc, char **argv)
 {
-	pid_t r, kids[4];
+	int pids[5] = { 0 };
 	char path[4096];
+	sigset_t usr1;
 	FILE *f;
+	pid_t r;
 
 	if (argc < 2) {
 		fprintf(stderr, "usage: cowtree CTL [MB]\n");
@@ -142,6 +154,9 @@ int main(int argc, char **argv)
 	freopen("/dev/null", "w", stdout);
 	freopen("/dev/null", "w", stderr);
 	signal(SIGUSR1, on_usr1);
+	sigemptyset(&usr1);
+	sigaddset(&usr1, SIGUSR1);
+	sigprocmask(SIG_BLOCK, &usr1, NULL);
 	ps = (size_t)sysconf(_SC_PAGESIZE);
 	npages = (argc > 2 ? strtoul(argv[2], NULL, 0) : 64) << 20;
 	npages /= ps;
@@ -153,25 +168,24 @@ int main(int argc, char **argv)
 	for (size_t i = 0; i < npages; i++)
 		fill(i, 1);
 	for (int k = 1; k <= 3; k++)
-		kids[k] = child(k);
+		child(k);
 	for (size_t i = 0; i < npages; i += 16)
 		fill(i, 2);
-	/* The grandchild's PID is child 3's to tell. */
-	snprintf(path, sizeof(path), "%s.gc", ctl);
-	for (int n = 0; n < 500 && access(path, R_OK); n++)
-		usleep(10000);
-	f = fopen(path, "r");
-	kids[0] = 0;
-	if (f) {
-		if (fscanf(f, "%d", &kids[0]) != 1)
-			kids[0] = 0;
+	/* Ready once every process has written (a minute at most). */
+	pids[0] = (int)getpid();
+	for (int k = 1; k <= 4; k++) {
+		snprintf(path, sizeof(path), "%s.r.%d", ctl, k);
+		for (int n = 0; n < 6000 && access(path, R_OK); n++)
+			usleep(10000);
+		f = fopen(path, "r");
+		if (!f || fscanf(f, "%d", &pids[k]) != 1)
+			return 1;
 		fclose(f);
 	}
 	snprintf(path, sizeof(path), "%s.ready", ctl);
 	f = fopen(path, "w");
 	if (f) {
-		fprintf(f, "%d %d %d %d %d\n", (int)getpid(), (int)kids[1], (int)kids[2],
-			(int)kids[3], (int)kids[0]);
+		fprintf(f, "%d %d %d %d %d\n", pids[0], pids[1], pids[2], pids[3], pids[4]);
 		fclose(f);
 	}
 	live();
