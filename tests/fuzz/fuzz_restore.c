@@ -292,8 +292,11 @@ static void end_process(pid_t root)
 		if (kill(all[i], SIGKILL) < 0 && i == 0)
 			fail("restored process %d: kill: %s", root, strerror(errno));
 	for (;;) {
-		if (waitpid(root, &status, __WALL) < 0)
+		if (waitpid(root, &status, __WALL) < 0) {
+			if (errno == EINTR)
+				continue; /* libFuzzer's -timeout alarm */
 			fail("restored process %d: wait: %s", root, strerror(errno));
+		}
 		if (WIFEXITED(status) || WIFSIGNALED(status))
 			break;
 	}
