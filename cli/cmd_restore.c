@@ -208,6 +208,9 @@ int cmd_restore(int argc, char **argv)
 		"(%.1f MiB) in %.3f s (validation %.3f s)%s", r.pid, c.o.dir, r.threads, r.vmas,
 		r.pages, cli_mib(r.bytes), r.total_ns / 1e9, r.validate_ns / 1e9,
 		r.same_pid ? "" : "; PIDs changed");
+	if (r.cow_pages)
+		pr_info("%" PRIu64 " pages (%.1f MiB) of children kept their parents' copy-on-write",
+			r.cow_pages, cli_mib(r.cow_pages * (uint64_t)ferry_page_size()));
 	if (r.ns_init)
 		pr_info("in a new PID namespace, whose init is process %d", r.ns_init);
 	cli_pidfile("restore", c.pidfile, r.pid);

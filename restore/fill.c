@@ -310,6 +310,46 @@ static int drop_pages(struct fill *f, uint64_t start, uint64_t end, struct ferr 
 		       __NR_madvise, start, end - start, MADV_DONTNEED, 0, 0, 0);
 }
 
+enum { COW_SAME, COW_NONE, COW_WRITE, COW_DROP };
+
+/* One share of a VMA to compare, on a thread of its own: per page, what
+ * this process needs on top of the owner's. */
+struct cow_part {
+	struct fill *f, *of;
+	uint64_t start, end;
+	uint8_t *verdict;
+	int ret;
+	struct ferr err;
+};
+
+static void *cow_compare(void *arg)
+{
+	struct cow_part *p = arg;
+	uint64_t ps = p->f->r->img->page_size;
+
+	for (uint64_t a = p->start, i = 0; a < p->end && !p->ret; a += ps, i++) {
+		const uint8_t *mine = page_at(p->f, p->f->r->img, a, &p->err, &p->ret);
+		const uint8_t *theirs = p->ret ? NULL : page_at(p->of, p->of->r->img, a, &p->err,
+								  &p->ret);
+
+		if (!mine)
+			p->verdict[i] = theirs ? COW_DROP : COW_NONE;
+		else
+			p->verdict[i] = theirs && !memcmp(mine, theirs, ps) ? COW_SAME : COW_WRITE;
+	}
+	return NULL;
+}
+
+/* Every pages.img of img's chain mapped now: the comparing threads only
+ * read f's maps. */
+static int map_chain(struct fill *f, const struct img_image *img, struct ferr *err)
+{
+	for (const struct img_image *i = img; i; i = i->parent)
+		if (i->pages_size && !image_data(f, i, err))
+			return -err->code;
+	return 0;
+}
+
 /* A VMA inherited copy-on-write from c->owner: the pages in which this
  * process differs are written, those it does not have dropped, the rest
  * stay the owner's. */
@@ -317,37 +357,55 @@ static int cow_diff(struct fill *f, const struct rst_cow *c, struct ferr *err)
 {
 	const struct img_image *top = f->r->img, *own = c->owner->img;
 	cleanup_val(fill) struct fill of = { .r = (struct rst *)c->owner, .uffd = -1 };
-	uint64_t ps = top->page_size, drop = 0, shared = 0;
+	uint64_t ps = top->page_size, n = (c->end - c->start) / ps, drop = 0, shared = 0;
+	cleanup_free uint8_t *verdict = malloc(n ? n : 1);
+	struct cow_part part[FILL_THREADS];
+	size_t nw = par_workers(FILL_THREADS, c->end - c->start, FILL_PARALLEL_MIN);
 	int ret = 0;
 
 	for (const struct img_image *i = own; i; i = i->parent)
 		of.depth = i->depth + 1;
 	of.maps = calloc(of.depth, sizeof(*of.maps));
 	of.map_len = calloc(of.depth, sizeof(*of.map_len));
-	if (!of.maps || !of.map_len)
+	if (!of.maps || !of.map_len || !verdict)
 		return ferr_sys(err, ENOMEM, "restore buffers");
-	for (uint64_t a = c->start; !ret && a < c->end; a += ps) {
-		const uint8_t *mine = page_at(f, top, a, err, &ret);
-		const uint8_t *theirs = ret ? NULL : page_at(&of, own, a, err, &ret);
+	ret = map_chain(f, top, err);
+	if (!ret)
+		ret = map_chain(&of, own, err);
+	if (ret)
+		return ret;
+	for (size_t w = 0; w < nw; w++) {
+		uint64_t from = n * w / nw, to = n * (w + 1) / nw;
 
-		if (ret)
-			break;
-		if (!mine && theirs) {
-			if (!drop)
-				drop = a;
+		part[w] = (struct cow_part){ f, &of, c->start + from * ps, c->start + to * ps,
+					     verdict + from, 0, { 0 } };
+	}
+	par_run(part, nw, sizeof(part[0]), cow_compare);
+	for (size_t w = 0; w < nw; w++)
+		if (part[w].ret) {
+			*err = part[w].err;
+			return part[w].ret;
+		}
+	for (uint64_t i = 0; !ret && i < n; i++) {
+		uint64_t a = c->start + i * ps;
+
+		if (verdict[i] == COW_DROP) {
+			drop = drop ? drop : a;
 			continue;
 		}
 		ret = drop_pages(f, drop ? drop : a, a, err);
 		drop = 0;
-		if (ret || (!mine && !theirs))
-			continue;
-		if (theirs && !memcmp(mine, theirs, ps))
-			shared++;
-		else
-			ret = fill_add(f, a, mine, ps, err);
+		shared += verdict[i] == COW_SAME;
+		if (!ret && verdict[i] == COW_WRITE) {
+			const uint8_t *mine = page_at(f, top, a, err, &ret);
+
+			if (!ret)
+				ret = fill_add(f, a, mine, ps, err);
+		}
 	}
 	if (!ret && drop)
 		ret = drop_pages(f, drop, c->end, err);
+	f->r->res->cow_pages += shared;
 	pr_debug("0x%" PRIx64 "-0x%" PRIx64 ": %" PRIu64 " page(s) shared with process %d",
 		 c->start, c->end, shared, c->owner->tp ? (int)c->owner->tp->pid : 0);
 	return ret;

@@ -79,6 +79,7 @@ struct rst_result {
 	uint32_t vmas;
 	uint64_t pages;         /* pages written into the process */
 	uint64_t bytes;
+	uint64_t cow_pages;     /* pages a child kept of its parent's, copy-on-write */
 	uint64_t validate_ns;   /* checksums and backing files */
 	uint64_t build_ns;      /* child, address space, pages, state */
 	uint64_t total_ns;

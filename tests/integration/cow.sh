@@ -76,6 +76,7 @@ before=$(pss)
 expect_rc 0 "dump of the tree" "$FERRY" dump -t "$R" -D "$T/d"
 all_gone $PIDS || fail "the dumped tree did not end"
 restored "$T/d" "restore"
+expect_in "$T/rst.out" "of children kept their parents' copy-on-write" "ferry says how much it kept shared"
 after=$(pss)
 checked "after the restore, every process's pages are right (dropped ones zero)"
 [ "$after" -le $((before * 5 / 4 + 4)) ] &&
