@@ -8,8 +8,10 @@
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -20,7 +22,7 @@
 
 #define KEEPER_PREFIX "ferry/track/"
 
-enum { KEEP_TAKE = 1, KEEP_DROP = 2 };
+enum { KEEP_TAKE = 1, KEEP_DROP = 2, KEEP_GIVE = 3 };
 
 struct keep_req {
 	uint32_t pid;
@@ -58,37 +60,52 @@ static int send_fd(int c, uint32_t status, int fd)
 	return sendmsg(c, &m, MSG_NOSIGNAL) == sizeof(status) ? 0 : -1;
 }
 
+int keeper_answer(int lfd, const uint8_t id[IMG_ID_SIZE], pid_t pid, int *uffd, uid_t owner)
+{
+	struct ucred cred;
+	socklen_t clen = sizeof(cred);
+	struct keep_req rq;
+	cleanup_close int c = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+	struct timeval tv = { 2, 0 };
+
+	if (c < 0)
+		return 0;
+	/* A peer that connects and never asks does not hold the holder up. */
+	setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	if (getsockopt(c, SOL_SOCKET, SO_PEERCRED, &cred, &clen) == 0 &&
+	    (cred.uid == owner || cred.uid == 0) &&
+	    recv(c, &rq, sizeof(rq), MSG_WAITALL) == sizeof(rq) && rq.pid == (uint32_t)pid) {
+		if (rq.op == KEEP_DROP) {
+			/* Tracking ends here, before the answer: the asker
+			 * registers the ranges anew next. */
+			close(*uffd);
+			*uffd = -1;
+			send_fd(c, 1, -1);
+			return 1;
+		}
+		if (rq.op == KEEP_TAKE && !memcmp(rq.id, id, IMG_ID_SIZE) &&
+		    send_fd(c, 1, *uffd) == 0) {
+			close(*uffd); /* the next round holds it now */
+			*uffd = -1;
+			return 1;
+		}
+	}
+	send_fd(c, 0, -1);
+	return 0;
+}
+
 static void keeper_serve(int lfd, const uint8_t id[IMG_ID_SIZE], pid_t pid, int pidfd, int uffd)
 {
 	for (;;) {
 		struct pollfd p[2] = { { .fd = lfd, .events = POLLIN },
 				       { .fd = pidfd, .events = POLLIN } };
-		struct ucred cred;
-		socklen_t clen = sizeof(cred);
-		struct keep_req rq;
-		int c;
 
 		if (poll(p, 2, -1) < 0)
 			continue;
 		if (p[1].revents)
 			return; /* the target exited: nothing left to track */
-		c = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
-		if (c < 0)
-			continue;
-		if (getsockopt(c, SOL_SOCKET, SO_PEERCRED, &cred, &clen) == 0 &&
-		    cred.uid == geteuid() && recv(c, &rq, sizeof(rq), MSG_WAITALL) == sizeof(rq) &&
-		    rq.pid == (uint32_t)pid) {
-			if (rq.op == KEEP_DROP) {
-				close(uffd); /* tracking ends here, before the answer */
-				send_fd(c, 1, -1);
-				return;
-			}
-			if (rq.op == KEEP_TAKE && !memcmp(rq.id, id, IMG_ID_SIZE) &&
-			    send_fd(c, 1, uffd) == 0)
-				return; /* handed over: the next round holds it now */
-		}
-		send_fd(c, 0, -1);
-		close(c);
+		if (keeper_answer(lfd, id, pid, &uffd, geteuid()))
+			return;
 	}
 }
 
@@ -131,18 +148,15 @@ void keeper_drop(pid_t pid)
 		pr_info("dropped the dirty tracking an earlier pre-dump left on process %d", pid);
 }
 
-int keeper_spawn(const uint8_t id[IMG_ID_SIZE], pid_t pid, int pidfd, int uffd, struct ferr *err)
+int keeper_listen(pid_t pid, struct ferr *err)
 {
 	struct sockaddr_un a;
 	socklen_t alen = keeper_addr(pid, &a);
 	cleanup_close int lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	pid_t mid;
-	int st;
 
 	if (lfd < 0)
 		return ferr_sys(err, errno, "keeper socket");
-	/* Bound before the fork: when this returns, the next round finds it.
-	 * An older keeper of the same process gives way first. */
+	/* An older keeper of the same process gives way first. */
 	for (int tries = 0; bind(lfd, (struct sockaddr *)&a, alen) < 0; tries++) {
 		int e = errno;
 
@@ -153,10 +167,101 @@ int keeper_spawn(const uint8_t id[IMG_ID_SIZE], pid_t pid, int pidfd, int uffd, 
 	}
 	if (listen(lfd, 4) < 0)
 		return ferr_sys(err, errno, "listen on the keeper socket");
+	return steal_fd(lfd);
+}
+
+/* The tracker to the service that ran this ferry (ferryd's FERRY_KEEPER_FD),
+ * which keeps it instead of a keeper process: 0 once it said it has it. */
+static int give_to_service(int sk, const uint8_t id[IMG_ID_SIZE], pid_t pid, int pidfd, int uffd)
+{
+	struct keep_req rq = { .pid = (uint32_t)pid, .op = KEEP_GIVE };
+	char ctl[CMSG_SPACE(2 * sizeof(int))] = { 0 };
+	struct iovec iov = { &rq, sizeof(rq) };
+	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl,
+			    .msg_controllen = sizeof(ctl) };
+	struct cmsghdr *cm = CMSG_FIRSTHDR(&m);
+	int fds[2] = { uffd, pidfd };
+	uint32_t status = 0;
+
+	memcpy(rq.id, id, IMG_ID_SIZE);
+	cm->cmsg_level = SOL_SOCKET;
+	cm->cmsg_type = SCM_RIGHTS;
+	cm->cmsg_len = CMSG_LEN(sizeof(fds));
+	memcpy(CMSG_DATA(cm), fds, sizeof(fds));
+	if (sendmsg(sk, &m, MSG_NOSIGNAL) != sizeof(rq) ||
+	    recv(sk, &status, sizeof(status), 0) != sizeof(status))
+		return -1;
+	return status == 1 ? 0 : -1;
+}
+
+int keeper_receive(int sk, struct keeper_given *g)
+{
+	char ctl[CMSG_SPACE(2 * sizeof(int))] = { 0 };
+	struct keep_req rq;
+	struct iovec iov = { &rq, sizeof(rq) };
+	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl,
+			    .msg_controllen = sizeof(ctl) };
+	struct cmsghdr *cm;
+	ssize_t n = recvmsg(sk, &m, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
+	int fds[2] = { -1, -1 };
+
+	if (n == 0)
+		return -EPIPE;
+	if (n < 0)
+		return -errno;
+	cm = CMSG_FIRSTHDR(&m);
+	if (cm && cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS &&
+	    cm->cmsg_len == CMSG_LEN(sizeof(fds)))
+		memcpy(fds, CMSG_DATA(cm), sizeof(fds));
+	else if (cm && cm->cmsg_type == SCM_RIGHTS)
+		for (size_t i = 0; i < (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int); i++)
+			close(((int *)CMSG_DATA(cm))[i]);
+	if (n != sizeof(rq) || rq.op != KEEP_GIVE || fds[0] < 0 || (m.msg_flags & MSG_CTRUNC)) {
+		if (fds[0] >= 0)
+			close(fds[0]);
+		if (fds[1] >= 0)
+			close(fds[1]);
+		return -EBADMSG;
+	}
+	g->pid = (pid_t)rq.pid;
+	memcpy(g->id, rq.id, IMG_ID_SIZE);
+	g->uffd = fds[0];
+	g->pidfd = fds[1];
+	return 0;
+}
+
+int keeper_reply(int sk, bool ok)
+{
+	uint32_t status = ok;
+
+	return send(sk, &status, sizeof(status), MSG_NOSIGNAL) == sizeof(status) ? 0 : -errno;
+}
+
+int keeper_spawn(const uint8_t id[IMG_ID_SIZE], pid_t pid, int pidfd, int uffd, struct ferr *err)
+{
+	const char *svc = getenv("FERRY_KEEPER_FD");
+	int lfd;
+	pid_t mid;
+	int st;
+
+	if (svc && *svc) {
+		if (give_to_service(atoi(svc), id, pid, pidfd, uffd) == 0) {
+			pr_info("the service keeps the tracker of process %d", pid);
+			return 0;
+		}
+		pr_info("the service did not take the tracker of process %d: a keeper "
+			"process holds it", pid);
+	}
+	/* Bound before the fork: when this returns, the next round finds it. */
+	lfd = keeper_listen(pid, err);
+	if (lfd < 0)
+		return lfd;
 	fflush(NULL);
 	mid = fork();
-	if (mid < 0)
+	if (mid < 0) {
+		close(lfd);
 		return ferr_sys(err, errno, "fork the tracker keeper");
+	}
 	if (mid == 0) {
 		/* Detach twice so the keeper is nobody's child to wait for. */
 		setsid();
@@ -175,7 +280,7 @@ int keeper_spawn(const uint8_t id[IMG_ID_SIZE], pid_t pid, int pidfd, int uffd, 
 		_exit(0);
 	}
 	/* The keeper holds its own copy of the socket now. */
-	close(steal_fd(lfd));
+	close(lfd);
 	if (waitpid(mid, &st, 0) < 0 || !WIFEXITED(st) || WEXITSTATUS(st))
 		return ferr_new(err, ECHILD, "the tracker keeper did not start");
 	return 0;

@@ -33,7 +33,9 @@
 #include <unistd.h>
 
 #include "common/fdpass.h"
+#include "service/ferryd.h"
 #include "service/request.h"
+#include "service/trackers.h"
 #include "service/watch.h"
 #include "proto/rpc.pb-c.h"
 
@@ -41,6 +43,7 @@
 #define FERRY_VERSION "0.0.0-dev"
 #endif
 
+#define say ferryd_say
 #define MAX_CONNS 128
 #define MAX_JOBS 1024
 #define PACKET_MAX 65536
@@ -67,6 +70,7 @@ struct job {
 	pid_t target;           /* the process it works on (-t PID), or 0 */
 	int err_fd;             /* the caller's stderr while it runs, or -1 */
 	int ev_fd;              /* the read end of its events (FERRY_EVENT_FD), or -1 */
+	int keep_fd;            /* ours of the socket it gives trackers on (FERRY_KEEPER_FD) */
 	bool events;            /* its caller wants them */
 	char ev_buf[4096];      /* a line not yet whole */
 	size_t ev_len;
@@ -81,6 +85,7 @@ static const char *ferry_bin;
 static FILE *state;             /* the job record: "start ..." and "end ..." lines */
 static int verbose;
 static uint64_t first_word_ms = 10000; /* a client that connects and never speaks */
+static uint64_t tracker_ms = 3600000;  /* a tracker nobody takes is released after */
 
 static uint64_t now_ms(void)
 {
@@ -98,7 +103,7 @@ static uint64_t wall_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-static void __attribute__((format(printf, 1, 2))) say(const char *fmt, ...)
+void ferryd_say(const char *fmt, ...)
 {
 	va_list ap;
 
@@ -183,7 +188,8 @@ static void load_record(const char *path)
 				jobs[njobs++] = (struct job){ .id = id, .pid = (pid_t)pid, .uid = uid,
 							      .command = strdup(line + used),
 							      .started_ms = ms, .cut_off = true,
-							      .err_fd = -1, .ev_fd = -1 };
+							      .err_fd = -1, .ev_fd = -1,
+							      .keep_fd = -1 };
 				if (id >= next_job)
 					next_job = id + 1;
 			} else if (sscanf(line, "end %u %d", &id, &st) == 2) {
@@ -224,77 +230,6 @@ static void load_record(const char *path)
 		say("no job record at %s: %s", path, strerror(errno));
 }
 
-/* The caller's supplementary groups, from its /proc status: the job gets
- * exactly the caller's credentials. */
-static int caller_groups(pid_t pid, gid_t *g, size_t max)
-{
-	char path[64], line[4096];
-	FILE *f;
-	int n = -1;
-
-	snprintf(path, sizeof(path), "/proc/%d/status", pid);
-	f = fopen(path, "re");
-	if (!f)
-		return -1;
-	while (fgets(line, sizeof(line), f)) {
-		char *p = line + 7, *end;
-
-		if (strncmp(line, "Groups:", 7))
-			continue;
-		n = 0;
-		while ((size_t)n < max) {
-			unsigned long v = strtoul(p, &end, 10);
-
-			if (end == p)
-				break;
-			g[n++] = (gid_t)v;
-			p = end;
-		}
-	}
-	fclose(f);
-	return n;
-}
-
-/* The worker: the caller's credentials, cwd and stdio, then ferry. */
-static void __attribute__((noreturn)) worker(const struct conn *c, const int *fds, int ev_wr,
-					      char **argv, size_t argc)
-{
-	gid_t groups[256];
-	int ng = c->uid ? caller_groups(c->pid, groups, 256) : -1;
-	char **args = calloc(argc + 2, sizeof(*args));
-
-	prctl(PR_SET_PDEATHSIG, SIGTERM);
-	if (getppid() == 1)
-		_exit(127); /* ferryd is gone already */
-	setsid();
-	if (c->uid && (ng < 0 || setgroups((size_t)ng, groups) < 0 ||
-		       setresgid(c->gid, c->gid, c->gid) < 0 ||
-		       setresuid(c->uid, c->uid, c->uid) < 0)) {
-		dprintf(fds[3], "ferryd: cannot take the caller's credentials: %s\n", strerror(errno));
-		_exit(126);
-	}
-	if (fchdir(fds[0]) < 0 || dup2(fds[1], 0) < 0 || dup2(fds[2], 1) < 0 ||
-	    dup2(fds[3], 2) < 0 || !args) {
-		dprintf(fds[3], "ferryd: cannot set the job up: %s\n", strerror(errno));
-		_exit(126);
-	}
-	/* Events go to fd 3 (FERRY_EVENT_FD), everything else of ferryd's goes. */
-	if (ev_wr >= 0 && dup2(ev_wr, 3) == 3)
-		setenv("FERRY_EVENT_FD", "3", 1);
-	else
-		unsetenv("FERRY_EVENT_FD");
-	for (int fd = ev_wr >= 0 ? 4 : 3; fd < 1024; fd++)
-		close(fd);
-	args[0] = (char *)"ferry";
-	for (size_t i = 0; i < argc; i++)
-		args[i + 1] = argv[i];
-	unsetenv("FERRY_SOCKET");
-	signal(SIGPIPE, SIG_DFL);
-	execv(ferry_bin, args);
-	fprintf(stderr, "ferryd: cannot run %s: %s\n", ferry_bin, strerror(errno));
-	_exit(127);
-}
-
 static int run_job(struct conn *c, Ferry__Rpc__Request *q, const int *fds)
 {
 	Ferry__Rpc__Response r = FERRY__RPC__RESPONSE__INIT;
@@ -302,7 +237,7 @@ static int run_job(struct conn *c, Ferry__Rpc__Request *q, const int *fds)
 	size_t used = 0;
 	struct job *j;
 	sigset_t all, old;
-	int ev[2];
+	int ev[2], keep[2];
 	pid_t pid;
 
 	if (c->job)
@@ -324,6 +259,8 @@ static int run_job(struct conn *c, Ferry__Rpc__Request *q, const int *fds)
 					 q->argv[i]);
 	if (pipe2(ev, O_CLOEXEC) < 0)
 		ev[0] = ev[1] = -1;
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, keep) < 0)
+		keep[0] = keep[1] = -1;
 	fflush(NULL);
 	sigfillset(&all);
 	sigprocmask(SIG_SETMASK, &all, &old);
@@ -335,14 +272,19 @@ static int run_job(struct conn *c, Ferry__Rpc__Request *q, const int *fds)
 		sigprocmask(SIG_SETMASK, &none, NULL);
 		signal(SIGTERM, SIG_DFL);
 		signal(SIGINT, SIG_DFL);
-		worker(c, fds, ev[1], q->argv, q->n_argv);
+		ferryd_worker(c->uid, c->gid, c->pid, fds, ev[1], keep[1], ferry_bin, q->argv,
+			      q->n_argv);
 	}
 	sigprocmask(SIG_SETMASK, &old, NULL);
 	if (ev[1] >= 0)
 		close(ev[1]);
+	if (keep[1] >= 0)
+		close(keep[1]);
 	if (pid < 0) {
 		if (ev[0] >= 0)
 			close(ev[0]);
+		if (keep[0] >= 0)
+			close(keep[0]);
 		return send_error(c->fd, errno, "fork: %s", strerror(errno));
 	}
 	if (ev[0] >= 0)
@@ -352,6 +294,7 @@ static int run_job(struct conn *c, Ferry__Rpc__Request *q, const int *fds)
 			   .started_ms = wall_ms(), .running = true,
 			   .target = watch_target_of(q->argv, q->n_argv),
 			   .err_fd = fcntl(fds[3], F_DUPFD_CLOEXEC, 3), .ev_fd = ev[0],
+			   .keep_fd = keep[0],
 			   .events = q->has_events && q->events };
 	c->job = j->id;
 	say("job %u (uid %u, pid %d): %s: started as %d", j->id, c->uid, c->pid, cmd, pid);
@@ -533,6 +476,25 @@ static void target_gone(pid_t pid)
 	}
 }
 
+/* A process ran a new program: its tracker (if ferryd keeps one) tracked
+ * memory that is gone; a job on it carries on (its next round reads the
+ * new layout whole). */
+static void target_exec(pid_t pid)
+{
+	trackers_exec(pid);
+	for (size_t i = 0; i < njobs; i++)
+		if (jobs[i].running && jobs[i].target == pid)
+			say("job %u: its target %d ran a new program (exec)", jobs[i].id, pid);
+}
+
+/* A job's target forked: a tree's next round takes the child in. */
+static void target_fork(pid_t pid, pid_t child)
+{
+	for (size_t i = 0; i < njobs; i++)
+		if (jobs[i].running && jobs[i].target == pid && verbose)
+			say("job %u: its target %d forked %d", jobs[i].id, pid, child);
+}
+
 static void reap(void)
 {
 	int status;
@@ -550,6 +512,9 @@ static void reap(void)
 			if (j->err_fd >= 0)
 				close(j->err_fd);
 			j->err_fd = -1;
+			if (j->keep_fd >= 0)
+				close(j->keep_fd);
+			j->keep_fd = -1;
 			record("end %u %d\n", j->id, status);
 			if (WIFEXITED(status))
 				say("job %u: exit %d", j->id, WEXITSTATUS(status));
@@ -598,54 +563,11 @@ static bool any_running(void)
 	return false;
 }
 
-/* The socket: systemd's (socket activation), or one made at path. */
-static int listen_on(const char *path)
-{
-	struct sockaddr_un a = { .sun_family = AF_UNIX };
-	const char *pid = getenv("LISTEN_PID"), *nfd = getenv("LISTEN_FDS");
-	char dir[sizeof(a.sun_path)];
-	struct stat st;
-	int fd;
-
-	if (pid && nfd && atoi(pid) == getpid() && atoi(nfd) == 1) {
-		unsetenv("LISTEN_PID");
-		unsetenv("LISTEN_FDS");
-		fcntl(3, F_SETFD, FD_CLOEXEC);
-		return 3;
-	}
-	if (strlen(path) >= sizeof(a.sun_path)) {
-		say("socket path too long: %s", path);
-		return -1;
-	}
-	strcpy(a.sun_path, path);
-	snprintf(dir, sizeof(dir), "%s", path);
-	mkdir(dirname(dir), 0755);
-	fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -1;
-	/* A socket left by a ferryd that died is replaced; a live one is not. */
-	if (lstat(path, &st) == 0 && S_ISSOCK(st.st_mode)) {
-		if (connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0) {
-			say("another ferryd listens on %s", path);
-			close(fd);
-			return -1;
-		}
-		unlink(path);
-	}
-	if (bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0 || chmod(path, 0666) < 0 ||
-	    listen(fd, 64) < 0) {
-		say("listen on %s: %s", path, strerror(errno));
-		close(fd);
-		return -1;
-	}
-	return fd;
-}
-
 static void usage(FILE *out)
 {
 	fprintf(out,
 		"Usage: ferryd [--socket PATH] [--foreground] [--ferry PATH] [--idle-timeout S]\n"
-		"              [--state FILE] [-v]\n"
+		"              [--tracker-timeout S] [--state FILE] [-v]\n"
 		"\n"
 		"ferry as a service: every `ferry --connect PATH COMMAND ...` runs as a job\n"
 		"here, with the caller's credentials, working directory and stdio.\n"
@@ -655,6 +577,9 @@ static void usage(FILE *out)
 		"  --foreground    stay in the foreground (default: detach once listening)\n"
 		"  --ferry PATH    the ferry binary jobs run (default: the one beside ferryd)\n"
 		"  --idle-timeout S  drop a client that says nothing for S seconds (10)\n"
+		"  --tracker-timeout S  release a pre-dump's dirty tracker that no round\n"
+		"                  took for S seconds (3600); ferryd keeps them between rounds\n"
+		"                  in place of a keeper process per target\n"
 		"  --state FILE    the job record (default: the socket's path + .jobs): a\n"
 		"                  ferryd started after one that died reports its jobs cut off\n"
 		"  -v              log connections too\n");
@@ -667,6 +592,7 @@ int main(int argc, char **argv)
 		{ "foreground", no_argument, NULL, 'f' },
 		{ "ferry", required_argument, NULL, 'F' },
 		{ "idle-timeout", required_argument, NULL, 'i' },
+		{ "tracker-timeout", required_argument, NULL, 'T' },
 		{ "state", required_argument, NULL, 'S' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "version", no_argument, NULL, 'V' },
@@ -706,6 +632,17 @@ int main(int argc, char **argv)
 			first_word_ms = (uint64_t)(sec * 1000);
 			break;
 		}
+		case 'T': {
+			char *end;
+			double sec = strtod(optarg, &end);
+
+			if (*end || sec <= 0 || sec > 7 * 86400) {
+				say("--tracker-timeout takes seconds (up to a week), not `%s`", optarg);
+				return 2;
+			}
+			tracker_ms = (uint64_t)(sec * 1000);
+			break;
+		}
 		case 'v':
 			verbose++;
 			break;
@@ -740,7 +677,7 @@ int main(int argc, char **argv)
 	sigaddset(&set, SIGINT);
 	sigprocmask(SIG_BLOCK, &set, NULL);
 	sfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
-	lfd = listen_on(path);
+	lfd = ferryd_listen(path);
 	if (lfd < 0 || sfd < 0)
 		return 1;
 	fcntl(lfd, F_SETFL, O_NONBLOCK);
@@ -749,6 +686,7 @@ int main(int argc, char **argv)
 		state_path = state_buf;
 	}
 	load_record(state_path);
+	trackers_init(ferryd_say, tracker_ms);
 	wfd = watch_open();
 	if (wfd < 0)
 		say("no proc connector (%s): a job learns of its target's exit itself",
@@ -757,8 +695,8 @@ int main(int argc, char **argv)
 		return 1;
 	say("listening on %s, jobs run %s", path, ferry_bin);
 	for (;;) {
-		struct pollfd p[MAX_CONNS + 3 + MAX_JOBS];
-		size_t nev = 0;
+		struct pollfd p[MAX_CONNS + 3 + 2 * MAX_JOBS + 512];
+		size_t nev = 0, ntp;
 		uint64_t now = now_ms();
 
 		p[0] = (struct pollfd){ .fd = sfd, .events = POLLIN };
@@ -766,19 +704,36 @@ int main(int argc, char **argv)
 		for (size_t i = 0; i < nconns; i++)
 			p[i + 2] = (struct pollfd){ .fd = conns[i].fd, .events = POLLIN };
 		p[nconns + 2] = (struct pollfd){ .fd = wfd, .events = POLLIN };
-		for (size_t i = 0; i < njobs; i++)
+		for (size_t i = 0; i < njobs; i++) {
 			if (jobs[i].running && jobs[i].ev_fd >= 0)
 				p[nconns + 3 + nev++] = (struct pollfd){ .fd = jobs[i].ev_fd, .events = POLLIN };
-		if (poll(p, nconns + 3 + nev, 200) < 0 && errno != EINTR)
+			if (jobs[i].running && jobs[i].keep_fd >= 0)
+				p[nconns + 3 + nev++] = (struct pollfd){ .fd = jobs[i].keep_fd,
+									 .events = POLLIN };
+		}
+		ntp = trackers_pollfds(p + nconns + 3 + nev, 512);
+		if (poll(p, nconns + 3 + nev + ntp, 200) < 0 && errno != EINTR)
 			return 1;
-		for (size_t i = 0; i < njobs; i++)
+		for (size_t i = 0; i < njobs; i++) {
 			if (jobs[i].running && jobs[i].ev_fd >= 0)
 				read_events(&jobs[i]);
+			if (jobs[i].running && jobs[i].keep_fd >= 0)
+				trackers_take_from(jobs[i].keep_fd, jobs[i].uid, jobs[i].pid);
+		}
+		trackers_serve(p + nconns + 3 + nev, ntp);
+		trackers_expire(now);
 		if (p[nconns + 2].revents & POLLIN) {
-			pid_t gone;
+			enum watch_what what;
+			pid_t pid, child;
 
-			while ((gone = watch_next_exit(wfd)) > 0)
-				target_gone(gone);
+			while ((pid = watch_next(wfd, &what, &child)) > 0) {
+				if (what == WATCH_EXIT)
+					target_gone(pid);
+				else if (what == WATCH_EXEC)
+					target_exec(pid);
+				else
+					target_fork(pid, child);
+			}
 		}
 		if (p[0].revents & POLLIN) {
 			struct signalfd_siginfo si;
@@ -819,6 +774,7 @@ int main(int argc, char **argv)
 			for (size_t i = 0; i < njobs; i++)
 				if (jobs[i].running)
 					kill(jobs[i].pid, SIGKILL);
+			trackers_release_all();
 			say("stopped");
 			if (lfd != 3)
 				unlink(path);

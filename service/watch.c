@@ -45,7 +45,7 @@ fail:
 	}
 }
 
-pid_t watch_next_exit(int sk)
+pid_t watch_next(int sk, enum watch_what *what, pid_t *child)
 {
 	union {
 		char b[4096];
@@ -67,10 +67,24 @@ pid_t watch_next_exit(int sk)
 				continue;
 			/* The event sits unaligned after the cn_msg header. */
 			memcpy(&ev, cn->data, sizeof(ev));
-			/* The thread-group leader's exit is the process's. */
+			*child = 0;
+			/* The thread-group leader's exit is the process's; a
+			 * new thread is no new process. */
 			if (ev.what == PROC_EVENT_EXIT &&
-			    ev.event_data.exit.process_pid == ev.event_data.exit.process_tgid)
+			    ev.event_data.exit.process_pid == ev.event_data.exit.process_tgid) {
+				*what = WATCH_EXIT;
 				return ev.event_data.exit.process_tgid;
+			}
+			if (ev.what == PROC_EVENT_EXEC) {
+				*what = WATCH_EXEC;
+				return ev.event_data.exec.process_tgid;
+			}
+			if (ev.what == PROC_EVENT_FORK &&
+			    ev.event_data.fork.child_pid == ev.event_data.fork.child_tgid) {
+				*what = WATCH_FORK;
+				*child = ev.event_data.fork.child_tgid;
+				return ev.event_data.fork.parent_tgid;
+			}
 		}
 	}
 }

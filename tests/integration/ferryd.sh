@@ -20,6 +20,9 @@
 #     (socket activation: the listening socket passed as fd 3); and
 #     examples/watch_client.c watching a migration's events (rounds,
 #     hand-over, end) through the asynchronous API.
+#  8. Trackers kept by ferryd, not keeper processes: taken by the next
+#     round (through the service or directly), let go when the target exits
+#     or execs, or nobody takes one within --tracker-timeout.
 . "$(dirname "$0")/lib.sh"
 FERRYD="$(dirname "$FERRY")/ferryd"
 DIRTIER="$TOOLS/workloads/dirtier"
@@ -304,5 +307,76 @@ PY
 	fi
 else
 	fail "make install: $(tail -5 "$T/inst.out")"
+fi
+# 8. Trackers kept by the service. A pre-dump through ferryd gives its
+# uffd-wp tracker to ferryd (no keeper process); the next round takes it
+# from there, through the service or from the command line; ferryd
+# releases one when its target exits or execs, or nobody takes it in time.
+uffds() { ls -l /proc/"$FD"/fd 2>/dev/null | grep -c userfaultfd; }
+start_ferryd
+dirtier tk 32 8
+"$FERRY" --connect "$S" pre-dump -t $D -D "$T/tk1" >"$T/tk1.out" 2>&1 &&
+	ok "pre-dump through the service" || fail "pre-dump: $(cat "$T/tk1.out")"
+if grep -q "tracker uffd-wp" "$T/tk1.out"; then
+	[ "$(uffds)" = 1 ] && ok "ferryd holds its tracker (a userfaultfd among its fds)" ||
+		fail "ferryd holds $(uffds) userfaultfds"
+	expect_in "$T/ferryd.log" "keeping the tracker of process $D" "ferryd says it keeps it"
+	pgrep -f "pre-dump -t $D" >/dev/null && fail "a keeper process is left: $(pgrep -af "pre-dump -t $D")" ||
+		ok "no keeper process is left"
+	"$FERRY" --connect "$S" dump -R -t $D -D "$T/tk2" --prev-images-dir ../tk1 >"$T/tk2.out" 2>&1 ||
+		fail "dump on top: $(cat "$T/tk2.out")"
+	grep -q " in parent" "$T/tk2.out" && ok "the next round, through the service, took it: $(cat "$T/tk2.out")" ||
+		fail "the next round copied everything: $(cat "$T/tk2.out")"
+	expect_in "$T/ferryd.log" "tracker of process $D handed to its next round" "ferryd says it handed it over"
+	[ "$(uffds)" = 0 ] && ok "and holds none after" || fail "ferryd still holds $(uffds)"
+	check_mem "$T/tk" $D "the target is intact after both rounds"
+	# From the command line: the same abstract socket a keeper answers on.
+	"$FERRY" --connect "$S" pre-dump -t $D -D "$T/tk3" >/dev/null 2>&1
+	"$FERRY" dump -R -t $D -D "$T/tk4" --prev-images-dir ../tk3 >"$T/tk4.out" 2>&1
+	grep -q " in parent" "$T/tk4.out" && ok "a dump run directly takes the service's tracker" ||
+		fail "a direct dump copied everything: $(cat "$T/tk4.out")"
+	# Its target's exit.
+	"$FERRY" --connect "$S" pre-dump -t $D -D "$T/tk5" >/dev/null 2>&1
+	[ "$(uffds)" = 1 ] || fail "no tracker kept for the exit case"
+	kill -9 $D
+	for _ in $(seq 100); do [ "$(uffds)" = 0 ] && break; sleep 0.05; done
+	[ "$(uffds)" = 0 ] && ok "its target killed, ferryd lets the tracker go" ||
+		fail "ferryd still holds $(uffds) after the target's death"
+	expect_in "$T/ferryd.log" "tracker of process $D (uid 0) released: its target exited" \
+		"and says why"
+	# Its target's exec (a shell that execs once told to).
+	sh -c "while [ ! -e '$T/go' ]; do sleep 0.05; done; exec sleep 1000" </dev/null >/dev/null 2>&1 &
+	X=$!
+	PIDS="$PIDS $X"
+	"$FERRY" --connect "$S" pre-dump --tree=no -t $X -D "$T/tk6" >"$T/tk6.out" 2>&1 ||
+		fail "pre-dump of the shell: $(cat "$T/tk6.out")"
+	if grep -q "tracker uffd-wp" "$T/tk6.out"; then
+		touch "$T/go"
+		for _ in $(seq 100); do [ "$(uffds)" = 0 ] && break; sleep 0.05; done
+		[ "$(uffds)" = 0 ] && ok "its target's exec: ferryd lets the tracker go" ||
+			fail "ferryd still holds $(uffds) after the exec"
+		expect_in "$T/ferryd.log" "process $X (uid 0) released: its target ran a new program" \
+			"and says why"
+	else
+		skip_case "a tracker released on exec: the shell's pre-dump left no uffd-wp tracker"
+	fi
+	kill -TERM $FD
+	wait $FD
+	# Nobody takes it in time.
+	start_ferryd --tracker-timeout 1
+	dirtier tk7 16 8
+	"$FERRY" --connect "$S" pre-dump -t $D -D "$T/tk7" >/dev/null 2>&1
+	[ "$(uffds)" = 1 ] || fail "no tracker kept for the timeout case"
+	for _ in $(seq 100); do [ "$(uffds)" = 0 ] && break; sleep 0.05; done
+	[ "$(uffds)" = 0 ] && ok "a tracker nobody took for --tracker-timeout is let go" ||
+		fail "ferryd still holds $(uffds) after its timeout"
+	expect_in "$T/ferryd.log" "released: nobody took it within the tracker timeout" "and says why"
+	check_mem "$T/tk7" $D "its target is intact"
+	kill -TERM $FD
+	wait $FD
+else
+	skip_case "trackers kept by the service: the pre-dump armed no uffd-wp tracker here ($(cat "$T/tk1.out"))"
+	kill -TERM $FD
+	wait $FD
 fi
 finish
