@@ -103,17 +103,6 @@ static uint64_t wall_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-void ferryd_say(const char *fmt, ...)
-{
-	va_list ap;
-
-	fprintf(stderr, "ferryd: ");
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-}
-
 static void send_resp(int fd, Ferry__Rpc__Response *r)
 {
 	uint8_t buf[PACKET_MAX];
