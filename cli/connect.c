@@ -3,11 +3,13 @@
  * working directory and stdio, and this process exits with its exit status
  * (128 + N for a job ended by signal N). SIGINT, SIGTERM and SIGHUP here
  * cancel the job, which ferry's commands answer as they answer the signal
- * themselves. Two commands exist only here: `jobs` lists the jobs, `cancel
- * ID` stops one. The protocol is libferry's (lib/ferry.c), linked in. */
+ * themselves. Three commands exist only here: `jobs` lists the jobs,
+ * `cancel ID` stops one, `follow ID` prints another caller's job's events
+ * and exits with its status. The protocol is libferry's (lib/ferry.c), linked in. */
 #include <errno.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -70,13 +72,17 @@ static int cancel(ferry_client *c, const char *id)
 struct run {
 	unsigned job;
 	int status;              /* -1 until the job has ended */
+	bool print;              /* follow: its events to stdout */
 };
 
 static void on_event(void *arg, const struct ferry_event *ev)
 {
 	struct run *r = arg;
 
-	if (ev->type == FERRY_EV_STARTED) {
+	if (ev->type == FERRY_EV_PROGRESS && r->print) {
+		printf("%s\n", ev->json);
+		fflush(stdout);
+	} else if (ev->type == FERRY_EV_STARTED) {
 		r->job = ev->job;
 	} else if (ev->type == FERRY_EV_DONE) {
 		r->status = ev->signal ? 128 + ev->signal : ev->exit_status;
@@ -126,6 +132,29 @@ static int run(ferry_client *c, const char *path, char **argv)
 	return r.status;
 }
 
+/* follow ID: another caller's job (or one's own from elsewhere): its
+ * events as JSON lines on stdout, then its exit status as this process's. */
+static int follow(ferry_client *c, const char *id)
+{
+	struct run r = { .status = -1, .print = true };
+	char *end;
+	unsigned long job = strtoul(id, &end, 10);
+	int ret;
+
+	if (*end || !job || job > UINT32_MAX) {
+		fprintf(stderr, "ferry: follow takes a job number, not `%s`\n", id);
+		return EXIT_USAGE;
+	}
+	ret = ferry_subscribe(c, (unsigned)job, on_event, &r);
+	while (!ret)
+		ret = ferry_dispatch(c);
+	if (ret < 0) {
+		fprintf(stderr, "ferry: %s\n", ferry_error(c));
+		return EXIT_FAIL;
+	}
+	return r.status < 0 ? EXIT_FAIL : r.status;
+}
+
 int cli_connect(const char *path, int argc, char **argv)
 {
 	ferry_client *c;
@@ -144,6 +173,9 @@ int cli_connect(const char *path, int argc, char **argv)
 		ret = list(c);
 	else if (!strcmp(argv[0], "cancel"))
 		ret = argc == 2 ? cancel(c, argv[1]) : (fprintf(stderr, "ferry: cancel ID\n"),
+							EXIT_USAGE);
+	else if (!strcmp(argv[0], "follow"))
+		ret = argc == 2 ? follow(c, argv[1]) : (fprintf(stderr, "ferry: follow ID\n"),
 							EXIT_USAGE);
 	else
 		ret = run(c, path, argv);

@@ -154,6 +154,19 @@ API int ferry_start(ferry_client *c, const char *const argv[], int in_fd, int ou
 	return ret;
 }
 
+API int ferry_subscribe(ferry_client *c, unsigned job, ferry_event_cb cb, void *arg)
+{
+	Ferry__Rpc__Request q = FERRY__RPC__REQUEST__INIT;
+
+	q.type = FERRY__RPC__REQ_TYPE__SUBSCRIBE;
+	q.has_job = true;
+	q.job = job;
+	c->cb = cb;
+	c->arg = arg;
+	c->job = job;
+	return send_req(c, &q, NULL, 0);
+}
+
 API int ferry_dispatch(ferry_client *c)
 {
 	Ferry__Rpc__Response *r;

@@ -34,6 +34,7 @@
 
 #include "common/fdpass.h"
 #include "service/ferryd.h"
+#include "service/record.h"
 #include "service/request.h"
 #include "service/trackers.h"
 #include "service/watch.h"
@@ -56,6 +57,7 @@ struct conn {
 	pid_t pid;
 	uint64_t deadline_ms;   /* 0 once it has spoken */
 	uint32_t job;           /* the job it waits for, or 0 */
+	uint32_t watching;      /* a job it subscribed to (never cancelled by it), or 0 */
 };
 
 struct job {
@@ -82,7 +84,6 @@ static struct job jobs[MAX_JOBS];
 static size_t njobs;
 static uint32_t next_job = 1;
 static const char *ferry_bin;
-static FILE *state;             /* the job record: "start ..." and "end ..." lines */
 static int verbose;
 static uint64_t first_word_ms = 10000; /* a client that connects and never speaks */
 static uint64_t tracker_ms = 3600000;  /* a tracker nobody takes is released after */
@@ -140,83 +141,25 @@ static struct job *job_by_id(uint32_t id)
 	return NULL;
 }
 
-/* ---- the job record ----
- * One line per event, so that a ferryd started after one that died can tell
- * which jobs that one left running (their workers got SIGTERM with it):
- *   start ID PID UID MS COMMAND
- *   end ID WAITSTATUS
- * A new ferryd reads it, keeps the last jobs as ended (or cut off), writes
- * them back compacted, and numbers its jobs on from the last. */
-static void record(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void record(const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!state)
-		return;
-	va_start(ap, fmt);
-	vfprintf(state, fmt, ap);
-	va_end(ap);
-	fflush(state);
-}
-
+/* The job record (record.c): the jobs a ferryd before this one left, as
+ * they ended or cut off; numbering goes on from the last. */
 static void load_record(const char *path)
 {
-	FILE *f = fopen(path, "re");
-	char line[1200], tmp[4300];
+	static struct rec_job rec[MAX_JOBS / 2];
+	size_t n = record_load(path, rec, MAX_JOBS / 2);
 
-	if (f) {
-		while (fgets(line, sizeof(line), f) && njobs < MAX_JOBS) {
-			unsigned id, pid, uid;
-			unsigned long long ms;
-			int st, used = 0;
-
-			line[strcspn(line, "\n")] = '\0';
-			if (sscanf(line, "start %u %u %u %llu %n", &id, &pid, &uid, &ms, &used) == 4 &&
-			    used) {
-				jobs[njobs++] = (struct job){ .id = id, .pid = (pid_t)pid, .uid = uid,
-							      .command = strdup(line + used),
-							      .started_ms = ms, .cut_off = true,
-							      .err_fd = -1, .ev_fd = -1,
-							      .keep_fd = -1 };
-				if (id >= next_job)
-					next_job = id + 1;
-			} else if (sscanf(line, "end %u %d", &id, &st) == 2) {
-				struct job *j = job_by_id(id);
-
-				if (j) {
-					j->cut_off = false;
-					j->status = st;
-				}
-			}
-		}
-		fclose(f);
+	for (size_t i = 0; i < n; i++) {
+		jobs[njobs++] = (struct job){ .id = rec[i].id, .pid = rec[i].pid, .uid = rec[i].uid,
+					      .command = rec[i].command,
+					      .started_ms = rec[i].started_ms,
+					      .cut_off = !rec[i].ended, .status = rec[i].status,
+					      .err_fd = -1, .ev_fd = -1, .keep_fd = -1 };
+		if (rec[i].id >= next_job)
+			next_job = rec[i].id + 1;
+		if (!rec[i].ended)
+			say("job %u (%s) was cut off when ferryd stopped", rec[i].id,
+			    rec[i].command ? rec[i].command : "?");
 	}
-	/* The last half of the table at most, written back compacted. */
-	while (njobs > MAX_JOBS / 2) {
-		free(jobs[0].command);
-		memmove(&jobs[0], &jobs[1], (njobs - 1) * sizeof(*jobs));
-		njobs--;
-	}
-	snprintf(tmp, sizeof(tmp), "%s.new", path);
-	state = fopen(tmp, "we");
-	for (size_t i = 0; state && i < njobs; i++) {
-		const struct job *j = &jobs[i];
-
-		fprintf(state, "start %u %d %u %llu %s\n", j->id, j->pid, j->uid,
-			(unsigned long long)j->started_ms, j->command ? j->command : "?");
-		if (!j->cut_off)
-			fprintf(state, "end %u %d\n", j->id, j->status);
-		else
-			say("job %u (%s) was cut off when ferryd stopped", j->id,
-			    j->command ? j->command : "?");
-	}
-	if (state && (fflush(state) || rename(tmp, path) < 0)) {
-		fclose(state);
-		state = NULL;
-	}
-	if (!state)
-		say("no job record at %s: %s", path, strerror(errno));
 }
 
 static int run_job(struct conn *c, Ferry__Rpc__Request *q, const int *fds)
@@ -287,7 +230,7 @@ static int run_job(struct conn *c, Ferry__Rpc__Request *q, const int *fds)
 			   .events = q->has_events && q->events };
 	c->job = j->id;
 	say("job %u (uid %u, pid %d): %s: started as %d", j->id, c->uid, c->pid, cmd, pid);
-	record("start %u %d %u %llu %s\n", j->id, pid, c->uid, (unsigned long long)j->started_ms, cmd);
+	record_line("start %u %d %u %llu %s\n", j->id, pid, c->uid, (unsigned long long)j->started_ms, cmd);
 	r.type = FERRY__RPC__RESP_TYPE__STARTED;
 	r.has_job = r.has_pid = true;
 	r.job = j->id;
@@ -359,6 +302,39 @@ static int cancel_job(struct conn *c, uint32_t id)
 	return 0;
 }
 
+/* SUBSCRIBE: the job's events and end go to c too, as to its own caller
+ * (who alone cancels it by hanging up). */
+static int subscribe(struct conn *c, uint32_t id)
+{
+	Ferry__Rpc__Response r = FERRY__RPC__RESPONSE__INIT;
+	struct job *j = job_by_id(id);
+
+	if (!j || (c->uid && j->uid != c->uid))
+		return send_error(c->fd, ESRCH, "no job %u of yours", id);
+	if (c->job || c->watching)
+		return send_error(c->fd, EBUSY, "this connection follows job %u already",
+				  c->job ? c->job : c->watching);
+	r.has_job = r.has_pid = true;
+	r.job = id;
+	r.pid = (uint32_t)j->pid;
+	if (!j->running) {
+		/* Ended already: its end, at once. */
+		r.type = FERRY__RPC__RESP_TYPE__DONE;
+		r.has_exit_status = !j->cut_off && WIFEXITED(j->status);
+		r.exit_status = r.has_exit_status ? WEXITSTATUS(j->status) : 0;
+		r.has_signal = !j->cut_off && WIFSIGNALED(j->status);
+		r.signal = r.has_signal ? WTERMSIG(j->status) : 0;
+		send_resp(c->fd, &r);
+		return 0;
+	}
+	c->watching = id;
+	if (verbose)
+		say("uid %u pid %d follows job %u", c->uid, c->pid, id);
+	r.type = FERRY__RPC__RESP_TYPE__STARTED;
+	send_resp(c->fd, &r);
+	return 0;
+}
+
 static void drop_conn(size_t i)
 {
 	struct job *j = conns[i].job ? job_by_id(conns[i].job) : NULL;
@@ -402,6 +378,8 @@ static bool serve(size_t i)
 		run_job(c, q, fds);
 	} else if (q->type == FERRY__RPC__REQ_TYPE__LIST) {
 		list_jobs(c);
+	} else if (q->type == FERRY__RPC__REQ_TYPE__SUBSCRIBE) {
+		subscribe(c, q->job);
 	} else {
 		cancel_job(c, q->job);
 	}
@@ -436,8 +414,8 @@ static void read_events(struct job *j)
 			r.has_job = true;
 			r.job = j->id;
 			r.event = line;
-			for (size_t k = 0; j->events && k < nconns; k++)
-				if (conns[k].job == j->id)
+			for (size_t k = 0; k < nconns; k++)
+				if ((j->events && conns[k].job == j->id) || conns[k].watching == j->id)
 					send_resp(conns[k].fd, &r);
 			line = nl + 1;
 		}
@@ -504,7 +482,7 @@ static void reap(void)
 			if (j->keep_fd >= 0)
 				close(j->keep_fd);
 			j->keep_fd = -1;
-			record("end %u %d\n", j->id, status);
+			record_line("end %u %d\n", j->id, status);
 			if (WIFEXITED(status))
 				say("job %u: exit %d", j->id, WEXITSTATUS(status));
 			else
@@ -517,9 +495,9 @@ static void reap(void)
 			r.has_signal = WIFSIGNALED(status);
 			r.signal = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
 			for (size_t k = 0; k < nconns; k++)
-				if (conns[k].job == j->id) {
+				if (conns[k].job == j->id || conns[k].watching == j->id) {
 					send_resp(conns[k].fd, &r);
-					conns[k].job = 0;
+					conns[k].job = conns[k].watching = 0;
 				}
 		}
 	}

@@ -1,15 +1,22 @@
 /* ferryd's request checks (service/request.h). */
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "service/request.h"
 
 static Ferry__Rpc__Request *refuse(Ferry__Rpc__Request *q, int e, int *err, char *why, size_t len,
-				   const char *msg, size_t n)
+				   const char *msg, ...) __attribute__((format(printf, 6, 7)));
+static Ferry__Rpc__Request *refuse(Ferry__Rpc__Request *q, int e, int *err, char *why, size_t len,
+				   const char *msg, ...)
 {
+	va_list ap;
+
 	*err = e;
-	snprintf(why, len, msg, n);
+	va_start(ap, msg);
+	vsnprintf(why, len, msg, ap);
+	va_end(ap);
 	if (q)
 		ferry__rpc__request__free_unpacked(q, NULL);
 	return NULL;
@@ -21,7 +28,7 @@ Ferry__Rpc__Request *rpc_request_parse(const uint8_t *buf, size_t len, size_t nf
 	Ferry__Rpc__Request *q = ferry__rpc__request__unpack(NULL, len, buf);
 
 	if (!q)
-		return refuse(NULL, EBADMSG, err, why, whylen, "not a ferry request%.0zu", 0);
+		return refuse(NULL, EBADMSG, err, why, whylen, "not a ferry request");
 	switch (q->type) {
 	case FERRY__RPC__REQ_TYPE__RUN:
 		if (nfds != 4)
@@ -37,8 +44,10 @@ Ferry__Rpc__Request *rpc_request_parse(const uint8_t *buf, size_t len, size_t nf
 	case FERRY__RPC__REQ_TYPE__LIST:
 		break;
 	case FERRY__RPC__REQ_TYPE__CANCEL:
+	case FERRY__RPC__REQ_TYPE__SUBSCRIBE:
 		if (!q->has_job)
-			return refuse(q, EINVAL, err, why, whylen, "CANCEL without a job%.0zu", 0);
+			return refuse(q, EINVAL, err, why, whylen, "%s without a job",
+				      q->type == FERRY__RPC__REQ_TYPE__CANCEL ? "CANCEL" : "SUBSCRIBE");
 		break;
 	default:
 		return refuse(q, EINVAL, err, why, whylen, "request type %zu unknown",

@@ -83,6 +83,11 @@ int ferry_start(ferry_client *c, const char *const argv[], int in_fd, int out_fd
 		unsigned flags, ferry_event_cb cb, void *arg);
 int ferry_fd(const ferry_client *c);
 int ferry_dispatch(ferry_client *c);
+/* Follow a job started elsewhere (the caller's; root: any): FERRY_EV_STARTED,
+ * then its events (FERRY_EV_PROGRESS, whatever its starter asked) and its
+ * FERRY_EV_DONE, through cb from ferry_dispatch() as for ferry_start; a job
+ * that has ended gives FERRY_EV_DONE at once. Hanging up does not cancel it. */
+int ferry_subscribe(ferry_client *c, unsigned job, ferry_event_cb cb, void *arg);
 /* Ask the service to stop a job (as SIGTERM stops the command: a dump or
  * migration lets its target go untouched). Usable on another client. */
 int ferry_cancel(ferry_client *c, unsigned job);

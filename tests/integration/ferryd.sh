@@ -11,7 +11,8 @@
 #  4. Hostile clients: bytes that are no request, a packet over 64 KiB, a
 #     RUN without its fds, a client that never speaks (dropped), a
 #     hundred connections at once; the service answers the next caller.
-#  5. jobs and cancel; a caller's SIGINT cancels its job.
+#  5. jobs and cancel; a caller's SIGINT cancels its job; follow: another
+#     connection gets a job's events and exits with its status.
 #  6. ferryd SIGKILLed in the middle of an iterative dump: the target runs
 #     on, untraced, every page right; SIGTERM stops ferryd and its jobs.
 #  7. libferry as a program gets it: `make install` into a staging root,
@@ -152,6 +153,40 @@ rc=$?
 [ $rc = 143 ] && ok "a caller's SIGINT cancels its job" || fail "after SIGINT: exit $rc"
 "$FERRY" --connect "$S" jobs >"$T/jobs" 2>&1
 grep -q "running" "$T/jobs" && fail "a job runs on: $(cat "$T/jobs")" || ok "no job runs on"
+
+# 5a. follow: another connection follows a job, its events and its end.
+dirtier fl 64 64
+"$FERRY" --connect "$S" dump --iterative -R -t $D -D "$T/fl" --max-rounds 30 \
+	--downtime-limit 1 >"$T/fl.out" 2>&1 &
+C=$!
+for _ in $(seq 100); do
+	FID=$("$FERRY" --connect "$S" jobs 2>/dev/null | awk '/running +dump --iterative/ {print $1}')
+	[ -n "$FID" ] && break
+	sleep 0.02
+done
+if [ -n "$FID" ]; then
+	"$FERRY" --connect "$S" follow "$FID" >"$T/follow.out" 2>"$T/follow.err"
+	rc=$?
+	wait $C
+	crc=$?
+	[ $rc = 0 ] && [ $crc = 0 ] && ok "follow exits with the job's status (0), as its caller does" ||
+		fail "follow: exit $rc, the caller $crc: $(cat "$T/follow.err" "$T/fl.out")"
+	grep -q '"event":"round"' "$T/follow.out" && ok "follow prints the job's rounds as they come" ||
+		fail "no round in follow's output: $(head -c 300 "$T/follow.out")"
+	expect_rc 143 "follow of a job that has ended exits with its status at once (SIGTERM: 143)" \
+		"$FERRY" --connect "$S" follow "$ID"
+	if command -v setpriv >/dev/null 2>&1; then
+		expect_rc 1 "nobody cannot follow root's job" setpriv --reuid=65534 --regid=65534 \
+			--clear-groups "$FERRY" --connect "$S" follow "$FID"
+		expect_in "$T/err" "no job $FID of yours" "and is told there is none of theirs"
+	else
+		skip_case "follow refused to another user: no setpriv here"
+	fi
+else
+	fail "the iterative dump's job never showed in jobs: $(cat "$T/fl.out")"
+	wait $C
+fi
+kill -9 $D 2>/dev/null
 
 # 5b. A target that exits while its pre-dump waits on a page server that
 #     never answers: the kernel tells ferryd (the proc connector), which
