@@ -5,7 +5,11 @@
 # /dev/shm. Rows, median of 3 runs each:
 #   - one dump -R, directly and through `ferry --connect` (the overhead);
 #   - 8 dumps -R one after the other, and 8 at once through the service
-#     (aggregate MiB/s over the wall time of the whole set).
+#     (aggregate MiB/s over the wall time of the whole set);
+#   - 7 dumps -R at once, alone and beside a dump 8 times their size
+#     started just before them: one slow job holds the others up only by
+#     the CPU and memory bandwidth it takes (median of 3 each; the big
+#     one's own time after the slash).
 set -eu
 B=${BUILD:-build}
 MB=${BENCH_FERRYD_MB:-256}
@@ -71,3 +75,46 @@ for way in sequential concurrent; do
 		"$(awk -v mb=$((N * MB)) -v ms=$ms 'BEGIN {printf "%.0f MiB/s", mb / (ms / 1000)}')"
 done
 rm -rf "$D"/set* "$D/one"
+
+# A target slow to dump among the others: 7 of the targets dumped at once,
+# alone, and beside one 8 times their size whose dump starts first. The
+# 7's wall time (the big one's after the slash).
+"$B/tests/workloads/dirtier" "$D/big" --mb $((MB * 8)) --rate 0 </dev/null >/dev/null 2>&1 &
+BIG=$!
+PIDS="$PIDS $BIG"
+for _ in $(seq 1200); do [ -s "$D/big.ready" ] && break; sleep 0.05; done
+SEVEN=$(echo $T | cut -d' ' -f2-)
+seven() {
+	rm -rf "$D"/seven* "$D/bigimg"
+	if [ "$1" = beside ]; then
+		"$B/ferry" --connect "$S" dump -t $BIG -D "$D/bigimg" -R >/dev/null 2>&1 &
+		bj=$!
+		sleep 0.1
+	fi
+	t0=$(ns)
+	k=0 w=""
+	for p in $SEVEN; do
+		k=$((k + 1))
+		"$B/ferry" --connect "$S" dump -t $p -D "$D/seven$k" -R >/dev/null 2>&1 &
+		w="$w $!"
+	done
+	# shellcheck disable=SC2086
+	wait $w
+	ms=$(( ($(ns) - t0) / 1000000 ))
+	if [ "$1" = beside ]; then
+		wait $bj
+		echo "$ms ms / $(( ($(ns) - t0) / 1000000 + 100 )) ms"
+	else
+		echo "$ms ms"
+	fi
+}
+# Median of 3, the two ways in turn (the first run after the big target
+# filled its memory is the slowest either way).
+for _ in 1 2 3; do
+	seven alone >>"$D/alone.ms"
+	seven beside >>"$D/beside.ms"
+done
+row "ferryd: 7 dumps -R at once" "alone" "7 x $MB MiB" "$(sort -n "$D/alone.ms" | sed -n 2p)"
+row "ferryd: 7 dumps -R at once" "beside a $((MB * 8)) MiB dump" "7 x $MB MiB" \
+	"$(sort -n "$D/beside.ms" | sed -n 2p)"
+rm -rf "$D"/seven* "$D/bigimg"
