@@ -563,7 +563,7 @@ void dump_cli_dest(struct dump_cli *c)
 /* A failed dump: what went wrong, and what became of the process. */
 static void report_failure(const struct dump_cli *c, const struct ferr *err)
 {
-	cli_event_failed(err->msg);
+	cli_event_failed(err);
 	cli_error(c->cmd, "%s", err->msg);
 	cli_error(c->cmd, "no complete %s was written to %s; process %d %s",
 		  c->pre ? "pre-dump" : "dump", c->o.dir, c->o.pid,

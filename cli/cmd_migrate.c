@@ -109,7 +109,7 @@ int cmd_migrate(int argc, char **argv)
 	ferr_clear(&err);
 	ret = mig_run(&io, &c.choice, &kd, &c.dest, &r, dump_cli_round, &c, &err);
 	if (ret) {
-		cli_event_failed(err.msg);
+		cli_event_failed(&err);
 		cli_error("migrate", "%s", err.msg);
 		if (!r.ended)
 			cli_error("migrate", "process %d %s", c.o.pid,

@@ -6,9 +6,11 @@
  *    "copy_mbs":..,"predicted_ms":..}     a pre-copy round is done
  *   {"event":"bytes","round":"pre-1","bytes":N,"done":false}   sending
  *   {"event":"handover","remote_pid":N,"downtime_ms":..,"handover_ms":..}
- *   {"event":"failed","message":"..."}   what the command says on failure */
+ *   {"event":"failed","errno":3,"error":"ESRCH","message":"..."}
+ *                                      what the command says on failure */
 #include <fcntl.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "cli/events.h"
@@ -96,13 +98,16 @@ void cli_event_handover(pid_t remote_pid, uint64_t downtime_ns, uint64_t handove
 	end(&j);
 }
 
-void cli_event_failed(const char *msg)
+void cli_event_failed(const struct ferr *err)
 {
+	const char *name = strerrorname_np(err->code);
 	struct json j;
 
 	if (!begin(&j, "failed"))
 		return;
-	json_str(&j, "message", msg);
+	json_u64(&j, "errno", (uint64_t)(err->code > 0 ? err->code : 0));
+	json_str(&j, "error", name ? name : "");
+	json_str(&j, "message", err->msg);
 	end(&j);
 }
 
