@@ -3,9 +3,9 @@
  * working directory and stdio, and this process exits with its exit status
  * (128 + N for a job ended by signal N). SIGINT, SIGTERM and SIGHUP here
  * cancel the job, which ferry's commands answer as they answer the signal
- * themselves. Three commands exist only here: `jobs` lists the jobs,
- * `cancel ID` stops one, `follow ID` prints another caller's job's events
- * and exits with its status. The protocol is libferry's (lib/ferry.c), linked in. */
+ * themselves. Four commands exist only here: `jobs` lists the jobs,
+ * `status ID` shows one, `cancel ID` stops one, `follow ID` prints another
+ * caller's job's events and exits with its status. The protocol is libferry's (lib/ferry.c), linked in. */
 #include <errno.h>
 #include <poll.h>
 #include <signal.h>
@@ -24,12 +24,24 @@ static void on_signal(int sig)
 	interrupted = sig;
 }
 
-static int list(ferry_client *c)
+/* jobs, or status ID (one job): a line each under a header. */
+static int list(ferry_client *c, const char *id)
 {
 	struct ferry_job_info *jobs;
-	size_t n;
+	unsigned long job = 0;
+	size_t n = 1;
+	char *end = NULL;
+	int ret;
 
-	if (ferry_jobs(c, &jobs, &n)) {
+	if (id) {
+		job = strtoul(id, &end, 10);
+		if (*end || !job || job > UINT32_MAX) {
+			fprintf(stderr, "ferry: status takes a job number, not `%s`\n", id);
+			return EXIT_USAGE;
+		}
+	}
+	ret = id ? ferry_job_status(c, (unsigned)job, &jobs) : ferry_jobs(c, &jobs, &n);
+	if (ret) {
 		fprintf(stderr, "ferry: %s\n", ferry_error(c));
 		return EXIT_FAIL;
 	}
@@ -170,7 +182,10 @@ int cli_connect(const char *path, int argc, char **argv)
 		return EXIT_FAIL;
 	}
 	if (!strcmp(argv[0], "jobs"))
-		ret = list(c);
+		ret = list(c, NULL);
+	else if (!strcmp(argv[0], "status"))
+		ret = argc == 2 ? list(c, argv[1]) : (fprintf(stderr, "ferry: status ID\n"),
+						      EXIT_USAGE);
 	else if (!strcmp(argv[0], "cancel"))
 		ret = argc == 2 ? cancel(c, argv[1]) : (fprintf(stderr, "ferry: cancel ID\n"),
 							EXIT_USAGE);

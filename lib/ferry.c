@@ -116,18 +116,13 @@ static int recv_resp(ferry_client *c, Ferry__Rpc__Response **r)
 	return *r ? 0 : fail(c, EBADMSG, "ferryd's answer cannot be read");
 }
 
-API int ferry_start(ferry_client *c, const char *const argv[], int in_fd, int out_fd, int err_fd,
-		    unsigned flags, ferry_event_cb cb, void *arg)
+/* A job's request (RUN or START) with the caller's cwd and the stdio given. */
+static int start_job(ferry_client *c, Ferry__Rpc__Request *q, int in_fd, int out_fd, int err_fd,
+		     unsigned flags, ferry_event_cb cb, void *arg)
 {
-	Ferry__Rpc__Request q = FERRY__RPC__REQUEST__INIT;
 	int null = -1, fds[4];
-	size_t n = 0;
 	int ret;
 
-	while (argv[n])
-		n++;
-	if (!n)
-		return fail(c, EINVAL, "no command");
 	if (in_fd < 0 || out_fd < 0 || err_fd < 0)
 		null = open("/dev/null", O_RDWR | O_CLOEXEC);
 	fds[0] = open(".", O_PATH | O_DIRECTORY | O_CLOEXEC);
@@ -137,21 +132,61 @@ API int ferry_start(ferry_client *c, const char *const argv[], int in_fd, int ou
 	if (fds[0] < 0 || fds[1] < 0 || fds[2] < 0 || fds[3] < 0) {
 		ret = fail(c, errno ? errno : EBADF, "the working directory or /dev/null");
 	} else {
-		q.type = FERRY__RPC__REQ_TYPE__RUN;
-		q.n_argv = n;
-		q.argv = (char **)argv;
-		q.has_events = true;
-		q.events = (flags & FERRY_EVENTS) != 0;
+		q->has_events = true;
+		q->events = (flags & FERRY_EVENTS) != 0;
 		c->cb = cb;
 		c->arg = arg;
 		c->job = 0;
-		ret = send_req(c, &q, fds, 4);
+		ret = send_req(c, q, fds, 4);
 	}
 	if (fds[0] >= 0)
 		close(fds[0]);
 	if (null >= 0)
 		close(null);
 	return ret;
+}
+
+API int ferry_start(ferry_client *c, const char *const argv[], int in_fd, int out_fd, int err_fd,
+		    unsigned flags, ferry_event_cb cb, void *arg)
+{
+	Ferry__Rpc__Request q = FERRY__RPC__REQUEST__INIT;
+	size_t n = 0;
+
+	while (argv[n])
+		n++;
+	if (!n)
+		return fail(c, EINVAL, "no command");
+	q.type = FERRY__RPC__REQ_TYPE__RUN;
+	q.n_argv = n;
+	q.argv = (char **)argv;
+	return start_job(c, &q, in_fd, out_fd, err_fd, flags, cb, arg);
+}
+
+API int ferry_start_dump(ferry_client *c, const struct ferry_dump_args *a, int err_fd,
+			 unsigned flags, ferry_event_cb cb, void *arg)
+{
+	Ferry__Rpc__Request q = FERRY__RPC__REQUEST__INIT;
+	Ferry__Rpc__Command cmd = FERRY__RPC__COMMAND__INIT;
+	Ferry__Rpc__Dump d = FERRY__RPC__DUMP__INIT;
+
+	if (!a || a->pid <= 0 || !a->images_dir)
+		return fail(c, EINVAL, "a dump needs a pid and an images directory");
+	d.pid = (uint32_t)a->pid;
+	d.images_dir = (char *)a->images_dir;
+	d.has_leave_running = d.leave_running = (a->flags & FERRY_LEAVE_RUNNING) != 0;
+	d.has_no_tree = d.no_tree = (a->flags & FERRY_TREE_NO) != 0;
+	d.has_pre_dump = d.pre_dump = (a->flags & FERRY_PRE_DUMP) != 0;
+	d.has_iterative = d.iterative = (a->flags & FERRY_ITERATIVE) != 0;
+	d.prev_images_dir = (char *)a->prev_images_dir;
+	d.track = (char *)a->track;
+	d.has_downtime_limit_ms = a->downtime_limit_ms != 0;
+	d.downtime_limit_ms = a->downtime_limit_ms;
+	d.has_max_rounds = a->max_rounds != 0;
+	d.max_rounds = a->max_rounds;
+	cmd.dump = &d;
+	q.type = FERRY__RPC__REQ_TYPE__START;
+	q.cmd = &cmd;
+	return start_job(c, &q, -1, -1, err_fd, flags, cb, arg);
 }
 
 API int ferry_subscribe(ferry_client *c, unsigned job, ferry_event_cb cb, void *arg)
@@ -244,22 +279,19 @@ API int ferry_run(ferry_client *c, const char *const argv[], int in_fd, int out_
 API int ferry_dump(ferry_client *c, int pid, const char *dir, unsigned flags, int err_fd,
 		   int *status)
 {
-	char p[24];
-	const char *argv[8];
-	size_t n = 0;
+	struct ferry_dump_args a = { .pid = pid, .images_dir = dir,
+				     .flags = flags & (FERRY_LEAVE_RUNNING | FERRY_TREE_NO) };
+	struct sync s = { .status = -1 };
+	int ret = ferry_start_dump(c, &a, err_fd, 0, on_sync, &s);
 
-	snprintf(p, sizeof(p), "%d", pid);
-	argv[n++] = "dump";
-	argv[n++] = "-t";
-	argv[n++] = p;
-	argv[n++] = "-D";
-	argv[n++] = dir;
-	if (flags & FERRY_LEAVE_RUNNING)
-		argv[n++] = "-R";
-	if (flags & FERRY_TREE_NO)
-		argv[n++] = "--tree=no";
-	argv[n] = NULL;
-	return ferry_run(c, argv, -1, -1, err_fd, status);
+	while (!ret)
+		ret = ferry_dispatch(c);
+	if (ret < 0)
+		return ret;
+	if (s.err)
+		return -s.err;
+	*status = s.status;
+	return 0;
 }
 
 API int ferry_cancel(ferry_client *c, unsigned job)
@@ -289,7 +321,8 @@ API void ferry_jobs_free(struct ferry_job_info *jobs, size_t n)
 	free(jobs);
 }
 
-API int ferry_jobs(ferry_client *c, struct ferry_job_info **out, size_t *n)
+/* LIST, or STATUS of job (not 0). */
+static int jobs_of(ferry_client *c, unsigned job, struct ferry_job_info **out, size_t *n)
 {
 	Ferry__Rpc__Request q = FERRY__RPC__REQUEST__INIT;
 	Ferry__Rpc__Response *r;
@@ -297,7 +330,9 @@ API int ferry_jobs(ferry_client *c, struct ferry_job_info **out, size_t *n)
 
 	*out = NULL;
 	*n = 0;
-	q.type = FERRY__RPC__REQ_TYPE__LIST;
+	q.type = job ? FERRY__RPC__REQ_TYPE__STATUS : FERRY__RPC__REQ_TYPE__LIST;
+	q.has_job = job != 0;
+	q.job = job;
 	ret = send_req(c, &q, NULL, 0);
 	if (!ret)
 		ret = recv_resp(c, &r);
@@ -325,5 +360,26 @@ API int ferry_jobs(ferry_client *c, struct ferry_job_info **out, size_t *n)
 		*n = r->n_jobs;
 	}
 	ferry__rpc__response__free_unpacked(r, NULL);
+	return ret;
+}
+
+API int ferry_jobs(ferry_client *c, struct ferry_job_info **out, size_t *n)
+{
+	return jobs_of(c, 0, out, n);
+}
+
+API int ferry_job_status(ferry_client *c, unsigned job, struct ferry_job_info **out)
+{
+	size_t n;
+	int ret;
+
+	if (!job)
+		return fail(c, EINVAL, "job 0");
+	ret = jobs_of(c, job, out, &n);
+	if (!ret && n != 1) {
+		ferry_jobs_free(*out, n);
+		*out = NULL;
+		ret = fail(c, EPROTO, "ferryd answered STATUS with %zu jobs", n);
+	}
 	return ret;
 }

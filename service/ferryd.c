@@ -239,7 +239,8 @@ static int run_job(struct conn *c, Ferry__Rpc__Request *q, const int *fds)
 	return 0;
 }
 
-static int list_jobs(struct conn *c)
+/* LIST: the jobs c may see; STATUS (id): that one alone, or ESRCH. */
+static int list_jobs(struct conn *c, uint32_t id)
 {
 	Ferry__Rpc__Response r = FERRY__RPC__RESPONSE__INIT;
 	Ferry__Rpc__Job *v = calloc(njobs ? njobs : 1, sizeof(*v));
@@ -255,8 +256,8 @@ static int list_jobs(struct conn *c)
 		const struct job *j = &jobs[i];
 		Ferry__Rpc__Job *o = &v[r.n_jobs];
 
-		if (c->uid && j->uid != c->uid)
-			continue; /* another user's */
+		if ((c->uid && j->uid != c->uid) || (id && j->id != id))
+			continue; /* another user's, or not the one asked for */
 		ferry__rpc__job__init(o);
 		o->id = j->id;
 		o->pid = (uint32_t)j->pid;
@@ -278,7 +279,10 @@ static int list_jobs(struct conn *c)
 		p[r.n_jobs++] = o;
 	}
 	r.jobs = p;
-	send_resp(c->fd, &r);
+	if (id && !r.n_jobs)
+		send_error(c->fd, ESRCH, "no job %u of yours", id);
+	else
+		send_resp(c->fd, &r);
 	free(v);
 	free(p);
 	return 0;
@@ -374,10 +378,12 @@ static bool serve(size_t i)
 	if (!q) {
 		send_error(c->fd, err, "%s", why);
 		say("uid %u pid %d: a bad request: %s", c->uid, c->pid, why);
-	} else if (q->type == FERRY__RPC__REQ_TYPE__RUN) {
+	} else if (q->type == FERRY__RPC__REQ_TYPE__RUN || q->type == FERRY__RPC__REQ_TYPE__START) {
 		run_job(c, q, fds);
 	} else if (q->type == FERRY__RPC__REQ_TYPE__LIST) {
-		list_jobs(c);
+		list_jobs(c, 0);
+	} else if (q->type == FERRY__RPC__REQ_TYPE__STATUS) {
+		list_jobs(c, q->job);
 	} else if (q->type == FERRY__RPC__REQ_TYPE__SUBSCRIBE) {
 		subscribe(c, q->job);
 	} else {

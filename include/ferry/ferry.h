@@ -45,7 +45,8 @@ int ferry_run(ferry_client *c, const char *const argv[], int in_fd, int out_fd, 
 #define FERRY_LEAVE_RUNNING 1u   /* dump -R: the process runs on */
 #define FERRY_TREE_NO 2u         /* --tree=no: the process only */
 
-/* `ferry dump -t pid -D dir`, its output to stderr_fd (-1: discarded). */
+/* `ferry dump -t pid -D dir`, its output to stderr_fd (-1: discarded); sent
+ * as a typed request (ferry_start_dump). */
 int ferry_dump(ferry_client *c, int pid, const char *dir, unsigned flags, int err_fd,
 	       int *status);
 
@@ -88,6 +89,24 @@ int ferry_dispatch(ferry_client *c);
  * FERRY_EV_DONE, through cb from ferry_dispatch() as for ferry_start; a job
  * that has ended gives FERRY_EV_DONE at once. Hanging up does not cancel it. */
 int ferry_subscribe(ferry_client *c, unsigned job, ferry_event_cb cb, void *arg);
+
+/* A dump, pre-dump or iterative dump as a typed request (proto/rpc.proto
+ * Dump: each field the option it names), started as ferry_start starts a
+ * job; its stdout and stdin are /dev/null, its stderr err_fd. */
+#define FERRY_PRE_DUMP 4u        /* `pre-dump` */
+#define FERRY_ITERATIVE 8u       /* `dump --iterative` */
+struct ferry_dump_args {
+	int pid;                 /* -t */
+	const char *images_dir;  /* -D */
+	unsigned flags;          /* FERRY_LEAVE_RUNNING, FERRY_TREE_NO, FERRY_PRE_DUMP,
+				    FERRY_ITERATIVE */
+	const char *prev_images_dir; /* --prev-images-dir, or NULL */
+	const char *track;       /* --track, or NULL (auto) */
+	unsigned downtime_limit_ms;  /* --downtime-limit, 0: ferry's default */
+	unsigned max_rounds;     /* --max-rounds, 0: ferry's default */
+};
+int ferry_start_dump(ferry_client *c, const struct ferry_dump_args *a, int err_fd,
+		     unsigned flags, ferry_event_cb cb, void *arg);
 /* Ask the service to stop a job (as SIGTERM stops the command: a dump or
  * migration lets its target go untouched). Usable on another client. */
 int ferry_cancel(ferry_client *c, unsigned job);
@@ -107,6 +126,9 @@ struct ferry_job_info {
 /* The caller's jobs (root: everyone's). Free with ferry_jobs_free. */
 int ferry_jobs(ferry_client *c, struct ferry_job_info **out, size_t *n);
 void ferry_jobs_free(struct ferry_job_info *jobs, size_t n);
+/* One job of the caller's (root: any): -ESRCH if none. Free with
+ * ferry_jobs_free(*out, 1). */
+int ferry_job_status(ferry_client *c, unsigned job, struct ferry_job_info **out);
 
 #ifdef __cplusplus
 }

@@ -1,7 +1,8 @@
 /* libFuzzer target: ferryd's request checks (service/request.c), every
  * packet a client could send, with a number of fds taken from its first
  * byte. A request that passes must be one ferryd can act on: its words
- * bounded, its fds as its type wants. */
+ * bounded (a START's typed command turned into them), its fds as its type
+ * wants, a job named where its type needs one. */
 #include <assert.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -24,13 +25,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		assert(err > 0 && why[0]);
 		return 0;
 	}
-	if (q->type == FERRY__RPC__REQ_TYPE__RUN) {
+	if (q->type == FERRY__RPC__REQ_TYPE__RUN || q->type == FERRY__RPC__REQ_TYPE__START) {
+		/* A START comes back as the words of its typed command. */
 		assert(nfds == 4 && q->n_argv >= 1 && q->n_argv <= RPC_ARGV_MAX);
 		for (size_t i = 0; i < q->n_argv; i++)
-			assert(strlen(q->argv[i]) < RPC_ARG_MAX);
+			assert(q->argv[i] && strlen(q->argv[i]) < RPC_ARG_MAX);
 	} else {
 		assert(nfds == 0);
-		assert(q->type != FERRY__RPC__REQ_TYPE__CANCEL || q->has_job);
+		assert(q->type == FERRY__RPC__REQ_TYPE__LIST || q->has_job);
 	}
 	ferry__rpc__request__free_unpacked(q, NULL);
 	return 0;

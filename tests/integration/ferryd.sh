@@ -11,6 +11,8 @@
 #  4. Hostile clients: bytes that are no request, a packet over 64 KiB, a
 #     RUN without its fds, a client that never speaks (dropped), a
 #     hundred connections at once; the service answers the next caller.
+#     Typed requests from a client that is not libferry (Python): START
+#     refused with two commands or PID 0, a typed dump run, STATUS.
 #  5. jobs and cancel; a caller's SIGINT cancels its job; follow: another
 #     connection gets a job's events and exits with its status.
 #  6. ferryd SIGKILLed in the middle of an iterative dump: the target runs
@@ -131,6 +133,96 @@ expect_in "$T/hostile" "nofds True" "a RUN without its fds is answered with an e
 expect_in "$T/hostile" "idle dropped True" "a client that never speaks is dropped"
 expect_in "$T/ferryd.log" "a bad request: not a ferry request" "ferryd logs the bad request"
 expect_rc 0 "the service still answers" "$FERRY" --connect "$S" check
+
+# 4b. Typed requests (START, STATUS), spoken from Python with the message
+# encoded by hand: a client that is not libferry, as an orchestrator's.
+dirtier ty 16 8
+python3 - "$S" "$D" "$T/typed" >"$T/typed.out" 2>&1 <<'PY'
+import os, socket, sys
+path, pid, out = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+def varint(n):
+    b = b""
+    while True:
+        x, n = n & 0x7f, n >> 7
+        b += bytes([x | (0x80 if n else 0)])
+        if not n:
+            return b
+def fld(num, v):
+    if isinstance(v, int):
+        return varint(num << 3) + varint(v)
+    return varint(num << 3 | 2) + varint(len(v)) + v
+def parse(b):
+    f, i = {}, 0
+    while i < len(b):
+        key, i = b[i], i + 1
+        shift, k = 7, key & 0x7f
+        while key & 0x80:
+            key, i = b[i], i + 1
+            k |= (key & 0x7f) << shift
+            shift += 7
+        num, wt = k >> 3, k & 7
+        n, shift = 0, 0
+        while True:
+            c, i = b[i], i + 1
+            n |= (c & 0x7f) << shift
+            shift += 7
+            if not c & 0x80:
+                break
+        if wt == 2:
+            f.setdefault(num, []).append(b[i:i + n])
+            i += n
+        else:
+            f.setdefault(num, []).append(n)
+    return f
+def conn():
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    s.connect(path)
+    s.settimeout(60)
+    return s
+fds = [os.open(".", os.O_PATH | os.O_DIRECTORY), os.open("/dev/null", os.O_RDWR),
+       os.open("/dev/null", os.O_RDWR), os.open("/dev/null", os.O_RDWR)]
+dump = fld(1, pid) + fld(2, out.encode()) + fld(4, 1)
+# Two commands in one START.
+s = conn()
+socket.send_fds(s, [fld(1, 5) + fld(5, fld(1, b"") + fld(2, dump))], fds)
+r = parse(s.recv(65536))
+print("two", r[1][0], r[2][0], r[3][0].decode())
+# A PID that is none.
+s = conn()
+socket.send_fds(s, [fld(1, 5) + fld(5, fld(2, fld(1, 0) + fld(2, b"x")))], fds)
+r = parse(s.recv(65536))
+print("pid0", r[1][0], r[2][0], r[3][0].decode())
+# The dump itself.
+s = conn()
+socket.send_fds(s, [fld(1, 5) + fld(5, fld(2, dump))], fds)
+r = parse(s.recv(65536))
+job = r[4][0]
+print("started", r[1][0], job)
+r = parse(s.recv(65536))
+print("done", r[1][0], r.get(6, [-1])[0])
+s = conn()
+s.send(fld(1, 6) + fld(3, job))
+r = parse(s.recv(65536))
+j = parse(r[8][0])
+print("status", r[1][0], len(r[8]), j[4][0].decode())
+s = conn()
+s.send(fld(1, 6) + fld(3, 999999))
+r = parse(s.recv(65536))
+print("nostatus", r[1][0], r[2][0])
+PY
+expect_in "$T/typed.out" "two 1 22 START takes exactly one command, not 2" \
+	"START with two commands is refused (EINVAL), saying why"
+expect_in "$T/typed.out" "pid0 1 22 pid 0 is no process ID" "START with PID 0 is refused"
+expect_in "$T/typed.out" "done 3 0" "a typed dump runs as a job and ends with exit 0"
+[ -s "$T/typed/inventory.img" ] && ok "its images are written" || fail "no $T/typed/inventory.img"
+expect_in "$T/typed.out" "status 4 1 dump -t $D -D $T/typed -R" \
+	"STATUS gives that job alone, run as the words its fields stand for"
+expect_in "$T/typed.out" "nostatus 1 3" "STATUS of a job that does not exist is ESRCH"
+TID=$(sed -n 's/^started 2 //p' "$T/typed.out")
+"$FERRY" --connect "$S" status "$TID" >"$T/st.out" 2>&1
+expect_in "$T/st.out" "exit 0       dump -t $D" "ferry --connect ... status ID prints that job"
+check_mem "$T/ty" $D "the typed dump's target is intact (-R)"
+kill -9 $D 2>/dev/null
 
 # 5. jobs, cancel, a caller's SIGINT.
 "$FERRY" --connect "$S" page-server -D "$T/ps" --address "unix:$T/ps.sock" >/dev/null 2>"$T/ps.err" &
