@@ -260,20 +260,26 @@ static void on_sync(void *arg, const struct ferry_event *ev)
 		s->err = ev->err ? ev->err : EIO;
 }
 
-API int ferry_run(ferry_client *c, const char *const argv[], int in_fd, int out_fd, int err_fd,
-		  int *status)
+/* A job started (ret: how its start went) run to its end: its status. */
+static int sync_end(ferry_client *c, struct sync *s, int ret, int *status)
 {
-	struct sync s = { .status = -1 };
-	int ret = ferry_start(c, argv, in_fd, out_fd, err_fd, 0, on_sync, &s);
-
 	while (!ret)
 		ret = ferry_dispatch(c);
 	if (ret < 0)
 		return ret;
-	if (s.err)
-		return -s.err;
-	*status = s.status;
+	if (s->err)
+		return -s->err;
+	*status = s->status;
 	return 0;
+}
+
+API int ferry_run(ferry_client *c, const char *const argv[], int in_fd, int out_fd, int err_fd,
+		  int *status)
+{
+	struct sync s = { .status = -1 };
+
+	return sync_end(c, &s, ferry_start(c, argv, in_fd, out_fd, err_fd, 0, on_sync, &s),
+			status);
 }
 
 API int ferry_dump(ferry_client *c, int pid, const char *dir, unsigned flags, int err_fd,
@@ -282,16 +288,8 @@ API int ferry_dump(ferry_client *c, int pid, const char *dir, unsigned flags, in
 	struct ferry_dump_args a = { .pid = pid, .images_dir = dir,
 				     .flags = flags & (FERRY_LEAVE_RUNNING | FERRY_TREE_NO) };
 	struct sync s = { .status = -1 };
-	int ret = ferry_start_dump(c, &a, err_fd, 0, on_sync, &s);
 
-	while (!ret)
-		ret = ferry_dispatch(c);
-	if (ret < 0)
-		return ret;
-	if (s.err)
-		return -s.err;
-	*status = s.status;
-	return 0;
+	return sync_end(c, &s, ferry_start_dump(c, &a, err_fd, 0, on_sync, &s), status);
 }
 
 API int ferry_cancel(ferry_client *c, unsigned job)

@@ -22,6 +22,8 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "detach.h"
+
 static const char *ctl;
 static size_t npages, ps;
 static unsigned char *mem;
@@ -137,22 +139,13 @@ int main(int argc, char **argv)
 	char path[4096];
 	sigset_t usr1;
 	FILE *f;
-	pid_t r;
 
 	if (argc < 2) {
 		fprintf(stderr, "usage: cowtree CTL [MB]\n");
 		return 2;
 	}
 	ctl = argv[1];
-	r = fork();
-	if (r != 0) {
-		printf("%d\n", r);
-		return r < 0;
-	}
-	setsid();
-	freopen("/dev/null", "r", stdin);
-	freopen("/dev/null", "w", stdout);
-	freopen("/dev/null", "w", stderr);
+	detach();
 	signal(SIGUSR1, on_usr1);
 	sigemptyset(&usr1);
 	sigaddset(&usr1, SIGUSR1);

@@ -9,23 +9,15 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "detach.h"
+
 int main(int argc, char **argv)
 {
 	size_t mb = argc > 1 ? strtoul(argv[1], NULL, 0) : 64;
 	int n = argc > 2 ? atoi(argv[2]) : 3;
 	char *p;
-	pid_t r;
 
-	r = fork();
-	if (r != 0) {
-		printf("%d\n", r);
-		return r < 0;
-	}
-	setsid();
-	/* Nothing of the launcher's: $(forktree) must see end of file. */
-	freopen("/dev/null", "r", stdin);
-	freopen("/dev/null", "w", stdout);
-	freopen("/dev/null", "w", stderr);
+	detach();
 	p = mmap(NULL, mb << 20, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (p == MAP_FAILED)
 		return 1;
