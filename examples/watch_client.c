@@ -5,11 +5,13 @@
  *   ./watch_client /run/ferry/ferryd.sock migrate -t PID --to HOST:PORT --auth-key KEY
  *
  * Each event of the job is printed as it comes: "started JOB PID", one
- * "event {JSON}" line per round, bytes sent, hand-over..., and "done
+ * "event {JSON}" line per round, bytes sent, hand-over... (rounds,
+ * hand-over and failure again from the typed fields), and "done
  * STATUS" (or "error ..."); the command's own output goes to this program's
  * stdout and stderr. Exits with the command's exit status. */
 #include <poll.h>
 #include <stdio.h>
+#include <string.h>
 
 #include <ferry/ferry.h>
 
@@ -24,6 +26,16 @@ static void on_event(void *arg, const struct ferry_event *ev)
 		break;
 	case FERRY_EV_PROGRESS:
 		printf("event %s\n", ev->json);
+		/* The same, as fields. */
+		if (ev->kind && !strcmp(ev->kind, "round"))
+			printf("round %u: %llu pages, predicted freeze %.1f ms\n", ev->round,
+			       ev->pages, ev->predicted_ms);
+		else if (ev->kind && !strcmp(ev->kind, "handover"))
+			printf("handover: now process %d, downtime %.1f ms\n", ev->remote_pid,
+			       ev->downtime_ms);
+		else if (ev->kind && !strcmp(ev->kind, "failed"))
+			printf("failed: %s (%s)\n", ev->message ? ev->message : "",
+			       ev->error ? ev->error : "");
 		break;
 	case FERRY_EV_DONE:
 		status = ev->signal ? 128 + ev->signal : ev->exit_status;

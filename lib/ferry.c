@@ -202,6 +202,27 @@ API int ferry_subscribe(ferry_client *c, unsigned job, ferry_event_cb cb, void *
 	return send_req(c, &q, NULL, 0);
 }
 
+static void typed_event(struct ferry_event *o, const Ferry__Rpc__Event *e)
+{
+	o->kind = e->kind;
+	o->round = e->has_round ? e->round : 0;
+	o->pages = e->has_pages ? e->pages : 0;
+	o->mib = e->has_mib ? e->mib : 0;
+	o->seconds = e->has_seconds ? e->seconds : 0;
+	o->dirty_mbs = e->has_dirty_mbs ? e->dirty_mbs : 0;
+	o->copy_mbs = e->has_copy_mbs ? e->copy_mbs : 0;
+	o->predicted_ms = e->has_predicted_ms ? e->predicted_ms : 0;
+	o->round_name = e->round_name;
+	o->bytes = e->has_bytes ? e->bytes : 0;
+	o->done = e->has_done && e->done;
+	o->remote_pid = e->has_remote_pid ? (int)e->remote_pid : 0;
+	o->downtime_ms = e->has_downtime_ms ? e->downtime_ms : 0;
+	o->handover_ms = e->has_handover_ms ? e->handover_ms : 0;
+	o->errnum = e->has_err ? e->err : 0;
+	o->error = e->error;
+	o->message = e->message;
+}
+
 API int ferry_dispatch(ferry_client *c)
 {
 	Ferry__Rpc__Response *r;
@@ -226,6 +247,8 @@ API int ferry_dispatch(ferry_client *c)
 	case FERRY__RPC__RESP_TYPE__EVENT:
 		ev.type = FERRY_EV_PROGRESS;
 		ev.json = r->event ? r->event : "{}";
+		if (r->ev)
+			typed_event(&ev, r->ev);
 		break;
 	case FERRY__RPC__RESP_TYPE__ERROR:
 		ev.type = FERRY_EV_ERROR;

@@ -63,10 +63,12 @@ echo "fuzz: stream reader for ${SECS}s ($FB/fuzz_stream)"
 tail -3 "$FB/stream.log"
 
 # ferryd's request checks (and START's typed commands turned into words),
-# seeded with a RUN, a LIST, a CANCEL, a typed dump and a STATUS.
+# seeded with a RUN, a LIST, a CANCEL, a typed dump and a STATUS; and the
+# typed events' parser, seeded with an event line.
 clang -std=gnu11 -g -O1 -Wall -Wextra -Werror -fsanitize=fuzzer,address,undefined \
 	-fno-sanitize-recover=all -D_GNU_SOURCE -I. -I"$B/gen" $(pkg-config --cflags libprotobuf-c) \
-	service/request.c service/typed.c "$B"/gen/proto/rpc.pb-c.c tests/fuzz/fuzz_rpc.c \
+	service/request.c service/typed.c service/event.c "$B"/gen/proto/rpc.pb-c.c \
+	tests/fuzz/fuzz_rpc.c \
 	-o "$FB/fuzz_rpc" $(pkg-config --libs libprotobuf-c)
 mkdir -p "$FB/rpc-seeds" "$FB/rpc-corpus"
 printf '\004\010\001\022\005check' >"$FB/rpc-seeds/run"
@@ -74,6 +76,8 @@ printf '\000\010\002' >"$FB/rpc-seeds/list"
 printf '\000\010\003\030\007' >"$FB/rpc-seeds/cancel"
 printf '\004\010\005\052\011\022\007\010\007\022\001x\040\001' >"$FB/rpc-seeds/start-dump"
 printf '\000\010\006\030\007' >"$FB/rpc-seeds/status"
+printf '\377{"event":"round","round":2,"pages":10,"predicted_ms":1.5,"done":true,"message":"a\\"b\\u0041"}' \
+	>"$FB/rpc-seeds/event"
 echo "fuzz: ferryd requests for ${SECS}s ($FB/fuzz_rpc)"
 "$FB/fuzz_rpc" -max_total_time="$SECS" -max_len=65537 -print_final_stats=0 -rss_limit_mb=2048 \
 	"$FB/rpc-corpus" "$FB/rpc-seeds" 2>"$FB/rpc.log" || { tail -50 "$FB/rpc.log"; exit 1; }

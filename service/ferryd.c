@@ -33,6 +33,7 @@
 #include <unistd.h>
 
 #include "common/fdpass.h"
+#include "service/event.h"
 #include "service/ferryd.h"
 #include "service/record.h"
 #include "service/request.h"
@@ -414,12 +415,17 @@ static void read_events(struct job *j)
 		j->ev_buf[j->ev_len] = '\0';
 		while ((nl = strchr(line, '\n'))) {
 			Ferry__Rpc__Response r = FERRY__RPC__RESPONSE__INIT;
+			Ferry__Rpc__Event ev;
+			char typed[sizeof(j->ev_buf)];
 
 			*nl = '\0';
 			r.type = FERRY__RPC__RESP_TYPE__EVENT;
 			r.has_job = true;
 			r.job = j->id;
+			/* The typed one reads a copy: it unescapes in place. */
+			snprintf(typed, sizeof(typed), "%s", line);
 			r.event = line;
+			r.ev = event_parse(typed, &ev) == 0 ? &ev : NULL;
 			for (size_t k = 0; k < nconns; k++)
 				if ((j->events && conns[k].job == j->id) || conns[k].watching == j->id)
 					send_resp(conns[k].fd, &r);

@@ -70,6 +70,22 @@ struct ferry_event {
 	int err;                 /* FERRY_EV_ERROR: an errno value */
 	const char *msg;         /* valid during the callback only */
 	const char *json;        /* FERRY_EV_PROGRESS: valid during the callback only */
+	/* FERRY_EV_PROGRESS, typed: the JSON object's fields (0 or NULL where it
+	 * has none; strings valid during the callback only). kind is NULL from
+	 * a ferryd that sends no typed events. */
+	const char *kind;        /* "round", "bytes", "handover", "failed" */
+	unsigned round;          /* round */
+	unsigned long long pages;
+	double mib, seconds, dirty_mbs, copy_mbs;
+	double predicted_ms;     /* the freeze the next round predicts */
+	const char *round_name;  /* bytes: the round's name on the page server */
+	unsigned long long bytes;
+	int done;
+	int remote_pid;          /* handover */
+	double downtime_ms, handover_ms;
+	int errnum;              /* failed: an errno value, */
+	const char *error;       /*   its name ("ESRCH"), */
+	const char *message;     /*   and the command's message */
 };
 
 #define FERRY_EVENTS 1u          /* ferry_start: deliver FERRY_EV_PROGRESS events */

@@ -423,6 +423,10 @@ PY
 			fail "watch_client migrate: exit $rc: $(cat "$T/wc.out")"
 		expect_in "$T/wc.out" '"event":"round","round":1,' "its rounds come as events"
 		expect_in "$T/wc.out" '"event":"handover","remote_pid":' "and its hand-over"
+		expect_in "$T/wc.out" "round 1: " "each round typed too (libferry's fields)"
+		grep -q "^handover: now process [1-9][0-9]*, downtime [0-9.]* ms" "$T/wc.out" &&
+			ok "and the hand-over typed, its remote PID and downtime" ||
+			fail "no typed hand-over in: $(head -c 600 "$T/wc.out")"
 		expect_in "$T/wc.out" "done 0" "and its end, with the exit status"
 		wait $PS
 		RP=$(cat "$T/mv.pid" 2>/dev/null)
