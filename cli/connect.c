@@ -24,6 +24,24 @@ static void on_signal(int sig)
 	interrupted = sig;
 }
 
+/* After the jobs: the trackers ferryd keeps, if any. */
+static int list_trackers(ferry_client *c)
+{
+	struct ferry_tracker_info *t;
+	size_t n;
+
+	if (ferry_trackers(c, &t, &n)) {
+		fprintf(stderr, "ferry: %s\n", ferry_error(c));
+		return EXIT_FAIL;
+	}
+	if (n)
+		printf("\n%-8s %-6s %s\n", "TRACKER", "UID", "KEPT FOR");
+	for (size_t i = 0; i < n; i++)
+		printf("%-8d %-6u %.1f s\n", t[i].pid, t[i].uid, t[i].age_ms / 1000.0);
+	free(t);
+	return EXIT_OK;
+}
+
 /* jobs, or status ID (one job): a line each under a header. */
 static int list(ferry_client *c, const char *id)
 {
@@ -62,7 +80,7 @@ static int list(ferry_client *c, const char *id)
 		       j->command ? j->command : "?");
 	}
 	ferry_jobs_free(jobs, n);
-	return EXIT_OK;
+	return id ? EXIT_OK : list_trackers(c);
 }
 
 static int cancel(ferry_client *c, const char *id)

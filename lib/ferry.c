@@ -404,3 +404,32 @@ API int ferry_job_status(ferry_client *c, unsigned job, struct ferry_job_info **
 	}
 	return ret;
 }
+
+API int ferry_trackers(ferry_client *c, struct ferry_tracker_info **out, size_t *n)
+{
+	Ferry__Rpc__Request q = FERRY__RPC__REQUEST__INIT;
+	Ferry__Rpc__Response *r;
+	int ret;
+
+	*out = NULL;
+	*n = 0;
+	q.type = FERRY__RPC__REQ_TYPE__LIST;
+	ret = send_req(c, &q, NULL, 0);
+	if (!ret)
+		ret = recv_resp(c, &r);
+	if (ret)
+		return ret;
+	if (r->type != FERRY__RPC__RESP_TYPE__JOBS) {
+		ret = fail(c, r->err ? r->err : EPROTO, "ferryd: %s", r->msg ? r->msg : "refused");
+	} else if (r->n_trackers && !(*out = calloc(r->n_trackers, sizeof(**out)))) {
+		ret = -ENOMEM;
+	} else {
+		for (size_t i = 0; i < r->n_trackers; i++)
+			(*out)[i] = (struct ferry_tracker_info){ (int)r->trackers[i]->pid,
+								 r->trackers[i]->uid,
+								 (long long)r->trackers[i]->age_ms };
+		*n = r->n_trackers;
+	}
+	ferry__rpc__response__free_unpacked(r, NULL);
+	return ret;
+}

@@ -280,6 +280,20 @@ static int list_jobs(struct conn *c, uint32_t id)
 		p[r.n_jobs++] = o;
 	}
 	r.jobs = p;
+	if (!id) {
+		static struct tracker_info ti[256];
+		static Ferry__Rpc__Tracker tv[256], *tp[256];
+
+		r.n_trackers = trackers_list(c->uid, ti, 256, now_ms());
+		for (size_t i = 0; i < r.n_trackers; i++) {
+			ferry__rpc__tracker__init(&tv[i]);
+			tv[i].pid = (uint32_t)ti[i].pid;
+			tv[i].uid = ti[i].owner;
+			tv[i].age_ms = ti[i].age_ms;
+			tp[i] = &tv[i];
+		}
+		r.trackers = tp;
+	}
 	if (id && !r.n_jobs)
 		send_error(c->fd, ESRCH, "no job %u of yours", id);
 	else

@@ -48,6 +48,17 @@ size_t trackers_count(void)
 	return ntr;
 }
 
+size_t trackers_list(uid_t uid, struct tracker_info *out, size_t max, uint64_t now_ms)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < ntr && n < max; i++)
+		if (!uid || tr[i].owner == uid)
+			out[n++] = (struct tracker_info){ tr[i].pid, tr[i].owner,
+							  now_ms - tr[i].since_ms };
+	return n;
+}
+
 static void release(size_t i, const char *why)
 {
 	struct tracker *t = &tr[i];

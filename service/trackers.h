@@ -27,5 +27,12 @@ uint64_t trackers_expire(uint64_t now_ms);
 /* ferryd stops: every one released. */
 void trackers_release_all(void);
 size_t trackers_count(void);
+/* Those of uid (0: all), at most max: their target, owner and age. */
+struct tracker_info {
+	pid_t pid;
+	uid_t owner;
+	uint64_t age_ms;
+};
+size_t trackers_list(uid_t uid, struct tracker_info *out, size_t max, uint64_t now_ms);
 
 #endif

@@ -146,6 +146,15 @@ void ferry_jobs_free(struct ferry_job_info *jobs, size_t n);
  * ferry_jobs_free(*out, 1). */
 int ferry_job_status(ferry_client *c, unsigned job, struct ferry_job_info **out);
 
+/* The dirty trackers ferryd keeps between pre-dump rounds (the caller's;
+ * root: all): whose target, whose, since when. Free with free(). */
+struct ferry_tracker_info {
+	int pid;
+	unsigned uid;
+	long long age_ms;
+};
+int ferry_trackers(ferry_client *c, struct ferry_tracker_info **out, size_t *n);
+
 #ifdef __cplusplus
 }
 #endif

@@ -452,6 +452,9 @@ if grep -q "tracker uffd-wp" "$T/tk1.out"; then
 	[ "$(uffds)" = 1 ] && ok "ferryd holds its tracker (a userfaultfd among its fds)" ||
 		fail "ferryd holds $(uffds) userfaultfds"
 	expect_in "$T/ferryd.log" "keeping the tracker of process $D" "ferryd says it keeps it"
+	"$FERRY" --connect "$S" jobs >"$T/tkjobs" 2>&1
+	grep -q "^$D  *0  *[0-9.]* s$" "$T/tkjobs" && ok "jobs lists it under TRACKER" ||
+		fail "jobs does not list the tracker: $(cat "$T/tkjobs")"
 	pgrep -f "pre-dump -t $D" >/dev/null && fail "a keeper process is left: $(pgrep -af "pre-dump -t $D")" ||
 		ok "no keeper process is left"
 	"$FERRY" --connect "$S" dump -R -t $D -D "$T/tk2" --prev-images-dir ../tk1 >"$T/tk2.out" 2>&1 ||
