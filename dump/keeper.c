@@ -66,11 +66,13 @@ int keeper_answer(int lfd, const uint8_t id[IMG_ID_SIZE], pid_t pid, int *uffd, 
 	socklen_t clen = sizeof(cred);
 	struct keep_req rq;
 	cleanup_close int c = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
-	struct timeval tv = { 2, 0 };
+	struct timeval tv = { 0, 250000 };
 
 	if (c < 0)
 		return 0;
-	/* A peer that connects and never asks does not hold the holder up. */
+	/* A peer that connects and never asks holds the holder (ferryd: every
+	 * caller) up a quarter of a second at most: an asker's request
+	 * follows its connect at once. Others' peers are turned away before. */
 	setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	if (getsockopt(c, SOL_SOCKET, SO_PEERCRED, &cred, &clen) == 0 &&
 	    (cred.uid == owner || cred.uid == 0) &&
