@@ -342,26 +342,39 @@ API void ferry_jobs_free(struct ferry_job_info *jobs, size_t n)
 	free(jobs);
 }
 
-/* LIST, or STATUS of job (not 0). */
-static int jobs_of(ferry_client *c, unsigned job, struct ferry_job_info **out, size_t *n)
+/* LIST, or STATUS of job (not 0): its JOBS answer in *r, or an error. */
+static int ask_jobs(ferry_client *c, unsigned job, Ferry__Rpc__Response **r)
 {
 	Ferry__Rpc__Request q = FERRY__RPC__REQUEST__INIT;
-	Ferry__Rpc__Response *r;
 	int ret;
 
-	*out = NULL;
-	*n = 0;
 	q.type = job ? FERRY__RPC__REQ_TYPE__STATUS : FERRY__RPC__REQ_TYPE__LIST;
 	q.has_job = job != 0;
 	q.job = job;
 	ret = send_req(c, &q, NULL, 0);
 	if (!ret)
-		ret = recv_resp(c, &r);
+		ret = recv_resp(c, r);
 	if (ret)
 		return ret;
-	if (r->type != FERRY__RPC__RESP_TYPE__JOBS) {
-		ret = fail(c, r->err ? r->err : EPROTO, "ferryd: %s", r->msg ? r->msg : "refused");
-	} else if (r->n_jobs && !(*out = calloc(r->n_jobs, sizeof(**out)))) {
+	if ((*r)->type == FERRY__RPC__RESP_TYPE__JOBS)
+		return 0;
+	ret = fail(c, (*r)->err ? (*r)->err : EPROTO, "ferryd: %s",
+		   (*r)->msg ? (*r)->msg : "refused");
+	ferry__rpc__response__free_unpacked(*r, NULL);
+	return ret;
+}
+
+static int jobs_of(ferry_client *c, unsigned job, struct ferry_job_info **out, size_t *n)
+{
+	Ferry__Rpc__Response *r;
+	int ret;
+
+	*out = NULL;
+	*n = 0;
+	ret = ask_jobs(c, job, &r);
+	if (ret)
+		return ret;
+	if (r->n_jobs && !(*out = calloc(r->n_jobs, sizeof(**out)))) {
 		ret = -ENOMEM;
 	} else {
 		for (size_t i = 0; i < r->n_jobs; i++) {
@@ -407,21 +420,15 @@ API int ferry_job_status(ferry_client *c, unsigned job, struct ferry_job_info **
 
 API int ferry_trackers(ferry_client *c, struct ferry_tracker_info **out, size_t *n)
 {
-	Ferry__Rpc__Request q = FERRY__RPC__REQUEST__INIT;
 	Ferry__Rpc__Response *r;
 	int ret;
 
 	*out = NULL;
 	*n = 0;
-	q.type = FERRY__RPC__REQ_TYPE__LIST;
-	ret = send_req(c, &q, NULL, 0);
-	if (!ret)
-		ret = recv_resp(c, &r);
+	ret = ask_jobs(c, 0, &r);
 	if (ret)
 		return ret;
-	if (r->type != FERRY__RPC__RESP_TYPE__JOBS) {
-		ret = fail(c, r->err ? r->err : EPROTO, "ferryd: %s", r->msg ? r->msg : "refused");
-	} else if (r->n_trackers && !(*out = calloc(r->n_trackers, sizeof(**out)))) {
+	if (r->n_trackers && !(*out = calloc(r->n_trackers, sizeof(**out)))) {
 		ret = -ENOMEM;
 	} else {
 		for (size_t i = 0; i < r->n_trackers; i++)
