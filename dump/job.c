@@ -2,8 +2,10 @@
  * an iterative dump (see job.h). */
 #include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "common/log.h"
 #include "dump/job.h"
@@ -127,7 +129,21 @@ static int open_parent(const struct dump_opts *o, struct img_image **prev, struc
 struct job_ctx {
 	const struct dump_choice *c;
 	const struct kerndat *kd;
+	/* A final dump's userfaultfds, closed once the tree is let go:
+	 * closing one un-protects every page it tracked (5 ms for 256 MiB
+	 * here), which is no work for the freeze. */
+	int *later;
+	size_t nr_later;
 };
+
+static void close_later(struct job_ctx *j)
+{
+	for (size_t i = 0; i < j->nr_later; i++)
+		close(j->later[i]);
+	free(j->later);
+	j->later = NULL;
+	j->nr_later = 0;
+}
 
 /* One process's round with its tracker: the one its previous images
  * (mo->parent) were tracked by, resumed; a pre-dump's userfaultfd is left to
@@ -169,6 +185,15 @@ static int tracked_round(void *arg, struct target *t, const struct dump_opts *mo
 			pr_warn("%s: the next round of this chain will copy every page", kerr.msg);
 	}
 	r->tracker = tr.ops ? tr.ops->name : NULL;
+	if (!o.pre && tr.uffd >= 0) {
+		int *v = realloc(j->later, (j->nr_later + 1) * sizeof(*v));
+
+		if (v) {
+			j->later = v;
+			j->later[j->nr_later++] = tr.uffd;
+			tr.uffd = -1;
+		}
+	}
 	tracker_fini(&tr);
 	return ret;
 }
@@ -191,6 +216,7 @@ int dump_job_round(struct dump_opts *o, const struct dump_choice *c, const struc
 		o->member = &mops;
 		ret = dump_tree(o, h, r, err);
 		o->member = NULL;
+		close_later(&j);
 		return ret;
 	}
 	tree = dump_is_tree(o);
