@@ -207,14 +207,22 @@ static int recv_pages(struct net_conn *nc, const struct ps_opts *o, const uint8_
 		ret = ferr_new(err, EFBIG, "%s/pages.img: %llu bytes at %llu, beyond the %llu "
 			       "allowed", m->dir, (unsigned long long)m->size,
 			       (unsigned long long)m->offset, (unsigned long long)o->max_file);
-	} else if (st->fd >= 0 && strcmp(st->dir, m->dir)) {
-		ret = ferr_new(err, EPROTO, "pages for `%.80s` while `%s` is not complete", m->dir,
-			       st->dir);
-	} else if (st->fd < 0) {
-		ret = round_dir(o, m->dir, dir, sizeof(dir), err);
-		snprintf(st->dir, sizeof(st->dir), "%s", m->dir);
-		snprintf(st->part, sizeof(st->part), "%s/pages.img.part", dir);
-		if (!ret) {
+	} else {
+		if (st->fd >= 0 && strcmp(st->dir, m->dir)) {
+			/* A process of a tree that exited in the middle of its
+			 * round: the source goes on with the next, and that
+			 * round of it stays incomplete (no pages.img, no
+			 * inventory), as it would on the source's own disk. */
+			pr_info("the pages of `%s` stopped before their end (its process exited?): "
+				"that round of it is left incomplete", st->dir);
+			stream_drop(st);
+		}
+		if (st->fd < 0) {
+			ret = round_dir(o, m->dir, dir, sizeof(dir), err);
+			snprintf(st->dir, sizeof(st->dir), "%s", m->dir);
+			snprintf(st->part, sizeof(st->part), "%s/pages.img.part", dir);
+		}
+		if (!ret && st->fd < 0) {
 			st->fd = open(st->part, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW,
 				      0600);
 			if (st->fd < 0)
