@@ -212,6 +212,33 @@ static const uint8_t *image_data(struct fill *f, const struct img_image *src, st
 	return f->maps[d];
 }
 
+/* The len bytes at vaddr, which loc resolved to a data run, where pages.img
+ * is mapped; NULL with err set if it cannot be or is too short. */
+static const uint8_t *loc_data(struct fill *f, const struct img_page_loc *loc, uint64_t vaddr,
+			       uint64_t len, struct ferr *err)
+{
+	const uint8_t *base = image_data(f, loc->img, err);
+	uint64_t off = loc->run->offset + (vaddr - loc->run->vaddr);
+
+	if (!base)
+		return NULL;
+	if (off + len > f->map_len[loc->img->depth]) {
+		ferr_new(err, EBADMSG, "%s/pages.img is shorter than its pagemap", loc->img->path);
+		return NULL;
+	}
+	return base + off;
+}
+
+/* A fill's table of mapped pages.img, one slot per image of img's chain. */
+static int maps_alloc(struct fill *f, const struct img_image *img, struct ferr *err)
+{
+	for (const struct img_image *i = img; i; i = i->parent)
+		f->depth = i->depth + 1;
+	f->maps = calloc(f->depth, sizeof(*f->maps));
+	f->map_len = calloc(f->depth, sizeof(*f->map_len));
+	return f->maps && f->map_len ? 0 : ferr_sys(err, ENOMEM, "restore buffers");
+}
+
 static int fill_segment(struct fill *f, uint64_t vaddr, uint64_t npages, struct ferr *err)
 {
 	const struct img_image *top = f->r->img;
@@ -221,7 +248,7 @@ static int fill_segment(struct fill *f, uint64_t vaddr, uint64_t npages, struct 
 		struct img_page_loc loc;
 		uint64_t in_run, n, len, off;
 		const Ferry__Vma *v;
-		const uint8_t *base;
+		const uint8_t *data;
 		int ret = 0;
 
 		if (img_resolve(top, vaddr, &loc))
@@ -240,14 +267,10 @@ static int fill_segment(struct fill *f, uint64_t vaddr, uint64_t npages, struct 
 				ret = fill_add(f, vaddr + off, f->zeroes,
 					       len - off < FILL_ZERO ? len - off : FILL_ZERO, err);
 		} else {
-			base = image_data(f, loc.img, err);
-			if (!base)
+			data = loc_data(f, &loc, vaddr, len, err);
+			if (!data)
 				return -err->code;
-			off = loc.run->offset + in_run * ps;
-			if (off + len > f->map_len[loc.img->depth])
-				return ferr_new(err, EBADMSG, "%s/pages.img is shorter than its pagemap",
-						loc.img->path);
-			ret = fill_add(f, vaddr, base + off, len, err);
+			ret = fill_add(f, vaddr, data, len, err);
 		}
 		if (ret)
 			return ret;
@@ -284,20 +307,15 @@ static const uint8_t *page_at(struct fill *f, const struct img_image *img, uint6
 			      struct ferr *err, int *ret)
 {
 	struct img_page_loc loc;
-	const uint8_t *base;
-	uint64_t off;
+	const uint8_t *data;
 
 	*ret = 0;
 	if (img_resolve(img, vaddr, &loc) || (loc.run->flags & IMG_RUN_ZERO))
 		return NULL;
-	base = image_data(f, loc.img, err);
-	off = loc.run->offset + (vaddr - loc.run->vaddr);
-	if (!base || off + img->page_size > f->map_len[loc.img->depth]) {
-		*ret = base ? ferr_new(err, EBADMSG, "%s/pages.img is shorter than its pagemap",
-				       loc.img->path) : -err->code;
-		return NULL;
-	}
-	return base + off;
+	data = loc_data(f, &loc, vaddr, img->page_size, err);
+	if (!data)
+		*ret = -err->code;
+	return data;
 }
 
 static int drop_pages(struct fill *f, uint64_t start, uint64_t end, struct ferr *err)
@@ -363,13 +381,11 @@ static int cow_diff(struct fill *f, const struct rst_cow *c, struct ferr *err)
 	size_t nw = par_workers(FILL_THREADS, c->end - c->start, FILL_PARALLEL_MIN);
 	int ret = 0;
 
-	for (const struct img_image *i = own; i; i = i->parent)
-		of.depth = i->depth + 1;
-	of.maps = calloc(of.depth, sizeof(*of.maps));
-	of.map_len = calloc(of.depth, sizeof(*of.map_len));
-	if (!of.maps || !of.map_len || !verdict)
+	if (!verdict)
 		return ferr_sys(err, ENOMEM, "restore buffers");
-	ret = map_chain(f, top, err);
+	ret = maps_alloc(&of, own, err);
+	if (!ret)
+		ret = map_chain(f, top, err);
 	if (!ret)
 		ret = map_chain(&of, own, err);
 	if (ret)
@@ -513,14 +529,12 @@ static int write_all(struct fill *f, struct ferr *err)
 int rst_fill_pages(struct rst *r, struct ferr *err)
 {
 	cleanup_val(fill) struct fill f = { .r = r, .uffd = -1, .child_uffd = -1 };
-	int ret = 0;
+	int ret = maps_alloc(&f, r->img, err);
 
-	for (const struct img_image *i = r->img; i; i = i->parent)
-		f.depth = i->depth + 1;
-	f.maps = calloc(f.depth, sizeof(*f.maps));
-	f.map_len = calloc(f.depth, sizeof(*f.map_len));
+	if (ret)
+		return ret;
 	f.zeroes = mmap(NULL, FILL_ZERO, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (!f.maps || !f.map_len || f.zeroes == MAP_FAILED)
+	if (f.zeroes == MAP_FAILED)
 		return ferr_sys(err, ENOMEM, "restore buffers");
 	if (kd_has(r->kd, KD_UFFD_COPY) && kd_has(r->kd, KD_PIDFD_GETFD) && uffd_open(&f, err)) {
 		/* A kernel or policy that refuses it: the slower path works. */
