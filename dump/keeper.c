@@ -16,6 +16,7 @@
 #include <sys/wait.h>
 #include <time.h>
 
+#include "common/fdpass.h"
 #include "common/log.h"
 #include "common/util.h"
 #include "dump/keeper.h"
@@ -177,20 +178,11 @@ int keeper_listen(pid_t pid, struct ferr *err)
 static int give_to_service(int sk, const uint8_t id[IMG_ID_SIZE], pid_t pid, int pidfd, int uffd)
 {
 	struct keep_req rq = { .pid = (uint32_t)pid, .op = KEEP_GIVE };
-	char ctl[CMSG_SPACE(2 * sizeof(int))] = { 0 };
-	struct iovec iov = { &rq, sizeof(rq) };
-	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl,
-			    .msg_controllen = sizeof(ctl) };
-	struct cmsghdr *cm = CMSG_FIRSTHDR(&m);
 	int fds[2] = { uffd, pidfd };
 	uint32_t status = 0;
 
 	memcpy(rq.id, id, IMG_ID_SIZE);
-	cm->cmsg_level = SOL_SOCKET;
-	cm->cmsg_type = SCM_RIGHTS;
-	cm->cmsg_len = CMSG_LEN(sizeof(fds));
-	memcpy(CMSG_DATA(cm), fds, sizeof(fds));
-	if (sendmsg(sk, &m, MSG_NOSIGNAL) != sizeof(rq) ||
+	if (fdpass_send(sk, &rq, sizeof(rq), fds, 2) ||
 	    recv(sk, &status, sizeof(status), 0) != sizeof(status))
 		return -1;
 	return status == 1 ? 0 : -1;
@@ -198,31 +190,18 @@ static int give_to_service(int sk, const uint8_t id[IMG_ID_SIZE], pid_t pid, int
 
 int keeper_receive(int sk, struct keeper_given *g)
 {
-	char ctl[CMSG_SPACE(2 * sizeof(int))] = { 0 };
 	struct keep_req rq;
-	struct iovec iov = { &rq, sizeof(rq) };
-	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl,
-			    .msg_controllen = sizeof(ctl) };
-	struct cmsghdr *cm;
-	ssize_t n = recvmsg(sk, &m, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
-	int fds[2] = { -1, -1 };
+	int fds[FDPASS_MAX_FDS];
+	size_t nfds;
+	ssize_t n = fdpass_recv(sk, &rq, sizeof(rq), fds, &nfds);
 
 	if (n == 0)
 		return -EPIPE;
 	if (n < 0)
-		return -errno;
-	cm = CMSG_FIRSTHDR(&m);
-	if (cm && cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS &&
-	    cm->cmsg_len == CMSG_LEN(sizeof(fds)))
-		memcpy(fds, CMSG_DATA(cm), sizeof(fds));
-	else if (cm && cm->cmsg_type == SCM_RIGHTS)
-		for (size_t i = 0; i < (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int); i++)
-			close(((int *)CMSG_DATA(cm))[i]);
-	if (n != sizeof(rq) || rq.op != KEEP_GIVE || fds[0] < 0 || (m.msg_flags & MSG_CTRUNC)) {
-		if (fds[0] >= 0)
-			close(fds[0]);
-		if (fds[1] >= 0)
-			close(fds[1]);
+		return (int)n;
+	if (n != sizeof(rq) || rq.op != KEEP_GIVE || nfds != 2) {
+		for (size_t i = 0; i < nfds; i++)
+			close(fds[i]);
 		return -EBADMSG;
 	}
 	g->pid = (pid_t)rq.pid;

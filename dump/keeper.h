@@ -40,8 +40,9 @@ int keeper_listen(pid_t pid, struct ferr *err);
  * (handed over, or dropped: *uffd is closed and -1), 0 when still held. */
 int keeper_answer(int lfd, const uint8_t id[IMG_ID_SIZE], pid_t pid, int *uffd, uid_t owner);
 
-/* A tracker given to the service: read from sk (non-blocking), answered by
- * keeper_reply. 0, or -errno (-EBADMSG: not a tracker; -EPIPE: closed). */
+/* A tracker given to the service: read from sk (a SOCK_SEQPACKET socket;
+ * -EAGAIN when none waits on a non-blocking one), answered by keeper_reply.
+ * 0, or -errno (-EBADMSG: not a tracker; -EPIPE: closed). */
 struct keeper_given {
 	pid_t pid;
 	uint8_t id[IMG_ID_SIZE];

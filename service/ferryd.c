@@ -33,6 +33,7 @@
 #include <unistd.h>
 
 #include "common/fdpass.h"
+#include "common/util.h"
 #include "service/event.h"
 #include "service/ferryd.h"
 #include "service/record.h"
@@ -91,10 +92,7 @@ static uint64_t tracker_ms = 3600000;  /* a tracker nobody takes is released aft
 
 static uint64_t now_ms(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+	return now_ns() / 1000000;
 }
 
 static uint64_t wall_ms(void)
@@ -222,6 +220,8 @@ static int run_job(struct conn *c, Ferry__Rpc__Request *q, const int *fds)
 	}
 	if (ev[0] >= 0)
 		fcntl(ev[0], F_SETFL, O_NONBLOCK);
+	if (keep[0] >= 0)
+		fcntl(keep[0], F_SETFL, O_NONBLOCK);
 	j = &jobs[njobs++];
 	*j = (struct job){ .id = next_job++, .pid = pid, .uid = c->uid, .command = strdup(cmd),
 			   .started_ms = wall_ms(), .running = true,

@@ -7,10 +7,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "common/log.h"
+#include "common/util.h"
 #include "dump/keeper.h"
 #include "service/trackers.h"
 
@@ -28,14 +28,6 @@ static struct tracker tr[TRACKERS_MAX];
 static size_t ntr;
 static void (*log_line)(const char *fmt, ...);
 static uint64_t idle_ms;
-
-static uint64_t mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 void trackers_init(void (*say)(const char *fmt, ...), uint64_t timeout_ms)
 {
@@ -85,18 +77,10 @@ static pid_t pidfd_pid(int pidfd)
 {
 	char path[64], buf[1024];
 	const char *p;
-	ssize_t n;
-	int fd;
 
 	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", pidfd);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
+	if (read_small_file_at(AT_FDCWD, path, buf, sizeof(buf)) <= 0)
 		return 0;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return 0;
-	buf[n] = '\0';
 	p = strstr(buf, "\nPid:");
 	return p ? (pid_t)atoi(p + 5) : 0;
 }
@@ -144,7 +128,7 @@ void trackers_take_from(int sk, uid_t uid, pid_t job_pid)
 		goto refuse;
 	}
 	tr[ntr++] = (struct tracker){ .pid = g.pid, .owner = uid, .uffd = g.uffd,
-				      .pidfd = g.pidfd, .lfd = ret, .since_ms = mono_ms() };
+				      .pidfd = g.pidfd, .lfd = ret, .since_ms = now_ns() / 1000000 };
 	memcpy(tr[ntr - 1].id, g.id, IMG_ID_SIZE);
 	log_line("keeping the tracker of process %d for uid %u (job %d)", g.pid, uid, job_pid);
 	keeper_reply(sk, true);
