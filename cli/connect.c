@@ -24,6 +24,20 @@ static void on_signal(int sig)
 	interrupted = sig;
 }
 
+/* A job number for command cmd, in *job; false (said) if id is none. */
+static bool job_number(const char *cmd, const char *id, unsigned *job)
+{
+	char *end;
+	unsigned long v = strtoul(id, &end, 10);
+
+	if (*end || !v || v > UINT32_MAX) {
+		fprintf(stderr, "ferry: %s takes a job number, not `%s`\n", cmd, id);
+		return false;
+	}
+	*job = (unsigned)v;
+	return true;
+}
+
 /* After the jobs: the trackers ferryd keeps, if any. */
 static int list_trackers(ferry_client *c)
 {
@@ -46,19 +60,13 @@ static int list_trackers(ferry_client *c)
 static int list(ferry_client *c, const char *id)
 {
 	struct ferry_job_info *jobs;
-	unsigned long job = 0;
+	unsigned job = 0;
 	size_t n = 1;
-	char *end = NULL;
 	int ret;
 
-	if (id) {
-		job = strtoul(id, &end, 10);
-		if (*end || !job || job > UINT32_MAX) {
-			fprintf(stderr, "ferry: status takes a job number, not `%s`\n", id);
-			return EXIT_USAGE;
-		}
-	}
-	ret = id ? ferry_job_status(c, (unsigned)job, &jobs) : ferry_jobs(c, &jobs, &n);
+	if (id && !job_number("status", id, &job))
+		return EXIT_USAGE;
+	ret = id ? ferry_job_status(c, job, &jobs) : ferry_jobs(c, &jobs, &n);
 	if (ret) {
 		fprintf(stderr, "ferry: %s\n", ferry_error(c));
 		return EXIT_FAIL;
@@ -167,15 +175,12 @@ static int run(ferry_client *c, const char *path, char **argv)
 static int follow(ferry_client *c, const char *id)
 {
 	struct run r = { .status = -1, .print = true };
-	char *end;
-	unsigned long job = strtoul(id, &end, 10);
+	unsigned job;
 	int ret;
 
-	if (*end || !job || job > UINT32_MAX) {
-		fprintf(stderr, "ferry: follow takes a job number, not `%s`\n", id);
+	if (!job_number("follow", id, &job))
 		return EXIT_USAGE;
-	}
-	ret = ferry_subscribe(c, (unsigned)job, on_event, &r);
+	ret = ferry_subscribe(c, job, on_event, &r);
 	while (!ret)
 		ret = ferry_dispatch(c);
 	if (ret < 0) {
