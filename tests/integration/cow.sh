@@ -61,6 +61,13 @@ restored() {
 		fail "$desc: $(tail -3 "$T/rst.out")"
 	fi
 }
+# shared_again PSS WHO: PSS (MiB, after a restore) within a quarter and 4 MiB
+# of $before, the tree's before its dump.
+shared_again() {
+	[ "$1" -le $((before * 5 / 4 + 4)) ] &&
+		ok "$2 shares its memory again: Pss $1 MiB, ${before} MiB before" ||
+		fail "$2 takes Pss $1 MiB, ${before} MiB before the dump"
+}
 end_tree() {
 	for p in $PIDS; do kill -9 "$p" 2>/dev/null; done
 	for p in $PIDS; do for _ in $(seq 100); do gone "$p" && break; sleep 0.05; done; done
@@ -79,9 +86,7 @@ restored "$T/d" "restore"
 expect_in "$T/rst.out" "of children kept their parents' copy-on-write" "ferry says how much it kept shared"
 after=$(pss)
 checked "after the restore, every process's pages are right (dropped ones zero)"
-[ "$after" -le $((before * 5 / 4 + 4)) ] &&
-	ok "the restored tree shares its memory again: Pss ${after} MiB, ${before} MiB before" ||
-	fail "the restored tree takes Pss ${after} MiB, ${before} MiB before the dump"
+shared_again "$after" "the restored tree"
 end_tree
 
 # 2.
@@ -103,9 +108,7 @@ all_gone $PIDS || fail "the dumped tree did not end"
 restored "$T/f" "restore from the chain"
 after=$(pss)
 checked "from the chain, every process's pages are right"
-[ "$after" -le $((before * 5 / 4 + 4)) ] &&
-	ok "from the chain the tree shares its memory again: Pss ${after} MiB, ${before} MiB before" ||
-	fail "from the chain the tree takes Pss ${after} MiB, ${before} MiB before the dump"
+shared_again "$after" "from the chain the tree"
 end_tree
 
 [ $fails -eq 0 ]
