@@ -1,13 +1,12 @@
 /* Lookups in an open image's sorted VMAs and runs, resolution of a page
  * through the parent chain, reading pages, and checksum verification. */
 #include <string.h>
-#include <sys/mman.h>
 
 #include "common/par.h"
 #include "images/format.h"
 #include "images/load.h"
+#include "images/window.h"
 
-#define VERIFY_CHUNK (1u << 20)
 #define VERIFY_PARALLEL_MIN (64u << 20) /* less data than this: one thread */
 
 /* An address to look up in one image's sorted tables. */
@@ -174,11 +173,9 @@ int img_read_pages(const struct img_image *img, uint64_t vaddr, uint64_t nr_page
 
 #define VERIFY_THREADS 4
 
-/* One verifier: runs [first, last) of one image, read where pages.img is
- * mapped (map), or with its own buffer where it could not be. */
+/* One verifier: runs [first, last) of one image, read through a window. */
 struct verifier {
 	const struct img_image *img;
-	const uint8_t *map;
 	size_t first, last;
 	uint64_t runs, bytes, bad;
 	size_t first_bad;   /* index of its first bad run */
@@ -189,10 +186,10 @@ static void *verify_runs(void *arg)
 {
 	struct verifier *v = arg;
 	const struct img_image *img = v->img;
-	cleanup_free uint8_t *chunk = malloc(VERIFY_CHUNK);
 	cleanup(XXH3_state_s) XXH3_state_t *st = XXH3_createState();
+	cleanup_val(img_window) struct img_window w = { 0 };
 
-	if (!chunk || !st) {
+	if (!st || img_window_init(&w, IMG_WINDOW_SIZE)) {
 		v->io_err = -ENOMEM;
 		return NULL;
 	}
@@ -202,28 +199,15 @@ static void *verify_runs(void *arg)
 
 		if (r->flags)
 			continue;
-		if (v->map) {
-			/* No copy: the page cache, hashed where it lies. */
-			if (off > img->pages_size || left > img->pages_size - off) {
-				v->io_err = -ENODATA;
-				return NULL;
-			}
-			v->runs++;
-			v->bytes += left;
-			if (XXH3_64bits(v->map + off, left) != r->xxh3 && !v->bad++)
-				v->first_bad = i;
-			continue;
-		}
 		XXH3_64bits_reset(st);
 		while (left) {
-			size_t n = left < VERIFY_CHUNK ? (size_t)left : VERIFY_CHUNK;
-			int rr = pread_all(img->pages_fd, chunk, n, off);
+			uint64_t n = left < w.cap ? left : w.cap;
+			const uint8_t *d = img_window_get(&w, img->pages_fd, img->pages_size, off, n,
+							  &v->io_err);
 
-			if (rr) {
-				v->io_err = rr;
+			if (!d)
 				return NULL;
-			}
-			XXH3_64bits_update(st, chunk, n);
+			XXH3_64bits_update(st, d, n);
 			off += n;
 			left -= n;
 		}
@@ -244,7 +228,6 @@ static int verify_image(const struct img_image *img, struct img_verify_report *r
 	struct verifier v[VERIFY_THREADS];
 	uint64_t total = 0, acc = 0;
 	size_t nv, next = 0, bad_idx = SIZE_MAX;
-	void *map;
 	int ret = 0;
 
 	for (size_t i = 0; i < img->nr_runs; i++)
@@ -259,13 +242,7 @@ static int verify_image(const struct img_image *img, struct img_verify_report *r
 		}
 		v[t].last = next;
 	}
-	map = total && img->pages_size ? mmap(NULL, img->pages_size, PROT_READ, MAP_SHARED,
-					       img->pages_fd, 0) : MAP_FAILED;
-	for (size_t t = 0; t < nv; t++)
-		v[t].map = map == MAP_FAILED ? NULL : map;
 	par_run(v, nv, sizeof(v[0]), verify_runs);
-	if (map != MAP_FAILED)
-		munmap(map, img->pages_size);
 	for (size_t t = 0; t < nv; t++) {
 		rep->runs_checked += v[t].runs;
 		rep->bytes_checked += v[t].bytes;

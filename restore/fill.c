@@ -1,5 +1,7 @@
-/* Pages into the restored process, straight out of each image's mmapped
- * pages.img, on a thread per CPU, without a syscall per page.
+/* Pages into the restored process, out of each image's pages.img, on a
+ * thread per CPU, without a syscall per page. Each thread reads the files
+ * through windows of its own (images/window.h): pread into a buffer that
+ * stays in its core's cache, then one copy into the process.
  *
  * Private anonymous memory (most of a process) goes by UFFDIO_COPY: the
  * child's VMAs are registered with a userfaultfd (by injection), ferry takes
@@ -22,6 +24,7 @@
 #include "common/kerndat.h"
 #include "common/log.h"
 #include "common/par.h"
+#include "images/window.h"
 #include "restore/rst.h"
 
 #define FILL_IOV 1024
@@ -32,8 +35,17 @@
 
 enum { SEG_UFFD, SEG_WRITEV, SEG_KINDS };
 
+/* len bytes for the child at dst: from ferry's memory (mem), or else from
+ * img's pages.img at off. */
+struct seg {
+	uint64_t dst, len;
+	const uint8_t *mem;
+	const struct img_image *img;
+	uint64_t off;
+};
+
 struct segs {
-	struct iovec *l, *r;        /* ours (pages.img) -> the child's */
+	struct seg *s;
 	size_t n, cap;
 	uint64_t bytes;
 };
@@ -55,10 +67,8 @@ static void fill_release(struct fill *f)
 	for (unsigned d = 0; d < f->depth && f->maps; d++)
 		if (f->maps[d])
 			munmap(f->maps[d], f->map_len[d]);
-	for (int k = 0; k < SEG_KINDS; k++) {
-		free(f->segs[k].l);
-		free(f->segs[k].r);
-	}
+	for (int k = 0; k < SEG_KINDS; k++)
+		free(f->segs[k].s);
 	free(f->maps);
 	free(f->map_len);
 	if (f->zeroes && f->zeroes != MAP_FAILED)
@@ -145,33 +155,27 @@ static int uffd_close(struct fill *f, struct ferr *err)
 
 /* ---- collecting segments ----------------------------------------------------- */
 
-static int segs_push(struct segs *s, uint64_t vaddr, const void *src, uint64_t len,
-		     struct ferr *err)
+static int segs_push(struct segs *s, const struct seg *g, struct ferr *err)
 {
 	if (s->n == s->cap) {
 		size_t cap = s->cap ? s->cap * 2 : 4096;
-		struct iovec *l = realloc(s->l, cap * sizeof(*l)), *r;
+		struct seg *n = realloc(s->s, cap * sizeof(*n));
 
-		if (!l)
+		if (!n)
 			return ferr_sys(err, ENOMEM, "page segment list");
-		s->l = l;
-		r = realloc(s->r, cap * sizeof(*r));
-		if (!r)
-			return ferr_sys(err, ENOMEM, "page segment list");
-		s->r = r;
+		s->s = n;
 		s->cap = cap;
 	}
-	s->l[s->n] = (struct iovec){ (void *)src, len };
-	s->r[s->n] = (struct iovec){ (void *)(uintptr_t)vaddr, len };
-	s->n++;
-	s->bytes += len;
+	s->s[s->n++] = *g;
+	s->bytes += g->len;
 	return 0;
 }
 
 /* One segment, split where VMAs end, each part to its writer's list. */
-static int fill_add(struct fill *f, uint64_t vaddr, const uint8_t *src, uint64_t len,
-		    struct ferr *err)
+static int fill_add(struct fill *f, struct seg g, struct ferr *err)
 {
+	uint64_t vaddr = g.dst, len = g.len;
+
 	while (len) {
 		const Ferry__Vma *v = img_vma_at(f->r->img, vaddr);
 		uint64_t n;
@@ -180,13 +184,17 @@ static int fill_add(struct fill *f, uint64_t vaddr, const uint8_t *src, uint64_t
 		if (!v)
 			return ferr_new(err, EBADMSG, "page 0x%" PRIx64 " lies in no VMA", vaddr);
 		n = v->end - vaddr < len ? v->end - vaddr : len;
-		ret = segs_push(&f->segs[by_uffd(f, v) ? SEG_UFFD : SEG_WRITEV], vaddr, src, n, err);
+		g.dst = vaddr;
+		g.len = n;
+		ret = segs_push(&f->segs[by_uffd(f, v) ? SEG_UFFD : SEG_WRITEV], &g, err);
 		if (ret)
 			return ret;
 		f->r->res->bytes += n;
 		f->r->res->pages += n / (uint64_t)ferry_page_size();
 		vaddr += n;
-		src += n;
+		if (g.mem)
+			g.mem += n;
+		g.off += n;
 		len -= n;
 	}
 	return 0;
@@ -248,7 +256,6 @@ static int fill_segment(struct fill *f, uint64_t vaddr, uint64_t npages, struct 
 		struct img_page_loc loc;
 		uint64_t in_run, n, len, off;
 		const Ferry__Vma *v;
-		const uint8_t *data;
 		int ret = 0;
 
 		if (img_resolve(top, vaddr, &loc))
@@ -264,13 +271,16 @@ static int fill_segment(struct fill *f, uint64_t vaddr, uint64_t npages, struct 
 			v = img_vma_at(top, vaddr);
 			for (off = 0; v && v->kind == FERRY__VMA_KIND__VMA_FILE && !ret && off < len;
 			     off += FILL_ZERO)
-				ret = fill_add(f, vaddr + off, f->zeroes,
-					       len - off < FILL_ZERO ? len - off : FILL_ZERO, err);
+				ret = fill_add(f, (struct seg){ .dst = vaddr + off, .mem = f->zeroes,
+					       .len = len - off < FILL_ZERO ? len - off : FILL_ZERO },
+					       err);
 		} else {
-			data = loc_data(f, &loc, vaddr, len, err);
-			if (!data)
-				return -err->code;
-			ret = fill_add(f, vaddr, data, len, err);
+			off = loc.run->offset + (vaddr - loc.run->vaddr);
+			if (off > loc.img->pages_size || len > loc.img->pages_size - off)
+				return ferr_new(err, EBADMSG, "%s/pages.img is shorter than its "
+						"pagemap", loc.img->path);
+			ret = fill_add(f, (struct seg){ .dst = vaddr, .len = len, .img = loc.img,
+						       .off = off }, err);
 		}
 		if (ret)
 			return ret;
@@ -416,7 +426,7 @@ static int cow_diff(struct fill *f, const struct rst_cow *c, struct ferr *err)
 			const uint8_t *mine = page_at(f, top, a, err, &ret);
 
 			if (!ret)
-				ret = fill_add(f, a, mine, ps, err);
+				ret = fill_add(f, (struct seg){ .dst = a, .len = ps, .mem = mine }, err);
 		}
 	}
 	if (!ret && drop)
@@ -429,65 +439,190 @@ static int cow_diff(struct fill *f, const struct rst_cow *c, struct ferr *err)
 
 /* ---- writing ------------------------------------------------------------------ */
 
+#define FILL_WINDOWS 4 /* per writer: one per image of a chain, by depth */
+#define FILL_STAGE_MAX (64u << 10) /* a piece this big goes by a call of its own */
+
 struct writer {
 	pid_t pid;
 	int uffd;
 	struct segs part[SEG_KINDS]; /* views into the fill's lists */
+	struct img_window win[FILL_WINDOWS];
+	struct img_window stage;     /* its buffer only: pieces for one call */
+	uint64_t stage_dst, stage_len;
 	int err;
 	uint64_t bad_addr;
 	const char *how;
 };
 
+static struct img_window *win_of(struct writer *w, const struct img_image *img)
+{
+	return &w->win[img->depth % FILL_WINDOWS];
+}
+
+static bool win_holds(struct writer *w, const struct seg *g, uint64_t done, uint64_t n)
+{
+	const struct img_window *win = win_of(w, g->img);
+	uint64_t off = g->off + done;
+
+	return win->fd == g->img->pages_fd && off >= win->off && off + n <= win->off + win->len;
+}
+
+/* How much of g from done on one piece takes: the rest, or from a file at
+ * most a window. */
+static uint64_t piece_len(struct writer *w, const struct seg *g, uint64_t done)
+{
+	uint64_t n = g->len - done;
+
+	return g->mem || n <= win_of(w, g->img)->cap ? n : win_of(w, g->img)->cap;
+}
+
+/* Where the n bytes of g from done on are; NULL, with the writer's error
+ * set, if they cannot be read. */
+static const uint8_t *piece_data(struct writer *w, const struct seg *g, uint64_t done,
+				 uint64_t n)
+{
+	const uint8_t *d;
+	int ret;
+
+	if (g->mem)
+		return g->mem + done;
+	d = img_window_get(win_of(w, g->img), g->img->pages_fd, g->img->pages_size,
+			   g->off + done, n, &ret);
+	if (!d) {
+		w->err = ret == -ENODATA ? EBADMSG : -ret;
+		w->bad_addr = g->dst + done;
+		w->how = "read pages.img";
+	}
+	return d;
+}
+
+/* len bytes from src into the child at dst, by as many UFFDIO_COPY as it
+ * takes; false with the writer's error set if one fails. */
+static bool uffd_copy(struct writer *w, uint64_t dst, const uint8_t *src, uint64_t len)
+{
+	uint64_t done = 0;
+
+	while (done < len) {
+		struct uffdio_copy c = { .dst = dst + done, .src = (uintptr_t)(src + done),
+					 .len = len - done, .mode = 0 };
+
+		if (ioctl(w->uffd, UFFDIO_COPY, &c) == 0 || (errno == EAGAIN && c.copy > 0)) {
+			done += c.copy > 0 ? (uint64_t)c.copy : len - done;
+			continue;
+		}
+		if (errno == EAGAIN || errno == EINTR)
+			continue;
+		w->err = errno;
+		w->bad_addr = dst + done;
+		w->how = "UFFDIO_COPY";
+		return false;
+	}
+	return true;
+}
+
+static bool stage_flush(struct writer *w)
+{
+	bool ok = !w->stage_len || uffd_copy(w, w->stage_dst, w->stage.buf, w->stage_len);
+
+	w->stage_len = 0;
+	return ok;
+}
+
+/* Small pieces that follow each other in the child (a page dirtied since
+ * the parent image, between runs of it) are gathered in the stage and
+ * written by one call: a call costs more than copying a few pages twice. */
 static void write_uffd(struct writer *w, const struct segs *s)
 {
 	for (size_t i = 0; i < s->n && !w->err; i++) {
-		uint64_t dst = (uint64_t)(uintptr_t)s->r[i].iov_base, done = 0;
-		uint64_t src = (uint64_t)(uintptr_t)s->l[i].iov_base, len = s->l[i].iov_len;
+		const struct seg *g = &s->s[i];
 
-		while (done < len) {
-			struct uffdio_copy c = { .dst = dst + done, .src = src + done,
-						 .len = len - done, .mode = 0 };
+		for (uint64_t done = 0, n; done < g->len && !w->err; done += n) {
+			const uint8_t *d = piece_data(w, g, done, n = piece_len(w, g, done));
+			uint64_t dst = g->dst + done;
 
-			if (ioctl(w->uffd, UFFDIO_COPY, &c) == 0 || (errno == EAGAIN && c.copy > 0)) {
-				done += c.copy > 0 ? (uint64_t)c.copy : len - done;
+			if (!d)
+				return;
+			if (w->stage_len && (w->stage_dst + w->stage_len != dst ||
+					     w->stage_len + n > w->stage.cap) && !stage_flush(w))
+				return;
+			if (n >= FILL_STAGE_MAX) {
+				uffd_copy(w, dst, d, n);
 				continue;
 			}
-			if (errno == EAGAIN || errno == EINTR)
-				continue;
-			w->err = errno;
-			w->bad_addr = dst + done;
-			w->how = "UFFDIO_COPY";
-			return;
+			if (!w->stage_len)
+				w->stage_dst = dst;
+			memcpy(w->stage.buf + w->stage_len, d, n);
+			w->stage_len += n;
 		}
 	}
+	stage_flush(w);
 }
 
+struct wv_call {
+	struct iovec l[FILL_IOV], r[FILL_IOV];
+	size_t k;
+	uint64_t want;
+};
+
+static void writev_flush(struct writer *w, struct wv_call *c)
+{
+	ssize_t got;
+
+	if (!c->k || w->err)
+		return;
+	got = process_vm_writev(w->pid, c->l, c->k, c->r, c->k, 0);
+	if (got != (ssize_t)c->want) {
+		w->err = got < 0 ? errno : EFAULT;
+		w->bad_addr = (uint64_t)(uintptr_t)c->r[0].iov_base;
+		w->how = "process_vm_writev";
+	}
+	c->k = 0;
+	c->want = 0;
+}
+
+/* Up to FILL_IOV pieces per process_vm_writev. */
 static void write_writev(struct writer *w, const struct segs *s)
 {
-	for (size_t i = 0; i < s->n && !w->err;) {
-		uint64_t want = 0;
-		size_t k = 0;
-		ssize_t got;
+	struct wv_call c = { .k = 0 };
 
-		while (i + k < s->n && k < FILL_IOV &&
-		       (!k || want + s->l[i + k].iov_len <= FILL_CALL_MAX))
-			want += s->l[i + k++].iov_len;
-		got = process_vm_writev(w->pid, s->l + i, k, s->r + i, k, 0);
-		if (got != (ssize_t)want) {
-			w->err = got < 0 ? errno : EFAULT;
-			w->bad_addr = (uint64_t)(uintptr_t)s->r[i].iov_base;
-			w->how = "process_vm_writev";
+	for (size_t i = 0; i < s->n && !w->err; i++) {
+		const struct seg *g = &s->s[i];
+
+		for (uint64_t done = 0, n; done < g->len && !w->err; done += n) {
+			const uint8_t *d;
+
+			n = piece_len(w, g, done);
+			/* The pieces gathered go first where this one would
+			 * not fit the call, or would read their window again. */
+			if (c.k == FILL_IOV || c.want + n > FILL_CALL_MAX ||
+			    (!g->mem && !win_holds(w, g, done, n)))
+				writev_flush(w, &c);
+			if (w->err || !(d = piece_data(w, g, done, n)))
+				return;
+			c.l[c.k] = (struct iovec){ (void *)d, n };
+			c.r[c.k++] = (struct iovec){ (void *)(uintptr_t)(g->dst + done), n };
+			c.want += n;
 		}
-		i += k;
 	}
+	writev_flush(w, &c);
 }
 
 static void *writer_main(void *arg)
 {
 	struct writer *w = arg;
 
-	write_uffd(w, &w->part[SEG_UFFD]);
-	write_writev(w, &w->part[SEG_WRITEV]);
+	for (int i = 0; i <= FILL_WINDOWS; i++)
+		if (img_window_init(i < FILL_WINDOWS ? &w->win[i] : &w->stage, IMG_WINDOW_SIZE)) {
+			w->err = ENOMEM;
+			w->how = "a read buffer";
+		}
+	if (!w->err)
+		write_uffd(w, &w->part[SEG_UFFD]);
+	if (!w->err)
+		write_writev(w, &w->part[SEG_WRITEV]);
+	for (int i = 0; i < FILL_WINDOWS; i++)
+		img_window_free(&w->win[i]);
+	img_window_free(&w->stage);
 	return NULL;
 }
 
@@ -502,8 +637,8 @@ static void split(const struct segs *s, size_t nw, struct segs *out, size_t stri
 		struct segs *o = (struct segs *)((char *)out + t * stride);
 
 		while (i < s->n && (t == nw - 1 || acc * nw < s->bytes * (t + 1)))
-			acc += s->l[i++].iov_len;
-		*o = (struct segs){ .l = s->l + first, .r = s->r + first, .n = i - first };
+			acc += s->s[i++].len;
+		*o = (struct segs){ .s = s->s + first, .n = i - first };
 	}
 }
 

@@ -2,15 +2,20 @@
  * dumped one (restore/mem.c: rst_vdso_fits): the dumped layout is built from
  * this process's own [vdso] and [vvar*] mappings, then altered; and of the
  * credential check (restore/creds.c: rst_creds_check): an image never gets
- * more than its caller holds. */
+ * more than its caller holds; and of the read window the fill and the
+ * checksum check read pages.img through (images/window.c). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <cmocka.h>
+#include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/utsname.h>
+#include <unistd.h>
 
+#include "images/window.h"
 #include "restore/rst.h"
 
 struct fake {
@@ -243,6 +248,76 @@ static void test_creds_within_caller(void **state)
 	assert_int_equal(rst_creds_check(&c, &user, &err), 0);
 }
 
+#define WPS 4096u
+
+/* A file of npages pages, each filled with its index + tag. */
+static int pattern_file(unsigned npages, unsigned tag)
+{
+	char path[] = "/tmp/ferry-test-window-XXXXXX";
+	int fd = mkstemp(path);
+	uint8_t page[WPS];
+
+	assert_true(fd >= 0);
+	unlink(path);
+	for (unsigned i = 0; i < npages; i++) {
+		memset(page, (int)((i + tag) & 0xff), WPS);
+		assert_int_equal(write(fd, page, WPS), WPS);
+	}
+	return fd;
+}
+
+static void assert_pages(const uint8_t *d, unsigned first, unsigned n, unsigned tag)
+{
+	assert_non_null(d);
+	for (unsigned i = 0; i < n; i++) {
+		assert_int_equal(d[i * WPS], (first + i + tag) & 0xff);
+		assert_int_equal(d[i * WPS + WPS - 1], (first + i + tag) & 0xff);
+	}
+}
+
+/* A window serves what it holds without reading again, reads from the
+ * asked offset on where it does not (the next pages with it), never past
+ * the file, and tells a short file (-ENODATA) from a request bigger than
+ * itself (-EINVAL). */
+static void test_window_reads(void **state)
+{
+	unsigned cap_pages = IMG_WINDOW_SIZE / WPS, npages = 2 * cap_pages + 3;
+	uint64_t size = (uint64_t)npages * WPS;
+	int a = pattern_file(npages, 0), b = pattern_file(4, 100), ret;
+	struct img_window w;
+	const uint8_t *d, *first;
+
+	(void)state;
+	assert_int_equal(img_window_init(&w, IMG_WINDOW_SIZE), 0);
+	first = d = img_window_get(&w, a, size, 0, WPS, &ret);
+	assert_int_equal(ret, 0);
+	assert_pages(d, 0, 1, 0);
+	assert_int_equal(w.len, IMG_WINDOW_SIZE);          /* read ahead */
+	d = img_window_get(&w, a, size, 5 * WPS, 2 * WPS, &ret);
+	assert_ptr_equal(d, first + 5 * WPS);               /* held: no read */
+	assert_pages(d, 5, 2, 0);
+	d = img_window_get(&w, a, size, (cap_pages - 1) * WPS, 2 * WPS, &ret);
+	assert_ptr_equal(d, first);                         /* across its end: read again */
+	assert_int_equal(w.off, (cap_pages - 1) * WPS);
+	assert_pages(d, cap_pages - 1, 2, 0);
+	d = img_window_get(&w, b, 4 * WPS, 2 * WPS, WPS, &ret);
+	assert_int_equal(w.fd, b);                          /* another file */
+	assert_pages(d, 2, 1, 100);
+	d = img_window_get(&w, a, size, (npages - 2) * WPS, 2 * WPS, &ret);
+	assert_int_equal(w.len, 2 * WPS);                   /* not past the end */
+	assert_pages(d, npages - 2, 2, 0);
+	assert_null(img_window_get(&w, a, size, (npages - 1) * WPS, 2 * WPS, &ret));
+	assert_int_equal(ret, -ENODATA);
+	assert_null(img_window_get(&w, a, size + 2 * WPS, (npages - 1) * WPS, 2 * WPS, &ret));
+	assert_int_equal(ret, -ENODATA);                    /* the file is shorter than said */
+	assert_int_equal(w.fd, -1);
+	assert_null(img_window_get(&w, a, size, 0, IMG_WINDOW_SIZE + WPS, &ret));
+	assert_int_equal(ret, -EINVAL);
+	img_window_free(&w);
+	close(a);
+	close(b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -253,6 +328,7 @@ int main(void)
 		cmocka_unit_test(test_missing_or_unknown_mapping_refused),
 		cmocka_unit_test(test_other_kernel_refused),
 		cmocka_unit_test(test_creds_within_caller),
+		cmocka_unit_test(test_window_reads),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
