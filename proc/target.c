@@ -17,6 +17,7 @@
 #include "proc/target.h"
 
 #define FREEZE_MAX_PASSES 64
+#define TARGET_SETTLE_NS (5 * 1000000000ull)
 
 /* A pidfd polls readable once its process has exited, zombie or reaped:
  * signalling would still succeed on a zombie. */
@@ -88,17 +89,28 @@ static struct tthread *find_thread(struct target *t, pid_t tid)
 }
 
 /* Wait until tid is in the stop our PTRACE_INTERRUPT asked for. A signal
- * that arrives first is taken out of the way and re-sent at release. */
-static int wait_interrupt_stop(struct target *t, struct tthread *th, struct ferr *err)
+ * that arrives first is taken out of the way and re-sent at release. With
+ * a deadline (now_ns), give up then: a thread interrupted in a frozen
+ * cgroup that was stopped by a signal there never traps. */
+static int wait_interrupt_stop(struct target *t, struct tthread *th, uint64_t deadline,
+			       struct ferr *err)
 {
 	for (;;) {
 		int status;
-		pid_t r = waitpid(th->tid, &status, __WALL);
+		pid_t r = waitpid(th->tid, &status, __WALL | (deadline ? WNOHANG : 0));
 
 		if (r < 0) {
 			if (errno == EINTR)
 				continue;
 			return ferr_sys(err, errno, "wait for thread %d", th->tid);
+		}
+		if (r == 0) {
+			if (now_ns() > deadline)
+				return ferr_new(err, ETIMEDOUT, "thread %d of process %d did not stop "
+						"after the thaw (stopped by a signal while its cgroup was "
+						"frozen?)", th->tid, t->pid);
+			usleep(500);
+			continue;
 		}
 		if (WIFEXITED(status) || WIFSIGNALED(status))
 			return ferr_new(err, ECHILD, "thread %d of process %d exited while being frozen",
@@ -147,6 +159,87 @@ static int seize_thread(struct target *t, pid_t tid)
 	}
 }
 
+/* Seize and interrupt thread tid, and hold it in t->th: 1 (*out is it), 0
+ * if it exited first, or an error. */
+static int seize_one(struct target *t, pid_t tid, struct tthread **out, struct ferr *err)
+{
+	struct tthread *th;
+
+	if (seize_thread(t, tid) < 0) {
+		int e = errno, tracer;
+
+		if (e == ESRCH)
+			return 0;
+		tracer = tracer_of(t, tid);
+		if (e == EPERM && tracer)
+			return ferr_new(err, EBUSY, "process %d is already traced by pid %d (a "
+					"debugger or another ferry?): detach it first", t->pid, tracer);
+		if (e == EPERM)
+			return ferr_new(err, EPERM, "not allowed to trace process %d: ferry needs "
+					"root or CAP_SYS_PTRACE, and Yama ptrace_scope must allow it",
+					t->pid);
+		return ferr_sys(err, e, "PTRACE_SEIZE thread %d", tid);
+	}
+	th = realloc(t->th, (t->nr_th + 1) * sizeof(*t->th));
+	if (!th) {
+		ptrace(PTRACE_DETACH, tid, NULL, NULL);
+		return ferr_sys(err, ENOMEM, "freeze");
+	}
+	t->th = th;
+	th = &t->th[t->nr_th++];
+	memset(th, 0, sizeof(*th));
+	th->tid = tid;
+	th->pending = true;
+	*out = th;
+	if (ptrace(PTRACE_INTERRUPT, tid, NULL, NULL) < 0 && errno != ESRCH)
+		return ferr_sys(err, errno, "PTRACE_INTERRUPT thread %d", tid);
+	return 1;
+}
+
+/* Wait for th's interrupt stop and take its registers: 1, or 0 if it
+ * ended meanwhile (dropped from t->th), or an error. */
+static int settle_one(struct target *t, struct tthread *th, uint64_t deadline, struct ferr *err)
+{
+	pid_t tid = th->tid;
+
+	if (wait_interrupt_stop(t, th, deadline, err)) {
+		/* A thread that ends while we stop it is simply not part of
+		 * the dump; the leader ending means the process is. */
+		if (err->code != ECHILD || tid == t->pid)
+			return -err->code;
+		pr_debug("thread %d ended while being frozen: not part of the dump", tid);
+		t->nr_th--;
+		memmove(th, th + 1, (size_t)(t->th + t->nr_th - th) * sizeof(*th));
+		ferr_clear(err);
+		return 0;
+	}
+	th->pending = false;
+	if (ptrace(PTRACE_GETREGS, tid, NULL, &th->regs) < 0)
+		return ferr_sys(err, errno, "PTRACE_GETREGS thread %d", tid);
+	return 1;
+}
+
+/* The threads target_seize interrupted: each in its stop (the cgroup is
+ * thawed by now), within a few seconds. */
+static int settle_pending(struct target *t, struct ferr *err)
+{
+	uint64_t deadline = now_ns() + TARGET_SETTLE_NS;
+
+	for (size_t i = 0; i < t->nr_th;) {
+		int ret;
+
+		if (!t->th[i].pending) {
+			i++;
+			continue;
+		}
+		ret = settle_one(t, &t->th[i], deadline, err);
+		if (ret < 0)
+			return ret;
+		i += ret; /* 0: dropped, the next is at i now */
+	}
+	return 0;
+}
+
 /* One pass over /proc/PID/task: seize and interrupt threads not yet held.
  * Returns how many were new. */
 static int freeze_pass(struct target *t, struct ferr *err)
@@ -160,60 +253,61 @@ static int freeze_pass(struct target *t, struct ferr *err)
 	while ((de = readdir(d))) {
 		pid_t tid = atoi(de->d_name);
 		struct tthread *th;
+		int ret;
 
 		if (tid <= 0 || find_thread(t, tid))
 			continue;
-		if (seize_thread(t, tid) < 0) {
-			int e = errno, tracer;
-
-			if (e == ESRCH)
-				continue; /* exited between readdir and seize */
-			tracer = tracer_of(t, tid);
-			if (e == EPERM && tracer)
-				return ferr_new(err, EBUSY, "process %d is already traced by pid %d (a "
-						"debugger or another ferry?): detach it first", t->pid, tracer);
-			if (e == EPERM)
-				return ferr_new(err, EPERM, "not allowed to trace process %d: ferry needs "
-						"root or CAP_SYS_PTRACE, and Yama ptrace_scope must allow it",
-						t->pid);
-			return ferr_sys(err, e, "PTRACE_SEIZE thread %d", tid);
-		}
-		th = realloc(t->th, (t->nr_th + 1) * sizeof(*t->th));
-		if (!th) {
-			ptrace(PTRACE_DETACH, tid, NULL, NULL);
-			return ferr_sys(err, ENOMEM, "freeze");
-		}
-		t->th = th;
-		th = &t->th[t->nr_th++];
-		memset(th, 0, sizeof(*th));
-		th->tid = tid;
-		if (ptrace(PTRACE_INTERRUPT, tid, NULL, NULL) < 0 && errno != ESRCH)
-			return ferr_sys(err, errno, "PTRACE_INTERRUPT thread %d", tid);
-		if (wait_interrupt_stop(t, th, err)) {
-			/* A thread that ends while we stop it is simply not part of
-			 * the dump; the leader ending means the process is. */
-			if (err->code != ECHILD || tid == t->pid)
-				return -err->code;
-			pr_debug("thread %d ended while being frozen: not part of the dump", tid);
-			t->nr_th--;
-			continue;
-		}
-		if (ptrace(PTRACE_GETREGS, tid, NULL, &th->regs) < 0)
-			return ferr_sys(err, errno, "PTRACE_GETREGS thread %d", tid);
-		added++;
+		ret = seize_one(t, tid, &th, err);
+		if (ret < 0)
+			return ret;
+		if (!ret)
+			continue; /* exited between readdir and seize */
+		ret = settle_one(t, th, 0, err);
+		if (ret < 0)
+			return ret;
+		added += ret;
 	}
 	return added;
+}
+
+int target_seize(struct target *t, struct ferr *err)
+{
+	cleanup_dir DIR *d = opendir_at(t->procfd, "task");
+	struct dirent *de;
+
+	if (!d)
+		return ferr_sys(err, errno, "open /proc/%d/task", t->pid);
+	if (!t->frozen) {
+		t->freeze_start_ns = now_ns();
+		t->frozen = true;
+	}
+	while ((de = readdir(d))) {
+		pid_t tid = atoi(de->d_name);
+		struct tthread *th;
+		int ret;
+
+		if (tid <= 0 || find_thread(t, tid))
+			continue;
+		ret = seize_one(t, tid, &th, err);
+		if (ret < 0)
+			return ret;
+	}
+	return 0;
 }
 
 int target_freeze(struct target *t, struct ferr *err)
 {
 	int n = 0, pass;
 
-	t->freeze_start_ns = now_ns();
-	t->frozen = true;
+	if (!t->frozen) {
+		t->freeze_start_ns = now_ns();
+		t->frozen = true;
+	}
+	/* Threads target_seize took while their cgroup was frozen first. */
+	n = settle_pending(t, err);
 	/* A cancel is seen between passes: every thread seized by then is in
 	 * its stop (waits for it go on through EINTR) and is let go again. */
-	for (pass = 0; pass < FREEZE_MAX_PASSES; pass++) {
+	for (pass = 0; n >= 0 && pass < FREEZE_MAX_PASSES; pass++) {
 		n = cancel_check(err);
 		if (!n)
 			n = freeze_pass(t, err);
@@ -254,13 +348,35 @@ static void reap_dying(pid_t tid)
 	}
 }
 
+/* A thread target_seize interrupted can be let go only from its stop:
+ * wait for it (its cgroup is thawed by now). One that never stops stays
+ * traced until ferry exits. */
+static void settle_for_release(struct target *t)
+{
+	uint64_t deadline = now_ns() + TARGET_SETTLE_NS;
+	struct ferr e;
+
+	for (size_t i = 0; i < t->nr_th; i++) {
+		struct tthread *th = &t->th[i];
+
+		if (!th->pending || wait_interrupt_stop(t, th, deadline, &e))
+			continue;
+		th->pending = false;
+		if (ptrace(PTRACE_GETREGS, th->tid, NULL, &th->regs) < 0)
+			th->stopped = false; /* nothing to put back */
+	}
+}
+
 void target_release(struct target *t)
 {
 	if (!t->frozen)
 		return;
+	settle_for_release(t);
 	for (size_t i = 0; i < t->nr_th; i++) {
 		struct tthread *th = &t->th[i];
 
+		if (th->pending)
+			continue;
 		if (th->stopped)
 			ptrace(PTRACE_SETREGS, th->tid, NULL, &th->regs);
 		if (ptrace(PTRACE_DETACH, th->tid, NULL, NULL) < 0 && errno == ESRCH)

@@ -14,6 +14,7 @@
 struct tthread {
 	pid_t tid;
 	bool stopped;           /* in a ptrace stop we caused */
+	bool pending;           /* seized and interrupted, its stop not seen yet */
 	int resend_sig;         /* a signal we caught while stopping it, re-sent at release */
 	uint8_t resend_info[128];  /* its siginfo_t, so the dump records it as pending */
 	struct user_regs_struct regs;  /* as frozen; restored after any injection */
@@ -38,6 +39,12 @@ bool target_alive(const struct target *t);
 /* Seize and stop every thread, including threads born meanwhile. On error
  * every thread seized so far is released again. */
 int __must_check target_freeze(struct target *t, struct ferr *err);
+/* Seize and interrupt every thread listed now, without waiting for their
+ * stops: for a process of a frozen cgroup, whose threads stop only once it
+ * is thawed. target_freeze then waits for them (and takes any thread
+ * born meanwhile); target_release of such threads needs the cgroup thawed
+ * first. */
+int __must_check target_seize(struct target *t, struct ferr *err);
 /* Detach from every thread (they resume as they were). Safe to call twice. */
 void target_release(struct target *t);
 /* Release, close fds, free. Does nothing to a zeroed target or one closed

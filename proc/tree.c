@@ -16,7 +16,9 @@
 #include <unistd.h>
 
 #include "common/cancel.h"
+#include "common/fault.h"
 #include "common/log.h"
+#include "proc/cgfreeze.h"
 #include "proc/tree.h"
 
 #define TREE_MAX 4096   /* as the image reader accepts */
@@ -273,9 +275,11 @@ static int freeze_one(struct ptree_proc *p, bool root, struct ferr *err)
 
 	if (!ret && root && p->zombie)
 		return ferr_new(err, ESRCH, "process %d is a zombie: there is nothing to dump", p->pid);
+	if (!ret && !root && p->zombie)
+		target_close(&p->t); /* seized in its cgroup, and died since */
 	if (ret || p->zombie)
 		return ret;
-	if (!root) {
+	if (!root && p->t.pidfd < 0) {
 		ret = target_open(&p->t, p->pid, err);
 		if (ret && err->code == ESRCH && take_ids(p, err) == 0 && p->zombie)
 			return 0;
@@ -327,6 +331,178 @@ int ptree_freeze(struct ptree *pt, bool whole, struct ferr *err)
 	for (size_t i = 1; i < pt->n; i++)
 		find_sharing(pt, i);
 	pr_debug("froze a tree of %zu process(es) under %d", pt->n, pt->p[0].pid);
+	return 0;
+}
+
+/* The state letter of /proc/PID/stat, or 0 if it is gone. */
+static char state_of(pid_t pid)
+{
+	struct stat_line s;
+	char path[32];
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	return read_stat(AT_FDCWD, path, &s) < 0 ? 0 : s.state;
+}
+
+static const char *comm_of(pid_t pid, char *buf, size_t len)
+{
+	char path[48];
+
+	snprintf(path, sizeof(path), "/proc/%d/comm", pid);
+	if (read_small_file_at(AT_FDCWD, path, buf, len) <= 0)
+		snprintf(buf, len, "?");
+	buf[strcspn(buf, "\n")] = '\0';
+	return buf;
+}
+
+static bool pid_in(const pid_t *v, size_t n, pid_t pid)
+{
+	for (size_t i = 0; i < n; i++)
+		if (v[i] == pid)
+			return true;
+	return false;
+}
+
+/* Is a thread of pid stopped by a signal, or traced, now? Seized and
+ * interrupted while a v1 freezer holds it, such a thread goes back to its
+ * stop at the thaw and never traps: its process is seized after the thaw,
+ * the ordinary way (a stopped thread runs nothing meanwhile). */
+static bool any_thread_stopped(pid_t pid)
+{
+	char path[320];
+	cleanup_dir DIR *d = NULL;
+	struct dirent *de;
+
+	snprintf(path, sizeof(path), "/proc/%d/task", pid);
+	d = opendir(path);
+	while (d && (de = readdir(d))) {
+		struct stat_line s;
+
+		if (!isdigit((unsigned char)de->d_name[0]))
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/task/%s/stat", pid, de->d_name);
+		if (read_stat(AT_FDCWD, path, &s) == 0 && (s.state == 'T' || s.state == 't'))
+			return true;
+	}
+	return false;
+}
+
+/* The cgroup's processes (procs) are the tree's (tree), each way round;
+ * a zombie of the tree is in no cgroup any more. */
+static int same_procs(const struct cgfreeze *cg, const pid_t *procs, size_t np, const pid_t *tree,
+		      size_t nt, struct ferr *err)
+{
+	char comm[32];
+
+	for (size_t i = 0; i < np; i++)
+		if (!pid_in(tree, nt, procs[i]))
+			return ferr_new(err, EOPNOTSUPP, "process %d (%s) is in freeze cgroup %s but "
+					"not in the tree of process %d: it would not be dumped; nothing "
+					"was dumped and the cgroup runs on, thawed", procs[i],
+					comm_of(procs[i], comm, sizeof(comm)), cg->path, tree[0]);
+	for (size_t i = 0; i < nt; i++) {
+		char st = state_of(tree[i]);
+
+		if (!pid_in(procs, np, tree[i]) && st && st != 'Z' && st != 'X')
+			return ferr_new(err, EOPNOTSUPP, "process %d (%s) of the tree of process %d is "
+					"not in freeze cgroup %s (is it the tree's cgroup?): nothing was "
+					"dumped and the cgroup runs on, thawed", tree[i],
+					comm_of(tree[i], comm, sizeof(comm)), tree[0], cg->path);
+	}
+	return 0;
+}
+
+/* While the cgroup is frozen: pid added to the tree (the root is there),
+ * opened and every thread of it seized and interrupted. A zombie, a
+ * process gone, or one with a stopped thread is left to ptree_freeze. */
+static int seize_early(struct ptree *pt, pid_t pid, bool root, const pid_t *stopped, size_t ns,
+		       struct ferr *err)
+{
+	struct ptree_proc *p;
+	char st = state_of(pid);
+	int ret = root ? 0 : add(pt, pid, err);
+
+	if (ret)
+		return ret;
+	p = root ? &pt->p[0] : &pt->p[pt->n - 1];
+	if (!st || st == 'Z' || st == 'X' || pid_in(stopped, ns, pid))
+		return 0;
+	if (!root) {
+		ret = target_open(&p->t, pid, err);
+		if (ret == -ESRCH) {
+			ferr_clear(err);
+			return 0;
+		}
+		if (ret)
+			return ret;
+	}
+	return target_seize(&p->t, err);
+}
+
+int ptree_freeze_cgroup(struct ptree *pt, struct cgfreeze *cg, bool whole, struct ferr *err)
+{
+	cleanup_free pid_t *tree = NULL;
+	cleanup_free pid_t *procs = NULL;
+	cleanup_free pid_t *stopped = NULL;
+	size_t nt = 0, np = 0, ns = 0;
+	uint64_t t0 = now_ns();
+	int ret, thaw;
+
+	/* Before the freeze, while /proc can still tell a stopped thread. */
+	ret = cgf_procs(cg, &procs, &np, err);
+	if (!ret && !(stopped = calloc(np + 1, sizeof(*stopped))))
+		ret = ferr_sys(err, ENOMEM, "cgroup processes");
+	for (size_t i = 0; !ret && i < np; i++)
+		if (any_thread_stopped(procs[i]))
+			stopped[ns++] = procs[i];
+	if (!ret)
+		ret = cgf_freeze(cg, err);
+	if (ret)
+		return ret;
+	free(steal_ptr(procs));
+	/* Nothing in the cgroup runs or forks now. */
+	ret = ptree_scan(pt->p[0].pid, &tree, &nt, err);
+	if (!ret && !whole)
+		nt = 1;
+	if (!ret)
+		ret = cgf_procs(cg, &procs, &np, err);
+	if (!ret)
+		ret = same_procs(cg, procs, np, tree, nt, err);
+	for (size_t i = 0; !ret && i < nt; i++)
+		ret = seize_early(pt, tree[i], i == 0, stopped, ns, err);
+	/* ferry killed at the worst moment: frozen, every thread seized. */
+	if (!ret && fault_hit("kill-ferry-cgroup-frozen"))
+		raise(SIGKILL);
+	/* Each seized thread stops in its interrupt as it runs again. */
+	thaw = cgf_thaw(cg, ret ? NULL : err);
+	if (!ret)
+		ret = thaw;
+	if (ret) {
+		ptree_release(pt);
+		return ret;
+	}
+	ret = ptree_freeze(pt, whole, err);
+	if (ret)
+		return ret;
+	/* The tree is held now; one that joined the cgroup from outside
+	 * meanwhile (`runc exec`) would be left out of the dump. */
+	free(steal_ptr(procs));
+	ret = cgf_procs(cg, &procs, &np, err);
+	for (size_t i = 0; !ret && i < np; i++) {
+		char comm[32];
+
+		if (!find(pt, procs[i]))
+			ret = ferr_new(err, EOPNOTSUPP, "process %d (%s) joined freeze cgroup %s while "
+				       "the tree was being frozen: it would not be dumped; nothing was "
+				       "dumped and the cgroup runs on", procs[i],
+				       comm_of(procs[i], comm, sizeof(comm)), cg->path);
+	}
+	if (ret) {
+		ptree_release(pt);
+		return ret;
+	}
+	pr_info("cgroup freezer: the tree of %zu process(es) in %s is held by ptrace, %.1f ms after "
+		"the freeze", pt->n, cg->path, (now_ns() - t0) / 1e6);
 	return 0;
 }
 

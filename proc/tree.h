@@ -42,6 +42,15 @@ int __must_check ptree_scan(pid_t root, pid_t **pids, size_t *n, struct ferr *er
 /* Freeze the root, then (whole) each child found, until the tree is
  * whole. On error everything frozen so far is let go. */
 int __must_check ptree_freeze(struct ptree *pt, bool whole, struct ferr *err);
+/* The same through the freezer cg holds (proc/cgfreeze.h): the cgroup
+ * frozen, its processes checked to be exactly the tree's (a process in one
+ * and not the other is refused by name), each seized and interrupted, the
+ * cgroup thawed, and then ptree_freeze waits for their stops and takes
+ * anything new. On every return the cgroup is thawed; on error everything
+ * is let go. */
+struct cgfreeze;
+int __must_check ptree_freeze_cgroup(struct ptree *pt, struct cgfreeze *cg, bool whole,
+				     struct ferr *err);
 /* The process's start time (/proc/PID/stat field 22, clock ticks since
  * boot) through its /proc directory: with the PID, what tells it from a
  * later process given the same PID. -1 if it cannot be read. */
