@@ -34,6 +34,7 @@ void cmd_dump_help(FILE *out)
 		"Usage: ferry dump -t PID -D DIR [--leave-running] [--layout auto|procmap|maps]\n"
 		"                  [--pages auto|pagemap-scan|pagemap] [--reader B] [--skip-unsupported-fds]\n"
 		"                  [--prev-images-dir DIR] [--track auto|uffd-wp|soft-dirty|hash]\n"
+		"                  [--freeze-cgroup CG]\n"
 		"                  [--iterative [--downtime-limit MS] [--max-rounds N]\n"
 		"                   [--auto-converge]] [-v] [--json]\n"
 		"\n"
@@ -63,6 +64,10 @@ void cmd_dump_help(FILE *out)
 		"      --file-locks         dump the file locks (flock, POSIX, OFD) the processes\n"
 		"                           hold; restore takes them again (without it a\n"
 		"                           process holding one is refused, as with criu)\n"
+		"      --freeze-cgroup CG   the tree is a container's: freeze cgroup CG (a v1\n"
+		"                           freezer cgroup or a cgroup v2 directory) while its\n"
+		"                           processes are seized, refuse if they are not exactly\n"
+		"                           the tree's, and thaw it before the dump proper\n"
 		"      --ext-mount-map MNT:KEY  a tree in a mount namespace of its own (a\n"
 		"                           container): the mount at MNT (as the container\n"
 		"                           sees it) is the caller's, recorded as KEY only;\n"
@@ -126,6 +131,7 @@ void cmd_pre_dump_help(FILE *out)
 		"                           auto (default: the previous round's, else the first\n"
 		"                           this kernel and process allow, in that order)\n"
 		"      --layout B, --pages B  as for `ferry dump`\n"
+		"      --freeze-cgroup CG   checked only (a pre-dump freezes nothing as a whole)\n"
 		"  -v, --verbose            progress messages\n"
 		PAGE_SERVER_HELP
 		"      --json               print the summary as one JSON object\n"
@@ -329,6 +335,9 @@ static int dump_opt(void *ctx, int ch, char *arg)
 	case 'J':
 		c->o.shell_job = true;
 		break;
+	case 'F':
+		c->o.freeze_cgroup = arg;
+		break;
 	case 'E': {
 		const char *colon = strchr(arg, ':');
 		struct dump_ext_mnt *e = &c->ext[c->o.ns.nr_ext];
@@ -439,6 +448,7 @@ static int dump_cli_parse(int argc, char **argv, struct dump_cli *c, void (*help
 		{ "skip-unsupported-fds", no_argument, NULL, 'S' },
 		{ "file-locks", no_argument, NULL, 'l' },
 		{ "shell-job", no_argument, NULL, 'J' },
+		{ "freeze-cgroup", required_argument, NULL, 'F' },
 		{ "ext-mount-map", required_argument, NULL, 'E' },
 		{ "empty-ns", required_argument, NULL, 'e' },
 		{ "prev-images-dir", required_argument, NULL, 'p' },

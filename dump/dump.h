@@ -39,6 +39,8 @@ struct dump_opts {
 	bool splice;               /* frozen rounds: pages leave through a pipe the target
 				      vmsplices into (--reader vmsplice), not a buffer */
 	bool tree;                 /* PID and all its descendants (--tree) */
+	const char *freeze_cgroup; /* a final dump freezes the tree through this cgroup's
+				      freezer first (proc/cgfreeze.h), or NULL: ptrace alone */
 	struct dump_ns_opts ns;    /* a tree with namespaces of its own: external mounts... */
 	/* A tree round: how each process's round is run (dump/job.c and
 	 * iter.c give it its tracker), or NULL for dump_round as it is; */

@@ -11,6 +11,7 @@
 #include "dump/job.h"
 #include "dump/keeper.h"
 #include "proc/backend.h"
+#include "proc/cgfreeze.h"
 
 int dump_choose_backends(struct dump_opts *o, const struct dump_choice *c,
 			 const struct kerndat *kd, struct ferr *err)
@@ -218,6 +219,16 @@ int dump_job_round(struct dump_opts *o, const struct dump_choice *c, const struc
 		o->member = NULL;
 		close_later(&j);
 		return ret;
+	}
+	/* A pre-dump freezes nothing as a whole: the freezer is only checked
+	 * here, so that a wrong path fails now rather than at the dump. */
+	if (o->freeze_cgroup) {
+		cleanup_val(cgfreeze) struct cgfreeze cg = { 0 };
+
+		ret = cgf_open(&cg, o->freeze_cgroup, err);
+		if (ret)
+			return ret;
+		pr_info("freeze cgroup %s: checked; a pre-dump does not freeze it", cg.path);
 	}
 	tree = dump_is_tree(o);
 	pr_info("pre-dump %s process %d with --layout %s --pages %s", tree ? "the tree of" : "only",

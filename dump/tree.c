@@ -21,6 +21,7 @@
 #include "common/log.h"
 #include "dump/dump.h"
 #include "images/img.h"
+#include "proc/cgfreeze.h"
 #include "proc/fds.h"
 #include "proc/shared.h"
 #include "proc/tree.h"
@@ -402,6 +403,7 @@ int dump_tree(const struct dump_opts *o, const struct dump_handover *h, struct d
 	      struct ferr *err)
 {
 	cleanup_val(ptree) struct ptree pt = { 0 };
+	cleanup_val(cgfreeze) struct cgfreeze cg = { 0 };
 	struct dump_tree_ctx tc = { .pt = &pt, .shell_job = o->shell_job };
 	struct dump_result sum = { 0 };
 	struct dump_opts ro = *o;
@@ -410,12 +412,17 @@ int dump_tree(const struct dump_opts *o, const struct dump_handover *h, struct d
 
 	memset(res, 0, sizeof(*res));
 	ret = ptree_open(&pt, o->pid, err);
+	if (!ret && o->freeze_cgroup)
+		ret = cgf_open(&cg, o->freeze_cgroup, err);
 	if (!ret && !o->skip_unsupported_fds)
 		ret = check_early(o->pid, o->tree, o->file_locks, err);
 	if (!ret)
 		ret = start_dir(o->dir, err);
+	/* The cgroup is thawed again as soon as ptrace holds the tree: no
+	 * container stays frozen for the dump, or after a ferry that dies. */
 	if (!ret)
-		ret = ptree_freeze(&pt, o->tree, err);
+		ret = o->freeze_cgroup ? ptree_freeze_cgroup(&pt, &cg, o->tree, err)
+				       : ptree_freeze(&pt, o->tree, err);
 	if (!ret)
 		ret = check_ttys(&pt, o->shell_job, err);
 	if (!ret)
