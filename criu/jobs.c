@@ -108,6 +108,13 @@ static int dump_checked(struct swrk_req *q, bool pre, struct dump_result *r, str
 	d.shell_job = o->has_shell_job && o->shell_job;
 	d.file_locks = o->has_file_locks && o->file_locks;
 	d.parent = o->parent_img;
+	/* runc's freezer cgroup (v1) or the container's cgroup (v2). */
+	d.freeze_cgroup = o->freeze_cgroup;
+	if (d.freeze_cgroup)
+		pr_info("option freeze_cgroup is honoured: %s %s", d.freeze_cgroup,
+			pre ? "is checked (a pre-dump freezes nothing as a whole)" :
+			"is frozen while the tree is seized, then thawed; ptrace holds the tree "
+			"for the dump");
 	/* ext_mnt on a dump: {key = the mount point, val = its name}. */
 	ext = calloc(o->n_ext_mnt ? o->n_ext_mnt : 1, sizeof(*ext));
 	if (!ext)

@@ -68,7 +68,6 @@ static const struct opt_rule rules[] = {
 	{ "cgroup_props_file", 0, NO_CG },
 	{ "cgroup_dump_controller", 0, NO_CG },
 	{ "cgroup_yard", 0, NO_CG },
-	{ "freeze_cgroup", 0, "ferry freezes with ptrace, every thread of the tree" },
 	{ "network_lock", 0, "there is no network namespace of the process's own to lock" },
 	{ "evasive_devices", 0, "ferry reopens files by path and checks their content" },
 	{ "link_remap", 0, "ferry keeps the content of deleted files in the images" },
@@ -93,7 +92,7 @@ static const struct opt_rule rules[] = {
 static const char *const honoured[] = {
 	"images_dir_fd", "images_dir", "pid", "leave_running", "shell_job", "file_locks",
 	"log_level", "log_file", "log_to_stderr", "work_dir_fd", "notify_scripts", "parent_img",
-	"rst_sibling", "inherit_fd", "root", "config_file", "ext_mnt", "empty_ns",
+	"rst_sibling", "inherit_fd", "root", "config_file", "ext_mnt", "empty_ns", "freeze_cgroup",
 };
 
 const char *swrk_opts_unclassified(void)

@@ -8,7 +8,8 @@
 # PRE_DUMP, DUMP of one process on one connection; and what is refused: an unknown type, bytes
 # that are no criu_req, a process in a namespace ferry does not dump, a
 # namespace nested inside the tree,
-# tcp_established, a failed callback, each named, with the process running
+# tcp_established, a freeze_cgroup that does not exist, a failed callback,
+# each named, with the process running
 # on and the connection still usable.
 . "$(dirname "$0")/lib.sh"
 SWRKC="$TOOLS/tools/swrkc"
@@ -101,7 +102,7 @@ mkdir -p "$T/tp" "$T/d"
 rpc "pre-dump of the tree" "pre_dump,dir=$T/tp,log=pre.log,pid=$R"
 answer "pre_dump ok type=4" "PRE_DUMP of the tree"
 moving "$T/tc" "the tree runs on after its pre-dump"
-rpc "dump of the tree" "dump,dir=$T/d,log=dump.log,pid=$R,parent=../tp,notify,freeze=/sys/fs/cgroup/freezer/x,extmnt=/k:/v"
+rpc "dump of the tree" "dump,dir=$T/d,log=dump.log,pid=$R,parent=../tp,notify,extmnt=/k:/v"
 answer "notify pre-dump pid=0" "DUMP: pre-dump callback"
 answer "notify post-dump pid=0" "DUMP: post-dump callback"
 answer "dump ok type=1" "DUMP of the tree succeeds"
@@ -110,7 +111,6 @@ sed -n '/^notify pre-dump/,$p' "$T/rpc" | grep -q "^notify post-dump" && ok "pre
 [ -s "$T/d/inventory.img" ] && ok "the images are in the runtime's images_dir_fd" || fail "no inventory in $T/d"
 [ -s "$T/d/dump.log" ] && ok "log_file written in the images directory" || fail "no $T/d/dump.log"
 expect_in "$T/d/dump.log" "opt images_dir_fd = " "the log records the request's options (level 4)"
-expect_in "$T/d/dump.log" "option freeze_cgroup is ignored" "freeze_cgroup: ignored, and said so"
 expect_in "$T/d/dump.log" "opt ext_mnt[0] = " "ext_mnt is read (it names a container's external mounts)"
 pp=$(sed -n 's/.* \([0-9]*\) in parent.*/\1/p' "$T/d/dump.log" | tail -1)
 [ "${pp:-0}" -gt 0 ] && ok "the tree's dump left $pp unchanged pages in its pre-dump" ||
@@ -208,11 +208,18 @@ answer "restore fail type=2 errno=9 msg=inherit_fd 9 (for pipe:.*) is not open i
 sleep 600 </dev/null >/dev/null 2>&1 &
 S=$!
 PIDS="$PIDS $S"
-mkdir -p "$T/r1" "$T/r2" "$T/r3" "$T/r4"
-rpc "tcp_established and failed callbacks" "dump,dir=$T/r1,log=dump.log,pid=$S,tcp" \
+mkdir -p "$T/r1" "$T/r2" "$T/r3" "$T/r4" "$T/r5"
+NOCG=/sys/fs/cgroup/freezer/ferry-none-$$
+rpc "tcp_established, a bad freeze_cgroup and failed callbacks" "dump,dir=$T/r1,log=dump.log,pid=$S,tcp" \
+	"dump,dir=$T/r5,log=dump.log,pid=$S,freeze=$NOCG" \
 	"dump,dir=$T/r2,log=dump.log,pid=$S,leave,notify,failnotify=pre-dump" \
 	"dump,dir=$T/r4,log=dump.log,pid=$S,notify,failnotify=post-dump" \
 	"dump,dir=$T/r3,log=dump.log,pid=$S,leave"
+# freeze_cgroup is honoured (a real freezer: cgfreeze.sh): a path that is
+# none is an error naming it.
+answer "dump fail type=1 errno=2 msg=.*freeze cgroup $NOCG: No such file" \
+	"a freeze_cgroup that does not exist is refused, naming it"
+expect_in "$T/r5/dump.log" "option freeze_cgroup is honoured" "freeze_cgroup: honoured, and said so"
 answer "dump fail type=1 errno=95 msg=option tcp_established is refused" "tcp_established is refused by name"
 expect_in "$T/r1/dump.log" "Error (ferry): option tcp_established is refused" "the refusal is an Error line in the log"
 answer "dump fail type=1 .*pre-dump callback failed" "a failed pre-dump callback fails the dump"
