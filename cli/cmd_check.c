@@ -7,6 +7,7 @@
 #include "common/json.h"
 #include "common/kerndat.h"
 #include "proc/backend.h"
+#include "proc/cgfreeze.h"
 #include "cli/cli.h"
 
 void cmd_check_help(FILE *out)
@@ -19,7 +20,8 @@ void cmd_check_help(FILE *out)
 		"that work here and the one `auto` picks.\n"
 		"\n"
 		"  --json      one JSON object: {\"kernel\":..., \"features\":{KEY:bool...},\n"
-		"              \"notes\":{KEY:why...}, \"backends\":{...}, \"ok\":bool}\n"
+		"              \"notes\":{KEY:why...}, \"backends\":{...},\n"
+		"              \"cgroup_freezer\":{\"usable\":bool,\"what\":...}, \"ok\":bool}\n"
 		"  -h, --help  this help\n"
 		"\n"
 		"Exit status: 0 when dump and restore can work here, 1 when something\n"
@@ -49,6 +51,13 @@ static void print_text(const struct kerndat *kd, int missing)
 	}
 	printf("\nrestore with the same PID: %s\n",
 	       kd->has[KD_CLONE3_SET_TID] ? "yes (clone3 set_tid)" : "no: new PIDs only");
+	{
+		char what[600];
+		bool ok = cgf_probe(what, sizeof(what));
+
+		printf("freeze a container through its cgroup (--freeze-cgroup): %s%s\n",
+		       ok ? "yes, " : "", what);
+	}
 	if (missing >= 0)
 		printf("\nferry cannot dump or restore here: %s is missing\n", kd_features[missing].key);
 	else
@@ -96,6 +105,15 @@ static void print_json(const struct kerndat *kd, int missing)
 		json_obj_end(&j);
 	}
 	json_obj_end(&j);
+	{
+		char what[600];
+		bool ok = cgf_probe(what, sizeof(what));
+
+		json_obj_begin(&j, "cgroup_freezer");
+		json_bool(&j, "usable", ok);
+		json_str(&j, "what", what);
+		json_obj_end(&j);
+	}
 	json_bool(&j, "ok", missing < 0);
 	json_str(&j, "missing", missing < 0 ? NULL : kd_features[missing].key);
 	json_obj_end(&j);
