@@ -387,6 +387,15 @@ static bool any_thread_stopped(pid_t pid)
 	return false;
 }
 
+static ino_t pidns_of(pid_t pid)
+{
+	char path[48];
+	struct stat st;
+
+	snprintf(path, sizeof(path), "/proc/%d/ns/pid", pid);
+	return stat(path, &st) == 0 ? st.st_ino : 0;
+}
+
 /* The cgroup's processes (procs) are the tree's (tree), each way round;
  * a zombie of the tree is in no cgroup any more. */
 static int same_procs(const struct cgfreeze *cg, const pid_t *procs, size_t np, const pid_t *tree,
@@ -394,12 +403,23 @@ static int same_procs(const struct cgfreeze *cg, const pid_t *procs, size_t np, 
 {
 	char comm[32];
 
-	for (size_t i = 0; i < np; i++)
-		if (!pid_in(tree, nt, procs[i]))
-			return ferr_new(err, EOPNOTSUPP, "process %d (%s) is in freeze cgroup %s but "
-					"not in the tree of process %d: it would not be dumped; nothing "
-					"was dumped and the cgroup runs on, thawed", procs[i],
-					comm_of(procs[i], comm, sizeof(comm)), cg->path, tree[0]);
+	ino_t self = pidns_of(getpid()), root = pidns_of(tree[0]);
+
+	for (size_t i = 0; i < np; i++) {
+		if (pid_in(tree, nt, procs[i]))
+			continue;
+		/* A container's: say why it is not below the init. */
+		if (root && root != self && pidns_of(procs[i]) == root)
+			return ferr_new(err, EOPNOTSUPP, "process %d (%s), in freeze cgroup %s, is in "
+					"the tree's PID namespace but not below its init (joined from "
+					"outside, as `runc exec` does): it would be lost; nothing was "
+					"dumped and the cgroup runs on, thawed", procs[i],
+					comm_of(procs[i], comm, sizeof(comm)), cg->path);
+		return ferr_new(err, EOPNOTSUPP, "process %d (%s) is in freeze cgroup %s but not in "
+				"the tree of process %d: it would not be dumped; nothing was dumped "
+				"and the cgroup runs on, thawed", procs[i],
+				comm_of(procs[i], comm, sizeof(comm)), cg->path, tree[0]);
+	}
 	for (size_t i = 0; i < nt; i++) {
 		char st = state_of(tree[i]);
 
