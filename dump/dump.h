@@ -33,6 +33,8 @@ struct dump_opts {
 				      --prev-images-dir), or NULL */
 	bool parent_optional;      /* a tree's other process: a parent round of another
 				      process (PID reused) is dropped, not refused */
+	struct img_image *parent_img; /* that round already opened by the caller, handed
+					 over (dump_round closes it), or NULL */
 	struct tracker *tr;        /* dirty tracker kept across rounds, or NULL */
 	struct img_pages_sink *sink;  /* page data goes there (a page server), not to
 					 DIR/pages.img; or NULL */
@@ -73,6 +75,10 @@ struct dump_member_ops {
 	int (*round)(void *arg, struct target *t, const struct dump_opts *mo,
 		     struct dump_result *r, struct ferr *err);
 	void *arg;
+	/* A final dump, before the tree is frozen: for each process in it
+	 * then, what its round can get ready while it still runs (its
+	 * previous images, its tracker); or NULL. */
+	void (*prepare)(void *arg, const struct dump_opts *mo);
 };
 
 /* What a final dump leaves frozen for its hand-over: every process of the

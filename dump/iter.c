@@ -121,7 +121,7 @@ static int set_round(void *arg, struct target *t, const struct dump_opts *mo,
 static int pre_round(const struct iter_opts *o, struct target *t, struct iter_set *set,
 		     unsigned k, struct iter_round *row, struct conv_round *in, struct ferr *err)
 {
-	const struct dump_member_ops mops = { set_round, set };
+	const struct dump_member_ops mops = { set_round, set, NULL };
 	uint64_t ps = (uint64_t)ferry_page_size();
 	char dir[PATH_MAX], parent[64];
 	struct dump_opts d = o->base;
@@ -173,7 +173,7 @@ static int pre_round(const struct iter_opts *o, struct target *t, struct iter_se
 static int final_round(const struct iter_opts *o, struct iter_set *set, struct iter_result *res,
 		       struct ferr *err)
 {
-	const struct dump_member_ops mops = { set_round, set };
+	const struct dump_member_ops mops = { set_round, set, NULL };
 	const struct dump_handover h = { o->handover, o->hook_arg };
 	struct dump_opts d = o->base;
 	char parent[64];

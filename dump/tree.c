@@ -399,6 +399,27 @@ static int dump_member(struct dump_tree_ctx *tc, struct ptree_proc *p, const str
 	return 0;
 }
 
+/* What each process's round can get ready while the tree still runs. One
+ * that exits before the freeze was prepared in vain; one born meanwhile
+ * gets ready inside the freeze, as every process did before. */
+static void prepare_members(const struct dump_opts *o)
+{
+	cleanup_free pid_t *pids = NULL;
+	struct ferr err;
+	size_t n = 0;
+
+	if (ptree_scan(o->pid, &pids, &n, &err))
+		return;
+	for (size_t i = 0; i < (o->tree ? n : !!n); i++) {
+		char dir[PATH_MAX], parent[PATH_MAX];
+		struct dump_opts mo;
+
+		if (!member_opts(o, pids[i], !i, &mo, dir, sizeof(dir), parent, sizeof(parent),
+				 &err))
+			o->member->prepare(o->member->arg, &mo);
+	}
+}
+
 int dump_tree(const struct dump_opts *o, const struct dump_handover *h, struct dump_result *res,
 	      struct ferr *err)
 {
@@ -418,6 +439,8 @@ int dump_tree(const struct dump_opts *o, const struct dump_handover *h, struct d
 		ret = check_early(o->pid, o->tree, o->file_locks, err);
 	if (!ret)
 		ret = start_dir(o->dir, err);
+	if (!ret && o->member && o->member->prepare)
+		prepare_members(o);
 	/* The cgroup is thawed again as soon as ptrace holds the tree: no
 	 * container stays frozen for the dump, or after a ferry that dies. */
 	if (!ret)

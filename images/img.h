@@ -91,6 +91,7 @@ struct img_writer_opts {
 	Ferry__DumpKind kind;
 	uint32_t root_pid;
 	const char *parent;   /* parent dump, relative to the new directory; NULL for none */
+	const struct img_image *parent_img; /* it, opened by the caller already, or NULL */
 	const char *tracker;  /* dirty tracker armed for the next round, recorded; or NULL */
 	bool page_hashes;     /* write hashes.img: the hash of every page, for the next round */
 	struct img_pages_sink *sink;  /* page data goes there, not into pages.img; or NULL */

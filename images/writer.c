@@ -48,10 +48,12 @@ static int writer_open_pages(struct img_writer *w, struct ferr *err)
 	return ret ? ret : w->sink->write(w->sink, 0, first, w->page_size, err);
 }
 
-static int writer_read_parent(struct img_writer *w, const char *parent, struct ferr *err)
+static int writer_read_parent(struct img_writer *w, const char *parent,
+			      const struct img_image *opened, struct ferr *err)
 {
 	cleanup_free char *ppath = NULL;
-	cleanup(img_image) struct img_image *pimg = NULL;
+	cleanup(img_image) struct img_image *own = NULL;
+	const struct img_image *pimg = opened;
 	int ret;
 
 	/* Never write what a reader refuses. */
@@ -60,9 +62,12 @@ static int writer_read_parent(struct img_writer *w, const char *parent, struct f
 				"directory (`pre-1`, `../pre-1`)", parent);
 	if (asprintf(&ppath, "%s/%s", w->path, parent) < 0)
 		return ferr_sys(err, ENOMEM, "parent path");
-	ret = img_open(&pimg, ppath, err);
-	if (ret)
-		return ferr_wrap(err, "parent dump");
+	if (!pimg) {
+		ret = img_open(&own, ppath, err);
+		if (ret)
+			return ferr_wrap(err, "parent dump");
+		pimg = own;
+	}
 	unsigned len = 0;
 	for (const struct img_image *i = pimg; i; i = i->parent)
 		len++;
@@ -156,7 +161,7 @@ int img_writer_create(struct img_writer **out, const char *dir, const struct img
 		return ferr_sys(err, errno, "remove old %s/%s", dir, IMG_INVENTORY_NAME);
 	}
 	if (opts->parent) {
-		ret = writer_read_parent(w, opts->parent, err);
+		ret = writer_read_parent(w, opts->parent, opts->parent_img, err);
 		if (ret)
 			return ret;
 	}
