@@ -61,6 +61,11 @@ void cmd_dump_help(FILE *out)
 		"      --shell-job          a process with a controlling terminal (started from\n"
 		"                           a shell) is dumped; its fds on the terminal become\n"
 		"                           the restoring ferry's terminal (restore --shell-job)\n"
+		"      --orphan-pts         a tree on a pseudo-terminal whose master is outside\n"
+		"                           it (a container's console, criu's orphan_pts_master):\n"
+		"                           the terminal's index, termios and window size are\n"
+		"                           dumped; the restore makes a new pair and hands its\n"
+		"                           master over (restore --console-socket)\n"
 		"      --file-locks         dump the file locks (flock, POSIX, OFD) the processes\n"
 		"                           hold; restore takes them again (without it a\n"
 		"                           process holding one is refused, as with criu)\n"
@@ -338,6 +343,9 @@ static int dump_opt(void *ctx, int ch, char *arg)
 	case 'F':
 		c->o.freeze_cgroup = arg;
 		break;
+	case 'O':
+		c->o.orphan_pts = true;
+		break;
 	case 'E': {
 		const char *colon = strchr(arg, ':');
 		struct dump_ext_mnt *e = &c->ext[c->o.ns.nr_ext];
@@ -449,6 +457,7 @@ static int dump_cli_parse(int argc, char **argv, struct dump_cli *c, void (*help
 		{ "file-locks", no_argument, NULL, 'l' },
 		{ "shell-job", no_argument, NULL, 'J' },
 		{ "freeze-cgroup", required_argument, NULL, 'F' },
+		{ "orphan-pts", no_argument, NULL, 'O' },
 		{ "ext-mount-map", required_argument, NULL, 'E' },
 		{ "empty-ns", required_argument, NULL, 'e' },
 		{ "prev-images-dir", required_argument, NULL, 'p' },

@@ -26,6 +26,8 @@ struct dump_opts {
 	bool skip_unsupported_fds;
 	bool file_locks;           /* --file-locks: dump the locks the process holds */
 	bool shell_job;            /* --shell-job: a controlling terminal is allowed */
+	bool orphan_pts;           /* --orphan-pts: a terminal whose master is outside the
+				      tree (a container's console) is dumped (dump/pty.h) */
 	bool use_pidfd;            /* kernel has PROCESS_VM_PIDFD */
 	const struct layout_ops *layout;
 	const struct pages_ops *pages;

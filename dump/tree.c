@@ -20,6 +20,7 @@
 
 #include "common/log.h"
 #include "dump/dump.h"
+#include "dump/pty.h"
 #include "images/img.h"
 #include "proc/cgfreeze.h"
 #include "proc/fds.h"
@@ -84,22 +85,19 @@ struct dump_tree_ctx {
 	bool pidns_init;           /* the root is the init of the tree's PID namespace */
 	struct descs descs;   /* open file descriptions, across the tree */
 	struct dump_ns ns;         /* its own namespaces (dump/ns.h), written last */
+	struct dump_pty pty;       /* --orphan-pts: its terminal (dump/pty.h), or none */
 };
 
 /* --shell-job: the fds on a process's controlling terminal (or /dev/tty)
- * are marked, to be the restoring ferry's own terminal. */
-static void mark_tty(const struct ptree *pt, const struct target *t, struct fd_list *fl)
+ * are marked, to be the restoring ferry's own terminal; but those on the
+ * --orphan-pts terminal, which gets a new pair. */
+static void mark_tty(const struct ptree_proc *p, struct fd_list *fl)
 {
-	dev_t tty = 0;
-
-	for (size_t i = 0; i < pt->n; i++)
-		if (pt->p[i].pid == t->pid)
-			tty = pt->p[i].tty;
-	for (size_t i = 0; tty && i < fl->n; i++) {
+	for (size_t i = 0; p->tty && i < fl->n; i++) {
 		Ferry__Fd *f = fl->fds[i];
 
-		if (f->kind == FERRY__FD_KIND__FD_CHR && f->has_rdev &&
-		    (f->rdev == tty || f->rdev == makedev(5, 0)))
+		if (f->kind == FERRY__FD_KIND__FD_CHR && f->has_rdev && !f->orphan_pty &&
+		    (f->rdev == p->tty || f->rdev == makedev(5, 0)))
 			f->has_tty = f->tty = true;
 	}
 }
@@ -107,10 +105,16 @@ static void mark_tty(const struct ptree *pt, const struct target *t, struct fd_l
 int dump_tree_note(struct dump_tree_ctx *tc, struct target *t, struct fd_list *fl,
 		   struct ferr *err)
 {
+	const struct ptree_proc *p = NULL;
 	int ret;
 
-	if (tc->shell_job)
-		mark_tty(tc->pt, t, fl);
+	for (size_t i = 0; i < tc->pt->n && !p; i++)
+		if (tc->pt->p[i].pid == t->pid)
+			p = &tc->pt->p[i];
+	if (p)
+		dump_pty_mark(&tc->pty, p, fl);
+	if (p && tc->shell_job)
+		mark_tty(p, fl);
 	ret = objs_note_fds(&tc->objs, t, fl, err);
 	return ret ? ret : note_descs(&tc->descs, t, fl, err);
 }
@@ -225,6 +229,12 @@ int dump_tree_write(struct dump_tree_ctx *tc, struct img_writer *w, struct ferr 
 		ret = img_write_tree_item(w, tc->objs.items[i], err);
 	for (size_t i = 0; !ret && i < tc->ns.n; i++)
 		ret = img_write_tree_item(w, tc->ns.items[i], err);
+	if (!ret && tc->pty.img) {
+		Ferry__TreeItem it = FERRY__TREE_ITEM__INIT;
+
+		it.pty = tc->pty.img;
+		ret = img_write_tree_item(w, &it, err);
+	}
 	return ret;
 }
 
@@ -280,18 +290,23 @@ static int check_early(pid_t root, bool whole, bool locks, struct ferr *err)
 }
 
 /* A process with a controlling terminal is a shell job: taken only with
- * --shell-job (as criu), whose restore gives it the restoring terminal. */
-static int check_ttys(const struct ptree *pt, bool shell_job, struct ferr *err)
+ * --shell-job (as criu), whose restore gives it the restoring terminal;
+ * or its terminal is the --orphan-pts one (checked by dump/pty.c). */
+static int check_ttys(const struct ptree *pt, bool shell_job, const struct dump_pty *pty,
+		      struct ferr *err)
 {
 	for (size_t i = 0; i < pt->n; i++) {
 		const struct ptree_proc *p = &pt->p[i];
 
-		if (!p->tty || p->zombie)
+		if (!p->tty || p->zombie || (pty->img && p->tty == pty->rdev))
 			continue;
 		if (!shell_job)
 			return ferr_new(err, EOPNOTSUPP, "process %d has a controlling terminal (device "
 					"%u:%u): --shell-job dumps it as a shell job, restored on the "
-					"terminal of the restoring ferry", p->pid, major(p->tty),
+					"terminal of the restoring ferry; --orphan-pts (criu's "
+					"orphan_pts_master) a terminal whose master is outside the "
+					"tree, as a container's console, restored as a new pair whose "
+					"master goes to the restore's caller", p->pid, major(p->tty),
 					minor(p->tty));
 		if (p->sid == p->pid)
 			return ferr_new(err, EOPNOTSUPP, "process %d leads its terminal's session: "
@@ -446,8 +461,10 @@ int dump_tree(const struct dump_opts *o, const struct dump_handover *h, struct d
 	if (!ret)
 		ret = o->freeze_cgroup ? ptree_freeze_cgroup(&pt, &cg, o->tree, err)
 				       : ptree_freeze(&pt, o->tree, err);
+	if (!ret && o->orphan_pts)
+		ret = dump_pty_find(&pt, &tc.pty, err);
 	if (!ret)
-		ret = check_ttys(&pt, o->shell_job, err);
+		ret = check_ttys(&pt, o->shell_job, &tc.pty, err);
 	if (!ret)
 		ret = check_pidns(&pt, &tc.pidns_init, err);
 	/* A container's namespaces are dumped from its init; a process that
@@ -455,9 +472,13 @@ int dump_tree(const struct dump_opts *o, const struct dump_handover *h, struct d
 	 * restored in the restorer's, as it always was. */
 	if (!ret && tc.pidns_init)
 		ret = dump_ns_collect(&pt, &o->ns, &tc.ns, err);
+	if (!ret)
+		ret = dump_pty_check_mount(&tc.pty, tc.ns.items, tc.ns.n, err);
 	if (ret) {
 		ptree_release(&pt);
 		objs_free(&tc.objs);
+		dump_ns_free(&tc.ns);
+		dump_pty_free(&tc.pty);
 		return ret;
 	}
 	pr_info("froze a tree of %zu process(es) under %d in %.1f ms", pt.n, o->pid,
@@ -497,6 +518,7 @@ int dump_tree(const struct dump_opts *o, const struct dump_handover *h, struct d
 	objs_free(&tc.objs);
 	descs_free(&tc.descs);
 	dump_ns_free(&tc.ns);
+	dump_pty_free(&tc.pty);
 	res->seconds = (now_ns() - t0) / 1e9;
 	return ret;
 }

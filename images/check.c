@@ -358,6 +358,7 @@ static const char *check_ns_items(Ferry__TreeItem *const *t, size_t n)
 {
 	cleanup_free const Ferry__MountItem **m = calloc(n, sizeof(*m));
 	const Ferry__NsInfo *ns = NULL;
+	const Ferry__Pty *pty = NULL;
 	size_t nm = 0;
 
 	if (!m)
@@ -404,6 +405,18 @@ static const char *check_ns_items(Ferry__TreeItem *const *t, size_t n)
 				return "an external mount without a name";
 			m[nm++] = mi;
 		}
+		if (t[i]->pty) {
+			bool devpts = false;
+
+			if (pty)
+				return "two terminals";
+			pty = t[i]->pty;
+			for (size_t k = 0; k < nm; k++)
+				devpts |= m[k]->id == pty->mnt && m[k]->kind ==
+					  FERRY__MOUNT_KIND__MNT_FRESH && !strcmp(m[k]->fstype, "devpts");
+			if (pty->has_mnt && nm && !devpts)
+				return "a terminal of no devpts listed before it";
+		}
 		if (f) {
 			for (size_t k = 0; k < nm; k++)
 				tmpfs |= m[k]->id == f->mnt && m[k]->kind ==
@@ -431,10 +444,11 @@ static const char *check_ns_items(Ferry__TreeItem *const *t, size_t n)
 
 static const char *check_tree_item(const Ferry__TreeItem *t, size_t i)
 {
-	int set = !!t->proc + !!t->pipe + !!t->sk + !!t->shm + !!t->ns + !!t->mnt + !!t->tfile;
+	int set = !!t->proc + !!t->pipe + !!t->sk + !!t->shm + !!t->ns + !!t->mnt + !!t->tfile +
+		  !!t->pty;
 
 	if (set != 1)
-		return "not exactly one of proc, pipe, sk, shm, ns, mnt, tfile";
+		return "not exactly one of proc, pipe, sk, shm, ns, mnt, tfile, pty";
 	if (t->proc) {
 		const Ferry__TreeProc *p = t->proc;
 
@@ -473,6 +487,11 @@ static const char *check_tree_item(const Ferry__TreeItem *t, size_t i)
 	}
 	if (t->shm && (!t->shm->size || t->shm->size > IMG_ADDR_LIMIT))
 		return "shared memory size out of range";
+	/* A devpts gives out indexes below 1M (NR_UNIX98_PTY_MAX); termios'
+	 * c_cc is 32 bytes in glibc. */
+	if (t->pty && (t->pty->index >= (1u << 20) || t->pty->cc.len > 32 ||
+		       !str_ok(t->pty->path)))
+		return "terminal index or state out of range";
 	return NULL;
 }
 
