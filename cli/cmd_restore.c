@@ -6,6 +6,7 @@
 #include <string.h>
 #include <sys/wait.h>
 
+#include "common/fdpass.h"
 #include "common/log.h"
 #include "cli/cli.h"
 #include "restore/restore.h"
@@ -16,7 +17,8 @@ void cmd_restore_help(FILE *out)
 		"Usage: ferry restore -D DIR [-d|--restore-detached] [--pidfile FILE]\n"
 		"                     [--require-same-pid] [--pid-ns] [--shell-job]\n"
 		"                     [--inherit-fd fd[N]:KEY]... [--file-validation MODE]\n"
-		"                     [--root DIR [--ext-mount-map KEY:PATH]...] [-v]\n"
+		"                     [--root DIR [--ext-mount-map KEY:PATH]...]\n"
+		"                     [--console-socket PATH] [-v]\n"
 		"\n"
 		"Re-create the process tree dumped in DIR (and its parent chain) and let it\n"
 		"run on from where it was frozen, as `criu restore` does: every process with\n"
@@ -65,6 +67,13 @@ void cmd_restore_help(FILE *out)
 		"      --ext-mount-map KEY:PATH  the mount dumped as external under KEY (dump\n"
 		"                           --ext-mount-map MNT:KEY) is PATH, bound there.\n"
 		"                           Repeatable\n"
+		"      --console-socket PATH  a dump --orphan-pts (a tree on a terminal whose\n"
+		"                           master was outside it): the tree gets a new pty\n"
+		"                           pair with the dumped termios and window size, its\n"
+		"                           controlling terminal and foreground group again,\n"
+		"                           and the new master is sent (SCM_RIGHTS) to the Unix\n"
+		"                           stream socket at PATH, as runc's --console-socket\n"
+		"                           gets one\n"
 		"      --file-validation MODE  what is checked of each file behind the process:\n"
 		"                           content (default): type, size, build-id and the\n"
 		"                           XXH3-128 of its content; size: type and size;\n"
@@ -87,11 +96,23 @@ void cmd_restore_help(FILE *out)
 struct restore_cli {
 	struct rst_opts o;
 	const char *pidfile;
+	const char *console_socket;
 	bool detached;
 	struct rst_inherit inherit[INHERIT_MAX];
 	struct rst_ext_mnt ext[64];
 	char ext_key[64][256];
 };
+
+/* --console-socket: the new terminal's master, with the name runc gives
+ * it when it passes criu's on. */
+static int send_console(void *arg, int master, struct ferr *err)
+{
+	const struct restore_cli *rc = arg;
+	static const char name[] = "orphan-pts-master";
+	int ret = fdpass_send_to(rc->console_socket, name, sizeof(name) - 1, master);
+
+	return ret ? ferr_sys(err, -ret, "--console-socket %s", rc->console_socket) : 0;
+}
 
 /* fd[N]:KEY, N an fd open here. */
 static int parse_inherit(struct restore_cli *rc, const char *arg)
@@ -161,6 +182,11 @@ static int restore_opt(void *ctx, int c, char *arg)
 		rc->o.nr_ext++;
 		break;
 	}
+	case 'C':
+		rc->console_socket = arg;
+		rc->o.pty_master = send_console;
+		rc->o.pty_master_arg = rc;
+		break;
 	case 'F':
 		if (rst_file_validation_parse(arg, &rc->o.files))
 			return cli_usage_error("restore", "--file-validation is content, size or "
@@ -183,6 +209,7 @@ int cmd_restore(int argc, char **argv)
 		{ "root", required_argument, NULL, 'r' },
 		{ "ext-mount-map", required_argument, NULL, 'E' },
 		{ "file-validation", required_argument, NULL, 'F' },
+		{ "console-socket", required_argument, NULL, 'C' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },

@@ -2,7 +2,9 @@
 #include <errno.h>
 #include <stdbool.h>
 #include <string.h>
+#include <stdio.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "common/fdpass.h"
@@ -82,4 +84,21 @@ ssize_t fdpass_recv(int sk, void *buf, size_t len, int *fds, size_t *nfds)
 		return (mh.msg_flags & MSG_TRUNC) ? -EMSGSIZE : -EBADMSG;
 	}
 	return n;
+}
+
+int fdpass_send_to(const char *path, const void *buf, size_t len, int fd)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int sk, ret;
+
+	if (strlen(path) >= sizeof(sa.sun_path))
+		return -ENAMETOOLONG;
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+	sk = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (sk < 0)
+		return -errno;
+	ret = connect(sk, (struct sockaddr *)&sa, sizeof(sa)) < 0 ? -errno :
+	      fdpass_send(sk, buf, len, &fd, 1);
+	close(sk);
+	return ret;
 }

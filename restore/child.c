@@ -290,6 +290,12 @@ static void setup_fds(const struct rst_tree *t, const struct rst *r, int errfd)
 		if ((src = inherited(t, f)) >= 0) {
 			if (dup3(src, fd, f->cloexec ? O_CLOEXEC : 0) < 0)
 				child_fail(errfd, "fd %u: --inherit-fd: %s", f->fd, strerror(errno));
+		} else if (f->orphan_pty) {
+			/* --orphan-pts: the new terminal's slave (restore/pty.h). */
+			src = t->pty.slave_at;
+			if (dup3(src, fd, f->cloexec ? O_CLOEXEC : 0) < 0)
+				child_fail(errfd, "fd %u: the terminal %s: %s", f->fd,
+					   t->pty.img->path, strerror(errno));
 		} else if (f->tty) {
 			/* --shell-job: the terminal is the restoring one. */
 			if (dup3(t->tty_fd, fd, f->cloexec ? O_CLOEXEC : 0) < 0)
@@ -392,6 +398,7 @@ static void phase_two(const struct rst_tree *t, size_t i, int errfd)
 	const struct rst *r = t->r[i];
 	const Ferry__Process *pr = r->proc;
 	struct ferr err;
+	char why[400];
 
 	if (p->pgid != p->pid && in_tree(t, p->pgid) && getpgrp() != (pid_t)p->pgid &&
 	    setpgid(0, (pid_t)p->pgid) < 0)
@@ -400,6 +407,10 @@ static void phase_two(const struct rst_tree *t, size_t i, int errfd)
 	 * blocked here, so a background caller may do it). */
 	if (p->tty_fg && t->tty_fd >= 0 && p->pgid == p->pid && tcsetpgrp(t->tty_fd, getpgrp()) < 0)
 		child_fail(errfd, "take the terminal's foreground: %s", strerror(errno));
+	/* A session leader on the --orphan-pts terminal has it again; its
+	 * slave is still at pty.slave_at (setup_fds closes it). */
+	if (rst_pty_ctty(&t->pty, p, t->tp, t->n, why, sizeof(why)))
+		child_fail(errfd, "%s", why);
 	/* Everything from here on is opened as the process, not as ferry:
 	 * an image cannot hand its process a file its user could not open. */
 	if (rst_creds_fs_self(r, &err))
@@ -420,8 +431,13 @@ void rst_stub_main(const struct rst_tree *t, size_t i, int errfd)
 {
 	char why[400];
 
-	/* The root makes the tree's namespaces before anything of its own. */
-	if (i == 0 && rst_ns_build(t->ns, why, sizeof(why)))
+	/* The root makes the tree's namespaces before anything of its own,
+	 * and the terminal there (or here, without a devpts of the tree's),
+	 * which its children inherit. */
+	if (i == 0 && rst_ns_build(t->ns, &t->pty, why, sizeof(why)))
+		child_fail(errfd, "%s", why);
+	if (i == 0 && t->pty.img && !rst_ns_makes_pty(t->ns, &t->pty) &&
+	    rst_pty_make(&t->pty, AT_FDCWD, "/dev/ptmx", false, why, sizeof(why)))
 		child_fail(errfd, "%s", why);
 	phase_one(t, i, errfd);
 	stop_self();
@@ -437,15 +453,26 @@ void rst_stub_main(const struct rst_tree *t, size_t i, int errfd)
 int rst_tree_check(const struct rst_tree *t, struct ferr *err)
 {
 	for (size_t i = 0; i < t->n; i++) {
-		bool tty_fds = false;
+		bool tty_fds = false, pty_fds = false;
 
-		for (size_t k = 0; t->r[i] && k < t->r[i]->nr_fds; k++)
+		for (size_t k = 0; t->r[i] && k < t->r[i]->nr_fds; k++) {
 			tty_fds |= t->r[i]->fds[k]->tty;
-		if ((t->tp[i]->ctty || tty_fds) && !t->opts->shell_job)
+			pty_fds |= t->r[i]->fds[k]->orphan_pty;
+		}
+		if (pty_fds && !t->pty.img)
+			return ferr_new(err, EBADMSG, "process %u has fds on the tree's terminal, but "
+					"tree.img has none", t->tp[i]->pid);
+		/* With a terminal of the tree's, a controlling terminal is it. */
+		if (((t->tp[i]->ctty && !t->pty.img) || tty_fds) && !t->opts->shell_job)
 			return ferr_new(err, EOPNOTSUPP, "process %u was dumped as a shell job (with its "
 					"controlling terminal): restore it with --shell-job, on a "
 					"terminal", t->tp[i]->pid);
 	}
+	if (t->pty.img && !t->opts->pty_master)
+		return ferr_new(err, EOPNOTSUPP, "the tree was dumped on a terminal whose master was "
+				"outside it (%s, dump --orphan-pts): restore it with --console-socket "
+				"PATH (criu's orphan_pts_master), which gets the new terminal's "
+				"master", t->pty.img->path);
 	for (size_t i = 1; i < t->n; i++) {
 		const Ferry__TreeProc *c = t->tp[i], *p = NULL;
 

@@ -26,6 +26,7 @@
 #include "common/util.h"
 #include "proc/mounts.h"
 #include "restore/ns.h"
+#include "restore/pty.h"
 
 #define NS_FLAGS (CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWNET)
 
@@ -292,7 +293,26 @@ static const Ferry__MountItem *by_id(const struct rst_ns *ns, uint32_t id)
 	return NULL;
 }
 
-static int one_mount(const struct rst_ns *ns, size_t i, int rfd, char *why, size_t len)
+/* The tree's terminal, made in the devpts just mounted at m if it is its
+ * own: a bind of its slave (runc's /dev/console) may follow. */
+static int pty_in(const Ferry__MountItem *m, const struct rst_pty *pty, int rfd, char *why,
+		  size_t len)
+{
+	int mfd, ret;
+
+	if (!pty || !pty->img || !pty->img->has_mnt || pty->img->mnt != m->id)
+		return 0;
+	mfd = openat2_resolve(rfd, m->point[1] ? m->point + 1 : ".", O_PATH | O_DIRECTORY,
+			      RESOLVE_IN_ROOT);
+	if (mfd < 0)
+		return fail(why, len, "devpts at %s", m->point);
+	ret = rst_pty_make(pty, mfd, "ptmx", true, why, len);
+	close(mfd);
+	return ret;
+}
+
+static int one_mount(const struct rst_ns *ns, const struct rst_pty *pty, size_t i, int rfd,
+		     char *why, size_t len)
 {
 	const Ferry__MountItem *m = ns->mnt[i];
 	char tgt[40], src[PATH_MAX];
@@ -338,6 +358,10 @@ static int one_mount(const struct rst_ns *ns, size_t i, int rfd, char *why, size
 				return ret;
 			}
 		}
+		if (!ret && !strcmp(m->fstype, "devpts") && pty_in(m, pty, rfd, why, len) < 0) {
+			close(fd);
+			return -1;
+		}
 	}
 	if (m->kind != FERRY__MOUNT_KIND__MNT_FRESH || (tmpfs && (flags & MS_RDONLY))) {
 		if (m->kind != FERRY__MOUNT_KIND__MNT_FRESH)
@@ -363,7 +387,8 @@ static int one_mount(const struct rst_ns *ns, size_t i, int rfd, char *why, size
 	return 0;
 }
 
-static int build_mounts(const struct rst_ns *ns, char *why, size_t len)
+static int build_mounts(const struct rst_ns *ns, const struct rst_pty *pty, char *why,
+			size_t len)
 {
 	unsigned long rflags = ns->mnt[0]->flags & REMOUNT_FLAGS;
 	int rfd;
@@ -377,7 +402,7 @@ static int build_mounts(const struct rst_ns *ns, char *why, size_t len)
 	if (rfd < 0)
 		return fail(why, len, "the root %s", ns->root);
 	for (size_t i = 1; i < ns->nr_mnt; i++)
-		if (one_mount(ns, i, rfd, why, len) < 0) {
+		if (one_mount(ns, pty, i, rfd, why, len) < 0) {
 			close(rfd);
 			return -1;
 		}
@@ -414,7 +439,17 @@ static int loopback_up(char *why, size_t len)
 	return ret < 0 ? fail(why, len, "bring loopback up") : 0;
 }
 
-int rst_ns_build(const struct rst_ns *ns, char *why, size_t len)
+bool rst_ns_makes_pty(const struct rst_ns *ns, const struct rst_pty *pty)
+{
+	if (!ns || !ns->info || !(ns->info->flags & CLONE_NEWNS) || !pty->img || !pty->img->has_mnt)
+		return false;
+	for (size_t i = 0; i < ns->nr_mnt; i++)
+		if (ns->mnt[i]->id == pty->img->mnt)
+			return true;
+	return false;
+}
+
+int rst_ns_build(const struct rst_ns *ns, const struct rst_pty *pty, char *why, size_t len)
 {
 	const Ferry__NsInfo *in = ns ? ns->info : NULL;
 
@@ -427,7 +462,7 @@ int rst_ns_build(const struct rst_ns *ns, char *why, size_t len)
 		return fail(why, len, "set the hostname");
 	if ((in->flags & CLONE_NEWNET) && loopback_up(why, len) < 0)
 		return -1;
-	if ((in->flags & CLONE_NEWNS) && build_mounts(ns, why, len) < 0)
+	if ((in->flags & CLONE_NEWNS) && build_mounts(ns, pty, why, len) < 0)
 		return -1;
 	return 0;
 }

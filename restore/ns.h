@@ -5,6 +5,7 @@
 #ifndef FERRY_RESTORE_NS_H
 #define FERRY_RESTORE_NS_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "common/err.h"
@@ -29,8 +30,13 @@ struct rst_ns {
 int __must_check rst_ns_load(struct rst_ns *ns, Ferry__TreeItem *const *items, size_t n,
 			     const struct rst_opts *o, struct ferr *err);
 uint64_t rst_ns_clone_flags(const struct rst_ns *ns);
-/* In the new root process: 0, or -1 with why written. */
-int rst_ns_build(const struct rst_ns *ns, char *why, size_t len);
+/* In the new root process: 0, or -1 with why written. The tree's terminal
+ * (pty, or NULL), if it is of a devpts of the tree's, is made as soon as
+ * that devpts is mounted (restore/pty.h), before a bind of its slave. */
+struct rst_pty;
+int rst_ns_build(const struct rst_ns *ns, const struct rst_pty *pty, char *why, size_t len);
+/* Does rst_ns_build make the terminal (in the tree's own devpts)? */
+bool rst_ns_makes_pty(const struct rst_ns *ns, const struct rst_pty *pty);
 void rst_ns_free(struct rst_ns *ns);
 
 #endif

@@ -65,6 +65,15 @@ struct rst_opts {
 	 * runs. A failure fails the restore: everything is killed. */
 	int (*stage)(void *arg, const char *name, pid_t pid, struct ferr *err);
 	void *stage_arg;
+	/* A tree dumped with --orphan-pts on a terminal whose master was
+	 * outside it (a container's console) is restored on a new pty pair,
+	 * whose master ferry hands over through pty_master (criu's
+	 * orphan-pts-master callback; restore --console-socket), once the tree
+	 * exists in its namespaces, before it runs. The fd stays ferry's: the
+	 * callback passes on a copy. Unset: such a tree is refused. A failure
+	 * fails the restore. */
+	int (*pty_master)(void *arg, int master, struct ferr *err);
+	void *pty_master_arg;
 	/* The caller's kernel feature probe (common/kerndat.h), whose answers
 	 * (FERRY_HIDE_FEATURES included) choose how pages are written; NULL:
 	 * the restore probes once itself. */

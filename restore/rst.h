@@ -15,6 +15,7 @@
 #include "images/img.h"
 #include "restore/restore.h"
 #include "restore/ns.h"
+#include "restore/pty.h"
 #include "restore/validate.h"
 
 struct rst_thread {
@@ -137,6 +138,7 @@ struct rst_tree {
 	int tty_fd;                       /* --shell-job: ferry's terminal, above every fd; or -1 */
 	int *inherit_fd;                  /* opts->inherit's fds, moved above every fd */
 	const struct rst_ns *ns;          /* the tree's own namespaces (restore/ns.h) */
+	struct rst_pty pty;               /* its terminal whose master was outside (pty.h) */
 	/* cow.c: the shared VMAs, and ferry's reservation of their area
 	 * (inherited by the stubs, given up once they exist). */
 	struct rst_cow *cow;

@@ -325,6 +325,7 @@ static int tree_create(struct rst_tree *t, struct ferr *err)
 	long opts = PTRACE_O_TRACESYSGOOD | PTRACE_O_EXITKILL | PTRACE_O_TRACECLONE |
 		    PTRACE_O_TRACEFORK;
 	cleanup_close int go_rd = -1, go_wr = -1, err_rd = -1, err_wr = -1;
+	cleanup_close int pty_master_hold = -1, pty_slave_hold = -1;
 	cleanup_free pid_t *pids = calloc(t->n, sizeof(*pids));
 	cleanup_free bool *go = calloc(t->n, sizeof(*go));
 	pid_t root;
@@ -355,6 +356,17 @@ static int tree_create(struct rst_tree *t, struct ferr *err)
 		if (t->inherit_fd[k] < 0)
 			return ferr_sys(err, errno, "--inherit-fd fd[%d]", t->opts->inherit[k].fd);
 		top = t->inherit_fd[k];
+	}
+	/* The terminal's ends in the stubs (restore/pty.h): two numbers free
+	 * in ferry, held by placeholders the stubs inherit and replace. */
+	if (t->pty.img) {
+		pty_master_hold = fcntl(go_rd, F_DUPFD_CLOEXEC, top + 1);
+		pty_slave_hold = pty_master_hold < 0 ? -1 :
+				 fcntl(go_rd, F_DUPFD_CLOEXEC, pty_master_hold + 1);
+		if (pty_slave_hold < 0)
+			return ferr_sys(err, errno, "fds for the terminal");
+		t->pty.master_at = pty_master_hold;
+		t->pty.slave_at = top = pty_slave_hold;
 	}
 	/* Above every fd any process will have and every object's. */
 	err_wr = fcntl(p[1], F_DUPFD_CLOEXEC, top + 1);
@@ -416,6 +428,9 @@ seize:
 	for (size_t i = 0; i < t->n; i++)
 		if (t->r[i])
 			t->r[i]->pid = pids[i];
+	/* Made by the root's stub: its master is the caller's to have. */
+	if (!ret && t->pty.img)
+		ret = rst_pty_take(&t->pty, pids[0], err);
 	if (!ret && t->pool) {
 		/* Messages name their senders by the PIDs they have now (in a
 		 * new namespace, not the dumped ones). */

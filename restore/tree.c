@@ -23,6 +23,36 @@ struct tree_restore {
 	bool pool_made;
 };
 
+/* The tree's terminal whose master was outside (restore/pty.h), if any. */
+static int find_pty(struct tree_restore *x, Ferry__TreeItem *const *items, size_t n,
+		    struct ferr *err)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (!items[i]->pty)
+			continue;
+		if (x->t.pty.img)
+			return ferr_new(err, EBADMSG, "%s: tree.img has two terminals", x->t.opts->dir);
+		x->t.pty.img = items[i]->pty;
+	}
+	return 0;
+}
+
+/* The new terminal's master to the caller, once the tree exists in its
+ * namespaces and before it runs (when criu sends orphan-pts-master). */
+static int hand_pty(struct tree_restore *x, struct ferr *err)
+{
+	const struct rst_opts *o = x->t.opts;
+	int ret;
+
+	if (!x->t.pty.img)
+		return 0;
+	ret = o->pty_master(o->pty_master_arg, x->t.pty.master, err);
+	if (ret)
+		return ferr_wrap(err, "hand over the terminal %s's master", x->t.pty.img->path);
+	pr_info("the terminal %s is a new pair; its master was handed over", x->t.pty.img->path);
+	return 0;
+}
+
 static void tree_restore_free(struct tree_restore *x, size_t n)
 {
 	if (x->r)
@@ -34,6 +64,8 @@ static void tree_restore_free(struct tree_restore *x, size_t n)
 			rst_files_free(&x->rs[i].files);
 	if (x->pool_made)
 		rst_pool_close(&x->pool);
+	if (x->t.pty.master >= 0)
+		close(x->t.pty.master);
 	free(x->rs);
 	free(x->r);
 	free(x->tp);
@@ -178,6 +210,8 @@ static int build(struct tree_restore *x, struct rst_result *res, struct ferr *er
 		ret = stage(x, "setup-namespaces", err);
 	if (!ret)
 		ret = stage(x, "post-setup-namespaces", err);
+	if (!ret)
+		ret = hand_pty(x, err);
 
 	for (size_t i = 0; !ret && i < n; i++)
 		if (x->r[i])
@@ -242,7 +276,10 @@ int rst_restore_tree(const struct rst_opts *opts, struct rst_result *res,
 		ret = ferr_new(err, EBADMSG, "%s: the root process is a zombie", opts->dir);
 	}
 	x.t = (struct rst_tree){ .opts = opts, .n = n, .r = x.r, .tp = x.tp, .pool = &x.pool,
-				 .same_pid = true, .tty_fd = -1, .ns = ns };
+				 .same_pid = true, .tty_fd = -1, .ns = ns,
+				 .pty = { .master = -1, .master_at = -1, .slave_at = -1 } };
+	if (!ret)
+		ret = find_pty(&x, items, nitems, err);
 	for (size_t i = 0; !ret && i < n; i++)
 		if (x.r[i])
 			ret = load_proc(&x, i, opts->dir, root, kd, &files, err);

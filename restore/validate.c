@@ -126,8 +126,9 @@ int rst_validate(struct img_image *img, struct rst_check_report *rep, bool chain
 	for (size_t i = 0; !ret && i < nfds; i++) {
 		struct stat st;
 
-		/* A shell job's terminal is the restoring one (--shell-job). */
-		if (!fds[i]->path || fds[i]->tty || (fds[i]->kind != FERRY__FD_KIND__FD_REG &&
+		/* A shell job's terminal is the restoring one (--shell-job);
+		 * an --orphan-pts one is a new pair. */
+		if (!fds[i]->path || fds[i]->tty || fds[i]->orphan_pty || (fds[i]->kind != FERRY__FD_KIND__FD_REG &&
 				      fds[i]->kind != FERRY__FD_KIND__FD_DIR &&
 				      fds[i]->kind != FERRY__FD_KIND__FD_CHR))
 			continue;

@@ -595,7 +595,8 @@ static int process_setup(struct rst_warm *w, struct ferr *err)
 }
 
 /* A tree with namespaces of its own (a container) is made in them from
- * scratch: the warm child was built in ferry's. */
+ * scratch: the warm child was built in ferry's. So is one with a terminal
+ * whose master was outside (its new pair is made by the cold restore). */
 static int no_namespaces(struct img_image *img, struct ferr *err)
 {
 	Ferry__TreeItem **items = NULL;
@@ -604,11 +605,11 @@ static int no_namespaces(struct img_image *img, struct ferr *err)
 	int ret = img_read_tree(img, &items, &n, err);
 
 	for (size_t i = 0; !ret && i < n; i++)
-		ns |= items[i]->ns != NULL;
+		ns |= items[i]->ns != NULL || items[i]->pty != NULL;
 	img_free_entries(items, n);
 	if (!ret && ns)
-		ret = ferr_new(err, EOPNOTSUPP, "the tree has namespaces of its own: it is made in "
-			       "new ones");
+		ret = ferr_new(err, EOPNOTSUPP, "the tree has namespaces or a terminal of its own: "
+			       "it is made from scratch");
 	return ret;
 }
 
