@@ -106,6 +106,7 @@ static int dump_checked(struct swrk_req *q, bool pre, struct dump_result *r, str
 	d.tree = true;
 	d.leave_running = o->has_leave_running && o->leave_running;
 	d.shell_job = o->has_shell_job && o->shell_job;
+	d.orphan_pts = o->has_orphan_pts_master && o->orphan_pts_master;
 	d.file_locks = o->has_file_locks && o->file_locks;
 	d.parent = o->parent_img;
 	/* runc's freezer cgroup (v1) or the container's cgroup (v2). */
@@ -199,6 +200,14 @@ static void kill_restored(pid_t pid)
 	waitpid(pid, NULL, WNOHANG);
 }
 
+/* orphan_pts_master: the container's terminal is a new pair, whose master
+ * goes to the runtime with the orphan-pts-master callback (runc passes it
+ * on to its console socket). */
+static int pty_master(void *arg, int master, struct ferr *err)
+{
+	return rpc_notify_fd(arg, "orphan-pts-master", master, err);
+}
+
 /* CRIU's callbacks inside a restore: setup-namespaces and
  * post-setup-namespaces with the root's PID (runc runs its prestart hooks
  * there), pre-resume before the tree runs. */
@@ -249,6 +258,10 @@ static int restore_checked(struct swrk_req *q, pid_t *pid, struct ferr *err)
 	ro.kd = swrk_kd(q->s);
 	ro.stage = restore_stage;
 	ro.stage_arg = q;
+	if (o->has_orphan_pts_master && o->orphan_pts_master) {
+		ro.pty_master = pty_master;
+		ro.pty_master_arg = q;
+	}
 	ret = rpc_notify(q, "pre-restore", 0, err);
 	if (ret)
 		return ret;

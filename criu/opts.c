@@ -75,7 +75,6 @@ static const struct opt_rule rules[] = {
 	{ "irmap_scan_paths", 0, "ferry does not map inotify watches by inode" },
 	{ "ghost_limit", 0, "ferry keeps deleted files of any size" },
 	{ "cpu_cap", 0, "ferry checks the CPU's xsave features itself" },
-	{ "orphan_pts_master", 0, "ferry restores no pseudo-terminal pairs yet" },
 	{ "pre_dump_mode", 0, "ferry chooses how pages are read (`ferry check`)" },
 	{ "pidfd_store_sk", 0, "ferry's tracker keeper holds the process's pidfd between "
 	  "pre-dumps" },
@@ -93,6 +92,7 @@ static const char *const honoured[] = {
 	"images_dir_fd", "images_dir", "pid", "leave_running", "shell_job", "file_locks",
 	"log_level", "log_file", "log_to_stderr", "work_dir_fd", "notify_scripts", "parent_img",
 	"rst_sibling", "inherit_fd", "root", "config_file", "ext_mnt", "empty_ns", "freeze_cgroup",
+	"orphan_pts_master",
 };
 
 const char *swrk_opts_unclassified(void)

@@ -7,6 +7,7 @@
 #include <sys/socket.h>
 
 #include "common/cancel.h"
+#include "common/fdpass.h"
 #include "common/log.h"
 #include "criu/rpc.h"
 
@@ -62,21 +63,25 @@ int rpc_recv(int sk, CriuReq **req, struct ferr *err)
 	return 0;
 }
 
-int rpc_send(int sk, const CriuResp *resp, struct ferr *err)
+/* One response, with fd riding along (SCM_RIGHTS) if it is >= 0. */
+static int send_resp(int sk, const CriuResp *resp, int fd, struct ferr *err)
 {
 	size_t len = criu_resp__get_packed_size(resp);
 	cleanup_free uint8_t *buf = malloc(len ? len : 1);
-	ssize_t n;
+	int ret;
 
 	if (!buf)
 		return ferr_sys(err, ENOMEM, "send a response");
 	criu_resp__pack(resp, buf);
-	do
-		n = send(sk, buf, len, MSG_NOSIGNAL);
-	while (n < 0 && errno == EINTR);
-	if (n < 0)
-		return ferr_sys(err, errno, "send a response");
+	ret = fdpass_send(sk, buf, len, &fd, fd >= 0);
+	if (ret)
+		return ferr_sys(err, -ret, "send a response");
 	return 0;
+}
+
+int rpc_send(int sk, const CriuResp *resp, struct ferr *err)
+{
+	return send_resp(sk, resp, -1, err);
 }
 
 int rpc_send_error(int sk, CriuReqType t, const struct ferr *e, struct ferr *err)
@@ -102,7 +107,7 @@ const char *rpc_type_name(int type, char *buf, size_t len)
 	return buf;
 }
 
-int rpc_notify(struct swrk_req *q, const char *script, pid_t pid, struct ferr *err)
+static int notify(struct swrk_req *q, const char *script, pid_t pid, int fd, struct ferr *err)
 {
 	CriuResp resp = CRIU_RESP__INIT;
 	CriuNotify n = CRIU_NOTIFY__INIT;
@@ -110,16 +115,15 @@ int rpc_notify(struct swrk_req *q, const char *script, pid_t pid, struct ferr *e
 	bool ok;
 	int ret;
 
-	if (!q->notify)
-		return 0;
 	resp.type = CRIU_REQ_TYPE__NOTIFY;
 	resp.success = true;
 	resp.notify = &n;
 	n.script = (char *)script;
 	n.has_pid = pid > 0;
 	n.pid = pid;
-	pr_info("notify %s%s", script, pid > 0 ? " (with the restored pid)" : "");
-	ret = rpc_send(q->s->sk, &resp, err);
+	pr_info("notify %s%s%s", script, pid > 0 ? " (with the restored pid)" : "",
+		fd >= 0 ? " (with an fd)" : "");
+	ret = send_resp(q->s->sk, &resp, fd, err);
 	if (!ret)
 		ret = rpc_recv(q->s->sk, &ans, err);
 	if (ret)
@@ -136,6 +140,20 @@ int rpc_notify(struct swrk_req *q, const char *script, pid_t pid, struct ferr *e
 			       script);
 	criu_req__free_unpacked(ans, NULL);
 	return ret;
+}
+
+int rpc_notify(struct swrk_req *q, const char *script, pid_t pid, struct ferr *err)
+{
+	return q->notify ? notify(q, script, pid, -1, err) : 0;
+}
+
+int rpc_notify_fd(struct swrk_req *q, const char *script, int fd, struct ferr *err)
+{
+	/* As in criu: without callbacks the fd has no way to the runtime. */
+	if (!q->notify)
+		return ferr_new(err, EINVAL, "the %s callback carries an fd the runtime must get, "
+				"and notify_scripts is not set", script);
+	return notify(q, script, 0, fd, err);
 }
 
 /* ---- what a request set, one option a line ------------------------------- */

@@ -42,8 +42,7 @@ struct swrk_req {
  * 0 and *req NULL at the end of the connection, or an error (a packet that
  * is not a criu_req is -EBADMSG: the connection goes on). */
 int __must_check rpc_recv(int sk, CriuReq **req, struct ferr *err);
-/* Send one response (no fd rides along: orphan-pts-master, the one
- * callback that carries one, is not sent). */
+/* Send one response (no fd rides along: see rpc_notify_fd). */
 int __must_check rpc_send(int sk, const CriuResp *resp, struct ferr *err);
 /* The failure answer to a request of type t: cr_errmsg is err's message,
  * cr_errno its code. */
@@ -55,6 +54,10 @@ const char *rpc_type_name(int type, char *buf, size_t len);
  * a NOTIFY naming script (with pid if > 0), wait for the runtime's NOTIFY
  * answer. An error if it reports failure or answers anything else. */
 int __must_check rpc_notify(struct swrk_req *q, const char *script, pid_t pid, struct ferr *err);
+/* The same with an fd riding along (SCM_RIGHTS), as criu sends the new
+ * terminal's master with orphan-pts-master; an error without
+ * notify_scripts (the fd could not reach the runtime). */
+int __must_check rpc_notify_fd(struct swrk_req *q, const char *script, int fd, struct ferr *err);
 
 /* One line on stderr at debug level (and in the log file) per option the
  * request set: what runtimes actually send. */
