@@ -346,6 +346,11 @@ static void show_ns_text(const Ferry__TreeItem *t)
 	else if (t->tfile)
 		printf("  tmpfs file (mount %u)  %s  mode %o  %zu bytes\n", t->tfile->mnt,
 		       t->tfile->path, t->tfile->mode, t->tfile->data.len);
+	else if (t->pty)
+		printf("  terminal %s (index %u%s)  %ux%u, its master outside the tree\n",
+		       t->pty->path ? t->pty->path : "?", t->pty->index,
+		       t->pty->has_mnt ? ", of the container's devpts" : "", t->pty->cols,
+		       t->pty->rows);
 }
 
 /* tree.img: the processes of a tree dump and the objects they share. */
@@ -446,6 +451,12 @@ static void show_tree_json(struct json *j, Ferry__TreeItem **t, size_t n)
 			json_str(j, "path", t[i]->tfile->path);
 			json_u64(j, "mode", t[i]->tfile->mode);
 			json_u64(j, "bytes", t[i]->tfile->data.len);
+		} else if (t[i]->pty) {
+			json_str(j, "kind", "terminal");
+			json_str(j, "path", t[i]->pty->path);
+			json_u64(j, "index", t[i]->pty->index);
+			json_u64(j, "rows", t[i]->pty->rows);
+			json_u64(j, "cols", t[i]->pty->cols);
 		}
 		json_obj_end(j);
 	}
