@@ -1424,6 +1424,72 @@ static void test_tree_checks(void **state)
 	assert_int_equal(check_tree(it, 5), 0);
 }
 
+/* The terminal of a dump --orphan-pts: one, in range, of a devpts the
+ * restore mounts anew when the tree has mounts. */
+static void test_tree_pty_checks(void **state)
+{
+	Ferry__TreeProc p;
+	Ferry__NsInfo ns;
+	Ferry__MountItem root, pts;
+	Ferry__Pty pty, pty2;
+	Ferry__TreeItem it[6];
+
+	(void)state;
+	for (int i = 0; i < 6; i++)
+		ferry__tree_item__init(&it[i]);
+	it[0].proc = tproc(&p, 100, 0, "");
+	ferry__pty__init(&pty);
+	pty.path = "/dev/pts/0";
+	it[1].pty = &pty;
+	/* without a mount namespace: made from the restorer's /dev/ptmx */
+	assert_int_equal(check_tree(it, 2), 0);
+	pty.index = 1u << 20;
+	assert_int_equal(check_tree(it, 2), -EBADMSG);
+	pty.index = 3;
+	pty.has_cc = true;
+	pty.cc.len = 33;
+	assert_int_equal(check_tree(it, 2), -EBADMSG);
+	pty.cc.len = 32;
+	pty2 = pty;
+	it[2].pty = &pty2;
+	assert_int_equal(check_tree(it, 3), -EBADMSG);
+	it[2].pty = NULL;
+
+	/* a container's: of its devpts, listed before it */
+	ferry__ns_info__init(&ns);
+	ns.flags = 0x00020000u; /* CLONE_NEWNS */
+	ferry__mount_item__init(&root);
+	root.id = 69;
+	root.point = "/";
+	root.kind = FERRY__MOUNT_KIND__MNT_ROOT;
+	ferry__mount_item__init(&pts);
+	pts.id = 70;
+	pts.parent = 69;
+	pts.point = "/dev/pts";
+	pts.kind = FERRY__MOUNT_KIND__MNT_FRESH;
+	pts.fstype = "devpts";
+	pts.source = "devpts";
+	it[1].ns = &ns;
+	it[1].pty = NULL;
+	it[2].mnt = &root;
+	it[3].mnt = &pts;
+	it[4].pty = &pty;
+	pty.has_mnt = true;
+	pty.mnt = 70;
+	assert_int_equal(check_tree(it, 5), 0);
+	pty.mnt = 71;
+	assert_int_equal(check_tree(it, 5), -EBADMSG);
+	pty.mnt = 70;
+	pts.fstype = "tmpfs";
+	assert_int_equal(check_tree(it, 5), -EBADMSG);
+	pts.fstype = "devpts";
+	it[3].mnt = NULL;
+	it[3].pty = &pty;
+	it[4].pty = NULL;
+	it[4].mnt = &pts;
+	assert_int_equal(check_tree(it, 5), -EBADMSG);
+}
+
 static void test_pages_sink(void **state)
 {
 	struct fixture *f = *state;
@@ -1467,6 +1533,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_reserved_writes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pages_sink, setup, teardown),
 		cmocka_unit_test(test_tree_checks),
+		cmocka_unit_test(test_tree_pty_checks),
 		cmocka_unit_test_setup_teardown(test_missing_inventory_is_incomplete, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_overlapping_runs, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_offset_past_end, setup, teardown),
