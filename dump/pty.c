@@ -161,6 +161,12 @@ int dump_pty_find(const struct ptree *pt, struct dump_pty *out, struct ferr *err
 	for (size_t i = 0; !ret && i < pt->n; i++)
 		if (!pt->p[i].zombie)
 			ret = scan(&pt->p[i], &s, err);
+	for (size_t i = 0; !ret && !s.p && i < pt->n; i++)
+		if (!pt->p[i].zombie && is_pts(pt->p[i].tty))
+			return ferr_new(err, EOPNOTSUPP, "process %d has the terminal %u:%u as its "
+					"controlling terminal, but no process of the tree has it open: "
+					"--orphan-pts reads a terminal's state through an fd on it",
+					pt->p[i].pid, major(pt->p[i].tty), minor(pt->p[i].tty));
 	if (ret || !s.p)
 		return ret;
 	ret = check_sessions(pt, s.rdev, err);

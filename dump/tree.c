@@ -300,6 +300,10 @@ static int check_ttys(const struct ptree *pt, bool shell_job, const struct dump_
 
 		if (!p->tty || p->zombie || (pty->img && p->tty == pty->rdev))
 			continue;
+		if (pty->img)
+			return ferr_new(err, EOPNOTSUPP, "process %d has another controlling terminal "
+					"(%u:%u) than the tree's terminal %s: --orphan-pts takes one "
+					"terminal", p->pid, major(p->tty), minor(p->tty), pty->img->path);
 		if (!shell_job)
 			return ferr_new(err, EOPNOTSUPP, "process %d has a controlling terminal (device "
 					"%u:%u): --shell-job dumps it as a shell job, restored on the "
