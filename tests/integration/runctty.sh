@@ -13,7 +13,10 @@
 #     and the window size set on the first master before the checkpoint.
 #     Then once more, from the restored container.
 #  3. ferry alone: a process on a pty held by script(1), dump --orphan-pts
-#     and restore --console-socket.
+#     and restore --console-socket; then the same through CRIU's RPC
+#     (swrkc): refused without orphan_pts_master, and without
+#     notify_scripts at the restore; with both, the master comes in the
+#     orphan-pts-master callback.
 . "$(dirname "$0")/lib.sh"
 BB=$(command -v busybox || true)
 command -v runc >/dev/null 2>&1 || skip "needs runc (make deps installs it)"
@@ -135,18 +138,25 @@ done
 runc delete -f "$C" >/dev/null 2>&1
 
 # 3. ferry alone, on a pty that script(1) holds.
-if command -v script >/dev/null 2>&1; then
-	mkfifo "$T/hold"
+# on_script NAME: a sh on script(1)'s terminal that answers each line with
+# got:LINE and its window size; S its session's leader (the sh, or the
+# shell script(1) ran it with), its output in $T/NAME.out.
+on_script() {
+	mkfifo "$T/$1.hold"
 	# script's stdin a FIFO nobody writes: it never sees an end.
-	sleep 100000 >"$T/hold" &
+	sleep 100000 >"$T/$1.hold" &
 	PIDS="$PIDS $!"
-	script -q -c "sh -c 'stty -echo rows 22 cols 77; echo ready; while read l; do \
-		echo got:\$l; echo size=\$(stty size); done'" /dev/null <"$T/hold" >"$T/s0.out" 2>&1 &
+	script -q -c "sh -c 'stty -echo rows 22 cols 77; echo ready-$1; while read l; do \
+		echo got:\$l; echo size=\$(stty size); done'" /dev/null <"$T/$1.hold" \
+		>"$T/$1.out" 2>&1 &
 	PIDS="$PIDS $!"
-	seen s0 ready || fail "script(1) did not start the sh"
-	S=$(pgrep -f "^sh -c stty -echo rows 22")
-	# The session's leader (the sh, or the shell script(1) ran it with).
+	seen "$1" "ready-$1" || return 1
+	S=$(pgrep -f "^sh -c stty -echo rows 22 cols 77; echo ready-$1")
 	S=$(cut -d' ' -f6 /proc/"$S"/stat 2>/dev/null)
+	[ -n "$S" ]
+}
+if command -v script >/dev/null 2>&1; then
+	on_script s0 || fail "script(1) did not start the sh"
 	expect_rc 0 "ferry dump --orphan-pts of a process on script(1)'s terminal" \
 		"$FERRY" dump -t "$S" --orphan-pts -D "$T/sd"
 	recv s1 || fail "recvtty did not start"
@@ -164,6 +174,29 @@ if command -v script >/dev/null 2>&1; then
 		ok "it leads its session on its new controlling terminal, in the foreground" ||
 		fail "restored process's pgrp session tty_nr tpgid: $*"
 	kill -9 "$S2" 2>/dev/null
+
+	# The same through the RPC, as a runtime other than runc would ask.
+	on_script s2 || fail "script(1) did not start the second sh"
+	mkdir -p "$T/rd"
+	SWRKC="$TOOLS/tools/swrkc"
+	"$SWRKC" "$FERRY" "dump,dir=$T/rd,pid=$S,log=dump.log" >"$T/rpc.out" 2>&1
+	expect_in "$T/rpc.out" "dump fail" "an RPC DUMP without orphan_pts_master is refused"
+	expect_in "$T/rd/dump.log" "--orphan-pts (criu's orphan_pts_master)" \
+		"its Error line names orphan_pts_master"
+	kill -0 "$S" 2>/dev/null && ok "and the process runs on" || fail "the process is gone"
+	"$SWRKC" "$FERRY" "dump,dir=$T/rd,pid=$S,log=dump.log,orphan" >"$T/rpc.out" 2>&1
+	expect_in "$T/rpc.out" "dump ok" "an RPC DUMP with orphan_pts_master"
+	"$SWRKC" "$FERRY" "restore,dir=$T/rd,log=restore.log,orphan" >"$T/rpc.out" 2>&1
+	expect_in "$T/rpc.out" "restore fail" \
+		"an RPC RESTORE with orphan_pts_master but no notify_scripts is refused"
+	expect_in "$T/rd/restore.log" "notify_scripts is not set" \
+		"its Error line says the master could not reach the runtime"
+	"$SWRKC" "$FERRY" "restore,dir=$T/rd,log=restore.log,orphan,notify" >"$T/rpc.out" 2>&1
+	expect_in "$T/rpc.out" "notify orphan-pts-master pid=0 fd=tty" \
+		"the RPC RESTORE sends the new master with orphan-pts-master"
+	expect_in "$T/rpc.out" "restore ok" "and restores the process"
+	S3=$(sed -n 's/^restore ok pid=\([0-9]*\).*/\1/p' "$T/rpc.out")
+	[ -n "$S3" ] && PIDS="$PIDS $S3" && kill -9 "$S3" 2>/dev/null
 else
 	skip_case "ferry alone on a terminal: needs script(1) (util-linux)"
 fi

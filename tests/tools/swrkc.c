@@ -4,7 +4,8 @@
  * read, NOTIFY callbacks answered (and printed), then the socket closed and
  * ferry waited for. One line per answer on stdout, for tests/integration/
  * swrk.sh to check:
- *   STEP ok [details]           STEP fail errno=N msg=...      notify NAME pid=N
+ *   STEP ok [details]           STEP fail errno=N msg=...
+ *   notify NAME pid=N [fd=tty|fd=other] (an fd came with it: closed after)
  *
  * usage: swrkc FERRY STEP...   where a STEP is a comma-separated list, its
  * request type first:
@@ -13,7 +14,7 @@
  *   first half of a DUMP request)
  * then options: dir=PATH (images_dir_fd, opened close-on-exec as runc
  * does), workdir=PATH, log=NAME, pid=N, parent=REL, leave, notify, sibling,
- * tcp, shell, locks, root=PATH, freeze=PATH (freeze_cgroup), extmnt=K:V,
+ * tcp, shell, locks, orphan (orphan_pts_master), root=PATH, freeze=PATH (freeze_cgroup), extmnt=K:V,
  * inherit=FD:KEY (FD is the client's, inherited by ferry, as runc's extra
  * files), failnotify=NAME (answer that callback with failure), level=N. */
 #include <errno.h>
@@ -27,6 +28,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "common/fdpass.h"
 #include "proto/criu-rpc.pb-c.h"
 
 struct step {
@@ -131,6 +133,8 @@ static int parse_step(char *s, struct step *st)
 			st->opts.has_shell_job = st->opts.shell_job = true;
 		} else if (!strcmp(tok, "locks")) {
 			st->opts.has_file_locks = st->opts.file_locks = true;
+		} else if (!strcmp(tok, "orphan")) {
+			st->opts.has_orphan_pts_master = st->opts.orphan_pts_master = true;
 		} else if (!strcmp(tok, "root")) {
 			st->opts.root = v;
 		} else if (!strcmp(tok, "freeze")) {
@@ -205,8 +209,16 @@ static int run_step(int sk, const char *name, struct step *st)
 		return -1;
 	}
 	for (;;) {
-		ssize_t n = recv(sk, buf, sizeof(buf), 0);
+		int fds[FDPASS_MAX_FDS];
+		size_t nfds = 0;
+		ssize_t n = fdpass_recv(sk, buf, sizeof(buf), fds, &nfds);
+		bool tty = nfds && isatty(fds[0]);
 		CriuResp *r;
+
+		for (size_t i = 0; i < nfds; i++)
+			close(fds[i]);
+		if (n < 0)
+			errno = (int)-n;
 
 		if (n <= 0) {
 			printf("%s lost: %s\n", name, n ? strerror(errno) : "ferry closed the socket");
@@ -221,7 +233,8 @@ static int run_step(int sk, const char *name, struct step *st)
 			CriuReq ans = CRIU_REQ__INIT;
 			const char *s = r->notify->script ? r->notify->script : "";
 
-			printf("notify %s pid=%d\n", s, r->notify->has_pid ? r->notify->pid : 0);
+			printf("notify %s pid=%d%s\n", s, r->notify->has_pid ? r->notify->pid : 0,
+			       !nfds ? "" : tty ? " fd=tty" : " fd=other");
 			ans.type = CRIU_REQ_TYPE__NOTIFY;
 			ans.has_notify_success = true;
 			ans.notify_success = !st->failnotify || strcmp(st->failnotify, s);
