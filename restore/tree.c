@@ -64,7 +64,7 @@ static void tree_restore_free(struct tree_restore *x, size_t n)
 			rst_files_free(&x->rs[i].files);
 	if (x->pool_made)
 		rst_pool_close(&x->pool);
-	if (x->t.pty.master >= 0)
+	if (x->t.pty.img && x->t.pty.master >= 0)
 		close(x->t.pty.master);
 	free(x->rs);
 	free(x->r);
