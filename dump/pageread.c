@@ -398,7 +398,7 @@ static int splice_batch(struct pgread *x, struct pgread_batch *b, struct ferr *e
 	if (ret)
 		return ret;
 	hash_batch(b);
-	if (b->force)
+	if (b->force || vmsp_touches_rseq(x->vs, b->riov, b->nr_iov))
 		return write_batch(x, b, err);
 	memcpy(rest, b->riov, b->nr_iov * sizeof(rest[0]));
 	while (left) {

@@ -1,6 +1,7 @@
 /* The injected vmsplice reader (see vmsplice.h). */
 #include <fcntl.h>
 #include <string.h>
+#include <sys/ptrace.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -28,6 +29,29 @@ static size_t pipe_max(void)
 	return n > 0 ? (size_t)n : 1u << 20;
 }
 
+static void rseq_pages(struct vmsp *v, pid_t tid)
+{
+	struct __ptrace_rseq_configuration c;
+	uint64_t ps = (uint64_t)ferry_page_size();
+
+	if (ptrace(PTRACE_GET_RSEQ_CONFIGURATION, tid, (void *)sizeof(c), &c) != (long)sizeof(c) ||
+	    !c.rseq_abi_pointer || !c.rseq_abi_size)
+		return;
+	v->rseq_lo = c.rseq_abi_pointer / ps * ps;
+	v->rseq_hi = (c.rseq_abi_pointer + c.rseq_abi_size + ps - 1) / ps * ps;
+}
+
+bool vmsp_touches_rseq(const struct vmsp *v, const struct iovec *iov, size_t n)
+{
+	for (size_t i = 0; v->rseq_hi && i < n; i++) {
+		uint64_t a = (uint64_t)(uintptr_t)iov[i].iov_base;
+
+		if (a < v->rseq_hi && a + iov[i].iov_len > v->rseq_lo)
+			return true;
+	}
+	return false;
+}
+
 int vmsp_open(struct vmsp *v, struct target *t, struct ferr *err)
 {
 	uint64_t ip = 0;
@@ -43,6 +67,7 @@ int vmsp_open(struct vmsp *v, struct target *t, struct ferr *err)
 	if (ret)
 		return ret;
 	inj_init(&v->in, t->pid, t->th[0].tid, &t->th[0].regs, ip);
+	rseq_pages(v, t->th[0].tid);
 	ret = inj_scratch_map(&v->in, err);
 	if (ret)
 		return ret;

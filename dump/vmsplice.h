@@ -24,6 +24,11 @@ struct vmsp {
 	size_t pipe_size;      /* bytes the pipe holds */
 	uint64_t opened_ns;    /* when the pipe was made (for -vv timings) */
 	bool mapped;           /* the scratch page is in the target */
+	/* The pages of the injected thread's rseq area, [lo, hi), or 0, 0:
+	 * the kernel rewrites it (cpu_id) when that thread runs an injected
+	 * syscall on another CPU, between the read a batch is hashed from and
+	 * the vmsplice that moves the live page. */
+	uint64_t rseq_lo, rseq_hi;
 };
 
 /* Make the pipe: pipe2 in the target, its read end taken by pidfd_getfd,
@@ -31,6 +36,9 @@ struct vmsp {
 int __must_check vmsp_open(struct vmsp *v, struct target *t, struct ferr *err);
 /* Move the first bytes of the remote ranges iov[0..n) into the pipe, up to
  * what the pipe holds; *moved says how many. The pipe must be empty. */
+/* Does one of the remote ranges iov[0..n) hold the injected thread's rseq
+ * area? Such a batch is written from the read its checksum came from. */
+bool vmsp_touches_rseq(const struct vmsp *v, const struct iovec *iov, size_t n);
 int __must_check vmsp_fill(struct vmsp *v, const struct iovec *iov, size_t n, size_t *moved,
 			   struct ferr *err);
 /* Close the target's end, unmap the scratch page, give the registers back:
