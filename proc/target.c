@@ -240,9 +240,10 @@ static int settle_pending(struct target *t, struct ferr *err)
 	return 0;
 }
 
-/* One pass over /proc/PID/task: seize and interrupt threads not yet held.
- * Returns how many were new. */
-static int freeze_pass(struct target *t, struct ferr *err)
+/* One pass over /proc/PID/task: seize and interrupt threads not yet held
+ * and, with settle, wait for each one's stop. Returns how many were new
+ * and stopped (0 without settle). */
+static int seize_pass(struct target *t, bool settle, struct ferr *err)
 {
 	cleanup_dir DIR *d = opendir_at(t->procfd, "task");
 	struct dirent *de;
@@ -252,7 +253,7 @@ static int freeze_pass(struct target *t, struct ferr *err)
 		return ferr_sys(err, errno, "open /proc/%d/task", t->pid);
 	while ((de = readdir(d))) {
 		pid_t tid = atoi(de->d_name);
-		struct tthread *th;
+		struct tthread *th = NULL;
 		int ret;
 
 		if (tid <= 0 || find_thread(t, tid))
@@ -260,8 +261,8 @@ static int freeze_pass(struct target *t, struct ferr *err)
 		ret = seize_one(t, tid, &th, err);
 		if (ret < 0)
 			return ret;
-		if (!ret)
-			continue; /* exited between readdir and seize */
+		if (!ret || !settle)
+			continue; /* exited between readdir and seize, or left to settle_pending */
 		ret = settle_one(t, th, 0, err);
 		if (ret < 0)
 			return ret;
@@ -272,27 +273,14 @@ static int freeze_pass(struct target *t, struct ferr *err)
 
 int target_seize(struct target *t, struct ferr *err)
 {
-	cleanup_dir DIR *d = opendir_at(t->procfd, "task");
-	struct dirent *de;
+	int ret;
 
-	if (!d)
-		return ferr_sys(err, errno, "open /proc/%d/task", t->pid);
 	if (!t->frozen) {
 		t->freeze_start_ns = now_ns();
 		t->frozen = true;
 	}
-	while ((de = readdir(d))) {
-		pid_t tid = atoi(de->d_name);
-		struct tthread *th;
-		int ret;
-
-		if (tid <= 0 || find_thread(t, tid))
-			continue;
-		ret = seize_one(t, tid, &th, err);
-		if (ret < 0)
-			return ret;
-	}
-	return 0;
+	ret = seize_pass(t, false, err);
+	return ret < 0 ? ret : 0;
 }
 
 int target_freeze(struct target *t, struct ferr *err)
@@ -310,7 +298,7 @@ int target_freeze(struct target *t, struct ferr *err)
 	for (pass = 0; n >= 0 && pass < FREEZE_MAX_PASSES; pass++) {
 		n = cancel_check(err);
 		if (!n)
-			n = freeze_pass(t, err);
+			n = seize_pass(t, true, err);
 		if (n <= 0)
 			break;
 	}

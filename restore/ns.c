@@ -134,10 +134,9 @@ uint64_t rst_ns_clone_flags(const struct rst_ns *ns)
 
 /* ---- in the new root process ---- */
 
-static int fail(char *why, size_t len, const char *fmt, ...)
+int rst_why(char *why, size_t len, int e, const char *fmt, ...)
 {
 	va_list ap;
-	int e = errno;
 
 	va_start(ap, fmt);
 	vsnprintf(why, len, fmt, ap);
@@ -146,6 +145,9 @@ static int fail(char *why, size_t len, const char *fmt, ...)
 		snprintf(why + strlen(why), len - strlen(why), ": %s", strerror(e));
 	return -1;
 }
+
+/* A failure of the call just made: errno says why. */
+#define fail(why, len, ...) rst_why(why, len, errno, __VA_ARGS__)
 
 /* The mount point as an O_PATH fd inside the root, made (a directory, or
  * an empty file for a file bound there) if the root lacks it. */

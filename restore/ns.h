@@ -38,5 +38,9 @@ int rst_ns_build(const struct rst_ns *ns, const struct rst_pty *pty, char *why, 
 /* Does rst_ns_build make the terminal (in the tree's own devpts)? */
 bool rst_ns_makes_pty(const struct rst_ns *ns, const struct rst_pty *pty);
 void rst_ns_free(struct rst_ns *ns);
+/* For code in the new root process: write fmt and, for a nonzero e, its
+ * strerror into why; -1. */
+int rst_why(char *why, size_t len, int e, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
 
 #endif
