@@ -158,15 +158,35 @@ static int send_body(struct mig_conn *c, int in, uint64_t size, const char *path
 	return 0;
 }
 
+#define ABORT_WAIT_NS (1000ull * 1000000) /* for the server to act on an ABORT */
+
 void mig_abort(struct mig_conn *c, const char *why)
 {
 	Ferry__MigResult r = FERRY__MIG_RESULT__INIT;
+	uint64_t end = now_ns() + ABORT_WAIT_NS;
 	struct ferr ignored;
+	char sink[4096];
 
 	if (c->nc.fd < 0)
 		return;
 	r.message = (char *)why;
-	(void)!net_send(&c->nc, NET_ABORT, &r.base, &ignored);
+	if (net_send(&c->nc, NET_ABORT, &r.base, &ignored))
+		return;
+	/* The server removes a final dump it holds, then closes: wait for
+	 * that (a second at most), so that once the source has exited no
+	 * complete dump of a process that runs on is left there. Whatever
+	 * comes first is drained unread (TLS records included). */
+	for (uint64_t now = now_ns(); now < end; now = now_ns()) {
+		struct pollfd p = { .fd = c->nc.fd, .events = POLLIN };
+		ssize_t n = poll(&p, 1, (int)((end - now) / 1000000) + 1);
+
+		if (n > 0)
+			n = read(c->nc.fd, sink, sizeof(sink));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+	}
 }
 
 /* ---- the page stream --------------------------------------------------- */
