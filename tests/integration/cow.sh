@@ -24,13 +24,27 @@ start() {
 	PIDS=$(cat "$T/ctl.ready")
 }
 # pss: the tree's memory in MiB, the sum of its processes' Pss.
+# pss: the tree's Pss in MiB, of the VMAs ferry may pass on copy-on-write
+# (restore/cow.c: none over 16 GiB, a reservation such as ASan's shadow,
+# whose pages each process has of its own after a restore).
 pss() {
-	t=0
-	for p in $PIDS; do
-		v=$(awk '/^Pss:/ {print $2}' /proc/"$p"/smaps_rollup 2>/dev/null || echo 0)
-		t=$((t + ${v:-0}))
-	done
-	echo $((t / 1024))
+	python3 - $PIDS <<'PY'
+import sys
+t = 0
+for p in sys.argv[1:]:
+    try:
+        size = 0
+        for line in open("/proc/%s/smaps" % p):
+            f = line.split()
+            if "-" in f[0] and not f[0].endswith(":"):
+                a, b = f[0].split("-")
+                size = int(b, 16) - int(a, 16)
+            elif f[0] == "Pss:" and size <= 16 << 30:
+                t += int(f[1])
+    except OSError:
+        pass
+print(t // 1024)
+PY
 }
 # checked WHAT: every process says its pages are right.
 checked() {
@@ -61,10 +75,13 @@ restored() {
 		fail "$desc: $(tail -3 "$T/rst.out")"
 	fi
 }
-# shared_again PSS WHO: PSS (MiB, after a restore) within a quarter and 4 MiB
-# of $before, the tree's before its dump.
+# shared_again PSS WHO: PSS (MiB, after a restore) within a half and 4 MiB of
+# $before, the tree's before its dump. Not closer: what children share only
+# among themselves (a page their parent rewrote after the fork, as ASan's
+# runtime does with its own) comes back a copy per child. Without sharing
+# (2.) it is more than twice.
 shared_again() {
-	[ "$1" -le $((before * 5 / 4 + 4)) ] &&
+	[ "$1" -le $((before * 3 / 2 + 4)) ] &&
 		ok "$2 shares its memory again: Pss $1 MiB, ${before} MiB before" ||
 		fail "$2 takes Pss $1 MiB, ${before} MiB before the dump"
 }
@@ -99,8 +116,10 @@ checked "without sharing, every process's pages are right too"
 	fail "without sharing the tree takes only Pss ${unshared} MiB (${before} MiB before)"
 end_tree
 
-# 3.
+# 3. (Measured as in 1, after the processes' own check: under ASan the
+# check's allocations are part of what is then dumped.)
 start
+checked "before the pre-dump, every process's pages are right"
 before=$(pss)
 expect_rc 0 "pre-dump of the tree" "$FERRY" pre-dump -t "$R" -D "$T/p1"
 expect_rc 0 "dump on top of it" "$FERRY" dump -t "$R" -D "$T/f" --prev-images-dir ../p1
