@@ -377,6 +377,13 @@ static const char *check_ns_items(Ferry__TreeItem *const *t, size_t n)
 			if ((ns->hostname && strlen(ns->hostname) > 64) ||
 			    (ns->domainname && strlen(ns->domainname) > 64))
 				return "hostname longer than 64 bytes";
+			/* An external network namespace is the caller's, named
+			 * by a key: never made, so never made empty either. */
+			if (ns->net_ext_key &&
+			    (!(ns->flags & 0x40000000u) || ns->net_empty || !ns->net_ext_key[0] ||
+			     strlen(ns->net_ext_key) > 255))
+				return "an external network namespace without a network namespace or "
+				       "a name";
 		}
 		if (mi) {
 			if (!ns || !(ns->flags & 0x00020000u))

@@ -150,6 +150,21 @@ static void test_ns_items(void **state)
 	build(&f);
 	f.ns.flags = 0x20000 | 0x10000000; /* and CLONE_NEWUSER */
 	check(&f, "flags unknown");
+	/* An external network namespace: named, and a network namespace. */
+	build(&f);
+	f.ns.flags = 0x20000 | 0x40000000;
+	f.ns.net_ext_key = (char *)"extRootNetNS";
+	assert_int_equal(check(&f, NULL), 0);
+	f.ns.net_ext_key = (char *)"";
+	check(&f, "external network namespace");
+	build(&f);
+	f.ns.net_ext_key = (char *)"extRootNetNS"; /* without CLONE_NEWNET */
+	check(&f, "external network namespace");
+	build(&f);
+	f.ns.flags = 0x20000 | 0x40000000;
+	f.ns.net_ext_key = (char *)"extRootNetNS";
+	f.ns.has_net_empty = f.ns.net_empty = true;
+	check(&f, "external network namespace");
 }
 
 int main(void)
