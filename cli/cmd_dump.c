@@ -34,7 +34,7 @@ void cmd_dump_help(FILE *out)
 		"Usage: ferry dump -t PID -D DIR [--leave-running] [--layout auto|procmap|maps]\n"
 		"                  [--pages auto|pagemap-scan|pagemap] [--reader B] [--skip-unsupported-fds]\n"
 		"                  [--prev-images-dir DIR] [--track auto|uffd-wp|soft-dirty|hash]\n"
-		"                  [--freeze-cgroup CG]\n"
+		"                  [--freeze-cgroup CG] [--external net[INO]:KEY]\n"
 		"                  [--iterative [--downtime-limit MS] [--max-rounds N]\n"
 		"                   [--auto-converge]] [-v] [--json]\n"
 		"\n"
@@ -80,6 +80,10 @@ void cmd_dump_help(FILE *out)
 		"      --empty-ns net       a network namespace of its own is not dumped: the\n"
 		"                           restore makes an empty one (loopback up), for the\n"
 		"                           caller to set up (as runtimes do)\n"
+		"      --external net[INO]:KEY  the tree's network namespace (inode INO,\n"
+		"                           `stat -L -c %%i /proc/PID/ns/net`) is the caller's:\n"
+		"                           not dumped, recorded as KEY; restore --inherit-fd\n"
+		"                           fd[N]:KEY joins the one open at fd N (criu's option)\n"
 		"      --skip-unsupported-fds  record fds ferry cannot restore (sockets other\n"
 		"                           than Unix ones, userfaultfd, ...) and go on;\n"
 		"                           without it the dump refuses before touching memory\n"
@@ -137,6 +141,7 @@ void cmd_pre_dump_help(FILE *out)
 		"                           this kernel and process allow, in that order)\n"
 		"      --layout B, --pages B  as for `ferry dump`\n"
 		"      --freeze-cgroup CG   checked only (a pre-dump freezes nothing as a whole)\n"
+		"      --external net[INO]:KEY  checked only (as for `ferry dump`)\n"
 		"  -v, --verbose            progress messages\n"
 		PAGE_SERVER_HELP
 		"      --json               print the summary as one JSON object\n"
@@ -364,6 +369,17 @@ static int dump_opt(void *ctx, int ch, char *arg)
 		c->o.ns.ext = c->ext;
 		break;
 	}
+	case 'x': {
+		struct ferr e;
+
+		ferr_clear(&e);
+		if (c->migrate)
+			return cli_usage_error(cmd, "--external goes with dump and pre-dump: the "
+					       "destination of a migration has no fd to join");
+		if (dump_ns_external(&c->o.ns, arg, &e))
+			return cli_usage_error(cmd, "%s", e.msg);
+		break;
+	}
 	case 'e':
 		if (strcmp(arg, "net"))
 			return cli_usage_error(cmd, "--empty-ns takes net only, not `%s`", arg);
@@ -460,6 +476,7 @@ static int dump_cli_parse(int argc, char **argv, struct dump_cli *c, void (*help
 		{ "orphan-pts", no_argument, NULL, 'O' },
 		{ "ext-mount-map", required_argument, NULL, 'E' },
 		{ "empty-ns", required_argument, NULL, 'e' },
+		{ "external", required_argument, NULL, 'x' },
 		{ "prev-images-dir", required_argument, NULL, 'p' },
 		{ "track", required_argument, NULL, 'T' },
 		{ "iterative", no_argument, NULL, 'I' },

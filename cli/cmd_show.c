@@ -336,9 +336,11 @@ static const char *mnt_kind(Ferry__MountKind k)
 static void show_ns_text(const Ferry__TreeItem *t)
 {
 	if (t->ns)
-		printf("  namespaces 0x%x  hostname \"%s\"%s\n", t->ns->flags,
+		printf("  namespaces 0x%x  hostname \"%s\"%s%s%s\n", t->ns->flags,
 		       t->ns->hostname ? t->ns->hostname : "",
-		       t->ns->net_empty ? ", network made empty" : "");
+		       t->ns->net_empty ? ", network made empty" : "",
+		       t->ns->net_ext_key ? ", network external as " : "",
+		       t->ns->net_ext_key ? t->ns->net_ext_key : "");
 	else if (t->mnt)
 		printf("  mount %u (in %u)  %s  %s %s%s%s\n", t->mnt->id, t->mnt->parent,
 		       t->mnt->point, mnt_kind(t->mnt->kind), t->mnt->fstype ? t->mnt->fstype : "",
@@ -437,6 +439,8 @@ static void show_tree_json(struct json *j, Ferry__TreeItem **t, size_t n)
 			json_u64(j, "flags", t[i]->ns->flags);
 			json_str(j, "hostname", t[i]->ns->hostname);
 			json_bool(j, "net_empty", t[i]->ns->net_empty);
+			if (t[i]->ns->net_ext_key)
+				json_str(j, "net_external", t[i]->ns->net_ext_key);
 		} else if (t[i]->mnt) {
 			json_str(j, "kind", "mount");
 			json_u64(j, "id", t[i]->mnt->id);

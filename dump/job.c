@@ -298,6 +298,11 @@ int dump_job_round(struct dump_opts *o, const struct dump_choice *c, const struc
 		close_later(&j);
 		return ret;
 	}
+	/* A pre-dump records no namespaces, but a wrong external one fails the
+	 * chain now rather than at the dump. */
+	ret = dump_ns_ext_net_pid(o->pid, &o->ns, err);
+	if (ret)
+		return ret;
 	/* A pre-dump freezes nothing as a whole: the freezer is only checked
 	 * here, so that a wrong path fails now rather than at the dump. */
 	if (o->freeze_cgroup) {

@@ -540,7 +540,8 @@ static void net_lo_only(int out)
 	if (used)
 		child_fail(out, "the tree's network namespace has interfaces (%s): ferry restores a "
 			   "network namespace with loopback only; ask for it empty (--empty-ns "
-			   "net, criu's empty_ns) and let the runtime set it up", names);
+			   "net, criu's empty_ns) and let the runtime set it up, or name it "
+			   "external (--external net[INODE]:KEY)", names);
 }
 
 static void __attribute__((noreturn)) helper(int out, const struct ptree_proc *r, unsigned own,
@@ -678,7 +679,8 @@ int dump_ns_collect(const struct ptree *pt, const struct dump_ns_opts *o, struct
 	}
 	ferry__ns_info__init(info);
 	info->flags = own;
-	info->has_net_empty = info->net_empty = (own & CLONE_NEWNET) && o->empty_net;
+	info->has_net_empty = info->net_empty = (own & CLONE_NEWNET) && o->empty_net &&
+						!o->net_key;
 	it->ns = info;
 	ret = push(ns, it, err);
 	if (!ret && (own & CLONE_NEWNS))
@@ -696,7 +698,7 @@ int dump_ns_collect(const struct ptree *pt, const struct dump_ns_opts *o, struct
 	if (child == 0) {
 		close(p[0]);
 		signal(SIGPIPE, SIG_DFL);
-		helper(p[1], &pt->p[0], own, o->empty_net, ns);
+		helper(p[1], &pt->p[0], own, o->empty_net || o->net_key, ns);
 	}
 	close(p[1]);
 	if (child < 0) {

@@ -23,6 +23,12 @@ struct dump_ns_opts {
 	const struct dump_ext_mnt *ext;
 	size_t nr_ext;
 	bool empty_net;            /* criu's empty_ns CLONE_NEWNET: restored empty */
+	/* criu's --external net[INO]:KEY (dump/extns.c): the tree's network
+	 * namespace is the caller's, inode net_ino; not dumped, recorded as
+	 * net_key, and joined at restore through the caller's fd for net_key
+	 * (restore --inherit-fd fd[N]:KEY). NULL: none. */
+	const char *net_key;
+	uint64_t net_ino;
 };
 
 struct dump_ns {
@@ -36,5 +42,19 @@ struct dump_ns {
 int __must_check dump_ns_collect(const struct ptree *pt, const struct dump_ns_opts *o,
 				 struct dump_ns *ns, struct ferr *err);
 void dump_ns_free(struct dump_ns *ns);
+
+/* One criu --external entry into o: net[INO]:KEY is taken (net_key points
+ * into spec), anything else refused with an error naming it. */
+int __must_check dump_ns_external(struct dump_ns_opts *o, const char *spec, struct ferr *err);
+/* With o->net_key: pid (not frozen yet) is in the network namespace of
+ * inode o->net_ino, else an error naming both inodes. */
+int __must_check dump_ns_ext_net_pid(pid_t pid, const struct dump_ns_opts *o, struct ferr *err);
+/* The same for every process of the frozen tree pt. */
+int __must_check dump_ns_ext_net_check(const struct ptree *pt, const struct dump_ns_opts *o,
+				       struct ferr *err);
+/* With o->net_key: the key recorded in ns's NsInfo (dump_ns_collect's, or
+ * one of its own, CLONE_NEWNET alone, for a tree without other namespaces). */
+int __must_check dump_ns_ext_net_item(const struct dump_ns_opts *o, struct dump_ns *ns,
+				      struct ferr *err);
 
 #endif

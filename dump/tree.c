@@ -452,6 +452,8 @@ int dump_tree(const struct dump_opts *o, const struct dump_handover *h, struct d
 
 	memset(res, 0, sizeof(*res));
 	ret = ptree_open(&pt, o->pid, err);
+	if (!ret)
+		ret = dump_ns_ext_net_pid(o->pid, &o->ns, err);
 	if (!ret && o->freeze_cgroup)
 		ret = cgf_open(&cg, o->freeze_cgroup, err);
 	if (!ret && !o->skip_unsupported_fds)
@@ -474,8 +476,14 @@ int dump_tree(const struct dump_opts *o, const struct dump_handover *h, struct d
 	/* A container's namespaces are dumped from its init; a process that
 	 * is only in other mount or network namespaces (`ip netns exec`) is
 	 * restored in the restorer's, as it always was. */
+	if (!ret)
+		ret = dump_ns_ext_net_check(&pt, &o->ns, err);
 	if (!ret && tc.pidns_init)
 		ret = dump_ns_collect(&pt, &o->ns, &tc.ns, err);
+	/* An external network namespace is recorded for either: the restore
+	 * joins it, whatever else it makes. */
+	if (!ret)
+		ret = dump_ns_ext_net_item(&o->ns, &tc.ns, err);
 	if (!ret)
 		ret = dump_pty_check_mount(&tc.pty, tc.ns.items, tc.ns.n, err);
 	if (ret) {
