@@ -98,6 +98,16 @@ static int dump_checked(struct swrk_req *q, bool pre, struct dump_result *r, str
 	ret = swrk_ns_refuse(o->pid, err);
 	if (!ret)
 		ret = swrk_opts_check(q, pre ? SWRK_PRE_DUMP : SWRK_DUMP, err);
+	/* external: net[INO]:KEY (runc's, for a network namespace named by
+	 * path in config.json), checked before anything is frozen. */
+	for (size_t i = 0; !ret && i < o->n_external; i++)
+		ret = dump_ns_external(&d.ns, o->external[i], err);
+	if (!ret && d.ns.net_key) {
+		ret = dump_ns_ext_net_pid(o->pid, &d.ns, err);
+		if (!ret)
+			pr_info("option external is honoured: the network namespace net:[%" PRIu64
+				"] is not dumped, recorded as %s", d.ns.net_ino, d.ns.net_key);
+	}
 	if (ret)
 		return ret;
 	d.pid = o->pid;

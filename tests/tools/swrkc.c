@@ -16,7 +16,8 @@
  * does), workdir=PATH, log=NAME, pid=N, parent=REL, leave, notify, sibling,
  * tcp, shell, locks, orphan (orphan_pts_master), root=PATH, freeze=PATH (freeze_cgroup), extmnt=K:V,
  * inherit=FD:KEY (FD is the client's, inherited by ferry, as runc's extra
- * files), failnotify=NAME (answer that callback with failure), level=N. */
+ * files), external=SPEC (repeatable, up to 4), emptyns=MASK, failnotify=NAME
+ * (answer that callback with failure), level=N. */
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -39,6 +40,7 @@ struct step {
 	ExtMountMap *mnts[1];
 	InheritFd inh;
 	InheritFd *inhs[1];
+	char *ext[4];
 	const char *failnotify;
 	int dirfd, workfd;
 	enum { NORMAL, GARBAGE, TRUNCATED } kind;
@@ -153,6 +155,13 @@ static int parse_step(char *s, struct step *st)
 			st->inhs[0] = &st->inh;
 			st->opts.inherit_fd = st->inhs;
 			st->opts.n_inherit_fd = 1;
+		} else if (!strcmp(tok, "external") && v && st->opts.n_external < 4) {
+			/* criu's --external entries (runc: net[INO]:extRootNetNS) */
+			st->ext[st->opts.n_external++] = v;
+			st->opts.external = st->ext;
+		} else if (!strcmp(tok, "emptyns") && v) {
+			st->opts.has_empty_ns = true;
+			st->opts.empty_ns = (uint32_t)strtoul(v, NULL, 0);
 		} else if (!strcmp(tok, "failnotify")) {
 			st->failnotify = v;
 		} else {
