@@ -9,6 +9,7 @@
  * made below their mount without following any symlink: the image names
  * places in the container, never outside it. */
 #include <fcntl.h>
+#include <linux/nsfs.h>
 #include <linux/openat2.h>
 #include <net/if.h>
 #include <sched.h>
@@ -43,6 +44,8 @@ void rst_ns_free(struct rst_ns *ns)
 {
 	if (ns->view.rootfd >= 0)
 		close(ns->view.rootfd);
+	if (ns->net_key && ns->net_fd >= 0)
+		close(ns->net_fd);
 	for (size_t i = 0; ns->points && i < ns->nr_mnt; i++)
 		free(ns->points[i]);
 	free(ns->points);
@@ -96,6 +99,45 @@ static int load_mounts(struct rst_ns *ns, const struct rst_opts *o, struct ferr 
 	return 0;
 }
 
+/* The caller's fd for the external network namespace's key: it must be
+ * one (a path's fd, as runc opens /var/run/netns/NAME), copied to net_fd. */
+static int load_ext_net(struct rst_ns *ns, const struct rst_opts *o, struct ferr *err)
+{
+	const char *key = ns->info->net_ext_key;
+	char link[64], what[64];
+	ssize_t len;
+	int fd = -1, type;
+
+	for (size_t k = 0; k < o->nr_inherit && fd < 0; k++)
+		if (!strcmp(o->inherit[k].key, key))
+			fd = o->inherit[k].fd;
+	if (fd < 0)
+		return ferr_new(err, ENOENT, "the tree's network namespace was dumped as external "
+				"`%s`: give an fd on the namespace to join for it (--inherit-fd "
+				"fd[N]:%s, criu's inherit_fd; runc passes one when config.json names "
+				"the namespace by path)", key, key);
+	/* NS_GET_NSTYPE where nsfs has it, else the fd's link (net:[INO]). */
+	type = ioctl(fd, NS_GET_NSTYPE);
+	if (type < 0) {
+		snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+		len = readlink(link, what, sizeof(what) - 1);
+		what[len > 0 ? len : 0] = '\0';
+		if (!strncmp(what, "net:[", 5))
+			type = CLONE_NEWNET;
+	} else {
+		snprintf(what, sizeof(what), "a namespace of type %#x", type);
+	}
+	if (type != CLONE_NEWNET)
+		return ferr_new(err, EINVAL, "--inherit-fd fd[%d]:%s: fd %d is %s, not a network "
+				"namespace (the tree's was dumped as external `%s`)", fd, key, fd,
+				what[0] ? what : "no namespace", key);
+	ns->net_fd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+	if (ns->net_fd < 0)
+		return ferr_sys(err, errno, "--inherit-fd fd[%d]:%s", fd, key);
+	ns->net_key = key;
+	return 0;
+}
+
 int rst_ns_load(struct rst_ns *ns, Ferry__TreeItem *const *items, size_t n,
 		const struct rst_opts *o, struct ferr *err)
 {
@@ -103,6 +145,7 @@ int rst_ns_load(struct rst_ns *ns, Ferry__TreeItem *const *items, size_t n,
 
 	memset(ns, 0, sizeof(*ns));
 	ns->view.rootfd = -1;
+	ns->net_fd = -1;
 	for (size_t i = 0; i < n; i++) {
 		if (items[i]->ns) {
 			ns->info = items[i]->ns;
@@ -118,10 +161,14 @@ int rst_ns_load(struct rst_ns *ns, Ferry__TreeItem *const *items, size_t n,
 	}
 	if (!ns->info)
 		return 0;
-	if (o->pid_ns)
+	/* An external network namespace alone is joined whatever the PID
+	 * namespace (a process under `ip netns exec`). */
+	if (o->pid_ns && rst_ns_clone_flags(ns))
 		return ferr_new(err, EINVAL, "--pid-ns: the tree has namespaces of its own, which "
 				"the restore makes again");
-	ret = (ns->info->flags & CLONE_NEWNS) ? load_mounts(ns, o, err) : 0;
+	ret = ns->info->net_ext_key ? load_ext_net(ns, o, err) : 0;
+	if (!ret && (ns->info->flags & CLONE_NEWNS))
+		ret = load_mounts(ns, o, err);
 	if (ret)
 		rst_ns_free(ns);
 	return ret;
@@ -129,7 +176,10 @@ int rst_ns_load(struct rst_ns *ns, Ferry__TreeItem *const *items, size_t n,
 
 uint64_t rst_ns_clone_flags(const struct rst_ns *ns)
 {
-	return ns && ns->info ? ns->info->flags & NS_FLAGS : 0;
+	uint64_t flags = ns && ns->info ? ns->info->flags & NS_FLAGS : 0;
+
+	/* An external one is joined, not made. */
+	return ns && ns->info && ns->info->net_ext_key ? flags & ~(uint64_t)CLONE_NEWNET : flags;
 }
 
 /* ---- in the new root process ---- */
@@ -462,8 +512,16 @@ int rst_ns_build(const struct rst_ns *ns, const struct rst_pty *pty, char *why, 
 	    ((in->hostname && sethostname(in->hostname, strlen(in->hostname)) < 0) ||
 	     (in->domainname && setdomainname(in->domainname, strlen(in->domainname)) < 0)))
 		return fail(why, len, "set the hostname");
-	if ((in->flags & CLONE_NEWNET) && loopback_up(why, len) < 0)
+	/* Joined before the mounts: a sysfs mounted anew shows the network
+	 * namespace of its mounter. */
+	if ((in->flags & CLONE_NEWNET) && in->net_ext_key) {
+		if (setns(ns->net_fd, CLONE_NEWNET) < 0)
+			return fail(why, len, "join the network namespace given for `%s`",
+				    in->net_ext_key);
+		close(ns->net_fd);
+	} else if ((in->flags & CLONE_NEWNET) && loopback_up(why, len) < 0) {
 		return -1;
+	}
 	if ((in->flags & CLONE_NEWNS) && build_mounts(ns, pty, why, len) < 0)
 		return -1;
 	return 0;

@@ -23,10 +23,17 @@ struct rst_ns {
 	const char *root;                 /* --root */
 	char **points;                    /* every mount point but "/" (the view's) */
 	struct rst_view view;             /* paths as the tree sees them, for the checks */
+	/* An external network namespace (NsInfo.net_ext_key): the caller's fd
+	 * for the key (an --inherit-fd), checked and copied to net_fd, which
+	 * the root's stub joins instead of making a new one. net_key NULL:
+	 * none, and net_fd means nothing. */
+	const char *net_key;
+	int net_fd;
 };
 
 /* The namespace items among a tree's, checked against what the caller gave
- * (--root for a mount namespace, a path for each external mount). */
+ * (--root for a mount namespace, a path for each external mount, an
+ * --inherit-fd on a network namespace for an external one). */
 int __must_check rst_ns_load(struct rst_ns *ns, Ferry__TreeItem *const *items, size_t n,
 			     const struct rst_opts *o, struct ferr *err);
 uint64_t rst_ns_clone_flags(const struct rst_ns *ns);

@@ -284,7 +284,8 @@ int rst_restore_tree(const struct rst_opts *opts, struct rst_result *res,
 		if (x.r[i])
 			ret = load_proc(&x, i, opts->dir, root, kd, &files, err);
 	for (size_t k = 0; !ret && k < opts->nr_inherit; k++) {
-		bool found = false;
+		/* The external network namespace's is the root's to join. */
+		bool found = ns->net_key && !strcmp(ns->net_key, opts->inherit[k].key);
 
 		for (size_t i = 0; i < n && !found; i++)
 			for (size_t j = 0; x.r[i] && j < x.r[i]->nr_fds && !found; j++)
