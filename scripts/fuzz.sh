@@ -51,7 +51,7 @@ clang -std=gnu11 -g -O1 -Wall -Wextra -Werror -fsanitize=fuzzer,address,undefine
 	-fno-sanitize-recover=all -D_GNU_SOURCE -I. -I"$B/gen" \
 	$(pkg-config --cflags libprotobuf-c libxxhash) \
 	common/err.c common/log.c common/cancel.c common/par.c migrate/net.c common/util.c \
-	migrate/receive.c images/*.c proc/tree.c proc/target.c \
+	migrate/receive.c images/*.c proc/tree.c proc/target.c proc/cgfreeze.c \
 	"$B"/gen/proto/migrate.pb-c.c "$B"/gen/proto/images.pb-c.c tests/fuzz/fuzz_stream.c \
 	-o "$FB/fuzz_stream" $(pkg-config --libs libprotobuf-c libssl libcrypto libzstd libxxhash)
 mkdir -p "$FB/stream-seeds" "$FB/stream-corpus"
