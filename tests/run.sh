@@ -35,9 +35,12 @@ run_one() { # name cmd...
 	# get LONG_TIMEOUT.
 	limit=${TEST_TIMEOUT:-300}
 	case $name in */kvm61|*/predump) limit=${LONG_TIMEOUT:-900} ;; esac
+	t0=$(date +%s)
 	TEST_ID="$LABEL/$name" timeout -k 10 "$limit" "$@"
 	rc=$?
 	[ $rc -eq 124 ] && echo "timed out after ${limit}s"
+	# What each costs, for keeping the whole run within CI's budget.
+	echo "took $(($(date +%s) - t0)) s"
 	if [ $rc -eq 0 ]; then record pass "$name"
 	elif [ $rc -eq 77 ]; then record skip "$name" "$(head -n 1 "$SKIP_REASON_FILE")"
 	else record fail "$name"; fi

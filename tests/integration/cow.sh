@@ -23,28 +23,24 @@ start() {
 	[ -s "$T/ctl.ready" ] || fail "cowtree did not start"
 	PIDS=$(cat "$T/ctl.ready")
 }
-# pss: the tree's memory in MiB, the sum of its processes' Pss.
 # pss: the tree's Pss in MiB, of the VMAs ferry may pass on copy-on-write
 # (restore/cow.c: none over 16 GiB, a reservation such as ASan's shadow,
 # whose pages each process has of its own after a restore).
 pss() {
-	python3 - $PIDS <<'PY'
-import sys
-t = 0
-for p in sys.argv[1:]:
-    try:
-        size = 0
-        for line in open("/proc/%s/smaps" % p):
-            f = line.split()
-            if "-" in f[0] and not f[0].endswith(":"):
-                a, b = f[0].split("-")
-                size = int(b, 16) - int(a, 16)
-            elif f[0] == "Pss:" and size <= 16 << 30:
-                t += int(f[1])
-    except OSError:
-        pass
-print(t // 1024)
-PY
+	t=0
+	for p in $PIDS; do
+		v=$(awk 'function h(s,  i, n) {
+				n = 0
+				for (i = 1; i <= length(s); i++)
+					n = n * 16 + index("0123456789abcdef", substr(s, i, 1)) - 1
+				return n
+			}
+			/^[0-9a-f]+-[0-9a-f]+ / { split($1, a, "-"); size = h(a[2]) - h(a[1]); next }
+			/^Pss:/ && size <= 17179869184 { t += $2 }
+			END { print t + 0 }' /proc/"$p"/smaps 2>/dev/null)
+		t=$((t + ${v:-0}))
+	done
+	echo $((t / 1024))
 }
 # checked WHAT: every process says its pages are right.
 checked() {
