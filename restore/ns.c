@@ -46,6 +46,8 @@ void rst_ns_free(struct rst_ns *ns)
 		close(ns->view.rootfd);
 	if (ns->net_key && ns->net_fd >= 0)
 		close(ns->net_fd);
+	for (size_t i = 0; i < ns->nr_join; i++)
+		close(ns->join[i].fd);
 	for (size_t i = 0; ns->points && i < ns->nr_mnt; i++)
 		free(ns->points[i]);
 	free(ns->points);
@@ -159,8 +161,17 @@ int rst_ns_load(struct rst_ns *ns, Ferry__TreeItem *const *items, size_t n,
 			ns->tf[ns->nr_tf++] = items[i]->tfile;
 		}
 	}
-	if (!ns->info)
-		return 0;
+	/* A lone process (dump --tree=no) is restored without a stub to
+	 * join anything. */
+	if (o->nr_join && !n)
+		return ferr_new(err, EOPNOTSUPP, "--join-ns: %s holds a single process dumped "
+				"with --tree=no; ferry joins namespaces for a tree only", o->dir);
+	ret = rst_ns_load_joins(ns, o, err);
+	if (ret || !ns->info) {
+		if (ret)
+			rst_ns_free(ns);
+		return ret;
+	}
 	/* An external network namespace alone is joined whatever the PID
 	 * namespace (a process under `ip netns exec`). */
 	if (o->pid_ns && rst_ns_clone_flags(ns))
@@ -178,8 +189,12 @@ uint64_t rst_ns_clone_flags(const struct rst_ns *ns)
 {
 	uint64_t flags = ns && ns->info ? ns->info->flags & NS_FLAGS : 0;
 
-	/* An external one is joined, not made. */
-	return ns && ns->info && ns->info->net_ext_key ? flags & ~(uint64_t)CLONE_NEWNET : flags;
+	if (!ns)
+		return 0;
+	/* An external one is joined, not made; so are --join-ns's. */
+	if (ns->info && ns->info->net_ext_key)
+		flags &= ~(uint64_t)CLONE_NEWNET;
+	return flags & ~ns->join_flags;
 }
 
 /* ---- in the new root process ---- */
@@ -504,22 +519,29 @@ bool rst_ns_makes_pty(const struct rst_ns *ns, const struct rst_pty *pty)
 int rst_ns_build(const struct rst_ns *ns, const struct rst_pty *pty, char *why, size_t len)
 {
 	const Ferry__NsInfo *in = ns ? ns->info : NULL;
+	uint32_t own;
 
 	errno = 0;
+	/* --join-ns first: an mqueue or sysfs mounted below is the joined
+	 * namespace's, and so is what the tree is given. */
+	if (rst_ns_join(ns, why, len) < 0)
+		return -1;
 	if (!in)
 		return 0;
-	if ((in->flags & CLONE_NEWUTS) &&
+	/* What was dumped of a joined namespace is its owner's business. */
+	own = in->flags & ~(uint32_t)ns->join_flags;
+	if ((own & CLONE_NEWUTS) &&
 	    ((in->hostname && sethostname(in->hostname, strlen(in->hostname)) < 0) ||
 	     (in->domainname && setdomainname(in->domainname, strlen(in->domainname)) < 0)))
 		return fail(why, len, "set the hostname");
 	/* Joined before the mounts: a sysfs mounted anew shows the network
 	 * namespace of its mounter. */
-	if ((in->flags & CLONE_NEWNET) && in->net_ext_key) {
+	if ((own & CLONE_NEWNET) && in->net_ext_key) {
 		if (setns(ns->net_fd, CLONE_NEWNET) < 0)
 			return fail(why, len, "join the network namespace given for `%s`",
 				    in->net_ext_key);
 		close(ns->net_fd);
-	} else if ((in->flags & CLONE_NEWNET) && loopback_up(why, len) < 0) {
+	} else if ((own & CLONE_NEWNET) && loopback_up(why, len) < 0) {
 		return -1;
 	}
 	if ((in->flags & CLONE_NEWNS) && build_mounts(ns, pty, why, len) < 0)

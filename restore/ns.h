@@ -1,7 +1,8 @@
 /* A tree's own namespaces, made again (restore side of dump/ns.h): the
  * flags its root is cloned with, and, inside that new root process before
  * anything of the process is made, the hostname, loopback, and the mount
- * tree built on the caller's --root and pivoted into. */
+ * tree built on the caller's --root and pivoted into; or joined instead,
+ * an external network namespace and --join-ns's (restore/joinns.c). */
 #ifndef FERRY_RESTORE_NS_H
 #define FERRY_RESTORE_NS_H
 
@@ -29,6 +30,15 @@ struct rst_ns {
 	 * none, and net_fd means nothing. */
 	const char *net_key;
 	int net_fd;
+	/* --join-ns (restore/joinns.c): each namespace to join, opened and
+	 * checked; the root's stub setns()es into them first of all. */
+	struct rst_ns_join {
+		int flag;                 /* CLONE_NEWIPC, CLONE_NEWUTS, CLONE_NEWNET */
+		int fd;
+		const char *path;         /* as given (for messages) */
+	} join[3];
+	size_t nr_join;
+	uint64_t join_flags;              /* the flags of join[] */
 };
 
 /* The namespace items among a tree's, checked against what the caller gave
@@ -45,6 +55,15 @@ int rst_ns_build(const struct rst_ns *ns, const struct rst_pty *pty, char *why, 
 /* Does rst_ns_build make the terminal (in the tree's own devpts)? */
 bool rst_ns_makes_pty(const struct rst_ns *ns, const struct rst_pty *pty);
 void rst_ns_free(struct rst_ns *ns);
+
+/* restore/joinns.c (rst_join_flag in restore.h). o->join into ns->join: each path opened and checked to be a namespace of
+ * its type, at most one per type, none for a network namespace dumped as
+ * external; the dumped state that will not be applied logged. */
+int __must_check rst_ns_load_joins(struct rst_ns *ns, const struct rst_opts *o,
+				   struct ferr *err);
+/* In the new root process: setns() into each, fds closed; 0 or -1 with
+ * why written. */
+int rst_ns_join(const struct rst_ns *ns, char *why, size_t len);
 /* For code in the new root process: write fmt and, for a nonzero e, its
  * strerror into why; -1. */
 int rst_why(char *why, size_t len, int e, const char *fmt, ...)

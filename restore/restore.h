@@ -31,6 +31,11 @@ enum rst_file_validation {
 int rst_file_validation_parse(const char *s, enum rst_file_validation *out);
 const char *rst_file_validation_name(enum rst_file_validation m);
 
+/* A --join-ns (criu's join_ns) type, ipc, uts or net, as its CLONE_NEW*
+ * flag; mnt, pid, user, cgroup and time refused (EOPNOTSUPP) and anything
+ * else (EINVAL), with an error naming the type and why. */
+int __must_check rst_join_flag(const char *name, int *flag, struct ferr *err);
+
 struct rst_opts {
 	const char *dir;
 	enum rst_file_validation files;  /* default (0): content */
@@ -58,6 +63,15 @@ struct rst_opts {
 		const char *key, *path;
 	} *ext;
 	size_t nr_ext;
+	/* --join-ns TYPE:PATH (criu's join_ns; runc sends one per namespace
+	 * config.json names by path, a Kubernetes pod's IPC and UTS): the tree
+	 * joins the namespace PATH (a PID: /proc/PID/ns/TYPE) instead of
+	 * making one, and what was dumped of it is not applied. TYPE is ipc,
+	 * uts or net (restore/ns.h rst_join_flag refuses the others). */
+	const struct rst_join {
+		const char *ns, *path;
+	} *join;
+	size_t nr_join;
 	/* A tree's restore calls stage (when set) at CRIU's moments: with
 	 * "setup-namespaces" and "post-setup-namespaces" once the root exists
 	 * in its new namespaces, stopped (pid: the root as seen from here),
