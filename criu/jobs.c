@@ -231,6 +231,7 @@ static int restore_checked(struct swrk_req *q, pid_t *pid, struct ferr *err)
 	const CriuOpts *o = q->o;
 	cleanup_free struct rst_inherit *inherit = NULL;
 	cleanup_free struct rst_ext_mnt *ext = NULL;
+	cleanup_free struct rst_join *join = NULL;
 	struct rst_opts ro = { 0 };
 	struct rst_result r;
 	int ret;
@@ -261,6 +262,18 @@ static int restore_checked(struct swrk_req *q, pid_t *pid, struct ferr *err)
 		ext[i] = (struct rst_ext_mnt){ o->ext_mnt[i]->key, o->ext_mnt[i]->val };
 	ro.ext = ext;
 	ro.nr_ext = o->n_ext_mnt;
+	/* join_ns: {ns, ns_file}, types checked by swrk_opts_check; the
+	 * restore opens and checks each file before it makes anything. */
+	join = calloc(o->n_join_ns ? o->n_join_ns : 1, sizeof(*join));
+	if (!join)
+		return ferr_sys(err, ENOMEM, "join_ns");
+	for (size_t i = 0; i < o->n_join_ns; i++) {
+		join[i] = (struct rst_join){ o->join_ns[i]->ns, o->join_ns[i]->ns_file };
+		pr_info("option join_ns is honoured: the tree joins %s namespace %s",
+			join[i].ns, join[i].path);
+	}
+	ro.join = join;
+	ro.nr_join = o->n_join_ns;
 	ro.root = o->root && strcmp(o->root, "/") ? o->root : NULL;
 	ro.dir = q->dir;
 	ro.shell_job = o->has_shell_job && o->shell_job;

@@ -11,6 +11,7 @@
 
 #include "common/log.h"
 #include "criu/opts.h"
+#include "restore/restore.h"
 
 #define K_ALL (SWRK_DUMP | SWRK_PRE_DUMP | SWRK_RESTORE)
 
@@ -24,7 +25,8 @@ struct opt_rule {
 };
 
 #define NO_TCP "ferry does not dump or restore established TCP connections yet"
-#define NO_NS "ferry dumps a container's own namespaces and joins no others, so far"
+#define NO_NS "ferry dumps a container's own namespaces; it joins others only as join_ns " \
+	"names them on a restore"
 #define NO_MNT "ferry takes a container's mounts as it finds them (ext_mnt names the " \
 	"external ones): nothing more to mark"
 #define NO_CG "ferry does not dump or restore cgroups yet: a restored process stays in " \
@@ -47,7 +49,6 @@ static const struct opt_rule rules[] = {
 	{ "tls_key", 0, "it goes with tls, which is refused" },
 	{ "tls_no_cn_verify", 0, "it goes with tls, which is refused" },
 	{ "exec_cmd", K_ALL, "ferry runs no command after a restore" },
-	{ "join_ns", K_ALL, NO_NS },
 	{ "veths", K_ALL, NO_NS },
 	{ "lsm_profile", K_ALL, "ferry sets no LSM profile" },
 	{ "lsm_mount_context", K_ALL, "ferry sets no LSM profile" },
@@ -91,7 +92,7 @@ static const char *const honoured[] = {
 	"images_dir_fd", "images_dir", "pid", "leave_running", "shell_job", "file_locks",
 	"log_level", "log_file", "log_to_stderr", "work_dir_fd", "notify_scripts", "parent_img",
 	"rst_sibling", "inherit_fd", "root", "config_file", "ext_mnt", "empty_ns", "freeze_cgroup",
-	"orphan_pts_master", "external",
+	"orphan_pts_master", "external", "join_ns",
 };
 
 const char *swrk_opts_unclassified(void)
@@ -169,6 +170,23 @@ int swrk_opts_check(struct swrk_req *q, enum swrk_kind kind, struct ferr *err)
 		return ferr_new(err, EOPNOTSUPP, "option external (`%s`) is refused on a restore: "
 				"ferry joins an external network namespace through inherit_fd "
 				"{key, fd}, and takes no other external objects", q->o->external[0]);
+	/* join_ns (runc: the namespaces config.json names by path other than
+	 * the network and PID ones, a pod's IPC and UTS): joined on a
+	 * restore, each type judged here, its file when the restore loads. */
+	for (size_t i = 0; i < q->o->n_join_ns; i++) {
+		const JoinNamespace *j = q->o->join_ns[i];
+		int flag;
+
+		if (kind != SWRK_RESTORE) {
+			pr_info("option join_ns is ignored: it acts on a restore");
+			break;
+		}
+		if (rst_join_flag(j->ns, &flag, err))
+			return ferr_wrap(err, "option join_ns (%s:%s)", j->ns, j->ns_file);
+		if (j->extra_opt)
+			pr_info("option join_ns: extra_opt `%s` for %s is ignored (criu's is for a "
+				"user namespace)", j->extra_opt, j->ns);
+	}
 	return 0;
 }
 

@@ -16,8 +16,9 @@
  * does), workdir=PATH, log=NAME, pid=N, parent=REL, leave, notify, sibling,
  * tcp, shell, locks, orphan (orphan_pts_master), root=PATH, freeze=PATH (freeze_cgroup), extmnt=K:V,
  * inherit=FD:KEY (FD is the client's, inherited by ferry, as runc's extra
- * files), external=SPEC (repeatable, up to 4), emptyns=MASK, failnotify=NAME
- * (answer that callback with failure), level=N. */
+ * files), external=SPEC (repeatable, up to 4), join=NS:FILE (join_ns,
+ * repeatable, up to 4), emptyns=MASK, failnotify=NAME (answer that callback
+ * with failure), level=N. */
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -41,6 +42,8 @@ struct step {
 	InheritFd inh;
 	InheritFd *inhs[1];
 	char *ext[4];
+	JoinNamespace join[4];
+	JoinNamespace *joins[4];
 	const char *failnotify;
 	int dirfd, workfd;
 	enum { NORMAL, GARBAGE, TRUNCATED } kind;
@@ -159,6 +162,16 @@ static int parse_step(char *s, struct step *st)
 			/* criu's --external entries (runc: net[INO]:extRootNetNS) */
 			st->ext[st->opts.n_external++] = v;
 			st->opts.external = st->ext;
+		} else if (!strcmp(tok, "join") && v && strchr(v, ':') && st->opts.n_join_ns < 4) {
+			/* criu's join_ns {ns, ns_file} (runc: a pod's ipc and uts) */
+			JoinNamespace *j = &st->join[st->opts.n_join_ns];
+
+			join_namespace__init(j);
+			j->ns_file = strchr(v, ':') + 1;
+			*strchr(v, ':') = '\0';
+			j->ns = v;
+			st->joins[st->opts.n_join_ns++] = j;
+			st->opts.join_ns = st->joins;
 		} else if (!strcmp(tok, "emptyns") && v) {
 			st->opts.has_empty_ns = true;
 			st->opts.empty_ns = (uint32_t)strtoul(v, NULL, 0);

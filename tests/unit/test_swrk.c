@@ -9,11 +9,14 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <sched.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common/log.h"
 #include "criu/opts.h"
 #include "dump/ns.h"
+#include "restore/ns.h"
 
 /* A new field in proto/criu-rpc.proto must be given a rule (and a line in
  * docs/CONTAINERS.md), and a rule must name a real field. */
@@ -112,6 +115,101 @@ static void test_external_forms(void **state)
 	assert_null(o.net_key);
 }
 
+/* join_ns on a restore: ipc, uts and net taken, the other types refused by
+ * name (mnt and pid with their reason), a type that is none too; ignored on
+ * a dump, where runc never sends it. */
+static void test_join_ns_types(void **state)
+{
+	CriuOpts o = CRIU_OPTS__INIT;
+	JoinNamespace j = JOIN_NAMESPACE__INIT, *js[] = { &j };
+	static const char *const taken[] = { "ipc", "uts", "net" };
+	static const char *const refused[] = { "mnt", "pid", "user", "cgroup", "time" };
+	struct ferr err;
+	int flag;
+
+	(void)state;
+	o.join_ns = js;
+	o.n_join_ns = 1;
+	j.ns_file = (char *)"/proc/1/ns/x";
+	for (size_t i = 0; i < ARRAY_SIZE(taken); i++) {
+		j.ns = (char *)taken[i];
+		assert_int_equal(check(&o, SWRK_RESTORE, &err), 0);
+	}
+	for (size_t i = 0; i < ARRAY_SIZE(refused); i++) {
+		char want[32];
+
+		j.ns = (char *)refused[i];
+		assert_int_equal(check(&o, SWRK_RESTORE, &err), -EOPNOTSUPP);
+		snprintf(want, sizeof(want), "join_ns %s is refused", refused[i]);
+		assert_non_null(strstr(err.msg, want));
+		assert_non_null(strstr(err.msg, "/proc/1/ns/x"));
+		assert_int_equal(check(&o, SWRK_DUMP, &err), 0);
+	}
+	j.ns = (char *)"pid";
+	assert_int_equal(check(&o, SWRK_RESTORE, &err), -EOPNOTSUPP);
+	assert_non_null(strstr(err.msg, "PID namespace cannot be joined"));
+	j.ns = (char *)"mnt";
+	assert_int_equal(check(&o, SWRK_RESTORE, &err), -EOPNOTSUPP);
+	assert_non_null(strstr(err.msg, "--root"));
+	j.ns = (char *)"network";
+	assert_int_equal(check(&o, SWRK_RESTORE, &err), -EINVAL);
+	assert_non_null(strstr(err.msg, "`network`: no such namespace type"));
+	ferr_clear(&err);
+	assert_int_equal(rst_join_flag("uts", &flag, &err), 0);
+	assert_int_equal(flag, CLONE_NEWUTS);
+	assert_int_equal(rst_join_flag("ipc", &flag, &err), 0);
+	assert_int_equal(flag, CLONE_NEWIPC);
+	assert_int_equal(rst_join_flag("net", &flag, &err), 0);
+	assert_int_equal(flag, CLONE_NEWNET);
+}
+
+/* The files join_ns names, opened and checked before anything is made: a
+ * namespace of the type named, once per type; a file that is none, or one
+ * of another type, refused naming it. */
+static void test_join_ns_files(void **state)
+{
+	struct rst_join j[2] = { { "uts", "/proc/self/ns/uts" }, { "ipc", "/proc/self/ns/ipc" } };
+	struct rst_opts o = { .join = j, .nr_join = 2 };
+	struct rst_ns ns;
+	struct ferr err;
+	char self[16];
+
+	(void)state;
+	memset(&ns, 0, sizeof(ns));
+	ns.view.rootfd = -1;
+	ferr_clear(&err);
+	assert_int_equal(rst_ns_load_joins(&ns, &o, &err), 0);
+	assert_int_equal(ns.nr_join, 2);
+	assert_int_equal(ns.join_flags, CLONE_NEWUTS | CLONE_NEWIPC);
+	assert_true(ns.join[0].fd >= 0 && ns.join[1].fd >= 0);
+	assert_int_equal(rst_ns_clone_flags(&ns), 0);
+	rst_ns_free(&ns);
+	/* A PID stands for its /proc/PID/ns/TYPE, as criu takes it. */
+	snprintf(self, sizeof(self), "%d", (int)getpid());
+	j[0] = (struct rst_join){ "uts", self };
+	o.nr_join = 1;
+	assert_int_equal(rst_ns_load_joins(&ns, &o, &err), 0);
+	rst_ns_free(&ns);
+	j[0] = (struct rst_join){ "uts", "/dev/null" };
+	assert_int_equal(rst_ns_load_joins(&ns, &o, &err), -EINVAL);
+	assert_non_null(strstr(err.msg, "/dev/null is /dev/null, not a UTS namespace"));
+	rst_ns_free(&ns);
+	j[0] = (struct rst_join){ "ipc", "/proc/self/ns/uts" };
+	assert_int_equal(rst_ns_load_joins(&ns, &o, &err), -EINVAL);
+	assert_non_null(strstr(err.msg, "/proc/self/ns/uts is uts:["));
+	assert_non_null(strstr(err.msg, "not an IPC namespace"));
+	rst_ns_free(&ns);
+	j[0] = (struct rst_join){ "uts", "/nonexistent/ns" };
+	assert_int_equal(rst_ns_load_joins(&ns, &o, &err), -ENOENT);
+	assert_non_null(strstr(err.msg, "join_ns uts:/nonexistent/ns"));
+	rst_ns_free(&ns);
+	j[0] = j[1] = (struct rst_join){ "uts", "/proc/self/ns/uts" };
+	o.nr_join = 2;
+	assert_int_equal(rst_ns_load_joins(&ns, &o, &err), -EINVAL);
+	assert_non_null(strstr(err.msg, "the uts namespace twice"));
+	rst_ns_free(&ns);
+}
+
 static void test_log_form(void **state)
 {
 	char line[512];
@@ -144,6 +242,8 @@ int main(void)
 		cmocka_unit_test(test_every_option_placed),
 		cmocka_unit_test(test_refusals),
 		cmocka_unit_test(test_external_forms),
+		cmocka_unit_test(test_join_ns_types),
+		cmocka_unit_test(test_join_ns_files),
 		cmocka_unit_test(test_log_form),
 	};
 
