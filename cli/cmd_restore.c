@@ -18,7 +18,7 @@ void cmd_restore_help(FILE *out)
 		"                     [--require-same-pid] [--pid-ns] [--shell-job]\n"
 		"                     [--inherit-fd fd[N]:KEY]... [--file-validation MODE]\n"
 		"                     [--root DIR [--ext-mount-map KEY:PATH]...]\n"
-		"                     [--console-socket PATH] [-v]\n"
+		"                     [--join-ns TYPE:PATH]... [--console-socket PATH] [-v]\n"
 		"\n"
 		"Re-create the process tree dumped in DIR (and its parent chain) and let it\n"
 		"run on from where it was frozen, as `criu restore` does: every process with\n"
@@ -67,6 +67,14 @@ void cmd_restore_help(FILE *out)
 		"      --ext-mount-map KEY:PATH  the mount dumped as external under KEY (dump\n"
 		"                           --ext-mount-map MNT:KEY) is PATH, bound there.\n"
 		"                           Repeatable\n"
+		"      --join-ns TYPE:PATH  the tree joins the namespace PATH (a PID: its\n"
+		"                           /proc/PID/ns/TYPE) instead of making its own, as\n"
+		"                           a pod's containers share the pause container's;\n"
+		"                           TYPE is ipc, uts or net (mnt, pid, user, cgroup\n"
+		"                           and time are refused). What the dump holds of that\n"
+		"                           namespace (the hostname) is not applied: it is the\n"
+		"                           namespace's owner's. Joined even if the tree had\n"
+		"                           none of its own. Repeatable, once per TYPE\n"
 		"      --console-socket PATH  a dump --orphan-pts (a tree on a terminal whose\n"
 		"                           master was outside it): the tree gets a new pty\n"
 		"                           pair with the dumped termios and window size, its\n"
@@ -101,6 +109,8 @@ struct restore_cli {
 	struct rst_inherit inherit[INHERIT_MAX];
 	struct rst_ext_mnt ext[64];
 	char ext_key[64][256];
+	struct rst_join join[8];
+	char join_type[8][8];
 };
 
 /* --console-socket: the new terminal's master, with the name runc gives
@@ -134,6 +144,29 @@ static int parse_inherit(struct restore_cli *rc, const char *arg)
 	in->key = end + 2;
 	rc->o.nr_inherit++;
 	rc->o.inherit = rc->inherit;
+	return 0;
+}
+
+/* TYPE:PATH, TYPE one ferry joins; PATH is checked by the restore. */
+static int parse_join(struct restore_cli *rc, const char *arg)
+{
+	const char *colon = strchr(arg, ':');
+	size_t k = rc->o.nr_join;
+	struct ferr err;
+	int flag;
+
+	if (k == ARRAY_SIZE(rc->join))
+		return cli_usage_error("restore", "at most %zu --join-ns", ARRAY_SIZE(rc->join));
+	if (!colon || colon == arg || !colon[1] || colon - arg >= (ptrdiff_t)sizeof(rc->join_type[0]))
+		return cli_usage_error("restore", "--join-ns is TYPE:PATH (or TYPE:PID), not `%s`",
+				       arg);
+	snprintf(rc->join_type[k], sizeof(rc->join_type[0]), "%.*s", (int)(colon - arg), arg);
+	ferr_clear(&err);
+	if (rst_join_flag(rc->join_type[k], &flag, &err))
+		return cli_usage_error("restore", "--join-ns %s: %s", arg, err.msg);
+	rc->join[k] = (struct rst_join){ rc->join_type[k], colon + 1 };
+	rc->o.join = rc->join;
+	rc->o.nr_join++;
 	return 0;
 }
 
@@ -182,6 +215,8 @@ static int restore_opt(void *ctx, int c, char *arg)
 		rc->o.nr_ext++;
 		break;
 	}
+	case 'j':
+		return parse_join(rc, arg);
 	case 'C':
 		rc->console_socket = arg;
 		rc->o.pty_master = send_console;
@@ -208,6 +243,7 @@ int cmd_restore(int argc, char **argv)
 		{ "inherit-fd", required_argument, NULL, 'I' },
 		{ "root", required_argument, NULL, 'r' },
 		{ "ext-mount-map", required_argument, NULL, 'E' },
+		{ "join-ns", required_argument, NULL, 'j' },
 		{ "file-validation", required_argument, NULL, 'F' },
 		{ "console-socket", required_argument, NULL, 'C' },
 		{ "verbose", no_argument, NULL, 'v' },
