@@ -21,10 +21,9 @@
 #     container runs (TLS, the key named in FERRY_AUTH_KEY), and runc
 #     restores it there from the server's images.
 . "$(dirname "$0")/lib.sh"
-BB=$(command -v busybox || true)
-command -v runc >/dev/null 2>&1 || skip "needs runc (make deps installs it)"
-[ -n "$BB" ] && ldd "$BB" 2>&1 | grep -q "not a dynamic" ||
-	skip "needs a static busybox (busybox-static; make deps installs it)"
+. "$(dirname "$0")/../../scripts/runcfns.sh"
+# (Its own count, advancing, start and restore_in, below, take a bundle.)
+runc_needs
 CTRS=""
 PIDS=""
 . "$(dirname "$0")/../../scripts/twohosts.sh"
@@ -66,7 +65,6 @@ advancing() { # BUNDLE DESC
 	c0=$(count "$1"); sleep 0.5; c1=$(count "$1")
 	[ "$c1" -gt "$c0" ] && ok "$2 (counter $c0 -> $c1)" || fail "$2: counter stuck at $c1"
 }
-init_pid() { runc state "$1" 2>/dev/null | sed -n 's/.*"pid": *\([0-9]*\).*/\1/p'; }
 # The dirtier's host PID: the init's child that is not a sleep.
 dirtier_pid() {
 	for c in $(cat /proc/"$1"/task/*/children 2>/dev/null); do

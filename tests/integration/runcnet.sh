@@ -16,12 +16,10 @@
 #     --external net[INO]:KEY, ferry restore --inherit-fd fd[3]:KEY with NS
 #     open at 3: back in NS. A wrong inode and a pid[...] entry refused.
 . "$(dirname "$0")/lib.sh"
-BB=$(command -v busybox || true)
+. "$(dirname "$0")/../../scripts/runcfns.sh"
 SWRKC="$TOOLS/tools/swrkc"
-command -v runc >/dev/null 2>&1 || skip "needs runc (make deps installs it)"
+runc_needs
 command -v ip >/dev/null 2>&1 || skip "needs ip (iproute2)"
-[ -n "$BB" ] && ldd "$BB" 2>&1 | grep -q "not a dynamic" ||
-	skip "needs a static busybox (busybox-static; make deps installs it)"
 CTRS=""
 PIDS=""
 NS=ferry-net$$
@@ -56,18 +54,6 @@ for ns in c["linux"]["namespaces"]:
         ns["path"] = sys.argv[2]
 json.dump(c, open(sys.argv[1], "w"))
 PY
-count() {
-	for _ in 1 2 3 4 5; do
-		c=$(cat "$R/tmp/count" 2>/dev/null)
-		case "$c" in ''|*[!0-9]*) sleep 0.02 ;; *) echo "$c"; return ;; esac
-	done
-	echo 0
-}
-advancing() { # DESC
-	c0=$(count); sleep 0.5; c1=$(count)
-	[ "$c1" -gt "$c0" ] && ok "$1 (counter $c0 -> $c1)" || fail "$1: counter stuck at $c1"
-}
-init_pid() { runc state "$1" 2>/dev/null | sed -n 's/.*"pid": *\([0-9]*\).*/\1/p'; }
 net_ino() { stat -L -c %i /proc/"$1"/ns/net 2>/dev/null; }
 in_ns() { # PID DESC: PID is in NS, and the address shows there
 	[ -n "$1" ] && [ "$(net_ino "$1")" = "$INO" ] &&
@@ -76,22 +62,6 @@ in_ns() { # PID DESC: PID is in NS, and the address shows there
 }
 # The namespace's processes, as the kernel counts them.
 ns_pids() { ip netns pids $NS 2>/dev/null | sort | tr '\n' ' '; }
-start() { # ID
-	CTRS="$CTRS $1"
-	rm -f "$R/tmp/ctl.ready" "$R/tmp/count"
-	(cd "$B" && runc run -d "$1" </dev/null 2>&1 | cat >"$T/$1.out") &
-	for _ in $(seq 100); do [ -n "$(init_pid "$1")" ] && break; sleep 0.05; done
-	wait_for "$R/tmp/ctl.ready" && wait_for "$R/tmp/count"
-}
-restore_in() { # ID IMAGES
-	rm -f "$T/rst.rc"
-	( (cd "$B" && runc --criu "$FERRY" restore -d --image-path "$2" "$1" </dev/null 2>"$T/rst.err"
-		echo $? >"$T/rst.rc") | cat >"$T/$1.out") &
-	for _ in $(seq 300); do [ -s "$T/rst.rc" ] && break; sleep 0.05; done
-	[ "$(cat "$T/rst.rc" 2>/dev/null)" = 0 ] && [ -n "$(init_pid "$1")" ] &&
-		ok "runc restore -d of $2: running as $(init_pid "$1")" ||
-		fail "runc restore -d of $2: $(cat "$T/rst.err"; tail -3 "$2/restore.log" 2>/dev/null)"
-}
 
 C="ferry-net-$$"
 start "$C" || fail "the container did not start"
@@ -158,14 +128,9 @@ nsenter -t "$P2" -n ip addr show d0 2>&1 | grep -q "inet 10.77.0.1/24" &&
 runc exec "$C" ip addr show d0 >"$T/exec" 2>&1
 expect_in "$T/exec" "inet 10.77.0.1/24" "and inside the container (runc exec ip addr)"
 advancing "the restored container runs on"
-D2=$(for c in $(cat /proc/"$P2"/task/*/children); do grep -q "^Name:.*dirtier" /proc/$c/status && echo $c; done)
+D2=$(dirtier_of "$P2")
 in_ns "$D2" "its child the dirtier"
-rm -f "$R/tmp/ctl.check"
-[ -n "$D2" ] && kill -USR1 "$D2" && wait_for "$R/tmp/ctl.check"
-case "$(verdict "$R/tmp/ctl.check")" in
-ok*) ok "every page of the restored dirtier is right" ;;
-*) fail "dirtier: '$(verdict "$R/tmp/ctl.check")'" ;;
-esac
+pages_right "$D2"
 
 # 2. --leave-running.
 expect_rc 0 "runc checkpoint --leave-running" runc --criu "$FERRY" checkpoint --leave-running \

@@ -22,13 +22,11 @@
 #     the pause's (the IPC one although it had none of its own); the usage
 #     errors; restored without --join-ns, its own UTS namespace again.
 . "$(dirname "$0")/lib.sh"
-BB=$(command -v busybox || true)
+. "$(dirname "$0")/../../scripts/runcfns.sh"
 SWRKC="$TOOLS/tools/swrkc"
-command -v runc >/dev/null 2>&1 || skip "needs runc (make deps installs it)"
+runc_needs
 command -v unshare >/dev/null 2>&1 && command -v nsenter >/dev/null 2>&1 ||
 	skip "needs unshare and nsenter (util-linux)"
-[ -n "$BB" ] && ldd "$BB" 2>&1 | grep -q "not a dynamic" ||
-	skip "needs a static busybox (busybox-static; make deps installs it)"
 CTRS=""
 PIDS=""
 trap 'for c in $CTRS; do runc delete -f "$c" >/dev/null 2>&1; done
@@ -83,34 +81,6 @@ for ns in c["linux"]["namespaces"]:
         ns["path"] = "/proc/%s/ns/%s" % (sys.argv[2], ns["type"])
 json.dump(c, open(sys.argv[1], "w"))
 PY
-count() {
-	for _ in 1 2 3 4 5; do
-		c=$(cat "$R/tmp/count" 2>/dev/null)
-		case "$c" in ''|*[!0-9]*) sleep 0.02 ;; *) echo "$c"; return ;; esac
-	done
-	echo 0
-}
-advancing() {
-	c0=$(count); sleep 0.5; c1=$(count)
-	[ "$c1" -gt "$c0" ] && ok "$1 (counter $c0 -> $c1)" || fail "$1: counter stuck at $c1"
-}
-init_pid() { runc state "$1" 2>/dev/null | sed -n 's/.*"pid": *\([0-9]*\).*/\1/p'; }
-start() { # ID
-	CTRS="$CTRS $1"
-	rm -f "$R/tmp/ctl.ready" "$R/tmp/count"
-	(cd "$B" && runc run -d "$1" </dev/null 2>&1 | cat >"$T/$1.out") &
-	for _ in $(seq 100); do [ -n "$(init_pid "$1")" ] && break; sleep 0.05; done
-	wait_for "$R/tmp/ctl.ready" && wait_for "$R/tmp/count"
-}
-restore_in() { # ID IMAGES
-	rm -f "$T/rst.rc"
-	( (cd "$B" && runc --criu "$FERRY" restore -d --image-path "$2" "$1" </dev/null 2>"$T/rst.err"
-		echo $? >"$T/rst.rc") | cat >"$T/$1.out") &
-	for _ in $(seq 300); do [ -s "$T/rst.rc" ] && break; sleep 0.05; done
-	[ "$(cat "$T/rst.rc" 2>/dev/null)" = 0 ] && [ -n "$(init_pid "$1")" ] &&
-		ok "runc restore -d of $2: running as $(init_pid "$1")" ||
-		fail "runc restore -d of $2: $(cat "$T/rst.err"; tail -3 "$2/restore.log" 2>/dev/null)"
-}
 exec_host() { runc exec "$1" hostname 2>&1; }
 
 C="ferry-pod-$$"
@@ -184,14 +154,9 @@ expect_in "$T/ck/restore.log" "its dumped hostname \`podhost\` is not set there"
 [ "$(ino "$P2" net)" != "$(ino $PAUSE net)" ] && [ "$(ino "$P2" pid)" != "$(ino $PAUSE pid)" ] &&
 	ok "its own network and PID namespaces are made again" || fail "the restored init shares the pause's net or pid namespace"
 advancing "the restored container runs on"
-D2=$(for c in $(cat /proc/"$P2"/task/*/children); do grep -qs "^Name:.*dirtier" /proc/$c/status && echo $c; done)
+D2=$(dirtier_of "$P2")
 in_pod "$D2" "its child the dirtier"
-rm -f "$R/tmp/ctl.check"
-[ -n "$D2" ] && kill -USR1 "$D2" && wait_for "$R/tmp/ctl.check"
-case "$(verdict "$R/tmp/ctl.check")" in
-ok*) ok "every page of the restored dirtier is right" ;;
-*) fail "dirtier: '$(verdict "$R/tmp/ctl.check")'" ;;
-esac
+pages_right "$D2"
 
 # 3. --leave-running, and its snapshot restored.
 expect_rc 0 "runc checkpoint --leave-running" runc --criu "$FERRY" checkpoint --leave-running \

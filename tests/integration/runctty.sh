@@ -18,10 +18,8 @@
 #     notify_scripts at the restore; with both, the master comes in the
 #     orphan-pts-master callback.
 . "$(dirname "$0")/lib.sh"
-BB=$(command -v busybox || true)
-command -v runc >/dev/null 2>&1 || skip "needs runc (make deps installs it)"
-[ -n "$BB" ] && ldd "$BB" 2>&1 | grep -q "not a dynamic" ||
-	skip "needs a static busybox (busybox-static; make deps installs it)"
+. "$(dirname "$0")/../../scripts/runcfns.sh"
+runc_needs
 CTRS=""
 PIDS=""
 trap 'for c in $CTRS; do runc delete -f "$c" >/dev/null 2>&1; done
@@ -48,7 +46,6 @@ c["process"]["args"] = ["sh", "-c", "stty -echo; echo ready; while read l; do ca
 c["root"]["readonly"] = False
 json.dump(c, open(sys.argv[1], "w"))
 PY
-init_pid() { runc state "$1" 2>/dev/null | sed -n 's/.*"pid": *\([0-9]*\).*/\1/p'; }
 # recv NAME [-w ROWS,COLS]: a console socket $T/NAME.sock; type into
 # $T/NAME.in, what the terminal prints in $T/NAME.out.
 recv() {
