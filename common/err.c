@@ -65,3 +65,15 @@ int ferr_wrap(struct ferr *e, const char *fmt, ...)
 	}
 	return -e->code;
 }
+
+int err_text(char *buf, size_t len, int e, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(buf, len, fmt, ap);
+	va_end(ap);
+	if (e && strlen(buf) + 3 < len)
+		snprintf(buf + strlen(buf), len - strlen(buf), ": %s", strerror(e));
+	return -1;
+}

@@ -25,6 +25,11 @@ int ferr_new(struct ferr *e, int code, const char *fmt, ...)
 int ferr_wrap(struct ferr *e, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
+/* Where no struct ferr can go (a forked child reporting through a pipe):
+ * fmt, and for a nonzero e ": strerror(e)", into buf. Returns -1. */
+int err_text(char *buf, size_t len, int e, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
 static inline void ferr_clear(struct ferr *e)
 {
 	e->code = 0;

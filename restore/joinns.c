@@ -156,7 +156,7 @@ int rst_ns_join(const struct rst_ns *ns, char *why, size_t len)
 		const struct rst_ns_join *j = &ns->join[i];
 
 		if (setns(j->fd, j->flag) < 0)
-			return rst_why(why, len, errno, "join_ns %s:%s: setns",
+			return err_text(why, len, errno, "join_ns %s:%s: setns",
 				       kinds[kind_of(j->flag)].name, j->path);
 		close(j->fd);
 	}

@@ -13,7 +13,6 @@
 #include <linux/openat2.h>
 #include <net/if.h>
 #include <sched.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -199,20 +198,8 @@ uint64_t rst_ns_clone_flags(const struct rst_ns *ns)
 
 /* ---- in the new root process ---- */
 
-int rst_why(char *why, size_t len, int e, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(why, len, fmt, ap);
-	va_end(ap);
-	if (e && strlen(why) + 3 < len)
-		snprintf(why + strlen(why), len - strlen(why), ": %s", strerror(e));
-	return -1;
-}
-
 /* A failure of the call just made: errno says why. */
-#define fail(why, len, ...) rst_why(why, len, errno, __VA_ARGS__)
+#define fail(why, len, ...) err_text(why, len, errno, __VA_ARGS__)
 
 /* The mount point as an O_PATH fd inside the root, made (a directory, or
  * an empty file for a file bound there) if the root lacks it. */

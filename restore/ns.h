@@ -64,9 +64,6 @@ int __must_check rst_ns_load_joins(struct rst_ns *ns, const struct rst_opts *o,
 /* In the new root process: setns() into each, fds closed; 0 or -1 with
  * why written. */
 int rst_ns_join(const struct rst_ns *ns, char *why, size_t len);
-/* For code in the new root process: write fmt and, for a nonzero e, its
- * strerror into why; -1. */
-int rst_why(char *why, size_t len, int e, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
+
 
 #endif

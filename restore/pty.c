@@ -9,7 +9,6 @@
 #include <unistd.h>
 
 #include "common/util.h"
-#include "restore/ns.h"
 #include "restore/pty.h"
 
 /* At most this many ptys are opened to reach the dumped index (criu's
@@ -28,7 +27,7 @@ static int open_master(const struct rst_pty *p, int dirfd, const char *name, boo
 		int fd = openat(dirfd, name, O_RDWR | O_NOCTTY | O_CLOEXEC), idx;
 
 		if (fd < 0 || ioctl(fd, TIOCGPTN, &idx) < 0) {
-			rst_why(why, len, errno, "open %s for the terminal %s", name, p->img->path);
+			err_text(why, len, errno, "open %s for the terminal %s", name, p->img->path);
 			if (fd >= 0)
 				close(fd);
 			break;
@@ -36,7 +35,7 @@ static int open_master(const struct rst_pty *p, int dirfd, const char *name, boo
 		if (!same_index || idx == (int)p->img->index) {
 			master = fd;
 		} else if (idx > (int)p->img->index || n == PTY_TRIES) {
-			rst_why(why, len, 0, "the terminal %s: index %u is taken in its devpts (a new "
+			err_text(why, len, 0, "the terminal %s: index %u is taken in its devpts (a new "
 			     "pty got %d)", p->img->path, p->img->index, idx);
 			close(fd);
 			break;
@@ -56,7 +55,7 @@ static int set_state(const Ferry__Pty *y, int slave, char *why, size_t len)
 	struct termios tio;
 
 	if (tcgetattr(slave, &tio) < 0)
-		return rst_why(why, len, errno, "the terminal %s: read its termios", y->path);
+		return err_text(why, len, errno, "the terminal %s: read its termios", y->path);
 	tio.c_iflag = y->iflag;
 	tio.c_oflag = y->oflag;
 	tio.c_cflag = y->cflag;
@@ -71,13 +70,13 @@ static int set_state(const Ferry__Pty *y, int slave, char *why, size_t len)
 	if (y->has_ospeed)
 		cfsetospeed(&tio, (speed_t)y->ospeed);
 	if (tcsetattr(slave, TCSANOW, &tio) < 0)
-		return rst_why(why, len, errno, "the terminal %s: set its termios", y->path);
+		return err_text(why, len, errno, "the terminal %s: set its termios", y->path);
 	ws.ws_row = (unsigned short)y->rows;
 	ws.ws_col = (unsigned short)y->cols;
 	ws.ws_xpixel = (unsigned short)y->xpixel;
 	ws.ws_ypixel = (unsigned short)y->ypixel;
 	if (ioctl(slave, TIOCSWINSZ, &ws) < 0)
-		return rst_why(why, len, errno, "the terminal %s: set its window size", y->path);
+		return err_text(why, len, errno, "the terminal %s: set its window size", y->path);
 	return 0;
 }
 
@@ -91,15 +90,15 @@ int rst_pty_make(const struct rst_pty *p, int dirfd, const char *name, bool same
 	if (master < 0)
 		return -1;
 	if (ioctl(master, TIOCSPTLCK, &unlock) < 0)
-		return rst_why(why, len, errno, "the terminal %s: unlock it", p->img->path);
+		return err_text(why, len, errno, "the terminal %s: unlock it", p->img->path);
 	/* The slave through the master: no path, whichever devpts it is of. */
 	slave = ioctl(master, TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC);
 	if (slave < 0)
-		return rst_why(why, len, errno, "the terminal %s: open its slave", p->img->path);
+		return err_text(why, len, errno, "the terminal %s: open its slave", p->img->path);
 	if (set_state(p->img, slave, why, len) < 0)
 		return -1;
 	if (dup3(master, p->master_at, O_CLOEXEC) < 0 || dup3(slave, p->slave_at, O_CLOEXEC) < 0)
-		return rst_why(why, len, errno, "the terminal %s: move its ends", p->img->path);
+		return err_text(why, len, errno, "the terminal %s: move its ends", p->img->path);
 	return 0;
 }
 
@@ -109,14 +108,14 @@ int rst_pty_ctty(const struct rst_pty *p, const Ferry__TreeProc *self,
 	if (!p->img || !self->ctty || self->zombie || self->sid != self->pid)
 		return 0;
 	if (ioctl(p->slave_at, TIOCSCTTY, 0) < 0)
-		return rst_why(why, len, errno, "make %s the controlling terminal of session %u",
+		return err_text(why, len, errno, "make %s the controlling terminal of session %u",
 			    p->img->path, self->sid);
 	/* The session's foreground group (all signals are blocked in the
 	 * stubs: no SIGTTOU). */
 	for (size_t k = 0; k < n; k++)
 		if (tp[k]->tty_fg && !tp[k]->zombie && tp[k]->sid == self->sid &&
 		    tcsetpgrp(p->slave_at, (pid_t)tp[k]->pgid) < 0)
-			return rst_why(why, len, errno, "give the terminal %s's foreground to process "
+			return err_text(why, len, errno, "give the terminal %s's foreground to process "
 				    "group %u", p->img->path, tp[k]->pgid);
 	return 0;
 }
