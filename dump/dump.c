@@ -224,7 +224,7 @@ static int write_pages(struct target *t, struct page_path *pp, const struct vma_
 
 /* ---- the round ------------------------------------------------------------ */
 
-static int open_parent(const struct dump_opts *o, struct img_image **pimg, struct ferr *err)
+int dump_open_parent(const struct dump_opts *o, struct img_image **pimg, struct ferr *err)
 {
 	cleanup_free char *path = NULL;
 	int ret;
@@ -232,6 +232,9 @@ static int open_parent(const struct dump_opts *o, struct img_image **pimg, struc
 	*pimg = NULL;
 	if (!o->parent)
 		return 0;
+	if (o->parent[0] == '/')
+		return ferr_new(err, EINVAL, "--prev-images-dir is relative to -D DIR (as in "
+				"criu), not `%s`", o->parent);
 	/* The parent is relative to DIR, which must exist for the path to resolve. */
 	if (mkdir(o->dir, 0700) < 0 && errno != EEXIST)
 		return ferr_sys(err, errno, "create image directory `%s`", o->dir);
@@ -357,7 +360,7 @@ static int round_steps(struct target *t, const struct dump_opts *o, struct round
 	if (!ret && ptree_start_time(t->procfd, &wo.start_time) < 0)
 		ret = ferr_new(err, ESRCH, "process %d exited before its dump", t->pid);
 	if (!ret && !rd->pimg)
-		ret = open_parent(o, &rd->pimg, err);
+		ret = dump_open_parent(o, &rd->pimg, err);
 	if (!ret && rd->pimg)
 		ret = check_parent_proc(o, t, wo.start_time, &rd->pimg, &wo, err);
 	if (!ret)

@@ -134,6 +134,11 @@ int __must_check dump_tree_write(struct dump_tree_ctx *tc, struct img_writer *w,
 int __must_check dump_refuse_locks(const struct fd_list *l, pid_t pid, bool allowed,
 				   struct ferr *err);
 
+/* The previous round named by o->parent (relative to o->dir, which is made
+ * if new), opened and checked; *pimg NULL without one. */
+int __must_check dump_open_parent(const struct dump_opts *o, struct img_image **pimg,
+				  struct ferr *err);
+
 /* One round against a target already open: a pre-dump (not frozen), or a
  * final dump as one process of a tree round (dump_tree: frozen, and ended
  * or let go by it). */

@@ -1,10 +1,8 @@
 /* Dump jobs: the choices a command makes by name, turned into a round or
  * an iterative dump (see job.h). */
-#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "common/log.h"
@@ -105,27 +103,6 @@ static void resume_tracker(struct tracker *tr, const struct img_image *prev, pid
 		pr_warn("%s: copying every page", e.msg);
 }
 
-/* The previous round named by o->parent, opened (NULL without one). */
-static int open_parent(const struct dump_opts *o, struct img_image **prev, struct ferr *err)
-{
-	char path[PATH_MAX];
-
-	*prev = NULL;
-	if (!o->parent)
-		return 0;
-	if (o->parent[0] == '/')
-		return ferr_new(err, EINVAL, "--prev-images-dir is relative to -D DIR (as in "
-				"criu), not `%s`", o->parent);
-	snprintf(path, sizeof(path), "%s/%s", o->dir, o->parent);
-	/* The path is relative to DIR, which must exist to resolve it. */
-	if (mkdir(o->dir, 0700) < 0 && errno != EEXIST)
-		return ferr_sys(err, errno, "previous images: create image directory `%s`",
-				o->dir);
-	if (img_open(prev, path, err))
-		return ferr_wrap(err, "previous images");
-	return 0;
-}
-
 /* What a process's round got ready before its tree was frozen. */
 struct prepared {
 	pid_t pid;
@@ -178,7 +155,7 @@ static int get_ready(struct job_ctx *j, const struct dump_opts *o, struct img_im
 	int ret;
 
 	tracker_init(tr, NULL);
-	ret = open_parent(o, prev, err);
+	ret = dump_open_parent(o, prev, err);
 	if (ret || !(o->pre || *prev))
 		return ret;
 	tr->ops = dump_choose_tracker(j->c->track, *prev ? (*prev)->inv->tracker : NULL, j->kd,
