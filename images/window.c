@@ -29,6 +29,11 @@ void img_window_free(struct img_window *w)
 	w->buf = NULL;
 }
 
+bool img_window_holds(const struct img_window *w, int fd, uint64_t off, uint64_t len)
+{
+	return fd == w->fd && off >= w->off && off + len <= w->off + w->len;
+}
+
 const uint8_t *img_window_get(struct img_window *w, int fd, uint64_t size, uint64_t off,
 			      uint64_t len, int *ret)
 {
@@ -39,7 +44,7 @@ const uint8_t *img_window_get(struct img_window *w, int fd, uint64_t size, uint6
 		*ret = off > size || len > size - off ? -ENODATA : -EINVAL;
 		return NULL;
 	}
-	if (fd == w->fd && off >= w->off && off + len <= w->off + w->len)
+	if (img_window_holds(w, fd, off, len))
 		return w->buf + (off - w->off);
 	want = size - off < w->cap ? size - off : w->cap;
 	w->fd = -1;

@@ -2,6 +2,7 @@
 #ifndef FERRY_IMAGES_WINDOW_H
 #define FERRY_IMAGES_WINDOW_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -22,6 +23,8 @@ int img_window_init(struct img_window *w, size_t cap);
 void img_window_free(struct img_window *w);
 DEFINE_CLEANUP_VAL(img_window, img_window_free)
 
+/* Are the len bytes at off of fd in the window now (a get would not read)? */
+bool img_window_holds(const struct img_window *w, int fd, uint64_t off, uint64_t len);
 /* The len bytes at off of fd, a file of size bytes: from the window if it
  * holds them, else read from off on (as much as the window takes, for the
  * runs that follow). NULL with *ret -errno: -ENODATA where the file is

@@ -459,14 +459,6 @@ static struct img_window *win_of(struct writer *w, const struct img_image *img)
 	return &w->win[img->depth % FILL_WINDOWS];
 }
 
-static bool win_holds(struct writer *w, const struct seg *g, uint64_t done, uint64_t n)
-{
-	const struct img_window *win = win_of(w, g->img);
-	uint64_t off = g->off + done;
-
-	return win->fd == g->img->pages_fd && off >= win->off && off + n <= win->off + win->len;
-}
-
 /* How much of g from done on one piece takes: the rest, or from a file at
  * most a window. */
 static uint64_t piece_len(struct writer *w, const struct seg *g, uint64_t done)
@@ -595,7 +587,8 @@ static void write_writev(struct writer *w, const struct segs *s)
 			/* The pieces gathered go first where this one would
 			 * not fit the call, or would read their window again. */
 			if (c.k == FILL_IOV || c.want + n > FILL_CALL_MAX ||
-			    (!g->mem && !win_holds(w, g, done, n)))
+			    (!g->mem && !img_window_holds(win_of(w, g->img), g->img->pages_fd,
+							  g->off + done, n)))
 				writev_flush(w, &c);
 			if (w->err || !(d = piece_data(w, g, done, n)))
 				return;
