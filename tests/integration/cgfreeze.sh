@@ -200,11 +200,6 @@ start_g() {
 	sleep 1
 	GK=$(kids "$G" | tr '\n' ' ')
 }
-open_windows() {
-	awk '/kill-window open/ { k = $5; sub(":", "", k); o[k] = 1 }
-	     /kill-window close/ { k = $5; sub(":", "", k); delete o[k] }
-	     END { for (k in o) printf "%s ", k }' "$1"
-}
 start_g
 for i in 1 2 3 4; do
 	"$FERRY" -vv dump -t "$G" -D "$T/k2.$i" -R --freeze-cgroup "$C4" >/dev/null 2>"$T/klog.$i" &

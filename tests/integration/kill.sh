@@ -70,13 +70,6 @@ target_problems() {
 	case "$c" in ok*) ;; *) echo "self-check: $c" ;; esac
 }
 
-# The kill-windows ferry's -vv log left open.
-open_windows() {
-	awk '/kill-window open/ { k = $5; sub(":", "", k); o[k] = 1 }
-	     /kill-window close/ { k = $5; sub(":", "", k); delete o[k] }
-	     END { for (k in o) printf "%s ", k }' "$1"
-}
-
 PORT=$((30000 + $(rand 20000)))
 PS=
 page_server() {

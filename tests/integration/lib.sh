@@ -116,6 +116,14 @@ reap() {
 	wait "$1" 2>/dev/null
 }
 
+# open_windows LOG: the kill-windows a -vv log (ferry's stderr) opened and
+# did not close: where a SIGKILL may have left the target harmed, a risk
+# docs/SECURITY.md lists (kill.sh, cgfreeze.sh).
+open_windows() {
+	awk '/kill-window open/ { k = $5; sub(":", "", k); o[k] = 1 }
+	     /kill-window close/ { k = $5; sub(":", "", k); delete o[k] }
+	     END { for (k in o) printf "%s ", k }' "$1"
+}
 # wait_for FILE: until it exists and is not empty (10 s at most).
 wait_for() { for _ in $(seq 200); do [ -s "$1" ] && return 0; sleep 0.05; done; return 1; }
 
